@@ -1,0 +1,26 @@
+#pragma once
+// recipe::load: TOML file → validated Recipe. Every error is a factory::Error with
+// ExitCode::usage whose message starts with "file:line:col: ".
+
+#include <filesystem>
+#include <map>
+#include <string>
+
+#include "factory/recipe/recipe.hpp"
+
+namespace factory::recipe {
+
+struct LoadOptions {
+    std::map<std::string, std::string> args; // --arg NAME=VALUE; a name the recipe lacks is an error
+    std::optional<std::int64_t> source_date_epoch; // from SOURCE_DATE_EPOCH; overrides [image] epoch
+    std::string host_architecture;                 // GOARCH spelling; empty = detect
+};
+
+// Throws factory::Error (ExitCode::usage) on any problem.
+Recipe load(const std::filesystem::path& file, const LoadOptions& options = {});
+// The same for recipe text already in memory (used by tests and the fuzzer); `file` is only
+// used in messages and to resolve relative paths.
+Recipe parse(std::string_view text, const std::filesystem::path& file,
+             const LoadOptions& options = {});
+
+} // namespace factory::recipe
