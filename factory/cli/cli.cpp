@@ -1,0 +1,7 @@
+#include "factory/cli/cli.hpp"
+
+namespace factory::cli {
+
+int run(int, char**) { return 0; }
+
+} // namespace factory::cli
