@@ -1,0 +1,471 @@
+#include "factory/build/copy.hpp"
+
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstdlib>
+#include <set>
+
+#include "factory/util/files.hpp"
+
+namespace factory::build {
+
+namespace {
+
+using layer::Entry;
+
+// Paths compare component by component, so parents sort before their children and
+// "a/b" before "a-b" (the order the tar writer uses).
+bool path_less(const std::string& a, const std::string& b) {
+    auto n = std::min(a.size(), b.size());
+    for (std::size_t i = 0; i < n; ++i) {
+        if (a[i] == b[i]) continue;
+        if (a[i] == '/') return true;
+        if (b[i] == '/') return false;
+        return static_cast<unsigned char>(a[i]) < static_cast<unsigned char>(b[i]);
+    }
+    return a.size() < b.size();
+}
+
+std::string join(const std::string& dir, const std::string& name) {
+    if (dir.empty()) return name;
+    if (name.empty()) return dir;
+    return dir + "/" + name;
+}
+
+std::string basename_of(const std::string& path) {
+    auto slash = path.rfind('/');
+    return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+std::string parent_of(const std::string& path) {
+    auto slash = path.rfind('/');
+    return slash == std::string::npos ? std::string() : path.substr(0, slash);
+}
+
+// The layer-relative form of an absolute image path: "/usr/bin/" → "usr/bin".
+std::string image_relative(const std::string& dest) { return clean_relative(dest); }
+
+const char* type_name(mode_t mode) {
+    if (S_ISFIFO(mode)) return "a FIFO";
+    if (S_ISSOCK(mode)) return "a socket";
+    if (S_ISCHR(mode)) return "a character device";
+    if (S_ISBLK(mode)) return "a block device";
+    return "a special file";
+}
+
+// What the step is building: entries by path, later items overriding earlier ones.
+class Collector {
+  public:
+    Collector(const recipe::CopyItem& item, const CopyContext& ctx) : item_(item), ctx_(ctx) {}
+
+    void add(Entry e) {
+        if (item_.uid) e.uid = *item_.uid;
+        if (item_.gid) e.gid = *item_.gid;
+        if (item_.mode && e.type != Entry::Type::symlink) e.mode = *item_.mode;
+        (*out_)[e.path] = std::move(e);
+    }
+    void set_output(std::map<std::string, Entry>* out) { out_ = out; }
+    const recipe::CopyItem& item() const { return item_; }
+    const CopyContext& ctx() const { return ctx_; }
+
+  private:
+    const recipe::CopyItem& item_;
+    const CopyContext& ctx_;
+    std::map<std::string, Entry>* out_ = nullptr;
+};
+
+[[noreturn]] void fail(const recipe::CopyItem& item, const std::string& what,
+                       ExitCode code = ExitCode::usage) {
+    throw Error(item.where.str() + ": copy: " + what, code);
+}
+
+// ---- host sources ---------------------------------------------------------------------------
+
+struct HostRoot {
+    std::filesystem::path real; // realpath of the root
+    std::string label;          // "the context" or "context 'tools'"
+    const IgnoreRules* ignore = nullptr;
+};
+
+// Resolves `rel` under the root, following symlinks, and checks the result stays inside.
+// Returns the path relative to the root ("" for the root itself).
+std::string resolve_inside(const HostRoot& root, const std::string& rel,
+                           const recipe::CopyItem& item) {
+    auto full = root.real / rel;
+    char buf[PATH_MAX];
+    if (!::realpath(full.c_str(), buf)) {
+        int err = errno;
+        if (err == ENOENT || err == ENOTDIR)
+            fail(item, "source '" + rel + "' does not exist in " + root.label + " (" +
+                           root.real.string() + ")");
+        fail(item, "cannot resolve '" + rel + "' in " + root.label + ": " + errno_string(err),
+             ExitCode::failure);
+    }
+    std::string real = buf;
+    const std::string& base = root.real.string();
+    if (real == base) return "";
+    if (real.size() > base.size() && real.compare(0, base.size(), base) == 0 &&
+        (base == "/" || real[base.size()] == '/'))
+        return real.substr(base == "/" ? 1 : base.size() + 1);
+    fail(item, "source '" + rel + "' resolves to " + real + ", outside " + root.label + " (" +
+                   base + "); declare a [contexts] entry to copy from there");
+}
+
+using InodeMap = std::map<std::pair<dev_t, ino_t>, std::vector<std::string>>;
+
+class HostWalker {
+  public:
+    HostWalker(const HostRoot& root, Collector& out, InodeMap& inodes)
+        : root_(root), out_(out), links_(inodes) {}
+
+    // Adds the file or tree at root-relative `rel` (already resolved) as `target`.
+    void add(const std::string& rel, const std::string& target, bool contents_only) {
+        auto path = root_.real / rel;
+        struct stat st {};
+        if (::lstat(path.c_str(), &st) != 0)
+            fail(out_.item(), "cannot stat " + path.string() + ": " + errno_string(errno),
+                 ExitCode::failure);
+        if (S_ISDIR(st.st_mode)) {
+            if (!target.empty()) out_.add(dir_entry(target, st));
+            walk_dir(rel, target);
+            return;
+        }
+        (void)contents_only;
+        add_entry(rel, target, st);
+    }
+
+  private:
+    Entry dir_entry(const std::string& target, const struct stat& st) {
+        Entry e;
+        e.path = target;
+        e.type = Entry::Type::dir;
+        e.mode = normalized_mode(st.st_mode, true);
+        return e;
+    }
+
+    void add_entry(const std::string& rel, const std::string& target, const struct stat& st) {
+        auto host = root_.real / rel;
+        Entry e;
+        e.path = target;
+        if (S_ISREG(st.st_mode)) {
+            e.type = Entry::Type::file;
+            e.mode = normalized_mode(st.st_mode, false);
+            e.size = static_cast<std::uint64_t>(st.st_size);
+            e.source = host.string();
+            if (st.st_nlink > 1) links_[{st.st_dev, st.st_ino}].push_back(target);
+        } else if (S_ISLNK(st.st_mode)) {
+            e.type = Entry::Type::symlink;
+            e.mode = 0777;
+            std::string buf(PATH_MAX, '\0');
+            auto n = ::readlink(host.c_str(), buf.data(), buf.size());
+            if (n < 0)
+                fail(out_.item(), "cannot read link " + host.string() + ": " + errno_string(errno),
+                     ExitCode::failure);
+            buf.resize(static_cast<std::size_t>(n));
+            e.link = std::move(buf);
+        } else if (S_ISDIR(st.st_mode)) {
+            out_.add(dir_entry(target, st));
+            walk_dir(rel, target);
+            return;
+        } else {
+            fail(out_.item(), "'" + rel + "' in " + root_.label + " is " + type_name(st.st_mode) +
+                                  "; only files, directories and symlinks can be copied");
+        }
+        out_.add(std::move(e));
+    }
+
+    void walk_dir(const std::string& rel, const std::string& target) {
+        auto dir = root_.real / rel;
+        std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(dir.c_str()), ::closedir);
+        if (!d)
+            fail(out_.item(), "cannot read directory " + dir.string() + ": " + errno_string(errno),
+                 ExitCode::failure);
+        std::vector<std::string> names;
+        while (auto* ent = ::readdir(d.get())) {
+            std::string name = ent->d_name;
+            if (name == "." || name == "..") continue;
+            names.push_back(std::move(name));
+        }
+        std::sort(names.begin(), names.end());
+        for (const auto& name : names) {
+            auto child = join(rel, name);
+            bool ignored = root_.ignore && root_.ignore->ignored(child);
+            auto full = root_.real / child;
+            struct stat st {};
+            if (::lstat(full.c_str(), &st) != 0)
+                fail(out_.item(), "cannot stat " + full.string() + ": " + errno_string(errno),
+                     ExitCode::failure);
+            if (ignored && !(S_ISDIR(st.st_mode) && root_.ignore->may_reinclude_below(child)))
+                continue;
+            if (ignored) { // walk for re-included children, but don't add the directory itself
+                walk_dir(child, join(target, name));
+                continue;
+            }
+            add_entry(child, join(target, name), st);
+        }
+    }
+
+    const HostRoot& root_;
+    Collector& out_;
+    InodeMap& links_; // host files with more than one link, by inode
+};
+
+// Expands `pattern` (relative, maybe a glob) to root-relative paths, sorted.
+std::vector<std::string> expand_host(const HostRoot& root, const std::string& pattern,
+                                     const recipe::CopyItem& item) {
+    std::string clean = clean_relative(pattern);
+    if (!has_glob_chars(clean)) return {clean};
+    // Walk from the longest literal prefix; match every path below it.
+    std::string prefix;
+    for (std::size_t start = 0; start < clean.size();) {
+        auto end = clean.find('/', start);
+        if (end == std::string::npos) end = clean.size();
+        auto part = clean.substr(start, end - start);
+        if (has_glob_chars(part)) break;
+        prefix = join(prefix, part);
+        start = end + 1;
+    }
+    std::vector<std::string> matches;
+    std::function<void(const std::string&)> walk = [&](const std::string& rel) {
+        auto dir = root.real / rel;
+        std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(dir.c_str()), ::closedir);
+        if (!d) return;
+        std::vector<std::pair<std::string, bool>> children;
+        while (auto* ent = ::readdir(d.get())) {
+            std::string name = ent->d_name;
+            if (name == "." || name == "..") continue;
+            struct stat st {};
+            auto child = join(rel, name);
+            bool is_dir = ::lstat((root.real / child).c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+            children.emplace_back(child, is_dir);
+        }
+        std::sort(children.begin(), children.end());
+        for (const auto& [child, is_dir] : children) {
+            if (root.ignore && root.ignore->ignored(child)) continue;
+            if (path_match(clean, child)) {
+                matches.push_back(child);
+                continue;
+            }
+            if (is_dir) walk(child);
+        }
+    };
+    walk(prefix);
+    if (matches.empty())
+        fail(item, "no source in " + root.label + " matches '" + pattern + "'");
+    return matches;
+}
+
+// ---- stage sources --------------------------------------------------------------------------
+
+void add_from_tree(const Tree& tree, const std::string& rel, const std::string& target,
+                   Collector& out, const std::string& stage) {
+    auto resolved = tree.resolve(rel);
+    const Entry* top = resolved ? tree.find(*resolved) : nullptr;
+    if (!top && rel.empty()) {
+        static const Entry root_entry = [] {
+            Entry e;
+            e.type = Entry::Type::dir;
+            e.mode = 0755;
+            return e;
+        }();
+        top = &root_entry;
+        resolved = "";
+    }
+    if (!top) fail(out.item(), "source '" + rel + "' does not exist in stage '" + stage + "'");
+    auto copy_one = [&](const Entry& e, const std::string& to) {
+        Entry c = e;
+        c.path = to;
+        c.uid = 0;
+        c.gid = 0;
+        if (e.type == Entry::Type::hardlink) {
+            // Keep the link when its target is copied too; otherwise copy the content.
+            const std::string& src_dir = *resolved;
+            if (!src_dir.empty() && e.link.starts_with(src_dir + "/")) {
+                c.link = join(target, e.link.substr(src_dir.size() + 1));
+            } else if (const Entry* t = tree.find(e.link)) {
+                c = *t;
+                c.path = to;
+                c.uid = c.gid = 0;
+            }
+        }
+        out.add(std::move(c));
+    };
+    if (top->type != Entry::Type::dir) {
+        copy_one(*top, target);
+        return;
+    }
+    if (!target.empty()) copy_one(*top, target);
+    for (const Entry* e : tree.below(*resolved)) {
+        auto sub = resolved->empty() ? e->path : e->path.substr(resolved->size() + 1);
+        copy_one(*e, join(target, sub));
+    }
+}
+
+std::vector<std::string> expand_tree(const Tree& tree, const std::string& pattern,
+                                     const recipe::CopyItem& item, const std::string& stage) {
+    std::string clean = clean_relative(pattern);
+    if (!has_glob_chars(clean)) return {clean};
+    std::vector<std::string> matches;
+    std::string skip_below;
+    for (const auto& [path, e] : tree.entries()) {
+        if (!skip_below.empty() && path.starts_with(skip_below + "/")) continue;
+        if (path_match(clean, path)) {
+            matches.push_back(path);
+            skip_below = path;
+        }
+    }
+    if (matches.empty()) fail(item, "no source in stage '" + stage + "' matches '" + pattern + "'");
+    return matches;
+}
+
+// ---- destinations ---------------------------------------------------------------------------
+
+// The real layer path of `dest` in the stage: symlinked parents (e.g. /bin → usr/bin) are
+// resolved through the stage's tree, as a runtime would see them.
+std::string resolve_dest(const CopyContext& ctx, const std::string& dest) {
+    std::string rel = image_relative(dest);
+    if (!ctx.lower || rel.empty()) return rel;
+    auto parent = parent_of(rel);
+    if (parent.empty()) return rel;
+    auto real_parent = ctx.lower->resolve(parent);
+    return real_parent ? join(*real_parent, basename_of(rel)) : rel;
+}
+
+void add_parents(std::map<std::string, Entry>& entries, const CopyContext& ctx) {
+    std::vector<std::string> missing;
+    for (const auto& [path, e] : entries) {
+        for (auto p = parent_of(path); !p.empty(); p = parent_of(p)) {
+            if (entries.count(p)) break;
+            missing.push_back(p);
+        }
+    }
+    for (const auto& p : missing) {
+        if (entries.count(p)) continue;
+        Entry dir;
+        dir.path = p;
+        dir.type = Entry::Type::dir;
+        dir.mode = 0755;
+        if (const Entry* lower = ctx.lower ? ctx.lower->find(p) : nullptr;
+            lower && lower->type == Entry::Type::dir) {
+            dir.mode = lower->mode;
+            dir.uid = lower->uid;
+            dir.gid = lower->gid;
+            dir.xattrs = lower->xattrs;
+        }
+        entries.emplace(p, std::move(dir));
+    }
+}
+
+void copy_item(const recipe::CopyItem& item, const CopyContext& ctx,
+               std::map<std::string, Entry>& out, InodeMap& inodes) {
+    Collector collector(item, ctx);
+    collector.set_output(&out);
+    bool dest_dir = item.dest.ends_with("/") || item.src.size() > 1;
+    std::string dest = resolve_dest(ctx, item.dest);
+
+    if (!item.from_stage.empty()) {
+        const Tree* tree = ctx.stage_tree ? ctx.stage_tree(item.from_stage) : nullptr;
+        if (!tree) fail(item, "stage '" + item.from_stage + "' has not been built");
+        for (const auto& pattern : item.src) {
+            auto matches = expand_tree(*tree, pattern, item, item.from_stage);
+            bool many = dest_dir || matches.size() > 1 || has_glob_chars(pattern);
+            for (const auto& rel : matches) {
+                auto resolved = tree->resolve(rel);
+                const Entry* e = resolved ? tree->find(*resolved) : nullptr;
+                bool is_dir = rel.empty() || (e && e->type == Entry::Type::dir);
+                auto target = (many && !is_dir) ? join(dest, basename_of(rel)) : dest;
+                add_from_tree(*tree, rel, target, collector, item.from_stage);
+            }
+        }
+        return;
+    }
+
+    HostRoot root;
+    if (item.context.empty()) {
+        root.real = ctx.context;
+        root.label = "the context";
+        root.ignore = ctx.ignore;
+    } else {
+        auto it = ctx.named ? ctx.named->find(item.context) : decltype(ctx.named->end()){};
+        if (!ctx.named || it == ctx.named->end())
+            fail(item, "no context named '" + item.context + "' in [contexts]");
+        root.real = it->second;
+        root.label = "context '" + item.context + "'";
+    }
+    char buf[PATH_MAX];
+    if (!::realpath(root.real.c_str(), buf))
+        fail(item, "cannot open " + root.label + " " + root.real.string() + ": " +
+                       errno_string(errno));
+    root.real = buf;
+
+    HostWalker walker(root, collector, inodes);
+    for (const auto& pattern : item.src) {
+        auto matches = expand_host(root, pattern, item);
+        bool many = dest_dir || matches.size() > 1 || has_glob_chars(pattern);
+        for (const auto& rel : matches) {
+            if (root.ignore && !rel.empty() && root.ignore->ignored(rel))
+                fail(item, "source '" + rel + "' is excluded by the ignore file");
+            auto real = resolve_inside(root, rel, item);
+            struct stat st {};
+            ::stat((root.real / real).c_str(), &st);
+            bool is_dir = S_ISDIR(st.st_mode);
+            auto target = (many && !is_dir) ? join(dest, basename_of(rel)) : dest;
+            if (!is_dir && target.empty())
+                fail(item, "cannot copy file '" + rel + "' onto '/'; give a file or directory dest");
+            walker.add(real, target, is_dir);
+        }
+    }
+}
+
+// Host files sharing an inode: the first path (in layer order) keeps the content, the
+// others become hardlinks to it, as `tar` would write them.
+void link_shared_inodes(std::map<std::string, Entry>& out, const InodeMap& inodes) {
+    for (const auto& [inode, paths] : inodes) {
+        std::vector<std::string> live;
+        for (const auto& p : paths) {
+            auto it = out.find(p);
+            if (it != out.end() && it->second.type == Entry::Type::file) live.push_back(p);
+        }
+        if (live.size() < 2) continue;
+        std::sort(live.begin(), live.end(), path_less);
+        const Entry& first = out.at(live.front());
+        for (std::size_t i = 1; i < live.size(); ++i) {
+            Entry& e = out.at(live[i]);
+            if (e.mode != first.mode || e.uid != first.uid || e.gid != first.gid) continue;
+            e.type = Entry::Type::hardlink;
+            e.link = live.front();
+            e.source.clear();
+            e.size = 0;
+        }
+    }
+}
+
+} // namespace
+
+unsigned normalized_mode(unsigned host_mode, bool is_dir) {
+    if (is_dir) return 0755;
+    return (host_mode & 0111) ? 0755 : 0644;
+}
+
+std::vector<layer::Entry> plan_copy(const recipe::Step& step, const CopyContext& ctx) {
+    std::map<std::string, Entry> out;
+    InodeMap inodes;
+    for (const auto& item : step.copy)
+        copy_item(item, ctx, out, inodes);
+    link_shared_inodes(out, inodes);
+    out.erase(std::string()); // the root itself is never an entry
+    add_parents(out, ctx);
+    std::vector<Entry> entries;
+    entries.reserve(out.size());
+    for (auto& [path, e] : out)
+        entries.push_back(std::move(e));
+    std::sort(entries.begin(), entries.end(),
+              [](const Entry& a, const Entry& b) { return path_less(a.path, b.path); });
+    return entries;
+}
+
+} // namespace factory::build

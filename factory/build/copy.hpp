@@ -1,0 +1,35 @@
+#pragma once
+// A copy step → the entries of its layer. Sources come from the recipe's context, a named
+// context ([contexts]) or another stage's Tree. Every host source is resolved inside its root:
+// a path or symlink that leads out is an error, never followed.
+
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "factory/build/tree.hpp"
+#include "factory/layer/entry.hpp"
+#include "factory/recipe/recipe.hpp"
+#include "factory/util/pattern.hpp"
+
+namespace factory::build {
+
+struct CopyContext {
+    std::filesystem::path context; // the recipe's context directory
+    const IgnoreRules* ignore = nullptr;                    // applies to `context` only
+    const std::map<std::string, std::filesystem::path>* named = nullptr; // [contexts]
+    std::function<const Tree*(const std::string&)> stage_tree; // a finished stage's tree
+    const Tree* lower = nullptr; // the stage so far: parent directories keep its metadata
+};
+
+// Throws Error (ExitCode::usage) naming the recipe location for a missing or escaping
+// source, and Error (failure) for I/O errors.
+std::vector<layer::Entry> plan_copy(const recipe::Step& step, const CopyContext& ctx);
+
+// Normalized permission bits of a copied file when the recipe gives none: 0755 if any exec
+// bit is set, else 0644 (the checkout's umask must not reach the image).
+unsigned normalized_mode(unsigned host_mode, bool is_dir);
+
+} // namespace factory::build

@@ -1,0 +1,219 @@
+#include "factory/build/tree.hpp"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <fcntl.h>
+
+#include <memory>
+
+#include "factory/util/fd.hpp"
+#include "factory/util/files.hpp"
+#include "factory/util/pattern.hpp"
+
+namespace factory::build {
+
+namespace {
+
+using layer::Entry;
+
+constexpr std::size_t max_layer_entries = 1'000'000;
+constexpr int max_symlink_hops = 40;
+constexpr std::string_view whiteout_prefix = ".wh.";
+constexpr std::string_view opaque_marker = ".wh..wh..opq";
+
+std::string base_name(const std::string& path) {
+    auto slash = path.rfind('/');
+    return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+std::string dir_name(const std::string& path) {
+    auto slash = path.rfind('/');
+    return slash == std::string::npos ? std::string() : path.substr(0, slash);
+}
+
+std::string join(const std::string& dir, const std::string& name) {
+    return dir.empty() ? name : dir + "/" + name;
+}
+
+struct ArchiveFree {
+    void operator()(archive* a) const noexcept { archive_read_free(a); }
+};
+
+// A layer's entry name → the tree's path form; nullopt for a name that escapes the root.
+std::optional<std::string> layer_path(const char* name) {
+    if (!name) return std::nullopt;
+    std::string cleaned = clean_relative(name);
+    for (std::size_t start = 0; start <= cleaned.size();) {
+        auto end = cleaned.find('/', start);
+        if (end == std::string::npos) end = cleaned.size();
+        if (cleaned.compare(start, end - start, "..") == 0) return std::nullopt;
+        start = end + 1;
+    }
+    return cleaned;
+}
+
+} // namespace
+
+void Tree::remove_subtree(const std::string& path, bool keep_self) {
+    if (!keep_self) entries_.erase(path);
+    std::string prefix = path.empty() ? std::string() : path + "/";
+    for (auto it = entries_.lower_bound(prefix); it != entries_.end();) {
+        if (!it->first.starts_with(prefix)) break;
+        it = entries_.erase(it);
+    }
+}
+
+void Tree::apply(const std::vector<Entry>& entries) {
+    // image-spec layer.md: whiteouts hide lower content only, so apply them all first.
+    for (const auto& e : entries) {
+        auto name = base_name(e.path);
+        if (!name.starts_with(whiteout_prefix)) continue;
+        auto dir = dir_name(e.path);
+        if (name == opaque_marker)
+            remove_subtree(dir, true);
+        else if (name.size() > whiteout_prefix.size() && !name.starts_with(".wh..wh."))
+            remove_subtree(join(dir, name.substr(whiteout_prefix.size())), false);
+    }
+    for (const auto& e : entries) {
+        if (base_name(e.path).starts_with(whiteout_prefix)) continue;
+        auto it = entries_.find(e.path);
+        if (it != entries_.end()) {
+            bool both_dirs = it->second.type == Entry::Type::dir && e.type == Entry::Type::dir;
+            if (!both_dirs) remove_subtree(e.path, false);
+        }
+        entries_[e.path] = e;
+    }
+}
+
+void Tree::apply_layer_blob(const std::filesystem::path& blob,
+                            const std::filesystem::path& content_dir) {
+    std::unique_ptr<archive, ArchiveFree> a(archive_read_new());
+    archive_read_support_filter_gzip(a.get());
+    archive_read_support_filter_zstd(a.get());
+    archive_read_support_format_tar(a.get());
+    if (archive_read_open_filename(a.get(), blob.c_str(), 1 << 16) != ARCHIVE_OK)
+        throw Error("cannot read layer " + blob.string() + ": " + archive_error_string(a.get()));
+    std::vector<Entry> entries;
+    archive_entry* ae = nullptr;
+    for (;;) {
+        int r = archive_read_next_header(a.get(), &ae);
+        if (r == ARCHIVE_EOF) break;
+        if (r < ARCHIVE_WARN)
+            throw Error("layer " + blob.string() + ": " + archive_error_string(a.get()));
+        if (entries.size() >= max_layer_entries)
+            throw Error("layer " + blob.string() + " has more than " +
+                        std::to_string(max_layer_entries) + " entries");
+        auto path = layer_path(archive_entry_pathname(ae));
+        if (!path)
+            throw Error("layer " + blob.string() + ": entry '" +
+                        std::string(archive_entry_pathname(ae) ? archive_entry_pathname(ae) : "") +
+                        "' leaves the root");
+        if (path->empty()) continue; // "./" itself
+        Entry e;
+        e.path = *path;
+        e.mode = archive_entry_perm(ae) & 07777;
+        e.uid = static_cast<std::uint32_t>(archive_entry_uid(ae));
+        e.gid = static_cast<std::uint32_t>(archive_entry_gid(ae));
+        if (const char* hl = archive_entry_hardlink(ae)) {
+            auto target = layer_path(hl);
+            if (!target || target->empty())
+                throw Error("layer " + blob.string() + ": hardlink '" + e.path +
+                            "' points out of the root");
+            e.type = Entry::Type::hardlink;
+            e.link = *target;
+        } else {
+            switch (archive_entry_filetype(ae)) {
+            case AE_IFDIR: e.type = Entry::Type::dir; break;
+            case AE_IFLNK:
+                e.type = Entry::Type::symlink;
+                e.link = archive_entry_symlink(ae) ? archive_entry_symlink(ae) : "";
+                break;
+            case AE_IFREG: e.type = Entry::Type::file; break;
+            default: continue; // devices and FIFOs can't be copied by a copy step
+            }
+        }
+        for (archive_entry_xattr_reset(ae);;) {
+            const char* name = nullptr;
+            const void* value = nullptr;
+            std::size_t size = 0;
+            if (archive_entry_xattr_next(ae, &name, &value, &size) != ARCHIVE_OK) break;
+            e.xattrs.emplace_back(name, std::string(static_cast<const char*>(value), size));
+        }
+        if (e.type == Entry::Type::file && !content_dir.empty()) {
+            auto dest = content_dir / std::to_string(extracted_++);
+            Fd fd(::open(dest.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+            if (!fd) throw Error("cannot create " + dest.string() + ": " + errno_string(errno));
+            const void* buf = nullptr;
+            std::size_t len = 0;
+            la_int64_t offset = 0;
+            for (;;) {
+                int rr = archive_read_data_block(a.get(), &buf, &len, &offset);
+                if (rr == ARCHIVE_EOF) break;
+                if (rr < ARCHIVE_WARN)
+                    throw Error("layer " + blob.string() + ": " + archive_error_string(a.get()));
+                if (::pwrite(fd.get(), buf, len, offset) != static_cast<ssize_t>(len))
+                    throw Error("cannot write " + dest.string() + ": " + errno_string(errno));
+                e.size = static_cast<std::uint64_t>(offset) + len;
+            }
+            e.source = dest.string();
+        } else {
+            e.size = archive_entry_size_is_set(ae) ? static_cast<std::uint64_t>(archive_entry_size(ae)) : 0;
+        }
+        entries.push_back(std::move(e));
+    }
+    apply(entries);
+}
+
+const Entry* Tree::find(const std::string& path) const {
+    auto it = entries_.find(path);
+    return it == entries_.end() ? nullptr : &it->second;
+}
+
+std::optional<std::string> Tree::resolve(const std::string& path, bool follow_last) const {
+    std::vector<std::string> todo; // components still to walk, in reverse order
+    auto push_components = [&](const std::string& p) {
+        std::vector<std::string> parts;
+        for (std::size_t start = 0; start <= p.size();) {
+            auto end = p.find('/', start);
+            if (end == std::string::npos) end = p.size();
+            if (end > start) parts.push_back(p.substr(start, end - start));
+            start = end + 1;
+        }
+        for (auto it = parts.rbegin(); it != parts.rend(); ++it)
+            todo.push_back(*it);
+    };
+    push_components(path);
+    std::string resolved;
+    int hops = 0;
+    while (!todo.empty()) {
+        std::string part = std::move(todo.back());
+        todo.pop_back();
+        if (part == ".") continue;
+        if (part == "..") {
+            resolved = dir_name(resolved); // ".." at the root stays at the root
+            continue;
+        }
+        std::string candidate = join(resolved, part);
+        const Entry* e = find(candidate);
+        if (e && e->type == Entry::Type::symlink && (!todo.empty() || follow_last)) {
+            if (++hops > max_symlink_hops) return std::nullopt;
+            if (e->link.starts_with("/")) resolved.clear();
+            push_components(e->link);
+            continue;
+        }
+        resolved = std::move(candidate);
+    }
+    return resolved;
+}
+
+std::vector<const Entry*> Tree::below(const std::string& dir) const {
+    std::vector<const Entry*> out;
+    std::string prefix = dir.empty() ? std::string() : dir + "/";
+    for (auto it = entries_.lower_bound(prefix); it != entries_.end(); ++it) {
+        if (!it->first.starts_with(prefix)) break;
+        out.push_back(&it->second);
+    }
+    return out;
+}
+
+} // namespace factory::build

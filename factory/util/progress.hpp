@@ -1,0 +1,64 @@
+#pragma once
+// Build progress on stderr, in one of three forms:
+//   tty   — a live view: the running step's line is redrawn with its elapsed time;
+//   plain — one line per event, for CI logs;
+//   json  — one JSON object per line, for machines.
+// NO_COLOR (any value) turns colour off in the tty form. Thread-safe.
+
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+namespace factory {
+
+enum class ProgressMode { automatic, tty, plain, json, quiet };
+
+// Parses "auto|tty|plain|json|quiet"; nullopt for anything else.
+std::optional<ProgressMode> parse_progress_mode(std::string_view s);
+
+class Progress {
+  public:
+    Progress(ProgressMode mode, std::FILE* out = stderr);
+    ~Progress();
+    Progress(const Progress&) = delete;
+    Progress& operator=(const Progress&) = delete;
+
+    ProgressMode mode() const noexcept { return mode_; }
+
+    // A step starts: `id` like "main 2/3", `what` like "copy src/ → /app".
+    void step_start(const std::string& id, const std::string& what);
+    // The running step finished; `result` like "sha256:ab12… 3.1 MB".
+    void step_done(const std::string& id, const std::string& result, bool cached = false);
+    void step_failed(const std::string& id, const std::string& message);
+    // Any other event: "base", "export", "done" … with a message.
+    void event(const std::string& kind, const std::string& message);
+
+  private:
+    void tick_loop();
+    void redraw_locked();
+    void emit_json(const char* event, const std::string& id, const std::string& text,
+                   double seconds);
+    double elapsed() const;
+
+    ProgressMode mode_;
+    std::FILE* out_;
+    bool color_ = false;
+    std::mutex mutex_;
+    std::string running_id_, running_what_;
+    std::chrono::steady_clock::time_point step_started_;
+    std::chrono::steady_clock::time_point started_;
+    bool stop_ = false;
+    std::thread ticker_;
+};
+
+// "12.3 MB" / "512 B" (decimal units, like docker).
+std::string human_size(std::uint64_t bytes);
+// Escapes a string for inclusion in JSON (without the quotes).
+std::string json_escape(std::string_view s);
+
+} // namespace factory
