@@ -1,7 +1,133 @@
 #include "factory/cli/cli.hpp"
 
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+
+#include "cache/root.hpp"
+#include "factory/build/builder.hpp"
+#include "factory/cli/commands.hpp"
+#include "factory/util/error.hpp"
+#include "factory/util/files.hpp"
+
 namespace factory::cli {
 
-int run(int, char**) { return 0; }
+namespace {
+
+std::map<std::string, std::string> parse_args(const std::vector<std::string>& raw) {
+    std::map<std::string, std::string> out;
+    for (const auto& a : raw) {
+        auto eq = a.find('=');
+        if (eq == std::string::npos || eq == 0)
+            throw usage_error("--arg " + a + ": expected NAME=VALUE");
+        out[a.substr(0, eq)] = a.substr(eq + 1);
+    }
+    return out;
+}
+
+std::optional<std::int64_t> source_date_epoch() {
+    const char* v = std::getenv("SOURCE_DATE_EPOCH");
+    if (!v || !*v) return std::nullopt;
+    char* end = nullptr;
+    errno = 0;
+    long long n = std::strtoll(v, &end, 10);
+    if (errno != 0 || *end != '\0' || n < 0)
+        throw usage_error(std::string("SOURCE_DATE_EPOCH=") + v +
+                          ": expected a non-negative integer (seconds since 1970)");
+    return n;
+}
+
+struct BuildArgs {
+    std::vector<std::string> recipes;
+    std::vector<std::string> outputs;
+    std::vector<std::string> args;
+    std::string progress = "auto";
+    std::string digest_file;
+};
+
+int run_build(const BuildArgs& a, const std::string& cache_dir) {
+    auto mode = parse_progress_mode(a.progress);
+    if (!mode) throw usage_error("--progress " + a.progress + ": expected auto, tty, plain or json");
+    build::BuildOptions options;
+    options.store_root = cache::store_root(cache_dir);
+    options.outputs = a.outputs;
+    options.args = parse_args(a.args);
+    options.source_date_epoch = source_date_epoch();
+    if (a.outputs.size() > 0 && a.recipes.size() > 1)
+        throw usage_error("-o takes a single recipe; build the recipes one at a time");
+    Progress progress(*mode);
+    std::vector<build::BuildResult> results;
+    for (const auto& recipe : a.recipes)
+        results.push_back(build::build_recipe(recipe, options, progress));
+    std::string digests;
+    for (const auto& r : results) {
+        std::printf("%s:%s %s\n", r.name.c_str(), r.tags.front().c_str(), r.manifest_digest.c_str());
+        digests += r.manifest_digest + "\n";
+    }
+    std::fflush(stdout);
+    if (!a.digest_file.empty()) write_file_atomic(a.digest_file, digests);
+    return 0;
+}
+
+} // namespace
+
+int run(int argc, char** argv) {
+    CLI::App app{"factory: reproducible OCI images and the dev environments built from them"};
+    app.set_version_flag("--version", std::string("factory ") + FACTORY_VERSION);
+    app.require_subcommand(1);
+    std::string cache_dir;
+    app.add_option("--cache", cache_dir,
+                   "Store directory (default: $FACTORY_CACHE, $XDG_CACHE_HOME/factory, ~/.cache/factory)");
+
+    BuildArgs build_args;
+    auto* build = app.add_subcommand("build", "Build recipes into the store (and outputs)");
+    build->add_option("--cache", cache_dir, "Store directory");
+    build->add_option("recipes", build_args.recipes, "Recipe files")->required();
+    build->add_option("-o,--output", build_args.outputs,
+                      "Also write the image to DEST: oci:DIR[:TAG], oci-archive:FILE[:TAG], "
+                      "docker-archive:FILE[:NAME:TAG]");
+    build->add_option("--arg", build_args.args, "Set a recipe [args] value: NAME=VALUE");
+    build->add_option("--progress", build_args.progress, "auto|tty|plain|json");
+    build->add_option("--digest-file", build_args.digest_file,
+                      "Write the manifest digest(s) to this file");
+
+    ImagesArgs images_args;
+    auto* images = app.add_subcommand("images", "List the images in the store");
+    images->add_option("--cache", cache_dir, "Store directory");
+    images->add_flag("--json", images_args.json, "One JSON object per image");
+
+    InspectArgs inspect_args;
+    auto* inspect = app.add_subcommand("inspect", "Show an image's config and layers");
+    inspect->add_option("--cache", cache_dir, "Store directory");
+    inspect->add_option("ref", inspect_args.ref, "NAME[:TAG] or sha256:DIGEST")->required();
+    inspect->add_flag("--json", inspect_args.json, "Print JSON (manifest, config)");
+
+    try {
+        try {
+            app.parse(argc, argv);
+        } catch (const CLI::CallForHelp& e) {
+            return app.exit(e);
+        } catch (const CLI::CallForVersion& e) {
+            return app.exit(e);
+        } catch (const CLI::ParseError& e) {
+            app.exit(e);
+            return static_cast<int>(ExitCode::usage);
+        }
+        if (build->parsed()) return run_build(build_args, cache_dir);
+        if (images->parsed()) return run_images(images_args, cache::store_root(cache_dir));
+        if (inspect->parsed()) return run_inspect(inspect_args, cache::store_root(cache_dir));
+    } catch (const Error& e) {
+        std::fflush(stdout);
+        std::fprintf(stderr, "factory: error: %s\n", e.what());
+        return static_cast<int>(e.code());
+    } catch (const std::exception& e) {
+        std::fflush(stdout);
+        std::fprintf(stderr, "factory: error: %s\n", e.what());
+        return static_cast<int>(ExitCode::failure);
+    }
+    return 0;
+}
 
 } // namespace factory::cli

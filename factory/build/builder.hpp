@@ -1,0 +1,36 @@
+#pragma once
+// Builds a recipe into the store: plans its stages, writes each step's layer, assembles the
+// output stage's config and manifest, tags it `name:tag` in the store and writes the
+// requested outputs.
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "factory/util/progress.hpp"
+
+namespace factory::build {
+
+struct BuildOptions {
+    std::filesystem::path store_root;
+    std::vector<std::string> outputs;        // "oci:DIR[:TAG]", "oci-archive:F[:TAG]", "docker-archive:F[:NAME:TAG]"
+    std::map<std::string, std::string> args; // --arg
+    std::optional<std::int64_t> source_date_epoch;
+    unsigned threads = 0; // compression threads; 0 = one per core (never changes the bytes)
+};
+
+struct BuildResult {
+    std::string name;            // image name
+    std::vector<std::string> tags;
+    std::string manifest_digest; // "sha256:…"
+    std::uint64_t manifest_size = 0;
+};
+
+// Throws Error: ExitCode::usage for recipe problems, ExitCode::failure for build failures.
+BuildResult build_recipe(const std::filesystem::path& recipe, const BuildOptions& options,
+                         Progress& progress);
+
+} // namespace factory::build

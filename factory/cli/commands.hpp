@@ -1,0 +1,22 @@
+#pragma once
+// The commands that only read the store.
+
+#include <filesystem>
+#include <string>
+
+namespace factory::cli {
+
+struct ImagesArgs {
+    bool json = false;
+};
+// `factory images`: NAME:TAG, digest and size of every ref in the store.
+int run_images(const ImagesArgs& args, const std::filesystem::path& store_root);
+
+struct InspectArgs {
+    std::string ref;
+    bool json = false;
+};
+// `factory inspect REF`: the config and layers of one image.
+int run_inspect(const InspectArgs& args, const std::filesystem::path& store_root);
+
+} // namespace factory::cli
