@@ -1,0 +1,157 @@
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+
+#include "factory/build/copy.hpp"
+#include "factory/util/error.hpp"
+#include "tests/unit/test_dir.hpp"
+
+namespace fs = std::filesystem;
+using factory::build::CopyContext;
+using factory::build::plan_copy;
+using factory::layer::Entry;
+
+namespace {
+
+void write(const fs::path& p, const std::string& content, unsigned mode = 0644) {
+    fs::create_directories(p.parent_path());
+    std::ofstream(p) << content;
+    ::chmod(p.c_str(), mode);
+}
+
+factory::recipe::Step copy_step(std::vector<std::string> src, std::string dest) {
+    factory::recipe::Step step;
+    factory::recipe::CopyItem item;
+    item.src = std::move(src);
+    item.dest = std::move(dest);
+    item.where = {"recipe.toml", 3, 8};
+    step.copy.push_back(item);
+    return step;
+}
+
+std::map<std::string, Entry> by_path(const std::vector<Entry>& entries) {
+    std::map<std::string, Entry> out;
+    for (const auto& e : entries)
+        out[e.path] = e;
+    return out;
+}
+
+} // namespace
+
+TEST(PlanCopy, DirectoryContentsGoUnderDestWithNormalizedModes) {
+    factory::testing::TestDir dir;
+    write(dir / "ctx/src/a.sh", "#!/bin/sh\n", 0700);
+    write(dir / "ctx/src/sub/b.txt", "b", 0600);
+    fs::create_directories(dir / "ctx/src/empty");
+    fs::create_symlink("a.sh", dir / "ctx/src/link");
+    CopyContext ctx;
+    ctx.context = dir / "ctx";
+    auto entries = by_path(plan_copy(copy_step({"src"}, "/app/"), ctx));
+    // app, app/a.sh, app/empty, app/link, app/sub, app/sub/b.txt
+    ASSERT_EQ(entries.size(), 6u);
+    EXPECT_EQ(entries.at("app").type, Entry::Type::dir);
+    EXPECT_EQ(entries.at("app/a.sh").mode, 0755u);
+    EXPECT_EQ(entries.at("app/sub/b.txt").mode, 0644u);
+    EXPECT_EQ(entries.at("app/empty").type, Entry::Type::dir);
+    EXPECT_EQ(entries.at("app/link").type, Entry::Type::symlink);
+    EXPECT_EQ(entries.at("app/link").link, "a.sh");
+    EXPECT_EQ(entries.at("app/sub/b.txt").uid, 0u);
+}
+
+TEST(PlanCopy, FileToDirectoryAndOverrides) {
+    factory::testing::TestDir dir;
+    write(dir / "ctx/tool", "x", 0644);
+    CopyContext ctx;
+    ctx.context = dir / "ctx";
+    auto step = copy_step({"tool"}, "/usr/local/bin/");
+    step.copy[0].mode = 0750;
+    step.copy[0].uid = 1000;
+    step.copy[0].gid = 100;
+    auto entries = by_path(plan_copy(step, ctx));
+    const auto& e = entries.at("usr/local/bin/tool");
+    EXPECT_EQ(e.mode, 0750u);
+    EXPECT_EQ(e.uid, 1000u);
+    EXPECT_EQ(e.gid, 100u);
+    EXPECT_EQ(entries.at("usr/local").mode, 0755u); // implied parents: 0755 root
+    EXPECT_EQ(entries.at("usr/local").uid, 0u);
+}
+
+TEST(PlanCopy, HardlinkedFilesBecomeOneFileAndLinks) {
+    factory::testing::TestDir dir;
+    write(dir / "ctx/d/a", "same");
+    fs::create_hard_link(dir / "ctx/d/a", dir / "ctx/d/b");
+    CopyContext ctx;
+    ctx.context = dir / "ctx";
+    auto entries = by_path(plan_copy(copy_step({"d"}, "/d"), ctx));
+    EXPECT_EQ(entries.at("d/a").type, Entry::Type::file);
+    EXPECT_EQ(entries.at("d/b").type, Entry::Type::hardlink);
+    EXPECT_EQ(entries.at("d/b").link, "d/a");
+}
+
+TEST(PlanCopy, EscapingSourcesAreRecipeErrors) {
+    factory::testing::TestDir dir;
+    write(dir / "outside/secret", "s");
+    fs::create_directories(dir / "ctx");
+    fs::create_symlink(dir / "outside/secret", dir / "ctx/link");
+    CopyContext ctx;
+    ctx.context = dir / "ctx";
+    try {
+        plan_copy(copy_step({"link"}, "/x"), ctx);
+        FAIL() << "expected an error";
+    } catch (const factory::Error& e) {
+        EXPECT_EQ(e.code(), factory::ExitCode::usage);
+        std::string msg = e.what();
+        EXPECT_TRUE(msg.starts_with("recipe.toml:3:8: copy: source 'link' resolves to ")) << msg;
+        EXPECT_NE(msg.find("outside the context"), std::string::npos) << msg;
+    }
+    try {
+        plan_copy(copy_step({"missing"}, "/x"), ctx);
+        FAIL() << "expected an error";
+    } catch (const factory::Error& e) {
+        EXPECT_TRUE(std::string(e.what()).starts_with(
+            "recipe.toml:3:8: copy: source 'missing' does not exist in the context"))
+            << e.what();
+    }
+}
+
+TEST(PlanCopy, GlobsAndIgnoreRules) {
+    factory::testing::TestDir dir;
+    write(dir / "ctx/a.c", "a");
+    write(dir / "ctx/b.c", "b");
+    write(dir / "ctx/c.h", "c");
+    write(dir / "ctx/gen.c", "g");
+    auto ignore = factory::IgnoreRules::parse("gen.c\n", "ignore");
+    CopyContext ctx;
+    ctx.context = dir / "ctx";
+    ctx.ignore = &ignore;
+    auto entries = by_path(plan_copy(copy_step({"*.c"}, "/src"), ctx));
+    EXPECT_TRUE(entries.count("src/a.c"));
+    EXPECT_TRUE(entries.count("src/b.c"));
+    EXPECT_FALSE(entries.count("src/gen.c"));
+    EXPECT_FALSE(entries.count("src/c.h"));
+}
+
+TEST(PlanCopy, FromStageTreeFollowsSymlinkedParents) {
+    factory::build::Tree lower;
+    Entry usr;
+    usr.path = "usr";
+    usr.type = Entry::Type::dir;
+    usr.mode = 0755;
+    Entry usrbin = usr;
+    usrbin.path = "usr/bin";
+    Entry bin;
+    bin.path = "bin";
+    bin.type = Entry::Type::symlink;
+    bin.link = "usr/bin";
+    lower.apply({bin, usr, usrbin});
+    factory::testing::TestDir dir;
+    write(dir / "ctx/tool", "x", 0755);
+    CopyContext ctx;
+    ctx.context = dir / "ctx";
+    ctx.lower = &lower;
+    auto entries = by_path(plan_copy(copy_step({"tool"}, "/bin/tool"), ctx));
+    EXPECT_TRUE(entries.count("usr/bin/tool"));
+    EXPECT_FALSE(entries.count("bin"));
+}
