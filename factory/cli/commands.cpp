@@ -1,0 +1,107 @@
+#include "factory/cli/commands.hpp"
+
+#include <cstdio>
+
+#include "factory/oci/image_config.hpp"
+#include "factory/oci/json.hpp"
+#include "factory/oci/layout.hpp"
+#include "factory/oci/manifest.hpp"
+#include "factory/util/error.hpp"
+#include "factory/util/progress.hpp"
+
+namespace factory::cli {
+
+namespace {
+
+oci::Layout open_store(const std::filesystem::path& root) {
+    if (!std::filesystem::exists(root / "oci-layout"))
+        throw Error("no store at " + root.string() + " (build something first, or pass --cache)");
+    return oci::Layout::open(root);
+}
+
+std::int64_t image_size(const oci::Manifest& m) {
+    std::int64_t total = m.config.size;
+    for (const auto& l : m.layers)
+        total += l.size;
+    return total;
+}
+
+std::string join(const std::vector<std::string>& v) {
+    std::string out;
+    for (const auto& s : v)
+        out += (out.empty() ? "" : " ") + s;
+    return out;
+}
+
+} // namespace
+
+int run_images(const ImagesArgs& args, const std::filesystem::path& store_root) {
+    auto store = open_store(store_root);
+    if (!args.json) std::printf("%-40s %-19s %s\n", "IMAGE", "DIGEST", "SIZE");
+    for (const auto& [name, desc] : store.refs()) {
+        auto manifest = store.read_manifest(desc);
+        std::int64_t size = manifest ? image_size(*manifest) : 0;
+        if (args.json) {
+            oci::Json j;
+            j["name"] = name;
+            j["digest"] = desc.digest;
+            j["size"] = size;
+            std::printf("%s\n", j.dump().c_str());
+        } else {
+            std::printf("%-40s %-19s %s\n", name.c_str(), desc.digest.substr(0, 19).c_str(),
+                        manifest ? human_size(static_cast<std::uint64_t>(size)).c_str()
+                                 : "(unreadable)");
+        }
+    }
+    return 0;
+}
+
+int run_inspect(const InspectArgs& args, const std::filesystem::path& store_root) {
+    auto store = open_store(store_root);
+    auto desc = store.resolve(args.ref);
+    if (!desc) throw Error("no image '" + args.ref + "' in the store " + store_root.string());
+    auto manifest = value_or_throw(store.read_manifest(*desc));
+    auto config = value_or_throw(store.read_config(manifest.config, manifest.layers.size()));
+    if (args.json) {
+        oci::Json j;
+        j["digest"] = desc->digest;
+        j["manifest"] = oci::to_json(manifest);
+        j["config"] = config.canonical_json();
+        std::printf("%s\n", j.dump(2).c_str());
+        return 0;
+    }
+    std::printf("Image:        %s\n", args.ref.c_str());
+    std::printf("Digest:       %s\n", desc->digest.c_str());
+    std::printf("Platform:     %s\n", config.platform().str().c_str());
+    std::printf("Size:         %s\n", human_size(static_cast<std::uint64_t>(image_size(manifest))).c_str());
+    if (!config.entrypoint().empty()) std::printf("Entrypoint:   %s\n", join(config.entrypoint()).c_str());
+    if (!config.cmd().empty()) std::printf("Cmd:          %s\n", join(config.cmd()).c_str());
+    if (!config.working_dir().empty()) std::printf("WorkingDir:   %s\n", config.working_dir().c_str());
+    if (!config.user().empty()) std::printf("User:         %s\n", config.user().c_str());
+    for (const auto& e : config.env())
+        std::printf("Env:          %s\n", e.c_str());
+    for (const auto& [k, v] : config.labels())
+        std::printf("Label:        %s=%s\n", k.c_str(), v.c_str());
+    for (const auto& p : config.exposed_ports())
+        std::printf("ExposedPort:  %s\n", p.c_str());
+    for (const auto& v : config.volumes())
+        std::printf("Volume:       %s\n", v.c_str());
+    if (!config.stop_signal().empty()) std::printf("StopSignal:   %s\n", config.stop_signal().c_str());
+    std::printf("Layers:\n");
+    auto diff_ids = config.diff_ids();
+    auto history = config.history();
+    std::size_t h = 0;
+    for (std::size_t i = 0; i < manifest.layers.size(); ++i) {
+        while (h < history.size() && history[h].empty_layer)
+            ++h;
+        const auto& l = manifest.layers[i];
+        std::printf("  %s  %10s  %s\n", l.digest.c_str(),
+                    human_size(static_cast<std::uint64_t>(l.size)).c_str(),
+                    h < history.size() ? history[h].created_by.c_str() : "");
+        ++h;
+    }
+    (void)diff_ids;
+    return 0;
+}
+
+} // namespace factory::cli
