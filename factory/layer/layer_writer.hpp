@@ -1,0 +1,46 @@
+#pragma once
+// The one-pass layer pipeline (DESIGN.md "Layers, bit for bit"):
+//
+//   entries → deterministic tar → SHA-256 (diff_id) → compressor → SHA-256 (digest) → out_fd
+//
+// File content is streamed in chunks, so memory stays bounded (a few MiB for the tar buffer
+// and the compressor's blocks in flight, well under 64 MiB) whatever the file sizes.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "factory/layer/entry.hpp"
+
+namespace factory::layer {
+
+enum class Compression { none, gzip, zstd };
+
+struct LayerOptions {
+    std::int64_t epoch = 0; // mtime of every entry (SOURCE_DATE_EPOCH), seconds
+    Compression compression = Compression::gzip;
+    int level = -1;       // -1: the codec's default (gzip 6, zstd 3); gzip 1..9, zstd 1..19
+    unsigned threads = 0; // 0: the hardware's; the output doesn't depend on it
+};
+
+struct LayerInfo {
+    std::string diff_id;    // "sha256:<hex>" of the uncompressed tar
+    std::string digest;     // "sha256:<hex>" of the blob written to out_fd
+    std::uint64_t size = 0; // blob bytes
+    std::string media_type; // application/vnd.oci.image.layer.v1.tar(+gzip|+zstd)
+};
+
+// image-spec media-types.md: the layer media type for a compression.
+std::string_view media_type(Compression compression);
+// "gzip", "zstd", "none" (also "uncompressed") → Compression; an error names the word.
+Result<Compression> parse_compression(std::string_view name);
+
+// Writes the layer of `entries` (any order; sorted and checked by sort_entries) to out_fd,
+// from its current position. Returns an error message on a bad entry, an unreadable or
+// changing source file, a bad level or a write failure; then out_fd holds a partial blob the
+// caller must discard (it owns the temp file).
+Result<LayerInfo> write_layer(std::vector<Entry> entries, const LayerOptions& options,
+                              int out_fd);
+
+} // namespace factory::layer

@@ -1,0 +1,234 @@
+// The parallel gzip compressor: the bytes don't depend on the thread count or on how the
+// input is cut into writes, the stream is valid gzip (zlib and gzip(1) read it back), and
+// errors are sticky.
+#include <gtest/gtest.h>
+#include <zlib.h>
+
+#include <cstdio>
+#include <random>
+
+#include "factory/layer/gzip.hpp"
+#include "factory/util/files.hpp"
+#include "factory/util/sha256.hpp"
+#include "tests/unit/test_dir.hpp"
+
+namespace factory::layer {
+namespace {
+
+// Compressible but not trivial: words from a small vocabulary with random bytes mixed in.
+std::string sample(std::size_t size, unsigned seed) {
+    static const char* words[] = {"layer ", "tar ", "digest ", "sha256 ", "\n", "factory ",
+                                  "{\"key\": ", "0123456789 ", "/usr/lib/x86_64-linux-gnu/"};
+    std::mt19937 rng(seed);
+    std::string s;
+    s.reserve(size + 32);
+    while (s.size() < size) {
+        if (rng() % 8 == 0)
+            for (int i = 0; i < 16; ++i) s.push_back(static_cast<char>(rng()));
+        else
+            s += words[rng() % std::size(words)];
+    }
+    s.resize(size);
+    return s;
+}
+
+// Compresses `data` written in pieces of `chunk` bytes (0: one write).
+std::string gzip(const std::string& data, unsigned threads, std::size_t chunk = 0,
+                 int level = 6) {
+    std::string out;
+    auto c = make_gzip_compressor(
+        [&out](std::string_view b) -> Result<void> {
+            out.append(b);
+            return {};
+        },
+        {.level = level, .threads = threads});
+    EXPECT_TRUE(c) << c.error();
+    if (!c) return "";
+    std::string_view rest = data;
+    while (!rest.empty()) {
+        auto n = chunk == 0 ? rest.size() : std::min(chunk, rest.size());
+        EXPECT_TRUE((*c)->write(rest.substr(0, n)));
+        rest.remove_prefix(n);
+    }
+    EXPECT_TRUE((*c)->finish());
+    return out;
+}
+
+// Inflates a complete gzip stream with zlib; fails on trailing garbage or a bad CRC/size.
+std::string gunzip(const std::string& gz) {
+    z_stream z{};
+    EXPECT_EQ(inflateInit2(&z, 16 + 15), Z_OK);
+    z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(gz.data()));
+    z.avail_in = static_cast<uInt>(gz.size());
+    std::string out;
+    char buf[65536];
+    int rc;
+    do {
+        z.next_out = reinterpret_cast<Bytef*>(buf);
+        z.avail_out = sizeof buf;
+        rc = inflate(&z, Z_NO_FLUSH);
+        out.append(buf, sizeof buf - z.avail_out);
+    } while (rc == Z_OK);
+    EXPECT_EQ(rc, Z_STREAM_END) << (z.msg ? z.msg : "");
+    EXPECT_EQ(z.avail_in, 0u) << "trailing bytes after the gzip member";
+    inflateEnd(&z);
+    return out;
+}
+
+// Runs a shell command, returning its stdout and exit status.
+std::pair<std::string, int> run(const std::string& command) {
+    std::string out;
+    FILE* p = ::popen(command.c_str(), "r");
+    if (!p) return {"", -1};
+    char buf[65536];
+    std::size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+    return {out, ::pclose(p)};
+}
+
+std::uint32_t le32(const std::string& s, std::size_t at) {
+    std::uint32_t v = 0;
+    for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(s[at + i]);
+    return v;
+}
+
+TEST(LayerGzip, SameBytesForAnyThreadCountAndChunking) {
+    const std::string data = sample(1536 * 1024 + 12345, 1); // 12 blocks and a partial one
+    const std::string reference = gzip(data, 1);
+    for (unsigned threads : {2u, 3u, 4u, 8u}) EXPECT_EQ(gzip(data, threads), reference) << threads;
+    for (std::size_t chunk : {std::size_t{1000}, gzip_block_size - 1, gzip_block_size,
+                              gzip_block_size + 1, std::size_t{1} << 20})
+        EXPECT_EQ(gzip(data, 2, chunk), reference) << chunk;
+    EXPECT_EQ(gunzip(reference), data);
+}
+
+TEST(LayerGzip, FixedHeaderAndTrailer) {
+    const std::string data = sample(300000, 2);
+    const std::string gz = gzip(data, 2);
+    // RFC 1952: magic, deflate, no flags, mtime 0, XFL 0, OS 255; no name, no time.
+    EXPECT_EQ(gz.substr(0, 10), std::string("\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff", 10));
+    EXPECT_EQ(le32(gz, gz.size() - 8),
+              crc32(0, reinterpret_cast<const Bytef*>(data.data()), data.size()));
+    EXPECT_EQ(le32(gz, gz.size() - 4), data.size());
+}
+
+TEST(LayerGzip, BlockBoundaries) {
+    for (std::size_t size : {std::size_t{0}, std::size_t{1}, gzip_block_size - 1, gzip_block_size,
+                             gzip_block_size + 1, 2 * gzip_block_size}) {
+        const std::string data = sample(size, 3);
+        const std::string gz = gzip(data, 1);
+        EXPECT_EQ(gunzip(gz), data) << size;
+        EXPECT_EQ(gzip(data, 4), gz) << size;
+    }
+}
+
+TEST(LayerGzip, GzipToolReadsIt) {
+    testing::TestDir dir;
+    const std::string data = sample(1 << 20, 4);
+    auto path = dir / "data.gz";
+    write_file_atomic(path, gzip(data, 2));
+    auto [out, status] = run("gzip -dc < " + path.string());
+    EXPECT_EQ(status, 0);
+    EXPECT_EQ(out, data);
+    EXPECT_EQ(run("gzip -t " + path.string()).second, 0);
+}
+
+TEST(LayerGzip, LevelsChangeTheBytesNotTheContent) {
+    const std::string data = sample(400000, 5);
+    std::string fast = gzip(data, 2, 0, 1), best = gzip(data, 2, 0, 9);
+    EXPECT_NE(fast, best);
+    EXPECT_GT(fast.size(), best.size());
+    EXPECT_EQ(gunzip(fast), data);
+    EXPECT_EQ(gunzip(best), data);
+    EXPECT_EQ(gzip(data, 1, 0, 9), best);
+    auto bad = make_gzip_compressor([](std::string_view) -> Result<void> { return {}; },
+                                    {.level = 10});
+    ASSERT_FALSE(bad);
+    EXPECT_EQ(bad.error(), "gzip level must be 1..9, not 10");
+}
+
+// Pinned to zlib 1.2.13 (Debian 12): a different zlib gives other bytes and so other layer
+// digests, which must be a deliberate change.
+TEST(LayerGzip, PinnedOutputForThePinnedZlib) {
+    ASSERT_STREQ(zlibVersion(), "1.2.13") << "zlib changed: gzip layer digests will change";
+    EXPECT_EQ(Sha256::hex(gzip(sample(1 << 20, 6), 2)),
+              "99172528664e12e7c31ccfff7a202d158766adc5f10253e2c4da5e2fb81b6627");
+}
+
+// An independent 15-line implementation of the scheme (Python's zlib bindings over the same
+// libz) must give the same bytes: block size, dictionary, flushes, header and trailer.
+TEST(LayerGzip, AgreesWithAPythonReference) {
+    if (std::system("python3 -c 'import zlib' 2>/dev/null") != 0)
+        GTEST_SKIP() << "python3 not available";
+    testing::TestDir dir;
+    write_file_atomic(dir / "reference.py", R"(
+import struct, sys, zlib
+data = open(sys.argv[1], "rb").read()
+B = 128 * 1024
+out = bytearray(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff")
+n = max(1, -(-len(data) // B))
+for i in range(n):
+    extra = {"zdict": data[max(0, i * B - 32768):i * B]} if i else {}
+    c = zlib.compressobj(6, zlib.DEFLATED, -15, 8, zlib.Z_DEFAULT_STRATEGY, **extra)
+    out += c.compress(data[i * B:(i + 1) * B])
+    out += c.flush(zlib.Z_FINISH if i == n - 1 else zlib.Z_SYNC_FLUSH)
+out += struct.pack("<II", zlib.crc32(data), len(data) & 0xFFFFFFFF)
+sys.stdout.buffer.write(out)
+)");
+    for (std::size_t size : {std::size_t{0}, std::size_t{1000}, 2 * gzip_block_size,
+                             std::size_t{1234567}}) {
+        const std::string data = sample(size, 10);
+        write_file_atomic(dir / "data", data);
+        auto [reference, status] = run("python3 " + (dir / "reference.py").string() + " " +
+                                       (dir / "data").string());
+        ASSERT_EQ(status, 0);
+        EXPECT_EQ(Sha256::hex(gzip(data, 2)), Sha256::hex(reference)) << size;
+    }
+}
+
+TEST(LayerGzip, StreamsWhileWriting) {
+    // Output reaches the sink long before finish(): memory doesn't grow with the input.
+    std::size_t before_finish = 0, total = 0;
+    auto c = make_gzip_compressor(
+        [&total](std::string_view b) -> Result<void> {
+            total += b.size();
+            return {};
+        },
+        {.level = 1, .threads = 2});
+    ASSERT_TRUE(c);
+    const std::string block = sample(1 << 20, 7);
+    for (int i = 0; i < 16; ++i) ASSERT_TRUE((*c)->write(block));
+    before_finish = total;
+    ASSERT_TRUE((*c)->finish());
+    EXPECT_GT(before_finish, total * 3 / 4);
+}
+
+TEST(LayerGzip, SinkErrorsAreStickyAndReported) {
+    int calls = 0;
+    auto c = make_gzip_compressor(
+        [&calls](std::string_view) -> Result<void> {
+            if (++calls == 2) return Unexpected("disk full");
+            return {};
+        },
+        {.threads = 2});
+    ASSERT_TRUE(c);
+    const std::string data = sample(1 << 20, 8);
+    Result<void> r;
+    for (int i = 0; i < 8 && r; ++i) r = (*c)->write(data);
+    if (r) r = (*c)->finish();
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error(), "disk full");
+    EXPECT_EQ((*c)->write("more").error(), "disk full");
+    EXPECT_EQ((*c)->finish().error(), "disk full");
+}
+
+TEST(LayerGzip, AbandonedCompressorShutsDownCleanly) {
+    auto c = make_gzip_compressor([](std::string_view) -> Result<void> { return {}; },
+                                  {.threads = 4});
+    ASSERT_TRUE(c);
+    ASSERT_TRUE((*c)->write(sample(3 << 20, 9)));
+    c->reset(); // workers may be mid-block: the destructor must join them
+}
+
+} // namespace
+} // namespace factory::layer
