@@ -88,6 +88,7 @@ struct Recipe {
     Compression compression = Compression::gzip;
     std::string architecture; // default: the host's, in GOARCH spelling ("amd64")
     std::string os = "linux";
+    std::string variant;     // "v7" for "linux/arm/v7"; empty when the platform has none
     std::string ignore_file; // relative to context; default ".factoryignore" if it exists
     std::map<std::string, std::string> annotations;
     std::map<std::string, std::filesystem::path> contexts; // named host directories

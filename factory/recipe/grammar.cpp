@@ -1,0 +1,241 @@
+#include "factory/recipe/grammar.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cstdint>
+
+namespace factory::recipe::detail {
+
+namespace {
+
+bool is_lower_alnum(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+bool is_alnum(char c) {
+    return is_lower_alnum(c) || (c >= 'A' && c <= 'Z');
+}
+bool is_digit(char c) {
+    return c >= '0' && c <= '9';
+}
+bool all_digits(std::string_view s) {
+    return !s.empty() && std::all_of(s.begin(), s.end(), is_digit);
+}
+
+// Decimal without sign; nullopt if empty, not all digits or above `max`.
+std::optional<std::uint64_t> parse_decimal(std::string_view s, std::uint64_t max) {
+    if (!all_digits(s) || s.size() > 19) return std::nullopt;
+    std::uint64_t v = 0;
+    for (char c : s)
+        v = v * 10 + static_cast<std::uint64_t>(c - '0');
+    if (v > max) return std::nullopt;
+    return v;
+}
+
+// distribution-spec: path-component := [a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*
+bool is_path_component(std::string_view c) {
+    std::size_t i = 0;
+    for (;;) {
+        std::size_t start = i;
+        while (i < c.size() && is_lower_alnum(c[i]))
+            ++i;
+        if (i == start) return false;
+        if (i == c.size()) return true;
+        if (c[i] == '.') {
+            ++i;
+        } else if (c[i] == '_') {
+            ++i;
+            if (i < c.size() && c[i] == '_') ++i;
+        } else if (c[i] == '-') {
+            while (i < c.size() && c[i] == '-')
+                ++i;
+        } else {
+            return false;
+        }
+    }
+}
+
+// domain-component := [a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]
+bool is_domain_component(std::string_view c) {
+    if (c.empty() || !is_alnum(c.front()) || !is_alnum(c.back())) return false;
+    return std::all_of(c.begin(), c.end(), [](char ch) { return is_alnum(ch) || ch == '-'; });
+}
+
+bool is_host(std::string_view host) {
+    if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+        auto inner = host.substr(1, host.size() - 2);
+        return std::all_of(inner.begin(), inner.end(), [](char ch) {
+            return is_digit(ch) || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F') ||
+                   ch == ':' || ch == '.';
+        });
+    }
+    std::size_t start = 0;
+    for (;;) {
+        auto dot = host.find('.', start);
+        if (!is_domain_component(host.substr(start, dot - start))) return false;
+        if (dot == std::string_view::npos) return true;
+        start = dot + 1;
+    }
+}
+
+bool is_registry(std::string_view domain) {
+    auto colon = domain.rfind(':');
+    // An IPv6 literal has colons inside its brackets; the port's colon follows the ']'.
+    if (colon != std::string_view::npos && domain.find(']', colon) == std::string_view::npos) {
+        if (!parse_decimal(domain.substr(colon + 1), 65535)) return false;
+        domain = domain.substr(0, colon);
+    }
+    return is_host(domain);
+}
+
+} // namespace
+
+bool is_image_name(std::string_view name) {
+    if (name.empty() || name.size() > 255) return false;
+    auto slash = name.find('/');
+    if (slash != std::string_view::npos) {
+        auto first = name.substr(0, slash);
+        bool looks_like_registry = first.find_first_of(".:") != std::string_view::npos ||
+                                   first == "localhost" || first.starts_with('[');
+        if (looks_like_registry) {
+            if (!is_registry(first)) return false;
+            name = name.substr(slash + 1);
+        }
+    }
+    std::size_t start = 0;
+    for (;;) {
+        auto next = name.find('/', start);
+        if (!is_path_component(name.substr(start, next - start))) return false;
+        if (next == std::string_view::npos) return true;
+        start = next + 1;
+    }
+}
+
+bool is_tag(std::string_view tag) {
+    if (tag.empty() || tag.size() > 128) return false;
+    if (!is_alnum(tag[0]) && tag[0] != '_') return false;
+    return std::all_of(tag.begin(), tag.end(),
+                       [](char c) { return is_alnum(c) || c == '_' || c == '.' || c == '-'; });
+}
+
+bool is_ref_name(std::string_view ref) {
+    // component ::= alphanum (separator alphanum)*, separator ::= [-._:@+] | "--",
+    // components joined by "/".
+    std::size_t i = 0;
+    for (;;) {
+        std::size_t start = i;
+        while (i < ref.size() && is_alnum(ref[i]))
+            ++i;
+        if (i == start) return false;
+        if (i == ref.size()) return true;
+        char c = ref[i];
+        if (c == '-' && i + 1 < ref.size() && ref[i + 1] == '-') {
+            i += 2;
+        } else if (c == '-' || c == '.' || c == '_' || c == ':' || c == '@' || c == '+' ||
+                   c == '/') {
+            ++i;
+        } else {
+            return false;
+        }
+    }
+}
+
+bool is_arg_name(std::string_view name) {
+    if (name.empty() || is_digit(name[0])) return false;
+    return std::all_of(name.begin(), name.end(), [](char c) { return is_alnum(c) || c == '_'; });
+}
+
+bool is_stage_name(std::string_view name) {
+    if (name.empty() || name.size() > 64 || !is_lower_alnum(name[0])) return false;
+    return std::all_of(name.begin(), name.end(),
+                       [](char c) { return is_lower_alnum(c) || c == '_' || c == '-'; });
+}
+
+bool is_context_name(std::string_view name) {
+    if (name.empty() || name.size() > 64 || !is_alnum(name[0])) return false;
+    return std::all_of(name.begin(), name.end(),
+                       [](char c) { return is_alnum(c) || c == '_' || c == '.' || c == '-'; });
+}
+
+bool is_platform_variant(std::string_view variant) {
+    return !variant.empty() && variant.size() <= 16 &&
+           std::all_of(variant.begin(), variant.end(), is_lower_alnum);
+}
+
+std::optional<std::string> normalize_port(std::string_view port) {
+    auto slash = port.find('/');
+    auto number = port.substr(0, slash);
+    std::string_view protocol = "tcp";
+    if (slash != std::string_view::npos) protocol = port.substr(slash + 1);
+    if (number.size() > 1 && number[0] == '0') return std::nullopt;
+    auto value = parse_decimal(number, 65535);
+    if (!value || *value == 0) return std::nullopt;
+    if (protocol != "tcp" && protocol != "udp" && protocol != "sctp") return std::nullopt;
+    return std::string(number) + "/" + std::string(protocol);
+}
+
+bool is_user(std::string_view user) {
+    auto part_ok = [](std::string_view part) {
+        if (part.empty()) return false;
+        if (all_digits(part)) return parse_decimal(part, 0x7fffffff).has_value();
+        return std::all_of(part.begin(), part.end(),
+                           [](char c) { return is_alnum(c) || c == '_' || c == '.' || c == '-'; });
+    };
+    auto colon = user.find(':');
+    if (colon == std::string_view::npos) return part_ok(user);
+    return part_ok(user.substr(0, colon)) && part_ok(user.substr(colon + 1));
+}
+
+bool is_stop_signal(std::string_view signal) {
+    if (all_digits(signal)) {
+        auto v = parse_decimal(signal, 64);
+        return v && *v >= 1 && signal[0] != '0';
+    }
+    if (!signal.starts_with("SIG")) return false;
+    auto name = signal.substr(3);
+    static constexpr std::array<std::string_view, 35> names = {
+        "HUP",    "INT",  "QUIT",  "ILL",  "TRAP", "ABRT", "IOT",  "BUS",    "FPE",
+        "KILL",   "USR1", "SEGV",  "USR2", "PIPE", "ALRM", "TERM", "STKFLT", "CHLD",
+        "CLD",    "CONT", "STOP",  "TSTP", "TTIN", "TTOU", "URG",  "XCPU",   "XFSZ",
+        "VTALRM", "PROF", "WINCH", "IO",   "POLL", "PWR",  "SYS",  "RTMIN"};
+    if (std::find(names.begin(), names.end(), name) != names.end()) return true;
+    if (name == "RTMAX") return true;
+    // SIGRTMIN+n and SIGRTMAX-n, within the 31 real-time signals Linux has (34..64).
+    if (name.starts_with("RTMIN+") || name.starts_with("RTMAX-")) {
+        auto n = name.substr(6);
+        auto v = parse_decimal(n, 30);
+        return v && *v >= 1 && n[0] != '0';
+    }
+    return false;
+}
+
+bool is_goarch(std::string_view arch) {
+    static constexpr std::array<std::string_view, 13> known = {
+        "386",      "amd64",  "arm",   "arm64",   "loong64", "mips", "mips64",
+        "mips64le", "mipsle", "ppc64", "ppc64le", "riscv64", "s390x"};
+    return std::find(known.begin(), known.end(), arch) != known.end();
+}
+
+std::optional<Arch> goarch_from_machine(std::string_view m) {
+    if (m == "x86_64" || m == "amd64") return Arch{"amd64", ""};
+    if (m == "aarch64" || m == "arm64" || m == "armv8l" || m == "armv8b") return Arch{"arm64", ""};
+    if (m == "i386" || m == "i486" || m == "i586" || m == "i686") return Arch{"386", ""};
+    if (m.starts_with("armv7")) return Arch{"arm", "v7"};
+    if (m.starts_with("armv6")) return Arch{"arm", "v6"};
+    if (m.starts_with("armv5")) return Arch{"arm", "v5"};
+    if (m == "arm") return Arch{"arm", ""};
+    if (m == "loongarch64") return Arch{"loong64", ""};
+    if (is_goarch(m)) return Arch{std::string(m), ""};
+    return std::nullopt;
+}
+
+bool has_dotdot(std::string_view path) {
+    std::size_t start = 0;
+    for (;;) {
+        auto slash = path.find('/', start);
+        if (path.substr(start, slash - start) == "..") return true;
+        if (slash == std::string_view::npos) return false;
+        start = slash + 1;
+    }
+}
+
+} // namespace factory::recipe::detail

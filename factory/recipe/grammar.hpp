@@ -1,0 +1,60 @@
+#pragma once
+// The small grammars a recipe's values must follow. Each is a pure function of its input;
+// the callers turn a rejection into a located error message.
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace factory::recipe::detail {
+
+// distribution-spec / docker reference name: an optional registry "host[:port]/" prefix
+// (recognised, as docker does, by a '.' or ':' in the first component or "localhost"), then
+// path components [a-z0-9]+((\.|_|__|-+)[a-z0-9]+)* joined by "/". At most 255 bytes.
+bool is_image_name(std::string_view name);
+
+// distribution-spec tag: [A-Za-z0-9_][A-Za-z0-9._-]{0,127}
+bool is_tag(std::string_view tag);
+
+// image-spec annotations.md org.opencontainers.image.ref.name: the TAG of "oci:DIR:TAG".
+bool is_ref_name(std::string_view ref);
+
+// [args] names and ${NAME} references: [A-Za-z_][A-Za-z0-9_]*
+bool is_arg_name(std::string_view name);
+
+// [stage.NAME]: [a-z0-9][a-z0-9_-]*, at most 64 bytes. No '.' so that [stage.NAME.base]
+// stays unambiguous.
+bool is_stage_name(std::string_view name);
+
+// [contexts] names: [A-Za-z0-9][A-Za-z0-9_.-]*, at most 64 bytes.
+bool is_context_name(std::string_view name);
+
+// The variant of "os/arch/variant" ("v7", "v8"): [a-z0-9]+, at most 16 bytes.
+bool is_platform_variant(std::string_view variant);
+
+// "80", "80/tcp", "53/udp", "9/sctp" → "80/tcp" …; nullopt if the port is not 1..65535 in
+// plain decimal or the protocol is not tcp, udp or sctp.
+std::optional<std::string> normalize_port(std::string_view port);
+
+// "uid[:gid]" or "name[:group]" (mixing allowed); names are [A-Za-z0-9_.-]+ and numeric
+// parts must be below 2^31.
+bool is_user(std::string_view user);
+
+// "SIGTERM", "SIGRTMIN+3" or a number 1..64.
+bool is_stop_signal(std::string_view signal);
+
+// Go's GOARCH spellings used by OCI platforms.
+bool is_goarch(std::string_view arch);
+
+// `uname -m` → GOARCH ("x86_64" → "amd64", "armv7l" → "arm" with variant "v7"); nullopt
+// for a machine we don't know.
+struct Arch {
+    std::string arch;
+    std::string variant;
+};
+std::optional<Arch> goarch_from_machine(std::string_view machine);
+
+// True if a '/'-separated path has a ".." component.
+bool has_dotdot(std::string_view path);
+
+} // namespace factory::recipe::detail

@@ -1,0 +1,310 @@
+#include "factory/recipe/stage_reader.hpp"
+
+#include "factory/recipe/config_reader.hpp"
+#include "factory/recipe/grammar.hpp"
+#include "factory/recipe/suggest.hpp"
+
+#include <algorithm>
+#include <array>
+
+namespace factory::recipe::detail {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// The names a stage's parts go by in messages: "[base]" / "[stage.x.base]", …
+struct Labels {
+    explicit Labels(const std::string& stage, bool top_level) {
+        std::string prefix = top_level ? "" : "stage." + stage + ".";
+        base_table = "[" + prefix + "base]";
+        step_table = "[[" + prefix + "step]]";
+        config_table = "[" + prefix + "config]";
+        owner = top_level ? "" : "[stage." + stage + "]";
+    }
+    std::string base_table, step_table, config_table;
+    std::string owner; // the table holding base/step/config; "" for the top level
+};
+
+// Step kinds and options the recipe format reserves for later versions: recognised so that
+// a recipe using them gets "not supported yet" rather than "unknown key".
+const std::vector<std::string> future_step_kinds = {"run", "git", "deps", "download"};
+const std::vector<std::string> future_step_options = {"cache", "secret", "network"};
+const std::vector<std::string> future_base_kinds = {"debian"};
+
+bool contains(const std::vector<std::string>& list, std::string_view item) {
+    return std::find(list.begin(), list.end(), item) != list.end();
+}
+
+// "oci:DIR[:TAG]" / "oci-archive:FILE[:TAG]": as skopeo's oci transports do, the path ends
+// at the first ':', so it can't hold one.
+Base read_layout_ref(Reader& r, Base::Kind kind, std::string_view rest, const Location& where,
+                     const std::string& label, std::string_view what) {
+    Base base;
+    base.kind = kind;
+    base.where = where;
+    auto colon = rest.find(':');
+    auto path = rest.substr(0, colon);
+    if (path.empty()) r.fail(where, label + ": " + std::string(what) + " path is empty");
+    if (colon != std::string_view::npos) {
+        base.tag = rest.substr(colon + 1);
+        if (!is_ref_name(base.tag))
+            r.fail(where, label + ": invalid tag " + quote(base.tag) +
+                              " (expected an image-spec ref.name such as \"1.0\")");
+    }
+    base.path = (r.dir() / fs::path(path)).lexically_normal();
+    return base;
+}
+
+Base read_image_ref(Reader& r, const std::string& image, const Location& where,
+                    const std::string& label, const StageScope& scope) {
+    std::string_view ref = image;
+    if (ref == "scratch") return Base{Base::Kind::scratch, {}, {}, {}, where};
+    if (ref.starts_with("oci:"))
+        return read_layout_ref(r, Base::Kind::oci_layout, ref.substr(4), where, label,
+                               "oci layout");
+    if (ref.starts_with("oci-archive:"))
+        return read_layout_ref(r, Base::Kind::oci_archive, ref.substr(12), where, label,
+                               "oci archive");
+    if (ref.starts_with("stage:")) {
+        std::string stage(ref.substr(6));
+        check_stage_ref(r, stage, where, label, scope);
+        return Base{Base::Kind::stage, {}, {}, stage, where};
+    }
+    r.fail(where, label + ": unsupported base image " + quote(image) +
+                      ": registry images are not supported in this version; use \"scratch\", "
+                      "\"oci:DIR[:TAG]\", \"oci-archive:FILE[:TAG]\" or \"stage:NAME\"");
+}
+
+Base read_base(Reader& r, const toml::node* node, const Labels& labels, const Location& stage,
+               const StageScope& scope) {
+    if (!node) return Base{Base::Kind::scratch, {}, {}, {}, stage};
+    std::string value_label = key_label(labels.owner, "base");
+    if (node->is_string())
+        return read_image_ref(r, r.string(*node, value_label), r.at(*node), value_label, scope);
+    const auto* table = node->as_table();
+    if (!table)
+        r.fail(*node, value_label + ": expected a string or a table, got " + type_name(*node));
+    r.check_keys(*table, labels.base_table, {"image", "stage", "debian"});
+    for (auto&& [key, value] : in_recipe_order(*table))
+        if (contains(future_base_kinds, key->str()))
+            r.fail(*key,
+                   "base kind " + quote_key(key->str()) + " is not supported in this version");
+    const auto* image = table->get("image");
+    const auto* stage_name = table->get("stage");
+    if (image && stage_name)
+        r.fail(*table, labels.base_table + ": has both 'image' and 'stage'; use one");
+    if (image) {
+        std::string label = labels.base_table + " image";
+        return read_image_ref(r, r.string(*image, label), r.at(*image), label, scope);
+    }
+    if (stage_name) {
+        std::string label = labels.base_table + " stage";
+        std::string name = r.string(*stage_name, label);
+        check_stage_ref(r, name, r.at(*stage_name), label, scope);
+        return Base{Base::Kind::stage, {}, {}, name, r.at(*stage_name)};
+    }
+    r.fail(*table, labels.base_table + ": needs 'image' or 'stage'");
+}
+
+// Globs follow fnmatch: an unclosed '[' would silently match itself, which is never meant.
+void check_glob(const Reader& r, const Located& src, const std::string& label) {
+    for (std::size_t i = src.value.find('['); i != std::string::npos;
+         i = src.value.find('[', i + 1)) {
+        std::size_t body = i + 1;
+        if (body < src.value.size() && (src.value[body] == '!' || src.value[body] == '^')) ++body;
+        // A ']' right after the opening bracket is part of the set.
+        auto close = src.value.find(']', body + 1);
+        auto slash = src.value.find('/', body);
+        if (close == std::string::npos || (slash != std::string::npos && slash < close))
+            r.fail(src.where, label + ": unclosed '[' in " + quote(src.value));
+        i = close;
+    }
+}
+
+void check_src(const Reader& r, Located& src, const std::string& label, bool from_stage) {
+    if (src.value.empty()) r.fail(src.where, label + ": src must not be empty");
+    if (has_dotdot(src.value) || (!from_stage && src.value.front() == '/'))
+        r.fail(src.where, label + ": src must be relative to the " +
+                              std::string(from_stage ? "stage's root" : "context") + ": " +
+                              quote(src.value));
+    // From a stage, "/usr/bin/x" means the stage's /usr/bin/x, as in COPY --from.
+    if (from_stage) {
+        auto first = src.value.find_first_not_of('/');
+        src.value = first == std::string::npos ? "." : src.value.substr(first);
+    }
+    check_glob(r, src, label);
+}
+
+std::vector<Located> read_srcs(Reader& r, const toml::node& node, const std::string& label) {
+    if (node.is_string()) return {Located{r.string(node, label), r.at(node)}};
+    if (!node.is_array())
+        r.fail(node, label + ": expected a string or an array of strings, got " + type_name(node));
+    auto srcs = r.strings(node, label);
+    if (srcs.empty()) r.fail(node, label + ": needs at least one path");
+    return srcs;
+}
+
+std::optional<unsigned> read_mode(Reader& r, const toml::node& node, const std::string& label) {
+    // Only strings: a TOML integer 755 is decimal (0o1363), the classic chmod trap.
+    std::string mode =
+        r.string(node, label, "write the mode in quotes, as octal digits: mode = \"0755\"");
+    bool octal = !mode.empty() && mode.size() <= 4 &&
+                 std::all_of(mode.begin(), mode.end(), [](char c) { return c >= '0' && c <= '7'; });
+    if (!octal)
+        r.fail(node, label + ": invalid mode " + quote(mode) +
+                         ": expected up to 4 octal digits such as \"0755\"");
+    return static_cast<unsigned>(std::stoul(mode, nullptr, 8));
+}
+
+std::uint32_t read_id(Reader& r, const toml::node& node, const std::string& label) {
+    // Ids of 2^31 and above wrap to negative numbers in some runtimes (containerd
+    // CVE-2024-40635 ran such a container as root).
+    constexpr std::int64_t max_id = 0x7fffffff;
+    std::int64_t id = r.integer(node, label);
+    if (id < 0 || id > max_id)
+        r.fail(node, label + ": " + std::to_string(id) + " is out of range (0 to " +
+                         std::to_string(max_id) + ")");
+    return static_cast<std::uint32_t>(id);
+}
+
+void read_copy_source(Reader& r, const toml::table& t, const std::string& label,
+                      const StageScope& scope, CopyItem& item) {
+    const auto* from = t.get("from");
+    const auto* context = t.get("context");
+    if (from && context)
+        r.fail(*context, label + ": 'from' and 'context' are exclusive: a copy reads another "
+                                 "stage or a context");
+    if (from) {
+        item.from_stage = r.string(*from, label + ".from");
+        check_stage_ref(r, item.from_stage, r.at(*from), label + ".from", scope);
+    }
+    if (context) {
+        item.context = r.string(*context, label + ".context");
+        if (!scope.contexts.contains(item.context)) {
+            std::vector<std::string> names;
+            for (const auto& [name, path] : scope.contexts)
+                names.push_back(name);
+            std::string message = label + ".context: unknown context " + quote_key(item.context);
+            if (auto guess = closest(item.context, names); !guess.empty())
+                message += "; did you mean " + quote_key(guess) + "?";
+            else
+                message += " (declared in [contexts]: " + join_list(names) + ")";
+            r.fail(*context, message);
+        }
+    }
+}
+
+CopyItem read_copy_item(Reader& r, const toml::table& t, const std::string& label,
+                        const StageScope& scope) {
+    r.check_keys(t, label, {"src", "dest", "mode", "uid", "gid", "from", "context"});
+    CopyItem item;
+    item.where = r.at(t);
+    read_copy_source(r, t, label, scope, item);
+    const auto* src = t.get("src");
+    if (!src) r.fail(t, "missing required key 'src' in " + label);
+    const auto* dest = t.get("dest");
+    if (!dest) r.fail(t, "missing required key 'dest' in " + label);
+
+    auto srcs = read_srcs(r, *src, label + ".src");
+    for (auto& s : srcs) {
+        check_src(r, s, label + ".src", !item.from_stage.empty());
+        item.src.push_back(std::move(s.value));
+    }
+    item.dest = r.string(*dest, label + ".dest");
+    if (!item.dest.starts_with('/'))
+        r.fail(*dest, label + ".dest: dest must be an absolute path: " + quote(item.dest));
+    if (has_dotdot(item.dest))
+        r.fail(*dest, label + ".dest: dest must not contain '..': " + quote(item.dest));
+    if (item.src.size() > 1 && !item.dest.ends_with('/'))
+        r.fail(*dest, label +
+                          ".dest: copying several sources needs a directory dest ending "
+                          "in '/': " +
+                          quote(item.dest));
+    if (const auto* mode = t.get("mode")) item.mode = read_mode(r, *mode, label + ".mode");
+    if (const auto* uid = t.get("uid")) item.uid = read_id(r, *uid, label + ".uid");
+    if (const auto* gid = t.get("gid")) item.gid = read_id(r, *gid, label + ".gid");
+    return item;
+}
+
+std::vector<CopyItem> read_copy(Reader& r, const toml::node& node, const std::string& label,
+                                const StageScope& scope) {
+    if (const auto* table = node.as_table()) return {read_copy_item(r, *table, label, scope)};
+    const auto* array = node.as_array();
+    if (!array)
+        r.fail(node, label + ": expected a table or an array of tables, got " + type_name(node));
+    if (array->empty()) r.fail(node, label + ": needs at least one item");
+    std::vector<CopyItem> items;
+    for (const auto& element : *array)
+        items.push_back(read_copy_item(r, r.table(element, label), label, scope));
+    return items;
+}
+
+Step read_step(Reader& r, const toml::table& t, const std::string& label, const StageScope& scope) {
+    std::vector<std::string> known = {"copy"};
+    known.insert(known.end(), future_step_kinds.begin(), future_step_kinds.end());
+    known.insert(known.end(), future_step_options.begin(), future_step_options.end());
+    r.check_keys(t, label, known);
+    for (auto&& [key, value] : in_recipe_order(t)) {
+        if (contains(future_step_kinds, key->str()))
+            r.fail(*key,
+                   "step kind " + quote_key(key->str()) + " is not supported in this version");
+        if (contains(future_step_options, key->str()))
+            r.fail(*key,
+                   "step option " + quote_key(key->str()) + " is not supported in this version");
+    }
+    const auto* copy = t.get("copy");
+    if (!copy) r.fail(t, label + ": needs one of copy, run, git, deps, download");
+    Step step;
+    step.kind = StepKind::copy;
+    step.where = r.at(t);
+    step.copy = read_copy(r, *copy, label + " copy", scope);
+    return step;
+}
+
+std::vector<Step> read_steps(Reader& r, const toml::node* node, const Labels& labels,
+                             const StageScope& scope) {
+    if (!node) return {};
+    std::string hint = "write each step as a " + labels.step_table + " table";
+    const auto& array = r.array(*node, key_label(labels.owner, "step"), hint);
+    std::vector<Step> steps;
+    for (const auto& element : array) {
+        if (!element.is_table())
+            r.fail(element, labels.step_table + ": expected a table, got " + type_name(element));
+        steps.push_back(read_step(r, *element.as_table(), labels.step_table, scope));
+    }
+    return steps;
+}
+
+} // namespace
+
+void check_stage_ref(const Reader& reader, const std::string& name, const Location& where,
+                     const std::string& label, const StageScope& scope) {
+    if (scope.stage_set.contains(name)) return;
+    std::string message = label + ": unknown stage " + quote_key(name);
+    if (auto guess = closest(name, scope.stages); !guess.empty())
+        message += "; did you mean " + quote_key(guess) + "?";
+    else
+        message += " (declared: " + join_list(scope.stages) + ")";
+    reader.fail(where, message);
+}
+
+Stage read_stage(Reader& reader, const toml::table& table, const std::string& name,
+                 Placement placement, const Location& where, const StageScope& scope) {
+    Labels labels(name, placement == Placement::top_level);
+    if (placement == Placement::named)
+        reader.check_keys(table, labels.owner, {"base", "step", "config"});
+    Stage stage;
+    stage.name = name;
+    stage.where = where;
+    stage.base = read_base(reader, table.get("base"), labels, where, scope);
+    stage.steps = read_steps(reader, table.get("step"), labels, scope);
+    if (const auto* config = table.get("config")) {
+        stage.config =
+            read_config(reader, reader.table(*config, labels.config_table), labels.config_table);
+        stage.has_config = true;
+    }
+    return stage;
+}
+
+} // namespace factory::recipe::detail
