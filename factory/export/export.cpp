@@ -1,0 +1,39 @@
+#include "factory/export/export.hpp"
+
+#include "factory/export/docker_archive.hpp"
+#include "factory/export/oci_export.hpp"
+
+namespace factory::exporter {
+
+namespace {
+
+// The tag of "name:tag" (a ':' after the last '/'), or "latest".
+std::string tag_of(std::string_view name) {
+    auto colon = name.rfind(':');
+    auto slash = name.rfind('/');
+    if (colon == std::string_view::npos || (slash != std::string_view::npos && colon < slash))
+        return "latest";
+    return std::string(name.substr(colon + 1));
+}
+
+} // namespace
+
+void export_image(const oci::Layout& store, const oci::Descriptor& image, const Target& target,
+                  std::string_view image_name) {
+    switch (target.format) {
+    case Format::oci_dir:
+        export_oci_dir(store, image, target.path,
+                       target.ref.empty() ? tag_of(image_name) : target.ref);
+        return;
+    case Format::oci_archive:
+        export_oci_archive(store, image, target.path,
+                           target.ref.empty() ? tag_of(image_name) : target.ref);
+        return;
+    case Format::docker_archive:
+        export_docker_archive(store, image, target.path,
+                              target.ref.empty() ? std::string(image_name) : target.ref);
+        return;
+    }
+}
+
+} // namespace factory::exporter

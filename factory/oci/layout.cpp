@@ -1,0 +1,293 @@
+#include "factory/oci/layout.hpp"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <set>
+
+#include "factory/oci/digest.hpp"
+#include "factory/oci/json_fields.hpp"
+#include "factory/util/files.hpp"
+
+namespace factory::oci {
+
+namespace {
+
+constexpr const char* layout_file = "oci-layout";
+constexpr const char* index_file = "index.json";
+constexpr const char* lock_file = "index.json.lock";
+// index.json of a busy store lists every name:tag ever built; give it room.
+constexpr JsonLimits index_limits{64u << 20, 64};
+
+// An exclusive flock held for the object's lifetime. flock locks belong to the open file
+// description, so two threads of one process that each open the file exclude each other too.
+class IndexLock {
+  public:
+    explicit IndexLock(const fs::path& path) {
+        fd_.reset(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+        if (!fd_) throw Error("cannot open lock file " + path.string() + ": " + errno_string(errno));
+        while (::flock(fd_.get(), LOCK_EX) != 0) {
+            if (errno != EINTR)
+                throw Error("cannot lock " + path.string() + ": " + errno_string(errno));
+        }
+    }
+
+  private:
+    Fd fd_; // closing it releases the lock
+};
+
+std::string layout_json() { return R"({"imageLayoutVersion":"1.0.0"})"; }
+
+void check_layout_file(const fs::path& dir) {
+    auto path = dir / layout_file;
+    auto bytes = read_file(path, 64 << 10);
+    if (!bytes)
+        throw Error(dir.string() + " is not an OCI image layout: " + bytes.error());
+    auto j = parse_strict_json(*bytes);
+    if (!j || !j->is_object())
+        throw Error(path.string() + ": not a JSON object" + (j ? "" : ": " + j.error()));
+    auto v = j->find("imageLayoutVersion");
+    if (v == j->end() || !v->is_string())
+        throw Error(path.string() + ": imageLayoutVersion is missing");
+    if (v->get<std::string>() != layout_version)
+        throw Error(path.string() + ": unsupported imageLayoutVersion " +
+                    detail::quote(v->get<std::string>()) + " (factory reads 1.0.0)");
+}
+
+bool exists_nofollow(const fs::path& p) {
+    struct stat st {};
+    return ::lstat(p.c_str(), &st) == 0;
+}
+
+} // namespace
+
+Layout::Layout(fs::path dir, fs::path tmp)
+    : dir_(std::move(dir)), blobs_(dir_ / "blobs" / "sha256", std::move(tmp)) {}
+
+Layout Layout::create(const fs::path& dir, Options options) {
+    std::error_code ec;
+    fs::create_directories(dir / "blobs" / "sha256", ec);
+    if (ec) throw Error("cannot create OCI layout " + dir.string() + ": " + ec.message());
+    if (!options.tmp_dir.empty()) {
+        fs::create_directories(options.tmp_dir, ec);
+        if (ec) throw Error("cannot create " + options.tmp_dir.string() + ": " + ec.message());
+    }
+    // Two creators racing both write the same bytes: harmless.
+    if (!exists_nofollow(dir / layout_file)) write_file_atomic(dir / layout_file, layout_json());
+    {
+        // Under the index lock, so a concurrent set_ref's index is never replaced by an empty one.
+        IndexLock lock(dir / lock_file);
+        if (!exists_nofollow(dir / index_file)) write_file_atomic(dir / index_file, serialize(Index{}));
+    }
+    return open(dir, std::move(options));
+}
+
+Layout Layout::open(const fs::path& dir, Options options) {
+    check_layout_file(dir);
+    if (!exists_nofollow(dir / index_file))
+        throw Error(dir.string() + " is not an OCI image layout: it has no index.json");
+    auto tmp = options.tmp_dir.empty() ? dir / "blobs" / "sha256" : options.tmp_dir;
+    return Layout(dir, std::move(tmp));
+}
+
+Index Layout::index() const {
+    auto path = dir_ / index_file;
+    auto bytes = read_file(path, index_limits.max_bytes);
+    if (!bytes) throw Error(bytes.error());
+    auto index = parse_index(*bytes, {}, index_limits);
+    if (!index) throw Error(path.string() + ": " + index.error());
+    return std::move(*index);
+}
+
+void Layout::write_index(const Index& index) { write_file_atomic(dir_ / index_file, serialize(index)); }
+
+void Layout::set_ref(const std::string& ref_name, Descriptor desc) {
+    if (ref_name.empty()) throw Error("an image reference name can't be empty");
+    desc.annotations[annotation::ref_name] = ref_name;
+    IndexLock lock(dir_ / lock_file);
+    auto idx = index();
+    std::vector<Descriptor> kept;
+    bool placed = false;
+    for (auto& d : idx.manifests) {
+        if (d.ref_name() != ref_name) {
+            kept.push_back(std::move(d));
+        } else if (!placed) { // keep the position of the entry we replace
+            kept.push_back(desc);
+            placed = true;
+        }
+    }
+    if (!placed) kept.push_back(std::move(desc));
+    idx.manifests = std::move(kept);
+    write_index(idx);
+}
+
+bool Layout::remove_ref(std::string_view ref_name) {
+    IndexLock lock(dir_ / lock_file);
+    auto idx = index();
+    auto before = idx.manifests.size();
+    std::erase_if(idx.manifests, [&](const Descriptor& d) { return d.ref_name() == ref_name; });
+    if (idx.manifests.size() == before) return false;
+    write_index(idx);
+    return true;
+}
+
+std::vector<std::pair<std::string, Descriptor>> Layout::refs() const {
+    std::vector<std::pair<std::string, Descriptor>> out;
+    for (auto& d : index().manifests)
+        if (auto name = d.ref_name(); !name.empty()) out.emplace_back(std::move(name), d);
+    return out;
+}
+
+std::optional<Descriptor> Layout::resolve(std::string_view ref, const Platform& platform) const {
+    auto r = resolve_ref(index(), ref, platform,
+                         [this](const Descriptor& d) { return read_blob(d); });
+    if (!r) throw Error(dir_.string() + ": " + r.error());
+    return std::move(*r);
+}
+
+Result<std::string> Layout::read_blob(const Descriptor& d, std::uint64_t max_size) const {
+    auto hex = d.sha256_hex();
+    if (!hex) return Unexpected(hex.error());
+    if (static_cast<std::uint64_t>(d.size) > max_size)
+        return Unexpected("blob " + d.digest + " is " + std::to_string(d.size) +
+                          " bytes, over the limit of " + std::to_string(max_size));
+    if (!blobs_.has(*hex))
+        return Unexpected("blob " + d.digest + " is missing from " + dir_.string());
+    return blobs_.read_exact(*hex, static_cast<std::uint64_t>(d.size));
+}
+
+Result<Manifest> Layout::read_manifest(const Descriptor& d) const {
+    auto bytes = read_blob(d);
+    if (!bytes) return Unexpected(bytes.error());
+    auto m = parse_manifest(*bytes, d.media_type);
+    if (!m) return Unexpected(d.digest + ": " + m.error());
+    return m;
+}
+
+Result<Index> Layout::read_index(const Descriptor& d) const {
+    auto bytes = read_blob(d);
+    if (!bytes) return Unexpected(bytes.error());
+    auto i = parse_index(*bytes, d.media_type);
+    if (!i) return Unexpected(d.digest + ": " + i.error());
+    return i;
+}
+
+Result<ImageConfig> Layout::read_config(const Descriptor& d, std::optional<std::size_t> layers) const {
+    auto bytes = read_blob(d);
+    if (!bytes) return Unexpected(bytes.error());
+    auto c = ImageConfig::parse(*bytes, layers);
+    if (!c) return Unexpected(d.digest + ": " + c.error());
+    return c;
+}
+
+Descriptor Layout::put_blob(std::string media_type, std::string_view bytes) {
+    blobs_.put(bytes);
+    return describe(std::move(media_type), bytes);
+}
+
+Result<std::vector<Descriptor>> Layout::closure(const Descriptor& root) const {
+    std::vector<Descriptor> out;
+    std::set<std::string> seen;
+    std::function<Result<void>(const Descriptor&, int)> walk =
+        [&](const Descriptor& d, int depth) -> Result<void> {
+        if (depth > 4) return Unexpected("indexes nested deeper than 4 levels at " + d.digest);
+        if (seen.count(d.digest)) return {};
+        if (media_type::is_index(d.media_type)) {
+            auto idx = read_index(d);
+            if (!idx) return Unexpected(idx.error());
+            for (const auto& m : idx->manifests)
+                if (auto r = walk(m, depth + 1); !r) return r;
+        } else if (media_type::is_manifest(d.media_type)) {
+            auto m = read_manifest(d);
+            if (!m) return Unexpected(m.error());
+            for (const auto& l : m->layers)
+                if (auto r = walk(l, depth + 1); !r) return r;
+            if (auto r = walk(m->config, depth + 1); !r) return r;
+        }
+        if (seen.insert(d.digest).second) out.push_back(d);
+        return {};
+    };
+    if (auto r = walk(root, 0); !r) return Unexpected(r.error());
+    return out;
+}
+
+namespace {
+
+const Descriptor* find_entry(const Index& index, std::string_view ref) {
+    auto by = [&](auto pred) -> const Descriptor* {
+        for (const auto& d : index.manifests)
+            if (pred(d)) return &d;
+        return nullptr;
+    };
+    if (ref.empty()) {
+        if (index.manifests.size() == 1) return &index.manifests.front();
+        return nullptr;
+    }
+    if (ref.starts_with("sha256:"))
+        if (auto d = by([&](const Descriptor& x) { return x.digest == ref; })) return d;
+    if (auto d = by([&](const Descriptor& x) { return x.ref_name() == ref; })) return d;
+    if (auto d = by([&](const Descriptor& x) {
+            auto it = x.annotations.find(annotation::containerd_image_name);
+            return it != x.annotations.end() && it->second == ref;
+        }))
+        return d;
+    if (ref.find(':') == std::string_view::npos) {
+        auto latest = std::string(ref) + ":latest";
+        if (auto d = by([&](const Descriptor& x) { return x.ref_name() == latest; })) return d;
+    }
+    return nullptr;
+}
+
+Result<Descriptor> descend(const Descriptor& d, const Platform& platform, const BlobReader& read) {
+    auto bytes = read(d);
+    if (!bytes) return Unexpected(bytes.error());
+    auto nested = parse_index(*bytes, d.media_type);
+    if (!nested) return Unexpected(d.digest + ": " + nested.error());
+    auto chosen = select_platform(*nested, platform);
+    if (!chosen) {
+        std::string have;
+        for (const auto& m : nested->manifests)
+            if (m.platform) have += (have.empty() ? "" : ", ") + m.platform->str();
+        return Unexpected("image index " + d.digest + " has no manifest for " + platform.str() +
+                          " (it has: " + (have.empty() ? "none" : have) + ")");
+    }
+    if (!media_type::is_manifest(chosen->media_type))
+        return Unexpected("image index " + d.digest + ": the entry for " + platform.str() +
+                          " is a " + chosen->media_type + ", not an image manifest");
+    return *chosen;
+}
+
+} // namespace
+
+Result<std::optional<Descriptor>> resolve_ref(const Index& index, std::string_view ref,
+                                              const Platform& platform, const BlobReader& read) {
+    auto found = find_entry(index, ref);
+    if (!found && ref.starts_with("sha256:")) {
+        // A platform manifest inside a nested index, named by its digest.
+        for (const auto& d : index.manifests) {
+            if (!media_type::is_index(d.media_type)) continue;
+            auto bytes = read(d);
+            if (!bytes) return Unexpected(bytes.error());
+            auto nested = parse_index(*bytes, d.media_type);
+            if (!nested) return Unexpected(d.digest + ": " + nested.error());
+            for (const auto& m : nested->manifests)
+                if (m.digest == ref && media_type::is_manifest(m.media_type))
+                    return std::optional<Descriptor>(m);
+        }
+    }
+    if (!found) return std::optional<Descriptor>();
+    const Descriptor& d = *found;
+    if (media_type::is_index(d.media_type)) {
+        auto chosen = descend(d, platform, read);
+        if (!chosen) return Unexpected(chosen.error());
+        return std::optional<Descriptor>(std::move(*chosen));
+    }
+    if (!media_type::is_manifest(d.media_type))
+        return Unexpected("\"" + std::string(ref) + "\" names a " + d.media_type +
+                          ", not an image manifest or index");
+    return std::optional<Descriptor>(d);
+}
+
+} // namespace factory::oci
