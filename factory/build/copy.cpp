@@ -17,18 +17,7 @@ namespace {
 
 using layer::Entry;
 
-// Paths compare component by component, so parents sort before their children and
-// "a/b" before "a-b" (the order the tar writer uses).
-bool path_less(const std::string& a, const std::string& b) {
-    auto n = std::min(a.size(), b.size());
-    for (std::size_t i = 0; i < n; ++i) {
-        if (a[i] == b[i]) continue;
-        if (a[i] == '/') return true;
-        if (b[i] == '/') return false;
-        return static_cast<unsigned char>(a[i]) < static_cast<unsigned char>(b[i]);
-    }
-    return a.size() < b.size();
-}
+using layer::path_less;
 
 std::string join(const std::string& dir, const std::string& name) {
     if (dir.empty()) return name;
@@ -425,21 +414,25 @@ void copy_item(const recipe::CopyItem& item, const CopyContext& ctx,
 // others become hardlinks to it, as `tar` would write them.
 void link_shared_inodes(std::map<std::string, Entry>& out, const InodeMap& inodes) {
     for (const auto& [inode, paths] : inodes) {
-        std::vector<std::string> live;
+        // Copies of one host file with different metadata (two items, one with a mode
+        // override) can't share an inode in the image: group by metadata too.
+        std::map<std::tuple<unsigned, std::uint32_t, std::uint32_t>, std::vector<std::string>> groups;
         for (const auto& p : paths) {
             auto it = out.find(p);
-            if (it != out.end() && it->second.type == Entry::Type::file) live.push_back(p);
+            if (it == out.end() || it->second.type != Entry::Type::file) continue;
+            const Entry& e = it->second;
+            groups[{e.mode, e.uid, e.gid}].push_back(p);
         }
-        if (live.size() < 2) continue;
-        std::sort(live.begin(), live.end(), path_less);
-        const Entry& first = out.at(live.front());
-        for (std::size_t i = 1; i < live.size(); ++i) {
-            Entry& e = out.at(live[i]);
-            if (e.mode != first.mode || e.uid != first.uid || e.gid != first.gid) continue;
-            e.type = Entry::Type::hardlink;
-            e.link = live.front();
-            e.source.clear();
-            e.size = 0;
+        for (auto& [meta, live] : groups) {
+            if (live.size() < 2) continue;
+            std::sort(live.begin(), live.end(), path_less);
+            for (std::size_t i = 1; i < live.size(); ++i) {
+                Entry& e = out.at(live[i]);
+                e.type = Entry::Type::hardlink;
+                e.link = live.front();
+                e.source.clear();
+                e.size = 0;
+            }
         }
     }
 }
