@@ -19,8 +19,9 @@ struct TextPosition {
 // The depth limit recipes are held to; far above any real recipe, far below a crash.
 inline constexpr int max_nesting = 64;
 
-// Returns where the text first exceeds `limit` levels, counting conservatively (a dotted
-// key of n parts is n levels, a header [a.b] two, each '{' or '[' one more), or nullopt.
+// Returns where the text first exceeds `limit` levels, or nullopt. It over-counts rather
+// than under-counts: a dotted key or header of n parts is n + 1 levels, each '{' or '[' one
+// more, plus the parts of the key it is the value of.
 // Strings and comments are skipped as TOML defines them; the scan never fails otherwise —
 // malformed TOML is toml++'s to report.
 std::optional<TextPosition> find_excess_nesting(std::string_view text, int limit = max_nesting);

@@ -91,6 +91,8 @@ std::map<std::string, std::string> read_args(Reader& r, const toml::table& root,
             if (!text)
                 r.fail(*value,
                        "[args] " + name + ": expected a string, got " + detail::type_name(*value));
+            if (text->get().find('\0') != std::string::npos)
+                r.fail(*value, "[args] " + name + ": contains a NUL character");
             args.emplace(name, text->get());
         }
     }

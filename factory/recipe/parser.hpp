@@ -2,18 +2,20 @@
 // recipe::load: TOML file → validated Recipe. Every error is a factory::Error with
 // ExitCode::usage whose message starts with "file:line:col: ".
 
+#include "factory/recipe/recipe.hpp"
+
 #include <filesystem>
 #include <map>
 #include <string>
 
-#include "factory/recipe/recipe.hpp"
-
 namespace factory::recipe {
 
 struct LoadOptions {
-    std::map<std::string, std::string> args; // --arg NAME=VALUE; a name the recipe lacks is an error
-    std::optional<std::int64_t> source_date_epoch; // from SOURCE_DATE_EPOCH; overrides [image] epoch
-    std::string host_architecture;                 // GOARCH spelling; empty = detect
+    std::map<std::string, std::string>
+        args; // --arg NAME=VALUE; a name the recipe lacks is an error
+    std::optional<std::int64_t>
+        source_date_epoch;         // from SOURCE_DATE_EPOCH; overrides [image] epoch
+    std::string host_architecture; // GOARCH spelling; empty = detect
 };
 
 // Throws factory::Error (ExitCode::usage) on any problem.

@@ -15,10 +15,16 @@ namespace {
 constexpr std::size_t max_expanded_string = 1u << 20;
 constexpr std::size_t max_expanded_total = 16u << 20;
 
-bool is_top_level_key(std::string_view key) {
-    for (std::string_view k : top_level_keys)
-        if (k == key) return true;
-    return false;
+// [image]\nname = "x"\nbase = "scratch": in TOML, base is [image].base. True for a top-level
+// key found in a table a top-level [header] opens, where that is the likely mistake.
+bool misplaced_top_level_key(const toml::table& table, const std::string& table_label,
+                             std::string_view key) {
+    if (table.is_inline()) return false;
+    static const std::vector<std::string> header_tables = {"[image]", "[base]", "[config]",
+                                                           "[[step]]"};
+    return std::find(header_tables.begin(), header_tables.end(), table_label) !=
+               header_tables.end() &&
+           std::find(top_level_keys.begin(), top_level_keys.end(), key) != top_level_keys.end();
 }
 
 std::string with_hint(std::string message, std::string_view hint) {
@@ -109,8 +115,7 @@ void Reader::check_keys(const toml::table& table, const std::string& table_label
         std::string message = table_label.empty()
                                   ? "unknown top-level key " + quote_key(key->str())
                                   : "unknown key " + quote_key(key->str()) + " in " + table_label;
-        if (!table.is_inline() && is_top_level_key(key->str()))
-            // [image]\nname = "x"\nbase = "scratch": base belongs to [image] in TOML.
+        if (misplaced_top_level_key(table, table_label, key->str()))
             message += "; a top-level key must come before the first [table] header";
         else if (auto guess = closest(key->str(), known); !guess.empty())
             message += "; did you mean " + quote_key(guess) + "?";

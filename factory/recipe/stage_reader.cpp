@@ -3,9 +3,9 @@
 #include "factory/recipe/config_reader.hpp"
 #include "factory/recipe/grammar.hpp"
 #include "factory/recipe/suggest.hpp"
+#include "factory/util/pattern.hpp"
 
 #include <algorithm>
-#include <array>
 
 namespace factory::recipe::detail {
 
@@ -107,21 +107,6 @@ Base read_base(Reader& r, const toml::node* node, const Labels& labels, const Lo
     r.fail(*table, labels.base_table + ": needs 'image' or 'stage'");
 }
 
-// Globs follow fnmatch: an unclosed '[' would silently match itself, which is never meant.
-void check_glob(const Reader& r, const Located& src, const std::string& label) {
-    for (std::size_t i = src.value.find('['); i != std::string::npos;
-         i = src.value.find('[', i + 1)) {
-        std::size_t body = i + 1;
-        if (body < src.value.size() && (src.value[body] == '!' || src.value[body] == '^')) ++body;
-        // A ']' right after the opening bracket is part of the set.
-        auto close = src.value.find(']', body + 1);
-        auto slash = src.value.find('/', body);
-        if (close == std::string::npos || (slash != std::string::npos && slash < close))
-            r.fail(src.where, label + ": unclosed '[' in " + quote(src.value));
-        i = close;
-    }
-}
-
 void check_src(const Reader& r, Located& src, const std::string& label, bool from_stage) {
     if (src.value.empty()) r.fail(src.where, label + ": src must not be empty");
     if (has_dotdot(src.value) || (!from_stage && src.value.front() == '/'))
@@ -133,7 +118,9 @@ void check_src(const Reader& r, Located& src, const std::string& label, bool fro
         auto first = src.value.find_first_not_of('/');
         src.value = first == std::string::npos ? "." : src.value.substr(first);
     }
-    check_glob(r, src, label);
+    // The build matches with util/pattern.hpp; a malformed pattern would match nothing.
+    if (auto valid = validate_pattern(src.value); !valid)
+        r.fail(src.where, label + ": " + valid.error());
 }
 
 std::vector<Located> read_srcs(Reader& r, const toml::node& node, const std::string& label) {

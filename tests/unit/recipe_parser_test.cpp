@@ -276,6 +276,13 @@ TEST_F(RecipeParser, TopLevelKeyAfterATable) {
     EXPECT_EQ(error(image + "base = \"scratch\"\n"),
               file() + ":3:1: unknown key 'base' in [image]; a top-level key must come before "
                        "the first [table] header");
+    EXPECT_EQ(
+        error(image + "[[step]]\ncopy = { src = \"a\", dest = \"/a\" }\nbase = \"scratch\"\n"),
+        file() + ":5:1: unknown key 'base' in [[step]]; a top-level key must come before "
+                 "the first [table] header");
+    // Not where a stage's own keys are expected.
+    EXPECT_EQ(error(image + "[stage.a]\nimage = \"scratch\"\n"),
+              file() + ":4:1: unknown key 'image' in [stage.a]");
 }
 
 TEST_F(RecipeParser, UnknownKeyWithoutSuggestion) {
@@ -543,7 +550,10 @@ TEST_F(RecipeParser, BadSrc) {
     EXPECT_EQ(error(copy_step("{ src = \"\", dest = \"/x\" }")),
               file() + ":4:16: [[step]] copy.src: src must not be empty");
     EXPECT_EQ(error(copy_step("{ src = \"a[bc\", dest = \"/x\" }")),
-              file() + ":4:16: [[step]] copy.src: unclosed '[' in \"a[bc\"");
+              file() + ":4:16: [[step]] copy.src: unclosed '[' in pattern 'a[bc'");
+    Recipe r = load_text(copy_step("{ src = ['a\\[b', '[]]x', 'lib/**/[!.]*.so'], dest = '/x/' }"));
+    EXPECT_EQ(r.stages[0].steps[0].copy[0].src,
+              (std::vector<std::string>{"a\\[b", "[]]x", "lib/**/[!.]*.so"}));
     EXPECT_EQ(error(copy_step("{ src = [], dest = \"/x\" }")),
               file() + ":4:16: [[step]] copy.src: needs at least one path");
     EXPECT_EQ(error(copy_step("{ dest = \"/x\" }")),
