@@ -1,5 +1,6 @@
 #include "factory/oci/digest.hpp"
 
+#include "factory/oci/json_fields.hpp"
 #include "factory/util/sha256.hpp"
 
 namespace factory::oci {
@@ -12,47 +13,30 @@ bool is_lower_hex(std::string_view s) {
     return !s.empty();
 }
 
-// Quotes untrusted text for an error message: bounded and printable.
-std::string quoted(std::string_view s) {
-    std::string out = "\"";
-    for (char c : s.substr(0, 100)) {
-        auto u = static_cast<unsigned char>(c);
-        if (u < 0x20 || u == 0x7f || c == '"' || c == '\\') {
-            char buf[8];
-            std::snprintf(buf, sizeof buf, "\\x%02x", u);
-            out += buf;
-        } else {
-            out += c;
-        }
-    }
-    if (s.size() > 100) out += "…";
-    return out + "\"";
-}
-
 } // namespace
 
 Result<Digest> Digest::parse(std::string_view text) {
     auto colon = text.find(':');
     if (text.empty()) return Unexpected("invalid digest \"\": empty");
     if (colon == std::string_view::npos)
-        return Unexpected("invalid digest " + quoted(text) + ": expected algorithm:hex");
+        return Unexpected("invalid digest " + detail::quote(text) + ": expected algorithm:hex");
     auto alg = text.substr(0, colon);
     auto enc = text.substr(colon + 1);
     std::size_t want = 0;
     if (alg == "sha256") want = 64;
     else if (alg == "sha512") want = 128;
     else
-        return Unexpected("invalid digest " + quoted(text) + ": unsupported algorithm " +
-                          quoted(alg) + " (sha256 or sha512)");
+        return Unexpected("invalid digest " + detail::quote(text) + ": unsupported algorithm " +
+                          detail::quote(alg) + " (sha256 or sha512)");
     if (enc.size() != want || !is_lower_hex(enc))
-        return Unexpected("invalid digest " + quoted(text) + ": " + std::string(alg) +
+        return Unexpected("invalid digest " + detail::quote(text) + ": " + std::string(alg) +
                           " needs exactly " + std::to_string(want) + " lower-case hex digits");
     return Digest(std::string(alg), std::string(enc));
 }
 
 Digest Digest::from_sha256_hex(std::string_view hex) {
     if (hex.size() != 64 || !is_lower_hex(hex))
-        throw Error("invalid sha256 hex " + quoted(hex));
+        throw Error("invalid sha256 hex " + detail::quote(hex));
     return Digest("sha256", std::string(hex));
 }
 

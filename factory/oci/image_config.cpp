@@ -80,7 +80,7 @@ Json canonical_set(const Json& v) {
 
 Json canonical_exec(const Json* c) {
     Json out = Json::object();
-    if (!c) return out;
+    if (!c || !c->is_object()) return out;
     for (auto f : exec_fields) {
         auto it = c->find(f);
         if (it == c->end() || is_empty(*it)) continue;
@@ -93,8 +93,10 @@ Json canonical_exec(const Json* c) {
 }
 
 Json canonical_rootfs(const Json* r) {
+    if (r && !r->is_object()) r = nullptr;
     Json out = Json::object();
-    out["type"] = r ? r->value("type", "layers") : "layers";
+    auto type = r ? member(*r, "type") : nullptr;
+    out["type"] = type ? *type : Json("layers");
     auto ids = r ? member(*r, "diff_ids") : nullptr;
     out["diff_ids"] = ids ? *ids : Json::array();
     if (r) append_unknown(out, *r, rootfs_fields);
@@ -288,7 +290,7 @@ Json ImageConfig::canonical_json() const {
             auto h = member(doc_, "history");
             if (!h || !h->is_array() || h->empty()) continue;
             Json arr = Json::array();
-            for (const auto& e : *h) arr.push_back(canonical_history(e));
+            for (const auto& e : *h) arr.push_back(e.is_object() ? canonical_history(e) : e);
             out[k] = std::move(arr);
         } else if (it != doc_.end() && !is_empty(*it)) {
             out[k] = f == "created" ? go_time(*it) : *it;

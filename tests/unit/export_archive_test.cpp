@@ -225,7 +225,9 @@ TEST(ExportOciDir, WritesALayoutAndAddsTags) {
     ::stat(b.store.blobs().path(b.layer_hex).c_str(), &s);
     ::stat(out.blobs().path(b.layer_hex).c_str(), &a);
     EXPECT_EQ(a.st_ino, s.st_ino) << "same file system: hard-linked";
-    for (const auto& d : *b.store.closure(b.manifest)) EXPECT_TRUE(out.blobs().verify(*d.sha256_hex()));
+    auto blobs = b.store.closure(b.manifest);
+    ASSERT_TRUE(blobs) << blobs.error();
+    for (const auto& d : *blobs) EXPECT_TRUE(out.blobs().verify(*d.sha256_hex())) << d.digest;
 
     export_oci_dir(b.store, b.manifest, dir / "out", "v2");
     auto refs = Layout::open(dir / "out").refs();
