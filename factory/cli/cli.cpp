@@ -112,7 +112,7 @@ int run(int argc, char** argv) {
         } catch (const CLI::CallForVersion& e) {
             return app.exit(e);
         } catch (const CLI::ParseError& e) {
-            app.exit(e);
+            std::fprintf(stderr, "factory: error: %s\nRun 'factory --help' for usage.\n", e.what());
             return static_cast<int>(ExitCode::usage);
         }
         if (build->parsed()) return run_build(build_args, cache_dir);
