@@ -1,0 +1,54 @@
+#pragma once
+// `factory cache verify [--repair]` (docs/cache.md "Verify and repair").
+//
+// Checks, in order:
+//   1. every file in blobs/sha256/ is a regular file named by the sha256 of its content (all are
+//      rehashed, in parallel); a mismatching, non-regular or wrongly named one is a problem —
+//      with repair it is moved to quarantine/ (never deleted: it is evidence);
+//   2. every action record parses and names only blobs that exist and are sound — with repair a
+//      bad record is removed (the step rebuilds);
+//   3. every blob the refs need (root_blobs) exists and is sound — reported only: the image must
+//      be rebuilt or pulled again;
+//   4. stale temps (gc.hpp sweep_temps) are counted — with repair, removed. Temps are what any
+//      killed writer leaves: they do not make the store unclean.
+// A store left by a SIGKILL at any moment verifies clean (writes are temp + rename).
+//
+// Without repair nothing changes and the store lock is taken shared (builds may run); with
+// repair it is taken exclusively.
+
+#include "cache/blob_store.hpp"
+#include "cache/gc.hpp"
+#include "cache/lock.hpp"
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace factory::cache {
+
+struct VerifyOptions {
+    bool repair = false;
+    unsigned threads = 0; // rehashing threads; 0 = one per core
+    LockWait wait;
+};
+
+struct VerifyReport {
+    std::uint64_t blobs_checked = 0, records_checked = 0, roots_checked = 0;
+    std::vector<std::string> corrupt_blobs;      // hex (or file name) of bad files in blobs/sha256
+    std::vector<std::string> bad_records;        // keys of unreadable records or naming bad blobs
+    std::vector<std::string> missing_root_blobs; // hex of blobs the refs need that are gone or bad
+    std::vector<std::string> problems;           // one line per problem, for printing
+    std::vector<std::string> repairs;            // one line per change made (repair only)
+    std::uint64_t stale_temps = 0;               // found; removed when repairing
+
+    // Nothing wrong (stale temps aside).
+    bool clean() const noexcept { return problems.empty(); }
+};
+
+// Throws Error only for a busy store past options.wait.timeout or an I/O error while repairing;
+// a root_blobs that throws becomes a problem in the report.
+VerifyReport verify(const fs::path& root, BlobStore& blobs, const RootBlobs& root_blobs,
+                    const VerifyOptions& options = {});
+
+} // namespace factory::cache
