@@ -7,7 +7,14 @@
 #include <ctime>
 #include <set>
 
+#include "cache/action_store.hpp"
+#include "cache/gc.hpp"
+#include "cache/key.hpp"
+#include "cache/lock.hpp"
+#include "cache/stat_cache.hpp"
+#include "cache/stats.hpp"
 #include "factory/build/copy.hpp"
+#include "factory/build/step_cache.hpp"
 #include "factory/build/tree.hpp"
 #include "factory/export/export.hpp"
 #include "factory/export/target.hpp"
@@ -33,7 +40,11 @@ struct StageState {
     oci::ImageConfig config;
     Tree tree;
     bool tree_known = true; // false until a base's layers have been read into the tree
+    std::string key;        // cache key of the last step (or the base's identity)
+    bool missed = false;    // the last step missed the cache
 };
+
+enum class Mode { build, explain };
 
 // RFC 3339 of a Unix time, as Go's time.Time marshals a UTC time with whole seconds.
 std::string rfc3339(std::int64_t epoch) {
@@ -66,16 +77,34 @@ std::string describe_copy(const recipe::Step& step) {
 
 class Builder {
   public:
-    Builder(const recipe::Recipe& recipe, const BuildOptions& options, Progress& progress)
-        : recipe_(recipe), options_(options), progress_(progress),
-          store_(open_store(options.store_root)), scratch_(store_.dir() / "tmp", "build-") {
+    Builder(const recipe::Recipe& recipe, const BuildOptions& options, Progress& progress,
+            Mode mode)
+        : recipe_(recipe), options_(options), progress_(progress), mode_(mode),
+          store_(open_store(options.store_root)),
+          lock_(cache::StoreLock::build(options.store_root, lock_wait())),
+          scratch_(store_.dir() / "tmp", "build-"),
+          stat_cache_(cache::StatCache::load(options.store_root / "statcache" / "v1")),
+          actions_(options.store_root, store_.blobs()) {
         load_ignore_rules();
         find_stage_sources();
     }
+    ~Builder() {
+        try {
+            stat_cache_.save(); // what was hashed stays useful even if the build failed
+        } catch (const std::exception&) {
+        }
+    }
 
     BuildResult run();
+    std::vector<StepReport> explain();
 
   private:
+    cache::LockWait lock_wait() {
+        cache::LockWait w;
+        w.on_wait = [this] { progress_.event("wait", "the store is being pruned; waiting"); };
+        return w;
+    }
+
     static oci::Layout open_store(const fs::path& root) {
         std::error_code ec;
         fs::create_directories(root / "tmp", ec);
@@ -88,7 +117,11 @@ class Builder {
     StageState start_stage(const recipe::Stage& stage);
     void import_base(const recipe::Stage& stage, StageState& state);
     void ensure_tree(const recipe::Stage& stage, StageState& state);
+    void run_stages();
     void run_copy(const recipe::Stage& stage, std::size_t index, StageState& state);
+    std::optional<cache::ActionRecord> lookup_or_lock(const std::string& key,
+                                                      std::optional<cache::KeyLock>& lock);
+    void remember_step(const std::string& step_id, const std::string& key);
     layer::LayerInfo write_layer_blob(std::vector<layer::Entry> entries);
     void apply_config(const recipe::Stage& stage, StageState& state);
     oci::Descriptor publish(StageState& state);
@@ -97,8 +130,14 @@ class Builder {
     const recipe::Recipe& recipe_;
     const BuildOptions& options_;
     Progress& progress_;
+    Mode mode_;
     oci::Layout store_;
+    cache::StoreLock lock_;    // shared: no prune while this build runs
     TempDir scratch_;          // extracted base-layer content for copies from stages
+    cache::StatCache stat_cache_;
+    cache::ActionStore actions_;
+    cache::Stats stats_;
+    std::vector<StepReport> reports_;
     IgnoreRules ignore_;
     std::set<std::string> copied_from_; // stages other stages copy files from
     std::map<std::string, StageState> done_;
@@ -124,40 +163,97 @@ void Builder::find_stage_sources() {
             copied_from_.insert(it->base.stage);
 }
 
+std::string platform_string(const recipe::Recipe& r) {
+    return r.os + "/" + r.architecture + (r.variant.empty() ? "" : "/" + r.variant);
+}
+
+oci::Platform recipe_platform(const recipe::Recipe& r) {
+    oci::Platform p;
+    p.os = r.os;
+    p.architecture = r.architecture;
+    p.variant = r.variant;
+    return p;
+}
+
+// What identifies a base's content without reading its layers: the source's index.json (a
+// layout) or the archive's sha256 (through the stat cache), plus the tag and platform.
+std::string base_source_digest(const recipe::Base& base, cache::StatCache& stat_cache) {
+    auto file = base.kind == recipe::Base::Kind::oci_layout ? base.path / "index.json" : base.path;
+    auto hex = cache::hash_file_cached(stat_cache, file.string());
+    if (!hex) throw Error(base.where.str() + ": base " + base.path.string() + ": " + hex.error());
+    return "sha256:" + *hex;
+}
+
 void Builder::import_base(const recipe::Stage& stage, StageState& state) {
     const auto& base = stage.base;
-    oci::Platform platform;
-    platform.os = recipe_.os;
-    platform.architecture = recipe_.architecture;
-    progress_.step_start(stage.name + " base", "import " + base.path.string() +
-                                                   (base.tag.empty() ? "" : ":" + base.tag));
-    auto imported = base.kind == recipe::Base::Kind::oci_layout
-                        ? oci::import_oci_layout(base.path, base.tag, store_.blobs(), platform)
-                        : oci::import_oci_archive(base.path, base.tag, store_.blobs(), platform);
-    if (!imported) {
-        progress_.step_failed(stage.name + " base", imported.error());
-        throw Error(base.where.str() + ": base " + base.path.string() + ": " + imported.error());
+    std::string id = stage.name + " base";
+    std::string ref = base.path.string() + (base.tag.empty() ? "" : ":" + base.tag);
+    progress_.step_start(id, "import " + ref);
+    cache::KeyBuilder kb;
+    kb.add("kind", "base");
+    kb.add("source", base.kind == recipe::Base::Kind::oci_layout ? "oci" : "oci-archive");
+    kb.add("tag", base.tag);
+    kb.add("content", base_source_digest(base, stat_cache_));
+    kb.add("platform", platform_string(recipe_));
+    std::string key = kb.hex();
+
+    oci::Descriptor manifest_desc;
+    std::optional<cache::KeyLock> lock;
+    auto record = lookup_or_lock(key, lock);
+    if (record) {
+        manifest_desc = value_or_throw(oci::descriptor_from_json(record->result.at("manifest")));
+        stats_.hit("base", static_cast<std::uint64_t>(manifest_desc.size));
+    } else {
+        auto imported = base.kind == recipe::Base::Kind::oci_layout
+                            ? oci::import_oci_layout(base.path, base.tag, store_.blobs(),
+                                                     recipe_platform(recipe_))
+                            : oci::import_oci_archive(base.path, base.tag, store_.blobs(),
+                                                      recipe_platform(recipe_));
+        if (!imported) {
+            progress_.step_failed(id, imported.error());
+            throw Error(base.where.str() + ": base " + ref + ": " + imported.error());
+        }
+        manifest_desc = imported->manifest_desc;
+        cache::ActionRecord rec;
+        rec.key = key;
+        rec.fields = kb.fields();
+        rec.result = nlohmann::json::object();
+        rec.result["manifest"] = nlohmann::json::parse(oci::to_json(manifest_desc).dump());
+        auto push_blob = [&](const oci::Descriptor& d) {
+            if (auto hex = d.sha256_hex()) rec.blobs.push_back(*hex);
+        };
+        push_blob(manifest_desc);
+        push_blob(imported->manifest.config);
+        for (const auto& l : imported->manifest.layers)
+            push_blob(l);
+        actions_.put(rec);
+        stats_.miss("base", static_cast<std::uint64_t>(manifest_desc.size));
     }
-    state.manifest = imported->manifest;
+    auto manifest = store_.read_manifest(manifest_desc);
+    if (!manifest) throw Error(base.where.str() + ": base " + ref + ": " + manifest.error());
+    auto config = store_.read_config(manifest->config, manifest->layers.size());
+    if (!config) throw Error(base.where.str() + ": base " + ref + ": " + config.error());
+    state.manifest = *manifest;
     state.manifest.annotations.clear();
     state.manifest.media_type = std::string(oci::media_type::manifest);
     state.manifest.config.media_type = std::string(oci::media_type::config);
     for (auto& l : state.manifest.layers)
         l.media_type = std::string(oci::media_type::to_oci_layer(l.media_type));
-    state.config = imported->config;
+    state.config = *config;
     state.tree_known = false;
-    progress_.step_done(stage.name + " base", short_digest(imported->manifest_desc.digest) + " " +
-                                                  std::to_string(state.manifest.layers.size()) +
-                                                  " layers");
+    state.key = manifest_desc.digest;
+    progress_.step_done(id, short_digest(manifest_desc.digest) + " " +
+                                std::to_string(state.manifest.layers.size()) + " layers",
+                        record.has_value());
 }
 
 StageState Builder::start_stage(const recipe::Stage& stage) {
     StageState state;
-    oci::Platform platform;
-    platform.os = recipe_.os;
-    platform.architecture = recipe_.architecture;
     switch (stage.base.kind) {
-    case recipe::Base::Kind::scratch: state.config = oci::ImageConfig(platform); break;
+    case recipe::Base::Kind::scratch:
+        state.config = oci::ImageConfig(recipe_platform(recipe_));
+        state.key = "scratch";
+        break;
     case recipe::Base::Kind::oci_layout:
     case recipe::Base::Kind::oci_archive: import_base(stage, state); break;
     case recipe::Base::Kind::stage: {
@@ -216,36 +312,132 @@ layer::LayerInfo Builder::write_layer_blob(std::vector<layer::Entry> entries) {
     return *info;
 }
 
+// A hit returns the record. On a miss, takes the key's lock (waiting while another build
+// makes the same step) and looks again: that build's result is then reused.
+std::optional<cache::ActionRecord> Builder::lookup_or_lock(const std::string& key,
+                                                          std::optional<cache::KeyLock>& lock) {
+    if (auto hit = actions_.lookup(key)) return hit;
+    if (mode_ == Mode::explain) return std::nullopt;
+    lock.emplace(cache::KeyLock::acquire(store_.dir(), key));
+    return actions_.lookup(key);
+}
+
+// Points the step's identity at the key it resolved to, for `why` (skipped when unchanged,
+// so a no-op build writes nothing).
+void Builder::remember_step(const std::string& step_id, const std::string& key) {
+    auto current = read_file(actions_.step_path(step_id), 256);
+    if (current && current->starts_with(key)) return;
+    actions_.set_last_for_step(step_id, key);
+}
+
+std::string describe_item(const recipe::CopyItem& item) {
+    std::string out;
+    for (const auto& s : item.src)
+        out += "src=" + s + ";";
+    out += "dest=" + item.dest + ";";
+    if (item.mode) {
+        char buf[16];
+        std::snprintf(buf, sizeof buf, "%04o", *item.mode);
+        out += std::string("mode=") + buf + ";";
+    }
+    if (item.uid) out += "uid=" + std::to_string(*item.uid) + ";";
+    if (item.gid) out += "gid=" + std::to_string(*item.gid) + ";";
+    if (!item.from_stage.empty()) out += "from=" + item.from_stage + ";";
+    if (!item.context.empty()) out += "context=" + item.context + ";";
+    return out;
+}
+
 void Builder::run_copy(const recipe::Stage& stage, std::size_t index, StageState& state) {
     const auto& step = stage.steps[index];
     std::string id = stage.name + " " + std::to_string(index + 1) + "/" +
                      std::to_string(stage.steps.size());
-    ensure_tree(stage, state);
-    CopyContext ctx;
-    ctx.context = recipe_.context;
-    ctx.ignore = ignore_.empty() ? nullptr : &ignore_;
-    ctx.named = &recipe_.contexts;
-    ctx.stage_tree = [this](const std::string& name) -> const Tree* {
-        auto it = done_.find(name);
-        return it == done_.end() ? nullptr : &it->second.tree;
-    };
-    ctx.lower = &state.tree;
     std::string what = describe_copy(step);
     progress_.step_start(id, what);
     try {
+        ensure_tree(stage, state);
+        CopyContext ctx;
+        ctx.context = recipe_.context;
+        ctx.ignore = ignore_.empty() ? nullptr : &ignore_;
+        ctx.named = &recipe_.contexts;
+        ctx.stage_tree = [this](const std::string& name) -> const Tree* {
+            auto it = done_.find(name);
+            return it == done_.end() ? nullptr : &it->second.tree;
+        };
+        ctx.lower = &state.tree;
         auto entries = plan_copy(step, ctx);
+        auto inputs = hash_inputs(entries, stat_cache_, options_.threads);
+
+        cache::KeyBuilder kb;
+        kb.add("parent", state.key);
+        kb.add("kind", "copy");
+        kb.add("platform", platform_string(recipe_));
+        kb.add("epoch", recipe_.epoch);
+        kb.add("compression",
+               recipe_.compression == recipe::Compression::zstd ? "zstd" : "gzip");
+        for (const auto& item : step.copy)
+            kb.add("copy", describe_item(item));
+        kb.add("inputs", cache::merkle_digest(inputs));
+        std::string key = kb.hex();
+        std::string step_id = step_identity(recipe_.file, stage.name, index);
+        bool parent_missed = state.missed;
         state.tree.apply(entries);
-        auto info = write_layer_blob(std::move(entries));
+        state.key = key;
+
+        std::optional<cache::KeyLock> lock;
+        auto record = lookup_or_lock(key, lock);
+        if (!record && (mode_ == Mode::explain || options_.explain)) {
+            std::map<std::string, std::string> sources;
+            for (const auto& e : entries)
+                if (!e.source.empty())
+                    sources["/" + e.path] =
+                        fs::path(e.source).lexically_proximate(recipe_.context).string();
+            auto reasons = explain_miss(kb.fields(), inputs, actions_.last_for_step(step_id),
+                                        parent_missed, sources);
+            if (mode_ == Mode::explain) {
+                reports_.push_back({id, what, false, reasons});
+                state.missed = true;
+                progress_.step_done(id, "would rebuild");
+                return;
+            }
+            for (const auto& r : reasons)
+                progress_.event("why", id + " (" + what + "): " + r);
+        }
         oci::Descriptor desc;
-        desc.media_type = info.media_type;
-        desc.digest = info.digest;
-        desc.size = static_cast<std::int64_t>(info.size);
+        std::string diff_id;
+        if (record) {
+            desc = value_or_throw(oci::descriptor_from_json(record->result.at("layer")));
+            diff_id = record->result.at("diff_id").get<std::string>();
+            stats_.hit("copy", static_cast<std::uint64_t>(desc.size));
+            if (mode_ == Mode::explain) reports_.push_back({id, what, true, {}});
+        } else {
+            auto info = write_layer_blob(std::move(entries));
+            desc.media_type = info.media_type;
+            desc.digest = info.digest;
+            desc.size = static_cast<std::int64_t>(info.size);
+            diff_id = info.diff_id;
+            cache::ActionRecord rec;
+            rec.key = key;
+            rec.step_id = step_id;
+            rec.fields = kb.fields();
+            rec.inputs = std::move(inputs);
+            rec.input_count = rec.inputs.size();
+            rec.result = nlohmann::json::object();
+            rec.result["layer"] = nlohmann::json::parse(oci::to_json(desc).dump());
+            rec.result["diff_id"] = diff_id;
+            rec.blobs.push_back(info.digest.substr(info.digest.find(':') + 1));
+            actions_.put(rec);
+            stats_.miss("copy", info.size);
+        }
+        if (mode_ == Mode::build) remember_step(step_id, key);
+        state.missed = !record;
         state.manifest.layers.push_back(desc);
         oci::History h;
         h.created = rfc3339(recipe_.epoch);
         h.created_by = "factory " + what;
-        state.config.add_layer(info.diff_id, h);
-        progress_.step_done(id, short_digest(info.digest) + " " + human_size(info.size));
+        state.config.add_layer(diff_id, h);
+        progress_.step_done(id, short_digest(desc.digest) + " " +
+                                    human_size(static_cast<std::uint64_t>(desc.size)),
+                            record.has_value());
     } catch (const Error& e) {
         progress_.step_failed(id, e.what());
         throw;
@@ -293,11 +485,7 @@ void Builder::write_outputs(const oci::Descriptor& manifest) {
     }
 }
 
-BuildResult Builder::run() {
-    // Outputs are checked before any work, so a typo fails fast.
-    for (const auto& spec : options_.outputs)
-        if (auto t = exporter::parse_target(spec); !t)
-            throw Error("-o " + spec + ": " + t.error(), ExitCode::usage);
+void Builder::run_stages() {
     for (const auto& stage : recipe_.stages) {
         StageState state = start_stage(stage);
         for (std::size_t i = 0; i < stage.steps.size(); ++i)
@@ -305,11 +493,23 @@ BuildResult Builder::run() {
         apply_config(stage, state);
         done_[stage.name] = std::move(state);
     }
+}
+
+BuildResult Builder::run() {
+    // Outputs are checked before any work, so a typo fails fast.
+    for (const auto& spec : options_.outputs)
+        if (auto t = exporter::parse_target(spec); !t)
+            throw Error("-o " + spec + ": " + t.error(), ExitCode::usage);
+    run_stages();
     StageState& out = done_.at(recipe_.output_stage);
     oci::Descriptor manifest = publish(out);
-    for (const auto& tag : recipe_.tags)
-        store_.set_ref(recipe_.name + ":" + tag, manifest);
+    for (const auto& tag : recipe_.tags) {
+        auto ref = recipe_.name + ":" + tag;
+        auto current = store_.resolve(ref);
+        if (!current || current->digest != manifest.digest) store_.set_ref(ref, manifest);
+    }
     write_outputs(manifest);
+    cache::add_stats(store_.dir(), stats_);
     BuildResult result;
     result.name = recipe_.name;
     result.tags = recipe_.tags;
@@ -319,16 +519,65 @@ BuildResult Builder::run() {
     return result;
 }
 
+std::vector<StepReport> Builder::explain() {
+    run_stages();
+    return std::move(reports_);
+}
+
+} // namespace
+
+std::vector<std::string> store_root_blobs(const fs::path& store_root) {
+    auto store = oci::Layout::open(store_root);
+    std::vector<std::string> out;
+    for (const auto& [name, desc] : store.refs()) {
+        auto closure = store.closure(desc);
+        if (!closure) throw Error("ref " + name + ": " + closure.error());
+        for (const auto& d : *closure)
+            if (auto hex = d.sha256_hex()) out.push_back(*hex);
+    }
+    return out;
+}
+
+namespace {
+
+recipe::Recipe load_recipe(const fs::path& recipe_path, const BuildOptions& options) {
+    recipe::LoadOptions lo;
+    lo.args = options.args;
+    lo.source_date_epoch = options.source_date_epoch;
+    return recipe::load(recipe_path, lo);
+}
+
+// Automatic pruning once the build has let go of the store (FACTORY_CACHE_MAX_SIZE).
+void auto_prune(const fs::path& root, Progress& progress) {
+    auto limit = cache::max_size_from_env();
+    if (!limit) return;
+    auto store = oci::Layout::open(root, {.tmp_dir = root / "tmp"});
+    auto report = cache::maybe_auto_prune(root, store.blobs(), *limit,
+                                          [&] { return store_root_blobs(root); });
+    if (report && report->bytes_freed > 0)
+        progress.event("prune", "freed " + human_size(report->bytes_freed) + " (store over " +
+                                    human_size(*limit) + ")");
+}
+
 } // namespace
 
 BuildResult build_recipe(const fs::path& recipe_path, const BuildOptions& options,
                          Progress& progress) {
-    recipe::LoadOptions lo;
-    lo.args = options.args;
-    lo.source_date_epoch = options.source_date_epoch;
-    recipe::Recipe recipe = recipe::load(recipe_path, lo);
-    Builder builder(recipe, options, progress);
-    return builder.run();
+    recipe::Recipe recipe = load_recipe(recipe_path, options);
+    BuildResult result;
+    {
+        Builder builder(recipe, options, progress, Mode::build);
+        result = builder.run();
+    }
+    auto_prune(options.store_root, progress);
+    return result;
+}
+
+std::vector<StepReport> explain_recipe(const fs::path& recipe_path, const BuildOptions& options,
+                                       Progress& progress) {
+    recipe::Recipe recipe = load_recipe(recipe_path, options);
+    Builder builder(recipe, options, progress, Mode::explain);
+    return builder.explain();
 }
 
 } // namespace factory::build

@@ -20,6 +20,15 @@ struct BuildOptions {
     std::map<std::string, std::string> args; // --arg
     std::optional<std::int64_t> source_date_epoch;
     unsigned threads = 0; // compression threads; 0 = one per core (never changes the bytes)
+    bool explain = false; // say why each step that misses the cache misses (progress events)
+};
+
+// One step as `factory why` reports it.
+struct StepReport {
+    std::string id;   // "main 2/3"
+    std::string what; // "copy src -> /src"
+    bool cached = false;
+    std::vector<std::string> reasons; // why it misses; empty when cached
 };
 
 struct BuildResult {
@@ -32,5 +41,14 @@ struct BuildResult {
 // Throws Error: ExitCode::usage for recipe problems, ExitCode::failure for build failures.
 BuildResult build_recipe(const std::filesystem::path& recipe, const BuildOptions& options,
                          Progress& progress);
+
+// Plans every step of the recipe and computes its cache key, as a build would, without
+// building anything or writing to the store (beyond the stat cache): for each step, whether it
+// would be reused and, if not, why — compared with the last build of the same step.
+std::vector<StepReport> explain_recipe(const std::filesystem::path& recipe,
+                                       const BuildOptions& options, Progress& progress);
+
+// Every blob reachable from the store's refs: what GC must keep. Throws Error.
+std::vector<std::string> store_root_blobs(const std::filesystem::path& store_root);
 
 } // namespace factory::build

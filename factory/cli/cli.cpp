@@ -8,6 +8,7 @@
 
 #include "cache/root.hpp"
 #include "factory/build/builder.hpp"
+#include "factory/cli/cache_commands.hpp"
 #include "factory/cli/commands.hpp"
 #include "factory/util/error.hpp"
 #include "factory/util/files.hpp"
@@ -45,16 +46,23 @@ struct BuildArgs {
     std::vector<std::string> args;
     std::string progress = "auto";
     std::string digest_file;
+    bool explain = false;
 };
+
+build::BuildOptions base_options(const std::string& cache_dir, const std::vector<std::string>& args) {
+    build::BuildOptions options;
+    options.store_root = cache::store_root(cache_dir);
+    options.args = parse_args(args);
+    options.source_date_epoch = source_date_epoch();
+    return options;
+}
 
 int run_build(const BuildArgs& a, const std::string& cache_dir) {
     auto mode = parse_progress_mode(a.progress);
     if (!mode) throw usage_error("--progress " + a.progress + ": expected auto, tty, plain or json");
-    build::BuildOptions options;
-    options.store_root = cache::store_root(cache_dir);
+    build::BuildOptions options = base_options(cache_dir, a.args);
     options.outputs = a.outputs;
-    options.args = parse_args(a.args);
-    options.source_date_epoch = source_date_epoch();
+    options.explain = a.explain;
     if (a.outputs.size() > 0 && a.recipes.size() > 1)
         throw usage_error("-o takes a single recipe; build the recipes one at a time");
     Progress progress(*mode);
@@ -92,6 +100,32 @@ int run(int argc, char** argv) {
     build->add_option("--progress", build_args.progress, "auto|tty|plain|json");
     build->add_option("--digest-file", build_args.digest_file,
                       "Write the manifest digest(s) to this file");
+    build->add_flag("--explain", build_args.explain, "Say why each step that rebuilds missed the cache");
+
+    WhyArgs why_args;
+    auto* why = app.add_subcommand("why", "Say which steps would rebuild, and why");
+    why->add_option("--cache", cache_dir, "Store directory");
+    why->add_option("recipe", why_args.recipe, "Recipe file")->required();
+    why->add_option("--step", why_args.step, "Only this step (1-based, in build order)");
+    why->add_option("--arg", why_args.args, "Set a recipe [args] value: NAME=VALUE");
+
+    auto* cache_cmd = app.add_subcommand("cache", "Inspect and maintain the store");
+    cache_cmd->require_subcommand(1);
+    bool stats_json = false, repair = false;
+    PruneArgs prune_args;
+    auto* stats = cache_cmd->add_subcommand("stats", "Hits, misses and sizes");
+    stats->add_option("--cache", cache_dir, "Store directory");
+    stats->add_flag("--json", stats_json, "Print JSON");
+    auto* ls = cache_cmd->add_subcommand("ls", "List step records, most recently used first");
+    ls->add_option("--cache", cache_dir, "Store directory");
+    auto* prune = cache_cmd->add_subcommand("prune", "Remove least recently used results");
+    prune->add_option("--cache", cache_dir, "Store directory");
+    prune->add_option("--max-size", prune_args.max_size, "Shrink the store to SIZE (10G, 500M)");
+    prune->add_option("--older-than", prune_args.older_than, "Remove what was unused for DURATION (7d, 12h)");
+    prune->add_flag("--dry-run", prune_args.dry_run, "Only say what would be removed");
+    auto* verify = cache_cmd->add_subcommand("verify", "Re-hash every blob and check every record");
+    verify->add_option("--cache", cache_dir, "Store directory");
+    verify->add_flag("--repair", repair, "Quarantine corrupt blobs and drop broken records");
 
     ImagesArgs images_args;
     auto* images = app.add_subcommand("images", "List the images in the store");
@@ -117,6 +151,11 @@ int run(int argc, char** argv) {
         }
         if (build->parsed()) return run_build(build_args, cache_dir);
         if (images->parsed()) return run_images(images_args, cache::store_root(cache_dir));
+        if (why->parsed()) return run_why(base_options(cache_dir, why_args.args), why_args);
+        if (stats->parsed()) return run_cache_stats(cache::store_root(cache_dir), stats_json);
+        if (ls->parsed()) return run_cache_ls(cache::store_root(cache_dir));
+        if (prune->parsed()) return run_cache_prune(cache::store_root(cache_dir), prune_args);
+        if (verify->parsed()) return run_cache_verify(cache::store_root(cache_dir), repair);
         if (inspect->parsed()) return run_inspect(inspect_args, cache::store_root(cache_dir));
     } catch (const Error& e) {
         std::fflush(stdout);

@@ -1,0 +1,178 @@
+#include "factory/cli/cache_commands.hpp"
+
+#include <cstdio>
+#include <ctime>
+
+#include "cache/action_store.hpp"
+#include "cache/gc.hpp"
+#include "cache/stats.hpp"
+#include "cache/verify.hpp"
+#include "factory/oci/layout.hpp"
+#include "factory/util/error.hpp"
+#include "factory/util/progress.hpp"
+
+namespace factory::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+oci::Layout open_store(const fs::path& root) {
+    if (!fs::exists(root / "oci-layout"))
+        throw Error("no store at " + root.string() + " (build something first, or pass --cache)");
+    return oci::Layout::open(root, {.tmp_dir = root / "tmp"});
+}
+
+cache::RootBlobs roots_of(const fs::path& root) {
+    return [root] { return build::store_root_blobs(root); };
+}
+
+cache::LockWait waiting(const char* what) {
+    cache::LockWait w;
+    w.on_wait = [what] { std::fprintf(stderr, "factory: %s: waiting for running builds\n", what); };
+    return w;
+}
+
+std::string ago(std::int64_t ns) {
+    auto secs = std::time(nullptr) - static_cast<std::time_t>(ns / 1'000'000'000);
+    if (secs < 120) return std::to_string(secs) + "s ago";
+    if (secs < 7200) return std::to_string(secs / 60) + "m ago";
+    if (secs < 172800) return std::to_string(secs / 3600) + "h ago";
+    return std::to_string(secs / 86400) + "d ago";
+}
+
+} // namespace
+
+int run_cache_stats(const fs::path& root, bool json) {
+    open_store(root);
+    auto stats = cache::read_stats(root);
+    auto usage = cache::store_usage(root);
+    if (json) {
+        nlohmann::json j;
+        j["hits"] = stats.total.hits;
+        j["misses"] = stats.total.misses;
+        j["bytes_written"] = stats.total.bytes_written;
+        j["bytes_reused"] = stats.total.bytes_reused;
+        for (const auto& [kind, c] : stats.kinds)
+            j["kinds"][kind] = {{"hits", c.hits},
+                                {"misses", c.misses},
+                                {"bytes_written", c.bytes_written},
+                                {"bytes_reused", c.bytes_reused}};
+        j["store"] = {{"blobs", usage.blobs},           {"blob_bytes", usage.blob_bytes},
+                      {"records", usage.records},       {"record_bytes", usage.record_bytes},
+                      {"mount_bytes", usage.mount_bytes}, {"total_bytes", usage.total_bytes()}};
+        std::printf("%s\n", j.dump().c_str());
+        return 0;
+    }
+    std::printf("store:    %s\n", root.c_str());
+    std::printf("size:     %s (%llu blobs %s, %llu step records %s)\n",
+                human_size(usage.total_bytes()).c_str(),
+                static_cast<unsigned long long>(usage.blobs), human_size(usage.blob_bytes).c_str(),
+                static_cast<unsigned long long>(usage.records),
+                human_size(usage.record_bytes).c_str());
+    std::printf("%-8s %8s %8s %12s %12s\n", "KIND", "HITS", "MISSES", "WRITTEN", "REUSED");
+    auto row = [](const std::string& kind, const cache::Counters& c) {
+        std::printf("%-8s %8llu %8llu %12s %12s\n", kind.c_str(),
+                    static_cast<unsigned long long>(c.hits),
+                    static_cast<unsigned long long>(c.misses), human_size(c.bytes_written).c_str(),
+                    human_size(c.bytes_reused).c_str());
+    };
+    for (const auto& [kind, c] : stats.kinds)
+        row(kind, c);
+    row("total", stats.total);
+    return 0;
+}
+
+int run_cache_ls(const fs::path& root) {
+    auto store = open_store(root);
+    cache::ActionStore actions(root, store.blobs());
+    auto records = actions.list();
+    std::sort(records.begin(), records.end(),
+              [](const auto& a, const auto& b) { return a.last_used > b.last_used; });
+    std::printf("%-14s %-6s %-10s %-10s %s\n", "KEY", "KIND", "SIZE", "USED", "WHAT");
+    for (const auto& r : records) {
+        auto rec = actions.read(r.key);
+        std::string kind = "?", what;
+        if (rec) {
+            for (const auto& [tag, value] : rec->fields) {
+                if (tag == "kind") kind = value;
+                if (tag == "copy" && what.empty()) what = value;
+                if (tag == "content" && what.empty()) what = value;
+            }
+        }
+        if (what.size() > 60) what = what.substr(0, 57) + "...";
+        std::printf("%-14s %-6s %-10s %-10s %s\n", r.key.substr(0, 12).c_str(), kind.c_str(),
+                    human_size(r.bytes).c_str(), ago(r.last_used).c_str(), what.c_str());
+    }
+    return 0;
+}
+
+int run_cache_prune(const fs::path& root, const PruneArgs& args) {
+    auto store = open_store(root);
+    cache::PruneOptions o;
+    o.dry_run = args.dry_run;
+    if (!args.max_size.empty())
+        o.max_size = value_or_throw(cache::parse_size(args.max_size), ExitCode::usage);
+    if (!args.older_than.empty())
+        o.older_than = value_or_throw(cache::parse_duration(args.older_than), ExitCode::usage);
+    o.wait = waiting("cache prune");
+    auto report = cache::prune(root, store.blobs(), o, roots_of(root));
+    for (const auto& item : report.items)
+        std::printf("%s %-10s %-14s %10s  %s\n", args.dry_run ? "would remove" : "removed",
+                    item.kind.c_str(), item.name.substr(0, 14).c_str(),
+                    human_size(item.bytes).c_str(), item.reason.c_str());
+    std::printf("%s %s: %llu step records, %llu blobs, %llu temp files; %s kept\n",
+                args.dry_run ? "would free" : "freed", human_size(report.bytes_freed).c_str(),
+                static_cast<unsigned long long>(report.records_removed),
+                static_cast<unsigned long long>(report.blobs_removed),
+                static_cast<unsigned long long>(report.temps_removed),
+                human_size(report.bytes_kept).c_str());
+    return 0;
+}
+
+int run_cache_verify(const fs::path& root, bool repair) {
+    auto store = open_store(root);
+    cache::VerifyOptions o;
+    o.repair = repair;
+    o.wait = waiting("cache verify");
+    auto report = cache::verify(root, store.blobs(), roots_of(root), o);
+    for (const auto& p : report.problems)
+        std::printf("problem: %s\n", p.c_str());
+    for (const auto& r : report.repairs)
+        std::printf("repaired: %s\n", r.c_str());
+    std::printf("checked %llu blobs, %llu step records, %llu refs' blobs: %s\n",
+                static_cast<unsigned long long>(report.blobs_checked),
+                static_cast<unsigned long long>(report.records_checked),
+                static_cast<unsigned long long>(report.roots_checked),
+                report.clean() ? "clean" : (repair ? "repaired" : "NOT clean (run with --repair)"));
+    if (report.clean()) return 0;
+    if (repair) {
+        auto again = cache::verify(root, store.blobs(), roots_of(root), {});
+        return again.clean() ? 0 : 1;
+    }
+    return 1;
+}
+
+int run_why(const build::BuildOptions& options, const WhyArgs& args) {
+    Progress quiet(ProgressMode::quiet);
+    auto reports = build::explain_recipe(args.recipe, options, quiet);
+    int n = 0;
+    bool any = false;
+    for (const auto& r : reports) {
+        ++n;
+        if (args.step && n != args.step) continue;
+        any = true;
+        if (r.cached) {
+            std::printf("step %s (%s): cached\n", r.id.c_str(), r.what.c_str());
+            continue;
+        }
+        for (const auto& reason : r.reasons)
+            std::printf("step %s (%s): %s\n", r.id.c_str(), r.what.c_str(), reason.c_str());
+    }
+    if (args.step && !any)
+        throw usage_error("--step " + std::to_string(args.step) + ": the recipe has " +
+                          std::to_string(reports.size()) + " steps");
+    return 0;
+}
+
+} // namespace factory::cli

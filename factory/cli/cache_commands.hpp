@@ -1,0 +1,30 @@
+#pragma once
+// `factory cache stats|ls|prune|verify` and `factory why`.
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "factory/build/builder.hpp"
+
+namespace factory::cli {
+
+struct PruneArgs {
+    std::string max_size;   // "10G"
+    std::string older_than; // "7d"
+    bool dry_run = false;
+};
+int run_cache_stats(const std::filesystem::path& root, bool json);
+int run_cache_ls(const std::filesystem::path& root);
+int run_cache_prune(const std::filesystem::path& root, const PruneArgs& args);
+// Exit 0 when the store is clean (after repair, with --repair), 1 otherwise.
+int run_cache_verify(const std::filesystem::path& root, bool repair);
+
+struct WhyArgs {
+    std::string recipe;
+    int step = 0; // 1-based step of the output stage; 0 = all
+    std::vector<std::string> args;
+};
+int run_why(const build::BuildOptions& options, const WhyArgs& args);
+
+} // namespace factory::cli
