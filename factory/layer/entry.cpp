@@ -9,10 +9,14 @@ namespace {
 
 const char* type_name(Entry::Type type) {
     switch (type) {
-    case Entry::Type::file: return "file";
-    case Entry::Type::dir: return "directory";
-    case Entry::Type::symlink: return "symlink";
-    case Entry::Type::hardlink: return "hardlink";
+    case Entry::Type::file:
+        return "file";
+    case Entry::Type::dir:
+        return "directory";
+    case Entry::Type::symlink:
+        return "symlink";
+    case Entry::Type::hardlink:
+        return "hardlink";
     }
     return "entry";
 }
@@ -40,13 +44,12 @@ Result<void> check_xattrs(const Entry& entry) {
 Result<void> check_content(const Entry& entry) {
     bool has_content = !entry.source.empty() || !entry.data.empty() || entry.size != 0;
     if (entry.type != Entry::Type::file && has_content)
-        return Unexpected(std::string(type_name(entry.type)) + " " + entry.path +
-                          " has content");
+        return Unexpected(std::string(type_name(entry.type)) + " " + entry.path + " has content");
     if (entry.type == Entry::Type::file && entry.source.empty() && entry.size != 0 &&
         entry.size != entry.data.size())
         return Unexpected("file " + entry.path + ": size " + std::to_string(entry.size) +
-                          " differs from its in-memory data (" +
-                          std::to_string(entry.data.size()) + " bytes)");
+                          " differs from its in-memory data (" + std::to_string(entry.data.size()) +
+                          " bytes)");
     if (entry.type == Entry::Type::file && !entry.source.empty() && !entry.data.empty())
         return Unexpected("file " + entry.path + " has both a source and in-memory data");
     return {};

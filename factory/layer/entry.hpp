@@ -2,13 +2,13 @@
 // One file-system entry of a layer, as the tar writer sees it, and the canonical order and
 // validity rules every layer follows (DESIGN.md "Layers, bit for bit").
 
+#include "factory/util/error.hpp"
+
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
-
-#include "factory/util/error.hpp"
 
 namespace factory::layer {
 

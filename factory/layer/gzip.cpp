@@ -1,7 +1,5 @@
 #include "factory/layer/gzip.hpp"
 
-#include <zlib.h>
-
 #include <algorithm>
 #include <condition_variable>
 #include <deque>
@@ -9,6 +7,7 @@
 #include <optional>
 #include <thread>
 #include <vector>
+#include <zlib.h>
 
 namespace factory::layer {
 
@@ -48,7 +47,8 @@ class Deflater {
 };
 
 Result<void> Deflater::compress(Job& job) {
-    if (init_ != Z_OK) return Unexpected("zlib: deflateInit2 failed (" + std::to_string(init_) + ")");
+    if (init_ != Z_OK)
+        return Unexpected("zlib: deflateInit2 failed (" + std::to_string(init_) + ")");
     deflateReset(&z_);
     if (!job.dict.empty() &&
         deflateSetDictionary(&z_, job.dict.data(), static_cast<uInt>(job.dict.size())) != Z_OK)
@@ -92,8 +92,8 @@ class GzipCompressor final : public Compressor {
     Sink sink_;
     int level_;
     std::size_t max_in_flight_;
-    std::optional<Deflater> inline_deflater_; // single-threaded mode
-    std::unique_ptr<Job> current_;            // the block being filled
+    std::optional<Deflater> inline_deflater_;    // single-threaded mode
+    std::unique_ptr<Job> current_;               // the block being filled
     std::deque<std::unique_ptr<Job>> in_flight_; // submitted, in stream order
     std::vector<std::unique_ptr<Job>> spare_;    // finished jobs, reused for their buffers
     uLong crc_ = crc32(0, nullptr, 0);
@@ -115,7 +115,8 @@ GzipCompressor::GzipCompressor(Sink sink, int level, unsigned threads)
         inline_deflater_.emplace(level);
         return;
     }
-    for (unsigned i = 0; i < threads; ++i) workers_.emplace_back([this] { worker_loop(); });
+    for (unsigned i = 0; i < threads; ++i)
+        workers_.emplace_back([this] { worker_loop(); });
 }
 
 GzipCompressor::~GzipCompressor() {
@@ -124,7 +125,8 @@ GzipCompressor::~GzipCompressor() {
         stopping_ = true;
     }
     work_ready_.notify_all();
-    for (auto& worker : workers_) worker.join();
+    for (auto& worker : workers_)
+        worker.join();
 }
 
 void GzipCompressor::worker_loop() {
@@ -204,7 +206,8 @@ Result<void> GzipCompressor::emit_oldest() {
         job_done_.wait(lock, [&job] { return job.done; });
     }
     if (!job.error.empty()) return fail(job.error);
-    auto out = std::string_view(reinterpret_cast<const char*>(job.output.data()), job.output.size());
+    auto out =
+        std::string_view(reinterpret_cast<const char*>(job.output.data()), job.output.size());
     if (auto r = sink_(out); !r) return fail(r.error());
     crc_ = crc32_combine(crc_, job.crc, static_cast<z_off_t>(job.input.size()));
     isize_ += static_cast<std::uint32_t>(job.input.size());

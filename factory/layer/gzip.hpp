@@ -12,10 +12,10 @@
 //
 // Memory stays bounded whatever the input size: at most 2 blocks per thread are in flight.
 
+#include "factory/layer/sink.hpp"
+
 #include <cstddef>
 #include <memory>
-
-#include "factory/layer/sink.hpp"
 
 namespace factory::layer {
 

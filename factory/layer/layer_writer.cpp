@@ -22,16 +22,16 @@ class Passthrough final : public Compressor {
 
 Result<std::unique_ptr<Compressor>> make_compressor(const LayerOptions& options, Sink sink) {
     switch (options.compression) {
-    case Compression::none: return std::make_unique<Passthrough>(std::move(sink));
+    case Compression::none:
+        return std::make_unique<Passthrough>(std::move(sink));
     case Compression::gzip:
         return make_gzip_compressor(
-            std::move(sink), {.level = options.level == -1 ? 6 : options.level,
-                              .threads = options.threads});
+            std::move(sink),
+            {.level = options.level == -1 ? 6 : options.level, .threads = options.threads});
     case Compression::zstd:
         return make_zstd_compressor(
-            std::move(sink), {.level = options.level == -1 ? 3 : options.level,
-                              .threads = options.threads,
-                              .checksum = true});
+            std::move(sink),
+            {.level = options.level == -1 ? 3 : options.level, .workers = 1, .checksum = true});
     }
     return Unexpected("unknown compression");
 }
@@ -60,9 +60,12 @@ class BlobOutput {
 
 std::string_view media_type(Compression compression) {
     switch (compression) {
-    case Compression::none: return "application/vnd.oci.image.layer.v1.tar";
-    case Compression::gzip: return "application/vnd.oci.image.layer.v1.tar+gzip";
-    case Compression::zstd: return "application/vnd.oci.image.layer.v1.tar+zstd";
+    case Compression::none:
+        return "application/vnd.oci.image.layer.v1.tar";
+    case Compression::gzip:
+        return "application/vnd.oci.image.layer.v1.tar+gzip";
+    case Compression::zstd:
+        return "application/vnd.oci.image.layer.v1.tar+zstd";
     }
     return "";
 }
@@ -75,8 +78,7 @@ Result<Compression> parse_compression(std::string_view name) {
                       "\" (expected gzip, zstd or none)");
 }
 
-Result<LayerInfo> write_layer(std::vector<Entry> entries, const LayerOptions& options,
-                              int out_fd) {
+Result<LayerInfo> write_layer(std::vector<Entry> entries, const LayerOptions& options, int out_fd) {
     auto sorted = sort_entries(std::move(entries));
     if (!sorted) return Unexpected(sorted.error());
     BlobOutput blob(out_fd);

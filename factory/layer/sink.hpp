@@ -1,10 +1,10 @@
 #pragma once
 // Byte streams between the stages of the layer pipeline (tar → compressor → blob file).
 
+#include "factory/util/error.hpp"
+
 #include <functional>
 #include <string_view>
-
-#include "factory/util/error.hpp"
 
 namespace factory::layer {
 

@@ -1,18 +1,17 @@
 #include "factory/layer/tar_writer.hpp"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
+#include "factory/util/fd.hpp"
+#include "factory/util/files.hpp"
 
 #include <algorithm>
 #include <array>
 #include <cstdio>
 #include <cstring>
+#include <fcntl.h>
 #include <optional>
 #include <string_view>
-
-#include "factory/util/fd.hpp"
-#include "factory/util/files.hpp"
+#include <sys/stat.h>
+#include <unistd.h>
 
 namespace factory::layer {
 
@@ -28,9 +27,8 @@ struct Field {
     std::size_t offset, size;
 };
 constexpr Field f_name{0, 100}, f_mode{100, 8}, f_uid{108, 8}, f_gid{116, 8}, f_size{124, 12},
-    f_mtime{136, 12}, f_chksum{148, 8}, f_typeflag{156, 1}, f_linkname{157, 100},
-    f_magic{257, 6}, f_version{263, 2}, f_devmajor{329, 8}, f_devminor{337, 8},
-    f_prefix{345, 155};
+    f_mtime{136, 12}, f_chksum{148, 8}, f_typeflag{156, 1}, f_linkname{157, 100}, f_magic{257, 6},
+    f_version{263, 2}, f_devmajor{329, 8}, f_devminor{337, 8}, f_prefix{345, 155};
 
 using Block = std::array<char, block_size>;
 
@@ -76,7 +74,8 @@ void put_string(Block& b, Field f, std::string_view s) {
 void put_checksum(Block& b) {
     std::memset(b.data() + f_chksum.offset, ' ', f_chksum.size);
     unsigned sum = 0;
-    for (char c : b) sum += static_cast<unsigned char>(c);
+    for (char c : b)
+        sum += static_cast<unsigned char>(c);
     // "%06o\0 ": six digits, NUL, and the space left from the blanking above.
     std::snprintf(b.data() + f_chksum.offset, 7, "%06o", sum);
 }
@@ -109,12 +108,14 @@ std::string pax_record(std::string_view key, std::string_view value) {
     size += std::to_string(size).size();
     auto record = std::to_string(size) + " " + std::string(key) + "=" + std::string(value) + "\n";
     if (record.size() != size) // the length grew a digit
-        record = std::to_string(record.size()) + " " + std::string(key) + "=" +
-                 std::string(value) + "\n";
+        record = std::to_string(record.size()) + " " + std::string(key) + "=" + std::string(value) +
+                 "\n";
     return record;
 }
 
-bool dropped_xattr(std::string_view name) { return name.starts_with("trusted.overlay."); }
+bool dropped_xattr(std::string_view name) {
+    return name.starts_with("trusted.overlay.");
+}
 
 // What one entry becomes in the archive.
 struct Header {
@@ -127,10 +128,14 @@ struct Header {
 
 char typeflag_of(Entry::Type type) {
     switch (type) {
-    case Entry::Type::file: return '0';
-    case Entry::Type::dir: return '5';
-    case Entry::Type::symlink: return '2';
-    case Entry::Type::hardlink: return '1';
+    case Entry::Type::file:
+        return '0';
+    case Entry::Type::dir:
+        return '5';
+    case Entry::Type::symlink:
+        return '2';
+    case Entry::Type::hardlink:
+        return '1';
     }
     return '0';
 }
@@ -158,7 +163,8 @@ std::vector<std::pair<std::string, std::string>> pax_records(const Entry& entry,
     for (const auto& [name, value] : entry.xattrs)
         need(!dropped_xattr(name), "SCHILY.xattr." + name, value);
     if (ustar_ok) return {};
-    std::sort(pax.begin(), pax.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    std::sort(pax.begin(), pax.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
     return pax;
 }
 
@@ -213,7 +219,8 @@ std::string pax_header_name(std::string_view name) {
     if (!base.empty()) joined += "/" + std::string(base);
     joined = to_ascii(joined);
     if (joined.size() > f_name.size) joined.resize(f_name.size);
-    while (!joined.empty() && joined.back() == '/') joined.pop_back();
+    while (!joined.empty() && joined.back() == '/')
+        joined.pop_back();
     return joined;
 }
 
@@ -278,7 +285,8 @@ Result<void> TarWriter::write_headers(const Entry& entry, std::uint64_t size) {
     Header h = header_of(entry, size, epoch_);
     if (!h.pax.empty()) {
         std::string data;
-        for (const auto& [key, value] : h.pax) data += pax_record(key, value);
+        for (const auto& [key, value] : h.pax)
+            data += pax_record(key, value);
         if (data.size() > max_pax_size)
             return Unexpected("entry " + entry.path + ": extended header of " +
                               std::to_string(data.size()) + " bytes exceeds 1 MiB (xattrs?)");
@@ -320,19 +328,20 @@ Result<void> TarWriter::fill_from(int fd, const Entry& entry) {
 
 Result<void> TarWriter::copy_source(const Entry& entry) {
     Fd fd(::open(entry.source.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-    if (!fd) return Unexpected("cannot open " + describe_source(entry) + ": " + errno_string(errno));
-    struct stat before{};
+    if (!fd)
+        return Unexpected("cannot open " + describe_source(entry) + ": " + errno_string(errno));
+    struct stat before {};
     if (::fstat(fd.get(), &before) != 0)
         return Unexpected("cannot stat " + describe_source(entry) + ": " + errno_string(errno));
     if (!S_ISREG(before.st_mode))
         return Unexpected(describe_source(entry) + " is not a regular file");
     if (static_cast<std::uint64_t>(before.st_size) != entry.size)
-        return Unexpected(describe_source(entry) + " changed size since it was scanned: " +
-                          "expected " + std::to_string(entry.size) + " bytes, found " +
-                          std::to_string(before.st_size));
+        return Unexpected(
+            describe_source(entry) + " changed size since it was scanned: " + "expected " +
+            std::to_string(entry.size) + " bytes, found " + std::to_string(before.st_size));
     if (auto r = fill_from(fd.get(), entry); !r) return r;
     // Same size but rewritten in place while we read would give a torn copy.
-    struct stat after{};
+    struct stat after {};
     if (::fstat(fd.get(), &after) != 0)
         return Unexpected("cannot stat " + describe_source(entry) + ": " + errno_string(errno));
     if (!same_time(before.st_mtim, after.st_mtim) || after.st_size != before.st_size)

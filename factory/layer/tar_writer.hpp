@@ -19,12 +19,12 @@
 //    non-ASCII bytes dropped, cut to 100 bytes; its mode, uid, gid and mtime are 0
 //  - the archive ends with two zero blocks and no further padding.
 
+#include "factory/layer/entry.hpp"
+#include "factory/layer/sink.hpp"
+
 #include <cstdint>
 #include <string>
 #include <vector>
-
-#include "factory/layer/entry.hpp"
-#include "factory/layer/sink.hpp"
 
 namespace factory::layer {
 

@@ -1,19 +1,13 @@
 #include "factory/layer/zstd.hpp"
 
-#include <zstd.h>
-
 #include <algorithm>
 #include <optional>
-#include <thread>
 #include <vector>
+#include <zstd.h>
 
 namespace factory::layer {
 
 namespace {
-
-// More workers than this add memory (a job of ~8 MiB in and out per worker at level 3)
-// without speed: at 4 workers zstd -3 outruns the SHA-256 of the stream.
-constexpr unsigned max_workers = 4;
 
 struct FreeCCtx {
     void operator()(ZSTD_CCtx* cctx) const noexcept { ZSTD_freeCCtx(cctx); }
@@ -81,14 +75,9 @@ Result<void> ZstdCompressor::finish() {
 Result<void> set(ZSTD_CCtx* cctx, ZSTD_cParameter param, int value, const char* what) {
     std::size_t rc = ZSTD_CCtx_setParameter(cctx, param, value);
     if (ZSTD_isError(rc))
-        return Unexpected(std::string("zstd: cannot set ") + what + " to " +
-                          std::to_string(value) + ": " + ZSTD_getErrorName(rc));
+        return Unexpected(std::string("zstd: cannot set ") + what + " to " + std::to_string(value) +
+                          ": " + ZSTD_getErrorName(rc));
     return {};
-}
-
-unsigned effective_workers(unsigned requested) {
-    unsigned n = requested != 0 ? requested : std::thread::hardware_concurrency();
-    return std::clamp(n, 1u, max_workers);
 }
 
 } // namespace
@@ -98,7 +87,7 @@ Result<std::unique_ptr<Compressor>> make_zstd_compressor(Sink sink, ZstdOptions 
         return Unexpected("zstd level must be 1..19, not " + std::to_string(options.level));
     CCtx cctx(ZSTD_createCCtx());
     if (!cctx) return Unexpected("zstd: cannot create a compression context");
-    auto workers = static_cast<int>(effective_workers(options.threads));
+    auto workers = static_cast<int>(std::max(options.workers, 1u));
     if (auto r = set(cctx.get(), ZSTD_c_nbWorkers, workers, "nbWorkers"); !r)
         return Unexpected(r.error() + " (libzstd built without multithreading? its output "
                                       "would depend on it)");

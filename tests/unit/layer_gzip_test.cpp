@@ -1,30 +1,31 @@
 // The parallel gzip compressor: the bytes don't depend on the thread count or on how the
 // input is cut into writes, the stream is valid gzip (zlib and gzip(1) read it back), and
 // errors are sticky.
-#include <gtest/gtest.h>
-#include <zlib.h>
-
-#include <cstdio>
-#include <random>
-
 #include "factory/layer/gzip.hpp"
 #include "factory/util/files.hpp"
 #include "factory/util/sha256.hpp"
 #include "tests/unit/test_dir.hpp"
+
+#include <cstdio>
+#include <gtest/gtest.h>
+#include <random>
+#include <zlib.h>
 
 namespace factory::layer {
 namespace {
 
 // Compressible but not trivial: words from a small vocabulary with random bytes mixed in.
 std::string sample(std::size_t size, unsigned seed) {
-    static const char* words[] = {"layer ", "tar ", "digest ", "sha256 ", "\n", "factory ",
+    static const char* words[] = {"layer ",     "tar ",        "digest ",
+                                  "sha256 ",    "\n",          "factory ",
                                   "{\"key\": ", "0123456789 ", "/usr/lib/x86_64-linux-gnu/"};
     std::mt19937 rng(seed);
     std::string s;
     s.reserve(size + 32);
     while (s.size() < size) {
         if (rng() % 8 == 0)
-            for (int i = 0; i < 16; ++i) s.push_back(static_cast<char>(rng()));
+            for (int i = 0; i < 16; ++i)
+                s.push_back(static_cast<char>(rng()));
         else
             s += words[rng() % std::size(words)];
     }
@@ -33,8 +34,7 @@ std::string sample(std::size_t size, unsigned seed) {
 }
 
 // Compresses `data` written in pieces of `chunk` bytes (0: one write).
-std::string gzip(const std::string& data, unsigned threads, std::size_t chunk = 0,
-                 int level = 6) {
+std::string gzip(const std::string& data, unsigned threads, std::size_t chunk = 0, int level = 6) {
     std::string out;
     auto c = make_gzip_compressor(
         [&out](std::string_view b) -> Result<void> {
@@ -82,20 +82,23 @@ std::pair<std::string, int> run(const std::string& command) {
     if (!p) return {"", -1};
     char buf[65536];
     std::size_t n;
-    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0)
+        out.append(buf, n);
     return {out, ::pclose(p)};
 }
 
 std::uint32_t le32(const std::string& s, std::size_t at) {
     std::uint32_t v = 0;
-    for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(s[at + i]);
+    for (int i = 3; i >= 0; --i)
+        v = (v << 8) | static_cast<unsigned char>(s[at + i]);
     return v;
 }
 
 TEST(LayerGzip, SameBytesForAnyThreadCountAndChunking) {
     const std::string data = sample(1536 * 1024 + 12345, 1); // 12 blocks and a partial one
     const std::string reference = gzip(data, 1);
-    for (unsigned threads : {2u, 3u, 4u, 8u}) EXPECT_EQ(gzip(data, threads), reference) << threads;
+    for (unsigned threads : {2u, 3u, 4u, 8u})
+        EXPECT_EQ(gzip(data, threads), reference) << threads;
     for (std::size_t chunk : {std::size_t{1000}, gzip_block_size - 1, gzip_block_size,
                               gzip_block_size + 1, std::size_t{1} << 20})
         EXPECT_EQ(gzip(data, 2, chunk), reference) << chunk;
@@ -141,8 +144,8 @@ TEST(LayerGzip, LevelsChangeTheBytesNotTheContent) {
     EXPECT_EQ(gunzip(fast), data);
     EXPECT_EQ(gunzip(best), data);
     EXPECT_EQ(gzip(data, 1, 0, 9), best);
-    auto bad = make_gzip_compressor([](std::string_view) -> Result<void> { return {}; },
-                                    {.level = 10});
+    auto bad =
+        make_gzip_compressor([](std::string_view) -> Result<void> { return {}; }, {.level = 10});
     ASSERT_FALSE(bad);
     EXPECT_EQ(bad.error(), "gzip level must be 1..9, not 10");
 }
@@ -175,12 +178,12 @@ for i in range(n):
 out += struct.pack("<II", zlib.crc32(data), len(data) & 0xFFFFFFFF)
 sys.stdout.buffer.write(out)
 )");
-    for (std::size_t size : {std::size_t{0}, std::size_t{1000}, 2 * gzip_block_size,
-                             std::size_t{1234567}}) {
+    for (std::size_t size :
+         {std::size_t{0}, std::size_t{1000}, 2 * gzip_block_size, std::size_t{1234567}}) {
         const std::string data = sample(size, 10);
         write_file_atomic(dir / "data", data);
-        auto [reference, status] = run("python3 " + (dir / "reference.py").string() + " " +
-                                       (dir / "data").string());
+        auto [reference, status] =
+            run("python3 " + (dir / "reference.py").string() + " " + (dir / "data").string());
         ASSERT_EQ(status, 0);
         EXPECT_EQ(Sha256::hex(gzip(data, 2)), Sha256::hex(reference)) << size;
     }
@@ -197,7 +200,8 @@ TEST(LayerGzip, StreamsWhileWriting) {
         {.level = 1, .threads = 2});
     ASSERT_TRUE(c);
     const std::string block = sample(1 << 20, 7);
-    for (int i = 0; i < 16; ++i) ASSERT_TRUE((*c)->write(block));
+    for (int i = 0; i < 16; ++i)
+        ASSERT_TRUE((*c)->write(block));
     before_finish = total;
     ASSERT_TRUE((*c)->finish());
     EXPECT_GT(before_finish, total * 3 / 4);
@@ -214,7 +218,8 @@ TEST(LayerGzip, SinkErrorsAreStickyAndReported) {
     ASSERT_TRUE(c);
     const std::string data = sample(1 << 20, 8);
     Result<void> r;
-    for (int i = 0; i < 8 && r; ++i) r = (*c)->write(data);
+    for (int i = 0; i < 8 && r; ++i)
+        r = (*c)->write(data);
     if (r) r = (*c)->finish();
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error(), "disk full");
@@ -223,8 +228,8 @@ TEST(LayerGzip, SinkErrorsAreStickyAndReported) {
 }
 
 TEST(LayerGzip, AbandonedCompressorShutsDownCleanly) {
-    auto c = make_gzip_compressor([](std::string_view) -> Result<void> { return {}; },
-                                  {.threads = 4});
+    auto c =
+        make_gzip_compressor([](std::string_view) -> Result<void> { return {}; }, {.threads = 4});
     ASSERT_TRUE(c);
     ASSERT_TRUE((*c)->write(sample(3 << 20, 9)));
     c->reset(); // workers may be mid-block: the destructor must join them

@@ -1,24 +1,23 @@
 // The deterministic tar writer: exact header bytes, canonical order, PAX only where needed,
 // round trips through libarchive, agreement with Python's tarfile, and refusal of bad entries
 // and of source files that change under it.
-#include <archive.h>
-#include <archive_entry.h>
-#include <fcntl.h>
-#include <gtest/gtest.h>
-#include <unistd.h>
-
-#include <algorithm>
-#include <clocale>
-#include <cstdio>
-#include <fstream>
-#include <map>
-#include <memory>
-#include <random>
-
 #include "factory/layer/tar_writer.hpp"
 #include "factory/util/files.hpp"
 #include "factory/util/sha256.hpp"
 #include "tests/unit/test_dir.hpp"
+
+#include <algorithm>
+#include <archive.h>
+#include <archive_entry.h>
+#include <clocale>
+#include <cstdio>
+#include <fcntl.h>
+#include <fstream>
+#include <gtest/gtest.h>
+#include <map>
+#include <memory>
+#include <random>
+#include <unistd.h>
 
 namespace factory::layer {
 namespace {
@@ -84,7 +83,9 @@ struct FreeArchive {
     void operator()(archive* a) const noexcept { archive_read_free(a); }
 };
 
-std::string utf8(const char* s) { return s ? s : ""; }
+std::string utf8(const char* s) {
+    return s ? s : "";
+}
 
 std::vector<Read> read_back(const std::string& tar) {
     // libarchive converts PAX (UTF-8) names to the locale's charset; "C" can't hold them.
@@ -118,7 +119,8 @@ std::vector<Read> read_back(const std::string& tar) {
             r.xattrs[name] = std::string(static_cast<const char*>(value), size);
         char buf[65536];
         la_ssize_t n;
-        while ((n = archive_read_data(a.get(), buf, sizeof buf)) > 0) r.content.append(buf, n);
+        while ((n = archive_read_data(a.get(), buf, sizeof buf)) > 0)
+            r.content.append(buf, n);
         out.push_back(std::move(r));
     }
     EXPECT_EQ(rc, ARCHIVE_EOF) << archive_error_string(a.get());
@@ -127,7 +129,8 @@ std::vector<Read> read_back(const std::string& tar) {
 
 std::vector<std::string> names(const std::string& tar) {
     std::vector<std::string> out;
-    for (const auto& r : read_back(tar)) out.push_back(r.path);
+    for (const auto& r : read_back(tar))
+        out.push_back(r.path);
     return out;
 }
 
@@ -146,7 +149,8 @@ void write_host_file(const std::filesystem::path& path, const std::string& data)
 std::string random_bytes(std::size_t n, unsigned seed) {
     std::mt19937 rng(seed);
     std::string s(n, '\0');
-    for (auto& c : s) c = static_cast<char>(rng());
+    for (auto& c : s)
+        c = static_cast<char>(rng());
     return s;
 }
 
@@ -165,15 +169,20 @@ TEST(LayerTar, OneFileHeaderBytes) {
     EXPECT_EQ(t.substr(136, 12), std::string("14524770400\0", 12)); // 1700000000 in octal
     EXPECT_EQ(t[156], '0');
     EXPECT_EQ(t.substr(157, 100), std::string(100, '\0'));
-    EXPECT_EQ(t.substr(257, 8), std::string("ustar\0" "00", 8));
+    EXPECT_EQ(t.substr(257, 8), std::string("ustar\0"
+                                            "00",
+                                            8));
     EXPECT_EQ(t.substr(265, 64), std::string(64, '\0')); // uname, gname empty
-    EXPECT_EQ(t.substr(329, 16), std::string("0000000\0" "0000000\0", 16));
+    EXPECT_EQ(t.substr(329, 16), std::string("0000000\0"
+                                             "0000000\0",
+                                             16));
     EXPECT_EQ(t.substr(345, 167), std::string(167, '\0')); // prefix and padding
     // The checksum: six octal digits, NUL, space, over the header with the field blank.
     std::string header = t.substr(0, 512);
     std::fill(header.begin() + 148, header.begin() + 156, ' ');
     unsigned sum = 0;
-    for (unsigned char c : header) sum += c;
+    for (unsigned char c : header)
+        sum += c;
     char expected[9];
     std::snprintf(expected, sizeof expected, "%06o%c ", sum, '\0');
     EXPECT_EQ(t.substr(148, 8), std::string(expected, 8));
@@ -226,7 +235,8 @@ TEST(LayerTar, AgreesWithGnuTar) {
     const std::string deep = "x/" + std::string(60, 'l') + "/" + std::string(60, 'm');
     fs::create_directories(root / deep); // "x/lll…/mmm…/" and its file need the ustar prefix
     std::string script;
-    for (int i = 0; i < 100; ++i) script += "#!/bin/sh\n";
+    for (int i = 0; i < 100; ++i)
+        script += "#!/bin/sh\n";
     write_host_file(root / "a/b/run", script);
     fs::create_hard_link(root / "a/b/run", root / "a/b/run2");
     write_host_file(root / "a/empty", "");
@@ -248,7 +258,8 @@ TEST(LayerTar, AgreesWithGnuTar) {
     auto gnu_path = dir_ / "gnu.tar";
     std::string command = "cd " + root.string() +
                           " && tar --format=ustar --numeric-owner --owner=0 --group=0 "
-                          "--mtime=@1234567890 --sort=name -cf " + gnu_path.string() + " *";
+                          "--mtime=@1234567890 --sort=name -cf " +
+                          gnu_path.string() + " *";
     ASSERT_EQ(std::system(command.c_str()), 0) << command;
     std::string gnu = read_file(gnu_path).value();
 
@@ -262,12 +273,12 @@ TEST(LayerTar, AgreesWithGnuTar) {
     };
     Entry run2 = link(Type::hardlink, "a/b/run2", "a/b/run");
     run2.mode = 04755;
-    std::string ours = tar({dir("a"), dir("a/b", 0750), from("a/b/run", 04755), run2,
-                            from("a/empty", 0600), link(Type::symlink, "a/self", "../a-b"),
-                            dir("a/tmp", 01777), from("a-b", 0644), dir("x"),
-                            dir("x/" + std::string(60, 'l'), 0711), dir(deep, 0700),
-                            from(deep + "/f", 0640), from(std::string(100, 'z'), 0444)},
-                           1234567890);
+    std::string ours =
+        tar({dir("a"), dir("a/b", 0750), from("a/b/run", 04755), run2, from("a/empty", 0600),
+             link(Type::symlink, "a/self", "../a-b"), dir("a/tmp", 01777), from("a-b", 0644),
+             dir("x"), dir("x/" + std::string(60, 'l'), 0711), dir(deep, 0700),
+             from(deep + "/f", 0640), from(std::string(100, 'z'), 0444)},
+            1234567890);
 
     ASSERT_GE(gnu.size(), ours.size());
     EXPECT_EQ(Sha256::hex(gnu.substr(0, ours.size())), Sha256::hex(ours));
@@ -275,9 +286,10 @@ TEST(LayerTar, AgreesWithGnuTar) {
 }
 
 TEST(LayerTar, CanonicalOrderWhateverTheInputOrder) {
-    std::vector<Entry> entries = {dir("a"),           dir("a/b"),       file("a/b/c", "1"),
-                                  file("a-b", "2"),   file("a.txt", "3"), dir("b"),
-                                  file("b/\xc3\xa9", "4"), file("B", "5"), file("a/a", "6")};
+    std::vector<Entry> entries = {
+        dir("a"),           dir("a/b"), file("a/b/c", "1"),      file("a-b", "2"),
+        file("a.txt", "3"), dir("b"),   file("b/\xc3\xa9", "4"), file("B", "5"),
+        file("a/a", "6")};
     std::string first = tar(entries);
     EXPECT_EQ(names(first), (std::vector<std::string>{"B", "a/", "a/a", "a/b/", "a/b/c", "a-b",
                                                       "a.txt", "b/", "b/\xc3\xa9"}));
@@ -350,9 +362,11 @@ TEST(LayerTar, RoundTripThroughLibarchive) {
     testing::TestDir dir_;
     const std::string big = random_bytes(3 << 20, 7); // spans several 1 MiB buffer flushes
     write_host_file(dir_ / "big", big);
-    const std::string long_dir = std::string(120, 'd');             // ustar prefix
+    const std::string long_dir = std::string(120, 'd');                   // ustar prefix
     const std::string very_long = long_dir + "/" + std::string(180, 'f'); // needs PAX
-    const std::string unicode = "d/\xc3\xbcn\xc3\xaf" "c\xc3\xb6" "d\xc3\xa9-\xe6\x96\x87\xe4\xbb\xb6";
+    const std::string unicode = "d/\xc3\xbcn\xc3\xaf"
+                                "c\xc3\xb6"
+                                "d\xc3\xa9-\xe6\x96\x87\xe4\xbb\xb6";
 
     Entry source = file("d/big", "", 0640);
     source.data.clear();
@@ -469,6 +483,14 @@ TEST(LayerTar, PaxRecordsAreSortedAndOnlyWhereNeeded) {
     EXPECT_EQ(read[0].xattrs.size(), 2u);
 }
 
+TEST(LayerTar, OverlayXattrsAloneNeedNoPax) {
+    Entry e = dir("d");
+    e.xattrs = {{"trusted.overlay.opaque", "y"}};
+    std::string t = tar({e});
+    EXPECT_EQ(pax_headers(t), 0);
+    EXPECT_EQ(t, tar({dir("d")}));
+}
+
 TEST(LayerTar, PaxRecordLengthCountsItsOwnDigits) {
     // 19 + 76 + 3 = 98 bytes without the length, 100 with "98 ", but "100 " makes it 101.
     Entry e = file("f", "");
@@ -552,8 +574,7 @@ TEST(LayerTar, SourceShrinksWhileRead) {
 TEST(LayerTar, SourceGrowsWhileRead) {
     testing::TestDir dir_;
     std::string error = change_while_reading(dir_ / "f", true);
-    EXPECT_NE(error.find("(for f) grew while being read beyond 3145728 bytes"),
-              std::string::npos)
+    EXPECT_NE(error.find("(for f) grew while being read beyond 3145728 bytes"), std::string::npos)
         << error;
 }
 
@@ -577,12 +598,12 @@ TEST(LayerTar, StreamsInBoundedChunks) {
     const std::size_t size = 5 << 20;
     write_host_file(dir_ / "f", std::string(size, 'z'));
     std::size_t largest = 0, total = 0;
-    ASSERT_TRUE(write_tar({source_entry(dir_ / "f", size)}, 0,
-                          [&](std::string_view b) -> Result<void> {
-                              largest = std::max(largest, b.size());
-                              total += b.size();
-                              return {};
-                          }));
+    ASSERT_TRUE(
+        write_tar({source_entry(dir_ / "f", size)}, 0, [&](std::string_view b) -> Result<void> {
+            largest = std::max(largest, b.size());
+            total += b.size();
+            return {};
+        }));
     EXPECT_EQ(total, 512 + size + 1024);
     EXPECT_LE(largest, std::size_t{1} << 20);
 }

@@ -1,29 +1,30 @@
 // The zstd compressor: the bytes don't depend on the number of workers or on how the input is
 // cut into writes, and zstd(1) reads the frame back (and writes the same bytes itself).
 #define ZSTD_STATIC_LINKING_ONLY // ZSTD_getFrameHeader
-#include <gtest/gtest.h>
-#include <zstd.h>
-
-#include <cstdio>
-#include <random>
-
 #include "factory/layer/zstd.hpp"
 #include "factory/util/files.hpp"
 #include "factory/util/sha256.hpp"
 #include "tests/unit/test_dir.hpp"
 
+#include <cstdio>
+#include <gtest/gtest.h>
+#include <random>
+#include <zstd.h>
+
 namespace factory::layer {
 namespace {
 
 std::string sample(std::size_t size, unsigned seed) {
-    static const char* words[] = {"layer ", "tar ", "digest ", "sha256 ", "\n", "factory ",
+    static const char* words[] = {"layer ",     "tar ",        "digest ",
+                                  "sha256 ",    "\n",          "factory ",
                                   "{\"key\": ", "0123456789 ", "/usr/lib/x86_64-linux-gnu/"};
     std::mt19937 rng(seed);
     std::string s;
     s.reserve(size + 32);
     while (s.size() < size) {
         if (rng() % 8 == 0)
-            for (int i = 0; i < 16; ++i) s.push_back(static_cast<char>(rng()));
+            for (int i = 0; i < 16; ++i)
+                s.push_back(static_cast<char>(rng()));
         else
             s += words[rng() % std::size(words)];
     }
@@ -31,15 +32,14 @@ std::string sample(std::size_t size, unsigned seed) {
     return s;
 }
 
-std::string zstd(const std::string& data, unsigned threads, std::size_t chunk = 0,
-                 int level = 3) {
+std::string zstd(const std::string& data, unsigned workers, std::size_t chunk = 0, int level = 3) {
     std::string out;
     auto c = make_zstd_compressor(
         [&out](std::string_view b) -> Result<void> {
             out.append(b);
             return {};
         },
-        {.level = level, .threads = threads});
+        {.level = level, .workers = workers});
     EXPECT_TRUE(c) << c.error();
     if (!c) return "";
     std::string_view rest = data;
@@ -78,7 +78,8 @@ std::pair<std::string, int> run(const std::string& command) {
     if (!p) return {"", -1};
     char buf[65536];
     std::size_t n;
-    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0)
+        out.append(buf, n);
     return {out, ::pclose(p)};
 }
 
@@ -87,7 +88,8 @@ std::pair<std::string, int> run(const std::string& command) {
 TEST(LayerZstd, SameBytesForAnyWorkerCountAndChunking) {
     const std::string data = sample(20 << 20, 1);
     const std::string reference = zstd(data, 1);
-    for (unsigned threads : {2u, 4u}) EXPECT_EQ(zstd(data, threads), reference) << threads;
+    for (unsigned workers : {2u, 4u})
+        EXPECT_EQ(zstd(data, workers), reference) << workers;
     for (std::size_t chunk : {std::size_t{4096}, std::size_t{(1 << 20) + 1}})
         EXPECT_EQ(zstd(data, 2, chunk), reference) << chunk;
     EXPECT_EQ(unzstd(reference), data);
@@ -133,8 +135,8 @@ TEST(LayerZstd, PinnedOutputForThePinnedLibzstd) {
 }
 
 TEST(LayerZstd, BadLevelIsRefused) {
-    auto c = make_zstd_compressor([](std::string_view) -> Result<void> { return {}; },
-                                  {.level = 22});
+    auto c =
+        make_zstd_compressor([](std::string_view) -> Result<void> { return {}; }, {.level = 22});
     ASSERT_FALSE(c);
     EXPECT_EQ(c.error(), "zstd level must be 1..19, not 22");
 }
@@ -145,7 +147,8 @@ TEST(LayerZstd, SinkErrorsAreStickyAndReported) {
     ASSERT_TRUE(c);
     Result<void> r;
     const std::string data = sample(1 << 20, 4);
-    for (int i = 0; i < 32 && r; ++i) r = (*c)->write(data);
+    for (int i = 0; i < 32 && r; ++i)
+        r = (*c)->write(data);
     if (r) r = (*c)->finish();
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error(), "disk full");
