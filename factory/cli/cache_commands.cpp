@@ -148,8 +148,12 @@ int run_cache_verify(const fs::path& root, bool repair) {
     if (report.clean()) return 0;
     if (repair) {
         auto again = cache::verify(root, store.blobs(), roots_of(root), {});
-        return again.clean() ? 0 : 1;
+        if (again.clean()) return 0;
+        report = std::move(again);
     }
+    std::fflush(stdout);
+    std::fprintf(stderr, "factory: error: the store %s has %zu problem(s)%s\n", root.c_str(),
+                 report.problems.size(), repair ? " that repair could not fix" : "");
     return 1;
 }
 
