@@ -66,7 +66,8 @@ void export_docker_archive(const oci::Layout& store, const oci::Descriptor& imag
         for (const auto& d : blobs) {
             auto fd = store.blobs().open(*d.sha256_hex());
             if (!fd) throw Error(fd.error());
-            tar.add_file_from_fd(blob_path(d), fd->get(), static_cast<std::uint64_t>(d.size));
+            tar.add_file_from_fd(blob_path(d), fd->get(), static_cast<std::uint64_t>(d.size),
+                                 *d.sha256_hex());
         }
         tar.add_file("index.json", serialize(index));
         tar.add_file("manifest.json", manifest_json(*manifest, *ref));

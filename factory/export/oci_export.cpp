@@ -47,6 +47,9 @@ void export_oci_dir(const oci::Layout& store, const oci::Descriptor& image, cons
         auto out = oci::Layout::create(dir);
         for (const auto& d : blobs) {
             auto hex = *d.sha256_hex();
+            // A blob is verified when it is exported: a corrupt store blob never leaves the store.
+            if (auto ok = store.blobs().verify(hex); !ok)
+                throw Error(ok.error() + "; run `factory cache verify --repair` and build again");
             auto r = out.blobs().add_file(store.blobs().path(hex), hex,
                                           static_cast<std::uint64_t>(d.size));
             if (!r) throw Error(r.error());
@@ -71,7 +74,7 @@ void write_layout_tar(TarWriter& tar, const oci::Layout& store,
         auto hex = *d.sha256_hex();
         auto fd = store.blobs().open(hex);
         if (!fd) throw Error(fd.error());
-        tar.add_file_from_fd("blobs/sha256/" + hex, fd->get(), static_cast<std::uint64_t>(d.size));
+        tar.add_file_from_fd("blobs/sha256/" + hex, fd->get(), static_cast<std::uint64_t>(d.size), hex);
     }
 }
 

@@ -7,6 +7,7 @@
 
 #include "factory/util/error.hpp"
 #include "factory/util/files.hpp"
+#include "factory/util/sha256.hpp"
 
 namespace factory::exporter {
 
@@ -61,8 +62,10 @@ void TarWriter::add_file(const std::string& name, std::string_view content) {
         fail("cannot write " + name + " into the tar archive");
 }
 
-void TarWriter::add_file_from_fd(const std::string& name, int fd, std::uint64_t size) {
+void TarWriter::add_file_from_fd(const std::string& name, int fd, std::uint64_t size,
+                                 std::string_view expected_sha256) {
     header(name, false, size);
+    Sha256 hash;
     std::vector<char> buf(1 << 18);
     std::uint64_t left = size;
     while (left > 0) {
@@ -72,7 +75,16 @@ void TarWriter::add_file_from_fd(const std::string& name, int fd, std::uint64_t 
         if (*n == 0) throw Error(name + " is shorter than " + std::to_string(size) + " bytes");
         if (archive_write_data(a_.get(), buf.data(), *n) != static_cast<la_ssize_t>(*n))
             fail("cannot write " + name + " into the tar archive");
+        hash.update(buf.data(), *n);
         left -= *n;
+    }
+    // A blob is verified when it is exported: a corrupt store blob never leaves the store.
+    if (!expected_sha256.empty()) {
+        auto got = hash.hex_digest();
+        if (got != expected_sha256)
+            throw Error("blob sha256:" + std::string(expected_sha256) +
+                        " in the store is corrupt (its content hashes to sha256:" + got +
+                        "); run `factory cache verify --repair` and build again");
     }
 }
 

@@ -26,7 +26,8 @@ class TarWriter {
     void add_directory(const std::string& name);
     void add_file(const std::string& name, std::string_view content);
     // Streams exactly size bytes from fd. Throws Error if fd has fewer.
-    void add_file_from_fd(const std::string& name, int fd, std::uint64_t size);
+    void add_file_from_fd(const std::string& name, int fd, std::uint64_t size,
+                          std::string_view expected_sha256 = {});
     // Writes the end-of-archive records. Throws Error.
     void finish();
 

@@ -153,6 +153,9 @@ data = bytearray(open(p, "rb").read())
 data[len(data) // 2] ^= 0x01
 open(p, "wb").write(bytes(data))
 PY
+expect_exit 1 build --cache "$constore" -o "oci-archive:$TEST_DIR/out.tar" "$big/recipe.toml"
+assert_contains "$(error_line)" "blob $layer in the store is corrupt" "an export never ships a corrupt blob"
+assert_missing "$TEST_DIR/out.tar"
 expect_exit 1 cache verify --cache "$constore"
 assert_contains "$OUT" "${layer#sha256:}" "verify names the corrupt blob"
 # The ref still needs the blob: repair can only quarantine it and drop the record that named it.
