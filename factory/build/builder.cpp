@@ -364,8 +364,10 @@ void Builder::run_copy(const recipe::Stage& stage, std::size_t index, StageState
             return it == done_.end() ? nullptr : &it->second.tree;
         };
         ctx.lower = &state.tree;
+        std::unordered_map<std::string, struct stat> stats;
+        ctx.stats = &stats;
         auto entries = plan_copy(step, ctx);
-        auto inputs = hash_inputs(entries, stat_cache_, options_.threads);
+        auto inputs = hash_inputs(entries, stat_cache_, options_.threads, &stats);
 
         cache::KeyBuilder kb;
         kb.add("parent", state.key);

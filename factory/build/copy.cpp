@@ -146,6 +146,7 @@ class HostWalker {
             e.size = static_cast<std::uint64_t>(st.st_size);
             e.source = host.string();
             if (st.st_nlink > 1) links_[{st.st_dev, st.st_ino}].push_back(target);
+            if (out_.ctx().stats) (*out_.ctx().stats)[e.source] = st;
         } else if (S_ISLNK(st.st_mode)) {
             e.type = Entry::Type::symlink;
             e.mode = 0777;

@@ -6,6 +6,9 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <unordered_map>
+
+#include <sys/stat.h>
 #include <string>
 #include <vector>
 
@@ -22,6 +25,9 @@ struct CopyContext {
     const std::map<std::string, std::filesystem::path>* named = nullptr; // [contexts]
     std::function<const Tree*(const std::string&)> stage_tree; // a finished stage's tree
     const Tree* lower = nullptr; // the stage so far: parent directories keep its metadata
+    // When set, receives the lstat of every host file planned, by source path, so hashing
+    // can consult the stat cache without a second stat.
+    std::unordered_map<std::string, struct stat>* stats = nullptr;
 };
 
 // Throws Error (ExitCode::usage) naming the recipe location for a missing or escaping

@@ -34,8 +34,9 @@ std::string owner_mode(const Entry& e) {
 
 } // namespace
 
-std::vector<cache::InputFile> hash_inputs(const std::vector<Entry>& entries,
-                                          cache::StatCache& stat_cache, unsigned threads) {
+std::vector<cache::InputFile> hash_inputs(
+    const std::vector<Entry>& entries, cache::StatCache& stat_cache, unsigned threads,
+    const std::unordered_map<std::string, struct stat>* stats) {
     std::vector<cache::InputFile> inputs(entries.size());
     std::vector<std::size_t> to_hash;
     for (std::size_t i = 0; i < entries.size(); ++i) {
@@ -47,10 +48,19 @@ std::vector<cache::InputFile> hash_inputs(const std::vector<Entry>& entries,
         in.link = e.link;
         in.owner_mode = owner_mode(e);
         if (e.type != Entry::Type::file) continue;
-        if (e.source.empty())
+        if (e.source.empty()) {
             in.sha256 = Sha256::hex(e.data);
-        else
-            to_hash.push_back(i);
+            continue;
+        }
+        if (stats) {
+            auto st = stats->find(e.source);
+            if (st != stats->end())
+                if (auto hex = stat_cache.get(e.source, st->second)) {
+                    in.sha256 = std::move(*hex);
+                    continue;
+                }
+        }
+        to_hash.push_back(i);
     }
     // Most files hit the stat cache; the misses are read in parallel.
     std::atomic<std::size_t> next{0};
