@@ -1,0 +1,42 @@
+#pragma once
+// Starting the OCI runtime: fork + exec with chosen stdio, a parent-death signal, and optionally
+// a private mount namespace with some mounts removed first (crun on a cgroup v1 hybrid host:
+// MACHINE-NOTES.md "Runtimes and podman").
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include "factory/util/error.hpp"
+
+namespace factory::runtime {
+
+struct SpawnOptions {
+    std::vector<std::string> argv; // argv[0] is the program's path (no PATH search)
+    int stdin_fd = -1;             // -1: /dev/null
+    int stdout_fd = -2;            // -2: inherit ours; -1: /dev/null
+    int stderr_fd = -2;            // likewise
+    // SIGKILL the child when the thread that spawned it dies (PR_SET_PDEATHSIG): a killed
+    // factory doesn't leave a runtime process behind.
+    bool die_with_parent = true;
+    // When not empty: the child runs in a new, private mount namespace from which these mount
+    // points are detached (needs CAP_SYS_ADMIN). The host's mounts are untouched.
+    std::vector<std::string> hide_mounts;
+};
+
+// Starts the child. Errors (fork, namespace set-up, exec) are reported by the child through a
+// pipe and returned here: "cannot run /usr/bin/crun: No such file or directory".
+Result<pid_t> spawn(const SpawnOptions& options);
+
+// Waits for a child; returns its exit code, or 128 + the signal that killed it (as shells do).
+Result<int> wait_exit(pid_t pid);
+
+struct Captured {
+    int status = 0;     // as wait_exit
+    std::string output; // stdout and stderr, interleaved, at most 1 MiB
+};
+// Runs to completion with stdout+stderr captured (stdin /dev/null).
+Result<Captured> run_capture(SpawnOptions options);
+
+} // namespace factory::runtime

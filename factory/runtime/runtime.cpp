@@ -1,0 +1,346 @@
+#include "factory/runtime/runtime.hpp"
+
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "factory/runtime/bundle.hpp"
+#include "factory/runtime/process.hpp"
+#include "factory/util/files.hpp"
+
+namespace factory::runtime {
+
+namespace {
+
+constexpr std::size_t max_line = 64 << 10;
+
+// PATH first, then where distributions put runtimes (runc is in /usr/sbin on Debian, which a
+// user's PATH may lack).
+fs::path find_program(const std::string& name) {
+    std::vector<std::string> dirs;
+    if (const char* path = std::getenv("PATH"))
+        for (std::string_view rest = path; !rest.empty();) {
+            auto colon = rest.find(':');
+            dirs.emplace_back(rest.substr(0, colon));
+            rest = colon == std::string_view::npos ? "" : rest.substr(colon + 1);
+        }
+    for (const char* d : {"/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"})
+        dirs.emplace_back(d);
+    for (const auto& d : dirs) {
+        if (d.empty()) continue;
+        fs::path p = fs::path(d) / name;
+        struct stat st {};
+        if (::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(p.c_str(), X_OK) == 0)
+            return p;
+    }
+    return {};
+}
+
+fs::path default_state_parent() {
+    if (::geteuid() == 0) return "/run/factory";
+    if (const char* xdg = std::getenv("XDG_RUNTIME_DIR"); xdg && *xdg) return fs::path(xdg) / "factory";
+    return fs::temp_directory_path() / ("factory-" + std::to_string(::geteuid()));
+}
+
+SpawnOptions quiet(std::vector<std::string> argv, const RuntimeChoice& rt = {}) {
+    SpawnOptions o;
+    o.argv = std::move(argv);
+    o.hide_mounts = rt.hide_mounts;
+    return o;
+}
+
+// "crun version 1.8.1\n…" / "runc version 1.1.5+ds1\n…" → "1.8.1" / "1.1.5+ds1".
+std::string parse_version(const std::string& out) {
+    auto pos = out.find("version ");
+    if (pos == std::string::npos) return "unknown";
+    auto start = pos + 8;
+    auto end = out.find_first_of(" \n", start);
+    return out.substr(start, end == std::string::npos ? std::string::npos : end - start);
+}
+
+// Probes one runtime: it runs (--version) and can work with this host's cgroups.
+Result<RuntimeChoice> probe(RuntimeKind kind, const fs::path& binary, const std::string& why) {
+    RuntimeChoice c;
+    c.kind = kind;
+    c.binary = binary;
+    c.why = why;
+    c.state_root = default_state_parent() / c.name();
+    auto out = run_capture(quiet({binary.string(), "--version"}));
+    if (!out) return Unexpected(out.error());
+    if (out->status != 0)
+        return Unexpected(binary.string() + " --version failed: " + out->output);
+    c.version = parse_version(out->output);
+    if (kind == RuntimeKind::crun && cgroup_hybrid_with_controllers()) {
+        if (::geteuid() != 0)
+            return Unexpected("crun refuses cgroup v1 hybrid hosts, and hiding "
+                              "/sys/fs/cgroup/unified needs root");
+        c.hide_mounts = {"/sys/fs/cgroup/unified"};
+    }
+    return c;
+}
+
+std::string random_hex() {
+    unsigned char b[4] = {};
+    if (::getrandom(b, sizeof b, 0) != sizeof b) {
+        auto x = static_cast<unsigned>(::getpid()) ^ static_cast<unsigned>(::time(nullptr));
+        std::memcpy(b, &x, sizeof b);
+    }
+    static const char* digits = "0123456789abcdef";
+    std::string s;
+    for (auto c : b) {
+        s += digits[c >> 4];
+        s += digits[c & 15];
+    }
+    return s;
+}
+
+std::vector<std::string> runtime_argv(const RuntimeChoice& rt, std::initializer_list<std::string> tail) {
+    std::vector<std::string> argv = {rt.binary.string(), "--root=" + rt.state_root.string()};
+    argv.insert(argv.end(), tail);
+    return argv;
+}
+
+// `runtime delete -f ID`, quietly: the container may already be gone.
+void delete_container(const RuntimeChoice& rt, const std::string& id) {
+    (void)run_capture(quiet(runtime_argv(rt, {"delete", "-f", id}), rt));
+}
+
+// The pid in "factory-<pid>-<hex>", or 0.
+pid_t owner_pid(const std::string& name) {
+    if (!name.starts_with("factory-")) return 0;
+    auto rest = name.substr(8);
+    auto dash = rest.find('-');
+    if (dash == std::string::npos || dash == 0) return 0;
+    pid_t pid = 0;
+    for (char c : rest.substr(0, dash)) {
+        if (c < '0' || c > '9') return 0;
+        pid = pid * 10 + (c - '0');
+    }
+    return pid;
+}
+
+bool process_gone(pid_t pid) { return pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH; }
+
+// The runtime's own error messages from its JSON log (runc and crun: {"level","msg",…}).
+std::string runtime_errors(const fs::path& log) {
+    auto text = read_file(log, 1 << 20);
+    if (!text) return {};
+    std::string out;
+    for (std::string_view rest = *text; !rest.empty();) {
+        auto nl = rest.find('\n');
+        auto line = rest.substr(0, nl);
+        rest = nl == std::string_view::npos ? "" : rest.substr(nl + 1);
+        if (line.empty()) continue;
+        auto j = nlohmann::json::parse(line, nullptr, false);
+        std::string msg, level;
+        if (j.is_object()) {
+            if (j.contains("msg") && j["msg"].is_string()) msg = j["msg"];
+            if (j.contains("level") && j["level"].is_string()) level = j["level"];
+        } else {
+            msg = std::string(line);
+            level = "error";
+        }
+        if (level != "error" && level != "fatal") continue;
+        if (!out.empty()) out += "; ";
+        out += msg;
+    }
+    return out;
+}
+
+// Reads the container's output and passes it on by lines; kills the container if cancelled.
+void pump_output(int fd, const OutputCallback& on_output, const RunControl& control,
+                 const RuntimeChoice& rt, const std::string& id, bool& killed) {
+    std::string pending;
+    char buf[16384];
+    for (;;) {
+        pollfd p{fd, POLLIN, 0};
+        int r = ::poll(&p, 1, control.cancel ? 100 : -1);
+        if (r < 0 && errno != EINTR) break;
+        if (control.cancel && !killed && control.cancel->load()) {
+            killed = true;
+            (void)run_capture(quiet(runtime_argv(rt, {"kill", id, "KILL"}), rt));
+        }
+        if (r <= 0) continue;
+        auto n = read_some(fd, buf, sizeof buf);
+        if (!n || *n == 0) break;
+        pending.append(buf, *n);
+        std::size_t start = 0;
+        for (std::size_t nl; (nl = pending.find('\n', start)) != std::string::npos; start = nl + 1)
+            on_output(std::string_view(pending).substr(start, nl - start));
+        pending.erase(0, start);
+        while (pending.size() >= max_line) {
+            on_output(std::string_view(pending).substr(0, max_line));
+            pending.erase(0, max_line);
+        }
+    }
+    if (!pending.empty()) on_output(pending);
+}
+
+// Waits for the runtime without output to pump (terminal or inherited stdio), still honouring
+// cancellation.
+Result<int> wait_with_cancel(pid_t pid, const RunControl& control, const RuntimeChoice& rt,
+                             const std::string& id, bool& killed) {
+    if (control.cancel) {
+        for (;;) {
+            int status = 0;
+            pid_t r = ::waitpid(pid, &status, WNOHANG);
+            if (r == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+            if (r < 0 && errno != EINTR) return Unexpected("waitpid: " + errno_string(errno));
+            if (!killed && control.cancel->load()) {
+                killed = true;
+                (void)run_capture(quiet(runtime_argv(rt, {"kill", id, "KILL"}), rt));
+            }
+            ::usleep(20000);
+        }
+    }
+    return wait_exit(pid);
+}
+
+struct BundleDir {
+    fs::path path;
+    ~BundleDir() {
+        std::error_code ec;
+        if (!path.empty()) fs::remove_all(path, ec);
+    }
+};
+
+} // namespace
+
+bool cgroup_hybrid_with_controllers() {
+    struct statfs s {};
+    if (::statfs("/sys/fs/cgroup", &s) != 0 || s.f_type == CGROUP2_SUPER_MAGIC) return false;
+    if (::statfs("/sys/fs/cgroup/unified", &s) != 0 || s.f_type != CGROUP2_SUPER_MAGIC) return false;
+    auto controllers = read_file("/sys/fs/cgroup/unified/cgroup.controllers", 4096);
+    return controllers && controllers->find_first_not_of(" \n") != std::string::npos;
+}
+
+std::string RuntimeChoice::description() const {
+    std::string d = name() + " " + version + " (" + binary.string() + ", " + why;
+    if (!hide_mounts.empty())
+        d += "; cgroup v1 hybrid host: started without /sys/fs/cgroup/unified";
+    return d + ")";
+}
+
+Result<RuntimeChoice> choose_runtime(std::string_view requested) {
+    std::string req(requested), why = "--runtime " + req;
+    if (req.empty()) {
+        if (const char* env = std::getenv("FACTORY_RUNTIME"); env && *env) {
+            req = env;
+            why = "FACTORY_RUNTIME=" + req;
+        }
+    }
+    if (!req.empty()) {
+        fs::path binary = req.find('/') != std::string::npos ? fs::path(req) : find_program(req);
+        auto base = fs::path(req).filename().string();
+        RuntimeKind kind;
+        if (base.find("crun") != std::string::npos) kind = RuntimeKind::crun;
+        else if (base.find("runc") != std::string::npos) kind = RuntimeKind::runc;
+        else return Unexpected("unknown runtime \"" + req + "\": use crun or runc (or a path to one)");
+        if (binary.empty()) return Unexpected("runtime " + req + " not found (" + why + ")");
+        auto c = probe(kind, binary, why);
+        if (!c) return Unexpected("runtime " + req + " can't be used (" + why + "): " + c.error());
+        return c;
+    }
+    std::string reasons;
+    for (auto [kind, name] : {std::pair{RuntimeKind::crun, "crun"}, std::pair{RuntimeKind::runc, "runc"}}) {
+        auto binary = find_program(name);
+        if (binary.empty()) {
+            reasons += std::string(reasons.empty() ? "" : "; ") + name + " not found";
+            continue;
+        }
+        auto c = probe(kind, binary, "default");
+        if (c) return c;
+        reasons += std::string(reasons.empty() ? "" : "; ") + c.error();
+    }
+    return Unexpected("no usable OCI runtime: " + reasons + " (install crun or runc)");
+}
+
+int sweep_stale_containers(const RuntimeChoice& rt, const fs::path& bundle_parent) {
+    int deleted = 0;
+    std::error_code ec;
+    for (fs::directory_iterator it(rt.state_root, ec), end; !ec && it != end; it.increment(ec)) {
+        auto name = it->path().filename().string();
+        if (!process_gone(owner_pid(name))) continue;
+        delete_container(rt, name);
+        ++deleted;
+    }
+    fs::path bundles = bundle_parent.empty() ? rt.state_root.parent_path() / "bundles" : bundle_parent;
+    for (fs::directory_iterator it(bundles, ec), end; !ec && it != end; it.increment(ec))
+        if (process_gone(owner_pid(it->path().filename().string()))) {
+            std::error_code rm;
+            fs::remove_all(it->path(), rm);
+        }
+    return deleted;
+}
+
+Result<int> run_container(const RunSpec& spec, const RuntimeChoice& rt,
+                          const OutputCallback& on_output, const RunControl& control) {
+    if (auto r = check_spec(spec); !r) return Unexpected(r.error());
+    std::error_code ec;
+    fs::path bundles = control.bundle_parent.empty() ? rt.state_root.parent_path() / "bundles"
+                                                     : control.bundle_parent;
+    fs::create_directories(rt.state_root, ec);
+    fs::create_directories(bundles, ec);
+    sweep_stale_containers(rt, bundles);
+
+    std::string id = "factory-" + std::to_string(::getpid()) + "-" + random_hex();
+    BundleDir bundle{bundles / id};
+    if (::mkdir(bundle.path.c_str(), 0700) != 0) {
+        int err = errno;
+        bundle.path.clear();
+        return Unexpected("cannot create bundle directory " + (bundles / id).string() + ": " +
+                          errno_string(err));
+    }
+    if (auto r = write_bundle(spec, bundle.path); !r) return Unexpected(r.error());
+    auto log = bundle.path / "runtime.log";
+
+    bool capture = on_output && !spec.terminal;
+    Fd out_rd, out_wr;
+    if (capture) {
+        int p[2];
+        if (::pipe2(p, O_CLOEXEC) != 0) return Unexpected("pipe: " + errno_string(errno));
+        out_rd.reset(p[0]);
+        out_wr.reset(p[1]);
+    }
+    SpawnOptions o;
+    o.argv = runtime_argv(rt, {"--log=" + log.string(), "--log-format=json", "run",
+                               "--bundle=" + bundle.path.string(), id});
+    o.stdin_fd = spec.terminal ? 0 : -1;
+    o.stdout_fd = capture ? out_wr.get() : -2;
+    o.stderr_fd = capture ? out_wr.get() : -2;
+    o.hide_mounts = rt.hide_mounts;
+    auto pid = spawn(o);
+    out_wr.reset();
+    if (!pid) return Unexpected(pid.error());
+
+    bool killed = false;
+    Result<int> status = 0;
+    if (capture) {
+        pump_output(out_rd.get(), on_output, control, rt, id, killed);
+        status = wait_exit(*pid);
+    } else {
+        status = wait_with_cancel(*pid, control, rt, id, killed);
+    }
+    // `run` deletes the container when its process exits; after a failure or a kill it may not.
+    if (fs::exists(rt.state_root / id, ec)) delete_container(rt, id);
+    if (!status) return status;
+    if (*status != 0 && !killed) {
+        auto errors = runtime_errors(log);
+        if (!errors.empty())
+            return Unexpected(errors.starts_with(rt.name()) ? errors : rt.name() + ": " + errors);
+    }
+    return *status;
+}
+
+} // namespace factory::runtime
