@@ -14,6 +14,8 @@
 #include "cache/stat_cache.hpp"
 #include "cache/stats.hpp"
 #include "factory/build/copy.hpp"
+#include "factory/build/run_step.hpp"
+#include "factory/sources/debian.hpp"
 #include "factory/build/step_cache.hpp"
 #include "factory/build/tree.hpp"
 #include "factory/export/export.hpp"
@@ -119,6 +121,17 @@ class Builder {
     void ensure_tree(const recipe::Stage& stage, StageState& state);
     void run_stages();
     void run_copy(const recipe::Stage& stage, std::size_t index, StageState& state);
+    void run_run(const recipe::Stage& stage, std::size_t index, StageState& state);
+    void import_debian(const recipe::Stage& stage, StageState& state);
+    const runtime::RuntimeChoice& runtime();
+    void add_layer(StageState& state, const oci::Descriptor& desc, const std::string& diff_id,
+                   const std::string& created_by);
+    // Writes a layer from entries and records it under key; returns the descriptor.
+    std::pair<oci::Descriptor, std::string> commit_layer(std::vector<layer::Entry> entries,
+                                                         const cache::KeyBuilder& kb,
+                                                         const std::string& step_id,
+                                                         std::vector<cache::InputFile> inputs,
+                                                         const std::string& kind);
     std::optional<cache::ActionRecord> lookup_or_lock(const std::string& key,
                                                       std::optional<cache::KeyLock>& lock);
     void remember_step(const std::string& step_id, const std::string& key);
@@ -138,6 +151,7 @@ class Builder {
     cache::ActionStore actions_;
     cache::Stats stats_;
     std::vector<StepReport> reports_;
+    std::optional<runtime::RuntimeChoice> runtime_;
     IgnoreRules ignore_;
     std::set<std::string> copied_from_; // stages other stages copy files from
     std::map<std::string, StageState> done_;
@@ -256,6 +270,7 @@ StageState Builder::start_stage(const recipe::Stage& stage) {
         break;
     case recipe::Base::Kind::oci_layout:
     case recipe::Base::Kind::oci_archive: import_base(stage, state); break;
+    case recipe::Base::Kind::debian: import_debian(stage, state); break;
     case recipe::Base::Kind::stage: {
         auto it = done_.find(stage.base.stage);
         if (it == done_.end())
@@ -278,6 +293,7 @@ void Builder::ensure_tree(const recipe::Stage& stage, StageState& state) {
         content = scratch_.path() / ("base-" + std::to_string(extracted_dirs_++));
         fs::create_directories(content);
     }
+    state.tree = Tree{};
     for (const auto& layer : state.manifest.layers) {
         auto hex = layer.sha256_hex();
         if (!hex) throw Error("base layer " + layer.digest + ": " + hex.error());
@@ -412,31 +428,250 @@ void Builder::run_copy(const recipe::Stage& stage, std::size_t index, StageState
             stats_.hit("copy", static_cast<std::uint64_t>(desc.size));
             if (mode_ == Mode::explain) reports_.push_back({id, what, true, {}});
         } else {
-            auto info = write_layer_blob(std::move(entries));
-            desc.media_type = info.media_type;
-            desc.digest = info.digest;
-            desc.size = static_cast<std::int64_t>(info.size);
-            diff_id = info.diff_id;
-            cache::ActionRecord rec;
-            rec.key = key;
-            rec.step_id = step_id;
-            rec.fields = kb.fields();
-            rec.inputs = std::move(inputs);
-            rec.input_count = rec.inputs.size();
-            rec.result = nlohmann::json::object();
-            rec.result["layer"] = nlohmann::json::parse(oci::to_json(desc).dump());
-            rec.result["diff_id"] = diff_id;
-            rec.blobs.push_back(info.digest.substr(info.digest.find(':') + 1));
-            actions_.put(rec);
-            stats_.miss("copy", info.size);
+            std::tie(desc, diff_id) =
+                commit_layer(std::move(entries), kb, step_id, std::move(inputs), "copy");
         }
         if (mode_ == Mode::build) remember_step(step_id, key);
         state.missed = !record;
-        state.manifest.layers.push_back(desc);
-        oci::History h;
-        h.created = rfc3339(recipe_.epoch);
-        h.created_by = "factory " + what;
-        state.config.add_layer(diff_id, h);
+        add_layer(state, desc, diff_id, what);
+        progress_.step_done(id, short_digest(desc.digest) + " " +
+                                    human_size(static_cast<std::uint64_t>(desc.size)),
+                            record.has_value());
+    } catch (const Error& e) {
+        progress_.step_failed(id, e.what());
+        throw;
+    }
+}
+
+std::pair<oci::Descriptor, std::string> Builder::commit_layer(
+    std::vector<layer::Entry> entries, const cache::KeyBuilder& kb, const std::string& step_id,
+    std::vector<cache::InputFile> inputs, const std::string& kind) {
+    auto info = write_layer_blob(std::move(entries));
+    oci::Descriptor desc;
+    desc.media_type = info.media_type;
+    desc.digest = info.digest;
+    desc.size = static_cast<std::int64_t>(info.size);
+    cache::ActionRecord rec;
+    rec.key = kb.hex();
+    rec.step_id = step_id;
+    rec.fields = kb.fields();
+    rec.inputs = std::move(inputs);
+    rec.input_count = rec.inputs.size();
+    rec.result = nlohmann::json::object();
+    rec.result["layer"] = nlohmann::json::parse(oci::to_json(desc).dump());
+    rec.result["diff_id"] = info.diff_id;
+    rec.blobs.push_back(info.digest.substr(info.digest.find(':') + 1));
+    actions_.put(rec);
+    stats_.miss(kind, info.size);
+    return {desc, info.diff_id};
+}
+
+void Builder::add_layer(StageState& state, const oci::Descriptor& desc, const std::string& diff_id,
+                        const std::string& created_by) {
+    state.manifest.layers.push_back(desc);
+    oci::History h;
+    h.created = rfc3339(recipe_.epoch);
+    h.created_by = "factory " + created_by;
+    state.config.add_layer(diff_id, h);
+}
+
+const runtime::RuntimeChoice& Builder::runtime() {
+    if (!runtime_) {
+        auto choice = runtime::choose_runtime(options_.runtime);
+        if (!choice) throw Error("no OCI runtime for RUN steps: " + choice.error());
+        runtime_ = std::move(*choice);
+        progress_.event("runtime", runtime_->description());
+    }
+    return *runtime_;
+}
+
+std::string describe_run(const recipe::RunStep& run) {
+    std::string cmd = run.form == recipe::RunStep::Form::shell ? run.script : "";
+    if (run.form == recipe::RunStep::Form::exec)
+        for (const auto& a : run.exec)
+            cmd += (cmd.empty() ? "" : " ") + a;
+    for (auto& c : cmd)
+        if (c == '\n' || c == '\t') c = ' ';
+    std::string out = "run " + cmd;
+    return out.size() > 100 ? out.substr(0, 97) + "..." : out;
+}
+
+// What a RUN step sees of the stage: the base's config with the stage's [config] on top (env,
+// user, workdir), as a Dockerfile's ENV/USER/WORKDIR before a RUN would give it.
+struct StageExec {
+    std::vector<std::string> env;
+    std::string user, workdir;
+};
+
+StageExec stage_exec(const recipe::Stage& stage, const oci::ImageConfig& config) {
+    StageExec e;
+    oci::ImageConfig c = config;
+    if (stage.has_config)
+        for (const auto& [k, v] : stage.config.env)
+            c.set_env_var(k, v);
+    e.env = c.env();
+    e.user = stage.has_config && !stage.config.user.empty() ? stage.config.user : c.user();
+    e.workdir = stage.has_config && !stage.config.workdir.empty() ? stage.config.workdir
+                                                                  : c.working_dir();
+    return e;
+}
+
+void Builder::run_run(const recipe::Stage& stage, std::size_t index, StageState& state) {
+    const auto& run = *stage.steps[index].run;
+    std::string id = stage.name + " " + std::to_string(index + 1) + "/" +
+                     std::to_string(stage.steps.size());
+    std::string what = describe_run(run);
+    progress_.step_start(id, what);
+    try {
+        auto exec = stage_exec(stage, state.config);
+        RunContext ctx;
+        ctx.store_root = store_.dir();
+        ctx.blobs = &store_.blobs();
+        ctx.layers = state.manifest.layers;
+        ctx.diff_ids = state.config.diff_ids();
+        ctx.env = exec.env;
+        ctx.user = exec.user;
+        ctx.workdir = exec.workdir;
+        ctx.epoch = recipe_.epoch;
+        ctx.secrets = &options_.secrets;
+        ctx.on_output = [&](std::string_view line) { progress_.output(id, line); };
+
+        // The key: the command and everything that shapes its world, never a secret's value
+        // or a cache mount's content (docs/cache.md).
+        cache::KeyBuilder kb;
+        kb.add("parent", state.key);
+        kb.add("kind", "run");
+        kb.add("platform", platform_string(recipe_));
+        kb.add("epoch", recipe_.epoch);
+        kb.add("compression", recipe_.compression == recipe::Compression::zstd ? "zstd" : "gzip");
+        for (const auto& a : run.argv())
+            kb.add("arg", a);
+        for (const auto& e : run_environment(ctx, run))
+            kb.add("env", e);
+        kb.add("user", run.user.empty() ? exec.user : run.user);
+        kb.add("workdir", run.workdir.empty() ? exec.workdir : run.workdir);
+        kb.add("network", run.network ? "host" : "none");
+        for (const auto& c : run.cache)
+            kb.add("cache", (c.id.empty() ? c.target : c.id) + "=" + c.target);
+        for (const auto& sm : run.secrets)
+            kb.add("secret", sm.id + "=" + (sm.target.empty() ? "env:" + sm.env : sm.target));
+        std::string key = kb.hex();
+        std::string step_id = step_identity(recipe_.file, stage.name, index);
+        bool parent_missed = state.missed;
+        state.key = key;
+        state.tree_known = false; // a RUN layer's entries are read back only if a copy needs them
+
+        std::optional<cache::KeyLock> lock;
+        auto record = lookup_or_lock(key, lock);
+        if (!record && (mode_ == Mode::explain || options_.explain)) {
+            auto reasons = explain_miss(kb.fields(), {}, actions_.last_for_step(step_id),
+                                        parent_missed);
+            if (mode_ == Mode::explain) {
+                reports_.push_back({id, what, false, reasons});
+                state.missed = true;
+                progress_.step_done(id, "would rebuild");
+                return;
+            }
+            for (const auto& r : reasons)
+                progress_.event("why", id + " (" + what + "): " + r);
+        }
+        oci::Descriptor desc;
+        std::string diff_id;
+        if (record) {
+            desc = value_or_throw(oci::descriptor_from_json(record->result.at("layer")));
+            diff_id = record->result.at("diff_id").get<std::string>();
+            stats_.hit("run", static_cast<std::uint64_t>(desc.size));
+            if (mode_ == Mode::explain) reports_.push_back({id, what, true, {}});
+        } else {
+            ctx.runtime = &runtime();
+            auto outcome = execute_run(ctx, run, id);
+            std::tie(desc, diff_id) =
+                commit_layer(std::move(outcome.entries), kb, step_id, {}, "run");
+        }
+        if (mode_ == Mode::build) remember_step(step_id, key);
+        state.missed = !record;
+        add_layer(state, desc, diff_id, what);
+        progress_.step_done(id, short_digest(desc.digest) + " " +
+                                    human_size(static_cast<std::uint64_t>(desc.size)),
+                            record.has_value());
+    } catch (const Error& e) {
+        progress_.step_failed(id, e.what());
+        throw;
+    }
+}
+
+std::string debian_arch(const recipe::Recipe& r) {
+    if (r.architecture == "arm" && r.variant == "v7") return "armhf";
+    if (r.architecture == "arm") return "armel";
+    if (r.architecture == "386") return "i386";
+    if (r.architecture == "ppc64le") return "ppc64el";
+    return r.architecture;
+}
+
+void Builder::import_debian(const recipe::Stage& stage, StageState& state) {
+    const auto& deb = stage.base.debian;
+    std::string id = stage.name + " base";
+    sources::DebianSpec spec;
+    spec.suite = deb.suite;
+    spec.variant = deb.variant;
+    spec.include = deb.include;
+    spec.mirror = sources::resolve_mirror(spec);
+    spec.components = deb.components;
+    spec.architecture = deb.architecture.empty() ? debian_arch(recipe_) : deb.architecture;
+    std::string what = "debian " + spec.suite + " " + spec.variant +
+                       (spec.include.empty() ? "" : " +" + std::to_string(spec.include.size()) +
+                                                        " packages");
+    progress_.step_start(id, what);
+    try {
+        cache::KeyBuilder kb;
+        kb.add("kind", "debian");
+        kb.add("suite", spec.suite);
+        kb.add("variant", spec.variant);
+        for (const auto& p : spec.include)
+            kb.add("include", p);
+        kb.add("mirror", spec.mirror);
+        for (const auto& c : spec.components)
+            kb.add("component", c);
+        kb.add("architecture", spec.architecture);
+        kb.add("platform", platform_string(recipe_));
+        kb.add("epoch", recipe_.epoch);
+        kb.add("compression", recipe_.compression == recipe::Compression::zstd ? "zstd" : "gzip");
+        std::string key = kb.hex();
+        std::string step_id = step_identity(recipe_.file, stage.name, std::size_t(-1));
+        state.config = oci::ImageConfig(recipe_platform(recipe_));
+        state.config.set_env_var("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+        state.tree_known = false;
+
+        std::optional<cache::KeyLock> lock;
+        auto record = lookup_or_lock(key, lock);
+        oci::Descriptor desc;
+        std::string diff_id;
+        if (record) {
+            desc = value_or_throw(oci::descriptor_from_json(record->result.at("layer")));
+            diff_id = record->result.at("diff_id").get<std::string>();
+            stats_.hit("debian", static_cast<std::uint64_t>(desc.size));
+        } else if (mode_ == Mode::explain) {
+            reports_.push_back({id, what, false,
+                                explain_miss(kb.fields(), {}, actions_.last_for_step(step_id),
+                                             false)});
+            state.key = key;
+            state.missed = true;
+            progress_.step_done(id, "would rebuild");
+            return;
+        } else {
+            TempDir work(store_.dir() / "tmp", "debian-");
+            auto rootfs = sources::bootstrap_debian(
+                spec, work.path(), recipe_.epoch,
+                [&](std::string_view line) { progress_.output(id, line); });
+            if (!rootfs) throw Error(stage.base.where.str() + ": debian base: " + rootfs.error());
+            auto entries = sources::debian_entries(rootfs->dir);
+            if (!entries) throw Error(stage.base.where.str() + ": debian base: " + entries.error());
+            std::tie(desc, diff_id) = commit_layer(std::move(*entries), kb, step_id, {}, "debian");
+        }
+        if (mode_ == Mode::build) remember_step(step_id, key);
+        state.key = key;
+        state.missed = !record;
+        add_layer(state, desc, diff_id, what);
         progress_.step_done(id, short_digest(desc.digest) + " " +
                                     human_size(static_cast<std::uint64_t>(desc.size)),
                             record.has_value());
@@ -490,8 +725,12 @@ void Builder::write_outputs(const oci::Descriptor& manifest) {
 void Builder::run_stages() {
     for (const auto& stage : recipe_.stages) {
         StageState state = start_stage(stage);
-        for (std::size_t i = 0; i < stage.steps.size(); ++i)
-            run_copy(stage, i, state);
+        for (std::size_t i = 0; i < stage.steps.size(); ++i) {
+            if (stage.steps[i].kind == recipe::StepKind::run)
+                run_run(stage, i, state);
+            else
+                run_copy(stage, i, state);
+        }
         apply_config(stage, state);
         done_[stage.name] = std::move(state);
     }

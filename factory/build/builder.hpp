@@ -21,6 +21,8 @@ struct BuildOptions {
     std::optional<std::int64_t> source_date_epoch;
     unsigned threads = 0; // compression threads; 0 = one per core (never changes the bytes)
     bool explain = false; // say why each step that misses the cache misses (progress events)
+    std::string runtime;  // "crun", "runc", a path, or "" (FACTORY_RUNTIME, else detect)
+    std::map<std::string, std::string> secrets; // --secret id → value; never stored or logged
 };
 
 // One step as `factory why` reports it.

@@ -28,6 +28,41 @@ std::map<std::string, std::string> parse_args(const std::vector<std::string>& ra
     return out;
 }
 
+// --secret id=ID,src=FILE | id=ID,env=VAR → (id, value). The value is read now and kept in
+// memory only; it never reaches a log, a key or the store.
+std::pair<std::string, std::string> parse_secret(const std::string& spec) {
+    std::string id, src, env;
+    std::size_t start = 0;
+    while (start <= spec.size()) {
+        auto end = spec.find(',', start);
+        if (end == std::string::npos) end = spec.size();
+        auto part = spec.substr(start, end - start);
+        start = end + 1;
+        auto eq = part.find('=');
+        if (eq == std::string::npos)
+            throw usage_error("--secret " + spec + ": expected id=ID,src=FILE or id=ID,env=VAR");
+        auto k = part.substr(0, eq), v = part.substr(eq + 1);
+        if (k == "id")
+            id = v;
+        else if (k == "src" || k == "source")
+            src = v;
+        else if (k == "env")
+            env = v;
+        else
+            throw usage_error("--secret " + spec + ": unknown field '" + k + "' (id, src, env)");
+    }
+    if (id.empty() || src.empty() == env.empty())
+        throw usage_error("--secret " + spec + ": expected id=ID and one of src=FILE or env=VAR");
+    if (!src.empty()) {
+        auto value = read_file(src, 1 << 20);
+        if (!value) throw usage_error("--secret id=" + id + ": " + value.error());
+        return {id, *value};
+    }
+    const char* v = std::getenv(env.c_str());
+    if (!v) throw usage_error("--secret id=" + id + ": the variable " + env + " is not set");
+    return {id, v};
+}
+
 std::optional<std::int64_t> source_date_epoch() {
     const char* v = std::getenv("SOURCE_DATE_EPOCH");
     if (!v || !*v) return std::nullopt;
@@ -47,6 +82,8 @@ struct BuildArgs {
     std::string progress = "auto";
     std::string digest_file;
     bool explain = false;
+    std::string runtime;
+    std::vector<std::string> secrets;
 };
 
 build::BuildOptions base_options(const std::string& cache_dir, const std::vector<std::string>& args) {
@@ -63,6 +100,9 @@ int run_build(const BuildArgs& a, const std::string& cache_dir) {
     build::BuildOptions options = base_options(cache_dir, a.args);
     options.outputs = a.outputs;
     options.explain = a.explain;
+    options.runtime = a.runtime;
+    for (const auto& spec : a.secrets)
+        options.secrets.insert(parse_secret(spec));
     if (a.outputs.size() > 0 && a.recipes.size() > 1)
         throw usage_error("-o takes a single recipe; build the recipes one at a time");
     Progress progress(*mode);
@@ -101,6 +141,10 @@ int run(int argc, char** argv) {
     build->add_option("--digest-file", build_args.digest_file,
                       "Write the manifest digest(s) to this file");
     build->add_flag("--explain", build_args.explain, "Say why each step that rebuilds missed the cache");
+    build->add_option("--runtime", build_args.runtime,
+                      "OCI runtime for RUN steps: crun, runc or a path (default: $FACTORY_RUNTIME, else detect)");
+    build->add_option("--secret", build_args.secrets,
+                      "Give RUN steps a secret: id=ID,src=FILE or id=ID,env=VAR (never stored)");
 
     WhyArgs why_args;
     auto* why = app.add_subcommand("why", "Say which steps would rebuild, and why");

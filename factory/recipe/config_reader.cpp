@@ -9,19 +9,6 @@ namespace factory::recipe::detail {
 
 namespace {
 
-std::vector<std::pair<std::string, std::string>> read_env(Reader& r, const toml::node& node,
-                                                          const std::string& label) {
-    std::vector<std::pair<std::string, std::string>> env;
-    for (auto& entry : r.string_table(node, label)) {
-        if (entry.key.empty() || entry.key.find('=') != std::string::npos ||
-            entry.key.find('\0') != std::string::npos)
-            r.fail(entry.key_where, label + ": invalid variable name " + quote(entry.key) +
-                                        " (it must be non-empty and contain no '=')");
-        env.emplace_back(std::move(entry.key), std::move(entry.value));
-    }
-    return env;
-}
-
 std::map<std::string, std::string> read_map(Reader& r, const toml::node& node,
                                             const std::string& label) {
     std::map<std::string, std::string> out;
@@ -30,13 +17,6 @@ std::map<std::string, std::string> read_map(Reader& r, const toml::node& node,
         out.emplace(std::move(entry.key), std::move(entry.value));
     }
     return out;
-}
-
-std::string read_absolute(Reader& r, const toml::node& node, const std::string& label) {
-    std::string path = r.string(node, label);
-    if (!path.starts_with('/')) r.fail(node, label + ": must be an absolute path: " + quote(path));
-    if (has_dotdot(path)) r.fail(node, label + ": must not contain '..': " + quote(path));
-    return path;
 }
 
 std::vector<std::string> read_ports(Reader& r, const toml::node& node, const std::string& label) {
@@ -97,6 +77,34 @@ std::vector<std::string> read_command(Reader& r, const toml::node& node, const s
 
 } // namespace
 
+std::vector<std::pair<std::string, std::string>> read_env(Reader& r, const toml::node& node,
+                                                          const std::string& label) {
+    std::vector<std::pair<std::string, std::string>> env;
+    for (auto& entry : r.string_table(node, label)) {
+        if (entry.key.empty() || entry.key.find('=') != std::string::npos ||
+            entry.key.find('\0') != std::string::npos)
+            r.fail(entry.key_where, label + ": invalid variable name " + quote(entry.key) +
+                                        " (it must be non-empty and contain no '=')");
+        env.emplace_back(std::move(entry.key), std::move(entry.value));
+    }
+    return env;
+}
+
+std::string read_absolute(Reader& r, const toml::node& node, const std::string& label) {
+    std::string path = r.string(node, label);
+    if (!path.starts_with('/')) r.fail(node, label + ": must be an absolute path: " + quote(path));
+    if (has_dotdot(path)) r.fail(node, label + ": must not contain '..': " + quote(path));
+    return path;
+}
+
+std::string read_user(Reader& r, const toml::node& node, const std::string& label) {
+    std::string user = r.string(node, label);
+    if (!is_user(user))
+        r.fail(node, label + ": invalid user " + quote(user) +
+                         ": expected \"uid[:gid]\" or \"name[:group]\" with numeric ids below 2^31");
+    return user;
+}
+
 ImageConfig read_config(Reader& r, const toml::table& t, const std::string& label) {
     r.check_keys(t, label,
                  {"env", "entrypoint", "cmd", "workdir", "user", "labels", "ports", "volumes",
@@ -109,13 +117,7 @@ ImageConfig read_config(Reader& r, const toml::table& t, const std::string& labe
     if (const auto* node = t.get("cmd")) config.cmd = read_command(r, *node, key("cmd"), "cmd");
     if (const auto* node = t.get("workdir"))
         config.workdir = read_absolute(r, *node, key("workdir"));
-    if (const auto* node = t.get("user")) {
-        config.user = r.string(*node, key("user"));
-        if (!is_user(config.user))
-            r.fail(*node, key("user") + ": invalid user " + quote(config.user) +
-                              ": expected \"uid[:gid]\" or \"name[:group]\" with numeric ids "
-                              "below 2^31");
-    }
+    if (const auto* node = t.get("user")) config.user = read_user(r, *node, key("user"));
     if (const auto* node = t.get("labels")) config.labels = read_map(r, *node, key("labels"));
     if (const auto* node = t.get("ports"))
         config.exposed_ports = read_ports(r, *node, key("ports"));

@@ -27,7 +27,8 @@ namespace {
 } // namespace
 
 std::string expand_args(std::string_view text, const std::map<std::string, std::string>& args,
-                        std::size_t max_size, const std::string& where) {
+                        std::size_t max_size, const std::string& where, ArgRefs refs) {
+    bool strict = refs == ArgRefs::strict;
     std::string out;
     std::size_t i = 0;
     while (i < text.size()) {
@@ -40,15 +41,22 @@ std::string expand_args(std::string_view text, const std::map<std::string, std::
             i += 3;
         } else if (text.substr(i).starts_with("${")) {
             auto close = text.find('}', i + 2);
+            auto name = close == std::string_view::npos ? std::string_view()
+                                                        : text.substr(i + 2, close - i - 2);
+            auto found = is_arg_name(name) ? args.find(std::string(name)) : args.end();
+            if (!strict && found == args.end()) {
+                // Not ours: the shell's ${HOME}, ${A:-x}, or a lone "${".
+                out += "${";
+                i += 2;
+                continue;
+            }
             if (close == std::string_view::npos)
                 throw usage_error(where + "unterminated ${ (write $${ for a literal ${)");
-            auto name = text.substr(i + 2, close - i - 2);
             if (!is_arg_name(name))
                 throw usage_error(where + "invalid arg reference " +
                                   quote("${" + std::string(name) + "}") +
                                   ": expected ${NAME} with NAME made of letters, digits and _ "
                                   "(write $${ for a literal ${)");
-            auto found = args.find(std::string(name));
             if (found == args.end()) unknown_arg(std::string(name), args, where);
             out += found->second;
             i = close + 1;

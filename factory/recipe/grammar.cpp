@@ -228,6 +228,130 @@ std::optional<Arch> goarch_from_machine(std::string_view m) {
     return std::nullopt;
 }
 
+bool is_mount_id(std::string_view id) {
+    if (id.empty() || id.size() > 64 || !is_alnum(id[0])) return false;
+    if (id.find("..") != std::string_view::npos) return false;
+    return std::all_of(id.begin(), id.end(),
+                       [](char c) { return is_alnum(c) || c == '.' || c == '_' || c == '-'; });
+}
+
+bool is_env_name(std::string_view name) {
+    return is_arg_name(name);
+}
+
+bool is_hostname(std::string_view name) {
+    if (name.empty() || name.size() > 253) return false;
+    std::size_t start = 0;
+    for (;;) {
+        auto dot = name.find('.', start);
+        auto label = name.substr(start, dot - start);
+        if (label.size() > 63 || !is_domain_component(label)) return false;
+        if (dot == std::string_view::npos) return true;
+        start = dot + 1;
+    }
+}
+
+bool is_debian_suite(std::string_view suite) {
+    return !suite.empty() && suite.size() <= 64 && is_lower_alnum(suite[0]) &&
+           std::all_of(suite.begin(), suite.end(),
+                       [](char c) { return is_lower_alnum(c) || c == '-'; });
+}
+
+bool is_debian_package(std::string_view name) {
+    if (name.size() < 2 || !is_lower_alnum(name[0])) return false;
+    return std::all_of(name.begin(), name.end(), [](char c) {
+        return is_lower_alnum(c) || c == '+' || c == '.' || c == '-';
+    });
+}
+
+bool is_debian_component(std::string_view component) {
+    return !component.empty() && component.size() <= 64 && is_lower_alnum(component[0]) &&
+           std::all_of(component.begin(), component.end(),
+                       [](char c) { return is_lower_alnum(c) || c == '-'; });
+}
+
+const std::vector<std::string>& debian_variants() {
+    static const std::vector<std::string> variants = {
+        "minbase", "buildd", "apt", "essential", "required", "important", "standard"};
+    return variants;
+}
+
+bool is_http_url(std::string_view url) {
+    std::string_view rest;
+    if (url.starts_with("http://"))
+        rest = url.substr(7);
+    else if (url.starts_with("https://"))
+        rest = url.substr(8);
+    else
+        return false;
+    if (rest.empty() || rest[0] == '/' || rest[0] == ':' || rest[0] == '@') return false;
+    return std::all_of(url.begin(), url.end(), [](char c) {
+        auto u = static_cast<unsigned char>(c);
+        return u > 0x20 && u != 0x7f && c != ',';
+    });
+}
+
+namespace {
+
+struct DebianArch {
+    std::string_view goarch, variant, debian;
+};
+// Debian's port names for the GOARCH values of is_goarch ("mips" and "mips64" big-endian
+// have no Debian port today).
+constexpr std::array<DebianArch, 13> debian_arch_table = {{
+    {"amd64", "", "amd64"},
+    {"arm64", "", "arm64"},
+    {"arm", "v7", "armhf"},
+    {"arm", "v6", "armel"},
+    {"arm", "v5", "armel"},
+    {"386", "", "i386"},
+    {"ppc64le", "", "ppc64el"},
+    {"s390x", "", "s390x"},
+    {"riscv64", "", "riscv64"},
+    {"mips64le", "", "mips64el"},
+    {"mipsle", "", "mipsel"},
+    {"loong64", "", "loong64"},
+    {"ppc64", "", "ppc64"},
+}};
+
+} // namespace
+
+std::optional<std::string> debian_arch_from_goarch(std::string_view arch,
+                                                   std::string_view variant) {
+    for (const auto& a : debian_arch_table)
+        if (a.goarch == arch && a.variant == variant) return std::string(a.debian);
+    // arm64's variant ("v8") changes nothing.
+    if (arch == "arm64") return "arm64";
+    return std::nullopt;
+}
+
+const std::vector<std::string>& debian_architectures() {
+    static const std::vector<std::string> names = [] {
+        std::vector<std::string> out;
+        for (const auto& a : debian_arch_table)
+            if (std::find(out.begin(), out.end(), a.debian) == out.end())
+                out.emplace_back(a.debian);
+        return out;
+    }();
+    return names;
+}
+
+std::string normalize_absolute(std::string_view path) {
+    std::string out;
+    std::size_t start = 0;
+    while (start <= path.size()) {
+        auto slash = path.find('/', start);
+        if (slash == std::string_view::npos) slash = path.size();
+        auto part = path.substr(start, slash - start);
+        if (!part.empty() && part != ".") {
+            out += '/';
+            out += part;
+        }
+        start = slash + 1;
+    }
+    return out.empty() ? "/" : out;
+}
+
 bool has_dotdot(std::string_view path) {
     std::size_t start = 0;
     for (;;) {

@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace factory::recipe::detail {
 
@@ -54,7 +55,49 @@ struct Arch {
 };
 std::optional<Arch> goarch_from_machine(std::string_view machine);
 
+// Cache mount ids, secret ids, [shell] volume names: [A-Za-z0-9][A-Za-z0-9._-]{0,63} and no
+// ".." anywhere, so that no consumer can turn one into a path outside its directory (buildah
+// CVE-2024-9675 let a cache id of "../../" mount the host's root).
+bool is_mount_id(std::string_view id);
+
+// Environment variable names a recipe passes to or sets for a process: [A-Za-z_][A-Za-z0-9_]*.
+bool is_env_name(std::string_view name);
+
+// RFC 1123 host name: labels [A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])? joined by '.', at
+// most 253 bytes.
+bool is_hostname(std::string_view name);
+
+// Debian suite ("bookworm", "stable", "bookworm-backports"): [a-z0-9][a-z0-9-]*, at most 64
+// bytes (no leading '-': it would read as an option).
+bool is_debian_suite(std::string_view suite);
+
+// Debian policy 5.6.1 package name: [a-z0-9][a-z0-9+.-]+ (at least two characters).
+bool is_debian_package(std::string_view name);
+
+// Archive component ("main", "contrib", "non-free-firmware"): [a-z0-9][a-z0-9-]*, at most 64.
+bool is_debian_component(std::string_view component);
+
+// mmdebstrap's package-set variants a recipe may name, in the order messages list them.
+const std::vector<std::string>& debian_variants();
+
+// An http:// or https:// URL with a host, no whitespace, control characters or ','
+// (mmdebstrap splits mirror lists on it).
+bool is_http_url(std::string_view url);
+
+// GOARCH (+ variant) → Debian architecture: amd64 → amd64, arm/v7 → armhf, arm/v5|v6 →
+// armel, 386 → i386, ppc64le → ppc64el, mips64le → mips64el … nullopt when Debian has none
+// (or, for "arm" without a variant, when it is ambiguous).
+std::optional<std::string> debian_arch_from_goarch(std::string_view arch,
+                                                   std::string_view variant);
+
+// The Debian architectures debian_arch_from_goarch can produce, in the order messages list them.
+const std::vector<std::string>& debian_architectures();
+
 // True if a '/'-separated path has a ".." component.
 bool has_dotdot(std::string_view path);
+
+// An absolute path with repeated '/', "." components and a trailing '/' removed
+// ("/var//cache/./apt/" → "/var/cache/apt"; "/" stays "/"). The caller rejects ".." first.
+std::string normalize_absolute(std::string_view path);
 
 } // namespace factory::recipe::detail

@@ -3,6 +3,7 @@
 #include "factory/recipe/grammar.hpp"
 #include "factory/recipe/nesting.hpp"
 #include "factory/recipe/reader.hpp"
+#include "factory/recipe/shell_reader.hpp"
 #include "factory/recipe/stage_order.hpp"
 #include "factory/recipe/stage_reader.hpp"
 #include "factory/recipe/suggest.hpp"
@@ -370,11 +371,15 @@ Recipe parse(std::string_view text, const fs::path& file, const LoadOptions& opt
         scope.stages.push_back(d.name);
     scope.stage_set.insert(scope.stages.begin(), scope.stages.end());
     scope.contexts = recipe.contexts;
+    scope.platform = {recipe.architecture, recipe.variant};
     std::vector<Stage> stages;
     for (const auto& d : declared)
         stages.push_back(detail::read_stage(r, *d.table, d.name, d.placement, d.where, scope));
     recipe.output_stage = read_output_stage(r, image, declared, scope);
     recipe.stages = detail::order_stages(std::move(stages), r);
+    for (auto&& [key, node] : root)
+        if (key.str() == "shell")
+            recipe.shell = detail::read_shell_config(r, node, r.at(key, node));
     return recipe;
 }
 

@@ -21,7 +21,7 @@ bool misplaced_top_level_key(const toml::table& table, const std::string& table_
                              std::string_view key) {
     if (table.is_inline()) return false;
     static const std::vector<std::string> header_tables = {"[image]", "[base]", "[config]",
-                                                           "[[step]]"};
+                                                           "[[step]]", "[shell]"};
     return std::find(header_tables.begin(), header_tables.end(), table_label) !=
                header_tables.end() &&
            std::find(top_level_keys.begin(), top_level_keys.end(), key) != top_level_keys.end();
@@ -124,19 +124,20 @@ void Reader::check_keys(const toml::table& table, const std::string& table_label
 }
 
 std::string Reader::string(const toml::node& node, const std::string& label,
-                           std::string_view hint) {
+                           std::string_view hint, ArgRefs refs) {
     const auto* value = node.as_string();
     if (!value) fail(node, with_hint(label + ": expected a string, got " + type_name(node), hint));
-    return expand(value->get(), node, label);
+    return expand(value->get(), node, label, refs);
 }
 
 std::string Reader::expand(std::string_view text, const toml::node& node,
-                           const std::string& label) {
+                           const std::string& label, ArgRefs refs) {
     std::string out;
     if (text.find('$') == std::string_view::npos) {
         out = text;
     } else {
-        out = expand_args(text, args_, max_expanded_string, at(node).str() + ": " + label + ": ");
+        out = expand_args(text, args_, max_expanded_string, at(node).str() + ": " + label + ": ",
+                          refs);
         expanded_bytes_ += out.size();
         if (expanded_bytes_ > max_expanded_total)
             fail(node, label + ": ${ARG} expansions exceed " +
@@ -154,6 +155,12 @@ std::int64_t Reader::integer(const toml::node& node, const std::string& label,
     return value->get();
 }
 
+bool Reader::boolean(const toml::node& node, const std::string& label) const {
+    const auto* value = node.as_boolean();
+    if (!value) fail(node, label + ": expected a boolean, got " + type_name(node));
+    return value->get();
+}
+
 const toml::table& Reader::table(const toml::node& node, const std::string& label) const {
     const auto* value = node.as_table();
     if (!value) fail(node, label + ": expected a table, got " + type_name(node));
@@ -168,7 +175,7 @@ const toml::array& Reader::array(const toml::node& node, const std::string& labe
 }
 
 std::vector<Located> Reader::strings(const toml::node& node, const std::string& label,
-                                     std::string_view hint) {
+                                     std::string_view hint, ArgRefs refs) {
     const auto* array = node.as_array();
     if (!array)
         fail(node,
@@ -176,7 +183,7 @@ std::vector<Located> Reader::strings(const toml::node& node, const std::string& 
     std::vector<Located> out;
     out.reserve(array->size());
     for (const auto& element : *array)
-        out.push_back(Located{string(element, label), at(element)});
+        out.push_back(Located{string(element, label, {}, refs), at(element)});
     return out;
 }
 

@@ -2,6 +2,7 @@
 // Type-checked access to a parsed TOML tree, with every error located ("file:line:col: ")
 // and every string ${ARG}-expanded. Internal to the recipe module.
 
+#include "factory/recipe/expand.hpp"
 #include "factory/recipe/recipe.hpp"
 
 #include <cstdint>
@@ -32,8 +33,8 @@ struct Located {
 };
 
 // The keys of a recipe's top-level table.
-inline const std::vector<std::string> top_level_keys = {"image", "args",   "contexts", "base",
-                                                        "step",  "config", "stage"};
+inline const std::vector<std::string> top_level_keys = {
+    "image", "args", "contexts", "base", "step", "config", "stage", "shell"};
 
 // "an integer", "a string", "a table", …
 std::string type_name(const toml::node& node);
@@ -80,21 +81,23 @@ class Reader {
                     const std::vector<std::string>& known) const;
 
     // Values of one type, or a "<label>: expected X, got Y" error (plus `hint`, if any).
-    // Strings are ${ARG}-expanded and may not contain NUL.
+    // Strings are ${ARG}-expanded (`refs`: how strictly) and may not contain NUL.
     std::string string(const toml::node& node, const std::string& label,
-                       std::string_view hint = {});
+                       std::string_view hint = {}, ArgRefs refs = ArgRefs::strict);
     std::int64_t integer(const toml::node& node, const std::string& label,
                          std::string_view hint = {}) const;
+    bool boolean(const toml::node& node, const std::string& label) const;
     const toml::table& table(const toml::node& node, const std::string& label) const;
     const toml::array& array(const toml::node& node, const std::string& label,
                              std::string_view hint = {}) const;
     std::vector<Located> strings(const toml::node& node, const std::string& label,
-                                 std::string_view hint = {});
+                                 std::string_view hint = {}, ArgRefs refs = ArgRefs::strict);
     // A table whose keys are free (env, labels): every value a string, in recipe order.
     std::vector<Entry> string_table(const toml::node& node, const std::string& label);
 
     // ${ARG}-expands a string read from `node` (a plain string: [args] values are literal).
-    std::string expand(std::string_view text, const toml::node& node, const std::string& label);
+    std::string expand(std::string_view text, const toml::node& node, const std::string& label,
+                       ArgRefs refs = ArgRefs::strict);
 
   private:
     std::string file_;

@@ -7,4 +7,11 @@ std::string Location::str() const {
     return file + ":" + std::to_string(line) + ":" + std::to_string(column);
 }
 
+std::vector<std::string> RunStep::argv() const {
+    if (form == Form::exec) return exec;
+    std::vector<std::string> out = shell;
+    out.push_back(script);
+    return out;
+}
+
 } // namespace factory::recipe

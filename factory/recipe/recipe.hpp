@@ -23,18 +23,34 @@ struct Location {
 
 enum class Compression { gzip, zstd };
 
+// [base] debian = { … }: a root file system bootstrapped with mmdebstrap (sources/debian.hpp).
+struct DebianBase {
+    std::string suite;             // "bookworm", "stable": [a-z0-9][a-z0-9-]*
+    std::string variant = "minbase"; // minbase|buildd|apt|essential|required|important|standard
+    std::vector<std::string> include; // extra packages: Debian names, sorted, no repeats
+    // http:// or https:// URL as written. Empty: unset in the recipe; sources/debian picks
+    // the host's (resolve_mirror), so the recipe alone doesn't say which archive is used.
+    std::string mirror;
+    std::vector<std::string> components = {"main"}; // in recipe order, no repeats
+    // Debian spelling ("amd64", "arm64", "armhf", "i386", "ppc64el" …). Never empty: when the
+    // recipe doesn't set it, the image's platform translated (linux/arm/v7 → "armhf").
+    std::string architecture;
+};
+
 struct Base {
     enum class Kind {
         scratch,     // "scratch"
         oci_layout,  // "oci:DIR[:TAG]"        path = DIR (absolute), tag (may be empty)
         oci_archive, // "oci-archive:FILE[:TAG]" path = FILE (absolute), tag
         stage,       // "stage:NAME" or { stage = "NAME" }: another stage's result
+        debian,      // { debian = { suite = … } }: `debian` holds the rest
     };
     Kind kind = Kind::scratch;
     std::filesystem::path path;
     std::string tag;
     std::string stage;
     Location where;
+    DebianBase debian; // Kind::debian only
 };
 
 // One source → destination of a copy step.
@@ -49,11 +65,61 @@ struct CopyItem {
     Location where;
 };
 
-enum class StepKind { copy };
+// cache = ["/var/cache/apt", { target = "/root/.npm", id = "npm", sharing = "locked" }]: a
+// directory kept in the store across builds and mounted at `target` for the run; its content
+// never enters a layer or a cache key.
+struct CacheMount {
+    enum class Sharing {
+        locked, // one run at a time holds the mount; others wait (BuildKit's sharing=locked)
+    };
+    // Written: [A-Za-z0-9][A-Za-z0-9._-]{0,63} without "..". Unset: the target path itself
+    // ("/var/cache/apt"), as in BuildKit. Either way it is a name, never a path: the store must
+    // not join it to a directory as it is (name the directory by a digest of the id).
+    std::string id;
+    std::string target; // absolute, normalized ("/var/cache/apt"), not "/"
+    Sharing sharing = Sharing::locked;
+    Location where;
+};
+
+// secret = { id = "npmrc", target = "/root/.npmrc" } or { id = "token", env = "TOKEN" }: a value
+// the build is given (not the recipe) and the run sees; never stored, never in a cache key.
+struct SecretMount {
+    std::string id;     // [A-Za-z0-9][A-Za-z0-9._-]{0,63} without ".."
+    std::string target; // a file mounted read-only at this absolute path; or empty
+    std::string env;    // or this variable ([A-Za-z_][A-Za-z0-9_]*) set for the run; or empty
+    Location where;     // exactly one of target and env is set
+};
+
+// [[step]] run = "…" (shell form) or run = ["prog", "arg"] (exec form).
+struct RunStep {
+    enum class Form {
+        shell, // `shell` + `script`: ["/bin/sh", "-c", "apt-get update && …"]
+        exec,  // `exec` as it is, no shell
+    };
+    Form form = Form::shell;
+    std::string script;                                   // shell form: the command line
+    std::vector<std::string> exec;                        // exec form: argv, never empty
+    std::vector<std::string> shell = {"/bin/sh", "-c"};   // shell form: runs `script`
+    std::vector<std::pair<std::string, std::string>> env; // this step only, in recipe order
+    // Empty: unset, so the stage's config (base image's, then [config]) decides, else root.
+    std::string user;
+    // Empty: unset, so the stage's config decides, else "/". Otherwise absolute.
+    std::string workdir;
+    bool network = true; // false: a network namespace with loopback only
+    std::vector<CacheMount> cache;
+    std::vector<SecretMount> secrets;
+    Location where; // of the `run` value
+
+    // What the runtime executes: shell + script, or exec.
+    std::vector<std::string> argv() const;
+};
+
+enum class StepKind { copy, run };
 
 struct Step {
     StepKind kind = StepKind::copy;
-    std::vector<CopyItem> copy;
+    std::vector<CopyItem> copy;  // StepKind::copy
+    std::optional<RunStep> run;  // StepKind::run
     Location where;
 };
 
@@ -79,6 +145,22 @@ struct Stage {
     Location where;
 };
 
+// [shell]: defaults for `factory shell` on this recipe's image.
+struct ShellConfig {
+    enum class Home {
+        persistent, // a HOME kept per environment in the store
+        host,       // the user's own home directory, bind-mounted
+    };
+    // Named volumes: name ([A-Za-z0-9][A-Za-z0-9._-]{0,63}, no "..") → absolute path in the
+    // shell (normalized, not "/", no two at one path).
+    std::map<std::string, std::string> volumes;
+    // Host variables passed into the shell when set ([A-Za-z_][A-Za-z0-9_]*), in recipe order.
+    std::vector<std::string> env_passthrough;
+    std::string hostname; // RFC 1123; empty: unset (factory shell's default)
+    Home home = Home::persistent;
+    Location where; // of the [shell] table; line 0 when the recipe has none
+};
+
 struct Recipe {
     std::filesystem::path file;    // absolute path of the recipe
     std::filesystem::path context; // absolute; [image] context, default: the recipe's directory
@@ -95,6 +177,7 @@ struct Recipe {
     std::map<std::string, std::string> args;               // after --arg overrides
     std::vector<Stage> stages;                             // in dependency order
     std::string output_stage;                              // [image] stage, default: the last
+    ShellConfig shell;                                     // [shell]; defaults when absent
 };
 
 } // namespace factory::recipe

@@ -1,7 +1,9 @@
 #include "factory/recipe/stage_reader.hpp"
 
 #include "factory/recipe/config_reader.hpp"
+#include "factory/recipe/debian_reader.hpp"
 #include "factory/recipe/grammar.hpp"
+#include "factory/recipe/run_reader.hpp"
 #include "factory/recipe/suggest.hpp"
 #include "factory/util/pattern.hpp"
 
@@ -26,23 +28,32 @@ struct Labels {
     std::string owner; // the table holding base/step/config; "" for the top level
 };
 
-// Step kinds and options the recipe format reserves for later versions: recognised so that
-// a recipe using them gets "not supported yet" rather than "unknown key".
-const std::vector<std::string> future_step_kinds = {"run", "git", "deps", "download"};
-const std::vector<std::string> future_step_options = {"cache", "secret", "network"};
-const std::vector<std::string> future_base_kinds = {"debian"};
+// Step kinds the recipe format reserves for later versions: recognised so that a recipe
+// using them gets "not supported yet" rather than "unknown key".
+const std::vector<std::string> future_step_kinds = {"git", "deps", "download"};
 
 bool contains(const std::vector<std::string>& list, std::string_view item) {
     return std::find(list.begin(), list.end(), item) != list.end();
+}
+
+Base make_base(Base::Kind kind, const Location& where) {
+    Base base;
+    base.kind = kind;
+    base.where = where;
+    return base;
+}
+
+Base stage_base(const std::string& stage, const Location& where) {
+    Base base = make_base(Base::Kind::stage, where);
+    base.stage = stage;
+    return base;
 }
 
 // "oci:DIR[:TAG]" / "oci-archive:FILE[:TAG]": as skopeo's oci transports do, the path ends
 // at the first ':', so it can't hold one.
 Base read_layout_ref(Reader& r, Base::Kind kind, std::string_view rest, const Location& where,
                      const std::string& label, std::string_view what) {
-    Base base;
-    base.kind = kind;
-    base.where = where;
+    Base base = make_base(kind, where);
     auto colon = rest.find(':');
     auto path = rest.substr(0, colon);
     if (path.empty()) r.fail(where, label + ": " + std::string(what) + " path is empty");
@@ -59,7 +70,7 @@ Base read_layout_ref(Reader& r, Base::Kind kind, std::string_view rest, const Lo
 Base read_image_ref(Reader& r, const std::string& image, const Location& where,
                     const std::string& label, const StageScope& scope) {
     std::string_view ref = image;
-    if (ref == "scratch") return Base{Base::Kind::scratch, {}, {}, {}, where};
+    if (ref == "scratch") return make_base(Base::Kind::scratch, where);
     if (ref.starts_with("oci:"))
         return read_layout_ref(r, Base::Kind::oci_layout, ref.substr(4), where, label,
                                "oci layout");
@@ -69,7 +80,7 @@ Base read_image_ref(Reader& r, const std::string& image, const Location& where,
     if (ref.starts_with("stage:")) {
         std::string stage(ref.substr(6));
         check_stage_ref(r, stage, where, label, scope);
-        return Base{Base::Kind::stage, {}, {}, stage, where};
+        return stage_base(stage, where);
     }
     r.fail(where, label + ": unsupported base image " + quote(image) +
                       ": registry images are not supported in this version; use \"scratch\", "
@@ -78,7 +89,7 @@ Base read_image_ref(Reader& r, const std::string& image, const Location& where,
 
 Base read_base(Reader& r, const toml::node* node, const Labels& labels, const Location& stage,
                const StageScope& scope) {
-    if (!node) return Base{Base::Kind::scratch, {}, {}, {}, stage};
+    if (!node) return make_base(Base::Kind::scratch, stage);
     std::string value_label = key_label(labels.owner, "base");
     if (node->is_string())
         return read_image_ref(r, r.string(*node, value_label), r.at(*node), value_label, scope);
@@ -86,14 +97,23 @@ Base read_base(Reader& r, const toml::node* node, const Labels& labels, const Lo
     if (!table)
         r.fail(*node, value_label + ": expected a string or a table, got " + type_name(*node));
     r.check_keys(*table, labels.base_table, {"image", "stage", "debian"});
-    for (auto&& [key, value] : in_recipe_order(*table))
-        if (contains(future_base_kinds, key->str()))
-            r.fail(*key,
-                   "base kind " + quote_key(key->str()) + " is not supported in this version");
     const auto* image = table->get("image");
     const auto* stage_name = table->get("stage");
-    if (image && stage_name)
-        r.fail(*table, labels.base_table + ": has both 'image' and 'stage'; use one");
+    const auto* debian = table->get("debian");
+    std::vector<std::string> kinds;
+    for (auto&& [key, value] : *table) // toml++ order: debian, image, stage
+        kinds.emplace_back(quote_key(key.str()));
+    if (kinds.size() == 2)
+        r.fail(*table, labels.base_table + ": has both " + kinds[0] + " and " + kinds[1] +
+                           "; use one");
+    if (kinds.size() == 3)
+        r.fail(*table, labels.base_table + ": has " + kinds[0] + ", " + kinds[1] + " and " +
+                           kinds[2] + "; use one");
+    if (debian) {
+        Base base = make_base(Base::Kind::debian, r.at(*debian));
+        base.debian = read_debian(r, *debian, labels.base_table + " debian", scope.platform);
+        return base;
+    }
     if (image) {
         std::string label = labels.base_table + " image";
         return read_image_ref(r, r.string(*image, label), r.at(*image), label, scope);
@@ -102,9 +122,9 @@ Base read_base(Reader& r, const toml::node* node, const Labels& labels, const Lo
         std::string label = labels.base_table + " stage";
         std::string name = r.string(*stage_name, label);
         check_stage_ref(r, name, r.at(*stage_name), label, scope);
-        return Base{Base::Kind::stage, {}, {}, name, r.at(*stage_name)};
+        return stage_base(name, r.at(*stage_name));
     }
-    r.fail(*table, labels.base_table + ": needs 'image' or 'stage'");
+    r.fail(*table, labels.base_table + ": needs 'image', 'stage' or 'debian'");
 }
 
 void check_src(const Reader& r, Located& src, const std::string& label, bool from_stage) {
@@ -227,25 +247,36 @@ std::vector<CopyItem> read_copy(Reader& r, const toml::node& node, const std::st
     return items;
 }
 
+// A step has exactly one kind key; the RUN options belong to `run` only.
 Step read_step(Reader& r, const toml::table& t, const std::string& label, const StageScope& scope) {
-    std::vector<std::string> known = {"copy"};
+    std::vector<std::string> known = {"copy", "run"};
     known.insert(known.end(), future_step_kinds.begin(), future_step_kinds.end());
-    known.insert(known.end(), future_step_options.begin(), future_step_options.end());
+    known.insert(known.end(), run_options().begin(), run_options().end());
     r.check_keys(t, label, known);
+    const toml::key* kind = nullptr;
     for (auto&& [key, value] : in_recipe_order(t)) {
         if (contains(future_step_kinds, key->str()))
             r.fail(*key,
                    "step kind " + quote_key(key->str()) + " is not supported in this version");
-        if (contains(future_step_options, key->str()))
-            r.fail(*key,
-                   "step option " + quote_key(key->str()) + " is not supported in this version");
+        if (key->str() != "copy" && key->str() != "run") continue;
+        if (kind)
+            r.fail(*key, label + ": has both " + quote_key(kind->str()) + " and " +
+                             quote_key(key->str()) + "; a step does one thing");
+        kind = key;
     }
-    const auto* copy = t.get("copy");
-    if (!copy) r.fail(t, label + ": needs one of copy, run, git, deps, download");
+    if (!kind) r.fail(t, label + ": needs one of copy, run, git, deps, download");
     Step step;
-    step.kind = StepKind::copy;
     step.where = r.at(t);
-    step.copy = read_copy(r, *copy, label + " copy", scope);
+    if (kind->str() == "run") {
+        step.kind = StepKind::run;
+        step.run = read_run(r, t, label);
+        return step;
+    }
+    for (auto&& [key, value] : in_recipe_order(t))
+        if (contains(run_options(), key->str()))
+            r.fail(*key, "step option " + quote_key(key->str()) + " applies to run steps only");
+    step.kind = StepKind::copy;
+    step.copy = read_copy(r, *t.get("copy"), label + " copy", scope);
     return step;
 }
 

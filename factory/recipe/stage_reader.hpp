@@ -2,6 +2,7 @@
 // Reads one stage — its base, its steps and its config — from the recipe's top-level table
 // (stage "main") or from a [stage.NAME] table.
 
+#include "factory/recipe/debian_reader.hpp"
 #include "factory/recipe/reader.hpp"
 #include "factory/recipe/recipe.hpp"
 
@@ -18,6 +19,7 @@ struct StageScope {
     std::vector<std::string> stages;                       // every declared stage, in order
     std::set<std::string> stage_set;                       // the same, for lookups
     std::map<std::string, std::filesystem::path> contexts; // [contexts]
+    Platform platform;                                     // the image's ([image] platform)
 };
 
 enum class Placement {

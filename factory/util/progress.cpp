@@ -153,6 +153,22 @@ void Progress::step_failed(const std::string& id, const std::string& message) {
     std::fflush(out_);
 }
 
+void Progress::output(const std::string& id, std::string_view line) {
+    std::lock_guard lock(mutex_);
+    switch (mode_) {
+    case ProgressMode::tty:
+        std::fprintf(out_, "\r\033[K    %.*s\n", static_cast<int>(line.size()), line.data());
+        if (!running_id_.empty()) redraw_locked();
+        break;
+    case ProgressMode::plain:
+        std::fprintf(out_, "[%s] | %.*s\n", id.c_str(), static_cast<int>(line.size()), line.data());
+        break;
+    case ProgressMode::json: emit_json("output", id, std::string(line), elapsed()); break;
+    default: return;
+    }
+    std::fflush(out_);
+}
+
 void Progress::event(const std::string& kind, const std::string& message) {
     std::lock_guard lock(mutex_);
     double total =

@@ -35,6 +35,8 @@ class Progress {
     // The running step finished; `result` like "sha256:ab12… 3.1 MB".
     void step_done(const std::string& id, const std::string& result, bool cached = false);
     void step_failed(const std::string& id, const std::string& message);
+    // One line of a running step's command output.
+    void output(const std::string& id, std::string_view line);
     // Any other event: "base", "export", "done" … with a message.
     void event(const std::string& kind, const std::string& message);
 

@@ -116,6 +116,73 @@ TEST(RecipeGrammar, DotDot) {
     EXPECT_FALSE(has_dotdot("a/b"));
 }
 
+TEST(RecipeGrammar, MountIdsAndEnvNames) {
+    for (const char* ok : {"npm", "a.b_c-1", "A", "0", "go.mod"})
+        EXPECT_TRUE(is_mount_id(ok)) << ok;
+    EXPECT_TRUE(is_mount_id(std::string(64, 'a')));
+    EXPECT_FALSE(is_mount_id(std::string(65, 'a')));
+    // buildah CVE-2024-9675: an id must never become a path outside the cache directory.
+    for (const char* bad : {"", "..", "../x", "a/b", "/var/cache/apt", "a..b", ".a", "-a", "_a",
+                            "a b", "a\\b"})
+        EXPECT_FALSE(is_mount_id(bad)) << bad;
+    EXPECT_TRUE(is_env_name("SSH_AUTH_SOCK"));
+    EXPECT_TRUE(is_env_name("_x1"));
+    EXPECT_FALSE(is_env_name("1X"));
+    EXPECT_FALSE(is_env_name("A-B"));
+    EXPECT_FALSE(is_env_name("A=B"));
+    EXPECT_FALSE(is_env_name(""));
+}
+
+TEST(RecipeGrammar, Hostnames) {
+    EXPECT_TRUE(is_hostname("dev"));
+    EXPECT_TRUE(is_hostname("dev-1.example.com"));
+    EXPECT_TRUE(is_hostname(std::string(63, 'a')));
+    EXPECT_FALSE(is_hostname(std::string(64, 'a')));
+    EXPECT_FALSE(is_hostname(""));
+    EXPECT_FALSE(is_hostname("-dev"));
+    EXPECT_FALSE(is_hostname("dev_box"));
+    EXPECT_FALSE(is_hostname("a..b"));
+    EXPECT_FALSE(is_hostname("a."));
+}
+
+TEST(RecipeGrammar, Debian) {
+    EXPECT_TRUE(is_debian_suite("bookworm"));
+    EXPECT_TRUE(is_debian_suite("bookworm-backports"));
+    EXPECT_FALSE(is_debian_suite("Bookworm"));
+    EXPECT_FALSE(is_debian_suite("bookworm/updates"));
+    EXPECT_FALSE(is_debian_suite(""));
+    EXPECT_FALSE(is_debian_suite("-bookworm"));
+    for (const char* ok : {"git", "g++", "libstdc++6", "ca-certificates", "python3.11", "r8"})
+        EXPECT_TRUE(is_debian_package(ok)) << ok;
+    for (const char* bad : {"", "a", "Git", "-git", "+x", "git=1.0", "git:amd64", "a b", "a_b"})
+        EXPECT_FALSE(is_debian_package(bad)) << bad;
+    EXPECT_TRUE(is_debian_component("non-free-firmware"));
+    EXPECT_FALSE(is_debian_component("Main"));
+    EXPECT_FALSE(is_debian_component("updates/main"));
+    EXPECT_TRUE(is_http_url("http://deb.debian.org/debian"));
+    EXPECT_TRUE(is_http_url("https://[::1]:3142/debian/"));
+    for (const char* bad : {"", "deb.debian.org/debian", "ftp://x/", "http://", "http:///x",
+                            "http://a b/", "http://a/b,http://c/", "file:///srv/mirror"})
+        EXPECT_FALSE(is_http_url(bad)) << bad;
+    EXPECT_EQ(debian_arch_from_goarch("amd64", ""), "amd64");
+    EXPECT_EQ(debian_arch_from_goarch("arm64", "v8"), "arm64");
+    EXPECT_EQ(debian_arch_from_goarch("arm", "v7"), "armhf");
+    EXPECT_EQ(debian_arch_from_goarch("arm", "v5"), "armel");
+    EXPECT_EQ(debian_arch_from_goarch("386", ""), "i386");
+    EXPECT_EQ(debian_arch_from_goarch("ppc64le", ""), "ppc64el");
+    EXPECT_EQ(debian_arch_from_goarch("mips64le", ""), "mips64el");
+    EXPECT_FALSE(debian_arch_from_goarch("arm", "")); // armel or armhf?
+    EXPECT_FALSE(debian_arch_from_goarch("mips", ""));
+}
+
+TEST(RecipeGrammar, NormalizeAbsolute) {
+    EXPECT_EQ(normalize_absolute("/var/cache/apt"), "/var/cache/apt");
+    EXPECT_EQ(normalize_absolute("/var//cache/./apt/"), "/var/cache/apt");
+    EXPECT_EQ(normalize_absolute("/"), "/");
+    EXPECT_EQ(normalize_absolute("//./"), "/");
+    EXPECT_EQ(normalize_absolute("/a/.b/..c"), "/a/.b/..c");
+}
+
 // --- expansion --------------------------------------------------------------------------------
 
 std::string expand(std::string_view text, std::size_t max = 1 << 20) {
@@ -141,6 +208,21 @@ TEST(RecipeExpand, Substitutes) {
     EXPECT_EQ(expand("$$${A}"), "$${A}");
     EXPECT_EQ(expand("$A $ $$ {A} $"), "$A $ $$ {A} $");
     EXPECT_EQ(expand("$${"), "${");
+}
+
+TEST(RecipeExpand, DeclaredOnlyLeavesTheRestToTheShell) {
+    auto run = [](std::string_view text, std::size_t max = 1 << 20) {
+        return expand_args(text, {{"A", "1"}}, max, "f:1:2: run: ", ArgRefs::declared_only);
+    };
+    EXPECT_EQ(run("${A} ${HOME} ${A:-x} ${} ${1} $${A} $A ${"), "1 ${HOME} ${A:-x} ${} ${1} ${A} $A ${");
+    EXPECT_EQ(run("${${A}}"), "${1}");
+    EXPECT_EQ(run("${AA}${A"), "${AA}${A");
+    try {
+        run("${A}${A}${A}", 2);
+        ADD_FAILURE() << "no error";
+    } catch (const Error& e) {
+        EXPECT_EQ(std::string(e.what()), "f:1:2: run: expands to more than 2 bytes");
+    }
 }
 
 TEST(RecipeExpand, Errors) {

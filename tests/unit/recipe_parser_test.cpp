@@ -460,15 +460,118 @@ TEST_F(RecipeParser, BadBase) {
               file() + ":1:8: base: unsupported base image \"debian:bookworm\": registry "
                        "images are not supported in this version; use \"scratch\", "
                        "\"oci:DIR[:TAG]\", \"oci-archive:FILE[:TAG]\" or \"stage:NAME\"");
-    EXPECT_EQ(error(image + "[base]\ndebian = { suite = \"bookworm\" }\n"),
-              file() + ":4:1: base kind 'debian' is not supported in this version");
+    EXPECT_EQ(error(image + "[base]\ndebian = { suite = \"bookworm\" }\nstage = \"x\"\n"),
+              file() + ":3:1: [base]: has both 'debian' and 'stage'; use one");
     EXPECT_EQ(error(image + "[base]\nimage = \"scratch\"\nstage = \"x\"\n"),
               file() + ":3:1: [base]: has both 'image' and 'stage'; use one");
-    EXPECT_EQ(error(image + "[base]\n"), file() + ":3:1: [base]: needs 'image' or 'stage'");
+    EXPECT_EQ(error(image + "[base]\n"),
+              file() + ":3:1: [base]: needs 'image', 'stage' or 'debian'");
     EXPECT_EQ(error("base = \"oci:\"\n" + image), file() + ":1:8: base: oci layout path is empty");
     EXPECT_EQ(error("base = \"oci:dir: bad\"\n" + image),
               file() + ":1:8: base: invalid tag \" bad\" (expected an image-spec ref.name such "
                        "as \"1.0\")");
+}
+
+// --- [base] debian ----------------------------------------------------------------------------
+
+std::string debian_base(const std::string& table) {
+    return image + "[base]\ndebian = " + table + "\n";
+}
+
+TEST_F(RecipeParser, DebianBaseDefaults) {
+    Recipe r = load_text(debian_base("{ suite = \"bookworm\" }"));
+    const Base& base = r.stages[0].base;
+    EXPECT_EQ(base.kind, Base::Kind::debian);
+    EXPECT_EQ(base.where.str(), file() + ":4:10");
+    EXPECT_EQ(base.debian.suite, "bookworm");
+    EXPECT_EQ(base.debian.variant, "minbase");
+    EXPECT_TRUE(base.debian.include.empty());
+    EXPECT_EQ(base.debian.mirror, ""); // the host's, resolved when building
+    EXPECT_EQ(base.debian.components, (std::vector<std::string>{"main"}));
+    EXPECT_EQ(base.debian.architecture, "amd64");
+
+    // Top-level inline form, and the architecture from the image's platform.
+    r = load_text("base = { debian = { suite = \"sid\", variant = \"standard\" } }\n" + image +
+                  "platform = \"linux/arm/v7\"\n");
+    EXPECT_EQ(r.stages[0].base.debian.architecture, "armhf");
+    EXPECT_EQ(r.stages[0].base.debian.variant, "standard");
+    r = load_text("base = { debian = { suite = \"sid\", architecture = \"ppc64el\" } }\n" +
+                  image + "platform = \"linux/ppc64le\"\n");
+    EXPECT_EQ(r.stages[0].base.debian.architecture, "ppc64el");
+}
+
+TEST_F(RecipeParser, DebianBaseErrors) {
+    EXPECT_EQ(error(debian_base("{ variant = \"minbase\" }")),
+              file() + ":4:10: missing required key 'suite' in [base] debian");
+    EXPECT_EQ(error(debian_base("{ suite = \"bookworm\", variant = \"minibase\" }")),
+              file() + ":4:42: [base] debian.variant: unknown variant \"minibase\" (expected "
+                       "minbase, buildd, apt, essential, required, important, standard); did "
+                       "you mean \"minbase\"?");
+    EXPECT_EQ(error(debian_base("{ suite = \"bookworm\", variant = \"custom\" }")),
+              file() + ":4:42: [base] debian.variant: unknown variant \"custom\" (expected "
+                       "minbase, buildd, apt, essential, required, important, standard)");
+    EXPECT_EQ(error(debian_base("{ suite = \"Bookworm\" }")),
+              file() + ":4:20: [base] debian.suite: invalid suite \"Bookworm\": expected "
+                       "[a-z0-9][a-z0-9-]* such as \"bookworm\" or \"stable\"");
+    EXPECT_EQ(error(debian_base("{ suite = \"bookworm\", include = [\"git\", \"Make\"] }")),
+              file() + ":4:50: [base] debian.include: invalid package name \"Make\": expected "
+                       "[a-z0-9][a-z0-9+.-]+ (Debian policy 5.6.1)");
+    EXPECT_EQ(error(debian_base("{ suite = \"bookworm\", include = \"git\" }")),
+              file() + ":4:42: [base] debian.include: expected an array of strings, got a string "
+                       "(write include = [\"ca-certificates\"])");
+    EXPECT_EQ(error(debian_base("{ suite = \"bookworm\", mirror = \"ftp://ftp.debian.org\" }")),
+              file() + ":4:41: [base] debian.mirror: invalid mirror \"ftp://ftp.debian.org\": "
+                       "expected an http:// or https:// URL such as "
+                       "\"http://deb.debian.org/debian\"");
+    EXPECT_EQ(error(debian_base("{ suite = \"bookworm\", components = [\"main\", \"main\"] }")),
+              file() + ":4:54: [base] debian.components: duplicate component \"main\"");
+    EXPECT_EQ(error(debian_base("{ suite = \"bookworm\", components = [] }")),
+              file() + ":4:45: [base] debian.components: needs at least one component");
+    EXPECT_EQ(error(debian_base("{ suite = \"bookworm\", architecture = \"x86_64\" }")),
+              file() + ":4:47: [base] debian.architecture: unknown architecture \"x86_64\" "
+                       "(expected a Debian architecture such as \"amd64\" or \"arm64\"); did "
+                       "you mean \"amd64\"?");
+    EXPECT_EQ(error(debian_base("{ suite = \"bookworm\", architecture = \"arm64\" }")),
+              file() + ":4:47: [base] debian.architecture: \"arm64\" is not the image's "
+                       "platform linux/amd64 (set [image] platform to change it)");
+    EXPECT_EQ(error(debian_base("{ suite = \"bookworm\", suit = \"x\" }")),
+              file() + ":4:32: unknown key 'suit' in [base] debian; did you mean 'suite'?");
+    EXPECT_EQ(error("base = { debian = { suite = \"sid\" } }\n" + image +
+                    "platform = \"linux/arm\"\n"),
+              file() + ":1:19: [base] debian: the image's platform linux/arm has no Debian "
+                       "architecture; set [image] platform");
+    EXPECT_EQ(error(debian_base("\"bookworm\"")),
+              file() + ":4:10: [base] debian: expected a table, got a string");
+}
+
+// --- [shell] ---------------------------------------------------------------------------------
+
+TEST_F(RecipeParser, ShellErrors) {
+    std::string recipe = "base = \"scratch\"\n" + image + "[shell]\n";
+    EXPECT_EQ(error(recipe + "volumes = { \"../x\" = \"/x\" }\n"),
+              file() + ":5:13: [shell] volumes: invalid volume name '../x' (expected "
+                       "[A-Za-z0-9][A-Za-z0-9._-]{0,63} without \"..\")");
+    EXPECT_EQ(error(recipe + "volumes = { a = \"x\" }\n"),
+              file() + ":5:17: [shell] volumes.a: must be an absolute path: \"x\"");
+    EXPECT_EQ(error(recipe + "volumes = { a = \"/x\", b = \"/x/\" }\n"),
+              file() + ":5:27: [shell] volumes.b: another volume is mounted at \"/x\"");
+    EXPECT_EQ(error(recipe + "env_passthrough = [\"SSH-AUTH-SOCK\"]\n"),
+              file() + ":5:20: [shell] env_passthrough: invalid variable name "
+                       "\"SSH-AUTH-SOCK\": expected [A-Za-z_][A-Za-z0-9_]*");
+    EXPECT_EQ(error(recipe + "env_passthrough = [\"A\", \"A\"]\n"),
+              file() + ":5:25: [shell] env_passthrough: duplicate variable \"A\"");
+    EXPECT_EQ(error(recipe + "hostname = \"dev_box\"\n"),
+              file() + ":5:12: [shell] hostname: invalid host name \"dev_box\": expected "
+                       "letters, digits and '-' in labels of at most 63 characters joined by "
+                       "'.' (RFC 1123)");
+    EXPECT_EQ(error(recipe + "home = \"tmp\"\n"),
+              file() + ":5:8: [shell] home: unknown home \"tmp\" (expected \"persistent\" or "
+                       "\"host\")");
+    EXPECT_EQ(error(recipe + "volume = {}\n"),
+              file() + ":5:1: unknown key 'volume' in [shell]; did you mean 'volumes'?");
+    EXPECT_EQ(error(recipe + "base = \"scratch\"\n"),
+              file() + ":5:1: unknown key 'base' in [shell]; a top-level key must come before "
+                       "the first [table] header");
 }
 
 TEST_F(RecipeParser, BaseStageUnknown) {
@@ -512,12 +615,12 @@ std::string copy_step(const std::string& item) {
 }
 
 TEST_F(RecipeParser, UnsupportedStepKind) {
-    EXPECT_EQ(error(image + "[[step]]\nrun = \"make\"\n"),
-              file() + ":4:1: step kind 'run' is not supported in this version");
     EXPECT_EQ(error(image + "[[step]]\ngit = { url = \"https://x\" }\n"),
               file() + ":4:1: step kind 'git' is not supported in this version");
+    EXPECT_EQ(error(image + "[[step]]\ndeps = { lockfile = \"x\" }\n"),
+              file() + ":4:1: step kind 'deps' is not supported in this version");
     EXPECT_EQ(error(image + "[[step]]\ncache = [\"/x\"]\n"),
-              file() + ":4:1: step option 'cache' is not supported in this version");
+              file() + ":3:1: [[step]]: needs one of copy, run, git, deps, download");
     EXPECT_EQ(error(image + "[[step]]\n"),
               file() + ":3:1: [[step]]: needs one of copy, run, git, deps, download");
 }

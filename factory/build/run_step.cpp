@@ -1,0 +1,238 @@
+#include "factory/build/run_step.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <deque>
+#include <optional>
+
+#include "cache/lock.hpp"
+#include "factory/runtime/changeset.hpp"
+#include "factory/runtime/in_root.hpp"
+#include "factory/runtime/rootfs.hpp"
+#include "factory/runtime/snapshot_store.hpp"
+#include "factory/util/sha256.hpp"
+
+namespace factory::build {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr std::size_t tail_lines = 20;
+constexpr std::uint64_t max_account_file = 1 << 20;
+
+// Reads etc/NAME of the container's root without following a symlink out of it.
+std::string read_account_file(const fs::path& root, const char* name) {
+    Fd root_fd(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!root_fd) return {};
+    auto etc = runtime::open_dir_in_root(root_fd.get(), "etc", runtime::Resolver::automatic, false);
+    if (!etc) return {};
+    Fd fd(::openat(etc->get(), name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
+    struct stat st {};
+    if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) ||
+        static_cast<std::uint64_t>(st.st_size) > max_account_file)
+        return {};
+    std::string out(static_cast<std::size_t>(st.st_size), '\0');
+    auto n = read_some(fd.get(), out.data(), out.size());
+    out.resize(n ? *n : 0);
+    return out;
+}
+
+// The numeric id of `name` in a passwd/group file's text (field 3), or nullopt.
+std::optional<std::uint32_t> lookup_id(const std::string& text, const std::string& name,
+                                       std::uint32_t* gid_out = nullptr) {
+    std::size_t start = 0;
+    while (start < text.size()) {
+        auto end = text.find('\n', start);
+        if (end == std::string::npos) end = text.size();
+        std::string line = text.substr(start, end - start);
+        start = end + 1;
+        std::vector<std::string> f;
+        for (std::size_t p = 0;;) {
+            auto c = line.find(':', p);
+            f.push_back(line.substr(p, c == std::string::npos ? std::string::npos : c - p));
+            if (c == std::string::npos) break;
+            p = c + 1;
+        }
+        if (f.size() < 3 || f[0] != name) continue;
+        try {
+            if (gid_out && f.size() > 3) *gid_out = static_cast<std::uint32_t>(std::stoul(f[3]));
+            return static_cast<std::uint32_t>(std::stoul(f[2]));
+        } catch (const std::exception&) {
+            return std::nullopt;
+        }
+    }
+    return std::nullopt;
+}
+
+bool all_digits(const std::string& s) {
+    return !s.empty() && s.find_first_not_of("0123456789") == std::string::npos;
+}
+
+// "uid[:gid]" or "name[:group]" → numeric ids, names resolved in the container's /etc
+// (image-spec config.md "User"). An unknown name is an error.
+std::pair<std::uint32_t, std::uint32_t> resolve_user(const fs::path& root, const std::string& user,
+                                                     const std::string& id) {
+    if (user.empty()) return {0, 0};
+    auto colon = user.find(':');
+    std::string u = user.substr(0, colon);
+    std::string g = colon == std::string::npos ? "" : user.substr(colon + 1);
+    std::uint32_t uid = 0, gid = 0;
+    if (all_digits(u)) {
+        uid = static_cast<std::uint32_t>(std::stoul(u));
+        if (auto pw_gid = std::uint32_t{0}; g.empty()) {
+            auto passwd = read_account_file(root, "passwd");
+            // A numeric uid with no group takes the passwd entry's group when there is one.
+            std::size_t start = 0;
+            while (start < passwd.size()) {
+                auto end = passwd.find('\n', start);
+                if (end == std::string::npos) end = passwd.size();
+                auto line = passwd.substr(start, end - start);
+                start = end + 1;
+                auto c1 = line.find(':'), c2 = line.find(':', c1 + 1), c3 = line.find(':', c2 + 1),
+                     c4 = line.find(':', c3 + 1);
+                if (c3 == std::string::npos || c4 == std::string::npos) continue;
+                if (line.substr(c2 + 1, c3 - c2 - 1) == u) {
+                    auto gs = line.substr(c3 + 1, c4 - c3 - 1);
+                    if (all_digits(gs)) pw_gid = static_cast<std::uint32_t>(std::stoul(gs));
+                    break;
+                }
+            }
+            gid = pw_gid;
+        }
+    } else {
+        std::uint32_t pw_gid = 0;
+        auto found = lookup_id(read_account_file(root, "passwd"), u, &pw_gid);
+        if (!found)
+            throw Error(id + ": user '" + u + "' is not in the image's /etc/passwd", ExitCode::usage);
+        uid = *found;
+        gid = pw_gid;
+    }
+    if (!g.empty()) {
+        if (all_digits(g)) {
+            gid = static_cast<std::uint32_t>(std::stoul(g));
+        } else {
+            auto found = lookup_id(read_account_file(root, "group"), g);
+            if (!found)
+                throw Error(id + ": group '" + g + "' is not in the image's /etc/group",
+                            ExitCode::usage);
+            gid = *found;
+        }
+    }
+    return {uid, gid};
+}
+
+// Holds the cache mounts' locks for the duration of a run (sharing = locked).
+struct CacheMounts {
+    std::vector<cache::FileLock> locks;
+};
+
+std::string join_args(const std::vector<std::string>& argv) {
+    std::string out;
+    for (const auto& a : argv)
+        out += (out.empty() ? "" : " ") + a;
+    return out;
+}
+
+} // namespace
+
+fs::path cache_mount_dir(const fs::path& store_root, const std::string& id) {
+    return store_root / "mounts" / Sha256::hex(id).substr(0, 32);
+}
+
+std::vector<std::string> run_environment(const RunContext& ctx, const recipe::RunStep& step) {
+    std::vector<std::string> env = ctx.env;
+    auto set = [&](const std::string& name, const std::string& value) {
+        for (auto& e : env)
+            if (e.compare(0, name.size() + 1, name + "=") == 0) {
+                e = name + "=" + value;
+                return;
+            }
+        env.push_back(name + "=" + value);
+    };
+    for (const auto& [k, v] : step.env)
+        set(k, v);
+    set("SOURCE_DATE_EPOCH", std::to_string(ctx.epoch));
+    return env;
+}
+
+RunOutcome execute_run(const RunContext& ctx, const recipe::RunStep& step, const std::string& id) {
+    RunOutcome out;
+    out.scratch = std::make_unique<TempDir>(ctx.store_root / "tmp", "run-");
+    const fs::path& scratch = out.scratch->path();
+
+    // The stage's layers as snapshots, top first for overlayfs.
+    runtime::SnapshotStore snapshots(ctx.store_root, *ctx.blobs);
+    std::vector<fs::path> lowers;
+    for (std::size_t i = ctx.layers.size(); i-- > 0;) {
+        auto path = snapshots.ensure(ctx.diff_ids.at(i), ctx.layers[i]);
+        if (!path) throw Error(id + ": layer " + ctx.layers[i].digest + ": " + path.error());
+        lowers.push_back(*path);
+    }
+
+    runtime::RunSpec spec;
+    spec.args = step.argv();
+    spec.env = run_environment(ctx, step);
+    spec.cwd = step.workdir.empty() ? (ctx.workdir.empty() ? "/" : ctx.workdir) : step.workdir;
+    spec.network = step.network;
+    spec.hostname = "factory";
+
+    CacheMounts mounts;
+    for (const auto& c : step.cache) {
+        auto dir = cache_mount_dir(ctx.store_root, c.id.empty() ? c.target : c.id);
+        std::error_code ec;
+        fs::create_directories(dir, ec);
+        if (ec) throw Error(id + ": cannot create cache mount " + dir.string() + ": " + ec.message());
+        // One run at a time per cache mount: apt and npm caches don't take concurrent writers.
+        mounts.locks.push_back(cache::FileLock::exclusive(dir.string() + ".lock"));
+        spec.mounts.push_back({c.target, dir.string(), "bind", {"rbind", "rw"}});
+    }
+    for (const auto& s : step.secrets) {
+        auto it = ctx.secrets ? ctx.secrets->find(s.id) : decltype(ctx.secrets->end()){};
+        if (!ctx.secrets || it == ctx.secrets->end())
+            throw Error(s.where.str() + ": the step uses secret '" + s.id +
+                            "', but no --secret id=" + s.id + ",src=FILE (or env=VAR) was given",
+                        ExitCode::usage);
+        if (!s.target.empty())
+            spec.files.emplace_back(s.target, it->second);
+        else
+            spec.env.push_back(s.env + "=" + it->second);
+    }
+
+    auto rootfs = runtime::Rootfs::create(scratch / "fs", lowers, runtime::mount_targets(spec));
+    if (!rootfs) throw Error(id + ": cannot assemble the root file system: " + rootfs.error());
+    spec.rootfs = rootfs->merged();
+    auto [uid, gid] = resolve_user(spec.rootfs, step.user.empty() ? ctx.user : step.user, id);
+    spec.uid = uid;
+    spec.gid = gid;
+
+    std::deque<std::string> tail;
+    auto on_line = [&](std::string_view line) {
+        if (tail.size() == tail_lines) tail.pop_front();
+        tail.emplace_back(line);
+        if (ctx.on_output) ctx.on_output(line);
+    };
+    auto code = runtime::run_container(spec, *ctx.runtime, on_line);
+    if (auto r = rootfs->unmount(); !r) throw Error(id + ": " + r.error());
+    if (!code) throw Error(id + ": " + code.error());
+    if (*code != 0) {
+        std::string msg = id + ": the command exited with " + std::to_string(*code) + ": " +
+                          join_args(spec.args);
+        if (!tail.empty()) {
+            msg += "\nlast lines of its output:";
+            for (const auto& l : tail)
+                msg += "\n  " + l;
+        }
+        throw Error(msg);
+    }
+    runtime::NormalizeOptions norm;
+    norm.drop_noise = true;
+    norm.mount_stubs = rootfs->stub_paths();
+    auto entries = runtime::diff_upper(rootfs->upper(), norm);
+    if (!entries) throw Error(id + ": reading the step's changes: " + entries.error());
+    out.entries = std::move(*entries);
+    return out;
+}
+
+} // namespace factory::build
