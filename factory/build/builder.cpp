@@ -496,8 +496,10 @@ std::string describe_run(const recipe::RunStep& run) {
     return out.size() > 100 ? out.substr(0, 97) + "..." : out;
 }
 
-// What a RUN step sees of the stage: the base's config with the stage's [config] on top (env,
-// user, workdir), as a Dockerfile's ENV/USER/WORKDIR before a RUN would give it.
+// What a RUN step sees of the stage: the base's config with the stage's [config] env on top,
+// so PATH and friends set there apply to the steps too. User and workdir come from the step, else
+// the base: [config] user and workdir say how the finished image runs, and typically name a
+// user or a directory that the steps create.
 struct StageExec {
     std::vector<std::string> env;
     std::string user, workdir;
@@ -510,9 +512,8 @@ StageExec stage_exec(const recipe::Stage& stage, const oci::ImageConfig& config)
         for (const auto& [k, v] : stage.config.env)
             c.set_env_var(k, v);
     e.env = c.env();
-    e.user = stage.has_config && !stage.config.user.empty() ? stage.config.user : c.user();
-    e.workdir = stage.has_config && !stage.config.workdir.empty() ? stage.config.workdir
-                                                                  : c.working_dir();
+    e.user = config.user();
+    e.workdir = config.working_dir();
     return e;
 }
 
