@@ -146,6 +146,15 @@ int run(int argc, char** argv) {
     build->add_option("--secret", build_args.secrets,
                       "Give RUN steps a secret: id=ID,src=FILE or id=ID,env=VAR (never stored)");
 
+    ExportArgs export_args;
+    auto* export_cmd = app.add_subcommand("export", "Write an image of the store to destinations");
+    export_cmd->add_option("--cache", cache_dir, "Store directory");
+    export_cmd->add_option("ref", export_args.ref, "NAME[:TAG] or sha256:DIGEST")->required();
+    export_cmd->add_option("dest", export_args.outputs,
+                           "oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG], "
+                           "rootfs:DIR, rootfs-tar:FILE")
+        ->required();
+
     WhyArgs why_args;
     auto* why = app.add_subcommand("why", "Say which steps would rebuild, and why");
     why->add_option("--cache", cache_dir, "Store directory");
@@ -195,6 +204,7 @@ int run(int argc, char** argv) {
         }
         if (build->parsed()) return run_build(build_args, cache_dir);
         if (images->parsed()) return run_images(images_args, cache::store_root(cache_dir));
+        if (export_cmd->parsed()) return run_export(export_args, cache::store_root(cache_dir));
         if (why->parsed()) return run_why(base_options(cache_dir, why_args.args), why_args);
         if (stats->parsed()) return run_cache_stats(cache::store_root(cache_dir), stats_json);
         if (ls->parsed()) return run_cache_ls(cache::store_root(cache_dir));

@@ -2,6 +2,8 @@
 
 #include <cstdio>
 
+#include "factory/export/export.hpp"
+#include "factory/export/target.hpp"
 #include "factory/oci/image_config.hpp"
 #include "factory/oci/json.hpp"
 #include "factory/oci/layout.hpp"
@@ -101,6 +103,27 @@ int run_inspect(const InspectArgs& args, const std::filesystem::path& store_root
         ++h;
     }
     (void)diff_ids;
+    return 0;
+}
+
+int run_export(const ExportArgs& args, const std::filesystem::path& store_root) {
+    std::vector<exporter::Target> targets;
+    for (const auto& spec : args.outputs) {
+        auto t = exporter::parse_target(spec);
+        if (!t) throw usage_error(t.error());
+        targets.push_back(*t);
+    }
+    auto store = open_store(store_root);
+    auto desc = store.resolve(args.ref);
+    if (!desc) throw Error("no image '" + args.ref + "' in the store " + store_root.string());
+    // The name an output gets by default: the ref as given, with :latest when it has no tag.
+    std::string name = args.ref;
+    if (name.starts_with("sha256:")) name = "image:latest";
+    else if (name.find(':') == std::string::npos) name += ":latest";
+    for (const auto& t : targets) {
+        exporter::export_image(store, *desc, t, name);
+        std::printf("%s %s\n", exporter::to_string(t).c_str(), desc->digest.c_str());
+    }
     return 0;
 }
 

@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <string>
+#include <vector>
 
 namespace factory::cli {
 
@@ -18,5 +19,13 @@ struct InspectArgs {
 };
 // `factory inspect REF`: the config and layers of one image.
 int run_inspect(const InspectArgs& args, const std::filesystem::path& store_root);
+
+struct ExportArgs {
+    std::string ref;
+    std::vector<std::string> outputs;
+};
+// `factory export REF DEST...`: an image of the store to oci:, oci-archive:, docker-archive:,
+// rootfs: or rootfs-tar: destinations.
+int run_export(const ExportArgs& args, const std::filesystem::path& store_root);
 
 } // namespace factory::cli

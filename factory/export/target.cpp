@@ -4,7 +4,8 @@ namespace factory::exporter {
 
 namespace {
 constexpr const char* forms =
-    "expected oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:NAME[:TAG]]";
+    "expected oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME[:TAG]], "
+    "rootfs:DIR or rootfs-tar:FILE";
 }
 
 Result<Target> parse_target(std::string_view spec) {
@@ -17,10 +18,14 @@ Result<Target> parse_target(std::string_view spec) {
     if (kind == "oci") t.format = Format::oci_dir;
     else if (kind == "oci-archive") t.format = Format::oci_archive;
     else if (kind == "docker-archive") t.format = Format::docker_archive;
+    else if (kind == "rootfs") t.format = Format::rootfs_dir;
+    else if (kind == "rootfs-tar") t.format = Format::rootfs_tar;
     else
         return Unexpected("invalid output \"" + std::string(spec) + "\": unknown transport \"" +
                           std::string(kind) + "\"; " + forms);
-    auto sep = rest.find(':');
+    // A flattened root file system has no name: the whole rest is the path.
+    bool named = t.format != Format::rootfs_dir && t.format != Format::rootfs_tar;
+    auto sep = named ? rest.find(':') : std::string_view::npos;
     t.path = std::string(rest.substr(0, sep));
     if (sep != std::string_view::npos) t.ref = std::string(rest.substr(sep + 1));
     if (t.path.empty())
@@ -35,6 +40,8 @@ Result<Target> parse_target(std::string_view spec) {
 std::string to_string(const Target& t) {
     std::string kind = t.format == Format::oci_dir       ? "oci"
                        : t.format == Format::oci_archive ? "oci-archive"
+                       : t.format == Format::rootfs_dir  ? "rootfs"
+                       : t.format == Format::rootfs_tar  ? "rootfs-tar"
                                                          : "docker-archive";
     return kind + ":" + t.path.string() + (t.ref.empty() ? "" : ":" + t.ref);
 }

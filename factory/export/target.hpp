@@ -1,6 +1,7 @@
 #pragma once
 // Output names as skopeo spells them: oci:DIR[:TAG], oci-archive:FILE[:TAG],
-// docker-archive:FILE[:NAME[:TAG]]. Like containers/image, the path ends at the first ':'.
+// docker-archive:FILE[:NAME[:TAG]],
+// rootfs:DIR, rootfs-tar:FILE. Like containers/image, the path ends at the first ':'.
 
 #include <filesystem>
 #include <string>
@@ -12,7 +13,13 @@ namespace factory::exporter {
 
 namespace fs = std::filesystem;
 
-enum class Format { oci_dir, oci_archive, docker_archive };
+enum class Format {
+    oci_dir,
+    oci_archive,
+    docker_archive,
+    rootfs_dir, // the layers applied in order into a directory (for an AMI bake)
+    rootfs_tar, // the same as one deterministic tar
+};
 
 struct Target {
     Format format;

@@ -1,0 +1,92 @@
+#include "factory/export/rootfs.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <ctime>
+
+#include "factory/layer/tar_writer.hpp"
+#include "factory/oci/image_config.hpp"
+#include "factory/oci/manifest.hpp"
+#include "factory/runtime/applier.hpp"
+#include "factory/runtime/changeset.hpp"
+#include "factory/util/files.hpp"
+
+namespace factory::exporter {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// Applies the image's layers into `root` (an empty directory). Returns the image's config.
+oci::ImageConfig flatten(const oci::Layout& store, const oci::Descriptor& image,
+                         const fs::path& root) {
+    auto manifest = value_or_throw(store.read_manifest(image));
+    auto config = value_or_throw(store.read_config(manifest.config, manifest.layers.size()));
+    auto diff_ids = config.diff_ids();
+    Fd root_fd(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!root_fd) throw Error("cannot open " + root.string() + ": " + errno_string(errno));
+    for (std::size_t i = 0; i < manifest.layers.size(); ++i) {
+        const auto& layer = manifest.layers[i];
+        auto hex = value_or_throw(layer.sha256_hex());
+        runtime::ApplyOptions options;
+        options.mode = runtime::ApplyMode::rootfs;
+        options.compression = runtime::compression_of_media_type(layer.media_type);
+        options.expected_digest = layer.digest;
+        if (i < diff_ids.size()) options.expected_diff_id = diff_ids[i];
+        auto stats = runtime::apply_layer(store.blobs().path(hex), root_fd.get(), options);
+        if (!stats) throw Error("layer " + layer.digest + ": " + stats.error());
+    }
+    return config;
+}
+
+std::int64_t created_epoch(const oci::ImageConfig& config) {
+    auto created = config.json().value("created", std::string());
+    std::tm tm{};
+    if (created.size() < 19 || !::strptime(created.c_str(), "%Y-%m-%dT%H:%M:%S", &tm)) return 0;
+    return static_cast<std::int64_t>(::timegm(&tm));
+}
+
+} // namespace
+
+void export_rootfs_dir(const oci::Layout& store, const oci::Descriptor& image, const fs::path& dir) {
+    std::error_code ec;
+    if (fs::exists(dir, ec) && !fs::is_empty(dir, ec))
+        throw Error("cannot export to rootfs:" + dir.string() + ": the directory is not empty");
+    auto parent = fs::absolute(dir).parent_path();
+    fs::create_directories(parent, ec);
+    TempDir temp(parent, std::string(temp_prefix) + "rootfs-");
+    ::chmod(temp.path().c_str(), 0755);
+    try {
+        flatten(store, image, temp.path());
+    } catch (const Error& e) {
+        throw Error("cannot export to rootfs:" + dir.string() + ": " + e.what());
+    }
+    fs::remove(dir, ec); // an empty directory may stand there
+    if (::rename(temp.path().c_str(), dir.c_str()) != 0)
+        throw Error("failed to rename " + temp.path().string() + " to " + dir.string() + ": " +
+                    errno_string(errno));
+    temp.keep();
+}
+
+void export_rootfs_tar(const oci::Layout& store, const oci::Descriptor& image, const fs::path& file) {
+    auto parent = fs::absolute(file).parent_path();
+    TempDir temp(parent, std::string(temp_prefix) + "rootfs-");
+    try {
+        auto config = flatten(store, image, temp.path());
+        runtime::NormalizeOptions norm;
+        norm.drop_noise = false;
+        auto entries = value_or_throw(runtime::diff_upper(temp.path(), norm));
+        AtomicFile out(file, 0644);
+        int fd = out.fd();
+        auto sink = [fd](std::string_view bytes) -> Result<void> {
+            return write_all(fd, bytes.data(), bytes.size());
+        };
+        value_or_throw(layer::write_tar(std::move(entries), created_epoch(config), sink));
+        out.commit();
+    } catch (const Error& e) {
+        throw Error("cannot export to rootfs-tar:" + file.string() + ": " + e.what());
+    }
+}
+
+} // namespace factory::exporter
