@@ -10,6 +10,7 @@
 #include "factory/build/builder.hpp"
 #include "factory/cli/cache_commands.hpp"
 #include "factory/cli/commands.hpp"
+#include "factory/cli/shell_commands.hpp"
 #include "factory/util/error.hpp"
 #include "factory/util/files.hpp"
 
@@ -191,6 +192,8 @@ int run(int argc, char** argv) {
     inspect->add_option("ref", inspect_args.ref, "NAME[:TAG] or sha256:DIGEST")->required();
     inspect->add_flag("--json", inspect_args.json, "Print JSON (manifest, config)");
 
+    ShellCommands shell_commands(app, cache_dir);
+
     try {
         try {
             app.parse(argc, argv);
@@ -211,6 +214,7 @@ int run(int argc, char** argv) {
         if (prune->parsed()) return run_cache_prune(cache::store_root(cache_dir), prune_args);
         if (verify->parsed()) return run_cache_verify(cache::store_root(cache_dir), repair);
         if (inspect->parsed()) return run_inspect(inspect_args, cache::store_root(cache_dir));
+        if (auto code = shell_commands.dispatch(cache_dir)) return *code;
     } catch (const Error& e) {
         std::fflush(stdout);
         std::fprintf(stderr, "factory: error: %s\n", e.what());

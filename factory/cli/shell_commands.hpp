@@ -1,0 +1,30 @@
+#pragma once
+// `factory run` and `factory shell` (factory/shell/session.hpp): their CLI11 subcommands.
+
+#include <optional>
+#include <string>
+
+#include "factory/shell/session.hpp"
+
+namespace CLI {
+class App;
+}
+
+namespace factory::cli {
+
+class ShellCommands {
+  public:
+    // Adds the subcommands to app; cache_dir is the shared --cache value.
+    ShellCommands(CLI::App& app, std::string& cache_dir);
+    // After parsing: the exit code of the subcommand that was given, or nullopt if neither was.
+    // Throws Error like the other commands.
+    std::optional<int> dispatch(const std::string& cache_dir);
+
+  private:
+    CLI::App* run_ = nullptr;
+    CLI::App* shell_ = nullptr;
+    shell::RunOptions run_options_;
+    shell::ShellOptions shell_options_;
+};
+
+} // namespace factory::cli

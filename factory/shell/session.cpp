@@ -1,0 +1,709 @@
+#include "factory/shell/session.hpp"
+
+#include <fcntl.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+
+#include "factory/build/builder.hpp"
+#include "factory/oci/layout.hpp"
+#include "factory/recipe/parser.hpp"
+#include "factory/runtime/in_root.hpp"
+#include "factory/runtime/process.hpp"
+#include "factory/runtime/rootfs.hpp"
+#include "factory/runtime/runtime.hpp"
+#include "factory/runtime/snapshot_store.hpp"
+#include "factory/util/error.hpp"
+#include "factory/util/fd.hpp"
+#include "factory/util/files.hpp"
+#include "factory/util/progress.hpp"
+#include "factory/util/sha256.hpp"
+
+extern char** environ;
+
+namespace factory::shell {
+
+namespace {
+
+constexpr std::uint64_t max_account_file = 1 << 20;
+
+// ---- the image ----------------------------------------------------------------------------
+
+struct Target {
+    std::string display;      // "hello:latest", the REF as given
+    std::string name;         // image name without tag ("" for a digest)
+    std::string digest;       // manifest digest
+    std::optional<recipe::Recipe> recipe;
+};
+
+bool is_recipe(const std::string& target) { return target.ends_with(".toml"); }
+
+std::optional<std::int64_t> source_date_epoch() {
+    const char* v = std::getenv("SOURCE_DATE_EPOCH");
+    if (!v || !*v) return std::nullopt;
+    char* end = nullptr;
+    errno = 0;
+    long long n = std::strtoll(v, &end, 10);
+    if (errno != 0 || *end != '\0' || n < 0)
+        throw usage_error(std::string("SOURCE_DATE_EPOCH=") + v +
+                          ": expected a non-negative integer (seconds since 1970)");
+    return n;
+}
+
+Target resolve_target(const fs::path& store_root, const std::string& target) {
+    Target t;
+    if (is_recipe(target)) {
+        std::error_code ec;
+        fs::path file = fs::absolute(target, ec);
+        recipe::LoadOptions lo;
+        lo.source_date_epoch = source_date_epoch();
+        t.recipe = recipe::load(file, lo); // a recipe error: Error(usage), passed through
+        build::BuildOptions bo;
+        bo.store_root = store_root;
+        bo.source_date_epoch = lo.source_date_epoch;
+        Progress quiet(ProgressMode::quiet);
+        auto result = build::build_recipe(file, bo, quiet);
+        t.digest = result.manifest_digest;
+        t.name = result.name;
+        t.display = result.name + ":" + (result.tags.empty() ? "latest" : result.tags.front());
+        return t;
+    }
+    t.display = target;
+    t.digest = target;
+    t.name = target.starts_with("sha256:") ? "" : strip_tag(target);
+    return t;
+}
+
+struct Image {
+    oci::Manifest manifest;
+    oci::ImageConfig config;
+};
+
+// Opens the store read-only and loads the image `ref` (a ref or a manifest digest).
+Image load_image(const fs::path& store_root, const std::string& ref, const std::string& shown,
+                 std::optional<oci::Layout>& store) {
+    std::error_code ec;
+    if (!fs::exists(store_root / "index.json", ec))
+        throw usage_error("no image '" + shown + "' in the store " + store_root.string());
+    store.emplace(oci::Layout::open(store_root));
+    auto desc = store->resolve(ref);
+    if (!desc) throw usage_error("no image '" + shown + "' in the store " + store_root.string());
+    auto manifest = value_or_throw(store->read_manifest(*desc));
+    auto config = value_or_throw(store->read_config(manifest.config, manifest.layers.size()));
+    return {std::move(manifest), std::move(config)};
+}
+
+// ---- files inside the root ----------------------------------------------------------------
+
+// Reads DIR/NAME of the container's root (DIR resolved inside it, NAME not followed).
+std::optional<std::string> read_in_root(const fs::path& root, const char* dir, const char* name) {
+    Fd root_fd(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!root_fd) return std::nullopt;
+    auto d = runtime::open_dir_in_root(root_fd.get(), dir, runtime::Resolver::automatic, false);
+    if (!d) return std::nullopt;
+    Fd fd(::openat(d->get(), name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
+    struct stat st {};
+    if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) ||
+        static_cast<std::uint64_t>(st.st_size) > max_account_file)
+        return std::nullopt;
+    std::string out(static_cast<std::size_t>(st.st_size), '\0');
+    auto n = read_some(fd.get(), out.data(), out.size());
+    out.resize(n ? *n : 0);
+    return out;
+}
+
+// True if DIR/NAME exists in the root (NAME itself not followed).
+bool exists_in_root(const fs::path& root, const char* dir, const char* name) {
+    Fd root_fd(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!root_fd) return false;
+    auto d = runtime::open_dir_in_root(root_fd.get(), dir, runtime::Resolver::automatic, false);
+    if (!d) return false;
+    struct stat st {};
+    return ::fstatat(d->get(), name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+std::vector<std::string> split(const std::string& s, char sep) {
+    std::vector<std::string> out;
+    std::size_t p = 0;
+    for (;;) {
+        auto c = s.find(sep, p);
+        out.push_back(s.substr(p, c == std::string::npos ? std::string::npos : c - p));
+        if (c == std::string::npos) break;
+        p = c + 1;
+    }
+    return out;
+}
+
+// Calls fn(fields) for each line of a passwd/group text; stops when fn returns true.
+void for_each_entry(const std::string& text,
+                    const std::function<bool(const std::vector<std::string>&)>& fn) {
+    for (const auto& line : split(text, '\n')) {
+        if (line.empty() || line[0] == '#') continue;
+        if (fn(split(line, ':'))) return;
+    }
+}
+
+bool all_digits(const std::string& s) {
+    return !s.empty() && s.find_first_not_of("0123456789") == std::string::npos;
+}
+
+std::uint32_t to_id(const std::string& s) { return static_cast<std::uint32_t>(std::stoul(s)); }
+
+// USER[:GROUP] (names or numbers) → ids, names looked up in the root's /etc.
+std::pair<std::uint32_t, std::uint32_t> resolve_user(const fs::path& root, const std::string& user,
+                                                     const std::string& what) {
+    if (user.empty()) return {0, 0};
+    auto colon = user.find(':');
+    std::string u = user.substr(0, colon);
+    std::string g = colon == std::string::npos ? "" : user.substr(colon + 1);
+    auto passwd = read_in_root(root, "etc", "passwd").value_or("");
+    std::optional<std::uint32_t> uid, gid;
+    for_each_entry(passwd, [&](const std::vector<std::string>& f) {
+        if (f.size() < 4) return false;
+        if ((all_digits(u) && f[2] == u) || f[0] == u) {
+            if (all_digits(f[2])) uid = to_id(f[2]);
+            if (all_digits(f[3])) gid = to_id(f[3]);
+            return true;
+        }
+        return false;
+    });
+    if (all_digits(u)) uid = to_id(u);
+    if (!uid) throw usage_error(what + ": user '" + u + "' is not in the image's /etc/passwd");
+    if (!g.empty()) {
+        if (all_digits(g)) {
+            gid = to_id(g);
+        } else {
+            gid.reset();
+            for_each_entry(read_in_root(root, "etc", "group").value_or(""),
+                           [&](const std::vector<std::string>& f) {
+                               if (f.size() >= 3 && f[0] == g && all_digits(f[2])) {
+                                   gid = to_id(f[2]);
+                                   return true;
+                               }
+                               return false;
+                           });
+            if (!gid)
+                throw usage_error(what + ": group '" + g + "' is not in the image's /etc/group");
+        }
+    }
+    return {*uid, gid.value_or(0)};
+}
+
+// ---- environment --------------------------------------------------------------------------
+
+void set_env(std::vector<std::string>& env, const std::string& name, const std::string& value) {
+    for (auto& e : env)
+        if (e.compare(0, name.size() + 1, name + "=") == 0) {
+            e = name + "=" + value;
+            return;
+        }
+    env.push_back(name + "=" + value);
+}
+
+void set_env(std::vector<std::string>& env, const std::string& kv) {
+    auto eq = kv.find('=');
+    set_env(env, kv.substr(0, eq), kv.substr(eq + 1));
+}
+
+// ---- mounts -------------------------------------------------------------------------------
+
+bool clean_absolute(const std::string& p) {
+    if (p.empty() || p[0] != '/') return false;
+    for (const auto& c : split(p, '/'))
+        if (c == "..") return false;
+    return true;
+}
+
+// Parents before children, so a deeper mount is not hidden by a shallower one.
+void order_mounts(std::vector<runtime::Mount>& mounts) {
+    auto depth = [](const std::string& p) {
+        return std::count(p.begin(), p.end(), '/') - (p.size() > 1 && p.back() == '/' ? 1 : 0);
+    };
+    std::stable_sort(mounts.begin(), mounts.end(), [&](const auto& a, const auto& b) {
+        return depth(a.destination) < depth(b.destination);
+    });
+}
+
+void add_bind(runtime::RunSpec& spec, const std::string& src, const std::string& dst, bool ro = false) {
+    std::string d = dst;
+    while (d.size() > 1 && d.back() == '/') d.pop_back();
+    for (const auto& m : spec.mounts)
+        if (m.destination == d) return; // first one wins
+    spec.mounts.push_back({d, src, "bind", {"rbind", ro ? "ro" : "rw"}});
+}
+
+// ---- signals ------------------------------------------------------------------------------
+
+char g_children_path[64];
+
+// SIGTERM/SIGHUP sent to factory alone: passed on to the runtime (which passes it on to the
+// container's process). SIGINT/SIGQUIT from the terminal reach the runtime directly (same
+// process group): factory waits for the container's exit status instead of dying first.
+void forward_signal(int sig) {
+    int saved = errno;
+    int fd = ::open(g_children_path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        char buf[256];
+        ssize_t n = ::read(fd, buf, sizeof buf - 1);
+        ::close(fd);
+        long pid = 0;
+        for (ssize_t i = 0; i < n; ++i) {
+            if (buf[i] >= '0' && buf[i] <= '9') {
+                pid = pid * 10 + (buf[i] - '0');
+            } else {
+                if (pid > 0) ::kill(static_cast<pid_t>(pid), sig);
+                pid = 0;
+            }
+        }
+        if (pid > 0) ::kill(static_cast<pid_t>(pid), sig);
+    }
+    errno = saved;
+}
+
+void ignore_signal(int) {}
+
+class SignalGuard {
+  public:
+    SignalGuard() {
+        std::snprintf(g_children_path, sizeof g_children_path, "/proc/%d/task/%d/children",
+                      static_cast<int>(::getpid()), static_cast<int>(::gettid()));
+        install(SIGINT, ignore_signal, 0);
+        install(SIGQUIT, ignore_signal, 1);
+        install(SIGTERM, forward_signal, 2);
+        install(SIGHUP, forward_signal, 3);
+    }
+    ~SignalGuard() {
+        int sigs[] = {SIGINT, SIGQUIT, SIGTERM, SIGHUP};
+        for (int i = 0; i < 4; ++i)
+            ::sigaction(sigs[i], &old_[i], nullptr);
+    }
+    SignalGuard(const SignalGuard&) = delete;
+    SignalGuard& operator=(const SignalGuard&) = delete;
+
+  private:
+    void install(int sig, void (*handler)(int), int slot) {
+        struct sigaction sa {};
+        sa.sa_handler = handler; // a handler (not SIG_IGN): reset to the default across exec
+        sa.sa_flags = SA_RESTART;
+        sigemptyset(&sa.sa_mask);
+        ::sigaction(sig, &sa, &old_[slot]);
+    }
+    struct sigaction old_[4] {};
+};
+
+// ---- the run ------------------------------------------------------------------------------
+
+// Assembles the root file system for spec (its mounts and files must be final as paths:
+// they become the overlay's stubs), lets `prepare` finish the spec against the mounted root,
+// runs the container with the output passed through and returns its exit code. Nothing
+// (mount, container, scratch directory) outlives the call.
+int run_in_image(const fs::path& store_root, oci::Layout& store, const Image& image,
+                 runtime::RunSpec spec, const std::function<void(runtime::RunSpec&)>& prepare,
+                 const std::function<void()>& on_ready = {}) {
+    // A terminal wants runc when nothing else is asked for: crun 1.8 neither copies our window
+    // size to the container's pty nor passes SIGWINCH on; runc does both.
+    std::optional<runtime::RuntimeChoice> choice;
+    const char* requested = std::getenv("FACTORY_RUNTIME");
+    if (spec.terminal && !(requested && *requested))
+        if (auto r = runtime::choose_runtime("runc")) choice = std::move(*r);
+    if (!choice) {
+        auto r = runtime::choose_runtime("");
+        if (!r) throw Error("no OCI runtime: " + r.error());
+        choice = std::move(*r);
+    }
+    const runtime::RuntimeChoice* rt = &*choice;
+
+    runtime::SnapshotStore snapshots(store_root, store.blobs());
+    auto diff_ids = image.config.diff_ids();
+    const auto& layers = image.manifest.layers;
+    if (diff_ids.size() != layers.size())
+        throw Error("the image's config lists " + std::to_string(diff_ids.size()) +
+                    " diff_ids for " + std::to_string(layers.size()) + " layers");
+    std::vector<fs::path> lowers;
+    for (std::size_t i = layers.size(); i-- > 0;) {
+        auto path = snapshots.ensure(diff_ids[i], layers[i]);
+        if (!path) throw Error("layer " + layers[i].digest + ": " + path.error());
+        lowers.push_back(*path);
+    }
+
+    std::error_code ec;
+    fs::create_directories(store_root / "tmp", ec);
+    if (ec) throw Error("cannot create " + (store_root / "tmp").string() + ": " + ec.message());
+    order_mounts(spec.mounts);
+    TempDir scratch(store_root / "tmp", "shell-");
+    auto rootfs = runtime::Rootfs::create(scratch.path() / "fs", lowers, runtime::mount_targets(spec));
+    if (!rootfs) throw Error("cannot assemble the root file system: " + rootfs.error());
+    spec.rootfs = rootfs->merged();
+    prepare(spec);
+    if (on_ready) on_ready();
+
+    Result<int> code = 0;
+    {
+        SignalGuard signals;
+        code = runtime::run_container(spec, *rt, {});
+    }
+    (void)rootfs->unmount();
+    if (!code) throw Error(code.error());
+    return *code;
+}
+
+std::string host_user_name(std::uint32_t uid) {
+    if (uid == 0) return "root";
+    struct passwd pw {};
+    struct passwd* out = nullptr;
+    std::vector<char> buf(16384);
+    if (::getpwuid_r(uid, &pw, buf.data(), buf.size(), &out) == 0 && out && out->pw_name &&
+        *out->pw_name)
+        return out->pw_name;
+    return "user";
+}
+
+std::uint32_t env_id(const char* name, std::uint32_t fallback) {
+    const char* v = std::getenv(name);
+    if (!v || !all_digits(v)) return fallback;
+    try {
+        return to_id(v);
+    } catch (const std::exception&) {
+        return fallback;
+    }
+}
+
+std::string git_toplevel(const fs::path& dir) {
+    fs::path git;
+    const char* path = std::getenv("PATH");
+    for (const auto& d : split(path && *path ? path : "/usr/local/bin:/usr/bin:/bin", ':')) {
+        if (d.empty()) continue;
+        if (::access((fs::path(d) / "git").c_str(), X_OK) == 0) {
+            git = fs::path(d) / "git";
+            break;
+        }
+    }
+    if (git.empty()) return {};
+    runtime::SpawnOptions o;
+    o.argv = {git.string(), "-C", dir.string(), "rev-parse", "--show-toplevel"};
+    o.die_with_parent = true;
+    auto r = runtime::run_capture(o);
+    if (!r || r->status != 0) return {};
+    std::string out = r->output;
+    while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
+    if (out.empty() || out[0] != '/' || out.find('\n') != std::string::npos) return {};
+    return out;
+}
+
+bool is_shell_program(const std::vector<std::string>& argv) {
+    if (argv.empty()) return false;
+    static const char* shells[] = {"sh", "bash", "zsh", "fish", "dash", "ash", "ksh", "mksh"};
+    auto base = fs::path(argv[0]).filename().string();
+    for (auto* s : shells)
+        if (base == s) return true;
+    return false;
+}
+
+bool inside(const fs::path& dir, const fs::path& p) {
+    auto d = dir.string(), s = p.string();
+    if (d == "/") return true;
+    return s == d || (s.size() > d.size() && s.compare(0, d.size(), d) == 0 && s[d.size()] == '/');
+}
+
+void check_volume_name(const std::string& name) {
+    if (name.empty() || name.find('/') != std::string::npos || name.find("..") != std::string::npos ||
+        name == ".")
+        throw usage_error("volume name '" + name +
+                          "': expected a name ([A-Za-z0-9][A-Za-z0-9._-]*), not a path");
+}
+
+} // namespace
+
+// ---- helpers ------------------------------------------------------------------------------
+
+std::string strip_tag(const std::string& ref) {
+    auto at = ref.find('@');
+    std::string r = ref.substr(0, at);
+    auto slash = r.rfind('/');
+    auto colon = r.rfind(':');
+    if (colon != std::string::npos && (slash == std::string::npos || colon > slash))
+        r = r.substr(0, colon);
+    return r;
+}
+
+std::string hostname_for(const std::string& image_name) {
+    std::string n = strip_tag(image_name);
+    if (auto slash = n.rfind('/'); slash != std::string::npos) n = n.substr(slash + 1);
+    std::string out;
+    for (char c : n) {
+        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+        out += (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ? c : '-';
+    }
+    while (!out.empty() && out.front() == '-') out.erase(out.begin());
+    if (out.size() > 63) out.resize(63);
+    while (!out.empty() && out.back() == '-') out.pop_back();
+    return out.empty() ? "factory" : out;
+}
+
+std::vector<std::string> passthrough_env(const std::vector<std::string>& extra, char** envp) {
+    static const char* fixed[] = {"TERM", "COLORTERM", "LANG", "SSH_AUTH_SOCK", "DISPLAY",
+                                  "WAYLAND_DISPLAY", "http_proxy", "https_proxy", "no_proxy",
+                                  "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "TZ"};
+    std::vector<std::string> out;
+    for (char** e = envp; e && *e; ++e) {
+        std::string kv = *e;
+        auto eq = kv.find('=');
+        if (eq == std::string::npos || eq == 0) continue;
+        std::string name = kv.substr(0, eq);
+        bool pass = name.starts_with("LC_") || name == "LANGUAGE";
+        for (auto* f : fixed)
+            pass = pass || name == f;
+        for (const auto& x : extra)
+            pass = pass || name == x;
+        if (pass) out.push_back(kv);
+    }
+    return out;
+}
+
+std::string passwd_with(std::string text, std::uint32_t uid, std::uint32_t gid,
+                        const std::string& name, const std::string& home, std::string* name_out) {
+    std::string found;
+    bool name_taken = false;
+    for_each_entry(text, [&](const std::vector<std::string>& f) {
+        if (f.size() >= 3 && f[2] == std::to_string(uid)) {
+            found = f[0];
+            return true;
+        }
+        if (!f.empty() && f[0] == name) name_taken = true;
+        return false;
+    });
+    if (!found.empty()) {
+        if (name_out) *name_out = found;
+        return text;
+    }
+    std::string n = name_taken ? "user" + std::to_string(uid) : name;
+    if (!text.empty() && text.back() != '\n') text += '\n';
+    text += n + ":x:" + std::to_string(uid) + ":" + std::to_string(gid) + ":" + n + ":" + home +
+            ":/bin/sh\n";
+    if (name_out) *name_out = n;
+    return text;
+}
+
+std::string group_with(std::string text, std::uint32_t gid, const std::string& name) {
+    bool found = false, name_taken = false;
+    for_each_entry(text, [&](const std::vector<std::string>& f) {
+        if (f.size() >= 3 && f[2] == std::to_string(gid)) {
+            found = true;
+            return true;
+        }
+        if (!f.empty() && f[0] == name) name_taken = true;
+        return false;
+    });
+    if (found) return text;
+    if (!text.empty() && text.back() != '\n') text += '\n';
+    text += (name_taken ? "group" + std::to_string(gid) : name) + ":x:" + std::to_string(gid) + ":\n";
+    return text;
+}
+
+// ---- factory run --------------------------------------------------------------------------
+
+int run_image(const RunOptions& o) {
+    if (o.network != "host" && o.network != "none")
+        throw usage_error("--network " + o.network + ": expected host or none");
+    runtime::RunSpec spec;
+    spec.terminal = false;
+    spec.network = o.network == "host";
+    for (const auto& m : o.mounts) {
+        auto parts = split(m, ':');
+        bool ro = false;
+        if (parts.size() == 3 && (parts[2] == "ro" || parts[2] == "rw")) {
+            ro = parts[2] == "ro";
+            parts.pop_back();
+        }
+        if (parts.size() != 2 || parts[0].empty() || !clean_absolute(parts[1]))
+            throw usage_error("--mount " + m + ": expected SRC:DST[:ro] with DST absolute");
+        std::error_code ec;
+        fs::path src = fs::absolute(parts[0], ec);
+        if (!fs::exists(src, ec)) throw usage_error("--mount " + m + ": " + src.string() + " does not exist");
+        add_bind(spec, src.string(), parts[1], ro);
+    }
+    for (const auto& e : o.env)
+        if (auto eq = e.find('='); eq == std::string::npos || eq == 0)
+            throw usage_error("--env " + e + ": expected NAME=VALUE");
+    if (!o.workdir.empty() && !clean_absolute(o.workdir))
+        throw usage_error("--workdir " + o.workdir + ": expected an absolute path");
+    if (!o.user.empty()) {
+        auto parts = split(o.user, ':');
+        if (parts.size() > 2 || !all_digits(parts[0]) || (parts.size() == 2 && !all_digits(parts[1])))
+            throw usage_error("--user " + o.user + ": expected UID[:GID] (numbers)");
+    }
+
+    Target t = resolve_target(o.store_root, o.target);
+    std::optional<oci::Layout> store;
+    Image image = load_image(o.store_root, t.digest, t.display, store);
+
+    spec.env = image.config.env();
+    for (const auto& e : o.env)
+        set_env(spec.env, e);
+    spec.cwd = !o.workdir.empty() ? o.workdir
+               : image.config.working_dir().empty() ? "/" : image.config.working_dir();
+    if (!o.args.empty()) {
+        spec.args = o.args;
+    } else {
+        spec.args = image.config.entrypoint();
+        for (const auto& a : image.config.cmd())
+            spec.args.push_back(a);
+        if (spec.args.empty())
+            throw usage_error("the image " + t.display + " has no Entrypoint or Cmd: give a command after --");
+    }
+    std::string user = o.user.empty() ? image.config.user() : o.user;
+    return run_in_image(o.store_root, *store, image, std::move(spec), [&](runtime::RunSpec& s) {
+        auto [uid, gid] = resolve_user(s.rootfs, user, "--user");
+        s.uid = uid;
+        s.gid = gid;
+    });
+}
+
+// ---- factory shell ------------------------------------------------------------------------
+
+int run_shell(const ShellOptions& o) {
+    if (!o.home.empty() && o.home != "host" && o.home != "persistent")
+        throw usage_error("--home " + o.home + ": expected host or persistent");
+    std::error_code ec;
+    fs::path project;
+    if (!o.project.empty()) {
+        project = fs::absolute(o.project, ec);
+        if (!fs::is_directory(project, ec))
+            throw usage_error("--project " + o.project + ": no such directory");
+        project = fs::canonical(project, ec);
+    }
+    // Validate before building anything.
+    Target t = resolve_target(o.store_root, o.target);
+    recipe::ShellConfig shell_config;
+    if (t.recipe) shell_config = t.recipe->shell;
+    for (const auto& [name, path] : shell_config.volumes) {
+        check_volume_name(name);
+        if (!clean_absolute(path))
+            throw usage_error("volume " + name + ": " + path + ": expected an absolute path");
+    }
+    std::optional<oci::Layout> store;
+    Image image = load_image(o.store_root, t.digest, t.display, store);
+
+    if (project.empty()) {
+        if (t.recipe) {
+            fs::path dir = t.recipe->file.parent_path();
+            auto top = git_toplevel(dir);
+            project = top.empty() ? dir : fs::path(top);
+        } else {
+            project = fs::current_path(ec);
+        }
+        project = fs::weakly_canonical(project, ec);
+    }
+    if (project == "/") throw usage_error("the project directory can't be / (use --project DIR)");
+    fs::path cwd = fs::weakly_canonical(fs::current_path(ec), ec);
+    if (!inside(project, cwd)) cwd = project;
+
+    runtime::RunSpec spec;
+    spec.terminal = ::isatty(0) == 1;
+    spec.network = true;
+    spec.no_new_privileges = false; // sudo and friends work in a dev shell
+    spec.hostname = !shell_config.hostname.empty() ? shell_config.hostname
+                    : t.name.empty() ? "factory" : hostname_for(t.name);
+    std::uint32_t uid = o.root ? 0 : env_id("SUDO_UID", ::getuid());
+    std::uint32_t gid = o.root ? 0 : env_id("SUDO_GID", ::getgid());
+    spec.uid = uid;
+    spec.gid = gid;
+    std::string host_name = host_user_name(uid);
+    std::string home = uid == 0 ? "/root" : "/home/" + host_name;
+
+    bool host_home = o.home.empty() ? shell_config.home == recipe::ShellConfig::Home::host
+                                    : o.home == "host";
+    if (host_home) {
+        const char* h = std::getenv("HOME");
+        if (!h || h[0] != '/' || !fs::is_directory(h, ec))
+            throw usage_error("--home host: $HOME is not set to a directory");
+        home = fs::weakly_canonical(h, ec).string();
+        if (home != "/") add_bind(spec, home, home);
+    } else {
+        std::string key = t.recipe ? t.recipe->file.string() : (t.name.empty() ? t.digest : t.name);
+        fs::path dir = o.store_root / "homes" / Sha256::hex(key).substr(0, 16);
+        fs::create_directories(dir, ec);
+        if (ec) throw Error("cannot create " + dir.string() + ": " + ec.message());
+        if (::chown(dir.c_str(), uid, gid) != 0 && ::geteuid() == 0)
+            throw Error("cannot chown " + dir.string() + ": " + std::strerror(errno));
+        ::chmod(dir.c_str(), 0755);
+        add_bind(spec, dir.string(), home);
+    }
+    for (const auto& [name, path] : shell_config.volumes) {
+        fs::path dir = o.store_root / "volumes" / name;
+        if (!fs::exists(dir, ec)) {
+            fs::create_directories(dir, ec);
+            if (ec) throw Error("cannot create " + dir.string() + ": " + ec.message());
+            (void)::chown(dir.c_str(), uid, gid);
+        }
+        add_bind(spec, dir.string(), path);
+    }
+    add_bind(spec, project.string(), project.string());
+
+    spec.env = image.config.env();
+    auto host_env = passthrough_env(shell_config.env_passthrough, environ);
+    for (const auto& e : host_env)
+        set_env(spec.env, e);
+    if (const char* tz = std::getenv("TZ"); !tz) {
+        if (auto zone = read_file("/etc/timezone", 256)) {
+            std::string z = *zone;
+            while (!z.empty() && (z.back() == '\n' || z.back() == ' ')) z.pop_back();
+            if (!z.empty()) set_env(spec.env, "TZ", z);
+        }
+    }
+    if (const char* sock = std::getenv("SSH_AUTH_SOCK"); sock && sock[0] == '/') {
+        struct stat st {};
+        if (::stat(sock, &st) == 0 && S_ISSOCK(st.st_mode) && clean_absolute(sock))
+            add_bind(spec, sock, sock);
+    }
+    spec.cwd = cwd.string();
+    // Placeholders: the paths must be known before the root is assembled (stubs).
+    spec.files.emplace_back("/etc/passwd", "");
+    spec.files.emplace_back("/etc/group", "");
+
+    std::vector<std::string> args = o.args;
+    std::string display = t.display;
+    return run_in_image(
+        o.store_root, *store, image, std::move(spec),
+        [&](runtime::RunSpec& s) {
+            std::string name;
+            auto passwd = passwd_with(read_in_root(s.rootfs, "etc", "passwd").value_or(""), uid,
+                                      gid, host_name, home, &name);
+            auto group = group_with(read_in_root(s.rootfs, "etc", "group").value_or(""), gid,
+                                    uid == 0 ? "root" : host_name);
+            s.files[s.files.size() - 2].second = passwd;
+            s.files[s.files.size() - 1].second = group;
+            set_env(s.env, "HOME", home);
+            set_env(s.env, "USER", name);
+            set_env(s.env, "LOGNAME", name);
+            std::string default_shell =
+                exists_in_root(s.rootfs, "bin", "bash") ? "/bin/bash" : "/bin/sh";
+            set_env(s.env, "SHELL", default_shell);
+            if (!args.empty()) {
+                s.args = args;
+            } else {
+                std::vector<std::string> image_cmd = image.config.entrypoint();
+                for (const auto& a : image.config.cmd())
+                    image_cmd.push_back(a);
+                s.args = is_shell_program(image_cmd) ? image_cmd
+                                                     : std::vector<std::string>{default_shell};
+            }
+        },
+        [&] {
+            std::fprintf(stderr,
+                         "factory: shell in %s (changes outside HOME, volumes and the project "
+                         "are discarded on exit)\n",
+                         display.c_str());
+            std::fflush(stderr);
+        });
+}
+
+} // namespace factory::shell
