@@ -1,5 +1,6 @@
 #include "factory/runtime/bundle.hpp"
 
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 
 #include <fstream>
@@ -116,6 +117,13 @@ std::vector<MountTarget> mount_targets(const RunSpec& spec) {
 std::string make_config(const RunSpec& spec, const fs::path& bundle_dir) {
     Json process;
     process["terminal"] = spec.terminal;
+    // runtime-spec config.md consoleSize: the pty starts with the caller's window size instead
+    // of 0x0 (crun never copies it; runc only after the process started).
+    if (spec.terminal) {
+        struct winsize ws {};
+        if (::ioctl(0, TIOCGWINSZ, &ws) == 0 && ws.ws_row > 0 && ws.ws_col > 0)
+            process["consoleSize"] = {{"height", ws.ws_row}, {"width", ws.ws_col}};
+    }
     Json user;
     user["uid"] = spec.uid;
     user["gid"] = spec.gid;

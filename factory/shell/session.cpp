@@ -308,8 +308,9 @@ class SignalGuard {
 int run_in_image(const fs::path& store_root, oci::Layout& store, const Image& image,
                  runtime::RunSpec spec, const std::function<void(runtime::RunSpec&)>& prepare,
                  const std::function<void()>& on_ready = {}) {
-    // A terminal wants runc when nothing else is asked for: crun 1.8 neither copies our window
-    // size to the container's pty nor passes SIGWINCH on; runc does both.
+    // A terminal wants runc when nothing else is asked for: both start the pty at our window
+    // size (process.consoleSize), but crun 1.8 doesn't pass SIGWINCH on, so a resized terminal
+    // would keep its old size; runc does.
     std::optional<runtime::RuntimeChoice> choice;
     const char* requested = std::getenv("FACTORY_RUNTIME");
     if (spec.terminal && !(requested && *requested))
