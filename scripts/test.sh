@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (.ci/run calls exactly this), from a fresh Debian 12 as root:
+#
+#   1. scripts/setup.sh                      packages (idempotent)
+#   2. build/       g++, RelWithDebInfo      ctest: unit, integration, interop
+#   3. build-asan/  g++, ASan + UBSan        ctest -L unit
+#   4. build-fuzz/  clang-16 + libFuzzer     each tests/fuzz/*_fuzzer for FUZZ_SECONDS (30) s
+#
+# Every stage runs even when an earlier one failed (so one run shows every problem); the exit
+# code is non-zero when any failed. The last line is "summary: N passed, N failed, N skipped"
+# over all tests run. Budget on 2 cores: under 20 minutes.
+#
+# Environment: FUZZ_SECONDS (default 30), JOBS (default nproc), SKIP_ASAN=1, SKIP_FUZZ=1,
+# CTEST_ARGS (extra arguments for the main ctest run, e.g. "-R integration").
+#
+# Why clang-16 and a macro for the fuzz build: libFuzzer needs clang, and the code uses
+# std::expected. libstdc++ 12 (the only C++ library here) hides <expected> unless
+# __cpp_concepts >= 202002L. Clang 14 (Debian's default) can't compile it even when forced;
+# clang 16 implements what <expected> needs (P0848, conditionally trivial special members) but
+# still reports 201907L, so the fuzz build tells it the value. The main and ASan builds use g++.
+set -uo pipefail
+
+cd "$(dirname "$0")/.." || exit 1
+top=$PWD
+jobs=${JOBS:-$(nproc)}
+fuzz_seconds=${FUZZ_SECONDS:-30}
+start=$SECONDS
+passed=0
+failed=0
+skipped=0
+failures=()
+
+say() { printf '\n=== %s (%ds)\n' "$*" $((SECONDS - start)); }
+stage_failed() {
+    failures+=("$1")
+    echo "test.sh: FAILED: $1" >&2
+}
+
+# Adds a ctest run's counts (from its JUnit file) to the totals.
+count_junit() {
+    local file=$1 counts
+    if [[ ! -f $file ]]; then
+        return 1
+    fi
+    counts=$(python3 - "$file" <<'EOF'
+import sys, xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
+p = f = s = 0
+for suite in suites:
+    for case in suite.iter("testcase"):
+        status = case.get("status", "")
+        if case.find("failure") is not None or case.find("error") is not None or status == "fail":
+            f += 1
+        elif case.find("skipped") is not None or status in ("notrun", "disabled"):
+            s += 1
+        else:
+            p += 1
+print(p, f, s)
+EOF
+    ) || return 1
+    read -r p f s <<<"$counts"
+    passed=$((passed + p))
+    failed=$((failed + f))
+    skipped=$((skipped + s))
+}
+
+# ctest_in DIR NAME ARGS...: runs ctest, prints its summary, adds its counts.
+ctest_in() {
+    local dir=$1 name=$2
+    shift 2
+    local junit="$top/$dir/ctest-junit.xml"
+    rm -f "$junit"
+    local rc=0
+    (cd "$dir" && ctest --output-on-failure --no-tests=error -j "$jobs" \
+        --output-junit "$junit" "$@") || rc=$?
+    if ! count_junit "$junit"; then
+        failed=$((failed + 1))
+    fi
+    ((rc == 0)) || stage_failed "$name"
+}
+
+# ---- 1. packages --------------------------------------------------------------------------
+say "setup"
+if ! bash scripts/setup.sh; then
+    echo "test.sh: setup failed; nothing else can run" >&2
+    echo "summary: 0 passed, 1 failed"
+    exit 1
+fi
+
+# ---- 2. main build and the full ctest run --------------------------------------------------
+say "build (g++, RelWithDebInfo) in build/"
+if cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null &&
+    ninja -C build -j "$jobs"; then
+    say "ctest in build/ (unit, integration, interop)"
+    # shellcheck disable=SC2086 # CTEST_ARGS is a list on purpose
+    ctest_in build "ctest" ${CTEST_ARGS:-}
+else
+    stage_failed "build"
+    failed=$((failed + 1))
+fi
+
+# ---- 3. ASan + UBSan unit tests ------------------------------------------------------------
+if [[ -z ${SKIP_ASAN:-} ]]; then
+    say "build (g++, ASan+UBSan) in build-asan/"
+    # -O1: sanitizer builds compile faster and still catch what they catch at -O2.
+    if cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-g -O1" \
+        -DFACTORY_SANITIZE=ON >/dev/null && ninja -C build-asan -j "$jobs"; then
+        say "ctest -L unit in build-asan/"
+        ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:strict_string_checks=1} \
+            UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
+            ctest_in build-asan "ctest -L unit (ASan+UBSan)" -L unit
+    else
+        stage_failed "build-asan"
+        failed=$((failed + 1))
+    fi
+fi
+
+# ---- 4. fuzzing ----------------------------------------------------------------------------
+fuzz_flags="-Wno-builtin-macro-redefined -U__cpp_concepts -D__cpp_concepts=202002L"
+if [[ -z ${SKIP_FUZZ:-} ]]; then
+    mapfile -t fuzzers < <(find tests/fuzz -maxdepth 1 -name '*_fuzzer.cpp' -printf '%f\n' |
+        sed 's/\.cpp$//' | sort)
+    if ((${#fuzzers[@]} == 0)); then
+        say "fuzz: no tests/fuzz/*_fuzzer.cpp yet"
+    else
+        say "build (clang-16, libFuzzer + ASan/UBSan) in build-fuzz/: ${fuzzers[*]}"
+        if cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-g -O1" \
+            -DFACTORY_FUZZ=ON -DFACTORY_TESTS=OFF \
+            -DCMAKE_C_COMPILER=clang-16 -DCMAKE_CXX_COMPILER=clang++-16 \
+            -DCMAKE_CXX_FLAGS="$fuzz_flags" >/dev/null &&
+            ninja -C build-fuzz -j "$jobs" "${fuzzers[@]}"; then
+            for f in "${fuzzers[@]}"; do
+                short=${f%_fuzzer}
+                say "fuzz $f for ${fuzz_seconds}s"
+                work="$top/build-fuzz/corpus-work/$short"
+                artifacts="$top/build-fuzz/artifacts/$short/"
+                mkdir -p "$work" "$artifacts"
+                seeds=()
+                for c in "$top/tests/fuzz/corpus/$short" "$top/tests/fuzz/corpus/$f"; do
+                    [[ -d $c ]] && seeds+=("$c")
+                done
+                # New inputs go to the work dir (the first), never into the source tree.
+                bin="build-fuzz/tests/fuzz/$f"
+                if [[ ! -x $bin ]]; then
+                    echo "test.sh: $bin was not built" >&2
+                    failed=$((failed + 1))
+                    stage_failed "fuzz $f"
+                    continue
+                fi
+                if "$bin" -max_total_time="$fuzz_seconds" -timeout=10 \
+                    -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$artifacts" \
+                    "$work" "${seeds[@]}" >"build-fuzz/$f.log" 2>&1; then
+                    grep -E '^Done |stat::number_of_executed_units|stat::new_units_added' \
+                        "build-fuzz/$f.log" || true
+                    passed=$((passed + 1))
+                else
+                    tail -n 60 "build-fuzz/$f.log"
+                    echo "test.sh: crash input(s) in $artifacts; full log build-fuzz/$f.log" >&2
+                    failed=$((failed + 1))
+                    stage_failed "fuzz $f"
+                fi
+            done
+        else
+            stage_failed "build-fuzz"
+            failed=$((failed + 1))
+        fi
+    fi
+fi
+
+# ---- summary -------------------------------------------------------------------------------
+say "done"
+if ((${#failures[@]} > 0)); then
+    printf 'test.sh: failed stage: %s\n' "${failures[@]}"
+fi
+echo "summary: $passed passed, $failed failed, $skipped skipped"
+((${#failures[@]} == 0 && failed == 0))
