@@ -95,6 +95,11 @@ Result<std::unique_ptr<Compressor>> make_zstd_compressor(Sink sink, ZstdOptions 
         return Unexpected(r.error());
     if (auto r = set(cctx.get(), ZSTD_c_checksumFlag, options.checksum ? 1 : 0, "checksum"); !r)
         return Unexpected(r.error());
+    // A fixed job size: the default (4 windows, 8 MiB at level 3) keeps several jobs' input and
+    // output buffered; 2 MiB jobs keep a layer well under 64 MiB of memory. Fixed, so the bytes
+    // still don't depend on the number of workers.
+    if (auto r = set(cctx.get(), ZSTD_c_jobSize, 2 << 20, "jobSize"); !r)
+        return Unexpected(r.error());
     return std::make_unique<ZstdCompressor>(std::move(sink), std::move(cctx));
 }
 

@@ -109,9 +109,9 @@ TEST(LayerZstd, EmptyInput) {
     EXPECT_EQ(zstd("", 1), frame);
 }
 
-// zstd(1) reads our frames, and compressing a pipe with its defaults (level 3, one worker in
-// multithreaded mode, checksum on) gives the very same bytes: an independent check that the
-// parameters are the ones we claim.
+// zstd(1) reads our frames, and compressing a pipe with our parameters (level 3, one worker in
+// multithreaded mode, checksum on, 2 MiB jobs: -B2097152) gives the very same bytes: an
+// independent check that the parameters are the ones we claim.
 TEST(LayerZstd, ZstdToolAgrees) {
     if (run("zstd --version").second != 0) GTEST_SKIP() << "zstd(1) not available";
     testing::TestDir dir;
@@ -122,7 +122,7 @@ TEST(LayerZstd, ZstdToolAgrees) {
     auto [out, status] = run("zstd -q -dc < " + (dir / "data.zst").string());
     EXPECT_EQ(status, 0);
     EXPECT_EQ(out, data);
-    auto [theirs, status2] = run("cat " + (dir / "data").string() + " | zstd -q -3 -c");
+    auto [theirs, status2] = run("cat " + (dir / "data").string() + " | zstd -q -3 -B2097152 -c");
     EXPECT_EQ(status2, 0);
     EXPECT_EQ(Sha256::hex(theirs), Sha256::hex(ours));
 }
