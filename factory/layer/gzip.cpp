@@ -1,6 +1,8 @@
 #include "factory/layer/gzip.hpp"
 
 #include <algorithm>
+#include <array>
+#include <cmath>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -46,7 +48,52 @@ class Deflater {
     int init_;
 };
 
+// True when a block's bytes are close to uniformly distributed (order-0 entropy above 7.95
+// bits a byte): random data, or data compressed already. deflate can't shrink such a block
+// (it would end up in stored blocks anyway) but spends as long on it as on text, so the block
+// is stored without trying. The test is a function of the block's bytes alone, so the output
+// still doesn't depend on the thread count.
+bool looks_incompressible(const std::vector<unsigned char>& input) {
+    constexpr std::size_t min_size = 16 << 10;
+    if (input.size() < min_size) return false;
+    std::array<std::uint32_t, 256> counts{};
+    for (unsigned char c : input)
+        ++counts[c];
+    double n = static_cast<double>(input.size());
+    double sum = 0;
+    for (auto c : counts)
+        if (c) sum += c * std::log2(static_cast<double>(c));
+    double entropy = std::log2(n) - sum / n;
+    return entropy > 7.95;
+}
+
+// RFC 1951 3.2.4: stored blocks of at most 65535 bytes, each a header byte (BFINAL, BTYPE=00,
+// padding: the stream is byte-aligned after the previous block's sync flush), LEN and NLEN.
+void store_blocks(Job& job) {
+    const auto& in = job.input;
+    job.output.clear();
+    job.output.reserve(in.size() + (in.size() / 65535 + 1) * 5);
+    std::size_t pos = 0;
+    do {
+        std::size_t len = std::min<std::size_t>(65535, in.size() - pos);
+        bool final_block = job.last && pos + len == in.size();
+        job.output.push_back(final_block ? 1 : 0);
+        job.output.push_back(static_cast<unsigned char>(len & 0xff));
+        job.output.push_back(static_cast<unsigned char>(len >> 8));
+        job.output.push_back(static_cast<unsigned char>(~len & 0xff));
+        job.output.push_back(static_cast<unsigned char>((~len >> 8) & 0xff));
+        job.output.insert(job.output.end(), in.begin() + static_cast<std::ptrdiff_t>(pos),
+                          in.begin() + static_cast<std::ptrdiff_t>(pos + len));
+        pos += len;
+    } while (pos < in.size());
+}
+
 Result<void> Deflater::compress(Job& job) {
+    if (looks_incompressible(job.input)) {
+        store_blocks(job);
+        job.crc = crc32(0, job.input.data(), static_cast<uInt>(job.input.size()));
+        return {};
+    }
     if (init_ != Z_OK)
         return Unexpected("zlib: deflateInit2 failed (" + std::to_string(init_) + ")");
     deflateReset(&z_);
