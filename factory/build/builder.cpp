@@ -616,6 +616,7 @@ void Builder::import_debian(const recipe::Stage& stage, StageState& state) {
     spec.suite = deb.suite;
     spec.variant = deb.variant;
     spec.include = deb.include;
+    spec.mirror = deb.mirror;
     spec.mirror = sources::resolve_mirror(spec);
     spec.components = deb.components;
     spec.architecture = deb.architecture.empty() ? debian_arch(recipe_) : deb.architecture;

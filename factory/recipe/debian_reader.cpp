@@ -18,15 +18,14 @@ std::string read_variant(Reader& r, const toml::node& node, const std::string& l
     std::string variant = r.string(node, label);
     const auto& known = debian_variants();
     if (std::find(known.begin(), known.end(), variant) != known.end()) return variant;
-    std::string message = label + ": unknown variant " + quote(variant) + " (expected " +
-                          join_list(known) + ")";
+    std::string message =
+        label + ": unknown variant " + quote(variant) + " (expected " + join_list(known) + ")";
     if (auto guess = closest(variant, known); !guess.empty())
         message += "; did you mean " + quote(guess) + "?";
     r.fail(node, message);
 }
 
-std::vector<std::string> read_include(Reader& r, const toml::node& node,
-                                      const std::string& label) {
+std::vector<std::string> read_include(Reader& r, const toml::node& node, const std::string& label) {
     std::set<std::string> packages; // sorted, repeats dropped: the set is what counts
     for (auto& item : r.strings(node, label, "write include = [\"ca-certificates\"]")) {
         if (!is_debian_package(item.value))
@@ -71,7 +70,7 @@ std::string read_architecture(Reader& r, const toml::table& t, const std::string
     if (!node) {
         if (!expected)
             r.fail(t, label + ": the image's platform " + platform_text(platform) +
-                                    " has no Debian architecture; set [image] platform");
+                          " has no Debian architecture; set [image] platform");
         return *expected;
     }
     std::string arch = r.string(*node, label + ".architecture");
@@ -95,8 +94,7 @@ std::string read_architecture(Reader& r, const toml::table& t, const std::string
 DebianBase read_debian(Reader& r, const toml::node& node, const std::string& label,
                        const Platform& platform) {
     const auto& t = r.table(node, label);
-    r.check_keys(t, label,
-                 {"suite", "variant", "include", "mirror", "components", "architecture"});
+    r.check_keys(t, label, {"suite", "variant", "include", "mirror", "components", "architecture"});
     DebianBase debian;
     const auto* suite = t.get("suite");
     if (!suite) r.fail(node, "missing required key 'suite' in " + label);
@@ -108,7 +106,8 @@ DebianBase read_debian(Reader& r, const toml::node& node, const std::string& lab
         debian.variant = read_variant(r, *variant, label + ".variant");
     if (const auto* include = t.get("include"))
         debian.include = read_include(r, *include, label + ".include");
-    if (const auto* mirror = t.get("mirror")) debian.mirror = read_mirror(r, *mirror, label + ".mirror");
+    if (const auto* mirror = t.get("mirror"))
+        debian.mirror = read_mirror(r, *mirror, label + ".mirror");
     if (const auto* components = t.get("components"))
         debian.components = read_components(r, *components, label + ".components");
     debian.architecture = read_architecture(r, t, label, platform);

@@ -101,9 +101,10 @@ struct RunStep {
     std::vector<std::string> exec;                        // exec form: argv, never empty
     std::vector<std::string> shell = {"/bin/sh", "-c"};   // shell form: runs `script`
     std::vector<std::pair<std::string, std::string>> env; // this step only, in recipe order
-    // Empty: unset, so the stage's config (base image's, then [config]) decides, else root.
+    // Empty: unset, so the base's config decides (not this stage's [config], which describes
+    // the finished image), else root.
     std::string user;
-    // Empty: unset, so the stage's config decides, else "/". Otherwise absolute.
+    // Empty: unset, so the base's config decides, else "/". Otherwise absolute.
     std::string workdir;
     bool network = true; // false: a network namespace with loopback only
     std::vector<CacheMount> cache;

@@ -18,8 +18,8 @@ struct Claims {
     std::set<std::string> env; // step env names and secret variables
 };
 
-void claim_target(const Reader& r, Claims& claims, const std::string& target,
-                  const Location& where, const std::string& label) {
+void claim_target(const Reader& r, Claims& claims, const std::string& target, const Location& where,
+                  const std::string& label) {
     if (!claims.targets.emplace(target, where).second)
         r.fail(where, label + ": " + quote(target) + " is mounted twice in this step");
 }
@@ -97,8 +97,8 @@ std::vector<CacheMount> read_cache(Reader& r, const toml::node& node, const std:
         claim_target(r, claims, mount.target, mount.where, label);
         // Each mount holds its id's lock for the run: the same id twice would wait for itself.
         if (!ids.emplace(mount.id, mount.where).second)
-            r.fail(mount.where, label + ": cache id " + quote(mount.id) +
-                                    " is used twice in this step");
+            r.fail(mount.where,
+                   label + ": cache id " + quote(mount.id) + " is used twice in this step");
         mounts.push_back(std::move(mount));
     }
     return mounts;

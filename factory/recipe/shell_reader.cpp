@@ -24,7 +24,8 @@ std::map<std::string, std::string> read_volumes(Reader& r, const toml::node& nod
         std::string entry_label = volumes_label + "." + key_text(name);
         std::string written = read_absolute(r, *value, entry_label);
         std::string path = normalize_absolute(written);
-        if (path == "/") r.fail(*value, entry_label + ": can't mount over the root: " + quote(written));
+        if (path == "/")
+            r.fail(*value, entry_label + ": can't mount over the root: " + quote(written));
         if (!paths.insert(path).second)
             r.fail(*value, entry_label + ": another volume is mounted at " + quote(path));
         volumes.emplace(std::move(name), std::move(path));
@@ -52,8 +53,8 @@ ShellConfig::Home read_home(Reader& r, const toml::node& node) {
     std::string home = r.string(node, label + " home");
     if (home == "persistent") return ShellConfig::Home::persistent;
     if (home == "host") return ShellConfig::Home::host;
-    r.fail(node, label + " home: unknown home " + quote(home) +
-                     " (expected \"persistent\" or \"host\")");
+    r.fail(node,
+           label + " home: unknown home " + quote(home) + " (expected \"persistent\" or \"host\")");
 }
 
 } // namespace
@@ -64,7 +65,8 @@ ShellConfig read_shell_config(Reader& r, const toml::node& node, const Location&
     ShellConfig shell;
     shell.where = where;
     if (const auto* volumes = t.get("volumes")) shell.volumes = read_volumes(r, *volumes);
-    if (const auto* names = t.get("env_passthrough")) shell.env_passthrough = read_passthrough(r, *names);
+    if (const auto* names = t.get("env_passthrough"))
+        shell.env_passthrough = read_passthrough(r, *names);
     if (const auto* hostname = t.get("hostname")) {
         shell.hostname = r.string(*hostname, label + " hostname");
         if (!is_hostname(shell.hostname))

@@ -1,24 +1,23 @@
 #include "factory/sources/debian.hpp"
 
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <stdlib.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <algorithm>
-#include <cstdio>
-#include <cerrno>
-#include <deque>
-#include <map>
-#include <set>
-#include <sstream>
-
 #include "factory/runtime/changeset.hpp"
 #include "factory/runtime/process.hpp"
 #include "factory/util/fd.hpp"
 #include "factory/util/files.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <deque>
+#include <fcntl.h>
+#include <map>
+#include <poll.h>
+#include <set>
+#include <signal.h>
+#include <sstream>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 namespace factory::sources {
 
@@ -230,7 +229,8 @@ struct LineSplitter {
     void feed(std::string_view data) {
         partial.append(data);
         std::size_t start = 0;
-        for (auto nl = partial.find('\n'); nl != std::string::npos; nl = partial.find('\n', start)) {
+        for (auto nl = partial.find('\n'); nl != std::string::npos;
+             nl = partial.find('\n', start)) {
             line(partial.substr(start, nl - start));
             start = nl + 1;
         }
@@ -448,11 +448,26 @@ Result<DebianRootfs> bootstrap_debian(const DebianSpec& spec, const fs::path& wo
     // unshare: private mounts and pids, so that whatever mmdebstrap mounts in the tree and
     // whatever it starts ends with it (--kill-child: also when we kill unshare). sh only sets
     // the umask; env sets the variables. No word of it is a shell string but the fixed script.
-    rootfs.command = {unshare,   "--mount",   "--propagation", "private",   "--pid",
-                      "--fork",  "--kill-child=SIGKILL",       "--",        "/bin/sh",
-                      "-c",      "umask 022 && exec \"$@\"",   "sh",        "/usr/bin/env",
-                      "-u",      "LANG",      "-u",            "LANGUAGE",  "LC_ALL=C",
-                      "TZ=UTC",  "SOURCE_DATE_EPOCH=" + std::to_string(source_date_epoch),
+    rootfs.command = {unshare,
+                      "--mount",
+                      "--propagation",
+                      "private",
+                      "--pid",
+                      "--fork",
+                      "--kill-child=SIGKILL",
+                      "--",
+                      "/bin/sh",
+                      "-c",
+                      "umask 022 && exec \"$@\"",
+                      "sh",
+                      "/usr/bin/env",
+                      "-u",
+                      "LANG",
+                      "-u",
+                      "LANGUAGE",
+                      "LC_ALL=C",
+                      "TZ=UTC",
+                      "SOURCE_DATE_EPOCH=" + std::to_string(source_date_epoch),
                       mmdebstrap};
     rootfs.command.insert(rootfs.command.end(), args->begin(), args->end());
 

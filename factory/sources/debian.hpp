@@ -10,16 +10,16 @@
 //
 // Knows nothing of recipes: the build module translates recipe::DebianBase into a DebianSpec.
 
+#include "factory/layer/entry.hpp"
+#include "factory/runtime/runtime.hpp"
+#include "factory/util/error.hpp"
+
 #include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <string>
 #include <vector>
-
-#include "factory/layer/entry.hpp"
-#include "factory/runtime/runtime.hpp"
-#include "factory/util/error.hpp"
 
 namespace factory::sources {
 

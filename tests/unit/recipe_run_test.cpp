@@ -107,7 +107,8 @@ home = "host"
     const RunStep& a = *main.steps[0].run;
     EXPECT_EQ(a.where.str(), file() + ":13:7");
     EXPECT_EQ(a.form, RunStep::Form::shell);
-    EXPECT_EQ(a.script, "apt-get update && apt-get install -y --no-install-recommends git make gcc");
+    EXPECT_EQ(a.script,
+              "apt-get update && apt-get install -y --no-install-recommends git make gcc");
     EXPECT_TRUE(a.exec.empty());
     EXPECT_EQ(a.shell, (Strings{"/bin/bash", "-euo", "pipefail", "-c"}));
     EXPECT_EQ(a.argv(), (Strings{"/bin/bash", "-euo", "pipefail", "-c", a.script}));
@@ -140,7 +141,7 @@ home = "host"
     EXPECT_EQ(b.argv(), b.exec);
     EXPECT_EQ(b.shell, (Strings{"/bin/sh", "-c"})); // unused by the exec form
     EXPECT_TRUE(b.env.empty());
-    EXPECT_EQ(b.user, "");    // unset: the stage's config decides
+    EXPECT_EQ(b.user, "");    // unset: the base's config decides
     EXPECT_EQ(b.workdir, ""); // likewise
     EXPECT_TRUE(b.network);
     EXPECT_TRUE(b.cache.empty());
