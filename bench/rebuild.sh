@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# Rebuild benchmark (the step cache): factory against `podman build --layers` on the copy-heavy
+# tree (bench/gen_tree.py) with a recipe of five copy steps — busybox, the 20,000-file tree,
+# the 500 MB file and three small RUN-free copies — and the equivalent Containerfile.
+#
+#   bash bench/rebuild.sh                # as root; RUNS=5 by default
+#   SMALL_FILES=2000 SMALL_MB=20 BIG_MB=50 RUNS=3 bash bench/rebuild.sh   # a quick run
+#
+# After one cold build of each (not compared), it measures, RUNS times each, median reported:
+#   no-op          nothing changed
+#   touch          one small file touched (same content, new mtime)
+#   change         one small file's content changed (a new value each run): that copy step and
+#                  the ones after it rebuild
+# podman keeps its layers uncompressed; factory writes gzip blobs. Both run on a private tmpfs.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+FACTORY=${FACTORY:-$here/build/factory}
+RUNS=${RUNS:-5}
+SMALL_FILES=${SMALL_FILES:-20000}
+SMALL_MB=${SMALL_MB:-200}
+BIG_MB=${BIG_MB:-500}
+TIMEOUT=${TIMEOUT:-600}
+
+[[ $(id -u) -eq 0 ]] || { echo "rebuild: run as root (private tmpfs, rootful podman)" >&2; exit 1; }
+[[ -x $FACTORY ]] || { echo "rebuild: no factory binary at $FACTORY" >&2; exit 1; }
+command -v podman >/dev/null || { echo "rebuild: podman missing (scripts/setup.sh)" >&2; exit 1; }
+
+WORK=$(mktemp -d /tmp/factory-rebuild.XXXXXX)
+mount -t tmpfs -o size=8g,mode=0755 tmpfs "$WORK"
+cleanup() {
+    cd /
+    findmnt -rn -o TARGET | awk -v d="$WORK/" 'index($0, d) == 1' | sort -r |
+        xargs -r -n1 umount -l 2>/dev/null || true
+    umount -l "$WORK" 2>/dev/null || true
+    rmdir "$WORK" 2>/dev/null || true
+}
+trap cleanup EXIT
+log() { printf '[%5ds] %s\n' "$SECONDS" "$*" >&2; }
+
+log "generating the tree"
+python3 "$here/bench/gen_tree.py" "$WORK/tree" "$SMALL_FILES" "$SMALL_MB" "$BIG_MB"
+mkdir -p "$WORK/tree/etc" "$WORK/tree/scripts"
+echo "setting = 1" >"$WORK/tree/etc/app.conf"
+printf '#!/bin/sh\necho run\n' >"$WORK/tree/scripts/run.sh"
+changed=$(find "$WORK/tree/src" -type f -name '*.dat' | sort | sed -n 500p) # in the big tree step
+touched=$(find "$WORK/tree/src" -type f -name '*.dat' | sort | sed -n 501p)
+bb=$(dirname "$(readlink -f /bin/busybox)")
+cat >"$WORK/tree/bench.toml" <<EOF
+[image]
+name = "rebuild"
+[contexts]
+busybox = "$bb"
+[[step]]
+copy = [{ context = "busybox", src = "busybox", dest = "/bin/busybox" }]
+[[step]]
+copy = [{ src = "src", dest = "/data/src/" }]
+[[step]]
+copy = [{ src = "big.bin", dest = "/data/big.bin" }]
+[[step]]
+copy = [{ src = "etc/app.conf", dest = "/etc/app.conf" }]
+[[step]]
+copy = [{ src = "scripts", dest = "/usr/local/bin/" }]
+EOF
+cat >"$WORK/tree/Containerfile" <<'EOF'
+FROM localhost/bench-busybox:1
+COPY src /data/src/
+COPY big.bin /data/big.bin
+COPY etc/app.conf /etc/app.conf
+COPY scripts /usr/local/bin/
+EOF
+printf 'bench.toml\nContainerfile\n' | tee "$WORK/tree/.factoryignore" >"$WORK/tree/.containerignore"
+
+cat >"$WORK/containers.conf" <<'EOF'
+[containers]
+default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+EOF
+export CONTAINERS_CONF=$WORK/containers.conf
+mkdir -p "$WORK/bbroot/bin" && cp /bin/busybox "$WORK/bbroot/bin/" && ln -s busybox "$WORK/bbroot/bin/sh"
+tar -C "$WORK/bbroot" -cf "$WORK/busybox.tar" .
+pm=(podman --root "$WORK/podman/root" --runroot "$WORK/podman/run" --storage-driver overlay
+    --tmpdir "$WORK/podman/tmp")
+mkdir -p "$WORK/podman/tmp"
+"${pm[@]}" import -q "$WORK/busybox.tar" localhost/bench-busybox:1 >/dev/null
+
+seconds() { # seconds CMD...: wall time of CMD, in seconds
+    local start end
+    start=$(date +%s.%N)
+    timeout "$TIMEOUT" "$@" >"$WORK/cmd.log" 2>&1 || {
+        echo "rebuild: command failed: $*" >&2
+        tail -n 20 "$WORK/cmd.log" >&2
+        exit 1
+    }
+    end=$(date +%s.%N)
+    awk -v a="$start" -v b="$end" 'BEGIN { printf "%.3f\n", b - a }'
+}
+median() { sort -n | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+
+factory_build() { seconds "$FACTORY" build --progress plain --cache "$WORK/store" "$WORK/tree/bench.toml"; }
+podman_build() {
+    seconds "${pm[@]}" build -q --layers --timestamp 0 -f "$WORK/tree/Containerfile" -t localhost/rebuild:1 "$WORK/tree"
+}
+
+log "cold builds (not compared): factory $(factory_build) s, podman $(podman_build) s"
+for tool in factory podman; do
+    : >"$WORK/$tool.noop" && : >"$WORK/$tool.touch" && : >"$WORK/$tool.change"
+done
+for i in $(seq 1 "$RUNS"); do
+    log "run $i/$RUNS"
+    for tool in factory podman; do
+        "${tool}_build" >>"$WORK/$tool.noop"
+        touch "$touched"
+        "${tool}_build" >>"$WORK/$tool.touch"
+        echo "change $tool $i $RANDOM" >>"$changed"
+        "${tool}_build" >>"$WORK/$tool.change"
+    done
+done
+
+row() { printf '%-10s %12s %12s %10s\n' "$@"; }
+echo
+echo "rebuild: $(find "$WORK/tree/src" -type f | wc -l) files + ${BIG_MB} MiB, 5 copy steps; median of $RUNS (seconds)"
+row "" factory "podman" ratio
+for kind in noop touch change; do
+    f=$(median <"$WORK/factory.$kind")
+    p=$(median <"$WORK/podman.$kind")
+    row "$kind" "$f" "$p" "$(awk -v f="$f" -v p="$p" 'BEGIN { printf "%.3f", f / p }')"
+done
