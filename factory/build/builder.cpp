@@ -124,13 +124,22 @@ class Builder {
     void run_run(const recipe::Stage& stage, std::size_t index, StageState& state);
     void import_debian(const recipe::Stage& stage, StageState& state);
     const runtime::RuntimeChoice& runtime();
+    struct StepInfo {
+        std::string id, what, step_id, key;
+        bool parent_missed = false;
+        std::string kind; // for the stats: "copy", "run"
+    };
+    void finish_step(StageState& state, const StepInfo& step, const cache::KeyBuilder& kb,
+                     const std::vector<cache::InputFile>& inputs,
+                     const std::map<std::string, std::string>& sources,
+                     const std::function<std::pair<oci::Descriptor, std::string>()>& make);
     void add_layer(StageState& state, const oci::Descriptor& desc, const std::string& diff_id,
                    const std::string& created_by);
     // Writes a layer from entries and records it under key; returns the descriptor.
     std::pair<oci::Descriptor, std::string> commit_layer(std::vector<layer::Entry> entries,
                                                          const cache::KeyBuilder& kb,
                                                          const std::string& step_id,
-                                                         std::vector<cache::InputFile> inputs,
+                                                         const std::vector<cache::InputFile>& inputs,
                                                          const std::string& kind);
     std::optional<cache::ActionRecord> lookup_or_lock(const std::string& key,
                                                       std::optional<cache::KeyLock>& lock);
@@ -401,51 +410,60 @@ void Builder::run_copy(const recipe::Stage& stage, std::size_t index, StageState
         state.tree.apply(entries);
         state.key = key;
 
-        std::optional<cache::KeyLock> lock;
-        auto record = lookup_or_lock(key, lock);
-        if (!record && (mode_ == Mode::explain || options_.explain)) {
-            std::map<std::string, std::string> sources;
-            for (const auto& e : entries)
-                if (!e.source.empty())
-                    sources["/" + e.path] =
-                        fs::path(e.source).lexically_proximate(recipe_.context).string();
-            auto reasons = explain_miss(kb.fields(), inputs, actions_.last_for_step(step_id),
-                                        parent_missed, sources);
-            if (mode_ == Mode::explain) {
-                reports_.push_back({id, what, false, reasons});
-                state.missed = true;
-                progress_.step_done(id, "would rebuild");
-                return;
-            }
-            for (const auto& r : reasons)
-                progress_.event("why", id + " (" + what + "): " + r);
-        }
-        oci::Descriptor desc;
-        std::string diff_id;
-        if (record) {
-            desc = value_or_throw(oci::descriptor_from_json(record->result.at("layer")));
-            diff_id = record->result.at("diff_id").get<std::string>();
-            stats_.hit("copy", static_cast<std::uint64_t>(desc.size));
-            if (mode_ == Mode::explain) reports_.push_back({id, what, true, {}});
-        } else {
-            std::tie(desc, diff_id) =
-                commit_layer(std::move(entries), kb, step_id, std::move(inputs), "copy");
-        }
-        if (mode_ == Mode::build) remember_step(step_id, key);
-        state.missed = !record;
-        add_layer(state, desc, diff_id, what);
-        progress_.step_done(id, short_digest(desc.digest) + " " +
-                                    human_size(static_cast<std::uint64_t>(desc.size)),
-                            record.has_value());
+        std::map<std::string, std::string> sources; // for `why`: image path → source file
+        for (const auto& e : entries)
+            if (!e.source.empty())
+                sources["/" + e.path] =
+                    fs::path(e.source).lexically_proximate(recipe_.context).string();
+        finish_step(state, {id, what, step_id, key, parent_missed, "copy"}, kb, inputs, sources,
+                    [&] { return commit_layer(std::move(entries), kb, step_id, inputs, "copy"); });
     } catch (const Error& e) {
         progress_.step_failed(id, e.what());
         throw;
     }
 }
 
+// The common end of a step whose key is known: reuse the recorded layer on a hit; on a miss say
+// why when asked (or, explaining, stop there), else build it with `make` and record it.
+void Builder::finish_step(StageState& state, const StepInfo& step, const cache::KeyBuilder& kb,
+                          const std::vector<cache::InputFile>& inputs,
+                          const std::map<std::string, std::string>& sources,
+                          const std::function<std::pair<oci::Descriptor, std::string>()>& make) {
+    std::optional<cache::KeyLock> lock;
+    auto record = lookup_or_lock(step.key, lock);
+    if (!record && (mode_ == Mode::explain || options_.explain)) {
+        auto reasons = explain_miss(kb.fields(), inputs, actions_.last_for_step(step.step_id),
+                                    step.parent_missed, sources);
+        if (mode_ == Mode::explain) {
+            reports_.push_back({step.id, step.what, false, reasons});
+            state.missed = true;
+            progress_.step_done(step.id, "would rebuild");
+            return;
+        }
+        for (const auto& r : reasons)
+            progress_.event("why", step.id + " (" + step.what + "): " + r);
+    }
+    oci::Descriptor desc;
+    std::string diff_id;
+    if (record) {
+        desc = value_or_throw(oci::descriptor_from_json(record->result.at("layer")));
+        diff_id = record->result.at("diff_id").get<std::string>();
+        stats_.hit(step.kind, static_cast<std::uint64_t>(desc.size));
+        if (mode_ == Mode::explain) reports_.push_back({step.id, step.what, true, {}});
+    } else {
+        std::tie(desc, diff_id) = make();
+    }
+    if (mode_ == Mode::build) remember_step(step.step_id, step.key);
+    state.missed = !record;
+    add_layer(state, desc, diff_id, step.what);
+    progress_.step_done(step.id, short_digest(desc.digest) + " " +
+                                     human_size(static_cast<std::uint64_t>(desc.size)),
+                        record.has_value());
+}
+
 std::pair<oci::Descriptor, std::string> Builder::commit_layer(
     std::vector<layer::Entry> entries, const cache::KeyBuilder& kb, const std::string& step_id,
-    std::vector<cache::InputFile> inputs, const std::string& kind) {
+    const std::vector<cache::InputFile>& inputs, const std::string& kind) {
     auto info = write_layer_blob(std::move(entries));
     oci::Descriptor desc;
     desc.media_type = info.media_type;
@@ -455,7 +473,7 @@ std::pair<oci::Descriptor, std::string> Builder::commit_layer(
     rec.key = kb.hex();
     rec.step_id = step_id;
     rec.fields = kb.fields();
-    rec.inputs = std::move(inputs);
+    rec.inputs = inputs;
     rec.input_count = rec.inputs.size();
     rec.result = nlohmann::json::object();
     rec.result["layer"] = nlohmann::json::parse(oci::to_json(desc).dump());
@@ -562,39 +580,11 @@ void Builder::run_run(const recipe::Stage& stage, std::size_t index, StageState&
         state.key = key;
         state.tree_known = false; // a RUN layer's entries are read back only if a copy needs them
 
-        std::optional<cache::KeyLock> lock;
-        auto record = lookup_or_lock(key, lock);
-        if (!record && (mode_ == Mode::explain || options_.explain)) {
-            auto reasons = explain_miss(kb.fields(), {}, actions_.last_for_step(step_id),
-                                        parent_missed);
-            if (mode_ == Mode::explain) {
-                reports_.push_back({id, what, false, reasons});
-                state.missed = true;
-                progress_.step_done(id, "would rebuild");
-                return;
-            }
-            for (const auto& r : reasons)
-                progress_.event("why", id + " (" + what + "): " + r);
-        }
-        oci::Descriptor desc;
-        std::string diff_id;
-        if (record) {
-            desc = value_or_throw(oci::descriptor_from_json(record->result.at("layer")));
-            diff_id = record->result.at("diff_id").get<std::string>();
-            stats_.hit("run", static_cast<std::uint64_t>(desc.size));
-            if (mode_ == Mode::explain) reports_.push_back({id, what, true, {}});
-        } else {
+        finish_step(state, {id, what, step_id, key, parent_missed, "run"}, kb, {}, {}, [&] {
             ctx.runtime = &runtime();
             auto outcome = execute_run(ctx, run, id);
-            std::tie(desc, diff_id) =
-                commit_layer(std::move(outcome.entries), kb, step_id, {}, "run");
-        }
-        if (mode_ == Mode::build) remember_step(step_id, key);
-        state.missed = !record;
-        add_layer(state, desc, diff_id, what);
-        progress_.step_done(id, short_digest(desc.digest) + " " +
-                                    human_size(static_cast<std::uint64_t>(desc.size)),
-                            record.has_value());
+            return commit_layer(std::move(outcome.entries), kb, step_id, {}, "run");
+        });
     } catch (const Error& e) {
         progress_.step_failed(id, e.what());
         throw;
@@ -768,6 +758,18 @@ std::vector<StepReport> Builder::explain() {
 }
 
 } // namespace
+
+std::optional<std::int64_t> source_date_epoch_from_env() {
+    const char* v = std::getenv("SOURCE_DATE_EPOCH");
+    if (!v || !*v) return std::nullopt;
+    char* end = nullptr;
+    errno = 0;
+    long long n = std::strtoll(v, &end, 10);
+    if (errno != 0 || *end != '\0' || n < 0)
+        throw usage_error(std::string("SOURCE_DATE_EPOCH=") + v +
+                          ": expected a non-negative integer (seconds since 1970)");
+    return n;
+}
 
 std::vector<std::string> store_root_blobs(const fs::path& store_root) {
     auto store = oci::Layout::open(store_root);

@@ -50,6 +50,10 @@ BuildResult build_recipe(const std::filesystem::path& recipe, const BuildOptions
 std::vector<StepReport> explain_recipe(const std::filesystem::path& recipe,
                                        const BuildOptions& options, Progress& progress);
 
+// SOURCE_DATE_EPOCH from the environment: nullopt when unset or empty; Error (usage) when it
+// is not a non-negative integer.
+std::optional<std::int64_t> source_date_epoch_from_env();
+
 // Every blob reachable from the store's refs: what GC must keep. Throws Error.
 std::vector<std::string> store_root_blobs(const std::filesystem::path& store_root);
 

@@ -64,18 +64,6 @@ std::pair<std::string, std::string> parse_secret(const std::string& spec) {
     return {id, v};
 }
 
-std::optional<std::int64_t> source_date_epoch() {
-    const char* v = std::getenv("SOURCE_DATE_EPOCH");
-    if (!v || !*v) return std::nullopt;
-    char* end = nullptr;
-    errno = 0;
-    long long n = std::strtoll(v, &end, 10);
-    if (errno != 0 || *end != '\0' || n < 0)
-        throw usage_error(std::string("SOURCE_DATE_EPOCH=") + v +
-                          ": expected a non-negative integer (seconds since 1970)");
-    return n;
-}
-
 struct BuildArgs {
     std::vector<std::string> recipes;
     std::vector<std::string> outputs;
@@ -91,7 +79,7 @@ build::BuildOptions base_options(const std::string& cache_dir, const std::vector
     build::BuildOptions options;
     options.store_root = cache::store_root(cache_dir);
     options.args = parse_args(args);
-    options.source_date_epoch = source_date_epoch();
+    options.source_date_epoch = build::source_date_epoch_from_env();
     return options;
 }
 

@@ -46,25 +46,13 @@ struct Target {
 
 bool is_recipe(const std::string& target) { return target.ends_with(".toml"); }
 
-std::optional<std::int64_t> source_date_epoch() {
-    const char* v = std::getenv("SOURCE_DATE_EPOCH");
-    if (!v || !*v) return std::nullopt;
-    char* end = nullptr;
-    errno = 0;
-    long long n = std::strtoll(v, &end, 10);
-    if (errno != 0 || *end != '\0' || n < 0)
-        throw usage_error(std::string("SOURCE_DATE_EPOCH=") + v +
-                          ": expected a non-negative integer (seconds since 1970)");
-    return n;
-}
-
 Target resolve_target(const fs::path& store_root, const std::string& target) {
     Target t;
     if (is_recipe(target)) {
         std::error_code ec;
         fs::path file = fs::absolute(target, ec);
         recipe::LoadOptions lo;
-        lo.source_date_epoch = source_date_epoch();
+        lo.source_date_epoch = build::source_date_epoch_from_env();
         t.recipe = recipe::load(file, lo); // a recipe error: Error(usage), passed through
         build::BuildOptions bo;
         bo.store_root = store_root;

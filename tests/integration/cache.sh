@@ -88,15 +88,20 @@ big=$TEST_DIR/big
 mkdir -p "$big/tree"
 python3 - "$big/tree" <<'PY'
 import os, random, sys
+# Text-like data: it compresses (deflate works on it), so a build takes long enough that the
+# kills below land in the middle of real work.
 root = sys.argv[1]
 rng = random.Random(7)
+words = [("w%d" % i).encode() for i in range(5000)]
+def text(n):
+    return b" ".join(rng.choices(words, k=n // 5 + 1))[:n]
 for d in range(20):
     os.makedirs(f"{root}/d{d}", exist_ok=True)
     for f in range(50):
         with open(f"{root}/d{d}/f{f}", "wb") as fh:
-            fh.write(rng.randbytes(rng.randint(1000, 40000)))
+            fh.write(text(rng.randint(1000, 40000)))
 with open(f"{root}/large", "wb") as fh:
-    fh.write(rng.randbytes(12 << 20))
+    fh.write(text(16 << 20))
 PY
 write "$big/recipe.toml" <<'TOML'
 [image]

@@ -328,10 +328,16 @@ TEST(ExportTarget, ParsesSkopeoStyleNames) {
     EXPECT_EQ(to_string(*t), "oci-archive:img.tar");
     EXPECT_EQ(parse_target("tarball:x").error(),
               "invalid output \"tarball:x\": unknown transport \"tarball\"; expected oci:DIR[:TAG], "
-              "oci-archive:FILE[:TAG] or docker-archive:FILE[:NAME[:TAG]]");
+              "oci-archive:FILE[:TAG], docker-archive:FILE[:NAME[:TAG]], rootfs:DIR or "
+              "rootfs-tar:FILE");
     EXPECT_EQ(parse_target("oci:").error(),
-              "invalid output \"oci:\": no path; expected oci:DIR[:TAG], oci-archive:FILE[:TAG] or "
-              "docker-archive:FILE[:NAME[:TAG]]");
+              "invalid output \"oci:\": no path; expected oci:DIR[:TAG], oci-archive:FILE[:TAG], "
+              "docker-archive:FILE[:NAME[:TAG]], rootfs:DIR or rootfs-tar:FILE");
+    t = parse_target("rootfs:/srv/ami/root:with:colons");
+    ASSERT_TRUE(t);
+    EXPECT_EQ(t->format, Format::rootfs_dir);
+    EXPECT_EQ(t->path, "/srv/ami/root:with:colons");
+    EXPECT_EQ(to_string(*t), "rootfs:/srv/ami/root:with:colons");
     EXPECT_EQ(parse_target("oci:d:a:b").error(), "invalid output \"oci:d:a:b\": a TAG can't contain ':'");
 }
 
