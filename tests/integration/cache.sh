@@ -175,7 +175,7 @@ step "a full disk: a clear error, and a store that verifies clean"
 if [[ $(id -u) -eq 0 ]]; then
     small=$TEST_DIR/small
     mkdir -p "$small"
-    mount -t tmpfs -o size=8m tmpfs "$small"
+    mount -t tmpfs -o size=3m tmpfs "$small"
     _lib_on_exit "umount -l '$small' 2>/dev/null"
     expect_exit 1 build --cache "$small/store" "$big/recipe.toml"
     assert_contains "$(error_line)" "No space left on device" "ENOSPC is named"
