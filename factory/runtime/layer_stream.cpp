@@ -152,6 +152,8 @@ struct LayerStream::Hashes {
     Sha256 raw, tar;
 };
 
+LayerStream::LayerStream() = default;
+
 LayerStream::~LayerStream() {
     if (fd_ >= 0) ::close(fd_);
 }

@@ -48,7 +48,7 @@ class LayerStream {
     const std::string& name() const noexcept { return name_; }
 
   protected:
-    LayerStream() = default;
+    LayerStream(); // defined where Hashes is complete
     // Implementations: fill out with up to `cap` bytes; 0 at the end of the stream.
     virtual Result<std::size_t> produce(char* out, std::size_t cap) = 0;
     // Raw bytes from the blob (hashed for the digest); 0 at EOF.
