@@ -38,8 +38,10 @@ std::string join(const std::vector<std::string>& v) {
 } // namespace
 
 int run_images(const ImagesArgs& args, const std::filesystem::path& store_root) {
-    auto store = open_store(store_root);
     if (!args.json) std::printf("%-40s %-19s %s\n", "IMAGE", "DIGEST", "SIZE");
+    // No store yet: nothing built, so nothing to list (and nothing is created by listing).
+    if (!std::filesystem::exists(store_root / "oci-layout")) return 0;
+    auto store = open_store(store_root);
     for (const auto& [name, desc] : store.refs()) {
         auto manifest = store.read_manifest(desc);
         std::int64_t size = manifest ? image_size(*manifest) : 0;
