@@ -109,15 +109,15 @@ log "cold builds (not compared): factory $(factory_build) s, podman $(podman_bui
 for tool in factory podman; do
     : >"$WORK/$tool.noop" && : >"$WORK/$tool.touch" && : >"$WORK/$tool.change"
 done
+# Each round: one change (both tools see the same edit), then a no-op, then a touch, each
+# measured for both tools, so no tool's measurement sees an edit made for the other.
 for i in $(seq 1 "$RUNS"); do
     log "run $i/$RUNS"
-    for tool in factory podman; do
-        "${tool}_build" >>"$WORK/$tool.noop"
-        touch "$touched"
-        "${tool}_build" >>"$WORK/$tool.touch"
-        echo "change $tool $i $RANDOM" >>"$changed"
-        "${tool}_build" >>"$WORK/$tool.change"
-    done
+    echo "change $i $RANDOM" >>"$changed"
+    for tool in factory podman; do "${tool}_build" >>"$WORK/$tool.change"; done
+    for tool in factory podman; do "${tool}_build" >>"$WORK/$tool.noop"; done
+    touch "$touched"
+    for tool in factory podman; do "${tool}_build" >>"$WORK/$tool.touch"; done
 done
 
 row() { printf '%-10s %12s %12s %10s\n' "$@"; }

@@ -129,6 +129,12 @@ class Builder {
         bool parent_missed = false;
         std::string kind; // for the stats: "copy", "run"
     };
+    void record_layer(const cache::KeyBuilder& kb,
+                      const std::pair<oci::Descriptor, std::string>& made);
+    std::pair<oci::Descriptor, std::string> reuse_layer(const cache::ActionRecord& found,
+                                                        const cache::KeyBuilder& kb,
+                                                        const std::string& step_id,
+                                                        const std::vector<cache::InputFile>& inputs);
     void finish_step(StageState& state, const StepInfo& step, const cache::KeyBuilder& kb,
                      const std::vector<cache::InputFile>& inputs,
                      const std::map<std::string, std::string>& sources,
@@ -415,8 +421,23 @@ void Builder::run_copy(const recipe::Stage& stage, std::size_t index, StageState
             if (!e.source.empty())
                 sources["/" + e.path] =
                     fs::path(e.source).lexically_proximate(recipe_.context).string();
+        // A copy layer's bytes are a function of its entries alone (parent directories and
+        // symlinked destinations are resolved into them), so when only an earlier step changed,
+        // the layer is found by content and reused, never written again.
+        cache::KeyBuilder content;
+        content.add("kind", "copy-layer");
+        content.add("epoch", recipe_.epoch);
+        content.add("compression",
+                    recipe_.compression == recipe::Compression::zstd ? "zstd" : "gzip");
+        content.add("inputs", cache::merkle_digest(inputs));
         finish_step(state, {id, what, step_id, key, parent_missed, "copy"}, kb, inputs, sources,
-                    [&] { return commit_layer(std::move(entries), kb, step_id, inputs, "copy"); });
+                    [&] {
+                        if (auto same = actions_.lookup(content.hex()))
+                            return reuse_layer(*same, kb, step_id, inputs);
+                        auto made = commit_layer(std::move(entries), kb, step_id, inputs, "copy");
+                        record_layer(content, made);
+                        return made;
+                    });
     } catch (const Error& e) {
         progress_.step_failed(id, e.what());
         throw;
@@ -459,6 +480,39 @@ void Builder::finish_step(StageState& state, const StepInfo& step, const cache::
     progress_.step_done(step.id, short_digest(desc.digest) + " " +
                                      human_size(static_cast<std::uint64_t>(desc.size)),
                         record.has_value());
+}
+
+// Records `made` under another key too (the content key of a copy layer).
+void Builder::record_layer(const cache::KeyBuilder& kb,
+                           const std::pair<oci::Descriptor, std::string>& made) {
+    cache::ActionRecord rec;
+    rec.key = kb.hex();
+    rec.fields = kb.fields();
+    rec.result = nlohmann::json::object();
+    rec.result["layer"] = nlohmann::json::parse(oci::to_json(made.first).dump());
+    rec.result["diff_id"] = made.second;
+    rec.blobs.push_back(value_or_throw(made.first.sha256_hex()));
+    actions_.put(rec);
+}
+
+// A layer found by content: recorded under this step's key too, no byte written.
+std::pair<oci::Descriptor, std::string> Builder::reuse_layer(
+    const cache::ActionRecord& found, const cache::KeyBuilder& kb, const std::string& step_id,
+    const std::vector<cache::InputFile>& inputs) {
+    std::pair<oci::Descriptor, std::string> made{
+        value_or_throw(oci::descriptor_from_json(found.result.at("layer"))),
+        found.result.at("diff_id").get<std::string>()};
+    cache::ActionRecord rec;
+    rec.key = kb.hex();
+    rec.step_id = step_id;
+    rec.fields = kb.fields();
+    rec.inputs = inputs;
+    rec.input_count = inputs.size();
+    rec.result = found.result;
+    rec.blobs = found.blobs;
+    actions_.put(rec);
+    stats_.hit("copy", static_cast<std::uint64_t>(made.first.size));
+    return made;
 }
 
 std::pair<oci::Descriptor, std::string> Builder::commit_layer(
