@@ -66,13 +66,15 @@ bool BlobStore::has(std::string_view hex) const {
 }
 
 Result<Fd> BlobStore::open(std::string_view hex) const {
-    if (!is_sha256_hex(hex)) return Unexpected("invalid sha256 blob name \"" + std::string(hex) + "\"");
+    if (!is_sha256_hex(hex))
+        return Unexpected("invalid sha256 blob name \"" + std::string(hex) + "\"");
     struct stat st {};
     return open_regular(path(hex), st);
 }
 
 Result<std::uint64_t> BlobStore::size(std::string_view hex) const {
-    if (!is_sha256_hex(hex)) return Unexpected("invalid sha256 blob name \"" + std::string(hex) + "\"");
+    if (!is_sha256_hex(hex))
+        return Unexpected("invalid sha256 blob name \"" + std::string(hex) + "\"");
     struct stat st {};
     auto p = path(hex);
     if (::lstat(p.c_str(), &st) != 0)
@@ -91,7 +93,8 @@ Result<std::string> BlobStore::read_exact(std::string_view hex, std::uint64_t si
 
 Result<std::string> BlobStore::read_checked(std::string_view hex, std::uint64_t max_size,
                                             std::optional<std::uint64_t> exact) const {
-    if (!is_sha256_hex(hex)) return Unexpected("invalid sha256 blob name \"" + std::string(hex) + "\"");
+    if (!is_sha256_hex(hex))
+        return Unexpected("invalid sha256 blob name \"" + std::string(hex) + "\"");
     auto p = path(hex);
     struct stat st {};
     auto fd = open_regular(p, st);
@@ -144,8 +147,8 @@ BlobStore::Writer::Writer(BlobStore& store, fs::path temp, Fd fd)
     : store_(&store), temp_(std::move(temp)), fd_(std::move(fd)) {}
 
 BlobStore::Writer::Writer(Writer&& o) noexcept
-    : store_(o.store_), temp_(std::move(o.temp_)), fd_(std::move(o.fd_)),
-      hash_(std::move(o.hash_)), size_(o.size_), raw_fd_used_(o.raw_fd_used_), done_(o.done_) {
+    : store_(o.store_), temp_(std::move(o.temp_)), fd_(std::move(o.fd_)), hash_(std::move(o.hash_)),
+      size_(o.size_), raw_fd_used_(o.raw_fd_used_), done_(o.done_) {
     o.done_ = true; // the moved-from object owns no temp file
 }
 
@@ -246,7 +249,8 @@ void BlobStore::commit_temp(const fs::path& temp, std::string_view hex) {
 
 Result<void> BlobStore::add_file(const fs::path& file, std::string_view hex, std::uint64_t size,
                                  Transfer how) {
-    if (!is_sha256_hex(hex)) return Unexpected("invalid sha256 blob name \"" + std::string(hex) + "\"");
+    if (!is_sha256_hex(hex))
+        return Unexpected("invalid sha256 blob name \"" + std::string(hex) + "\"");
     if (has(hex)) return {};
     if (how == Transfer::link_or_copy) {
         struct stat st {};
@@ -291,7 +295,8 @@ Result<void> BlobStore::copy_in(const fs::path& file, std::string_view hex, std:
 }
 
 Result<void> BlobStore::verify(std::string_view hex) const {
-    if (!is_sha256_hex(hex)) return Unexpected("invalid sha256 blob name \"" + std::string(hex) + "\"");
+    if (!is_sha256_hex(hex))
+        return Unexpected("invalid sha256 blob name \"" + std::string(hex) + "\"");
     struct stat st {};
     auto p = path(hex);
     auto fd = open_regular(p, st);
@@ -300,8 +305,8 @@ Result<void> BlobStore::verify(std::string_view hex) const {
     auto actual = hash_fd(fd->get(), p, status);
     if (!status) return status;
     if (actual != hex)
-        return Unexpected("blob sha256:" + std::string(hex) + " is corrupt: content hashes to sha256:" +
-                          actual);
+        return Unexpected("blob sha256:" + std::string(hex) +
+                          " is corrupt: content hashes to sha256:" + actual);
     return {};
 }
 

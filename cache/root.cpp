@@ -27,8 +27,7 @@ std::filesystem::path store_root(const std::string& explicit_root) {
     if (home.empty())
         if (const passwd* pw = ::getpwuid(::getuid()); pw && pw->pw_dir) home = pw->pw_dir;
     if (home.empty())
-        throw Error("cannot locate the store: set --cache, FACTORY_CACHE or HOME",
-                    ExitCode::usage);
+        throw Error("cannot locate the store: set --cache, FACTORY_CACHE or HOME", ExitCode::usage);
     return fs::path(home) / ".cache" / "factory";
 }
 

@@ -1,3 +1,5 @@
 #include "factory/cli/cli.hpp"
 
-int main(int argc, char** argv) { return factory::cli::run(argc, argv); }
+int main(int argc, char** argv) {
+    return factory::cli::run(argc, argv);
+}

@@ -131,10 +131,9 @@ class Builder {
     };
     void record_layer(const cache::KeyBuilder& kb,
                       const std::pair<oci::Descriptor, std::string>& made);
-    std::pair<oci::Descriptor, std::string> reuse_layer(const cache::ActionRecord& found,
-                                                        const cache::KeyBuilder& kb,
-                                                        const std::string& step_id,
-                                                        const std::vector<cache::InputFile>& inputs);
+    std::pair<oci::Descriptor, std::string>
+    reuse_layer(const cache::ActionRecord& found, const cache::KeyBuilder& kb,
+                const std::string& step_id, const std::vector<cache::InputFile>& inputs);
     void finish_step(StageState& state, const StepInfo& step, const cache::KeyBuilder& kb,
                      const std::vector<cache::InputFile>& inputs,
                      const std::map<std::string, std::string>& sources,
@@ -142,11 +141,10 @@ class Builder {
     void add_layer(StageState& state, const oci::Descriptor& desc, const std::string& diff_id,
                    const std::string& created_by);
     // Writes a layer from entries and records it under key; returns the descriptor.
-    std::pair<oci::Descriptor, std::string> commit_layer(std::vector<layer::Entry> entries,
-                                                         const cache::KeyBuilder& kb,
-                                                         const std::string& step_id,
-                                                         const std::vector<cache::InputFile>& inputs,
-                                                         const std::string& kind);
+    std::pair<oci::Descriptor, std::string>
+    commit_layer(std::vector<layer::Entry> entries, const cache::KeyBuilder& kb,
+                 const std::string& step_id, const std::vector<cache::InputFile>& inputs,
+                 const std::string& kind);
     std::optional<cache::ActionRecord> lookup_or_lock(const std::string& key,
                                                       std::optional<cache::KeyLock>& lock);
     void remember_step(const std::string& step_id, const std::string& key);
@@ -160,8 +158,8 @@ class Builder {
     Progress& progress_;
     Mode mode_;
     oci::Layout store_;
-    cache::StoreLock lock_;    // shared: no prune while this build runs
-    TempDir scratch_;          // extracted base-layer content for copies from stages
+    cache::StoreLock lock_; // shared: no prune while this build runs
+    TempDir scratch_;       // extracted base-layer content for copies from stages
     cache::StatCache stat_cache_;
     cache::ActionStore actions_;
     cache::Stats stats_;
@@ -271,8 +269,9 @@ void Builder::import_base(const recipe::Stage& stage, StageState& state) {
     state.config = *config;
     state.tree_known = false;
     state.key = manifest_desc.digest;
-    progress_.step_done(id, short_digest(manifest_desc.digest) + " " +
-                                std::to_string(state.manifest.layers.size()) + " layers",
+    progress_.step_done(id,
+                        short_digest(manifest_desc.digest) + " " +
+                            std::to_string(state.manifest.layers.size()) + " layers",
                         record.has_value());
 }
 
@@ -284,8 +283,12 @@ StageState Builder::start_stage(const recipe::Stage& stage) {
         state.key = "scratch";
         break;
     case recipe::Base::Kind::oci_layout:
-    case recipe::Base::Kind::oci_archive: import_base(stage, state); break;
-    case recipe::Base::Kind::debian: import_debian(stage, state); break;
+    case recipe::Base::Kind::oci_archive:
+        import_base(stage, state);
+        break;
+    case recipe::Base::Kind::debian:
+        import_debian(stage, state);
+        break;
     case recipe::Base::Kind::stage: {
         auto it = done_.find(stage.base.stage);
         if (it == done_.end())
@@ -346,7 +349,7 @@ layer::LayerInfo Builder::write_layer_blob(std::vector<layer::Entry> entries) {
 // A hit returns the record. On a miss, takes the key's lock (waiting while another build
 // makes the same step) and looks again: that build's result is then reused.
 std::optional<cache::ActionRecord> Builder::lookup_or_lock(const std::string& key,
-                                                          std::optional<cache::KeyLock>& lock) {
+                                                           std::optional<cache::KeyLock>& lock) {
     if (auto hit = actions_.lookup(key)) return hit;
     if (mode_ == Mode::explain) return std::nullopt;
     lock.emplace(cache::KeyLock::acquire(store_.dir(), key));
@@ -380,8 +383,8 @@ std::string describe_item(const recipe::CopyItem& item) {
 
 void Builder::run_copy(const recipe::Stage& stage, std::size_t index, StageState& state) {
     const auto& step = stage.steps[index];
-    std::string id = stage.name + " " + std::to_string(index + 1) + "/" +
-                     std::to_string(stage.steps.size());
+    std::string id =
+        stage.name + " " + std::to_string(index + 1) + "/" + std::to_string(stage.steps.size());
     std::string what = describe_copy(step);
     progress_.step_start(id, what);
     try {
@@ -405,8 +408,7 @@ void Builder::run_copy(const recipe::Stage& stage, std::size_t index, StageState
         kb.add("kind", "copy");
         kb.add("platform", platform_string(recipe_));
         kb.add("epoch", recipe_.epoch);
-        kb.add("compression",
-               recipe_.compression == recipe::Compression::zstd ? "zstd" : "gzip");
+        kb.add("compression", recipe_.compression == recipe::Compression::zstd ? "zstd" : "gzip");
         for (const auto& item : step.copy)
             kb.add("copy", describe_item(item));
         kb.add("inputs", cache::merkle_digest(inputs));
@@ -477,8 +479,9 @@ void Builder::finish_step(StageState& state, const StepInfo& step, const cache::
     if (mode_ == Mode::build) remember_step(step.step_id, step.key);
     state.missed = !record;
     add_layer(state, desc, diff_id, step.what);
-    progress_.step_done(step.id, short_digest(desc.digest) + " " +
-                                     human_size(static_cast<std::uint64_t>(desc.size)),
+    progress_.step_done(step.id,
+                        short_digest(desc.digest) + " " +
+                            human_size(static_cast<std::uint64_t>(desc.size)),
                         record.has_value());
 }
 
@@ -496,9 +499,9 @@ void Builder::record_layer(const cache::KeyBuilder& kb,
 }
 
 // A layer found by content: recorded under this step's key too, no byte written.
-std::pair<oci::Descriptor, std::string> Builder::reuse_layer(
-    const cache::ActionRecord& found, const cache::KeyBuilder& kb, const std::string& step_id,
-    const std::vector<cache::InputFile>& inputs) {
+std::pair<oci::Descriptor, std::string>
+Builder::reuse_layer(const cache::ActionRecord& found, const cache::KeyBuilder& kb,
+                     const std::string& step_id, const std::vector<cache::InputFile>& inputs) {
     std::pair<oci::Descriptor, std::string> made{
         value_or_throw(oci::descriptor_from_json(found.result.at("layer"))),
         found.result.at("diff_id").get<std::string>()};
@@ -515,9 +518,10 @@ std::pair<oci::Descriptor, std::string> Builder::reuse_layer(
     return made;
 }
 
-std::pair<oci::Descriptor, std::string> Builder::commit_layer(
-    std::vector<layer::Entry> entries, const cache::KeyBuilder& kb, const std::string& step_id,
-    const std::vector<cache::InputFile>& inputs, const std::string& kind) {
+std::pair<oci::Descriptor, std::string>
+Builder::commit_layer(std::vector<layer::Entry> entries, const cache::KeyBuilder& kb,
+                      const std::string& step_id, const std::vector<cache::InputFile>& inputs,
+                      const std::string& kind) {
     auto info = write_layer_blob(std::move(entries));
     oci::Descriptor desc;
     desc.media_type = info.media_type;
@@ -591,8 +595,8 @@ StageExec stage_exec(const recipe::Stage& stage, const oci::ImageConfig& config)
 
 void Builder::run_run(const recipe::Stage& stage, std::size_t index, StageState& state) {
     const auto& run = *stage.steps[index].run;
-    std::string id = stage.name + " " + std::to_string(index + 1) + "/" +
-                     std::to_string(stage.steps.size());
+    std::string id =
+        stage.name + " " + std::to_string(index + 1) + "/" + std::to_string(stage.steps.size());
     std::string what = describe_run(run);
     progress_.step_start(id, what);
     try {
@@ -664,9 +668,9 @@ void Builder::import_debian(const recipe::Stage& stage, StageState& state) {
     spec.mirror = sources::resolve_mirror(spec);
     spec.components = deb.components;
     spec.architecture = deb.architecture.empty() ? debian_arch(recipe_) : deb.architecture;
-    std::string what = "debian " + spec.suite + " " + spec.variant +
-                       (spec.include.empty() ? "" : " +" + std::to_string(spec.include.size()) +
-                                                        " packages");
+    std::string what =
+        "debian " + spec.suite + " " + spec.variant +
+        (spec.include.empty() ? "" : " +" + std::to_string(spec.include.size()) + " packages");
     progress_.step_start(id, what);
     try {
         cache::KeyBuilder kb;
@@ -685,7 +689,8 @@ void Builder::import_debian(const recipe::Stage& stage, StageState& state) {
         std::string key = kb.hex();
         std::string step_id = step_identity(recipe_.file, stage.name, std::size_t(-1));
         state.config = oci::ImageConfig(recipe_platform(recipe_));
-        state.config.set_env_var("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+        state.config.set_env_var("PATH",
+                                 "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
         state.tree_known = false;
 
         std::optional<cache::KeyLock> lock;
@@ -697,9 +702,9 @@ void Builder::import_debian(const recipe::Stage& stage, StageState& state) {
             diff_id = record->result.at("diff_id").get<std::string>();
             stats_.hit("debian", static_cast<std::uint64_t>(desc.size));
         } else if (mode_ == Mode::explain) {
-            reports_.push_back({id, what, false,
-                                explain_miss(kb.fields(), {}, actions_.last_for_step(step_id),
-                                             false)});
+            reports_.push_back(
+                {id, what, false,
+                 explain_miss(kb.fields(), {}, actions_.last_for_step(step_id), false)});
             state.key = key;
             state.missed = true;
             progress_.step_done(id, "would rebuild");
@@ -718,9 +723,9 @@ void Builder::import_debian(const recipe::Stage& stage, StageState& state) {
         state.key = key;
         state.missed = !record;
         add_layer(state, desc, diff_id, what);
-        progress_.step_done(id, short_digest(desc.digest) + " " +
-                                    human_size(static_cast<std::uint64_t>(desc.size)),
-                            record.has_value());
+        progress_.step_done(
+            id, short_digest(desc.digest) + " " + human_size(static_cast<std::uint64_t>(desc.size)),
+            record.has_value());
     } catch (const Error& e) {
         progress_.step_failed(id, e.what());
         throw;
@@ -764,7 +769,8 @@ void Builder::write_outputs(const oci::Descriptor& manifest) {
         auto target = exporter::parse_target(spec);
         if (!target) throw Error("-o " + spec + ": " + target.error(), ExitCode::usage);
         progress_.event("export", exporter::to_string(*target));
-        exporter::export_image(store_, manifest, *target, recipe_.name + ":" + recipe_.tags.front());
+        exporter::export_image(store_, manifest, *target,
+                               recipe_.name + ":" + recipe_.tags.front());
     }
 }
 

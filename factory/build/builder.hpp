@@ -16,7 +16,8 @@ namespace factory::build {
 
 struct BuildOptions {
     std::filesystem::path store_root;
-    std::vector<std::string> outputs;        // "oci:DIR[:TAG]", "oci-archive:F[:TAG]", "docker-archive:F[:NAME:TAG]"
+    std::vector<std::string>
+        outputs; // "oci:DIR[:TAG]", "oci-archive:F[:TAG]", "docker-archive:F[:NAME:TAG]"
     std::map<std::string, std::string> args; // --arg
     std::optional<std::int64_t> source_date_epoch;
     unsigned threads = 0; // compression threads; 0 = one per core (never changes the bytes)
@@ -34,7 +35,7 @@ struct StepReport {
 };
 
 struct BuildResult {
-    std::string name;            // image name
+    std::string name; // image name
     std::vector<std::string> tags;
     std::string manifest_digest; // "sha256:…"
     std::uint64_t manifest_size = 0;

@@ -36,7 +36,9 @@ std::string parent_of(const std::string& path) {
 }
 
 // The layer-relative form of an absolute image path: "/usr/bin/" → "usr/bin".
-std::string image_relative(const std::string& dest) { return clean_relative(dest); }
+std::string image_relative(const std::string& dest) {
+    return clean_relative(dest);
+}
 
 const char* type_name(mode_t mode) {
     if (S_ISFIFO(mode)) return "a FIFO";
@@ -244,8 +246,7 @@ std::vector<std::string> expand_host(const HostRoot& root, const std::string& pa
         }
     };
     walk(prefix);
-    if (matches.empty())
-        fail(item, "no source in " + root.label + " matches '" + pattern + "'");
+    if (matches.empty()) fail(item, "no source in " + root.label + " matches '" + pattern + "'");
     return matches;
 }
 
@@ -388,8 +389,8 @@ void copy_item(const recipe::CopyItem& item, const CopyContext& ctx,
     }
     char buf[PATH_MAX];
     if (!::realpath(root.real.c_str(), buf))
-        fail(item, "cannot open " + root.label + " " + root.real.string() + ": " +
-                       errno_string(errno));
+        fail(item,
+             "cannot open " + root.label + " " + root.real.string() + ": " + errno_string(errno));
     root.real = buf;
 
     HostWalker walker(root, collector, inodes);
@@ -405,7 +406,8 @@ void copy_item(const recipe::CopyItem& item, const CopyContext& ctx,
             bool is_dir = S_ISDIR(st.st_mode);
             auto target = (many && !is_dir) ? join(dest, basename_of(rel)) : dest;
             if (!is_dir && target.empty())
-                fail(item, "cannot copy file '" + rel + "' onto '/'; give a file or directory dest");
+                fail(item,
+                     "cannot copy file '" + rel + "' onto '/'; give a file or directory dest");
             walker.add(real, target, is_dir);
         }
     }
@@ -417,7 +419,8 @@ void link_shared_inodes(std::map<std::string, Entry>& out, const InodeMap& inode
     for (const auto& [inode, paths] : inodes) {
         // Copies of one host file with different metadata (two items, one with a mode
         // override) can't share an inode in the image: group by metadata too.
-        std::map<std::tuple<unsigned, std::uint32_t, std::uint32_t>, std::vector<std::string>> groups;
+        std::map<std::tuple<unsigned, std::uint32_t, std::uint32_t>, std::vector<std::string>>
+            groups;
         for (const auto& p : paths) {
             auto it = out.find(p);
             if (it == out.end() || it->second.type != Entry::Type::file) continue;

@@ -20,10 +20,10 @@
 namespace factory::build {
 
 struct CopyContext {
-    std::filesystem::path context; // the recipe's context directory
-    const IgnoreRules* ignore = nullptr;                    // applies to `context` only
+    std::filesystem::path context;       // the recipe's context directory
+    const IgnoreRules* ignore = nullptr; // applies to `context` only
     const std::map<std::string, std::filesystem::path>* named = nullptr; // [contexts]
-    std::function<const Tree*(const std::string&)> stage_tree; // a finished stage's tree
+    std::function<const Tree*(const std::string&)> stage_tree;           // a finished stage's tree
     const Tree* lower = nullptr; // the stage so far: parent directories keep its metadata
     // When set, receives the lstat of every host file planned, by source path, so hashing
     // can consult the stat cache without a second stat.

@@ -105,7 +105,8 @@ std::pair<std::uint32_t, std::uint32_t> resolve_user(const fs::path& root, const
         std::uint32_t pw_gid = 0;
         auto found = lookup_id(read_account_file(root, "passwd"), u, &pw_gid);
         if (!found)
-            throw Error(id + ": user '" + u + "' is not in the image's /etc/passwd", ExitCode::usage);
+            throw Error(id + ": user '" + u + "' is not in the image's /etc/passwd",
+                        ExitCode::usage);
         uid = *found;
         gid = pw_gid;
     }
@@ -183,7 +184,8 @@ RunOutcome execute_run(const RunContext& ctx, const recipe::RunStep& step, const
         auto dir = cache_mount_dir(ctx.store_root, c.id.empty() ? c.target : c.id);
         std::error_code ec;
         fs::create_directories(dir, ec);
-        if (ec) throw Error(id + ": cannot create cache mount " + dir.string() + ": " + ec.message());
+        if (ec)
+            throw Error(id + ": cannot create cache mount " + dir.string() + ": " + ec.message());
         // One run at a time per cache mount: apt and npm caches don't take concurrent writers.
         mounts.locks.push_back(cache::FileLock::exclusive(dir.string() + ".lock"));
         spec.mounts.push_back({c.target, dir.string(), "bind", {"rbind", "rw"}});
@@ -217,8 +219,8 @@ RunOutcome execute_run(const RunContext& ctx, const recipe::RunStep& step, const
     if (auto r = rootfs->unmount(); !r) throw Error(id + ": " + r.error());
     if (!code) throw Error(id + ": " + code.error());
     if (*code != 0) {
-        std::string msg = id + ": the command exited with " + std::to_string(*code) + ": " +
-                          join_args(spec.args);
+        std::string msg =
+            id + ": the command exited with " + std::to_string(*code) + ": " + join_args(spec.args);
         if (!tail.empty()) {
             msg += "\nlast lines of its output:";
             for (const auto& l : tail)

@@ -16,15 +16,21 @@ using layer::Entry;
 
 const char* type_word(Entry::Type t) {
     switch (t) {
-    case Entry::Type::file: return "file";
-    case Entry::Type::dir: return "dir";
-    case Entry::Type::symlink: return "symlink";
-    case Entry::Type::hardlink: return "hardlink";
+    case Entry::Type::file:
+        return "file";
+    case Entry::Type::dir:
+        return "dir";
+    case Entry::Type::symlink:
+        return "symlink";
+    case Entry::Type::hardlink:
+        return "hardlink";
     }
     return "?";
 }
 
-std::string short_hash(const std::string& hex) { return hex.substr(0, 12) + "…"; }
+std::string short_hash(const std::string& hex) {
+    return hex.substr(0, 12) + "…";
+}
 
 std::string owner_mode(const Entry& e) {
     char buf[64];
@@ -34,9 +40,9 @@ std::string owner_mode(const Entry& e) {
 
 } // namespace
 
-std::vector<cache::InputFile> hash_inputs(
-    const std::vector<Entry>& entries, cache::StatCache& stat_cache, unsigned threads,
-    const std::unordered_map<std::string, struct stat>* stats) {
+std::vector<cache::InputFile>
+hash_inputs(const std::vector<Entry>& entries, cache::StatCache& stat_cache, unsigned threads,
+            const std::unordered_map<std::string, struct stat>* stats) {
     std::vector<cache::InputFile> inputs(entries.size());
     std::vector<std::size_t> to_hash;
     for (std::size_t i = 0; i < entries.size(); ++i) {

@@ -22,9 +22,9 @@ namespace factory::build {
 // cache (in parallel when files must be read). Throws Error if a source can't be hashed.
 // `stats` (optional) holds the lstat of sources taken while planning: a stat-cache hit then
 // costs no system call.
-std::vector<cache::InputFile> hash_inputs(
-    const std::vector<layer::Entry>& entries, cache::StatCache& stat_cache, unsigned threads,
-    const std::unordered_map<std::string, struct stat>* stats = nullptr);
+std::vector<cache::InputFile>
+hash_inputs(const std::vector<layer::Entry>& entries, cache::StatCache& stat_cache,
+            unsigned threads, const std::unordered_map<std::string, struct stat>* stats = nullptr);
 
 // Why a step missed, in words, comparing what it is keyed on now with the record of its last
 // build (nullopt: the step was never built, or its record is gone). One line per reason, e.g.

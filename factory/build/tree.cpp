@@ -123,13 +123,18 @@ void Tree::apply_layer_blob(const std::filesystem::path& blob,
             e.link = *target;
         } else {
             switch (archive_entry_filetype(ae)) {
-            case AE_IFDIR: e.type = Entry::Type::dir; break;
+            case AE_IFDIR:
+                e.type = Entry::Type::dir;
+                break;
             case AE_IFLNK:
                 e.type = Entry::Type::symlink;
                 e.link = archive_entry_symlink(ae) ? archive_entry_symlink(ae) : "";
                 break;
-            case AE_IFREG: e.type = Entry::Type::file; break;
-            default: continue; // devices and FIFOs can't be copied by a copy step
+            case AE_IFREG:
+                e.type = Entry::Type::file;
+                break;
+            default:
+                continue; // devices and FIFOs can't be copied by a copy step
             }
         }
         for (archive_entry_xattr_reset(ae);;) {
@@ -157,7 +162,9 @@ void Tree::apply_layer_blob(const std::filesystem::path& blob,
             }
             e.source = dest.string();
         } else {
-            e.size = archive_entry_size_is_set(ae) ? static_cast<std::uint64_t>(archive_entry_size(ae)) : 0;
+            e.size = archive_entry_size_is_set(ae)
+                         ? static_cast<std::uint64_t>(archive_entry_size(ae))
+                         : 0;
         }
         entries.push_back(std::move(e));
     }

@@ -24,7 +24,8 @@ class Tree {
     // Reads a layer blob (tar, tar+gzip or tar+zstd) with libarchive's reader and applies it.
     // Regular files' content is extracted to numbered files under `content_dir` — never to a
     // path taken from the archive. Caps entries and sizes; throws Error on a bad layer.
-    void apply_layer_blob(const std::filesystem::path& blob, const std::filesystem::path& content_dir);
+    void apply_layer_blob(const std::filesystem::path& blob,
+                          const std::filesystem::path& content_dir);
 
     const layer::Entry* find(const std::string& path) const;
     // Resolves symlinks in `path` inside the tree (an absolute link target is taken from the

@@ -58,9 +58,12 @@ int run_cache_stats(const fs::path& root, bool json) {
                                 {"misses", c.misses},
                                 {"bytes_written", c.bytes_written},
                                 {"bytes_reused", c.bytes_reused}};
-        j["store"] = {{"blobs", usage.blobs},           {"blob_bytes", usage.blob_bytes},
-                      {"records", usage.records},       {"record_bytes", usage.record_bytes},
-                      {"mount_bytes", usage.mount_bytes}, {"total_bytes", usage.total_bytes()}};
+        j["store"] = {{"blobs", usage.blobs},
+                      {"blob_bytes", usage.blob_bytes},
+                      {"records", usage.records},
+                      {"record_bytes", usage.record_bytes},
+                      {"mount_bytes", usage.mount_bytes},
+                      {"total_bytes", usage.total_bytes()}};
         std::printf("%s\n", j.dump().c_str());
         return 0;
     }

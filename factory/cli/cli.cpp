@@ -75,7 +75,8 @@ struct BuildArgs {
     std::vector<std::string> secrets;
 };
 
-build::BuildOptions base_options(const std::string& cache_dir, const std::vector<std::string>& args) {
+build::BuildOptions base_options(const std::string& cache_dir,
+                                 const std::vector<std::string>& args) {
     build::BuildOptions options;
     options.store_root = cache::store_root(cache_dir);
     options.args = parse_args(args);
@@ -85,7 +86,8 @@ build::BuildOptions base_options(const std::string& cache_dir, const std::vector
 
 int run_build(const BuildArgs& a, const std::string& cache_dir) {
     auto mode = parse_progress_mode(a.progress);
-    if (!mode) throw usage_error("--progress " + a.progress + ": expected auto, tty, plain or json");
+    if (!mode)
+        throw usage_error("--progress " + a.progress + ": expected auto, tty, plain or json");
     build::BuildOptions options = base_options(cache_dir, a.args);
     options.outputs = a.outputs;
     options.explain = a.explain;
@@ -100,7 +102,8 @@ int run_build(const BuildArgs& a, const std::string& cache_dir) {
         results.push_back(build::build_recipe(recipe, options, progress));
     std::string digests;
     for (const auto& r : results) {
-        std::printf("%s:%s %s\n", r.name.c_str(), r.tags.front().c_str(), r.manifest_digest.c_str());
+        std::printf("%s:%s %s\n", r.name.c_str(), r.tags.front().c_str(),
+                    r.manifest_digest.c_str());
         digests += r.manifest_digest + "\n";
     }
     std::fflush(stdout);
@@ -115,8 +118,9 @@ int run(int argc, char** argv) {
     app.set_version_flag("--version", std::string("factory ") + FACTORY_VERSION);
     app.require_subcommand(1);
     std::string cache_dir;
-    app.add_option("--cache", cache_dir,
-                   "Store directory (default: $FACTORY_CACHE, $XDG_CACHE_HOME/factory, ~/.cache/factory)");
+    app.add_option(
+        "--cache", cache_dir,
+        "Store directory (default: $FACTORY_CACHE, $XDG_CACHE_HOME/factory, ~/.cache/factory)");
 
     BuildArgs build_args;
     auto* build = app.add_subcommand("build", "Build recipes into the store (and outputs)");
@@ -129,9 +133,11 @@ int run(int argc, char** argv) {
     build->add_option("--progress", build_args.progress, "auto|tty|plain|json");
     build->add_option("--digest-file", build_args.digest_file,
                       "Write the manifest digest(s) to this file");
-    build->add_flag("--explain", build_args.explain, "Say why each step that rebuilds missed the cache");
-    build->add_option("--runtime", build_args.runtime,
-                      "OCI runtime for RUN steps: crun, runc or a path (default: $FACTORY_RUNTIME, else detect)");
+    build->add_flag("--explain", build_args.explain,
+                    "Say why each step that rebuilds missed the cache");
+    build->add_option(
+        "--runtime", build_args.runtime,
+        "OCI runtime for RUN steps: crun, runc or a path (default: $FACTORY_RUNTIME, else detect)");
     build->add_option("--secret", build_args.secrets,
                       "Give RUN steps a secret: id=ID,src=FILE or id=ID,env=VAR (never stored)");
 
@@ -139,9 +145,10 @@ int run(int argc, char** argv) {
     auto* export_cmd = app.add_subcommand("export", "Write an image of the store to destinations");
     export_cmd->add_option("--cache", cache_dir, "Store directory");
     export_cmd->add_option("ref", export_args.ref, "NAME[:TAG] or sha256:DIGEST")->required();
-    export_cmd->add_option("dest", export_args.outputs,
-                           "oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG], "
-                           "rootfs:DIR, rootfs-tar:FILE")
+    export_cmd
+        ->add_option("dest", export_args.outputs,
+                     "oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG], "
+                     "rootfs:DIR, rootfs-tar:FILE")
         ->required();
 
     WhyArgs why_args;
@@ -163,7 +170,8 @@ int run(int argc, char** argv) {
     auto* prune = cache_cmd->add_subcommand("prune", "Remove least recently used results");
     prune->add_option("--cache", cache_dir, "Store directory");
     prune->add_option("--max-size", prune_args.max_size, "Shrink the store to SIZE (10G, 500M)");
-    prune->add_option("--older-than", prune_args.older_than, "Remove what was unused for DURATION (7d, 12h)");
+    prune->add_option("--older-than", prune_args.older_than,
+                      "Remove what was unused for DURATION (7d, 12h)");
     prune->add_flag("--dry-run", prune_args.dry_run, "Only say what would be removed");
     auto* verify = cache_cmd->add_subcommand("verify", "Re-hash every blob and check every record");
     verify->add_option("--cache", cache_dir, "Store directory");

@@ -77,10 +77,13 @@ int run_inspect(const InspectArgs& args, const std::filesystem::path& store_root
     std::printf("Image:        %s\n", args.ref.c_str());
     std::printf("Digest:       %s\n", desc->digest.c_str());
     std::printf("Platform:     %s\n", config.platform().str().c_str());
-    std::printf("Size:         %s\n", human_size(static_cast<std::uint64_t>(image_size(manifest))).c_str());
-    if (!config.entrypoint().empty()) std::printf("Entrypoint:   %s\n", join(config.entrypoint()).c_str());
+    std::printf("Size:         %s\n",
+                human_size(static_cast<std::uint64_t>(image_size(manifest))).c_str());
+    if (!config.entrypoint().empty())
+        std::printf("Entrypoint:   %s\n", join(config.entrypoint()).c_str());
     if (!config.cmd().empty()) std::printf("Cmd:          %s\n", join(config.cmd()).c_str());
-    if (!config.working_dir().empty()) std::printf("WorkingDir:   %s\n", config.working_dir().c_str());
+    if (!config.working_dir().empty())
+        std::printf("WorkingDir:   %s\n", config.working_dir().c_str());
     if (!config.user().empty()) std::printf("User:         %s\n", config.user().c_str());
     for (const auto& e : config.env())
         std::printf("Env:          %s\n", e.c_str());
@@ -90,7 +93,8 @@ int run_inspect(const InspectArgs& args, const std::filesystem::path& store_root
         std::printf("ExposedPort:  %s\n", p.c_str());
     for (const auto& v : config.volumes())
         std::printf("Volume:       %s\n", v.c_str());
-    if (!config.stop_signal().empty()) std::printf("StopSignal:   %s\n", config.stop_signal().c_str());
+    if (!config.stop_signal().empty())
+        std::printf("StopSignal:   %s\n", config.stop_signal().c_str());
     std::printf("Layers:\n");
     auto diff_ids = config.diff_ids();
     auto history = config.history();
@@ -120,8 +124,10 @@ int run_export(const ExportArgs& args, const std::filesystem::path& store_root) 
     if (!desc) throw Error("no image '" + args.ref + "' in the store " + store_root.string());
     // The name an output gets by default: the ref as given, with :latest when it has no tag.
     std::string name = args.ref;
-    if (name.starts_with("sha256:")) name = "image:latest";
-    else if (name.find(':') == std::string::npos) name += ":latest";
+    if (name.starts_with("sha256:"))
+        name = "image:latest";
+    else if (name.find(':') == std::string::npos)
+        name += ":latest";
     for (const auto& t : targets) {
         exporter::export_image(store, *desc, t, name);
         std::printf("%s %s\n", exporter::to_string(t).c_str(), desc->digest.c_str());

@@ -13,7 +13,8 @@ ShellCommands::ShellCommands(CLI::App& app, std::string& cache_dir) {
     run_->add_option("target", run_options_.target, "NAME[:TAG], sha256:DIGEST or RECIPE.toml")
         ->required();
     run_->add_option("cmd", run_options_.args, "The command (after --); default: Entrypoint + Cmd");
-    run_->add_option("--mount", run_options_.mounts, "Bind-mount SRC:DST[:ro]")->allow_extra_args(false);
+    run_->add_option("--mount", run_options_.mounts, "Bind-mount SRC:DST[:ro]")
+        ->allow_extra_args(false);
     run_->add_option("--env,-e", run_options_.env, "Set NAME=VALUE")->allow_extra_args(false);
     run_->add_option("--workdir,-w", run_options_.workdir, "Working directory in the container");
     run_->add_option("--user,-u", run_options_.user, "UID[:GID] (default: the image's User)");

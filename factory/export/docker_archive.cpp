@@ -12,7 +12,9 @@ namespace factory::exporter {
 
 namespace {
 
-std::string blob_path(const oci::Descriptor& d) { return "blobs/sha256/" + *d.sha256_hex(); }
+std::string blob_path(const oci::Descriptor& d) {
+    return "blobs/sha256/" + *d.sha256_hex();
+}
 
 // manifest.json as moby's json.NewEncoder(f).Encode([]manifestItem) writes it: Go field order
 // Config, RepoTags, Layers (Parent and LayerSources are omitempty and not needed: every layer is
@@ -22,7 +24,8 @@ std::string manifest_json(const oci::Manifest& m, const oci::DockerReference& re
     item["Config"] = blob_path(m.config);
     item["RepoTags"] = oci::Json::array({ref.familiar()});
     item["Layers"] = oci::Json::array();
-    for (const auto& l : m.layers) item["Layers"].push_back(blob_path(l));
+    for (const auto& l : m.layers)
+        item["Layers"].push_back(blob_path(l));
     return oci::go_marshal(oci::Json::array({item})) + "\n";
 }
 
@@ -49,8 +52,9 @@ void export_docker_archive(const oci::Layout& store, const oci::Descriptor& imag
     auto manifest = store.read_manifest(image);
     if (!manifest) throw Error(manifest.error());
     auto blobs = image_blobs(store, image);
-    std::sort(blobs.begin(), blobs.end(),
-              [](const oci::Descriptor& a, const oci::Descriptor& b) { return a.digest < b.digest; });
+    std::sort(blobs.begin(), blobs.end(), [](const oci::Descriptor& a, const oci::Descriptor& b) {
+        return a.digest < b.digest;
+    });
 
     oci::Index index;
     auto desc = output_descriptor(image);

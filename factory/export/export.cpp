@@ -34,8 +34,12 @@ void export_image(const oci::Layout& store, const oci::Descriptor& image, const 
         export_docker_archive(store, image, target.path,
                               target.ref.empty() ? std::string(image_name) : target.ref);
         return;
-    case Format::rootfs_dir: export_rootfs_dir(store, image, target.path); return;
-    case Format::rootfs_tar: export_rootfs_tar(store, image, target.path); return;
+    case Format::rootfs_dir:
+        export_rootfs_dir(store, image, target.path);
+        return;
+    case Format::rootfs_tar:
+        export_rootfs_tar(store, image, target.path);
+        return;
     }
 }
 

@@ -37,7 +37,8 @@ oci::Descriptor output_descriptor(const oci::Descriptor& image) {
 
 void export_oci_dir(const oci::Layout& store, const oci::Descriptor& image, const fs::path& dir,
                     const std::string& tag) {
-    if (tag.empty()) throw Error("cannot export to oci:" + dir.string() + ": no TAG to name the image");
+    if (tag.empty())
+        throw Error("cannot export to oci:" + dir.string() + ": no TAG to name the image");
     auto blobs = image_blobs(store, image);
     std::error_code ec;
     if (fs::exists(dir, ec) && !fs::exists(dir / "oci-layout", ec) && !fs::is_empty(dir, ec))
@@ -66,15 +67,17 @@ namespace {
 // blobs/sha256/<hex>…, then `extra` files (already sorted, names after "blobs/").
 void write_layout_tar(TarWriter& tar, const oci::Layout& store,
                       std::vector<oci::Descriptor> blobs) {
-    std::sort(blobs.begin(), blobs.end(),
-              [](const oci::Descriptor& a, const oci::Descriptor& b) { return a.digest < b.digest; });
+    std::sort(blobs.begin(), blobs.end(), [](const oci::Descriptor& a, const oci::Descriptor& b) {
+        return a.digest < b.digest;
+    });
     tar.add_directory("blobs/");
     tar.add_directory("blobs/sha256/");
     for (const auto& d : blobs) {
         auto hex = *d.sha256_hex();
         auto fd = store.blobs().open(hex);
         if (!fd) throw Error(fd.error());
-        tar.add_file_from_fd("blobs/sha256/" + hex, fd->get(), static_cast<std::uint64_t>(d.size), hex);
+        tar.add_file_from_fd("blobs/sha256/" + hex, fd->get(), static_cast<std::uint64_t>(d.size),
+                             hex);
     }
 }
 

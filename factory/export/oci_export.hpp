@@ -19,9 +19,9 @@ std::vector<oci::Descriptor> image_blobs(const oci::Layout& store, const oci::De
 // (the store's annotations are not carried over).
 oci::Descriptor output_descriptor(const oci::Descriptor& image);
 
-// Creates or updates the layout at dir and names the image `tag` (required) (ref.name = tag, as skopeo
-// writes it). Blobs are hard-linked from the store when on the same file system, else copied and
-// verified. A dir that exists, is not empty and is not a layout is refused. index.json is
+// Creates or updates the layout at dir and names the image `tag` (required) (ref.name = tag, as
+// skopeo writes it). Blobs are hard-linked from the store when on the same file system, else copied
+// and verified. A dir that exists, is not empty and is not a layout is refused. index.json is
 // replaced last and atomically, so a failure leaves any previous content readable. Throws Error.
 void export_oci_dir(const oci::Layout& store, const oci::Descriptor& image, const fs::path& dir,
                     const std::string& tag);

@@ -49,7 +49,8 @@ std::int64_t created_epoch(const oci::ImageConfig& config) {
 
 } // namespace
 
-void export_rootfs_dir(const oci::Layout& store, const oci::Descriptor& image, const fs::path& dir) {
+void export_rootfs_dir(const oci::Layout& store, const oci::Descriptor& image,
+                       const fs::path& dir) {
     std::error_code ec;
     if (fs::exists(dir, ec) && !fs::is_empty(dir, ec))
         throw Error("cannot export to rootfs:" + dir.string() + ": the directory is not empty");
@@ -69,7 +70,8 @@ void export_rootfs_dir(const oci::Layout& store, const oci::Descriptor& image, c
     temp.keep();
 }
 
-void export_rootfs_tar(const oci::Layout& store, const oci::Descriptor& image, const fs::path& file) {
+void export_rootfs_tar(const oci::Layout& store, const oci::Descriptor& image,
+                       const fs::path& file) {
     auto parent = fs::absolute(file).parent_path();
     TempDir temp(parent, std::string(temp_prefix) + "rootfs-");
     try {

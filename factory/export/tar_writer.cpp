@@ -17,7 +17,9 @@ struct EntryFree {
 };
 } // namespace
 
-void TarWriter::Free::operator()(archive* a) const noexcept { archive_write_free(a); }
+void TarWriter::Free::operator()(archive* a) const noexcept {
+    archive_write_free(a);
+}
 
 TarWriter::TarWriter(int fd) : a_(archive_write_new()) {
     if (!a_) throw Error("libarchive: out of memory");
@@ -52,13 +54,14 @@ void TarWriter::header(const std::string& name, bool directory, std::uint64_t si
         fail("cannot write the tar header of " + name);
 }
 
-void TarWriter::add_directory(const std::string& name) { header(name, true, 0); }
+void TarWriter::add_directory(const std::string& name) {
+    header(name, true, 0);
+}
 
 void TarWriter::add_file(const std::string& name, std::string_view content) {
     header(name, false, content.size());
-    if (!content.empty() &&
-        archive_write_data(a_.get(), content.data(), content.size()) !=
-            static_cast<la_ssize_t>(content.size()))
+    if (!content.empty() && archive_write_data(a_.get(), content.data(), content.size()) !=
+                                static_cast<la_ssize_t>(content.size()))
         fail("cannot write " + name + " into the tar archive");
 }
 

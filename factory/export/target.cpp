@@ -15,11 +15,16 @@ Result<Target> parse_target(std::string_view spec) {
     auto kind = spec.substr(0, colon);
     auto rest = spec.substr(colon + 1);
     Target t;
-    if (kind == "oci") t.format = Format::oci_dir;
-    else if (kind == "oci-archive") t.format = Format::oci_archive;
-    else if (kind == "docker-archive") t.format = Format::docker_archive;
-    else if (kind == "rootfs") t.format = Format::rootfs_dir;
-    else if (kind == "rootfs-tar") t.format = Format::rootfs_tar;
+    if (kind == "oci")
+        t.format = Format::oci_dir;
+    else if (kind == "oci-archive")
+        t.format = Format::oci_archive;
+    else if (kind == "docker-archive")
+        t.format = Format::docker_archive;
+    else if (kind == "rootfs")
+        t.format = Format::rootfs_dir;
+    else if (kind == "rootfs-tar")
+        t.format = Format::rootfs_tar;
     else
         return Unexpected("invalid output \"" + std::string(spec) + "\": unknown transport \"" +
                           std::string(kind) + "\"; " + forms);

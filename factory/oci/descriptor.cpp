@@ -22,17 +22,26 @@ Platform host_platform() {
     struct utsname u {};
     std::string m = ::uname(&u) == 0 ? u.machine : "";
     // uname -m → GOARCH (containerd platforms.DefaultSpec).
-    if (m == "x86_64") p.architecture = "amd64";
-    else if (m == "aarch64" || m == "arm64") p.architecture = "arm64";
-    else if (m.starts_with("armv7")) p.architecture = "arm", p.variant = "v7";
-    else if (m.starts_with("armv6")) p.architecture = "arm", p.variant = "v6";
-    else if (m == "i386" || m == "i686") p.architecture = "386";
-    else if (m == "ppc64le" || m == "s390x" || m == "riscv64") p.architecture = m;
-    else p.architecture = m;
+    if (m == "x86_64")
+        p.architecture = "amd64";
+    else if (m == "aarch64" || m == "arm64")
+        p.architecture = "arm64";
+    else if (m.starts_with("armv7"))
+        p.architecture = "arm", p.variant = "v7";
+    else if (m.starts_with("armv6"))
+        p.architecture = "arm", p.variant = "v6";
+    else if (m == "i386" || m == "i686")
+        p.architecture = "386";
+    else if (m == "ppc64le" || m == "s390x" || m == "riscv64")
+        p.architecture = m;
+    else
+        p.architecture = m;
     return p;
 }
 
-Result<std::string> Descriptor::sha256_hex() const { return sha256_hex_of(digest); }
+Result<std::string> Descriptor::sha256_hex() const {
+    return sha256_hex_of(digest);
+}
 
 std::string Descriptor::ref_name() const {
     auto it = annotations.find(annotation::ref_name);
@@ -71,7 +80,8 @@ Json to_json(const Descriptor& d) {
 }
 
 bool is_valid_media_type(std::string_view s) {
-    // descriptor.md: ^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$
+    // descriptor.md:
+    // ^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$
     auto part_ok = [](std::string_view p) {
         if (p.empty() || p.size() > 127) return false;
         auto alnum = [](char c) {

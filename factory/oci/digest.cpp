@@ -23,8 +23,10 @@ Result<Digest> Digest::parse(std::string_view text) {
     auto alg = text.substr(0, colon);
     auto enc = text.substr(colon + 1);
     std::size_t want = 0;
-    if (alg == "sha256") want = 64;
-    else if (alg == "sha512") want = 128;
+    if (alg == "sha256")
+        want = 64;
+    else if (alg == "sha512")
+        want = 128;
     else
         return Unexpected("invalid digest " + detail::quote(text) + ": unsupported algorithm " +
                           detail::quote(alg) + " (sha256 or sha512)");
@@ -40,7 +42,9 @@ Digest Digest::from_sha256_hex(std::string_view hex) {
     return Digest("sha256", std::string(hex));
 }
 
-Digest Digest::of(std::string_view bytes) { return Digest("sha256", Sha256::hex(bytes)); }
+Digest Digest::of(std::string_view bytes) {
+    return Digest("sha256", Sha256::hex(bytes));
+}
 
 Result<std::string> Digest::sha256_hex() const {
     if (!is_sha256())

@@ -14,19 +14,17 @@ namespace {
 
 // Field order of specs-go/v1 (image-spec v1.1.1): Image with Platform embedded, ImageConfig,
 // RootFS, History.
-constexpr std::string_view image_fields[] = {"created", "author", "architecture", "os",
-                                             "os.version", "os.features", "variant", "config",
-                                             "rootfs", "history"};
-constexpr std::string_view exec_fields[] = {"User",    "ExposedPorts", "Env",
-                                            "Entrypoint", "Cmd",       "Volumes",
-                                            "WorkingDir", "Labels",    "StopSignal",
-                                            "ArgsEscaped"};
+constexpr std::string_view image_fields[] = {"created",    "author",      "architecture", "os",
+                                             "os.version", "os.features", "variant",      "config",
+                                             "rootfs",     "history"};
+constexpr std::string_view exec_fields[] = {
+    "User",    "ExposedPorts", "Env",    "Entrypoint", "Cmd",
+    "Volumes", "WorkingDir",   "Labels", "StopSignal", "ArgsEscaped"};
 constexpr std::string_view rootfs_fields[] = {"type", "diff_ids"};
 constexpr std::string_view history_fields[] = {"created", "created_by", "author", "comment",
                                                "empty_layer"};
 
-template <std::size_t N>
-bool known(const std::string_view (&fields)[N], std::string_view k) {
+template <std::size_t N> bool known(const std::string_view (&fields)[N], std::string_view k) {
     return std::find(std::begin(fields), std::end(fields), k) != std::end(fields);
 }
 
@@ -47,15 +45,18 @@ bool is_empty(const Json& v) {
 Json canonical_unknown(const Json& v) {
     if (v.is_array()) {
         Json out = Json::array();
-        for (const auto& e : v) out.push_back(canonical_unknown(e));
+        for (const auto& e : v)
+            out.push_back(canonical_unknown(e));
         return out;
     }
     if (!v.is_object()) return v;
     std::vector<std::string> keys;
-    for (const auto& [k, _] : v.items()) keys.push_back(k);
+    for (const auto& [k, _] : v.items())
+        keys.push_back(k);
     std::sort(keys.begin(), keys.end());
     Json out = Json::object();
-    for (const auto& k : keys) out[k] = canonical_unknown(v.at(k));
+    for (const auto& k : keys)
+        out[k] = canonical_unknown(v.at(k));
     return out;
 }
 
@@ -66,15 +67,18 @@ void append_unknown(Json& out, const Json& from, const std::string_view (&fields
     for (const auto& [k, _] : from.items())
         if (!known(fields, k)) keys.push_back(k);
     std::sort(keys.begin(), keys.end());
-    for (const auto& k : keys) out[k] = canonical_unknown(from.at(k));
+    for (const auto& k : keys)
+        out[k] = canonical_unknown(from.at(k));
 }
 
 // map[string]struct{} → {"k":{}} with sorted keys.
 Json canonical_set(const Json& v) {
     std::set<std::string> keys;
-    for (const auto& [k, _] : v.items()) keys.insert(k);
+    for (const auto& [k, _] : v.items())
+        keys.insert(k);
     Json out = Json::object();
-    for (const auto& k : keys) out[k] = Json::object();
+    for (const auto& k : keys)
+        out[k] = Json::object();
     return out;
 }
 
@@ -84,9 +88,12 @@ Json canonical_exec(const Json* c) {
     for (auto f : exec_fields) {
         auto it = c->find(f);
         if (it == c->end() || is_empty(*it)) continue;
-        if (f == "ExposedPorts" || f == "Volumes") out[std::string(f)] = canonical_set(*it);
-        else if (f == "Labels") out[std::string(f)] = canonical_unknown(*it);
-        else out[std::string(f)] = *it;
+        if (f == "ExposedPorts" || f == "Volumes")
+            out[std::string(f)] = canonical_set(*it);
+        else if (f == "Labels")
+            out[std::string(f)] = canonical_unknown(*it);
+        else
+            out[std::string(f)] = *it;
     }
     append_unknown(out, *c, exec_fields);
     return out;
@@ -121,7 +128,8 @@ Json go_time(const Json& v) {
             frac_end = 29;
         }
         auto last = frac_end;
-        while (last > 20 && s[last - 1] == '0') --last;
+        while (last > 20 && s[last - 1] == '0')
+            --last;
         s.erase(last == 20 ? 19 : last, frac_end - (last == 20 ? 19 : last));
     }
     return s;
@@ -154,7 +162,8 @@ bool looks_like_rfc3339(std::string_view s) {
     if (i < s.size() && s[i] == '.') {
         ++i;
         std::size_t start = i;
-        while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
+        while (i < s.size() && s[i] >= '0' && s[i] <= '9')
+            ++i;
         if (i == start) return false;
     }
     if (i < s.size() && (s[i] == 'Z' || s[i] == 'z')) return i + 1 == s.size();
@@ -230,14 +239,17 @@ std::vector<std::string> keys_at(const Json* obj, std::string_view key) {
     if (!obj) return out;
     auto v = member(*obj, key);
     if (!v || !v->is_object()) return out;
-    for (const auto& [k, _] : v->items()) out.push_back(k);
+    for (const auto& [k, _] : v->items())
+        out.push_back(k);
     std::sort(out.begin(), out.end());
     return out;
 }
 
 void set_or_erase(Json& obj, const std::string& key, Json value) {
-    if (is_empty(value)) obj.erase(key);
-    else obj[key] = std::move(value);
+    if (is_empty(value))
+        obj.erase(key);
+    else
+        obj[key] = std::move(value);
 }
 
 } // namespace
@@ -290,7 +302,8 @@ Json ImageConfig::canonical_json() const {
             auto h = member(doc_, "history");
             if (!h || !h->is_array() || h->empty()) continue;
             Json arr = Json::array();
-            for (const auto& e : *h) arr.push_back(e.is_object() ? canonical_history(e) : e);
+            for (const auto& e : *h)
+                arr.push_back(e.is_object() ? canonical_history(e) : e);
             out[k] = std::move(arr);
         } else if (it != doc_.end() && !is_empty(*it)) {
             out[k] = f == "created" ? go_time(*it) : *it;
@@ -300,11 +313,19 @@ Json ImageConfig::canonical_json() const {
     return out;
 }
 
-std::string ImageConfig::serialize() const { return go_marshal(canonical_json()); }
+std::string ImageConfig::serialize() const {
+    return go_marshal(canonical_json());
+}
 
-std::string ImageConfig::architecture() const { return string_at(&doc_, "architecture"); }
-std::string ImageConfig::os() const { return string_at(&doc_, "os"); }
-std::string ImageConfig::variant() const { return string_at(&doc_, "variant"); }
+std::string ImageConfig::architecture() const {
+    return string_at(&doc_, "architecture");
+}
+std::string ImageConfig::os() const {
+    return string_at(&doc_, "os");
+}
+std::string ImageConfig::variant() const {
+    return string_at(&doc_, "variant");
+}
 
 Platform ImageConfig::platform() const {
     Platform p;
@@ -324,8 +345,12 @@ void ImageConfig::set_platform(const Platform& p) {
     set_or_erase(doc_, "variant", p.variant);
 }
 
-void ImageConfig::set_created(std::string rfc3339) { set_or_erase(doc_, "created", std::move(rfc3339)); }
-void ImageConfig::set_author(std::string author) { set_or_erase(doc_, "author", std::move(author)); }
+void ImageConfig::set_created(std::string rfc3339) {
+    set_or_erase(doc_, "created", std::move(rfc3339));
+}
+void ImageConfig::set_author(std::string author) {
+    set_or_erase(doc_, "author", std::move(author));
+}
 
 std::vector<std::string> ImageConfig::diff_ids() const {
     return strings_at(member(doc_, "rootfs"), "diff_ids");
@@ -380,12 +405,22 @@ Json& ImageConfig::exec_config() {
     return doc_["config"];
 }
 
-const Json* ImageConfig::exec_config() const { return member(doc_, "config"); }
+const Json* ImageConfig::exec_config() const {
+    return member(doc_, "config");
+}
 
-std::string ImageConfig::user() const { return string_at(exec_config(), "User"); }
-void ImageConfig::set_user(std::string u) { set_or_erase(exec_config(), "User", std::move(u)); }
-std::vector<std::string> ImageConfig::env() const { return strings_at(exec_config(), "Env"); }
-void ImageConfig::set_env(const std::vector<std::string>& e) { set_or_erase(exec_config(), "Env", e); }
+std::string ImageConfig::user() const {
+    return string_at(exec_config(), "User");
+}
+void ImageConfig::set_user(std::string u) {
+    set_or_erase(exec_config(), "User", std::move(u));
+}
+std::vector<std::string> ImageConfig::env() const {
+    return strings_at(exec_config(), "Env");
+}
+void ImageConfig::set_env(const std::vector<std::string>& e) {
+    set_or_erase(exec_config(), "Env", e);
+}
 
 void ImageConfig::set_env_var(std::string_view name, std::string_view value) {
     auto env = this->env();
@@ -393,8 +428,10 @@ void ImageConfig::set_env_var(std::string_view name, std::string_view value) {
     auto prefix = std::string(name) + "=";
     auto it = std::find_if(env.begin(), env.end(),
                            [&](const std::string& e) { return e.starts_with(prefix); });
-    if (it != env.end()) *it = entry;
-    else env.push_back(entry);
+    if (it != env.end())
+        *it = entry;
+    else
+        env.push_back(entry);
     set_env(env);
 }
 
@@ -404,9 +441,15 @@ std::vector<std::string> ImageConfig::entrypoint() const {
 void ImageConfig::set_entrypoint(const std::vector<std::string>& a) {
     set_or_erase(exec_config(), "Entrypoint", a);
 }
-std::vector<std::string> ImageConfig::cmd() const { return strings_at(exec_config(), "Cmd"); }
-void ImageConfig::set_cmd(const std::vector<std::string>& a) { set_or_erase(exec_config(), "Cmd", a); }
-std::string ImageConfig::working_dir() const { return string_at(exec_config(), "WorkingDir"); }
+std::vector<std::string> ImageConfig::cmd() const {
+    return strings_at(exec_config(), "Cmd");
+}
+void ImageConfig::set_cmd(const std::vector<std::string>& a) {
+    set_or_erase(exec_config(), "Cmd", a);
+}
+std::string ImageConfig::working_dir() const {
+    return string_at(exec_config(), "WorkingDir");
+}
 void ImageConfig::set_working_dir(std::string d) {
     set_or_erase(exec_config(), "WorkingDir", std::move(d));
 }
@@ -441,7 +484,9 @@ void ImageConfig::add_exposed_port(const std::string& port) {
     c["ExposedPorts"][port] = Json::object();
 }
 
-std::vector<std::string> ImageConfig::volumes() const { return keys_at(exec_config(), "Volumes"); }
+std::vector<std::string> ImageConfig::volumes() const {
+    return keys_at(exec_config(), "Volumes");
+}
 
 void ImageConfig::add_volume(const std::string& path) {
     auto& c = exec_config();
@@ -449,7 +494,9 @@ void ImageConfig::add_volume(const std::string& path) {
     c["Volumes"][path] = Json::object();
 }
 
-std::string ImageConfig::stop_signal() const { return string_at(exec_config(), "StopSignal"); }
+std::string ImageConfig::stop_signal() const {
+    return string_at(exec_config(), "StopSignal");
+}
 void ImageConfig::set_stop_signal(std::string s) {
     set_or_erase(exec_config(), "StopSignal", std::move(s));
 }

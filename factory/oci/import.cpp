@@ -46,8 +46,8 @@ Result<std::string> read_json_blob(const Source& src, const Descriptor& d,
         return Unexpected(path->string() + ": size is " + std::to_string(bytes->size()) +
                           " bytes, its descriptor says " + std::to_string(d.size));
     if (auto actual = Sha256::hex(*bytes); actual != *hex)
-        return Unexpected(path->string() + ": content does not match its digest (got sha256:" +
-                          actual + ")");
+        return Unexpected(path->string() +
+                          ": content does not match its digest (got sha256:" + actual + ")");
     return bytes;
 }
 
@@ -72,7 +72,8 @@ Result<ImportedImage> import_image(const Source& src, std::string_view tag,
     out.manifest = std::move(*manifest);
     const auto& m = out.manifest;
     if (!media_type::is_config(m.config.media_type))
-        return Unexpected(src.name + ": " + md.digest + " is not a container image (its config is " +
+        return Unexpected(src.name + ": " + md.digest +
+                          " is not a container image (its config is " +
                           detail::quote(m.config.media_type) + ")");
     auto cbytes = reader(m.config);
     if (!cbytes) return Unexpected(src.name + ": " + cbytes.error());
@@ -222,7 +223,8 @@ Result<void> ArchiveReader::entry(archive_entry* e) {
     auto type = archive_entry_filetype(e);
     if (archive_entry_hardlink(e))
         return fail("entry " + detail::quote(name) + ": hard links are not accepted");
-    if (type == AE_IFLNK) return fail("entry " + detail::quote(name) + ": symlinks are not accepted");
+    if (type == AE_IFLNK)
+        return fail("entry " + detail::quote(name) + ": symlinks are not accepted");
     if (type != AE_IFREG && type != AE_IFDIR)
         return fail("entry " + detail::quote(name) + ": only files and directories are accepted");
     if (archive_entry_sparse_count(e) > 0)
@@ -242,7 +244,8 @@ Result<void> ArchiveReader::entry(archive_entry* e) {
     case EntryKind::layout:
     case EntryKind::index: {
         if (static_cast<std::uint64_t>(size) > limits_.max_json)
-            return fail(name + " is over the limit of " + std::to_string(limits_.max_json) + " bytes");
+            return fail(name + " is over the limit of " + std::to_string(limits_.max_json) +
+                        " bytes");
         auto bytes = read_small(size);
         if (!bytes) return Unexpected(bytes.error());
         (kind->kind == EntryKind::layout ? layout_json : index_json) = std::move(*bytes);
@@ -273,7 +276,8 @@ Result<std::string> ArchiveReader::read_small(std::int64_t size) {
 
 Result<void> ArchiveReader::stage_blob(const std::string& hex, std::int64_t size) {
     auto path = staging_ / hex;
-    Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, cache::BlobStore::blob_mode));
+    Fd fd(
+        ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, cache::BlobStore::blob_mode));
     if (!fd) return fail("cannot create " + path.string() + ": " + errno_string(errno));
     Sha256 h;
     std::vector<char> buf(1 << 18);
@@ -287,10 +291,11 @@ Result<void> ArchiveReader::stage_blob(const std::string& hex, std::int64_t size
             return fail("cannot write " + path.string() + ": " + w.error());
         got += static_cast<std::uint64_t>(n);
     }
-    if (got != static_cast<std::uint64_t>(size)) return fail("blob sha256:" + hex + " is truncated");
+    if (got != static_cast<std::uint64_t>(size))
+        return fail("blob sha256:" + hex + " is truncated");
     if (auto actual = h.hex_digest(); actual != hex)
-        return fail("entry blobs/sha256/" + hex + ": content does not match its name (got sha256:" +
-                    actual + ")");
+        return fail("entry blobs/sha256/" + hex +
+                    ": content does not match its name (got sha256:" + actual + ")");
     staged.emplace(hex, path);
     return {};
 }

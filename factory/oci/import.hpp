@@ -31,10 +31,10 @@ struct ImportedImage {
 };
 
 struct ImportLimits {
-    std::uint64_t max_json = 4u << 20;       // oci-layout, index.json, manifests, configs
-    std::uint64_t max_blob = 64ull << 30;    // any one blob
-    std::uint64_t max_total = 256ull << 30;  // all the bytes of an archive
-    std::size_t max_entries = 100000;        // archive entries
+    std::uint64_t max_json = 4u << 20;      // oci-layout, index.json, manifests, configs
+    std::uint64_t max_blob = 64ull << 30;   // any one blob
+    std::uint64_t max_total = 256ull << 30; // all the bytes of an archive
+    std::size_t max_entries = 100000;       // archive entries
 };
 
 // tag: a ref.name (or io.containerd.image.name) in the source's index.json; "" picks the only

@@ -12,13 +12,16 @@ Json to_json(const Index& i) {
     if (!i.media_type.empty()) j["mediaType"] = i.media_type;
     if (!i.artifact_type.empty()) j["artifactType"] = i.artifact_type;
     j["manifests"] = Json::array();
-    for (const auto& m : i.manifests) j["manifests"].push_back(to_json(m));
+    for (const auto& m : i.manifests)
+        j["manifests"].push_back(to_json(m));
     if (i.subject) j["subject"] = to_json(*i.subject);
     if (!i.annotations.empty()) j["annotations"] = sorted_object(i.annotations);
     return j;
 }
 
-std::string serialize(const Index& i) { return go_marshal(to_json(i)); }
+std::string serialize(const Index& i) {
+    return go_marshal(to_json(i));
+}
 
 Result<Index> parse_index(std::string_view bytes, std::string_view expected_media_type,
                           const JsonLimits& limits) {

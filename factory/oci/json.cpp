@@ -118,8 +118,7 @@ std::size_t utf8_length(std::string_view s, std::size_t i, char32_t& cp) {
         return 3;
     }
     if (c >= 0xF0 && c <= 0xF4 && cont(1) && cont(2) && cont(3)) {
-        cp = ((c & 0x07u) << 18) | ((b(1) & 0x3Fu) << 12) | ((b(2) & 0x3Fu) << 6) |
-             (b(3) & 0x3Fu);
+        cp = ((c & 0x07u) << 18) | ((b(1) & 0x3Fu) << 12) | ((b(2) & 0x3Fu) << 6) | (b(3) & 0x3Fu);
         if (cp < 0x10000 || cp > 0x10FFFF) return 0;
         return 4;
     }
@@ -226,13 +225,27 @@ void go_append_string(std::string& out, std::string_view s) {
         auto c = static_cast<unsigned char>(s[i]);
         if (c < 0x80) {
             switch (c) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\b': out += "\\b"; break;
-            case '\f': out += "\\f"; break;
-            case '\n': out += "\\n"; break;
-            case '\r': out += "\\r"; break;
-            case '\t': out += "\\t"; break;
+            case '"':
+                out += "\\\"";
+                break;
+            case '\\':
+                out += "\\\\";
+                break;
+            case '\b':
+                out += "\\b";
+                break;
+            case '\f':
+                out += "\\f";
+                break;
+            case '\n':
+                out += "\\n";
+                break;
+            case '\r':
+                out += "\\r";
+                break;
+            case '\t':
+                out += "\\t";
+                break;
             default:
                 if (c < 0x20 || c == '<' || c == '>' || c == '&') {
                     out += "\\u00";

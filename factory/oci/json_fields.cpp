@@ -45,7 +45,8 @@ std::optional<std::string> opt_string(const Json& obj, std::string_view key,
                                       const std::string& path) {
     auto v = member(obj, key);
     if (!v) return std::nullopt;
-    if (!v->is_string()) fail(join(path, key), std::string("must be a string, not ") + type_name(*v));
+    if (!v->is_string())
+        fail(join(path, key), std::string("must be a string, not ") + type_name(*v));
     return v->get<std::string>();
 }
 
@@ -58,7 +59,8 @@ std::string req_string(const Json& obj, std::string_view key, const std::string&
 std::optional<bool> opt_bool(const Json& obj, std::string_view key, const std::string& path) {
     auto v = member(obj, key);
     if (!v) return std::nullopt;
-    if (!v->is_boolean()) fail(join(path, key), std::string("must be a boolean, not ") + type_name(*v));
+    if (!v->is_boolean())
+        fail(join(path, key), std::string("must be a boolean, not ") + type_name(*v));
     return v->get<bool>();
 }
 
@@ -79,8 +81,8 @@ std::optional<std::int64_t> opt_int(const Json& obj, std::string_view key, const
         fail(join(path, key), std::string("must be an integer, not ") + type_name(*v));
     }
     if (n < min || n > max)
-        fail(join(path, key), std::to_string(n) + " is out of range [" + std::to_string(min) + ", " +
-                                  std::to_string(max) + "]");
+        fail(join(path, key), std::to_string(n) + " is out of range [" + std::to_string(min) +
+                                  ", " + std::to_string(max) + "]");
     return n;
 }
 
@@ -129,7 +131,8 @@ std::vector<std::string> opt_set(const Json& obj, std::string_view key, const st
 
 Json sorted_object(const std::map<std::string, std::string>& m) {
     Json out = Json::object();
-    for (const auto& [k, v] : m) out[k] = v; // std::map iterates in byte order, as Go sorts
+    for (const auto& [k, v] : m)
+        out[k] = v; // std::map iterates in byte order, as Go sorts
     return out;
 }
 

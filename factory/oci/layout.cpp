@@ -27,7 +27,8 @@ class IndexLock {
   public:
     explicit IndexLock(const fs::path& path) {
         fd_.reset(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
-        if (!fd_) throw Error("cannot open lock file " + path.string() + ": " + errno_string(errno));
+        if (!fd_)
+            throw Error("cannot open lock file " + path.string() + ": " + errno_string(errno));
         while (::flock(fd_.get(), LOCK_EX) != 0) {
             if (errno != EINTR)
                 throw Error("cannot lock " + path.string() + ": " + errno_string(errno));
@@ -38,13 +39,14 @@ class IndexLock {
     Fd fd_; // closing it releases the lock
 };
 
-std::string layout_json() { return R"({"imageLayoutVersion":"1.0.0"})"; }
+std::string layout_json() {
+    return R"({"imageLayoutVersion":"1.0.0"})";
+}
 
 void check_layout_file(const fs::path& dir) {
     auto path = dir / layout_file;
     auto bytes = read_file(path, 64 << 10);
-    if (!bytes)
-        throw Error(dir.string() + " is not an OCI image layout: " + bytes.error());
+    if (!bytes) throw Error(dir.string() + " is not an OCI image layout: " + bytes.error());
     auto j = parse_strict_json(*bytes);
     if (!j || !j->is_object())
         throw Error(path.string() + ": not a JSON object" + (j ? "" : ": " + j.error()));
@@ -79,7 +81,8 @@ Layout Layout::create(const fs::path& dir, Options options) {
     {
         // Under the index lock, so a concurrent set_ref's index is never replaced by an empty one.
         IndexLock lock(dir / lock_file);
-        if (!exists_nofollow(dir / index_file)) write_file_atomic(dir / index_file, serialize(Index{}));
+        if (!exists_nofollow(dir / index_file))
+            write_file_atomic(dir / index_file, serialize(Index{}));
     }
     return open(dir, std::move(options));
 }
@@ -101,7 +104,9 @@ Index Layout::index() const {
     return std::move(*index);
 }
 
-void Layout::write_index(const Index& index) { write_file_atomic(dir_ / index_file, serialize(index)); }
+void Layout::write_index(const Index& index) {
+    write_file_atomic(dir_ / index_file, serialize(index));
+}
 
 void Layout::set_ref(const std::string& ref_name, Descriptor desc) {
     if (ref_name.empty()) throw Error("an image reference name can't be empty");
@@ -141,8 +146,8 @@ std::vector<std::pair<std::string, Descriptor>> Layout::refs() const {
 }
 
 std::optional<Descriptor> Layout::resolve(std::string_view ref, const Platform& platform) const {
-    auto r = resolve_ref(index(), ref, platform,
-                         [this](const Descriptor& d) { return read_blob(d); });
+    auto r =
+        resolve_ref(index(), ref, platform, [this](const Descriptor& d) { return read_blob(d); });
     if (!r) throw Error(dir_.string() + ": " + r.error());
     return std::move(*r);
 }
@@ -174,7 +179,8 @@ Result<Index> Layout::read_index(const Descriptor& d) const {
     return i;
 }
 
-Result<ImageConfig> Layout::read_config(const Descriptor& d, std::optional<std::size_t> layers) const {
+Result<ImageConfig> Layout::read_config(const Descriptor& d,
+                                        std::optional<std::size_t> layers) const {
     auto bytes = read_blob(d);
     if (!bytes) return Unexpected(bytes.error());
     auto c = ImageConfig::parse(*bytes, layers);
@@ -190,8 +196,8 @@ Descriptor Layout::put_blob(std::string media_type, std::string_view bytes) {
 Result<std::vector<Descriptor>> Layout::closure(const Descriptor& root) const {
     std::vector<Descriptor> out;
     std::set<std::string> seen;
-    std::function<Result<void>(const Descriptor&, int)> walk =
-        [&](const Descriptor& d, int depth) -> Result<void> {
+    std::function<Result<void>(const Descriptor&, int)> walk = [&](const Descriptor& d,
+                                                                   int depth) -> Result<void> {
         if (depth > 4) return Unexpected("indexes nested deeper than 4 levels at " + d.digest);
         if (seen.count(d.digest)) return {};
         if (media_type::is_index(d.media_type)) {

@@ -72,7 +72,8 @@ class Layout {
     std::vector<std::pair<std::string, Descriptor>> refs() const;
 
     // Reads a blob for use: at most max_size bytes; size and sha256 checked against d.
-    Result<std::string> read_blob(const Descriptor& d, std::uint64_t max_size = max_json_blob) const;
+    Result<std::string> read_blob(const Descriptor& d,
+                                  std::uint64_t max_size = max_json_blob) const;
     // read_blob + the strict readers; the document's mediaType must match d.media_type.
     Result<Manifest> read_manifest(const Descriptor& d) const;
     Result<Index> read_index(const Descriptor& d) const;

@@ -23,8 +23,8 @@ std::string read_doc_media_type(const Json& obj, std::string_view expected,
         // CVE-2021-41190: what the referrer (descriptor, Content-Type) says must be what the
         // document says, so one blob can't be read as two different things.
         if (!is_kind(expected))
-            fail("", "expected " + std::string(kind) + " but the descriptor says " +
-                         quote(expected));
+            fail("",
+                 "expected " + std::string(kind) + " but the descriptor says " + quote(expected));
         if (!mt.empty() && mt != expected)
             fail("mediaType", quote(mt) + " does not match the descriptor's " + quote(expected));
     }
@@ -40,13 +40,16 @@ Json to_json(const Manifest& m) {
     if (!m.artifact_type.empty()) j["artifactType"] = m.artifact_type;
     j["config"] = to_json(m.config);
     j["layers"] = Json::array();
-    for (const auto& l : m.layers) j["layers"].push_back(to_json(l));
+    for (const auto& l : m.layers)
+        j["layers"].push_back(to_json(l));
     if (m.subject) j["subject"] = to_json(*m.subject);
     if (!m.annotations.empty()) j["annotations"] = sorted_object(m.annotations);
     return j;
 }
 
-std::string serialize(const Manifest& m) { return go_marshal(to_json(m)); }
+std::string serialize(const Manifest& m) {
+    return go_marshal(to_json(m));
+}
 
 Result<Manifest> parse_manifest(std::string_view bytes, std::string_view expected_media_type) {
     auto json = parse_strict_json(bytes);
@@ -60,8 +63,8 @@ Result<Manifest> parse_manifest(std::string_view bytes, std::string_view expecte
                      "CVE-2021-41190)");
         read_schema_version(j);
         Manifest m;
-        m.media_type =
-            read_doc_media_type(j, expected_media_type, media_type::is_manifest, "an image manifest");
+        m.media_type = read_doc_media_type(j, expected_media_type, media_type::is_manifest,
+                                           "an image manifest");
         m.artifact_type = opt_string(j, "artifactType", "").value_or("");
         auto config = member(j, "config");
         if (!config) fail("config", "is required");

@@ -25,9 +25,15 @@ inline constexpr std::string_view docker_layer_gzip =
 inline constexpr std::string_view docker_foreign_layer_gzip =
     "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip";
 
-inline bool is_manifest(std::string_view t) { return t == manifest || t == docker_manifest; }
-inline bool is_index(std::string_view t) { return t == index || t == docker_manifest_list; }
-inline bool is_config(std::string_view t) { return t == config || t == docker_config; }
+inline bool is_manifest(std::string_view t) {
+    return t == manifest || t == docker_manifest;
+}
+inline bool is_index(std::string_view t) {
+    return t == index || t == docker_manifest_list;
+}
+inline bool is_config(std::string_view t) {
+    return t == config || t == docker_config;
+}
 inline bool is_layer(std::string_view t) {
     return t == layer_tar || t == layer_gzip || t == layer_zstd || t == docker_layer_gzip ||
            t == docker_foreign_layer_gzip ||

@@ -8,25 +8,36 @@ namespace factory::oci {
 
 namespace {
 
-bool lower_alnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
-bool alnum(char c) { return lower_alnum(c) || (c >= 'A' && c <= 'Z'); }
-bool word(char c) { return alnum(c) || c == '_'; }
+bool lower_alnum(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+bool alnum(char c) {
+    return lower_alnum(c) || (c >= 'A' && c <= 'Z');
+}
+bool word(char c) {
+    return alnum(c) || c == '_';
+}
 
 // pathComponent: [a-z0-9]+ ((\.|_|__|-+) [a-z0-9]+)*
 bool valid_path_component(std::string_view c) {
     std::size_t i = 0;
     auto run = [&] {
         auto start = i;
-        while (i < c.size() && lower_alnum(c[i])) ++i;
+        while (i < c.size() && lower_alnum(c[i]))
+            ++i;
         return i > start;
     };
     if (!run()) return false;
     while (i < c.size()) {
-        if (c[i] == '.') ++i;
-        else if (c[i] == '_') i += (i + 1 < c.size() && c[i + 1] == '_') ? 2 : 1;
+        if (c[i] == '.')
+            ++i;
+        else if (c[i] == '_')
+            i += (i + 1 < c.size() && c[i + 1] == '_') ? 2 : 1;
         else if (c[i] == '-')
-            while (i < c.size() && c[i] == '-') ++i;
-        else return false;
+            while (i < c.size() && c[i] == '-')
+                ++i;
+        else
+            return false;
         if (!run()) return false;
     }
     return true;
@@ -128,8 +139,8 @@ Result<DockerReference> parse_docker_reference(std::string_view text) {
     std::size_t start = 0;
     for (;;) {
         auto s = ref.path.find('/', start);
-        auto comp = std::string_view(ref.path).substr(start, s == std::string::npos ? std::string::npos
-                                                                                    : s - start);
+        auto comp = std::string_view(ref.path).substr(
+            start, s == std::string::npos ? std::string::npos : s - start);
         if (!valid_path_component(comp))
             return bad("invalid path component " + detail::quote(comp));
         if (s == std::string::npos) break;

@@ -100,8 +100,9 @@ std::string read_absolute(Reader& r, const toml::node& node, const std::string& 
 std::string read_user(Reader& r, const toml::node& node, const std::string& label) {
     std::string user = r.string(node, label);
     if (!is_user(user))
-        r.fail(node, label + ": invalid user " + quote(user) +
-                         ": expected \"uid[:gid]\" or \"name[:group]\" with numeric ids below 2^31");
+        r.fail(node,
+               label + ": invalid user " + quote(user) +
+                   ": expected \"uid[:gid]\" or \"name[:group]\" with numeric ids below 2^31");
     return user;
 }
 

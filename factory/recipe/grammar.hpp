@@ -87,8 +87,7 @@ bool is_http_url(std::string_view url);
 // GOARCH (+ variant) → Debian architecture: amd64 → amd64, arm/v7 → armhf, arm/v5|v6 →
 // armel, 386 → i386, ppc64le → ppc64el, mips64le → mips64el … nullopt when Debian has none
 // (or, for "arm" without a variant, when it is ambiguous).
-std::optional<std::string> debian_arch_from_goarch(std::string_view arch,
-                                                   std::string_view variant);
+std::optional<std::string> debian_arch_from_goarch(std::string_view arch, std::string_view variant);
 
 // The Debian architectures debian_arch_from_goarch can produce, in the order messages list them.
 const std::vector<std::string>& debian_architectures();

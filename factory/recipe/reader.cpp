@@ -123,15 +123,15 @@ void Reader::check_keys(const toml::table& table, const std::string& table_label
     }
 }
 
-std::string Reader::string(const toml::node& node, const std::string& label,
-                           std::string_view hint, ArgRefs refs) {
+std::string Reader::string(const toml::node& node, const std::string& label, std::string_view hint,
+                           ArgRefs refs) {
     const auto* value = node.as_string();
     if (!value) fail(node, with_hint(label + ": expected a string, got " + type_name(node), hint));
     return expand(value->get(), node, label, refs);
 }
 
-std::string Reader::expand(std::string_view text, const toml::node& node,
-                           const std::string& label, ArgRefs refs) {
+std::string Reader::expand(std::string_view text, const toml::node& node, const std::string& label,
+                           ArgRefs refs) {
     std::string out;
     if (text.find('$') == std::string_view::npos) {
         out = text;

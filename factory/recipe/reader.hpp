@@ -33,8 +33,8 @@ struct Located {
 };
 
 // The keys of a recipe's top-level table.
-inline const std::vector<std::string> top_level_keys = {
-    "image", "args", "contexts", "base", "step", "config", "stage", "shell"};
+inline const std::vector<std::string> top_level_keys = {"image", "args",   "contexts", "base",
+                                                        "step",  "config", "stage",    "shell"};
 
 // "an integer", "a string", "a table", …
 std::string type_name(const toml::node& node);
@@ -82,8 +82,8 @@ class Reader {
 
     // Values of one type, or a "<label>: expected X, got Y" error (plus `hint`, if any).
     // Strings are ${ARG}-expanded (`refs`: how strictly) and may not contain NUL.
-    std::string string(const toml::node& node, const std::string& label,
-                       std::string_view hint = {}, ArgRefs refs = ArgRefs::strict);
+    std::string string(const toml::node& node, const std::string& label, std::string_view hint = {},
+                       ArgRefs refs = ArgRefs::strict);
     std::int64_t integer(const toml::node& node, const std::string& label,
                          std::string_view hint = {}) const;
     bool boolean(const toml::node& node, const std::string& label) const;

@@ -25,8 +25,8 @@ enum class Compression { gzip, zstd };
 
 // [base] debian = { … }: a root file system bootstrapped with mmdebstrap (sources/debian.hpp).
 struct DebianBase {
-    std::string suite;             // "bookworm", "stable": [a-z0-9][a-z0-9-]*
-    std::string variant = "minbase"; // minbase|buildd|apt|essential|required|important|standard
+    std::string suite;                // "bookworm", "stable": [a-z0-9][a-z0-9-]*
+    std::string variant = "minbase";  // minbase|buildd|apt|essential|required|important|standard
     std::vector<std::string> include; // extra packages: Debian names, sorted, no repeats
     // http:// or https:// URL as written. Empty: unset in the recipe; sources/debian picks
     // the host's (resolve_mirror), so the recipe alone doesn't say which archive is used.
@@ -119,8 +119,8 @@ enum class StepKind { copy, run };
 
 struct Step {
     StepKind kind = StepKind::copy;
-    std::vector<CopyItem> copy;  // StepKind::copy
-    std::optional<RunStep> run;  // StepKind::run
+    std::vector<CopyItem> copy; // StepKind::copy
+    std::optional<RunStep> run; // StepKind::run
     Location where;
 };
 

@@ -104,8 +104,8 @@ Base read_base(Reader& r, const toml::node* node, const Labels& labels, const Lo
     for (auto&& [key, value] : *table) // toml++ order: debian, image, stage
         kinds.emplace_back(quote_key(key.str()));
     if (kinds.size() == 2)
-        r.fail(*table, labels.base_table + ": has both " + kinds[0] + " and " + kinds[1] +
-                           "; use one");
+        r.fail(*table,
+               labels.base_table + ": has both " + kinds[0] + " and " + kinds[1] + "; use one");
     if (kinds.size() == 3)
         r.fail(*table, labels.base_table + ": has " + kinds[0] + ", " + kinds[1] + " and " +
                            kinds[2] + "; use one");

@@ -41,7 +41,9 @@ la_ssize_t read_callback(archive* a, void* client, const void** buffer) {
     return static_cast<la_ssize_t>(chunk->size());
 }
 
-std::string quote(std::string_view s) { return "\"" + std::string(s) + "\""; }
+std::string quote(std::string_view s) {
+    return "\"" + std::string(s) + "\"";
+}
 
 // xattrs that never reach the disk: overlayfs's own (a lower directory would obey them:
 // redirects, opaque markers, metacopy), in both the trusted and the unprivileged namespace.
@@ -193,8 +195,9 @@ void Applier::get_times(archive_entry* e, timespec ts[2]) const {
     } else {
         ts[1] = {0, UTIME_OMIT};
     }
-    ts[0] = archive_entry_atime_is_set(e) ? timespec{archive_entry_atime(e), archive_entry_atime_nsec(e)}
-                                          : ts[1];
+    ts[0] = archive_entry_atime_is_set(e)
+                ? timespec{archive_entry_atime(e), archive_entry_atime_nsec(e)}
+                : ts[1];
     for (int i = 0; i < 2; ++i)
         if (ts[i].tv_nsec != UTIME_OMIT && (ts[i].tv_nsec < 0 || ts[i].tv_nsec > 999999999))
             ts[i].tv_nsec = 0;
@@ -313,8 +316,8 @@ Result<void> Applier::entry(archive* a, archive_entry* e) {
 Result<void> Applier::root_entry(archive_entry* e, const char* hardlink) {
     auto type = archive_entry_filetype(e);
     if (hardlink || type != AE_IFDIR)
-        return Unexpected(std::string("entry \".\": a ") + (hardlink ? "hardlink" : type_word(type)) +
-                          " would replace the root");
+        return Unexpected(std::string("entry \".\": a ") +
+                          (hardlink ? "hardlink" : type_word(type)) + " would replace the root");
     Fd fd(::openat(root_, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!fd) return Unexpected("entry \".\": " + errno_string(errno));
     if (auto r = set_meta(fd.get(), e, "."); !r) return r;
@@ -393,8 +396,8 @@ Result<void> Applier::clear_lower(const std::string& dir) {
     Fd rd(::openat(fd->get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!rd) return Unexpected("opaque " + quote(dir) + ": " + errno_string(errno));
     invalidate();
-    auto r = remove_children_except(rd.get(), dir,
-                                    [this](const std::string& rel) { return written_.contains(rel); });
+    auto r = remove_children_except(
+        rd.get(), dir, [this](const std::string& rel) { return written_.contains(rel); });
     if (!r) return Unexpected("opaque " + quote(dir) + ": " + r.error());
     return {};
 }
@@ -414,8 +417,8 @@ Result<void> Applier::opaque_overlay(const std::string& dir) {
     Fd fd(::openat(p, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (!fd) return Unexpected("opaque " + quote(dir) + ": not a directory in this layer");
     if (::fsetxattr(fd.get(), "trusted.overlay.opaque", "y", 1, 0) != 0)
-        return Unexpected("opaque " + quote(dir) + ": setting trusted.overlay.opaque: " +
-                          errno_string(errno));
+        return Unexpected("opaque " + quote(dir) +
+                          ": setting trusted.overlay.opaque: " + errno_string(errno));
     return {};
 }
 
@@ -441,7 +444,8 @@ Result<void> Applier::regular(archive* a, archive_entry* e, int pfd, const std::
             ssize_t n = ::pwrite(fd.get(), static_cast<const char*>(buf) + done, len - done,
                                  offset + static_cast<std::int64_t>(done));
             if (n < 0 && errno == EINTR) continue;
-            if (n < 0) return Unexpected("entry " + quote(path) + ": write: " + errno_string(errno));
+            if (n < 0)
+                return Unexpected("entry " + quote(path) + ": write: " + errno_string(errno));
             done += static_cast<size_t>(n);
         }
         stats.content_bytes += len;
@@ -473,8 +477,8 @@ Result<void> Applier::directory(archive_entry* e, int pfd, const std::string& na
         // In a lower directory, a new directory where this layer had a whiteout (or anything
         // else) must not merge with the lower one: make it opaque.
         if (::fsetxattr(fd.get(), "trusted.overlay.opaque", "y", 1, 0) != 0)
-            return Unexpected("entry " + quote(path) + ": setting trusted.overlay.opaque: " +
-                              errno_string(errno));
+            return Unexpected("entry " + quote(path) +
+                              ": setting trusted.overlay.opaque: " + errno_string(errno));
         whiteout_devs_.erase(path);
     }
     Times t{path, {}};
@@ -487,7 +491,8 @@ Result<void> Applier::directory(archive_entry* e, int pfd, const std::string& na
 Result<void> Applier::symlink(archive_entry* e, int pfd, const std::string& name,
                               const std::string& path) {
     const char* target = archive_entry_symlink(e);
-    if (!target || !*target) return Unexpected("entry " + quote(path) + ": symlink without a target");
+    if (!target || !*target)
+        return Unexpected("entry " + quote(path) + ": symlink without a target");
     if (auto r = make_room(pfd, name, false, nullptr); !r)
         return Unexpected("entry " + quote(path) + ": " + r.error());
     if (::symlinkat(target, pfd, name.c_str()) != 0)
@@ -496,9 +501,10 @@ Result<void> Applier::symlink(archive_entry* e, int pfd, const std::string& name
         return Unexpected("entry " + quote(path) + ": " + r.error());
     // Through the parent's descriptor, not following the last component.
     std::string at = "/proc/self/fd/" + std::to_string(pfd) + "/" + name;
-    if (auto r = set_xattrs(e, path, [&](const char* n, const void* v, size_t s) {
-            return ::lsetxattr(at.c_str(), n, v, s, 0);
-        });
+    if (auto r = set_xattrs(e, path,
+                            [&](const char* n, const void* v, size_t s) {
+                                return ::lsetxattr(at.c_str(), n, v, s, 0);
+                            });
         !r)
         return r;
     timespec ts[2];
@@ -582,7 +588,8 @@ Result<void> Applier::finish() {
     invalidate();
     for (const auto& t : dir_times_) {
         if (t.path.empty()) {
-            if (::futimens(root_, t.ts) != 0) return Unexpected("root: utimens: " + errno_string(errno));
+            if (::futimens(root_, t.ts) != 0)
+                return Unexpected("root: utimens: " + errno_string(errno));
             continue;
         }
         auto slash = t.path.rfind('/');

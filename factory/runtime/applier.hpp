@@ -42,10 +42,10 @@ enum class Owners {
 
 struct ApplyLimits {
     std::uint64_t max_entries = 1'000'000;
-    std::uint64_t max_path_length = 4096; // bytes, after "./" and "/" are stripped
-    std::uint64_t max_depth = 1024;       // path components
+    std::uint64_t max_path_length = 4096;    // bytes, after "./" and "/" are stripped
+    std::uint64_t max_depth = 1024;          // path components
     std::uint64_t max_xattr_bytes = 1 << 20; // names + values, per entry
-    StreamLimits stream;                  // uncompressed bytes, compression ratio
+    StreamLimits stream;                     // uncompressed bytes, compression ratio
 };
 
 struct ApplyOptions {
@@ -64,8 +64,8 @@ struct ApplyOptions {
 };
 
 struct ApplyStats {
-    std::string diff_id;          // "sha256:<hex>" of the uncompressed tar
-    std::string digest;           // "sha256:<hex>" of the blob
+    std::string diff_id; // "sha256:<hex>" of the uncompressed tar
+    std::string digest;  // "sha256:<hex>" of the blob
     std::uint64_t compressed_bytes = 0, tar_bytes = 0, content_bytes = 0;
     std::uint64_t entries = 0, files = 0, dirs = 0, symlinks = 0, hardlinks = 0;
     std::uint64_t whiteouts = 0, opaque_dirs = 0, devices = 0, fifos = 0;

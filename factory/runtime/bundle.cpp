@@ -16,13 +16,22 @@ namespace {
 
 using Json = nlohmann::ordered_json;
 
-constexpr const char* default_path = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+constexpr const char* default_path =
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 // Docker's defaults (moby oci/defaults.go).
 const char* const masked_paths[] = {
-    "/proc/asound",       "/proc/acpi",        "/proc/kcore",       "/proc/keys",
-    "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
-    "/proc/scsi",         "/sys/firmware",     "/sys/devices/virtual/powercap",
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
 };
 const char* const readonly_paths[] = {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys",
                                       "/proc/sysrq-trigger"};
@@ -56,7 +65,9 @@ Json mount(const std::string& dest, const std::string& type, const std::string& 
     return m;
 }
 
-std::string generated_name(std::size_t i) { return "file-" + std::to_string(i); }
+std::string generated_name(std::size_t i) {
+    return "file-" + std::to_string(i);
+}
 
 std::uint64_t nofile_limit() {
     rlimit rl{};
@@ -75,10 +86,10 @@ bool clean_absolute(const std::string& p) {
 
 const std::vector<std::string>& default_capabilities() {
     static const std::vector<std::string> caps = {
-        "CAP_CHOWN",  "CAP_DAC_OVERRIDE", "CAP_FSETID",           "CAP_FOWNER",
-        "CAP_MKNOD",  "CAP_NET_RAW",      "CAP_SETGID",           "CAP_SETUID",
-        "CAP_SETFCAP", "CAP_SETPCAP",     "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT",
-        "CAP_KILL",   "CAP_AUDIT_WRITE",
+        "CAP_CHOWN",   "CAP_DAC_OVERRIDE", "CAP_FSETID",           "CAP_FOWNER",
+        "CAP_MKNOD",   "CAP_NET_RAW",      "CAP_SETGID",           "CAP_SETUID",
+        "CAP_SETFCAP", "CAP_SETPCAP",      "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT",
+        "CAP_KILL",    "CAP_AUDIT_WRITE",
     };
     return caps;
 }
@@ -87,14 +98,16 @@ Result<void> check_spec(const RunSpec& spec) {
     if (spec.args.empty()) return Unexpected("nothing to run: no arguments");
     if (spec.rootfs.empty()) return Unexpected("no root file system");
     if (!clean_absolute(spec.cwd))
-        return Unexpected("working directory \"" + spec.cwd + "\" is not an absolute path without '..'");
+        return Unexpected("working directory \"" + spec.cwd +
+                          "\" is not an absolute path without '..'");
     for (const auto& m : spec.mounts)
         if (!clean_absolute(m.destination))
             return Unexpected("mount destination \"" + m.destination +
                               "\" is not an absolute path without '..'");
     for (const auto& [dest, content] : spec.files)
         if (!clean_absolute(dest))
-            return Unexpected("file destination \"" + dest + "\" is not an absolute path without '..'");
+            return Unexpected("file destination \"" + dest +
+                              "\" is not an absolute path without '..'");
     for (const auto& e : spec.env)
         if (e.find('=') == std::string::npos || e.front() == '=')
             return Unexpected("environment entry \"" + e + "\" is not NAME=value");
@@ -102,7 +115,8 @@ Result<void> check_spec(const RunSpec& spec) {
 }
 
 std::vector<MountTarget> mount_targets(const RunSpec& spec) {
-    std::vector<MountTarget> t = {{"proc", true}, {"dev", true}, {"sys", true}, {"etc/hosts", false}};
+    std::vector<MountTarget> t = {
+        {"proc", true}, {"dev", true}, {"sys", true}, {"etc/hosts", false}};
     if (spec.network) t.push_back(MountTarget{"etc/resolv.conf", false});
     auto rel = [](const std::string& p) { return clean_relative(p.substr(1)); };
     for (const auto& m : spec.mounts) {
@@ -110,7 +124,8 @@ std::vector<MountTarget> mount_targets(const RunSpec& spec) {
         bool dir = m.type != "bind" || fs::is_directory(m.source, ec);
         t.push_back(MountTarget{rel(m.destination), dir});
     }
-    for (const auto& [dest, content] : spec.files) t.push_back(MountTarget{rel(dest), false});
+    for (const auto& [dest, content] : spec.files)
+        t.push_back(MountTarget{rel(dest), false});
     return t;
 }
 
@@ -145,29 +160,38 @@ std::string make_config(const RunSpec& spec, const fs::path& bundle_dir) {
     c["ambient"] = Json::array();
     process["capabilities"] = std::move(c);
     auto nofile = nofile_limit();
-    process["rlimits"] = Json::array({Json{{"type", "RLIMIT_NOFILE"}, {"hard", nofile}, {"soft", nofile}}});
+    process["rlimits"] =
+        Json::array({Json{{"type", "RLIMIT_NOFILE"}, {"hard", nofile}, {"soft", nofile}}});
     process["noNewPrivileges"] = spec.no_new_privileges;
 
     Json mounts = Json::array();
     mounts.push_back(mount("/proc", "proc", "proc", {"nosuid", "noexec", "nodev"}));
-    mounts.push_back(mount("/dev", "tmpfs", "tmpfs", {"nosuid", "strictatime", "mode=755", "size=65536k"}));
-    mounts.push_back(mount("/dev/pts", "devpts", "devpts",
-                           {"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}));
-    mounts.push_back(mount("/dev/shm", "tmpfs", "shm", {"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}));
+    mounts.push_back(
+        mount("/dev", "tmpfs", "tmpfs", {"nosuid", "strictatime", "mode=755", "size=65536k"}));
+    mounts.push_back(
+        mount("/dev/pts", "devpts", "devpts",
+              {"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}));
+    mounts.push_back(mount("/dev/shm", "tmpfs", "shm",
+                           {"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}));
     mounts.push_back(mount("/dev/mqueue", "mqueue", "mqueue", {"nosuid", "noexec", "nodev"}));
     mounts.push_back(mount("/sys", "sysfs", "sysfs", {"nosuid", "noexec", "nodev", "ro"}));
-    mounts.push_back(mount("/sys/fs/cgroup", "cgroup", "cgroup", {"nosuid", "noexec", "nodev", "relatime", "ro"}));
+    mounts.push_back(mount("/sys/fs/cgroup", "cgroup", "cgroup",
+                           {"nosuid", "noexec", "nodev", "relatime", "ro"}));
     std::vector<std::string> ro_file = {"rbind", "ro", "nosuid", "nodev", "noexec"};
     mounts.push_back(mount("/etc/hosts", "bind", (bundle_dir / "hosts").string(), ro_file));
     if (spec.network)
-        mounts.push_back(mount("/etc/resolv.conf", "bind", (bundle_dir / "resolv.conf").string(), ro_file));
-    for (const auto& m : spec.mounts) mounts.push_back(mount(m.destination, m.type, m.source, m.options));
+        mounts.push_back(
+            mount("/etc/resolv.conf", "bind", (bundle_dir / "resolv.conf").string(), ro_file));
+    for (const auto& m : spec.mounts)
+        mounts.push_back(mount(m.destination, m.type, m.source, m.options));
     for (std::size_t i = 0; i < spec.files.size(); ++i)
-        mounts.push_back(mount(spec.files[i].first, "bind", (bundle_dir / generated_name(i)).string(),
+        mounts.push_back(mount(spec.files[i].first, "bind",
+                               (bundle_dir / generated_name(i)).string(),
                                {"rbind", "ro", "nosuid", "nodev"}));
 
     Json namespaces = Json::array();
-    for (const char* ns : {"pid", "ipc", "uts", "mount"}) namespaces.push_back(Json{{"type", ns}});
+    for (const char* ns : {"pid", "ipc", "uts", "mount"})
+        namespaces.push_back(Json{{"type", ns}});
     if (!spec.network) namespaces.push_back(Json{{"type", "network"}});
     Json linux;
     linux["namespaces"] = std::move(namespaces);

@@ -72,7 +72,8 @@ Result<std::vector<std::pair<std::string, std::string>>> read_xattrs(const std::
                 break;
             }
             if (errno == ENODATA) break;
-            if (errno != ERANGE) return Unexpected(path + ": getxattr " + name + ": " + errno_string(errno));
+            if (errno != ERANGE)
+                return Unexpected(path + ": getxattr " + name + ": " + errno_string(errno));
             value.resize(value.size() * 4);
         }
         out.emplace_back(std::move(name), std::move(value));
@@ -187,7 +188,8 @@ Result<void> Walker::one(int dirfd, const std::string& name, const std::string& 
     }
     if (S_ISLNK(st.st_mode)) {
         Fd fd(::openat(dirfd, name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
-        auto target = fd ? read_link_fd(fd.get()) : Result<std::string>(Unexpected(errno_string(errno)));
+        auto target =
+            fd ? read_link_fd(fd.get()) : Result<std::string>(Unexpected(errno_string(errno)));
         if (!target) return Unexpected(full + ": " + target.error());
         e.type = layer::Entry::Type::symlink;
         e.link = std::move(*target);
@@ -248,11 +250,13 @@ bool is_noise(std::string_view path) {
                        [&](const char* p) { return path_match(p, path); });
 }
 
-Result<std::vector<layer::Entry>> diff_upper(const fs::path& upper, const NormalizeOptions& options) {
+Result<std::vector<layer::Entry>> diff_upper(const fs::path& upper,
+                                             const NormalizeOptions& options) {
     Fd root(::open(upper.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!root) return Unexpected("cannot open " + upper.string() + ": " + errno_string(errno));
     Walker w{fs::absolute(upper), options, {}, {}, {}};
-    for (const auto& s : options.mount_stubs) w.stubs.insert(clean_relative(s.starts_with('/') ? s.substr(1) : s));
+    for (const auto& s : options.mount_stubs)
+        w.stubs.insert(clean_relative(s.starts_with('/') ? s.substr(1) : s));
     if (auto r = w.walk_dir(root.get(), ""); !r) return Unexpected(r.error());
     link_hardlinks(w);
     if (options.drop_noise) prune_scratch_dirs(w.entries);

@@ -46,7 +46,8 @@ struct NormalizeOptions {
 // Walks `upper` (never following symlinks) and returns its entries, checked and in canonical
 // order (layer::sort_entries). Errors: an unreadable directory, a metacopy or redirect upper
 // (overlay mounted without metacopy=off/redirect_dir=off), an entry layer::check_entry refuses.
-Result<std::vector<layer::Entry>> diff_upper(const fs::path& upper, const NormalizeOptions& options);
+Result<std::vector<layer::Entry>> diff_upper(const fs::path& upper,
+                                             const NormalizeOptions& options);
 
 // True if `path` (relative) is noise the normalization drops (exposed for tests and docs).
 bool is_noise(std::string_view path);

@@ -42,7 +42,8 @@ int openat2_dir(int root_fd, const std::string& rel) {
 // absolute target empties the stack (back to the root); ".." pops, never below the root.
 Result<Fd> walk(int root_fd, std::string_view rel, bool create_missing) {
     std::deque<std::string> todo;
-    for (auto c : split_path(rel)) todo.emplace_back(c);
+    for (auto c : split_path(rel))
+        todo.emplace_back(c);
     std::vector<Fd> stack;
     int links = 0;
     std::string done; // for error messages: the resolved path so far
@@ -79,7 +80,8 @@ Result<Fd> walk(int root_fd, std::string_view rel, bool create_missing) {
         if (!target) return Unexpected(here + ": " + target.error());
         if (target->empty()) return fail(here, ENOENT);
         auto parts = split_path(*target);
-        for (auto it = parts.rbegin(); it != parts.rend(); ++it) todo.emplace_front(*it);
+        for (auto it = parts.rbegin(); it != parts.rend(); ++it)
+            todo.emplace_front(*it);
         if ((*target)[0] == '/') {
             stack.clear();
             done.clear();
@@ -151,8 +153,8 @@ Result<Fd> open_dir_in_root(int root_fd, std::string_view rel, Resolver resolver
 namespace {
 Result<Fd> open_dir_in_root_impl(int root_fd, std::string_view rel, Resolver resolver,
                                  bool create_missing) {
-    bool use_openat2 = resolver == Resolver::openat2 ||
-                       (resolver == Resolver::automatic && have_openat2());
+    bool use_openat2 =
+        resolver == Resolver::openat2 || (resolver == Resolver::automatic && have_openat2());
     if (resolver == Resolver::openat2 && !have_openat2())
         return Unexpected("openat2 is not available on this kernel");
     if (use_openat2) {
@@ -193,8 +195,8 @@ Result<std::vector<DirEntryName>> list_dir(int dirfd) {
         bool is_dir = de->d_type == DT_DIR;
         if (de->d_type == DT_UNKNOWN) {
             struct stat st {};
-            is_dir = ::fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-                     S_ISDIR(st.st_mode);
+            is_dir =
+                ::fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
         }
         out.push_back({std::string(name), is_dir});
         errno = 0;

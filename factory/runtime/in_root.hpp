@@ -48,8 +48,8 @@ Result<void> remove_at(int dirfd, const std::string& name);
 // Removes every entry of the directory dirfd (opened O_RDONLY|O_DIRECTORY) for which
 // keep(relative_path) is false; directories that are kept are descended into and filtered the
 // same way. `prefix` is the path of dirfd that relative paths are built from ("a/b").
-template <class Keep> Result<void> remove_children_except(int dirfd, const std::string& prefix,
-                                                          Keep keep);
+template <class Keep>
+Result<void> remove_children_except(int dirfd, const std::string& prefix, Keep keep);
 
 // Reads a symlink's target given a descriptor opened with O_PATH|O_NOFOLLOW on it.
 Result<std::string> read_link_fd(int fd);

@@ -158,11 +158,12 @@ LayerStream::~LayerStream() {
     if (fd_ >= 0) ::close(fd_);
 }
 
-Result<std::unique_ptr<LayerStream>> LayerStream::open(const std::filesystem::path& blob,
-                                                       std::optional<layer::Compression> compression,
-                                                       const StreamLimits& limits) {
+Result<std::unique_ptr<LayerStream>>
+LayerStream::open(const std::filesystem::path& blob, std::optional<layer::Compression> compression,
+                  const StreamLimits& limits) {
     int fd = ::open(blob.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) return Unexpected("cannot open layer " + blob.string() + ": " + errno_string(errno));
+    if (fd < 0)
+        return Unexpected("cannot open layer " + blob.string() + ": " + errno_string(errno));
     struct stat st {};
     if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         ::close(fd);
@@ -234,11 +235,15 @@ Result<void> LayerStream::drain() {
 
 void LayerStream::finish_hashes() {
     diff_id_ = "sha256:" + hashes_->tar.hex_digest();
-    digest_ = compression_ == layer::Compression::none ? diff_id_
-                                                       : "sha256:" + hashes_->raw.hex_digest();
+    digest_ =
+        compression_ == layer::Compression::none ? diff_id_ : "sha256:" + hashes_->raw.hex_digest();
 }
 
-std::string LayerStream::diff_id() { return diff_id_; }
-std::string LayerStream::digest() { return digest_; }
+std::string LayerStream::diff_id() {
+    return diff_id_;
+}
+std::string LayerStream::digest() {
+    return digest_;
+}
 
 } // namespace factory::runtime

@@ -17,9 +17,9 @@
 namespace factory::runtime {
 
 struct StreamLimits {
-    std::uint64_t max_bytes = 256ull << 30;          // uncompressed tar bytes
-    std::uint64_t ratio_after = 1ull << 30;          // check the ratio past this many bytes…
-    std::uint64_t max_ratio = 1000;                  // …and refuse above max_ratio : 1
+    std::uint64_t max_bytes = 256ull << 30; // uncompressed tar bytes
+    std::uint64_t ratio_after = 1ull << 30; // check the ratio past this many bytes…
+    std::uint64_t max_ratio = 1000;         // …and refuse above max_ratio : 1
 };
 
 class LayerStream {

@@ -56,13 +56,16 @@ OverlayMount& OverlayMount::operator=(OverlayMount&& other) noexcept {
     return *this;
 }
 
-OverlayMount::~OverlayMount() { (void)unmount(); }
+OverlayMount::~OverlayMount() {
+    (void)unmount();
+}
 
 Result<OverlayMount> OverlayMount::mount(const std::vector<fs::path>& lowers, const fs::path& upper,
                                          const fs::path& work, const fs::path& target,
                                          const OverlayOptions& options) {
     std::vector<std::string> paths;
-    for (const auto& l : lowers) paths.push_back(fs::absolute(l).string());
+    for (const auto& l : lowers)
+        paths.push_back(fs::absolute(l).string());
     // overlayfs needs a lower directory (two without an upper one on older kernels): an empty
     // one beside the work directory.
     if (paths.empty() || (options.readonly && paths.size() < 2)) {
@@ -79,7 +82,8 @@ Result<OverlayMount> OverlayMount::mount(const std::vector<fs::path>& lowers, co
         page_limit) {
         for (auto& p : paths) {
             Fd fd(::open(p.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-            if (!fd) return Unexpected("cannot open lower directory " + p + ": " + errno_string(errno));
+            if (!fd)
+                return Unexpected("cannot open lower directory " + p + ": " + errno_string(errno));
             p = "/proc/self/fd/" + std::to_string(fd.get());
             held.push_back(std::move(fd));
         }
@@ -99,8 +103,8 @@ Result<OverlayMount> OverlayMount::mount(const std::vector<fs::path>& lowers, co
         if (::mount("overlay", target.c_str(), "overlay", flags, data.c_str()) == 0) break;
         err = errno;
         if (err != EINVAL || n == 0)
-            return Unexpected("mount overlay on " + target.string() + " (" + data + "): " +
-                              errno_string(err));
+            return Unexpected("mount overlay on " + target.string() + " (" + data +
+                              "): " + errno_string(err));
     }
     OverlayMount m;
     m.target_ = target;

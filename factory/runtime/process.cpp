@@ -26,8 +26,9 @@ struct ChildError {
     int step;
     int err;
 };
-const char* const steps[] = {"fork", "unshare the mount namespace", "make mounts private",
-                             "hide a mount", "set up stdio", "exec"};
+const char* const steps[] = {
+    "fork", "unshare the mount namespace", "make mounts private", "hide a mount", "set up stdio",
+    "exec"};
 
 // Between fork and exec only async-signal-safe calls: every string was prepared before fork.
 [[noreturn]] void child(const SpawnOptions& o, char* const* argv, int err_fd, pid_t parent,
@@ -45,7 +46,8 @@ const char* const steps[] = {"fork", "unshare the mount namespace", "make mounts
     // container and must receive them whatever our threads block or ignore.
     struct sigaction dfl {};
     dfl.sa_handler = SIG_DFL;
-    for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &dfl, nullptr);
+    for (int sig = 1; sig < NSIG; ++sig)
+        ::sigaction(sig, &dfl, nullptr);
     sigset_t none;
     ::sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -54,7 +56,8 @@ const char* const steps[] = {"fork", "unshare the mount namespace", "make mounts
         if (::unshare(CLONE_NEWNS) != 0) fail(1);
         if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) fail(2);
         for (const auto& m : o.hide_mounts)
-            if (::umount2(m.c_str(), MNT_DETACH) != 0 && errno != EINVAL && errno != ENOENT) fail(3);
+            if (::umount2(m.c_str(), MNT_DETACH) != 0 && errno != EINVAL && errno != ENOENT)
+                fail(3);
     }
     int in = o.stdin_fd >= 0 ? o.stdin_fd : null_fd;
     int out = o.stdout_fd == -1 ? null_fd : o.stdout_fd;
@@ -75,7 +78,8 @@ const char* const steps[] = {"fork", "unshare the mount namespace", "make mounts
 Result<pid_t> spawn(const SpawnOptions& o) {
     if (o.argv.empty()) return Unexpected("spawn: no program");
     std::vector<char*> argv;
-    for (const auto& a : o.argv) argv.push_back(const_cast<char*>(a.c_str()));
+    for (const auto& a : o.argv)
+        argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
     int pipefd[2];
     if (::pipe2(pipefd, O_CLOEXEC) != 0) return Unexpected("pipe: " + errno_string(errno));
@@ -89,11 +93,13 @@ Result<pid_t> spawn(const SpawnOptions& o) {
     wr.reset();
     ChildError e{};
     ssize_t n;
-    do n = ::read(rd.get(), &e, sizeof e);
+    do
+        n = ::read(rd.get(), &e, sizeof e);
     while (n < 0 && errno == EINTR);
     if (n == static_cast<ssize_t>(sizeof e)) {
         int status;
-        while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+        while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+        }
         return Unexpected("cannot run " + o.argv[0] + ": " + steps[e.step] + ": " +
                           errno_string(e.err));
     }

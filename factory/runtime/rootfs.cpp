@@ -38,14 +38,17 @@ Result<void> make_mount_stubs(const fs::path& dir, const std::vector<MountTarget
             continue;
         }
         Fd fd(::open(p.c_str(), O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644));
-        if (!fd) return Unexpected("cannot create mount point " + p.string() + ": " + errno_string(errno));
+        if (!fd)
+            return Unexpected("cannot create mount point " + p.string() + ": " +
+                              errno_string(errno));
         ::fchmod(fd.get(), 0644);
     }
     return {};
 }
 
 Result<Rootfs> Rootfs::create(const fs::path& scratch, const std::vector<fs::path>& lowers,
-                              const std::vector<MountTarget>& targets, const OverlayOptions& options) {
+                              const std::vector<MountTarget>& targets,
+                              const OverlayOptions& options) {
     Rootfs r;
     r.scratch_ = fs::absolute(scratch);
     r.merged_ = r.scratch_ / "merged";
@@ -55,7 +58,8 @@ Result<Rootfs> Rootfs::create(const fs::path& scratch, const std::vector<fs::pat
     for (const char* d : {"upper", "work", "stubs", "merged"})
         if (auto m = make_dir(r.scratch_ / d); !m) return Unexpected(m.error());
     if (auto s = make_mount_stubs(r.scratch_ / "stubs", targets); !s) return Unexpected(s.error());
-    for (const auto& t : targets) r.stubs_.push_back(t.path);
+    for (const auto& t : targets)
+        r.stubs_.push_back(t.path);
 
     auto all = lowers;
     all.push_back(r.scratch_ / "stubs"); // lowest: never overrides the image

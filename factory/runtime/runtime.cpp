@@ -35,7 +35,8 @@ fs::path find_program(const std::string& name) {
             dirs.emplace_back(rest.substr(0, colon));
             rest = colon == std::string_view::npos ? "" : rest.substr(colon + 1);
         }
-    for (const char* d : {"/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"})
+    for (const char* d :
+         {"/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"})
         dirs.emplace_back(d);
     for (const auto& d : dirs) {
         if (d.empty()) continue;
@@ -49,7 +50,8 @@ fs::path find_program(const std::string& name) {
 
 fs::path default_state_parent() {
     if (::geteuid() == 0) return "/run/factory";
-    if (const char* xdg = std::getenv("XDG_RUNTIME_DIR"); xdg && *xdg) return fs::path(xdg) / "factory";
+    if (const char* xdg = std::getenv("XDG_RUNTIME_DIR"); xdg && *xdg)
+        return fs::path(xdg) / "factory";
     return fs::temp_directory_path() / ("factory-" + std::to_string(::geteuid()));
 }
 
@@ -78,8 +80,7 @@ Result<RuntimeChoice> probe(RuntimeKind kind, const fs::path& binary, const std:
     c.state_root = default_state_parent() / c.name();
     auto out = run_capture(quiet({binary.string(), "--version"}));
     if (!out) return Unexpected(out.error());
-    if (out->status != 0)
-        return Unexpected(binary.string() + " --version failed: " + out->output);
+    if (out->status != 0) return Unexpected(binary.string() + " --version failed: " + out->output);
     c.version = parse_version(out->output);
     if (kind == RuntimeKind::crun && cgroup_hybrid_with_controllers()) {
         if (::geteuid() != 0)
@@ -105,7 +106,8 @@ std::string random_hex() {
     return s;
 }
 
-std::vector<std::string> runtime_argv(const RuntimeChoice& rt, std::initializer_list<std::string> tail) {
+std::vector<std::string> runtime_argv(const RuntimeChoice& rt,
+                                      std::initializer_list<std::string> tail) {
     std::vector<std::string> argv = {rt.binary.string(), "--root=" + rt.state_root.string()};
     argv.insert(argv.end(), tail);
     return argv;
@@ -130,7 +132,9 @@ pid_t owner_pid(const std::string& name) {
     return pid;
 }
 
-bool process_gone(pid_t pid) { return pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH; }
+bool process_gone(pid_t pid) {
+    return pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH;
+}
 
 // The runtime's own error messages from its JSON log (runc and crun: {"level","msg",…}).
 std::string runtime_errors(const fs::path& log) {
@@ -220,7 +224,8 @@ struct BundleDir {
 bool cgroup_hybrid_with_controllers() {
     struct statfs s {};
     if (::statfs("/sys/fs/cgroup", &s) != 0 || s.f_type == CGROUP2_SUPER_MAGIC) return false;
-    if (::statfs("/sys/fs/cgroup/unified", &s) != 0 || s.f_type != CGROUP2_SUPER_MAGIC) return false;
+    if (::statfs("/sys/fs/cgroup/unified", &s) != 0 || s.f_type != CGROUP2_SUPER_MAGIC)
+        return false;
     auto controllers = read_file("/sys/fs/cgroup/unified/cgroup.controllers", 4096);
     return controllers && controllers->find_first_not_of(" \n") != std::string::npos;
 }
@@ -244,16 +249,21 @@ Result<RuntimeChoice> choose_runtime(std::string_view requested) {
         fs::path binary = req.find('/') != std::string::npos ? fs::path(req) : find_program(req);
         auto base = fs::path(req).filename().string();
         RuntimeKind kind;
-        if (base.find("crun") != std::string::npos) kind = RuntimeKind::crun;
-        else if (base.find("runc") != std::string::npos) kind = RuntimeKind::runc;
-        else return Unexpected("unknown runtime \"" + req + "\": use crun or runc (or a path to one)");
+        if (base.find("crun") != std::string::npos)
+            kind = RuntimeKind::crun;
+        else if (base.find("runc") != std::string::npos)
+            kind = RuntimeKind::runc;
+        else
+            return Unexpected("unknown runtime \"" + req +
+                              "\": use crun or runc (or a path to one)");
         if (binary.empty()) return Unexpected("runtime " + req + " not found (" + why + ")");
         auto c = probe(kind, binary, why);
         if (!c) return Unexpected("runtime " + req + " can't be used (" + why + "): " + c.error());
         return c;
     }
     std::string reasons;
-    for (auto [kind, name] : {std::pair{RuntimeKind::crun, "crun"}, std::pair{RuntimeKind::runc, "runc"}}) {
+    for (auto [kind, name] :
+         {std::pair{RuntimeKind::crun, "crun"}, std::pair{RuntimeKind::runc, "runc"}}) {
         auto binary = find_program(name);
         if (binary.empty()) {
             reasons += std::string(reasons.empty() ? "" : "; ") + name + " not found";
@@ -275,7 +285,8 @@ int sweep_stale_containers(const RuntimeChoice& rt, const fs::path& bundle_paren
         delete_container(rt, name);
         ++deleted;
     }
-    fs::path bundles = bundle_parent.empty() ? rt.state_root.parent_path() / "bundles" : bundle_parent;
+    fs::path bundles =
+        bundle_parent.empty() ? rt.state_root.parent_path() / "bundles" : bundle_parent;
     for (fs::directory_iterator it(bundles, ec), end; !ec && it != end; it.increment(ec))
         if (process_gone(owner_pid(it->path().filename().string()))) {
             std::error_code rm;

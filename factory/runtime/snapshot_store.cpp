@@ -68,7 +68,8 @@ Result<fs::path> SnapshotStore::ensure(const std::string& diff_id, const LayerBl
         // is released the snapshot is either published or the unpack failed and we try.
         cache::LockWait wait;
         if (options_.on_wait) wait.on_wait = [&] { options_.on_wait("sha256:" + hex); };
-        auto lock = cache::FileLock::exclusive(root_ / "locks" / "snapshots" / (hex + ".lock"), wait);
+        auto lock =
+            cache::FileLock::exclusive(root_ / "locks" / "snapshots" / (hex + ".lock"), wait);
         if (has(hex)) return dest;
         sweep_temps(hex);
         return unpack(hex, layer, dest);

@@ -38,13 +38,15 @@ constexpr std::uint64_t max_account_file = 1 << 20;
 // ---- the image ----------------------------------------------------------------------------
 
 struct Target {
-    std::string display;      // "hello:latest", the REF as given
-    std::string name;         // image name without tag ("" for a digest)
-    std::string digest;       // manifest digest
+    std::string display; // "hello:latest", the REF as given
+    std::string name;    // image name without tag ("" for a digest)
+    std::string digest;  // manifest digest
     std::optional<recipe::Recipe> recipe;
 };
 
-bool is_recipe(const std::string& target) { return target.ends_with(".toml"); }
+bool is_recipe(const std::string& target) {
+    return target.ends_with(".toml");
+}
 
 Target resolve_target(const fs::path& store_root, const std::string& target) {
     Target t;
@@ -143,7 +145,9 @@ bool all_digits(const std::string& s) {
     return !s.empty() && s.find_first_not_of("0123456789") == std::string::npos;
 }
 
-std::uint32_t to_id(const std::string& s) { return static_cast<std::uint32_t>(std::stoul(s)); }
+std::uint32_t to_id(const std::string& s) {
+    return static_cast<std::uint32_t>(std::stoul(s));
+}
 
 // USER[:GROUP] (names or numbers) → ids, names looked up in the root's /etc.
 std::pair<std::uint32_t, std::uint32_t> resolve_user(const fs::path& root, const std::string& user,
@@ -220,9 +224,11 @@ void order_mounts(std::vector<runtime::Mount>& mounts) {
     });
 }
 
-void add_bind(runtime::RunSpec& spec, const std::string& src, const std::string& dst, bool ro = false) {
+void add_bind(runtime::RunSpec& spec, const std::string& src, const std::string& dst,
+              bool ro = false) {
     std::string d = dst;
-    while (d.size() > 1 && d.back() == '/') d.pop_back();
+    while (d.size() > 1 && d.back() == '/')
+        d.pop_back();
     for (const auto& m : spec.mounts)
         if (m.destination == d) return; // first one wins
     spec.mounts.push_back({d, src, "bind", {"rbind", ro ? "ro" : "rw"}});
@@ -284,7 +290,7 @@ class SignalGuard {
         sigemptyset(&sa.sa_mask);
         ::sigaction(sig, &sa, &old_[slot]);
     }
-    struct sigaction old_[4] {};
+    struct sigaction old_[4]{};
 };
 
 // ---- the run ------------------------------------------------------------------------------
@@ -328,7 +334,8 @@ int run_in_image(const fs::path& store_root, oci::Layout& store, const Image& im
     if (ec) throw Error("cannot create " + (store_root / "tmp").string() + ": " + ec.message());
     order_mounts(spec.mounts);
     TempDir scratch(store_root / "tmp", "shell-");
-    auto rootfs = runtime::Rootfs::create(scratch.path() / "fs", lowers, runtime::mount_targets(spec));
+    auto rootfs =
+        runtime::Rootfs::create(scratch.path() / "fs", lowers, runtime::mount_targets(spec));
     if (!rootfs) throw Error("cannot assemble the root file system: " + rootfs.error());
     spec.rootfs = rootfs->merged();
     prepare(spec);
@@ -382,7 +389,8 @@ std::string git_toplevel(const fs::path& dir) {
     auto r = runtime::run_capture(o);
     if (!r || r->status != 0) return {};
     std::string out = r->output;
-    while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
+    while (!out.empty() && (out.back() == '\n' || out.back() == '\r'))
+        out.pop_back();
     if (out.empty() || out[0] != '/' || out.find('\n') != std::string::npos) return {};
     return out;
 }
@@ -403,8 +411,8 @@ bool inside(const fs::path& dir, const fs::path& p) {
 }
 
 void check_volume_name(const std::string& name) {
-    if (name.empty() || name.find('/') != std::string::npos || name.find("..") != std::string::npos ||
-        name == ".")
+    if (name.empty() || name.find('/') != std::string::npos ||
+        name.find("..") != std::string::npos || name == ".")
         throw usage_error("volume name '" + name +
                           "': expected a name ([A-Za-z0-9][A-Za-z0-9._-]*), not a path");
 }
@@ -431,16 +439,19 @@ std::string hostname_for(const std::string& image_name) {
         if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
         out += (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ? c : '-';
     }
-    while (!out.empty() && out.front() == '-') out.erase(out.begin());
+    while (!out.empty() && out.front() == '-')
+        out.erase(out.begin());
     if (out.size() > 63) out.resize(63);
-    while (!out.empty() && out.back() == '-') out.pop_back();
+    while (!out.empty() && out.back() == '-')
+        out.pop_back();
     return out.empty() ? "factory" : out;
 }
 
 std::vector<std::string> passthrough_env(const std::vector<std::string>& extra, char** envp) {
-    static const char* fixed[] = {"TERM", "COLORTERM", "LANG", "SSH_AUTH_SOCK", "DISPLAY",
-                                  "WAYLAND_DISPLAY", "http_proxy", "https_proxy", "no_proxy",
-                                  "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "TZ"};
+    static const char* fixed[] = {"TERM",     "COLORTERM",       "LANG",        "SSH_AUTH_SOCK",
+                                  "DISPLAY",  "WAYLAND_DISPLAY", "http_proxy",  "https_proxy",
+                                  "no_proxy", "HTTP_PROXY",      "HTTPS_PROXY", "NO_PROXY",
+                                  "TZ"};
     std::vector<std::string> out;
     for (char** e = envp; e && *e; ++e) {
         std::string kv = *e;
@@ -493,7 +504,8 @@ std::string group_with(std::string text, std::uint32_t gid, const std::string& n
     });
     if (found) return text;
     if (!text.empty() && text.back() != '\n') text += '\n';
-    text += (name_taken ? "group" + std::to_string(gid) : name) + ":x:" + std::to_string(gid) + ":\n";
+    text +=
+        (name_taken ? "group" + std::to_string(gid) : name) + ":x:" + std::to_string(gid) + ":\n";
     return text;
 }
 
@@ -516,7 +528,8 @@ int run_image(const RunOptions& o) {
             throw usage_error("--mount " + m + ": expected SRC:DST[:ro] with DST absolute");
         std::error_code ec;
         fs::path src = fs::absolute(parts[0], ec);
-        if (!fs::exists(src, ec)) throw usage_error("--mount " + m + ": " + src.string() + " does not exist");
+        if (!fs::exists(src, ec))
+            throw usage_error("--mount " + m + ": " + src.string() + " does not exist");
         add_bind(spec, src.string(), parts[1], ro);
     }
     for (const auto& e : o.env)
@@ -526,7 +539,8 @@ int run_image(const RunOptions& o) {
         throw usage_error("--workdir " + o.workdir + ": expected an absolute path");
     if (!o.user.empty()) {
         auto parts = split(o.user, ':');
-        if (parts.size() > 2 || !all_digits(parts[0]) || (parts.size() == 2 && !all_digits(parts[1])))
+        if (parts.size() > 2 || !all_digits(parts[0]) ||
+            (parts.size() == 2 && !all_digits(parts[1])))
             throw usage_error("--user " + o.user + ": expected UID[:GID] (numbers)");
     }
 
@@ -537,8 +551,9 @@ int run_image(const RunOptions& o) {
     spec.env = image.config.env();
     for (const auto& e : o.env)
         set_env(spec.env, e);
-    spec.cwd = !o.workdir.empty() ? o.workdir
-               : image.config.working_dir().empty() ? "/" : image.config.working_dir();
+    spec.cwd = !o.workdir.empty()                   ? o.workdir
+               : image.config.working_dir().empty() ? "/"
+                                                    : image.config.working_dir();
     if (!o.args.empty()) {
         spec.args = o.args;
     } else {
@@ -546,7 +561,8 @@ int run_image(const RunOptions& o) {
         for (const auto& a : image.config.cmd())
             spec.args.push_back(a);
         if (spec.args.empty())
-            throw usage_error("the image " + t.display + " has no Entrypoint or Cmd: give a command after --");
+            throw usage_error("the image " + t.display +
+                              " has no Entrypoint or Cmd: give a command after --");
     }
     std::string user = o.user.empty() ? image.config.user() : o.user;
     return run_in_image(o.store_root, *store, image, std::move(spec), [&](runtime::RunSpec& s) {
@@ -600,7 +616,8 @@ int run_shell(const ShellOptions& o) {
     spec.network = true;
     spec.no_new_privileges = false; // sudo and friends work in a dev shell
     spec.hostname = !shell_config.hostname.empty() ? shell_config.hostname
-                    : t.name.empty() ? "factory" : hostname_for(t.name);
+                    : t.name.empty()               ? "factory"
+                                                   : hostname_for(t.name);
     std::uint32_t uid = o.root ? 0 : env_id("SUDO_UID", ::getuid());
     std::uint32_t gid = o.root ? 0 : env_id("SUDO_GID", ::getgid());
     spec.uid = uid;
@@ -608,8 +625,8 @@ int run_shell(const ShellOptions& o) {
     std::string host_name = host_user_name(uid);
     std::string home = uid == 0 ? "/root" : "/home/" + host_name;
 
-    bool host_home = o.home.empty() ? shell_config.home == recipe::ShellConfig::Home::host
-                                    : o.home == "host";
+    bool host_home =
+        o.home.empty() ? shell_config.home == recipe::ShellConfig::Home::host : o.home == "host";
     if (host_home) {
         const char* h = std::getenv("HOME");
         if (!h || h[0] != '/' || !fs::is_directory(h, ec))
@@ -644,7 +661,8 @@ int run_shell(const ShellOptions& o) {
     if (const char* tz = std::getenv("TZ"); !tz) {
         if (auto zone = read_file("/etc/timezone", 256)) {
             std::string z = *zone;
-            while (!z.empty() && (z.back() == '\n' || z.back() == ' ')) z.pop_back();
+            while (!z.empty() && (z.back() == '\n' || z.back() == ' '))
+                z.pop_back();
             if (!z.empty()) set_env(spec.env, "TZ", z);
         }
     }

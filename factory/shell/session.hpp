@@ -19,13 +19,13 @@ namespace fs = std::filesystem;
 
 struct RunOptions {
     fs::path store_root;
-    std::string target;                // REF (NAME[:TAG], sha256:…) or a recipe path (*.toml)
-    std::vector<std::string> mounts;   // SRC:DST[:ro]
-    std::vector<std::string> env;      // K=V
-    std::string workdir;               // "" = the image's WorkingDir, else /
-    std::string user;                  // UID[:GID]; "" = the image's User
-    std::string network = "host";      // host | none
-    std::vector<std::string> args;     // "" = the image's Entrypoint + Cmd
+    std::string target;              // REF (NAME[:TAG], sha256:…) or a recipe path (*.toml)
+    std::vector<std::string> mounts; // SRC:DST[:ro]
+    std::vector<std::string> env;    // K=V
+    std::string workdir;             // "" = the image's WorkingDir, else /
+    std::string user;                // UID[:GID]; "" = the image's User
+    std::string network = "host";    // host | none
+    std::vector<std::string> args;   // "" = the image's Entrypoint + Cmd
 };
 
 // Returns the command's exit code (128 + N when killed by signal N). Throws Error: usage (2)
@@ -34,10 +34,10 @@ int run_image(const RunOptions& options);
 
 struct ShellOptions {
     fs::path store_root;
-    std::string target;   // a recipe path (*.toml) or a REF
-    std::string project;  // "" = the recipe directory's git top (or its directory), or the cwd
-    bool root = false;    // run as root instead of the caller
-    std::string home;     // "" (the recipe's [shell] home), "host" or "persistent"
+    std::string target;  // a recipe path (*.toml) or a REF
+    std::string project; // "" = the recipe directory's git top (or its directory), or the cwd
+    bool root = false;   // run as root instead of the caller
+    std::string home;    // "" (the recipe's [shell] home), "host" or "persistent"
     std::vector<std::string> args; // "" = the image's shell, else /bin/bash, else /bin/sh
 };
 

@@ -27,7 +27,9 @@ class Error : public std::runtime_error {
 };
 
 // A usage or recipe error: exit code 2.
-inline Error usage_error(std::string message) { return Error(std::move(message), ExitCode::usage); }
+inline Error usage_error(std::string message) {
+    return Error(std::move(message), ExitCode::usage);
+}
 
 template <class T> using Result = std::expected<T, std::string>;
 using Unexpected = std::unexpected<std::string>;

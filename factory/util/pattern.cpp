@@ -112,7 +112,9 @@ bool match_parts(const std::vector<std::string_view>& pat, std::size_t pi,
 
 } // namespace
 
-bool has_glob_chars(std::string_view s) { return s.find_first_of("*?[\\") != std::string::npos; }
+bool has_glob_chars(std::string_view s) {
+    return s.find_first_of("*?[\\") != std::string::npos;
+}
 
 bool path_match(std::string_view pattern, std::string_view path) {
     return match_parts(split_components(pattern), 0, split_components(path), 0);

@@ -34,11 +34,21 @@ std::string json_escape(std::string_view s) {
     out.reserve(s.size() + 8);
     for (unsigned char c : s) {
         switch (c) {
-        case '"': out += "\\\""; break;
-        case '\\': out += "\\\\"; break;
-        case '\n': out += "\\n"; break;
-        case '\r': out += "\\r"; break;
-        case '\t': out += "\\t"; break;
+        case '"':
+            out += "\\\"";
+            break;
+        case '\\':
+            out += "\\\\";
+            break;
+        case '\n':
+            out += "\\n";
+            break;
+        case '\r':
+            out += "\\r";
+            break;
+        case '\t':
+            out += "\\t";
+            break;
         default:
             if (c < 0x20) {
                 char buf[8];
@@ -102,13 +112,18 @@ void Progress::step_start(const std::string& id, const std::string& what) {
     running_what_ = what;
     step_started_ = std::chrono::steady_clock::now();
     switch (mode_) {
-    case ProgressMode::tty: redraw_locked(); break;
+    case ProgressMode::tty:
+        redraw_locked();
+        break;
     case ProgressMode::plain:
         std::fprintf(out_, "[%s] %s\n", id.c_str(), what.c_str());
         std::fflush(out_);
         break;
-    case ProgressMode::json: emit_json("step-start", id, what, 0); break;
-    default: break;
+    case ProgressMode::json:
+        emit_json("step-start", id, what, 0);
+        break;
+    default:
+        break;
     }
 }
 
@@ -129,8 +144,11 @@ void Progress::step_done(const std::string& id, const std::string& result, bool 
         std::fprintf(out_, "[%s] %s%s (%.2fs)\n", id.c_str(), cached ? "cached " : "done ",
                      result.c_str(), secs);
         break;
-    case ProgressMode::json: emit_json(cached ? "step-cached" : "step-done", id, result, secs); break;
-    default: break;
+    case ProgressMode::json:
+        emit_json(cached ? "step-cached" : "step-done", id, result, secs);
+        break;
+    default:
+        break;
     }
     std::fflush(out_);
 }
@@ -146,9 +164,14 @@ void Progress::step_failed(const std::string& id, const std::string& message) {
         std::fprintf(out_, "\r\033[K%s=> [%s] FAILED%s %.1fs\n", red, id.c_str(), reset, secs);
         break;
     }
-    case ProgressMode::plain: std::fprintf(out_, "[%s] failed (%.2fs)\n", id.c_str(), secs); break;
-    case ProgressMode::json: emit_json("step-failed", id, message, secs); break;
-    default: break;
+    case ProgressMode::plain:
+        std::fprintf(out_, "[%s] failed (%.2fs)\n", id.c_str(), secs);
+        break;
+    case ProgressMode::json:
+        emit_json("step-failed", id, message, secs);
+        break;
+    default:
+        break;
     }
     std::fflush(out_);
 }
@@ -163,8 +186,11 @@ void Progress::output(const std::string& id, std::string_view line) {
     case ProgressMode::plain:
         std::fprintf(out_, "[%s] | %.*s\n", id.c_str(), static_cast<int>(line.size()), line.data());
         break;
-    case ProgressMode::json: emit_json("output", id, std::string(line), elapsed()); break;
-    default: return;
+    case ProgressMode::json:
+        emit_json("output", id, std::string(line), elapsed());
+        break;
+    default:
+        return;
     }
     std::fflush(out_);
 }
@@ -176,12 +202,15 @@ void Progress::event(const std::string& kind, const std::string& message) {
     switch (mode_) {
     case ProgressMode::tty:
     case ProgressMode::plain:
-        std::fprintf(out_, "%s%s: %s\n", mode_ == ProgressMode::tty ? "\r\033[K" : "",
-                     kind.c_str(), message.c_str());
+        std::fprintf(out_, "%s%s: %s\n", mode_ == ProgressMode::tty ? "\r\033[K" : "", kind.c_str(),
+                     message.c_str());
         if (mode_ == ProgressMode::tty && !running_id_.empty()) redraw_locked();
         break;
-    case ProgressMode::json: emit_json(kind.c_str(), "", message, total); break;
-    default: break;
+    case ProgressMode::json:
+        emit_json(kind.c_str(), "", message, total);
+        break;
+    default:
+        break;
     }
     std::fflush(out_);
 }

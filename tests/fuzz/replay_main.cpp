@@ -53,7 +53,8 @@ Input mutate(const std::vector<Input>& corpus, std::mt19937_64& rng) {
             break;
         case 3: // erase a range
             if (!out.empty()) {
-                const std::size_t n = std::min<std::size_t>(out.size() - pos % out.size(), 1 + rng() % 16);
+                const std::size_t n =
+                    std::min<std::size_t>(out.size() - pos % out.size(), 1 + rng() % 16);
                 out.erase(out.begin() + static_cast<std::ptrdiff_t>(pos % out.size()),
                           out.begin() + static_cast<std::ptrdiff_t>(pos % out.size() + n));
             }
@@ -66,7 +67,8 @@ Input mutate(const std::vector<Input>& corpus, std::mt19937_64& rng) {
                 const Input& other = corpus[rng() % corpus.size()];
                 if (!other.empty()) {
                     const std::size_t from = rng() % other.size();
-                    const std::size_t n = std::min<std::size_t>(other.size() - from, 1 + rng() % 64);
+                    const std::size_t n =
+                        std::min<std::size_t>(other.size() - from, 1 + rng() % 64);
                     out.insert(out.begin() + static_cast<std::ptrdiff_t>(pos),
                                other.begin() + static_cast<std::ptrdiff_t>(from),
                                other.begin() + static_cast<std::ptrdiff_t>(from + n));
@@ -104,7 +106,8 @@ int main(int argc, char** argv) {
         }
     }
     run(Input{});
-    for (const Input& input : corpus) run(input);
+    for (const Input& input : corpus)
+        run(input);
     std::printf("replay_main: replayed %zu inputs\n", corpus.size());
 
     std::mt19937_64 rng(seed);

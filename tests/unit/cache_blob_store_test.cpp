@@ -19,8 +19,10 @@ namespace fs = std::filesystem;
 namespace {
 
 // sha256("hello") and sha256("")
-constexpr const char* hello_hex = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
-constexpr const char* empty_hex = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+constexpr const char* hello_hex =
+    "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
+constexpr const char* empty_hex =
+    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 struct Store {
     factory::testing::TestDir dir;
@@ -113,9 +115,9 @@ TEST(BlobStore, VerifyReportsCorruption) {
     overwrite(s.blobs.path(hex), "hellO");
     auto r = s.blobs.verify(hex);
     ASSERT_FALSE(r);
-    EXPECT_EQ(r.error(), std::string("blob sha256:") + hello_hex +
-                             " is corrupt: content hashes to sha256:" +
-                             factory::Sha256::hex("hellO"));
+    EXPECT_EQ(r.error(),
+              std::string("blob sha256:") + hello_hex +
+                  " is corrupt: content hashes to sha256:" + factory::Sha256::hex("hellO"));
 }
 
 TEST(BlobStore, ReadRefusesASymlinkedBlob) {
@@ -210,7 +212,8 @@ TEST(BlobStore, AddFileLinksOrCopies) {
     std::ofstream(src) << "hello";
     auto r = s.blobs.add_file(src, hello_hex, 5);
     ASSERT_TRUE(r) << r.error();
-    struct stat a {}, b {};
+    struct stat a {
+    }, b{};
     ::stat(src.c_str(), &a);
     ::stat(s.blobs.path(hello_hex).c_str(), &b);
     EXPECT_EQ(a.st_ino, b.st_ino) << "same file system: hard link";
@@ -247,8 +250,10 @@ TEST(BlobStore, ConcurrentWritersOfTheSameBlob) {
             w.write(big);
             results[i] = w.commit();
         });
-    for (auto& t : threads) t.join();
-    for (const auto& r : results) EXPECT_EQ(r, factory::Sha256::hex(big));
+    for (auto& t : threads)
+        t.join();
+    for (const auto& r : results)
+        EXPECT_EQ(r, factory::Sha256::hex(big));
     EXPECT_TRUE(s.blobs.verify(results[0]));
     EXPECT_TRUE(fs::is_empty(s.dir / "tmp"));
 }

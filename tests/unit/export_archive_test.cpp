@@ -72,7 +72,8 @@ Built build_store(const fs::path& dir, const std::string& content = "hello from 
     ImageConfig c(Platform{"amd64", "linux", "", {}, ""});
     c.set_created("1970-01-01T00:00:00Z");
     c.set_cmd({"/hello.txt"});
-    c.add_layer("sha256:" + Sha256::hex(tar), History{"1970-01-01T00:00:00Z", "copy", "", "", false});
+    c.add_layer("sha256:" + Sha256::hex(tar),
+                History{"1970-01-01T00:00:00Z", "copy", "", "", false});
     Manifest m;
     m.config = store.put_blob(std::string(media_type::config), c.serialize());
     m.layers = {layer};
@@ -118,7 +119,8 @@ std::vector<TarItem> read_tar(const fs::path& file) {
 
 std::vector<std::string> names(const std::vector<TarItem>& items) {
     std::vector<std::string> out;
-    for (const auto& i : items) out.push_back(i.name);
+    for (const auto& i : items)
+        out.push_back(i.name);
     return out;
 }
 
@@ -160,7 +162,8 @@ TEST(ExportOciArchive, TarIsDeterministicAndSorted) {
     std::vector<std::string> blobs = {b1.layer_hex, b1.config_hex, *b1.manifest.sha256_hex()};
     std::sort(blobs.begin(), blobs.end());
     std::vector<std::string> want = {"blobs/", "blobs/sha256/"};
-    for (const auto& h : blobs) want.push_back("blobs/sha256/" + h);
+    for (const auto& h : blobs)
+        want.push_back("blobs/sha256/" + h);
     want.push_back("index.json");
     want.push_back("oci-layout");
     EXPECT_EQ(names(items), want);
@@ -172,11 +175,12 @@ TEST(ExportOciArchive, TarIsDeterministicAndSorted) {
         EXPECT_EQ(i.perm, i.type == AE_IFDIR ? 0755u : 0644u) << i.name;
     }
     EXPECT_EQ(item(items, "oci-layout").content, R"({"imageLayoutVersion":"1.0.0"})");
-    EXPECT_EQ(item(items, "index.json").content,
-              R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json",)"
-              R"("manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":")" +
-                  b1.manifest.digest + R"(","size":)" + std::to_string(b1.manifest.size) +
-                  R"(,"annotations":{"org.opencontainers.image.ref.name":"v1"}}]})");
+    EXPECT_EQ(
+        item(items, "index.json").content,
+        R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json",)"
+        R"("manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":")" +
+            b1.manifest.digest + R"(","size":)" + std::to_string(b1.manifest.size) +
+            R"(,"annotations":{"org.opencontainers.image.ref.name":"v1"}}]})");
     struct stat st {};
     ::stat((dir / "a.tar").c_str(), &st);
     EXPECT_EQ(st.st_mode & 0777, 0644u);
@@ -192,9 +196,8 @@ TEST(ExportOciArchive, FailureLeavesNothingHalfWritten) {
         export_oci_archive(b.store, b.manifest, dir / "file/out.tar", "v1");
         FAIL();
     } catch (const Error& e) {
-        EXPECT_TRUE(std::string(e.what()).starts_with("cannot export to oci-archive:" +
-                                                      (dir / "file/out.tar").string() +
-                                                      ": cannot create "))
+        EXPECT_TRUE(std::string(e.what()).starts_with(
+            "cannot export to oci-archive:" + (dir / "file/out.tar").string() + ": cannot create "))
             << e.what();
         EXPECT_NE(std::string(e.what()).find("Not a directory"), std::string::npos) << e.what();
     }
@@ -221,13 +224,15 @@ TEST(ExportOciDir, WritesALayoutAndAddsTags) {
     auto out = Layout::open(dir / "out");
     EXPECT_EQ(out.resolve("v1")->digest, b.manifest.digest);
     EXPECT_EQ(slurp(dir / "out/oci-layout"), R"({"imageLayoutVersion":"1.0.0"})");
-    struct stat a {}, s {};
+    struct stat a {
+    }, s{};
     ::stat(b.store.blobs().path(b.layer_hex).c_str(), &s);
     ::stat(out.blobs().path(b.layer_hex).c_str(), &a);
     EXPECT_EQ(a.st_ino, s.st_ino) << "same file system: hard-linked";
     auto blobs = b.store.closure(b.manifest);
     ASSERT_TRUE(blobs) << blobs.error();
-    for (const auto& d : *blobs) EXPECT_TRUE(out.blobs().verify(*d.sha256_hex())) << d.digest;
+    for (const auto& d : *blobs)
+        EXPECT_TRUE(out.blobs().verify(*d.sha256_hex())) << d.digest;
 
     export_oci_dir(b.store, b.manifest, dir / "out", "v2");
     auto refs = Layout::open(dir / "out").refs();
@@ -257,8 +262,10 @@ TEST(ExportDockerArchive, WritesWhatDockerSaveWrites) {
     std::vector<std::string> blobs = {b.layer_hex, b.config_hex, mhex};
     std::sort(blobs.begin(), blobs.end());
     std::vector<std::string> want = {"blobs/", "blobs/sha256/"};
-    for (const auto& h : blobs) want.push_back("blobs/sha256/" + h);
-    for (auto n : {"index.json", "manifest.json", "oci-layout", "repositories"}) want.push_back(n);
+    for (const auto& h : blobs)
+        want.push_back("blobs/sha256/" + h);
+    for (auto n : {"index.json", "manifest.json", "oci-layout", "repositories"})
+        want.push_back(n);
     EXPECT_EQ(names(items), want);
     EXPECT_EQ(item(items, "manifest.json").content,
               R"([{"Config":"blobs/sha256/)" + b.config_hex +
@@ -267,13 +274,15 @@ TEST(ExportDockerArchive, WritesWhatDockerSaveWrites) {
     EXPECT_EQ(item(items, "repositories").content,
               R"({"hello":{"latest":")" + b.layer_hex + "\"}}\n");
     EXPECT_EQ(item(items, "oci-layout").content, R"({"imageLayoutVersion": "1.0.0"})");
-    EXPECT_EQ(item(items, "index.json").content,
-              R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json",)"
-              R"("manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":")" +
-                  b.manifest.digest + R"(","size":)" + std::to_string(b.manifest.size) +
-                  R"(,"annotations":{"io.containerd.image.name":"docker.io/library/hello:latest",)"
-                  R"("org.opencontainers.image.ref.name":"latest"}}]})");
-    for (const auto& i : items) EXPECT_EQ(i.mtime, 0) << i.name;
+    EXPECT_EQ(
+        item(items, "index.json").content,
+        R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json",)"
+        R"("manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":")" +
+            b.manifest.digest + R"(","size":)" + std::to_string(b.manifest.size) +
+            R"(,"annotations":{"io.containerd.image.name":"docker.io/library/hello:latest",)"
+            R"("org.opencontainers.image.ref.name":"latest"}}]})");
+    for (const auto& i : items)
+        EXPECT_EQ(i.mtime, 0) << i.name;
 
     // It is an OCI archive too: our own reader takes it, by tag or by full name.
     auto other = Layout::create(dir / "other", {dir / "other/tmp"});
@@ -292,12 +301,13 @@ TEST(ExportDockerArchive, NamesFollowDockerNormalization) {
     auto b = build_store(dir / "store");
     export_docker_archive(b.store, b.manifest, dir / "d.tar", "localhost:5000/team/app");
     auto items = read_tar(dir / "d.tar");
-    EXPECT_NE(item(items, "manifest.json").content.find(R"("RepoTags":["localhost:5000/team/app:latest"])"),
+    EXPECT_NE(item(items, "manifest.json")
+                  .content.find(R"("RepoTags":["localhost:5000/team/app:latest"])"),
               std::string::npos);
     EXPECT_EQ(item(items, "repositories").content,
               R"({"localhost:5000/team/app":{"latest":")" + b.layer_hex + "\"}}\n");
-    EXPECT_NE(item(items, "index.json").content.find(
-                  R"("io.containerd.image.name":"localhost:5000/team/app:latest")"),
+    EXPECT_NE(item(items, "index.json")
+                  .content.find(R"("io.containerd.image.name":"localhost:5000/team/app:latest")"),
               std::string::npos);
     try {
         export_docker_archive(b.store, b.manifest, dir / "x.tar", "Bad/Name");
@@ -326,10 +336,11 @@ TEST(ExportTarget, ParsesSkopeoStyleNames) {
     ASSERT_TRUE(t);
     EXPECT_EQ(t->ref, "");
     EXPECT_EQ(to_string(*t), "oci-archive:img.tar");
-    EXPECT_EQ(parse_target("tarball:x").error(),
-              "invalid output \"tarball:x\": unknown transport \"tarball\"; expected oci:DIR[:TAG], "
-              "oci-archive:FILE[:TAG], docker-archive:FILE[:NAME[:TAG]], rootfs:DIR or "
-              "rootfs-tar:FILE");
+    EXPECT_EQ(
+        parse_target("tarball:x").error(),
+        "invalid output \"tarball:x\": unknown transport \"tarball\"; expected oci:DIR[:TAG], "
+        "oci-archive:FILE[:TAG], docker-archive:FILE[:NAME[:TAG]], rootfs:DIR or "
+        "rootfs-tar:FILE");
     EXPECT_EQ(parse_target("oci:").error(),
               "invalid output \"oci:\": no path; expected oci:DIR[:TAG], oci-archive:FILE[:TAG], "
               "docker-archive:FILE[:NAME[:TAG]], rootfs:DIR or rootfs-tar:FILE");
@@ -338,7 +349,8 @@ TEST(ExportTarget, ParsesSkopeoStyleNames) {
     EXPECT_EQ(t->format, Format::rootfs_dir);
     EXPECT_EQ(t->path, "/srv/ami/root:with:colons");
     EXPECT_EQ(to_string(*t), "rootfs:/srv/ami/root:with:colons");
-    EXPECT_EQ(parse_target("oci:d:a:b").error(), "invalid output \"oci:d:a:b\": a TAG can't contain ':'");
+    EXPECT_EQ(parse_target("oci:d:a:b").error(),
+              "invalid output \"oci:d:a:b\": a TAG can't contain ':'");
 }
 
 TEST(ExportTarget, DefaultsComeFromTheImageName) {

@@ -38,7 +38,8 @@ void write_tar(const fs::path& file, const std::vector<TarEntry>& entries) {
         archive_entry_set_filetype(h.get(), e.type);
         archive_entry_set_perm(h.get(), e.type == AE_IFDIR ? 0755 : 0644);
         if (e.type == AE_IFLNK) archive_entry_set_symlink(h.get(), e.link.c_str());
-        if (e.type == AE_IFREG && !e.link.empty()) archive_entry_set_hardlink(h.get(), e.link.c_str());
+        if (e.type == AE_IFREG && !e.link.empty())
+            archive_entry_set_hardlink(h.get(), e.link.c_str());
         archive_entry_set_size(h.get(), e.size_override >= 0
                                             ? e.size_override
                                             : (e.type == AE_IFREG && e.link.empty()
@@ -50,7 +51,9 @@ void write_tar(const fs::path& file, const std::vector<TarEntry>& entries) {
     archive_write_close(a.get());
 }
 
-std::string hex(const std::string& s) { return factory::Sha256::hex(s); }
+std::string hex(const std::string& s) {
+    return factory::Sha256::hex(s);
+}
 
 // An image as loose blobs plus the index.json naming it "v1".
 struct Image {
@@ -93,7 +96,8 @@ struct Dest {
     factory::cache::BlobStore& blobs() { return store.blobs(); }
     std::size_t count() const {
         std::size_t n = 0;
-        for ([[maybe_unused]] auto& e : fs::directory_iterator(dir / "store/blobs/sha256")) ++n;
+        for ([[maybe_unused]] auto& e : fs::directory_iterator(dir / "store/blobs/sha256"))
+            ++n;
         return n;
     }
     bool tmp_is_empty() const { return fs::is_empty(dir / "store/tmp"); }
@@ -119,7 +123,8 @@ TEST(ImportArchive, ImportsAGoodArchive) {
     EXPECT_EQ(r->manifest_desc.digest, "sha256:" + hex(img.manifest));
     EXPECT_EQ(r->manifest.layers.size(), 1u);
     EXPECT_EQ(r->config.diff_ids().at(0), "sha256:" + hex(img.layer));
-    for (const auto* b : {&img.layer, &img.config, &img.manifest}) EXPECT_TRUE(d.blobs().has(hex(*b)));
+    for (const auto* b : {&img.layer, &img.config, &img.manifest})
+        EXPECT_TRUE(d.blobs().has(hex(*b)));
     EXPECT_EQ(d.count(), 3u);
     EXPECT_TRUE(d.tmp_is_empty());
     // "" picks the only image, and a second import is a no-op that still succeeds.
@@ -134,7 +139,8 @@ TEST(ImportArchive, AcceptsDotSlashNamesAndIgnoresDockerFiles) {
     Dest d;
     auto img = make_image();
     auto entries = archive_entries(img);
-    for (auto& e : entries) e.name = "./" + e.name;
+    for (auto& e : entries)
+        e.name = "./" + e.name;
     entries.insert(entries.begin(), TarEntry{"./", "", AE_IFDIR});
     entries.push_back({"manifest.json", "[]"});
     entries.push_back({"repositories", "{}"});
@@ -151,7 +157,8 @@ TEST(ImportArchive, RejectsHostileNames) {
     };
     auto prefix = "oci-archive:" + (d.dir / "in.tar").string() + ": ";
     EXPECT_EQ(import_error(d, with({"../evil", "x"})),
-              prefix + "entry \"../evil\": \"..\", \".\" and empty path components are not allowed");
+              prefix +
+                  "entry \"../evil\": \"..\", \".\" and empty path components are not allowed");
     EXPECT_FALSE(fs::exists(d.dir / "evil"));
     EXPECT_EQ(import_error(d, with({"blobs/sha256/../../../evil", "x"})),
               prefix + "entry \"blobs/sha256/../../../evil\": \"..\", \".\" and empty path "
@@ -174,19 +181,20 @@ TEST(ImportArchive, RejectsLinksAndDevices) {
     auto entries = archive_entries(img);
     // blobs/sha256 as a symlink out of the archive, then a blob "inside" it.
     entries[1] = {"blobs/sha256", "", AE_IFLNK, "/tmp"};
-    EXPECT_EQ(import_error(d, entries), prefix + "entry \"blobs/sha256\": symlinks are not accepted");
+    EXPECT_EQ(import_error(d, entries),
+              prefix + "entry \"blobs/sha256\": symlinks are not accepted");
     entries = archive_entries(img);
     entries[2] = {"blobs/sha256/" + hex(img.config), "", AE_IFLNK, "/etc/passwd"};
-    EXPECT_EQ(import_error(d, entries), prefix + "entry \"blobs/sha256/" + hex(img.config) +
-                                            "\": symlinks are not accepted");
+    EXPECT_EQ(import_error(d, entries),
+              prefix + "entry \"blobs/sha256/" + hex(img.config) + "\": symlinks are not accepted");
     entries = archive_entries(img);
     entries.push_back({"oci-layout2", "", AE_IFREG, "oci-layout"});
-    EXPECT_EQ(import_error(d, entries), prefix + "entry \"oci-layout2\": hard links are not accepted");
+    EXPECT_EQ(import_error(d, entries),
+              prefix + "entry \"oci-layout2\": hard links are not accepted");
     entries = archive_entries(img);
     entries.push_back({"blobs/sha256/" + std::string(64, 'c'), "", AE_IFCHR});
-    EXPECT_EQ(import_error(d, entries),
-              prefix + "entry \"blobs/sha256/" + std::string(64, 'c') +
-                  "\": only files and directories are accepted");
+    EXPECT_EQ(import_error(d, entries), prefix + "entry \"blobs/sha256/" + std::string(64, 'c') +
+                                            "\": only files and directories are accepted");
     EXPECT_EQ(d.count(), 0u);
 }
 
@@ -221,8 +229,8 @@ TEST(ImportArchive, RejectsDuplicatesOversizeAndMissingPieces) {
 
     entries = archive_entries(img);
     entries.erase(entries.begin() + 3); // the layer
-    EXPECT_EQ(import_error(d, entries), prefix + "layer 1 of 1 (sha256:" + hex(img.layer) +
-                                            ") is missing");
+    EXPECT_EQ(import_error(d, entries),
+              prefix + "layer 1 of 1 (sha256:" + hex(img.layer) + ") is missing");
     EXPECT_EQ(d.count(), 0u) << "nothing is committed when a layer is missing";
 
     entries = archive_entries(img);
@@ -270,7 +278,8 @@ TEST(ImportLayout, CopiesAndVerifiesReachableBlobs) {
     ASSERT_TRUE(r) << r.error();
     EXPECT_EQ(r->manifest_desc.digest, img.manifest_desc.digest);
     EXPECT_EQ(d.count(), 3u) << "the unreferenced blob is not copied";
-    struct stat a {}, b {};
+    struct stat a {
+    }, b{};
     ::stat(src.blobs().path(hex(img.layer)).c_str(), &a);
     ::stat(d.blobs().path(hex(img.layer)).c_str(), &b);
     EXPECT_NE(a.st_ino, b.st_ino) << "an import copies (and verifies), never links";
@@ -285,17 +294,16 @@ TEST(ImportLayout, RejectsCorruptOrMissingBlobs) {
     src.set_ref("v1", img.manifest_desc);
     auto r = import_oci_layout(d.dir / "src", "v1", d.blobs());
     ASSERT_FALSE(r);
-    EXPECT_EQ(r.error(), "oci:" + (d.dir / "src").string() + ": layer 1 of 1 (sha256:" +
-                             hex(img.layer) + ") is missing");
+    EXPECT_EQ(r.error(), "oci:" + (d.dir / "src").string() +
+                             ": layer 1 of 1 (sha256:" + hex(img.layer) + ") is missing");
     // The layer file exists under its name but holds other bytes.
     std::ofstream(src.blobs().path(hex(img.layer))) << "evil bytes!";
     r = import_oci_layout(d.dir / "src", "v1", d.blobs());
     ASSERT_FALSE(r);
-    EXPECT_EQ(r.error(), "oci:" + (d.dir / "src").string() + ": " +
-                             src.blobs().path(hex(img.layer)).string() + ": blob sha256:" +
-                             hex(img.layer) +
-                             " does not match its content: content hashes to sha256:" +
-                             hex("evil bytes!"));
+    EXPECT_EQ(r.error(),
+              "oci:" + (d.dir / "src").string() + ": " + src.blobs().path(hex(img.layer)).string() +
+                  ": blob sha256:" + hex(img.layer) +
+                  " does not match its content: content hashes to sha256:" + hex("evil bytes!"));
     EXPECT_FALSE(d.blobs().has(hex(img.layer)));
     // A corrupt manifest.
     std::ofstream(src.blobs().path(hex(img.manifest)), std::ios::trunc) << img.manifest + " ";

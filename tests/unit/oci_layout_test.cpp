@@ -38,8 +38,9 @@ TEST(Layout, CreateWritesTheLayoutFiles) {
     factory::testing::TestDir dir;
     auto l = Layout::create(dir / "store");
     EXPECT_EQ(slurp(dir / "store/oci-layout"), R"({"imageLayoutVersion":"1.0.0"})");
-    EXPECT_EQ(slurp(dir / "store/index.json"),
-              R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]})");
+    EXPECT_EQ(
+        slurp(dir / "store/index.json"),
+        R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]})");
     EXPECT_TRUE(fs::is_directory(dir / "store/blobs/sha256"));
     EXPECT_TRUE(l.index().manifests.empty());
 
@@ -84,11 +85,11 @@ TEST(Layout, SetRefResolveAndRefs) {
     auto l = Layout::create(dir / "store");
     auto one = put_image(l, "one");
     auto two = put_image(l, "two");
-    EXPECT_FALSE(l.resolve(""));                  // empty index
+    EXPECT_FALSE(l.resolve("")); // empty index
     l.set_ref("hello:latest", one);
     EXPECT_EQ(l.resolve("")->digest, one.digest); // the only image
     l.set_ref("hello:2", two);
-    EXPECT_FALSE(l.resolve(""));                  // ambiguous
+    EXPECT_FALSE(l.resolve("")); // ambiguous
     EXPECT_EQ(l.resolve("hello:latest")->digest, one.digest);
     EXPECT_EQ(l.resolve("hello")->digest, one.digest); // name alone means :latest
     EXPECT_EQ(l.resolve("hello:2")->digest, two.digest);
@@ -107,11 +108,12 @@ TEST(Layout, SetRefResolveAndRefs) {
     EXPECT_FALSE(l.remove_ref("hello:2"));
     EXPECT_EQ(l.refs().size(), 1u);
     // index.json is written as Go would: compact, annotations in the descriptor.
-    EXPECT_EQ(slurp(dir / "store/index.json"),
-              R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json",)"
-              R"("manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":")" +
-                  two.digest + R"(","size":)" + std::to_string(two.size) +
-                  R"(,"annotations":{"org.opencontainers.image.ref.name":"hello:latest"}}]})");
+    EXPECT_EQ(
+        slurp(dir / "store/index.json"),
+        R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json",)"
+        R"("manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":")" +
+            two.digest + R"(","size":)" + std::to_string(two.size) +
+            R"(,"annotations":{"org.opencontainers.image.ref.name":"hello:latest"}}]})");
 }
 
 TEST(Layout, ConcurrentSetRefLosesNothing) {
@@ -127,7 +129,8 @@ TEST(Layout, ConcurrentSetRefLosesNothing) {
             for (int i = 0; i < per_thread; ++i)
                 mine.set_ref("img" + std::to_string(t) + ":" + std::to_string(i), img);
         });
-    for (auto& t : pool) t.join();
+    for (auto& t : pool)
+        t.join();
     EXPECT_EQ(l.refs().size(), static_cast<std::size_t>(threads * per_thread));
 }
 

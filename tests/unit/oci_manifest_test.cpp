@@ -54,12 +54,14 @@ TEST(ManifestJson, ExactBytes) {
     EXPECT_EQ(serialize(m),
               R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",)"
               R"("config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":")" +
-                  A + R"(","size":1234},)"
-                      R"("layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip",)"
-                      R"("digest":")" +
-                  B + R"(","size":5678}],)"
-                      R"("annotations":{"a":"\u003c\u0026\u003e",)"
-                      R"("org.opencontainers.image.created":"1970-01-01T00:00:00Z"}})");
+                  A +
+                  R"(","size":1234},)"
+                  R"("layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip",)"
+                  R"("digest":")" +
+                  B +
+                  R"(","size":5678}],)"
+                  R"("annotations":{"a":"\u003c\u0026\u003e",)"
+                  R"("org.opencontainers.image.created":"1970-01-01T00:00:00Z"}})");
 }
 
 TEST(ManifestJson, EmptyLayersAreAnArrayAndArtifactFieldsInOrder) {
@@ -69,14 +71,15 @@ TEST(ManifestJson, EmptyLayersAreAnArrayAndArtifactFieldsInOrder) {
                     "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a", 2);
     m.config.data = "{}";
     m.subject = desc(std::string(media_type::manifest), C, 7);
-    EXPECT_EQ(serialize(m),
-              R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",)"
-              R"("artifactType":"application/vnd.example+type",)"
-              R"("config":{"mediaType":"application/vnd.oci.empty.v1+json",)"
-              R"("digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a",)"
-              R"("size":2,"data":"e30="},"layers":[],)"
-              R"("subject":{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":")" +
-                  C + R"(","size":7}})");
+    EXPECT_EQ(
+        serialize(m),
+        R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",)"
+        R"("artifactType":"application/vnd.example+type",)"
+        R"("config":{"mediaType":"application/vnd.oci.empty.v1+json",)"
+        R"("digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a",)"
+        R"("size":2,"data":"e30="},"layers":[],)"
+        R"("subject":{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":")" +
+            C + R"(","size":7}})");
 }
 
 TEST(DescriptorJson, FieldOrderOfTheGoStruct) {
@@ -114,9 +117,10 @@ TEST(IndexJson, ExactBytesAndEmptyManifests) {
               R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json",)"
               R"("manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json",)"
               R"("digest":")" +
-                  A + R"(","size":500,)"
-                      R"("annotations":{"org.opencontainers.image.ref.name":"hello:latest"},)"
-                      R"("platform":{"architecture":"amd64","os":"linux"}}]})");
+                  A +
+                  R"(","size":500,)"
+                  R"("annotations":{"org.opencontainers.image.ref.name":"hello:latest"},)"
+                  R"("platform":{"architecture":"amd64","os":"linux"}}]})");
 }
 
 TEST(ImageConfigJson, ExactBytesOfABuiltConfig) {
@@ -137,17 +141,19 @@ TEST(ImageConfigJson, ExactBytesOfABuiltConfig) {
     c.add_layer(A, History{"1970-01-01T00:00:00Z", "copy a b", "", "", false});
     c.add_empty_layer_history(History{"1970-01-01T00:00:00Z", "ENV A=b", "", "", true});
     c.add_layer(B, History{"", "run make", "", "step 2", false});
-    EXPECT_EQ(c.serialize(),
-              R"({"created":"1970-01-01T00:00:00Z","author":"factory","architecture":"amd64",)"
-              R"("os":"linux","config":{"User":"1000:1000","ExposedPorts":{"443/tcp":{},"80/tcp":{}},)"
-              R"("Env":["PATH=/usr/bin:/bin","A=\u003cb\u003e"],"Entrypoint":["/bin/sh","-c"],)"
-              R"("Cmd":["echo hi"],"Volumes":{"/data":{}},"WorkingDir":"/app",)"
-              R"("Labels":{"a.label":"2","z.label":"1"},"StopSignal":"SIGTERM"},)"
-              R"("rootfs":{"type":"layers","diff_ids":[")" +
-                  A + R"(",")" + B + R"("]},)"
-                      R"("history":[{"created":"1970-01-01T00:00:00Z","created_by":"copy a b"},)"
-                      R"({"created":"1970-01-01T00:00:00Z","created_by":"ENV A=b","empty_layer":true},)"
-                      R"({"created_by":"run make","comment":"step 2"}]})");
+    EXPECT_EQ(
+        c.serialize(),
+        R"({"created":"1970-01-01T00:00:00Z","author":"factory","architecture":"amd64",)"
+        R"("os":"linux","config":{"User":"1000:1000","ExposedPorts":{"443/tcp":{},"80/tcp":{}},)"
+        R"("Env":["PATH=/usr/bin:/bin","A=\u003cb\u003e"],"Entrypoint":["/bin/sh","-c"],)"
+        R"("Cmd":["echo hi"],"Volumes":{"/data":{}},"WorkingDir":"/app",)"
+        R"("Labels":{"a.label":"2","z.label":"1"},"StopSignal":"SIGTERM"},)"
+        R"("rootfs":{"type":"layers","diff_ids":[")" +
+            A + R"(",")" + B +
+            R"("]},)"
+            R"("history":[{"created":"1970-01-01T00:00:00Z","created_by":"copy a b"},)"
+            R"({"created":"1970-01-01T00:00:00Z","created_by":"ENV A=b","empty_layer":true},)"
+            R"({"created_by":"run make","comment":"step 2"}]})");
     EXPECT_EQ(c.diff_ids(), (std::vector<std::string>{A, B}));
 }
 
@@ -165,7 +171,8 @@ TEST(ImageConfigJson, BaseConfigIsCanonicalizedAndKeepsUnknownFields) {
         "config":{"Hostname":"","Env":["PATH=/bin"],"Cmd":null,"Image":"sha256:x",
                   "Labels":{"b":"1","a":"2"},"ExposedPorts":{"8080/tcp":{"x":1}},"AttachStdin":false,
                   "OnBuild":null},
-        "rootfs":{"diff_ids":[")" + A + R"("],"type":"layers"},
+        "rootfs":{"diff_ids":[")" +
+                         A + R"("],"type":"layers"},
         "created":"2024-01-02T03:04:05.120000000+00:00",
         "history":[{"created_by":"/bin/sh","created":"2024-01-02t03:04:05.000Z","empty_layer":false}]})";
     auto c = ImageConfig::parse(docker, 1);
@@ -176,9 +183,10 @@ TEST(ImageConfigJson, BaseConfigIsCanonicalizedAndKeepsUnknownFields) {
               R"("Labels":{"a":"2","b":"1"},"AttachStdin":false,"Hostname":"",)"
               R"("Image":"sha256:x","OnBuild":null},)"
               R"("rootfs":{"type":"layers","diff_ids":[")" +
-                  A + R"("]},)"
-                      R"("history":[{"created":"2024-01-02T03:04:05Z","created_by":"/bin/sh"}],)"
-                      R"("container":"abc","docker_version":"24.0.7"})");
+                  A +
+                  R"("]},)"
+                  R"("history":[{"created":"2024-01-02T03:04:05Z","created_by":"/bin/sh"}],)"
+                  R"("container":"abc","docker_version":"24.0.7"})");
     // Building on it.
     c->set_env_var("PATH", "/usr/bin");
     c->set_env_var("NODE_ENV", "production");
@@ -220,8 +228,9 @@ TEST(Digest, StrictParse) {
     expect_error("sha256:" + std::string(64, 'A'),
                  "invalid digest \"sha256:" + std::string(64, 'A') +
                      "\": sha256 needs exactly 64 lower-case hex digits");
-    expect_error("sha256:../x", "invalid digest \"sha256:../x\": sha256 needs exactly 64 lower-case "
-                                "hex digits");
+    expect_error("sha256:../x",
+                 "invalid digest \"sha256:../x\": sha256 needs exactly 64 lower-case "
+                 "hex digits");
     expect_error("sha256:" + std::string(63, 'a'),
                  "invalid digest \"sha256:" + std::string(63, 'a') +
                      "\": sha256 needs exactly 64 lower-case hex digits");

@@ -61,9 +61,10 @@ TEST(StrictJson, RejectsDuplicateKeysAtAnyDepth) {
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error(), "invalid JSON: duplicate key \"c\" in an object");
     EXPECT_TRUE(parse_strict_json(R"({"a":{"c":1},"b":{"c":2}})")); // same key, other objects
-    expect_manifest_error(manifest_with(good_layer()).insert(1, R"("schemaVersion":2,)"),
-                          "invalid image manifest: invalid JSON: duplicate key \"schemaVersion\" in "
-                          "an object");
+    expect_manifest_error(
+        manifest_with(good_layer()).insert(1, R"("schemaVersion":2,)"),
+        "invalid image manifest: invalid JSON: duplicate key \"schemaVersion\" in "
+        "an object");
 }
 
 TEST(StrictJson, RejectsDeepNestingOversizeAndTrailingData) {
@@ -87,7 +88,8 @@ TEST(StrictJson, RejectsDeepNestingOversizeAndTrailingData) {
 
 TEST(StrictJson, ManyKeysStayLinear) {
     std::string doc = "{";
-    for (int i = 0; i < 200000; ++i) doc += (i ? ",\"" : "\"") + std::to_string(i) + "\":0";
+    for (int i = 0; i < 200000; ++i)
+        doc += (i ? ",\"" : "\"") + std::to_string(i) + "\":0";
     doc += "}";
     auto r = parse_strict_json(doc);
     ASSERT_TRUE(r) << r.error();
@@ -140,10 +142,11 @@ TEST(ManifestReader, RejectsMediaTypeMismatch) {
     expect_manifest_error(as_index, "invalid image manifest: \"mediaType\": "
                                     "\"application/vnd.oci.image.index.v1+json\" is not an image "
                                     "manifest media type");
-    expect_index_error(R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","manifests":[]})",
-                       "invalid image index: \"mediaType\": "
-                       "\"application/vnd.oci.image.manifest.v1+json\" is not an image index "
-                       "media type");
+    expect_index_error(
+        R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","manifests":[]})",
+        "invalid image index: \"mediaType\": "
+        "\"application/vnd.oci.image.manifest.v1+json\" is not an image index "
+        "media type");
 }
 
 TEST(ManifestReader, RejectsBadFields) {
@@ -160,31 +163,34 @@ TEST(ManifestReader, RejectsBadFields) {
                           "invalid image manifest: \"layers\": must be an array");
     expect_manifest_error(R"([1,2])", "invalid image manifest: must be an object, not an array");
     expect_manifest_error(
-        manifest_with(R"("mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":")" + B +
-                      R"(","size":-1)"),
+        manifest_with(R"("mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":")" +
+                      B + R"(","size":-1)"),
         "invalid image manifest: \"layers[0].size\": -1 is out of range [0, 9223372036854775807]");
     expect_manifest_error(
-        manifest_with(R"("mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":")" + B +
-                      R"(","size":9223372036854775808)"),
+        manifest_with(R"("mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":")" +
+                      B + R"(","size":9223372036854775808)"),
         "invalid image manifest: \"layers[0].size\": is out of range");
     expect_manifest_error(
-        manifest_with(R"("mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":")" + B +
-                      R"(","size":1.5)"),
+        manifest_with(R"("mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":")" +
+                      B + R"(","size":1.5)"),
         "invalid image manifest: \"layers[0].size\": must be an integer, not a number");
     expect_manifest_error(
-        manifest_with(R"("mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":")" + B +
-                      R"(","size":"20")"),
+        manifest_with(R"("mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":")" +
+                      B + R"(","size":"20")"),
         "invalid image manifest: \"layers[0].size\": must be an integer, not a string");
     expect_manifest_error(
-        manifest_with(R"("mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:../../etc/passwd","size":1)"),
+        manifest_with(
+            R"("mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:../../etc/passwd","size":1)"),
         "invalid image manifest: \"layers[0].digest\": invalid digest \"sha256:../../etc/passwd\": "
         "sha256 needs exactly 64 lower-case hex digits");
     expect_manifest_error(
-        manifest_with(R"("mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"","size":1)"),
+        manifest_with(
+            R"("mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"","size":1)"),
         "invalid image manifest: \"layers[0].digest\": invalid digest \"\": empty");
-    expect_manifest_error(manifest_with(R"("mediaType":"no-slash","digest":")" + B + R"(","size":1)"),
-                          "invalid image manifest: \"layers[0].mediaType\": invalid media type "
-                          "\"no-slash\"");
+    expect_manifest_error(
+        manifest_with(R"("mediaType":"no-slash","digest":")" + B + R"(","size":1)"),
+        "invalid image manifest: \"layers[0].mediaType\": invalid media type "
+        "\"no-slash\"");
     expect_manifest_error(manifest_with(R"("digest":")" + B + R"(","size":1)"),
                           "invalid image manifest: \"layers[0].mediaType\": is required");
     expect_manifest_error(manifest_with(good_layer() + R"(,"annotations":{"a":1})"),
@@ -200,29 +206,33 @@ TEST(ManifestReader, RejectsBadFields) {
 
 TEST(ManifestReader, ChecksEmbeddedData) {
     // "hello" is aGVsbG8=; sha256 2cf24dba…
-    const std::string hello = "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
-    auto ok = parse_manifest(manifest_with(
-        R"("mediaType":"text/plain","digest":")" + hello + R"(","size":5,"data":"aGVsbG8=")"));
+    const std::string hello =
+        "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
+    auto ok = parse_manifest(manifest_with(R"("mediaType":"text/plain","digest":")" + hello +
+                                           R"(","size":5,"data":"aGVsbG8=")"));
     ASSERT_TRUE(ok) << ok.error();
     EXPECT_EQ(ok->layers[0].data, "hello");
+    expect_manifest_error(manifest_with(R"("mediaType":"text/plain","digest":")" + hello +
+                                        R"(","size":5,"data":"aGVsbE8=")"),
+                          "invalid image manifest: \"layers[0].data\": does not match the digest " +
+                              hello);
     expect_manifest_error(
-        manifest_with(R"("mediaType":"text/plain","digest":")" + hello + R"(","size":5,"data":"aGVsbE8=")"),
-        "invalid image manifest: \"layers[0].data\": does not match the digest " + hello);
-    expect_manifest_error(
-        manifest_with(R"("mediaType":"text/plain","digest":")" + hello + R"(","size":4,"data":"aGVsbG8=")"),
+        manifest_with(R"("mediaType":"text/plain","digest":")" + hello +
+                      R"(","size":4,"data":"aGVsbG8=")"),
         "invalid image manifest: \"layers[0].data\": has 5 bytes but size says 4");
-    expect_manifest_error(
-        manifest_with(R"("mediaType":"text/plain","digest":")" + hello + R"(","size":5,"data":"aGVsbG8")"),
-        "invalid image manifest: \"layers[0].data\": is not valid base64");
+    expect_manifest_error(manifest_with(R"("mediaType":"text/plain","digest":")" + hello +
+                                        R"(","size":5,"data":"aGVsbG8")"),
+                          "invalid image manifest: \"layers[0].data\": is not valid base64");
 }
 
 TEST(IndexReader, AcceptsIndexesAndSelectsPlatforms) {
     std::string doc =
         R"({"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.list.v2+json","manifests":[)"
-        R"({"mediaType":"application/vnd.docker.distribution.manifest.v2+json","digest":")" + A +
+        R"({"mediaType":"application/vnd.docker.distribution.manifest.v2+json","digest":")" +
+        A +
         R"(","size":1,"platform":{"architecture":"arm","os":"linux","variant":"v7"}},)"
-        R"({"mediaType":"application/vnd.docker.distribution.manifest.v2+json","digest":")" + B +
-        R"(","size":1,"platform":{"architecture":"amd64","os":"linux"}}]})";
+        R"({"mediaType":"application/vnd.docker.distribution.manifest.v2+json","digest":")" +
+        B + R"(","size":1,"platform":{"architecture":"amd64","os":"linux"}}]})";
     auto i = parse_index(doc, media_type::docker_manifest_list);
     ASSERT_TRUE(i) << i.error();
     auto amd = select_platform(*i, Platform{"amd64", "linux", "", {}, ""});
@@ -231,16 +241,18 @@ TEST(IndexReader, AcceptsIndexesAndSelectsPlatforms) {
     EXPECT_EQ(select_platform(*i, Platform{"arm", "linux", "", {}, "v6"}), nullptr);
     EXPECT_EQ(select_platform(*i, Platform{"arm", "linux", "", {}, "v7"})->digest, A);
     expect_index_error(R"({"schemaVersion":2})", "invalid image index: \"manifests\": is required");
-    expect_index_error(R"({"schemaVersion":2,"manifests":[{"mediaType":"a/b","digest":"sha256:x","size":1}]})",
-                       "invalid image index: \"manifests[0].digest\": invalid digest \"sha256:x\": "
-                       "sha256 needs exactly 64 lower-case hex digits");
+    expect_index_error(
+        R"({"schemaVersion":2,"manifests":[{"mediaType":"a/b","digest":"sha256:x","size":1}]})",
+        "invalid image index: \"manifests[0].digest\": invalid digest \"sha256:x\": "
+        "sha256 needs exactly 64 lower-case hex digits");
 }
 
 TEST(ConfigReader, RejectsBadConfigs) {
     auto rootfs = R"({"type":"layers","diff_ids":[")" + A + R"("]})";
     EXPECT_TRUE(ImageConfig::parse(config_doc(rootfs), 1));
-    expect_config_error(config_doc(rootfs), "invalid image config: \"rootfs.diff_ids\": has 1 "
-                                            "entries but the manifest has 2 layers",
+    expect_config_error(config_doc(rootfs),
+                        "invalid image config: \"rootfs.diff_ids\": has 1 "
+                        "entries but the manifest has 2 layers",
                         2);
     expect_config_error(config_doc(R"({"type":"other","diff_ids":[]})"),
                         "invalid image config: \"rootfs.type\": must be \"layers\", not \"other\"");

@@ -38,10 +38,12 @@ TEST(DockerReference, RejectsWhatDockerRejects) {
         auto r = parse_docker_reference(in);
         return r ? std::string("(accepted)") : r.error();
     };
-    EXPECT_EQ(error("Hello"), "invalid image reference \"Hello\": repository names must be lower case");
-    EXPECT_EQ(error("hello@sha256:abc"),
-              "invalid image reference \"hello@sha256:abc\": a digest reference can't name an image "
-              "in an archive");
+    EXPECT_EQ(error("Hello"),
+              "invalid image reference \"Hello\": repository names must be lower case");
+    EXPECT_EQ(
+        error("hello@sha256:abc"),
+        "invalid image reference \"hello@sha256:abc\": a digest reference can't name an image "
+        "in an archive");
     EXPECT_EQ(error("hello:"), "invalid image reference \"hello:\": invalid tag \"\"");
     EXPECT_EQ(error("hello:-x"), "invalid image reference \"hello:-x\": invalid tag \"-x\"");
     EXPECT_EQ(error(""), "invalid image reference \"\": empty name");

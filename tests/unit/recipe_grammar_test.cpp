@@ -122,8 +122,8 @@ TEST(RecipeGrammar, MountIdsAndEnvNames) {
     EXPECT_TRUE(is_mount_id(std::string(64, 'a')));
     EXPECT_FALSE(is_mount_id(std::string(65, 'a')));
     // buildah CVE-2024-9675: an id must never become a path outside the cache directory.
-    for (const char* bad : {"", "..", "../x", "a/b", "/var/cache/apt", "a..b", ".a", "-a", "_a",
-                            "a b", "a\\b"})
+    for (const char* bad :
+         {"", "..", "../x", "a/b", "/var/cache/apt", "a..b", ".a", "-a", "_a", "a b", "a\\b"})
         EXPECT_FALSE(is_mount_id(bad)) << bad;
     EXPECT_TRUE(is_env_name("SSH_AUTH_SOCK"));
     EXPECT_TRUE(is_env_name("_x1"));
@@ -214,7 +214,8 @@ TEST(RecipeExpand, DeclaredOnlyLeavesTheRestToTheShell) {
     auto run = [](std::string_view text, std::size_t max = 1 << 20) {
         return expand_args(text, {{"A", "1"}}, max, "f:1:2: run: ", ArgRefs::declared_only);
     };
-    EXPECT_EQ(run("${A} ${HOME} ${A:-x} ${} ${1} $${A} $A ${"), "1 ${HOME} ${A:-x} ${} ${1} ${A} $A ${");
+    EXPECT_EQ(run("${A} ${HOME} ${A:-x} ${} ${1} $${A} $A ${"),
+              "1 ${HOME} ${A:-x} ${} ${1} ${A} $A ${");
     EXPECT_EQ(run("${${A}}"), "${1}");
     EXPECT_EQ(run("${AA}${A"), "${AA}${A");
     try {

@@ -495,8 +495,8 @@ TEST_F(RecipeParser, DebianBaseDefaults) {
                   "platform = \"linux/arm/v7\"\n");
     EXPECT_EQ(r.stages[0].base.debian.architecture, "armhf");
     EXPECT_EQ(r.stages[0].base.debian.variant, "standard");
-    r = load_text("base = { debian = { suite = \"sid\", architecture = \"ppc64el\" } }\n" +
-                  image + "platform = \"linux/ppc64le\"\n");
+    r = load_text("base = { debian = { suite = \"sid\", architecture = \"ppc64el\" } }\n" + image +
+                  "platform = \"linux/ppc64le\"\n");
     EXPECT_EQ(r.stages[0].base.debian.architecture, "ppc64el");
 }
 
@@ -536,10 +536,10 @@ TEST_F(RecipeParser, DebianBaseErrors) {
                        "platform linux/amd64 (set [image] platform to change it)");
     EXPECT_EQ(error(debian_base("{ suite = \"bookworm\", suit = \"x\" }")),
               file() + ":4:32: unknown key 'suit' in [base] debian; did you mean 'suite'?");
-    EXPECT_EQ(error("base = { debian = { suite = \"sid\" } }\n" + image +
-                    "platform = \"linux/arm\"\n"),
-              file() + ":1:19: [base] debian: the image's platform linux/arm has no Debian "
-                       "architecture; set [image] platform");
+    EXPECT_EQ(
+        error("base = { debian = { suite = \"sid\" } }\n" + image + "platform = \"linux/arm\"\n"),
+        file() + ":1:19: [base] debian: the image's platform linux/arm has no Debian "
+                 "architecture; set [image] platform");
     EXPECT_EQ(error(debian_base("\"bookworm\"")),
               file() + ":4:10: [base] debian: expected a table, got a string");
 }

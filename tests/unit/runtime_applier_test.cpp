@@ -39,7 +39,8 @@ struct Corpus {
 const Corpus& corpus() {
     static Corpus c = [] {
         Corpus c;
-        auto base = fs::temp_directory_path() / ("factory-runtime-corpus-" + std::to_string(::getpid()));
+        auto base =
+            fs::temp_directory_path() / ("factory-runtime-corpus-" + std::to_string(::getpid()));
         fs::remove_all(base);
         c.dir = base / "layers";
         c.sentinel = base / "sentinel";
@@ -47,7 +48,8 @@ const Corpus& corpus() {
         std::ofstream(c.sentinel / "secret") << "secret\n";
         std::string cmd = "python3 " FACTORY_SOURCE_DIR "/tests/data/make-hostile-layers.py '" +
                           c.dir.string() + "' '" + c.sentinel.string() + "'";
-        if (std::system(cmd.c_str()) != 0) throw std::runtime_error("corpus generator failed: " + cmd);
+        if (std::system(cmd.c_str()) != 0)
+            throw std::runtime_error("corpus generator failed: " + cmd);
         std::ifstream in(c.dir / "index.json");
         c.index = nlohmann::json::parse(in);
         return c;
@@ -148,7 +150,9 @@ class Root {
     Fd fd_;
 };
 
-bool root_user() { return ::geteuid() == 0; }
+bool root_user() {
+    return ::geteuid() == 0;
+}
 
 // ---- well-formed layers, both resolvers ------------------------------------------------------
 
@@ -232,7 +236,8 @@ TEST_P(ApplierTest, MismatchedDiffIdIsAnError) {
     o.expected_diff_id = "sha256:" + std::string(64, '0');
     auto stats = root.apply(layer("ok-lower-gz"), o);
     ASSERT_FALSE(stats);
-    EXPECT_NE(stats.error().find("hashes to " + expected("ok-lower-gz", "diff_id")), std::string::npos)
+    EXPECT_NE(stats.error().find("hashes to " + expected("ok-lower-gz", "diff_id")),
+              std::string::npos)
         << stats.error();
     o.expected_diff_id.clear();
     o.expected_digest = "sha256:" + std::string(64, '1');
@@ -328,7 +333,9 @@ struct Hostile {
     const char* error_part; // for Expect::error
 };
 
-void PrintTo(const Hostile& h, std::ostream* os) { *os << h.name; }
+void PrintTo(const Hostile& h, std::ostream* os) {
+    *os << h.name;
+}
 
 // Each case in both compressions, both modes and both resolvers.
 const Hostile hostile_cases[] = {
@@ -365,7 +372,8 @@ const Hostile hostile_cases[] = {
     {"bad-not-tar", Expect::error, ""},
 };
 
-class HostileTest : public ::testing::TestWithParam<std::tuple<Hostile, bool, ApplyMode, Resolver>> {
+class HostileTest
+    : public ::testing::TestWithParam<std::tuple<Hostile, bool, ApplyMode, Resolver>> {
   protected:
     factory::testing::TestDir dir;
 };
@@ -373,8 +381,10 @@ class HostileTest : public ::testing::TestWithParam<std::tuple<Hostile, bool, Ap
 TEST_P(HostileTest, RejectedOrContained) {
     auto [c, gz, mode, resolver] = GetParam();
     std::string name = c.name;
-    if (gz && corpus().index.contains(name + "-gz")) name += "-gz";
-    else if (gz) GTEST_SKIP() << "no gzip variant";
+    if (gz && corpus().index.contains(name + "-gz"))
+        name += "-gz";
+    else if (gz)
+        GTEST_SKIP() << "no gzip variant";
     const auto& sentinel = corpus().sentinel;
     auto before = fingerprint(sentinel);
     auto passwd = host_file_stamp("/etc/passwd"), shadow = host_file_stamp("/etc/shadow");
@@ -396,7 +406,8 @@ TEST_P(HostileTest, RejectedOrContained) {
     EXPECT_EQ(host_file_stamp("/etc/shadow"), shadow);
     // Nothing beside the root either.
     std::vector<std::string> beside;
-    for (const auto& e : fs::directory_iterator(dir.path())) beside.push_back(e.path().filename());
+    for (const auto& e : fs::directory_iterator(dir.path()))
+        beside.push_back(e.path().filename());
     EXPECT_EQ(beside, std::vector<std::string>{"root"});
 }
 
@@ -411,7 +422,8 @@ std::string hostile_name(const ::testing::TestParamInfo<HostileTest::ParamType>&
 
 INSTANTIATE_TEST_SUITE_P(Corpus, HostileTest,
                          ::testing::Combine(::testing::ValuesIn(hostile_cases), ::testing::Bool(),
-                                            ::testing::Values(ApplyMode::rootfs, ApplyMode::overlay),
+                                            ::testing::Values(ApplyMode::rootfs,
+                                                              ApplyMode::overlay),
                                             ::testing::Values(Resolver::openat2, Resolver::walk)),
                          hostile_name);
 
@@ -554,8 +566,8 @@ TEST(ApplierHostile, MutatedHeadersNeverEscape) {
             // that follows an 'x' header.
             std::size_t field = rng() % 4 == 0 ? 512 + rng() % 200 : rng() % 500;
             static const char alphabet[] = "/.\0a.wh..x/../\377";
-            tar[h + field] = rng() % 3 == 0 ? alphabet[rng() % (sizeof alphabet - 1)]
-                                            : static_cast<char>(rng());
+            tar[h + field] =
+                rng() % 3 == 0 ? alphabet[rng() % (sizeof alphabet - 1)] : static_cast<char>(rng());
             unsigned sum = 0;
             for (std::size_t k = 0; k < 512; ++k)
                 sum += (k >= 148 && k < 156) ? ' ' : static_cast<unsigned char>(tar[h + k]);
@@ -576,7 +588,8 @@ TEST(ApplierHostile, MutatedHeadersNeverEscape) {
     }
     EXPECT_EQ(fingerprint(corpus().sentinel), before);
     std::vector<std::string> beside;
-    for (const auto& e : fs::directory_iterator(dir.path())) beside.push_back(e.path().filename());
+    for (const auto& e : fs::directory_iterator(dir.path()))
+        beside.push_back(e.path().filename());
     EXPECT_EQ(beside, std::vector<std::string>{"mutated.tar"});
     std::printf("  %d of 300 mutated layers applied, the rest refused\n", accepted);
 }

@@ -29,7 +29,8 @@ void write(const fs::path& p, const std::string& data, unsigned mode = 0644) {
 
 std::map<std::string, layer::Entry> by_path(const std::vector<layer::Entry>& entries) {
     std::map<std::string, layer::Entry> out;
-    for (const auto& e : entries) out[e.path] = e;
+    for (const auto& e : entries)
+        out[e.path] = e;
     return out;
 }
 
@@ -62,8 +63,11 @@ TEST_F(ChangesetTest, OverlayFormBecomesOciForm) {
     write(upper / "etc/app.conf", "conf\n", 0640);
     ::chown((upper / "etc/app.conf").c_str(), 1000, 1001);
     write(upper / "usr/bin/ping", "ELF", 0755);
-    const char cap[] = "\x01\x00\x00\x02\x00\x20\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00";
-    ASSERT_EQ(::setxattr((upper / "usr/bin/ping").c_str(), "security.capability", cap, sizeof cap - 1, 0), 0);
+    const char cap[] =
+        "\x01\x00\x00\x02\x00\x20\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00";
+    ASSERT_EQ(
+        ::setxattr((upper / "usr/bin/ping").c_str(), "security.capability", cap, sizeof cap - 1, 0),
+        0);
     ASSERT_EQ(::setxattr((upper / "usr/bin/ping").c_str(), "trusted.overlay.origin", "x", 1, 0), 0);
     ASSERT_EQ(::setxattr((upper / "usr/bin/ping").c_str(), "user.note", "kept", 4, 0), 0);
     whiteout("usr/bin/removed");
@@ -77,7 +81,9 @@ TEST_F(ChangesetTest, OverlayFormBecomesOciForm) {
 
     std::vector<std::string> skipped;
     NormalizeOptions o;
-    o.on_skip = [&](const std::string& p, const std::string& why) { skipped.push_back(p + ": " + why); };
+    o.on_skip = [&](const std::string& p, const std::string& why) {
+        skipped.push_back(p + ": " + why);
+    };
     auto entries = diff_upper(upper, o);
     ASSERT_TRUE(entries) << entries.error();
     auto m = by_path(*entries);
@@ -131,7 +137,8 @@ TEST_F(ChangesetTest, OverlayFormBecomesOciForm) {
     ASSERT_EQ(::lstat((tmp / "snap/usr/bin/removed").c_str(), &st), 0);
     EXPECT_TRUE(S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0));
     char v[4] = {};
-    EXPECT_EQ(::getxattr((tmp / "snap/var/lib/app").c_str(), "trusted.overlay.opaque", v, sizeof v), 1);
+    EXPECT_EQ(::getxattr((tmp / "snap/var/lib/app").c_str(), "trusted.overlay.opaque", v, sizeof v),
+              1);
     ASSERT_EQ(::lstat((tmp / "snap/opt/b").c_str(), &st), 0);
     EXPECT_EQ(st.st_nlink, 3u);
     auto again = diff_upper(tmp / "snap", {});
@@ -146,13 +153,13 @@ TEST_F(ChangesetTest, OverlayFormBecomesOciForm) {
 }
 
 TEST_F(ChangesetTest, NoiseIsDropped) {
-    for (const char* noise : {"var/log/dpkg.log", "var/log/apt/history.log", "var/log/apt/term.log",
-                              "var/log/apt/eipp.log.xz", "var/log/alternatives.log",
-                              "var/log/bootstrap.log", "var/cache/apt/pkgcache.bin",
-                              "var/cache/apt/srcpkgcache.bin", "var/cache/ldconfig/aux-cache",
-                              "var/lib/dpkg/status-old", "var/lib/dpkg/diversions-old",
-                              "var/cache/debconf/config.dat-old", "run/lock/x.pid", "tmp/build/out.o",
-                              "tmp/pip-xyz/setup.py"})
+    for (const char* noise :
+         {"var/log/dpkg.log", "var/log/apt/history.log", "var/log/apt/term.log",
+          "var/log/apt/eipp.log.xz", "var/log/alternatives.log", "var/log/bootstrap.log",
+          "var/cache/apt/pkgcache.bin", "var/cache/apt/srcpkgcache.bin",
+          "var/cache/ldconfig/aux-cache", "var/lib/dpkg/status-old", "var/lib/dpkg/diversions-old",
+          "var/cache/debconf/config.dat-old", "run/lock/x.pid", "tmp/build/out.o",
+          "tmp/pip-xyz/setup.py"})
         write(upper / noise, "noise");
     write(upper / "var/lib/dpkg/status", "Package: x\n");
     write(upper / "var/log/app.log", "an application's own log is kept");
@@ -164,11 +171,14 @@ TEST_F(ChangesetTest, NoiseIsDropped) {
     auto entries = diff_upper(upper, {});
     ASSERT_TRUE(entries) << entries.error();
     auto m = by_path(*entries);
-    for (const auto& [path, e] : m) EXPECT_FALSE(is_noise(path) && e.type == layer::Entry::Type::file &&
-                                                 !path.starts_with("tmp/.wh.")) << path;
+    for (const auto& [path, e] : m)
+        EXPECT_FALSE(is_noise(path) && e.type == layer::Entry::Type::file &&
+                     !path.starts_with("tmp/.wh."))
+            << path;
     EXPECT_TRUE(m.contains("var/lib/dpkg/status"));
     EXPECT_TRUE(m.contains("var/log/app.log"));
-    EXPECT_TRUE(m.contains("usr/lib/python3/__pycache__/m.cpython-311.pyc")) << "pyc files are kept";
+    EXPECT_TRUE(m.contains("usr/lib/python3/__pycache__/m.cpython-311.pyc"))
+        << "pyc files are kept";
     ASSERT_TRUE(m.contains("etc/machine-id"));
     EXPECT_EQ(m["etc/machine-id"].size, 0u);
     EXPECT_TRUE(m["etc/machine-id"].source.empty()) << "machine-id kept, emptied";

@@ -33,8 +33,8 @@ const char* busybox = "/usr/bin/busybox";
 void make_busybox_root(const fs::path& dir) {
     fs::create_directories(dir / "bin");
     fs::copy_file(busybox, dir / "bin/busybox");
-    for (const char* applet : {"sh", "true", "echo", "cat", "id", "pwd", "env", "ls", "sleep",
-                               "rm", "touch", "mkdir", "hostname", "chmod", "ln"})
+    for (const char* applet : {"sh", "true", "echo", "cat", "id", "pwd", "env", "ls", "sleep", "rm",
+                               "touch", "mkdir", "hostname", "chmod", "ln"})
         fs::create_symlink("busybox", dir / "bin" / applet);
     fs::create_directories(dir / "etc");
     std::ofstream(dir / "etc/passwd") << "root:x:0:0:root:/root:/bin/sh\n";
@@ -63,7 +63,8 @@ std::vector<std::string> containers_of_this_process(const RuntimeChoice& rt) {
     std::error_code ec;
     std::string prefix = "factory-" + std::to_string(::getpid()) + "-";
     for (fs::directory_iterator it(rt.state_root, ec), end; !ec && it != end; it.increment(ec))
-        if (it->path().filename().string().starts_with(prefix)) out.push_back(it->path().filename());
+        if (it->path().filename().string().starts_with(prefix))
+            out.push_back(it->path().filename());
     return out;
 }
 
@@ -86,9 +87,12 @@ class ContainerTest : public ::testing::TestWithParam<std::string> {
                                  mount_targets(spec));
         if (!fs) return Unexpected(fs.error());
         spec.rootfs = fs->merged();
-        auto status = run_container(spec, runtime_, [&](std::string_view line) {
-            if (lines) lines->emplace_back(line);
-        }, control);
+        auto status = run_container(
+            spec, runtime_,
+            [&](std::string_view line) {
+                if (lines) lines->emplace_back(line);
+            },
+            control);
         stubs_ = fs->stub_paths();
         upper_ = fs->upper();
         return status;
@@ -117,8 +121,10 @@ TEST_P(ContainerTest, EchoesAndLeavesNoTrace) {
     auto entries = changes();
     ASSERT_TRUE(entries) << entries.error();
     std::string paths;
-    for (const auto& e : *entries) paths += e.path + " ";
-    EXPECT_TRUE(entries->empty()) << "a run that changes nothing makes an empty layer, not: " << paths;
+    for (const auto& e : *entries)
+        paths += e.path + " ";
+    EXPECT_TRUE(entries->empty()) << "a run that changes nothing makes an empty layer, not: "
+                                  << paths;
     EXPECT_EQ(fingerprint(image_), before) << "the lower directory was written to";
     EXPECT_TRUE(containers_of_this_process(runtime_).empty()) << "container not deleted";
 }
@@ -136,14 +142,15 @@ TEST_P(ContainerTest, ExitCodesPropagate) {
 
 TEST_P(ContainerTest, EnvCwdUserAndHostname) {
     std::vector<std::string> lines;
-    auto status = run({.args = {"/bin/sh", "-c", "echo $FOO; pwd; id -u; id -g; id -G; hostname; echo $PATH"},
-                       .env = {"FOO=bar baz"},
-                       .cwd = "/work/dir",
-                       .uid = 1000,
-                       .gid = 1001,
-                       .extra_gids = {2000},
-                       .hostname = "builder"},
-                      &lines);
+    auto status =
+        run({.args = {"/bin/sh", "-c", "echo $FOO; pwd; id -u; id -g; id -G; hostname; echo $PATH"},
+             .env = {"FOO=bar baz"},
+             .cwd = "/work/dir",
+             .uid = 1000,
+             .gid = 1001,
+             .extra_gids = {2000},
+             .hostname = "builder"},
+            &lines);
     ASSERT_TRUE(status) << status.error();
     EXPECT_EQ(*status, 0);
     ASSERT_EQ(lines.size(), 7u);
@@ -177,12 +184,13 @@ TEST_P(ContainerTest, NetworkOffHasOnlyLoopback) {
 TEST_P(ContainerTest, ChangesLandInTheUpperDirAndTheLayer) {
     auto before = fingerprint(image_);
     std::vector<std::string> lines;
-    auto status = run({.args = {"/bin/sh", "-c",
-                                "echo data > /newfile && mkdir -p /opt/tool && "
-                                "echo x > /opt/tool/a && ln /opt/tool/a /opt/tool/b && "
-                                "rm /bin/ls && chmod 700 /etc && chown 1000:1000 /newfile && "
-                                "echo log > /tmp/scratch && mkdir -p /var/log && echo l > /var/log/dpkg.log"}},
-                      &lines);
+    auto status = run(
+        {.args = {"/bin/sh", "-c",
+                  "echo data > /newfile && mkdir -p /opt/tool && "
+                  "echo x > /opt/tool/a && ln /opt/tool/a /opt/tool/b && "
+                  "rm /bin/ls && chmod 700 /etc && chown 1000:1000 /newfile && "
+                  "echo log > /tmp/scratch && mkdir -p /var/log && echo l > /var/log/dpkg.log"}},
+        &lines);
     ASSERT_TRUE(status) << status.error();
     ASSERT_EQ(*status, 0) << (lines.empty() ? "" : lines[0]);
     EXPECT_EQ(fingerprint(image_), before) << "nothing is written to the lower directory";
@@ -190,7 +198,8 @@ TEST_P(ContainerTest, ChangesLandInTheUpperDirAndTheLayer) {
     auto entries = changes();
     ASSERT_TRUE(entries) << entries.error();
     std::map<std::string, layer::Entry> by_path;
-    for (auto& e : *entries) by_path[e.path] = e;
+    for (auto& e : *entries)
+        by_path[e.path] = e;
     ASSERT_TRUE(by_path.contains("newfile"));
     EXPECT_EQ(by_path["newfile"].size, 5u);
     EXPECT_EQ(by_path["newfile"].uid, 1000u);
@@ -246,7 +255,8 @@ TEST_P(ContainerTest, BindMountsAndGeneratedFiles) {
     EXPECT_EQ(got, "out");
     auto entries = changes();
     ASSERT_TRUE(entries) << entries.error();
-    for (const auto& e : *entries) ADD_FAILURE() << "unexpected entry " << e.path;
+    for (const auto& e : *entries)
+        ADD_FAILURE() << "unexpected entry " << e.path;
 }
 
 // Not a test of correctness: prints the cost of a trivial run (bundle + run + delete) so that
@@ -263,7 +273,9 @@ TEST_P(ContainerTest, TimingOfATrivialRun) {
         ASSERT_TRUE(s) << s.error();
         ASSERT_EQ(*s, 0);
     }
-    auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count() / n;
+    auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+                  .count() /
+              n;
     std::printf("  %s: %.1f ms per `true` (bundle + run + delete), mean of %d\n",
                 runtime_.description().c_str(), ms, n);
     EXPECT_LT(ms, 1000.0);
@@ -300,7 +312,8 @@ TEST(Bundle, ConfigFollowsTheSpec) {
     EXPECT_NE(json.find("\"type\": \"network\""), std::string::npos);
     EXPECT_EQ(json.find("resolv.conf"), std::string::npos);
     EXPECT_NE(json.find("\"noNewPrivileges\": true"), std::string::npos);
-    EXPECT_NE(json.find("\"effective\": []"), std::string::npos) << "no effective caps for uid 1000";
+    EXPECT_NE(json.find("\"effective\": []"), std::string::npos)
+        << "no effective caps for uid 1000";
     EXPECT_EQ(json, make_config(spec, "/b")) << "deterministic";
     spec.network = true;
     json = make_config(spec, "/b");

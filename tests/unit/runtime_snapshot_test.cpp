@@ -86,7 +86,8 @@ struct Store {
 
 std::vector<layer::Entry> many_files(int n) {
     std::vector<layer::Entry> out = {dir("many")};
-    for (int i = 0; i < n; ++i) out.push_back(file("many/f" + std::to_string(i), std::string(100, 'x')));
+    for (int i = 0; i < n; ++i)
+        out.push_back(file("many/f" + std::to_string(i), std::string(100, 'x')));
     return out;
 }
 
@@ -94,7 +95,8 @@ std::vector<std::string> temps(const fs::path& snapshots) {
     std::vector<std::string> out;
     std::error_code ec;
     for (fs::directory_iterator it(snapshots, ec), end; !ec && it != end; it.increment(ec))
-        if (it->path().filename().string().starts_with(".tmp-")) out.push_back(it->path().filename());
+        if (it->path().filename().string().starts_with(".tmp-"))
+            out.push_back(it->path().filename());
     return out;
 }
 
@@ -171,11 +173,14 @@ TEST_F(SnapshotTest, AWrongDiffIdLeavesNothingBehind) {
     EXPECT_FALSE(snaps.has(wrong));
     EXPECT_TRUE(temps(store.root / "snapshots").empty());
 
-    auto missing = snaps.ensure(info.diff_id, LayerBlob{std::string(64, 'a'), std::string(layer::media_type(layer::Compression::gzip))});
+    auto missing = snaps.ensure(
+        info.diff_id,
+        LayerBlob{std::string(64, 'a'), std::string(layer::media_type(layer::Compression::gzip))});
     ASSERT_FALSE(missing);
     EXPECT_NE(missing.error().find("is not in the store"), std::string::npos) << missing.error();
     EXPECT_FALSE(snaps.ensure("sha256:nothex", store.blob(info)));
-    EXPECT_FALSE(snaps.ensure(info.diff_id, LayerBlob{store.blob(info).digest_hex, "application/json"}));
+    EXPECT_FALSE(
+        snaps.ensure(info.diff_id, LayerBlob{store.blob(info).digest_hex, "application/json"}));
 }
 
 TEST_F(SnapshotTest, StaleTempsOfADeadUnpackAreSwept) {
@@ -194,17 +199,20 @@ TEST_F(SnapshotTest, ConcurrentThreadsUnpackOnce) {
     auto info = store.add(many_files(500));
     std::vector<std::unique_ptr<SnapshotStore>> stores;
     for (int i = 0; i < 4; ++i)
-        stores.push_back(std::make_unique<SnapshotStore>(store.root, store.blobs, SnapshotOptions{.sync = false}));
+        stores.push_back(std::make_unique<SnapshotStore>(store.root, store.blobs,
+                                                         SnapshotOptions{.sync = false}));
     std::vector<std::thread> threads;
     std::atomic<int> ok{0};
     for (auto& s : stores)
         threads.emplace_back([&, s = s.get()] {
             if (s->ensure(info.diff_id, store.blob(info))) ++ok;
         });
-    for (auto& t : threads) t.join();
+    for (auto& t : threads)
+        t.join();
     EXPECT_EQ(ok, 4);
     int unpacks = 0;
-    for (auto& s : stores) unpacks += !s->last_stats().diff_id.empty();
+    for (auto& s : stores)
+        unpacks += !s->last_stats().diff_id.empty();
     EXPECT_EQ(unpacks, 1);
 }
 
@@ -241,7 +249,8 @@ TEST_F(SnapshotTest, AWaiterReusesWhatTheLockHolderPublished) {
                         {.sync = false, .on_wait = [&](const std::string&) { waited = true; }});
     Result<fs::path> result = Unexpected("not run");
     std::thread t([&] { result = snaps.ensure(info.diff_id, store.blob(info)); });
-    for (int i = 0; i < 200 && !waited; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    for (int i = 0; i < 200 && !waited; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
     EXPECT_TRUE(waited);
     // "Publish" it as the holder would, then release.
     SnapshotStore holder(store.root, store.blobs, {.sync = false});
@@ -298,7 +307,8 @@ TEST_F(SnapshotTest, OverlayOfSnapshotsEqualsTheLayersAppliedInOrder) {
         ASSERT_TRUE(p) << p.error();
         lowers.push_back(*p);
     }
-    for (const char* d : {"upper", "work", "merged"}) fs::create_directories(tmp / d);
+    for (const char* d : {"upper", "work", "merged"})
+        fs::create_directories(tmp / d);
     auto m = OverlayMount::mount(lowers, tmp / "upper", tmp / "work", tmp / "merged");
     ASSERT_TRUE(m) << m.error();
     EXPECT_NE(m->options().find("redirect_dir=off"), std::string::npos) << m->options();
@@ -326,7 +336,8 @@ TEST_F(SnapshotTest, ManyLayersFitTheMountOptions) {
         ASSERT_TRUE(p) << p.error();
         lowers.insert(lowers.begin(), *p);
     }
-    for (const char* d : {"upper", "work", "merged"}) fs::create_directories(tmp / d);
+    for (const char* d : {"upper", "work", "merged"})
+        fs::create_directories(tmp / d);
     auto m = OverlayMount::mount(lowers, tmp / "upper", tmp / "work", tmp / "merged");
     ASSERT_TRUE(m) << m.error();
     EXPECT_NE(m->options().find("/proc/self/fd/"), std::string::npos);
@@ -335,7 +346,8 @@ TEST_F(SnapshotTest, ManyLayersFitTheMountOptions) {
 }
 
 TEST_F(SnapshotTest, ScratchOverlayHasAnEmptyLower) {
-    for (const char* d : {"upper", "work", "merged"}) fs::create_directories(tmp / d);
+    for (const char* d : {"upper", "work", "merged"})
+        fs::create_directories(tmp / d);
     auto m = OverlayMount::mount({}, tmp / "upper", tmp / "work", tmp / "merged");
     ASSERT_TRUE(m) << m.error();
     std::ofstream(tmp / "merged" / "new") << "x";
