@@ -1,6 +1,9 @@
 #include "factory/cli/shell_commands.hpp"
 
 #include <CLI/CLI.hpp>
+#include <cstdio>
+#include <ctime>
+#include <nlohmann/json.hpp>
 
 #include "cache/root.hpp"
 
@@ -19,11 +22,15 @@ ShellCommands::ShellCommands(CLI::App& app, std::string& cache_dir) {
     run_->add_option("--workdir,-w", run_options_.workdir, "Working directory in the container");
     run_->add_option("--user,-u", run_options_.user, "UID[:GID] (default: the image's User)");
     run_->add_option("--network", run_options_.network, "host (default) or none");
+    run_->add_flag("--interactive,-i", run_options_.interactive,
+                   "Pass stdin to the command (default: /dev/null)");
 
     shell_ = app.add_subcommand("shell", "An interactive shell (or a command) in a recipe's "
                                          "image or a store image, with the project mounted");
     shell_->add_option("--cache", cache_dir, "Store directory");
-    shell_->add_option("target", shell_options_.target, "RECIPE.toml, NAME[:TAG] or sha256:DIGEST")
+    shell_->add_option("target", shell_options_.target,
+                       "RECIPE.toml, NAME[:TAG] or sha256:DIGEST (with --stop: also an "
+                       "environment's name)")
         ->required();
     shell_->add_option("cmd", shell_options_.args, "The command (after --); default: a shell");
     shell_->add_option("--project", shell_options_.project,
@@ -32,7 +39,53 @@ ShellCommands::ShellCommands(CLI::App& app, std::string& cache_dir) {
     shell_->add_flag("--root", shell_options_.root, "Run as root instead of the caller");
     shell_->add_option("--home", shell_options_.home,
                        "persistent (a HOME kept in the store per environment) or host");
+    shell_->add_flag("--stop", stop_,
+                     "End the running environment(s) of TARGET, with every shell in them");
+
+    ps_ = app.add_subcommand("ps", "List the running shell environments");
+    ps_->add_option("--cache", cache_dir, "Store directory");
+    ps_->add_flag("--json", ps_json_, "One JSON object per environment");
 }
+
+namespace {
+
+std::string age(std::int64_t created) {
+    auto s = static_cast<std::int64_t>(::time(nullptr)) - created;
+    if (s < 0) s = 0;
+    if (s < 120) return std::to_string(s) + "s";
+    if (s < 7200) return std::to_string(s / 60) + "m";
+    if (s < 172800) return std::to_string(s / 3600) + "h";
+    return std::to_string(s / 86400) + "d";
+}
+
+int run_ps(const std::filesystem::path& store_root, bool json) {
+    if (!json)
+        std::printf("%-24s %-32s %-6s %-5s %s\n", "NAME", "IMAGE", "SHELLS", "UP", "PROJECT");
+    for (const auto& env : shell::list_environments(store_root)) {
+        if (json) {
+            nlohmann::json j;
+            j["name"] = env.name;
+            j["id"] = env.id;
+            j["image"] = env.image;
+            j["digest"] = env.digest;
+            j["target"] = env.target;
+            j["project"] = env.project;
+            j["uid"] = env.uid;
+            j["shells"] = env.shells;
+            j["runtime"] = env.runtime;
+            j["container"] = env.container;
+            j["pid"] = env.init_pid;
+            j["created"] = env.created;
+            std::printf("%s\n", j.dump().c_str());
+        } else {
+            std::printf("%-24s %-32s %-6d %-5s %s\n", env.name.c_str(), env.image.c_str(),
+                        env.shells, age(env.created).c_str(), env.project.c_str());
+        }
+    }
+    return 0;
+}
+
+} // namespace
 
 std::optional<int> ShellCommands::dispatch(const std::string& cache_dir) {
     if (run_->parsed()) {
@@ -41,7 +94,11 @@ std::optional<int> ShellCommands::dispatch(const std::string& cache_dir) {
     }
     if (shell_->parsed()) {
         shell_options_.store_root = cache::store_root(cache_dir);
+        if (stop_) return shell::stop_environments(shell_options_.store_root, shell_options_.target);
         return shell::run_shell(shell_options_);
+    }
+    if (ps_->parsed()) {
+        return run_ps(cache::store_root(cache_dir), ps_json_);
     }
     return std::nullopt;
 }

@@ -1,5 +1,6 @@
 #pragma once
-// `factory run` and `factory shell` (factory/shell/session.hpp): their CLI11 subcommands.
+// `factory run`, `factory shell` and `factory ps` (factory/shell/session.hpp): their CLI11
+// subcommands.
 
 #include <optional>
 #include <string>
@@ -23,6 +24,9 @@ class ShellCommands {
   private:
     CLI::App* run_ = nullptr;
     CLI::App* shell_ = nullptr;
+    CLI::App* ps_ = nullptr;
+    bool stop_ = false;
+    bool ps_json_ = false;
     shell::RunOptions run_options_;
     shell::ShellOptions shell_options_;
 };

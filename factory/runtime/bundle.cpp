@@ -129,7 +129,9 @@ std::vector<MountTarget> mount_targets(const RunSpec& spec) {
     return t;
 }
 
-std::string make_config(const RunSpec& spec, const fs::path& bundle_dir) {
+namespace {
+
+Json process_json(const RunSpec& spec) {
     Json process;
     process["terminal"] = spec.terminal;
     // runtime-spec config.md consoleSize: the pty starts with the caller's window size instead
@@ -164,6 +166,17 @@ std::string make_config(const RunSpec& spec, const fs::path& bundle_dir) {
         Json::array({Json{{"type", "RLIMIT_NOFILE"}, {"hard", nofile}, {"soft", nofile}}});
     process["noNewPrivileges"] = spec.no_new_privileges;
 
+    return process;
+}
+
+} // namespace
+
+std::string make_process(const RunSpec& spec) {
+    return process_json(spec).dump(1);
+}
+
+std::string make_config(const RunSpec& spec, const fs::path& bundle_dir) {
+    Json process = process_json(spec);
     Json mounts = Json::array();
     mounts.push_back(mount("/proc", "proc", "proc", {"nosuid", "noexec", "nodev"}));
     mounts.push_back(

@@ -41,6 +41,10 @@ std::vector<MountTarget> mount_targets(const RunSpec& spec);
 // living in bundle_dir. Deterministic: the same spec gives the same bytes.
 std::string make_config(const RunSpec& spec, const fs::path& bundle_dir);
 
+// The text of config.json's "process" object alone: what `runtime exec --process FILE` takes to
+// start one more process in a running container (the rootfs, mounts and files are ignored).
+std::string make_process(const RunSpec& spec);
+
 // Writes config.json and the generated files into bundle_dir (an existing, empty directory).
 // Throws nothing; errors name the file.
 Result<void> write_bundle(const RunSpec& spec, const fs::path& bundle_dir);

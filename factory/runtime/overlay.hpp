@@ -51,6 +51,10 @@ class OverlayMount {
     // running in it) does. A no-op if not mounted.
     Result<void> unmount();
 
+    // Gives up ownership: the mount stays after this object is gone (a shell environment's
+    // root outlives the process that made it; whoever ends the environment unmounts it).
+    void release() noexcept { target_.clear(); }
+
     bool mounted() const noexcept { return !target_.empty(); }
     const fs::path& target() const noexcept { return target_; }
     // The option string given to the kernel (for logs and tests).

@@ -47,6 +47,8 @@ class Rootfs {
     // Unmounts (also done by the destructor). The scratch directory stays: the caller reads
     // upper() and removes it.
     Result<void> unmount() { return mount_.unmount(); }
+    // Leaves the overlay mounted when this object goes (OverlayMount::release).
+    void release() noexcept { mount_.release(); }
 
   private:
     fs::path scratch_, merged_;

@@ -29,6 +29,8 @@ struct RunSpec {
     std::vector<std::uint32_t> extra_gids;
     bool network = true;   // true: the host's network namespace; false: a new one with lo only
     bool terminal = false; // allocate a pty (interactive shells); the output callback is unused
+    // Without a terminal and an output callback: the process reads our stdin (else /dev/null).
+    bool pass_stdin = false;
     std::string hostname = "factory";
     // Keep setuid binaries and file capabilities working (sudo in a dev shell). RUN steps
     // keep the default: no_new_privileges.

@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "factory/runtime/bundle.hpp"
@@ -78,10 +79,38 @@ Result<RuntimeChoice> probe(RuntimeKind kind, const fs::path& binary, const std:
     c.binary = binary;
     c.why = why;
     c.state_root = default_state_parent() / c.name();
-    auto out = run_capture(quiet({binary.string(), "--version"}));
-    if (!out) return Unexpected(out.error());
-    if (out->status != 0) return Unexpected(binary.string() + " --version failed: " + out->output);
-    c.version = parse_version(out->output);
+    // `--version` costs a fork and an exec on every run (5 ms of a shell's start): its answer
+    // is kept next to the state root, keyed by the binary's identity and change time.
+    struct stat st {};
+    std::string identity;
+    if (::stat(binary.c_str(), &st) == 0)
+        identity = binary.string() + " " + std::to_string(st.st_dev) + ":" +
+                   std::to_string(st.st_ino) + ":" + std::to_string(st.st_size) + ":" +
+                   std::to_string(st.st_ctim.tv_sec) + "." + std::to_string(st.st_ctim.tv_nsec);
+    fs::path memo = default_state_parent() / (c.name() + ".version");
+    if (auto text = read_file(memo, 4096); text && !identity.empty()) {
+        auto nl = text->find('\n');
+        if (nl != std::string::npos && text->substr(0, nl) == identity) {
+            c.version = text->substr(nl + 1);
+            while (!c.version.empty() && c.version.back() == '\n')
+                c.version.pop_back();
+        }
+    }
+    if (c.version.empty()) {
+        auto out = run_capture(quiet({binary.string(), "--version"}));
+        if (!out) return Unexpected(out.error());
+        if (out->status != 0)
+            return Unexpected(binary.string() + " --version failed: " + out->output);
+        c.version = parse_version(out->output);
+        std::error_code ec;
+        fs::create_directories(memo.parent_path(), ec);
+        if (!ec && !identity.empty()) {
+            try {
+                write_file_atomic(memo, identity + "\n" + c.version + "\n");
+            } catch (const std::exception&) { // only a memo
+            }
+        }
+    }
     if (kind == RuntimeKind::crun && cgroup_hybrid_with_controllers()) {
         if (::geteuid() != 0)
             return Unexpected("crun refuses cgroup v1 hybrid hosts, and hiding "
@@ -327,7 +356,7 @@ Result<int> run_container(const RunSpec& spec, const RuntimeChoice& rt,
     SpawnOptions o;
     o.argv = runtime_argv(rt, {"--log=" + log.string(), "--log-format=json", "run",
                                "--bundle=" + bundle.path.string(), id});
-    o.stdin_fd = spec.terminal ? 0 : -1;
+    o.stdin_fd = spec.terminal || (spec.pass_stdin && !capture) ? 0 : -1;
     o.stdout_fd = capture ? out_wr.get() : -2;
     o.stderr_fd = capture ? out_wr.get() : -2;
     o.hide_mounts = rt.hide_mounts;
@@ -352,6 +381,81 @@ Result<int> run_container(const RunSpec& spec, const RuntimeChoice& rt,
             return Unexpected(errors.starts_with(rt.name()) ? errors : rt.name() + ": " + errors);
     }
     return *status;
+}
+
+Result<pid_t> start_detached(const RunSpec& spec, const RuntimeChoice& rt, const std::string& id,
+                             const fs::path& bundle_dir) {
+    if (owner_pid(id) != 0)
+        return Unexpected("container id " + id + " would be taken for a leftover run's");
+    std::error_code ec;
+    fs::create_directories(rt.state_root, ec);
+    if (auto r = write_bundle(spec, bundle_dir); !r) return Unexpected(r.error());
+    auto log = bundle_dir / "runtime.log";
+    auto pid_file = bundle_dir / "init.pid";
+    SpawnOptions o;
+    o.argv = runtime_argv(rt, {"--log=" + log.string(), "--log-format=json", "run", "--detach",
+                               "--pid-file=" + pid_file.string(),
+                               "--bundle=" + bundle_dir.string(), id});
+    o.stdout_fd = -1;
+    o.stderr_fd = -1;
+    o.hide_mounts = rt.hide_mounts;
+    // The container outlives this process: no parent-death signal for the runtime's children.
+    o.die_with_parent = false;
+    auto pid = spawn(o);
+    if (!pid) return Unexpected(pid.error());
+    auto status = wait_exit(*pid);
+    if (!status) return Unexpected(status.error());
+    if (*status != 0) {
+        auto errors = runtime_errors(log);
+        delete_container(rt, id);
+        return Unexpected(rt.name() + " run --detach failed (exit " + std::to_string(*status) +
+                          ")" + (errors.empty() ? "" : ": " + errors));
+    }
+    auto text = read_file(pid_file, 64);
+    long init = text ? std::strtol(text->c_str(), nullptr, 10) : 0;
+    if (init <= 0) {
+        delete_container(rt, id);
+        return Unexpected(rt.name() + " wrote no pid to " + pid_file.string());
+    }
+    return static_cast<pid_t>(init);
+}
+
+Result<int> exec_in(const RuntimeChoice& rt, const std::string& id, const RunSpec& process,
+                    const fs::path& process_file) {
+    struct Remove {
+        fs::path p;
+        ~Remove() {
+            std::error_code ec;
+            fs::remove(p, ec);
+            fs::remove(p.string() + ".log", ec);
+        }
+    } cleanup{process_file};
+    {
+        std::ofstream out(process_file, std::ios::binary | std::ios::trunc);
+        out << make_process(process);
+        out.close();
+        if (!out) return Unexpected("cannot write " + process_file.string());
+    }
+    fs::path log = process_file.string() + ".log";
+    SpawnOptions o;
+    o.argv = runtime_argv(rt, {"--log=" + log.string(), "--log-format=json", "exec",
+                               "--process=" + process_file.string(), id});
+    o.stdin_fd = 0;
+    o.hide_mounts = rt.hide_mounts;
+    auto pid = spawn(o);
+    if (!pid) return Unexpected(pid.error());
+    auto status = wait_exit(*pid);
+    if (!status) return status;
+    if (*status != 0) {
+        auto errors = runtime_errors(log);
+        if (!errors.empty())
+            return Unexpected(errors.starts_with(rt.name()) ? errors : rt.name() + ": " + errors);
+    }
+    return *status;
+}
+
+void remove_container(const RuntimeChoice& rt, const std::string& id) {
+    delete_container(rt, id); // -f: SIGKILL first (runc and crun)
 }
 
 } // namespace factory::runtime

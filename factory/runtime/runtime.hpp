@@ -71,6 +71,25 @@ struct RunControl {
 Result<int> run_container(const RunSpec& spec, const RuntimeChoice& runtime,
                           const OutputCallback& on_output, const RunControl& control = {});
 
+// ---- long-lived containers (shell environments: docs/shell.md "Environments") ----------------
+
+// Starts spec's process as container `id` in the background (`run --detach`) with stdio on
+// /dev/null, its bundle written to bundle_dir (an existing, empty directory that must stay until
+// the container is deleted). Returns the pid of the container's process 1. The id must not look
+// like run_container's (factory-<pid>-…): those are swept when their factory is gone.
+Result<pid_t> start_detached(const RunSpec& spec, const RuntimeChoice& runtime,
+                             const std::string& id, const fs::path& bundle_dir);
+
+// Runs one more process in the running container `id` (`exec --process FILE`; FILE is
+// process_file, written here and removed afterwards) with our stdin/stdout/stderr, through a
+// pty when process.terminal. Returns its exit code (128 + N when killed by signal N); the
+// runtime's own failure (no such executable, container not running) as an error.
+Result<int> exec_in(const RuntimeChoice& runtime, const std::string& id, const RunSpec& process,
+                    const fs::path& process_file);
+
+// Kills (SIGKILL) and deletes container id; nothing happens when it is already gone.
+void remove_container(const RuntimeChoice& runtime, const std::string& id);
+
 // Deletes containers (and bundle directories) that factory processes which no longer exist
 // left under runtime.state_root. Returns how many containers were deleted. Called by
 // run_container; exposed for `factory cache prune`-like commands and tests.

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <functional>
 
 #include "factory/build/builder.hpp"
@@ -21,6 +22,7 @@
 #include "factory/runtime/rootfs.hpp"
 #include "factory/runtime/runtime.hpp"
 #include "factory/runtime/snapshot_store.hpp"
+#include "factory/shell/environment.hpp"
 #include "factory/util/error.hpp"
 #include "factory/util/fd.hpp"
 #include "factory/util/files.hpp"
@@ -295,27 +297,21 @@ class SignalGuard {
 
 // ---- the run ------------------------------------------------------------------------------
 
-// Assembles the root file system for spec (its mounts and files must be final as paths:
-// they become the overlay's stubs), lets `prepare` finish the spec against the mounted root,
-// runs the container with the output passed through and returns its exit code. Nothing
-// (mount, container, scratch directory) outlives the call.
-int run_in_image(const fs::path& store_root, oci::Layout& store, const Image& image,
-                 runtime::RunSpec spec, const std::function<void(runtime::RunSpec&)>& prepare,
-                 const std::function<void()>& on_ready = {}) {
-    // A terminal wants runc when nothing else is asked for: both start the pty at our window
-    // size (process.consoleSize), but crun 1.8 doesn't pass SIGWINCH on, so a resized terminal
-    // would keep its old size; runc does.
-    std::optional<runtime::RuntimeChoice> choice;
+// A terminal wants runc when nothing else is asked for: both start the pty at our window size
+// (process.consoleSize), but crun 1.8 doesn't pass SIGWINCH on, so a resized terminal would
+// keep its old size; runc does.
+runtime::RuntimeChoice runtime_for(bool terminal) {
     const char* requested = std::getenv("FACTORY_RUNTIME");
-    if (spec.terminal && !(requested && *requested))
-        if (auto r = runtime::choose_runtime("runc")) choice = std::move(*r);
-    if (!choice) {
-        auto r = runtime::choose_runtime("");
-        if (!r) throw Error("no OCI runtime: " + r.error());
-        choice = std::move(*r);
-    }
-    const runtime::RuntimeChoice* rt = &*choice;
+    if (terminal && !(requested && *requested))
+        if (auto r = runtime::choose_runtime("runc")) return std::move(*r);
+    auto r = runtime::choose_runtime("");
+    if (!r) throw Error("no OCI runtime: " + r.error());
+    return std::move(*r);
+}
 
+// The image's layer snapshots, top layer first (unpacked on first use).
+std::vector<fs::path> image_lowers(const fs::path& store_root, oci::Layout& store,
+                                   const Image& image) {
     runtime::SnapshotStore snapshots(store_root, store.blobs());
     auto diff_ids = image.config.diff_ids();
     const auto& layers = image.manifest.layers;
@@ -328,6 +324,20 @@ int run_in_image(const fs::path& store_root, oci::Layout& store, const Image& im
         if (!path) throw Error("layer " + layers[i].digest + ": " + path.error());
         lowers.push_back(*path);
     }
+    return lowers;
+}
+
+// Assembles the root file system for spec (its mounts and files must be final as paths:
+// they become the overlay's stubs), lets `prepare` finish the spec against the mounted root,
+// runs the container with the output passed through and returns its exit code. Nothing
+// (mount, container, scratch directory) outlives the call.
+int run_in_image(const fs::path& store_root, oci::Layout& store, const Image& image,
+                 runtime::RunSpec spec, const std::function<void(runtime::RunSpec&)>& prepare,
+                 const std::function<void()>& on_ready = {}) {
+    auto choice = runtime_for(spec.terminal);
+    const runtime::RuntimeChoice* rt = &choice;
+
+    auto lowers = image_lowers(store_root, store, image);
 
     std::error_code ec;
     fs::create_directories(store_root / "tmp", ec);
@@ -347,6 +357,163 @@ int run_in_image(const fs::path& store_root, oci::Layout& store, const Image& im
         code = runtime::run_container(spec, *rt, {});
     }
     (void)rootfs->unmount();
+    if (!code) throw Error(code.error());
+    return *code;
+}
+
+// ---- environments -------------------------------------------------------------------------
+
+// factory-init (factory/init/factory_init.cpp): $FACTORY_INIT, else next to the factory binary
+// (a build tree), else ../lib/factory/ from it (an installation).
+fs::path find_init() {
+    if (const char* v = std::getenv("FACTORY_INIT"); v && *v) {
+        if (::access(v, X_OK) != 0) throw Error(std::string("FACTORY_INIT=") + v + ": not executable");
+        return v;
+    }
+    std::error_code ec;
+    fs::path self = fs::read_symlink("/proc/self/exe", ec);
+    if (!ec)
+        for (const auto& p : {self.parent_path() / "factory-init",
+                              self.parent_path().parent_path() / "lib" / "factory" / "factory-init"})
+            if (::access(p.c_str(), X_OK) == 0) return p;
+    throw Error("factory-init not found next to " + (ec ? std::string("factory") : self.string()) +
+                " or in ../lib/factory (it is built and installed with factory; or set "
+                "FACTORY_INIT)");
+}
+
+constexpr const char* init_path = "/.factory-init";
+
+struct EnvIdentity {
+    std::string key;      // everything fixed when the container starts
+    std::string hostname; // the name's first part
+    std::string image, digest, target, project;
+    std::uint32_t uid = 0;
+};
+
+// Ends the environment `id` (whose lock the caller holds) without making the caller wait: a
+// child process inherits the lock (flock belongs to the open file, which fork shares), ends the
+// environment and exits; a shell starting meanwhile waits for the lock. Done in place when this
+// process has other threads (fork would copy their locks, not them) or fork fails.
+void end_in_background(const Environments& envs, const std::string& id, const EnvRecord& record) {
+    std::error_code ec;
+    auto tasks = std::distance(fs::directory_iterator("/proc/self/task", ec), {});
+    pid_t child = !ec && tasks == 1 ? ::fork() : -1;
+    if (child == 0) {
+        ::setsid();
+        int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (null >= 0)
+            for (int fd = 0; fd < 3; ++fd)
+                ::dup2(null, fd);
+        int code = 0;
+        try {
+            envs.end(id, record);
+        } catch (const std::exception&) {
+            code = 1; // left for the next look (ps, shell, --stop) to end
+        }
+        ::_exit(code);
+    }
+    if (child < 0) envs.end(id, record);
+}
+
+// Runs spec's process in the environment `who` names: joins it when it is running with live
+// shells, else starts it (ending what a killed one left). `prepare` finishes the spec against
+// the environment's mounted root; `on_ready(joined, record)` is called just before the process
+// starts. The last shell out ends the environment.
+int run_in_environment(const fs::path& store_root, oci::Layout& store, const Image& image,
+                       const EnvIdentity& who, runtime::RunSpec spec,
+                       const std::function<void(runtime::RunSpec&)>& prepare,
+                       const std::function<void(bool, const EnvRecord&)>& on_ready) {
+    Environments envs(store_root);
+    const std::string id = Sha256::hex(who.key).substr(0, 16);
+    EnvRecord record;
+    bool joined = false;
+    cache::FileLock session;
+    {
+        auto lock = envs.lock(id);
+        auto existing = envs.read(id);
+        std::error_code ec;
+        if (existing && Environments::running(*existing) && envs.live_sessions(id) > 0) {
+            joined = true;
+            record = *existing;
+            spec.rootfs = envs.merged(id);
+            prepare(spec);
+        } else {
+            if (existing || fs::exists(envs.dir(id), ec)) envs.end(id, existing);
+            auto rt = runtime_for(spec.terminal);
+            auto lowers = image_lowers(store_root, store, image);
+            add_bind(spec, find_init().string(), init_path, true);
+            order_mounts(spec.mounts);
+            fs::create_directories(envs.bundle(id), ec);
+            if (ec) throw Error("cannot create " + envs.bundle(id).string() + ": " + ec.message());
+            try {
+                auto rootfs = runtime::Rootfs::create(envs.rootfs_dir(id), lowers,
+                                                      runtime::mount_targets(spec));
+                if (!rootfs) throw Error("cannot assemble the root file system: " + rootfs.error());
+                spec.rootfs = rootfs->merged();
+                prepare(spec);
+                runtime::RunSpec init = spec;
+                init.args = {init_path};
+                init.env.clear();
+                init.cwd = "/";
+                init.uid = init.gid = 0;
+                init.extra_gids.clear();
+                init.terminal = false;
+                init.pass_stdin = false;
+                init.no_new_privileges = true;
+                record.id = id;
+                record.name = who.hostname + "-" + id.substr(0, 8);
+                record.image = who.image;
+                record.digest = who.digest;
+                record.target = who.target;
+                record.project = who.project;
+                record.uid = who.uid;
+                record.container = "factory-env-" + id;
+                record.runtime = rt.name();
+                record.runtime_binary = rt.binary.string();
+                record.runtime_version = rt.version;
+                record.state_root = rt.state_root.string();
+                record.hide_mounts = rt.hide_mounts;
+                auto pid = runtime::start_detached(init, rt, record.container, envs.bundle(id));
+                if (!pid) throw Error("cannot start the environment: " + pid.error());
+                record.init_pid = *pid;
+                record.init_start = process_start_time(*pid);
+                record.created = static_cast<std::int64_t>(::time(nullptr));
+                rootfs->release(); // the environment owns the mount now
+                envs.write(record);
+            } catch (...) {
+                try {
+                    envs.end(id, record.init_pid > 0 ? std::optional(record) : std::nullopt);
+                } catch (const std::exception&) {
+                }
+                throw;
+            }
+        }
+        session = envs.add_session(id);
+    }
+
+    on_ready(joined, record);
+    fs::path exec_dir = envs.dir(id) / "exec";
+    std::error_code ec;
+    fs::create_directories(exec_dir, ec);
+    Result<int> code = 0;
+    {
+        SignalGuard signals;
+        code = runtime::exec_in(record.runtime_choice(), record.container, spec,
+                                exec_dir / (std::to_string(::getpid()) + ".json"));
+    }
+
+    bool stopped = false;
+    {
+        auto lock = envs.lock(id);
+        session.unlock(); // this shell leaves
+        auto now = envs.read(id);
+        stopped = !now || now->init_start != record.init_start;
+        if (!stopped && envs.live_sessions(id) == 0) end_in_background(envs, id, *now);
+    }
+    if (stopped) {
+        std::fprintf(stderr, "factory: the environment %s was stopped\n", record.name.c_str());
+        if (!code) return 137;
+    }
     if (!code) throw Error(code.error());
     return *code;
 }
@@ -516,6 +683,7 @@ int run_image(const RunOptions& o) {
         throw usage_error("--network " + o.network + ": expected host or none");
     runtime::RunSpec spec;
     spec.terminal = false;
+    spec.pass_stdin = o.interactive;
     spec.network = o.network == "host";
     for (const auto& m : o.mounts) {
         auto parts = split(m, ':');
@@ -676,10 +844,23 @@ int run_shell(const ShellOptions& o) {
     spec.files.emplace_back("/etc/passwd", "");
     spec.files.emplace_back("/etc/group", "");
 
+    // The environment: everything its container fixes when it starts (the image, the mounts,
+    // the names in passwd/group, the hostname). A shell with the same joins it.
+    EnvIdentity who;
+    who.key = "factory-env-1\n" + t.digest + "\n" + std::to_string(uid) + ":" +
+              std::to_string(gid) + "\n" + spec.hostname + "\n";
+    for (const auto& m : spec.mounts)
+        who.key += m.destination + "=" + m.source + "\n";
+    who.hostname = spec.hostname;
+    who.image = t.display;
+    who.digest = t.digest;
+    who.target = t.recipe ? t.recipe->file.string() : t.name.empty() ? t.digest : t.name;
+    who.project = project.string();
+    who.uid = uid;
+
     std::vector<std::string> args = o.args;
-    std::string display = t.display;
-    return run_in_image(
-        o.store_root, *store, image, std::move(spec),
+    return run_in_environment(
+        o.store_root, *store, image, who, std::move(spec),
         [&](runtime::RunSpec& s) {
             std::string name;
             auto passwd = passwd_with(read_in_root(s.rootfs, "etc", "passwd").value_or(""), uid,
@@ -704,13 +885,46 @@ int run_shell(const ShellOptions& o) {
                                                      : std::vector<std::string>{default_shell};
             }
         },
-        [&] {
-            std::fprintf(stderr,
-                         "factory: shell in %s (changes outside HOME, volumes and the project "
-                         "are discarded on exit)\n",
-                         display.c_str());
+        [&](bool joined, const EnvRecord& env) {
+            if (joined)
+                std::fprintf(stderr, "factory: joined the environment %s (%s)\n",
+                             env.name.c_str(), env.image.c_str());
+            else
+                std::fprintf(stderr,
+                             "factory: shell in %s, environment %s (changes outside HOME, "
+                             "volumes and the project are discarded when its last shell "
+                             "exits)\n",
+                             env.image.c_str(), env.name.c_str());
             std::fflush(stderr);
         });
+}
+
+// ---- factory ps, factory shell --stop -----------------------------------------------------
+
+std::vector<EnvRecord> list_environments(const fs::path& store_root) {
+    return Environments(store_root).list();
+}
+
+int stop_environments(const fs::path& store_root, const std::string& what) {
+    if (what.empty()) throw usage_error("--stop: name an environment (see factory ps), a recipe or an image");
+    std::error_code ec;
+    std::string recipe_path = is_recipe(what) ? fs::absolute(what, ec).lexically_normal().string() : "";
+    Environments envs(store_root);
+    int stopped = 0;
+    for (const auto& env : envs.list()) {
+        bool match = env.name == what || env.id == what || env.image == what ||
+                     env.target == what || env.target == strip_tag(what) ||
+                     (!recipe_path.empty() && env.target == recipe_path);
+        if (!match) continue;
+        auto lock = envs.lock(env.id);
+        envs.end(env.id, envs.read(env.id));
+        std::fprintf(stderr, "factory: stopped %s (%d shell%s)\n", env.name.c_str(), env.shells,
+                     env.shells == 1 ? "" : "s");
+        ++stopped;
+    }
+    if (stopped == 0)
+        throw Error("no running environment matches '" + what + "' (factory ps lists them)");
+    return 0;
 }
 
 } // namespace factory::shell

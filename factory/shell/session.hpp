@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "factory/shell/environment.hpp"
+
 namespace factory::shell {
 
 namespace fs = std::filesystem;
@@ -25,6 +27,7 @@ struct RunOptions {
     std::string workdir;             // "" = the image's WorkingDir, else /
     std::string user;                // UID[:GID]; "" = the image's User
     std::string network = "host";    // host | none
+    bool interactive = false;        // -i: the command reads our stdin (else /dev/null)
     std::vector<std::string> args;   // "" = the image's Entrypoint + Cmd
 };
 
@@ -42,6 +45,13 @@ struct ShellOptions {
 };
 
 int run_shell(const ShellOptions& options);
+
+// `factory ps`: the running environments, by name.
+std::vector<EnvRecord> list_environments(const fs::path& store_root);
+
+// `factory shell --stop WHAT`: ends every environment whose name, id, image or target (recipe
+// path, image name) is WHAT, with all their shells. Throws Error (exit 1) when none matches.
+int stop_environments(const fs::path& store_root, const std::string& what);
 
 // Helpers, exposed for tests.
 

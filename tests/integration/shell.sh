@@ -42,9 +42,21 @@ recipe=$proj/env/devbox.toml
 # factory-<pid>-<random>, and that factory has exited) is a leak; so is a mount under the store.
 assert_clean() {
     local what=$1 rt id pid
+    # The last shell out ends its environment in the background: give that a moment.
+    for _ in $(seq 1 100); do
+        [[ -z $(find "$TEST_DIR/store/envs" -mindepth 1 -maxdepth 1 -type d 2>/dev/null) ]] && break
+        sleep 0.1
+    done
+    assert_eq "" "$(find "$TEST_DIR/store/envs" -mindepth 1 -maxdepth 1 -type d 2>/dev/null)" \
+        "$what: no environment left"
     for rt in runc crun; do
         [[ -d /run/factory/$rt ]] && command -v "$rt" >/dev/null || continue
         for id in $("$rt" --root "/run/factory/$rt" list -q 2>/dev/null | grep '^factory-' || true); do
+            if [[ $id == factory-env-* ]]; then # an environment of this store's, once
+                [[ ! -e $TEST_DIR/store/envs/${id#factory-env-}.lock ]] ||
+                    fail "$what: environment container $id left in $rt's state"
+                continue
+            fi
             pid=${id#factory-}
             pid=${pid%%-*}
             kill -0 "$pid" 2>/dev/null || fail "$what: container $id left in $rt's state"
@@ -92,7 +104,7 @@ step "shell: caller's uid, cwd carried over inside the project, file owned by th
 cd "$proj/src"
 SUDO_UID=65534 SUDO_GID=65534 expect_ok shell "$recipe" -- sh -c 'id -u; pwd; touch $PWD/made-inside; echo $HOME; whoami; hostname'
 assert_eq $'65534\n'"$proj/src"$'\n/home/nobody\nnobody\ndevbox' "$OUT" "uid, cwd, HOME, user, hostname"
-assert_contains "$ERR" "factory: shell in example.com/team/devbox:latest (changes outside HOME, volumes and the project are discarded on exit)" "entry message"
+assert_match "factory: shell in example.com/team/devbox:latest, environment devbox-[0-9a-f]{8} \(changes outside HOME, volumes and the project are discarded when its last shell exits\)" "$ERR" "entry message"
 assert_eq "65534:65534" "$(stat -c %u:%g "$proj/src/made-inside")" "owner of a file made inside"
 cd "$TEST_DIR"
 expect_ok shell "$recipe" -- pwd
@@ -128,6 +140,67 @@ HOME=$TEST_DIR/home expect_ok shell --home host "$recipe" -- sh -c 'echo $HOME; 
 assert_eq "$TEST_DIR/home" "$OUT" "--home host"
 assert_exists "$TEST_DIR/home/from-shell"
 assert_clean "after shells"
+
+step "environments: two shells join one container; ps; the last one out ends it"
+cd "$proj/src"
+"$FACTORY" shell "$recipe" -- sh -c 'echo first > /tmp/first; echo ready > '"$proj/src/ready"'; sleep 300' \
+    >"$TEST_DIR/first.out" 2>"$TEST_DIR/first.err" &
+first=$!
+for _ in $(seq 1 150); do [[ -s $proj/src/ready ]] && break; sleep 0.1; done
+assert_exists "$proj/src/ready"
+expect_ok ps
+assert_match $'^NAME +IMAGE +SHELLS +UP +PROJECT\ndevbox-[0-9a-f]{8} +example.com/team/devbox:latest +1 +[0-9]+s +'"$proj"'$' "$OUT" "ps lists the environment with one shell"
+name=$(awk 'NR == 2 {print $1}' <<<"$OUT")
+expect_ok shell "$recipe" -- sh -c 'cat /tmp/first; ps -o args | grep -c "[s]leep 300"; hostname'
+assert_eq $'first\n1\ndevbox' "$OUT" "the second shell sees the first's /tmp and processes"
+assert_eq "factory: joined the environment $name (example.com/team/devbox:latest)" "$ERR" "join message"
+expect_ok ps --json
+assert_eq 1 "$(jq -s length <<<"$OUT")" "one environment"
+assert_eq "$proj" "$(jq -r '.project' <<<"$OUT")" "ps --json: project"
+# A second, concurrent joiner while the first still runs.
+"$FACTORY" shell "$recipe" -- sh -c 'sleep 1; echo second > /tmp/second' >/dev/null 2>&1 &
+second=$!
+for _ in $(seq 1 100); do
+    [[ $("$FACTORY" ps --cache "$TEST_DIR/store" --json | jq -r .shells) == 2 ]] && break
+    sleep 0.1
+done
+assert_eq 2 "$("$FACTORY" ps --cache "$TEST_DIR/store" --json | jq -r .shells)" "two shells in it"
+wait "$second"
+expect_ok shell "$recipe" -- cat /tmp/second
+assert_eq second "$OUT" "what a shell that has left wrote stays while the environment runs"
+
+step "environments: --stop ends it and its shells; a killed shell doesn't keep one alive"
+expect_ok shell --stop "$name"
+assert_eq "factory: stopped $name (1 shell)" "$ERR" "stop message"
+rc=0
+wait "$first" || rc=$?
+assert_eq 137 "$rc" "the stopped shell's factory exits 137"
+assert_contains "$(cat "$TEST_DIR/first.err")" "factory: the environment $name was stopped" "it says why"
+expect_ok ps
+assert_eq 1 "$(wc -l <<<"$OUT")" "ps: header only"
+expect_exit 1 shell --stop "$name"
+assert_eq "factory: error: no running environment matches '$name' (factory ps lists them)" "$(error_line)"
+# SIGKILL a shell's factory: the container stays until someone looks; ps ends it.
+"$FACTORY" shell "$recipe" -- sleep 300 >/dev/null 2>&1 &
+killed=$!
+for _ in $(seq 1 150); do
+    [[ $("$FACTORY" ps --cache "$TEST_DIR/store" --json | jq -r .shells) == 1 ]] && break
+    sleep 0.1
+done
+kill -KILL "$killed"
+wait "$killed" || true
+expect_ok ps
+assert_eq 1 "$(wc -l <<<"$OUT")" "ps ends an environment whose shells are all gone"
+expect_ok shell "$recipe" -- sh -c 'ls /tmp/first 2>&1 || true'
+assert_contains "$OUT" "No such file" "a new environment starts from the image"
+cd "$TEST_DIR"
+rm -f "$proj/src/ready"
+assert_clean "after environments"
+
+step "stdin: a shell without a terminal reads ours; run reads it with -i"
+assert_eq "piped" "$(echo piped | "$FACTORY" shell --cache "$TEST_DIR/store" "$recipe" -- cat 2>/dev/null)" "shell: stdin"
+assert_eq "piped" "$(echo piped | "$FACTORY" run --cache "$TEST_DIR/store" -i "$recipe" -- cat)" "run -i: stdin"
+assert_eq "" "$(echo piped | "$FACTORY" run --cache "$TEST_DIR/store" "$recipe" -- cat)" "run: /dev/null"
 
 step "bad input: exit 2, exact messages, nothing left behind"
 expect_exit 2 run no-such-image -- true
