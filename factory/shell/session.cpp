@@ -295,6 +295,20 @@ class SignalGuard {
     struct sigaction old_[4]{};
 };
 
+// The runtime couldn't start the command: exit 127 when it doesn't exist, 126 when it can't be
+// executed (as shells and `docker run` do), else 1.
+[[noreturn]] void throw_start_failure(const std::string& message) {
+    std::string m = message;
+    for (auto& c : m)
+        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    auto code = ExitCode::failure;
+    if (m.find("not found") != std::string::npos || m.find("no such file") != std::string::npos)
+        code = ExitCode::not_found;
+    else if (m.find("permission denied") != std::string::npos)
+        code = ExitCode::cannot_execute;
+    throw Error(message, code);
+}
+
 // ---- the run ------------------------------------------------------------------------------
 
 // A terminal wants runc when nothing else is asked for: both start the pty at our window size
@@ -357,7 +371,7 @@ int run_in_image(const fs::path& store_root, oci::Layout& store, const Image& im
         code = runtime::run_container(spec, *rt, {});
     }
     (void)rootfs->unmount();
-    if (!code) throw Error(code.error());
+    if (!code) throw_start_failure(code.error());
     return *code;
 }
 
@@ -514,7 +528,7 @@ int run_in_environment(const fs::path& store_root, oci::Layout& store, const Ima
         std::fprintf(stderr, "factory: the environment %s was stopped\n", record.name.c_str());
         if (!code) return 137;
     }
-    if (!code) throw Error(code.error());
+    if (!code) throw_start_failure(code.error());
     return *code;
 }
 

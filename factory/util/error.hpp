@@ -14,6 +14,9 @@ enum class ExitCode : int {
     ok = 0,
     failure = 1, // a build, run or I/O failure
     usage = 2,   // bad command line or recipe
+    // run/shell: the command couldn't be started (shells' and Docker's codes)
+    cannot_execute = 126, // found but not executable
+    not_found = 127,      // no such command
 };
 
 class Error : public std::runtime_error {

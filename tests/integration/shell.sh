@@ -224,5 +224,9 @@ expect_exit 2 shell "$proj/env/badvol.toml" -- true
 assert_contains "$(error_line)" "../up" "the bad volume name is named"
 expect_exit 2 run --mount "/nonexistent-src:/x" "$recipe" -- true
 expect_exit 2 run --network bridge "$recipe" -- true
+expect_exit 127 run "$recipe" -- no-such-command
+assert_contains "$(error_line)" "no-such-command" "the missing command is named"
+expect_exit 127 shell "$recipe" -- no-such-command
+expect_exit 126 run --mount "$TEST_DIR/m/f:/not-executable" "$recipe" -- /not-executable
 assert_clean "after errors"
 assert_missing "$TEST_DIR/store/up"
