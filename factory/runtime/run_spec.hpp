@@ -35,6 +35,10 @@ struct RunSpec {
     // Keep setuid binaries and file capabilities working (sudo in a dev shell). RUN steps
     // keep the default: no_new_privileges.
     bool no_new_privileges = true;
+    // false: no cgroup of its own when the runtime can do without (crun
+    // --cgroup-manager=disabled): `factory run` and shells, which set no limits, start 5-30 ms
+    // sooner. Its processes stay in factory's cgroup; the PID namespace still ends them all.
+    bool own_cgroup = true;
     std::vector<Mount> mounts; // after the standard ones (/proc, /dev, /sys …)
     // Generated files bind-mounted read-only at a path (passwd entries for a shell, secrets):
     // destination → content. Written in the bundle directory, removed with it.

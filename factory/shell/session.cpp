@@ -474,6 +474,7 @@ int run_in_environment(const fs::path& store_root, oci::Layout& store, const Ima
                 init.terminal = false;
                 init.pass_stdin = false;
                 init.no_new_privileges = true;
+                init.own_cgroup = false; // no limits to enforce; starts sooner
                 record.id = id;
                 record.name = who.hostname + "-" + id.substr(0, 8);
                 record.image = who.image;
@@ -698,6 +699,7 @@ int run_image(const RunOptions& o) {
     runtime::RunSpec spec;
     spec.terminal = false;
     spec.pass_stdin = o.interactive;
+    spec.own_cgroup = false;
     spec.network = o.network == "host";
     for (const auto& m : o.mounts) {
         auto parts = split(m, ':');
