@@ -850,10 +850,30 @@ int run_shell(const ShellOptions& o) {
             if (!z.empty()) set_env(spec.env, "TZ", z);
         }
     }
-    if (const char* sock = std::getenv("SSH_AUTH_SOCK"); sock && sock[0] == '/') {
+    // The sockets and files the passed-through variables point at, each at its own path: the
+    // SSH agent, the X server (and its cookie), the Wayland compositor.
+    auto bind_same = [&](const std::string& path, bool want_socket) {
         struct stat st {};
-        if (::stat(sock, &st) == 0 && S_ISSOCK(st.st_mode) && clean_absolute(sock))
-            add_bind(spec, sock, sock);
+        if (!clean_absolute(path) || ::stat(path.c_str(), &st) != 0) return false;
+        if (want_socket ? !S_ISSOCK(st.st_mode) : !S_ISREG(st.st_mode)) return false;
+        add_bind(spec, path, path);
+        return true;
+    };
+    if (const char* sock = std::getenv("SSH_AUTH_SOCK"); sock) bind_same(sock, true);
+    if (const char* display = std::getenv("DISPLAY"); display && *display) {
+        if (fs::is_directory("/tmp/.X11-unix", ec))
+            add_bind(spec, "/tmp/.X11-unix", "/tmp/.X11-unix", true);
+        if (const char* xauth = std::getenv("XAUTHORITY"); xauth && bind_same(xauth, false))
+            set_env(spec.env, "XAUTHORITY", xauth);
+    }
+    if (const char* wl = std::getenv("WAYLAND_DISPLAY"); wl && *wl) {
+        const char* runtime_dir = std::getenv("XDG_RUNTIME_DIR");
+        std::string path = wl[0] == '/' ? std::string(wl)
+                           : runtime_dir && runtime_dir[0] == '/'
+                               ? (fs::path(runtime_dir) / wl).string()
+                               : std::string();
+        if (!path.empty() && bind_same(path, true) && wl[0] != '/')
+            set_env(spec.env, "XDG_RUNTIME_DIR", runtime_dir);
     }
     spec.cwd = cwd.string();
     // Placeholders: the paths must be known before the root is assembled (stubs).

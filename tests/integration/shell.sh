@@ -123,6 +123,13 @@ assert_not_contains "$OUT" "NOT_LISTED" "an unlisted variable does not leak"
 assert_contains "$OUT" "TERM=xterm-test" "TERM passes"
 assert_contains "$OUT" "LC_ALL=C.UTF-8" "LC_* passes"
 assert_contains "$OUT" "EXTRA_OK=yes" "[shell] env_passthrough passes"
+# What the display variables point at is mounted at the same path (outside the project here).
+mkdir -p "$TEST_DIR/wl" "$TEST_DIR/x"
+python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$TEST_DIR/wl/wayland-0"
+echo cookie >"$TEST_DIR/x/auth"
+XDG_RUNTIME_DIR=$TEST_DIR/wl WAYLAND_DISPLAY=wayland-0 DISPLAY=:5 XAUTHORITY=$TEST_DIR/x/auth \
+    expect_ok shell "$recipe" -- sh -c 'test -S "$XDG_RUNTIME_DIR/$WAYLAND_DISPLAY" && echo wayland; cat "$XAUTHORITY"; echo "$DISPLAY"'
+assert_eq $'wayland\ncookie\n:5' "$OUT" "the Wayland socket and the X cookie are there"
 
 step "shell: a real pty"
 # The runtime sizes the pty just after the command starts: hence the sleep.
