@@ -79,6 +79,7 @@ struct PruneItem {
 
 struct PruneReport {
     std::uint64_t records_removed = 0, blobs_removed = 0, temps_removed = 0;
+    std::uint64_t snapshots_removed = 0; // counted by the caller (runtime::prune_snapshots)
     std::uint64_t records_kept = 0, blobs_kept = 0;
     std::uint64_t bytes_freed = 0; // everything removed, temps and quarantine included
     std::uint64_t bytes_kept = 0;  // blobs + records left

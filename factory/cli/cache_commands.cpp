@@ -2,12 +2,16 @@
 
 #include <cstdio>
 #include <ctime>
+#include <unordered_set>
 
 #include "cache/action_store.hpp"
 #include "cache/gc.hpp"
 #include "cache/stats.hpp"
 #include "cache/verify.hpp"
 #include "factory/oci/layout.hpp"
+#include "factory/runtime/snapshot_store.hpp"
+#include "factory/shell/environment.hpp"
+#include "factory/util/files.hpp"
 #include "factory/util/error.hpp"
 #include "factory/util/progress.hpp"
 
@@ -25,6 +29,30 @@ oci::Layout open_store(const fs::path& root) {
 
 cache::RootBlobs roots_of(const fs::path& root) {
     return [root] { return build::store_root_blobs(root); };
+}
+
+// The diff_ids (hex) of the layers of every image a ref names, and the lowers of every shell
+// environment's overlay (ROOT/envs/*/env.json). A ref whose image can't be read keeps nothing:
+// a snapshot is only a cache of its blob, unpacked again when needed.
+std::unordered_set<std::string> snapshots_in_use(const fs::path& root, oci::Layout& store) {
+    std::unordered_set<std::string> keep;
+    for (const auto& [name, desc] : store.refs()) {
+        auto manifest = store.read_manifest(desc);
+        if (!manifest) continue;
+        auto config = store.read_config(manifest->config, manifest->layers.size());
+        if (!config) continue;
+        for (const auto& d : config->diff_ids())
+            if (d.starts_with("sha256:")) keep.insert(d.substr(7));
+    }
+    std::error_code ec;
+    for (fs::directory_iterator it(root / "envs", ec), end; !ec && it != end; it.increment(ec)) {
+        auto text = read_file(it->path() / "env.json", 1 << 20);
+        if (!text) continue;
+        if (auto env = shell::record_from_json(*text))
+            for (const auto& l : env->lowers)
+                keep.insert(l);
+    }
+    return keep;
 }
 
 cache::LockWait waiting(const char* what) {
@@ -120,14 +148,28 @@ int run_cache_prune(const fs::path& root, const PruneArgs& args) {
         o.older_than = value_or_throw(cache::parse_duration(args.older_than), ExitCode::usage);
     o.wait = waiting("cache prune");
     auto report = cache::prune(root, store.blobs(), o, roots_of(root));
+    {
+        // Snapshots (unpacked layers) of no image a ref names and of no running shell
+        // environment. Under the exclusive store lock: builds, `factory run` and environments
+        // being started hold it shared while they pick snapshots.
+        auto lock = cache::StoreLock::maintenance(root, o.wait);
+        auto keep = snapshots_in_use(root, store);
+        for (auto& [hex, bytes] : runtime::prune_snapshots(root, keep, o.dry_run)) {
+            report.items.push_back({"snapshot", hex, bytes, "unpacked layer of no ref or shell"});
+            report.bytes_freed += bytes;
+            ++report.snapshots_removed;
+        }
+    }
     for (const auto& item : report.items)
         std::printf("%s %-10s %-14s %10s  %s\n", args.dry_run ? "would remove" : "removed",
                     item.kind.c_str(), item.name.substr(0, 14).c_str(),
                     human_size(item.bytes).c_str(), item.reason.c_str());
-    std::printf("%s %s: %llu step records, %llu blobs, %llu temp files; %s kept\n",
+    std::printf("%s %s: %llu step records, %llu blobs, %llu snapshots, %llu temp files; %s "
+                "kept\n",
                 args.dry_run ? "would free" : "freed", human_size(report.bytes_freed).c_str(),
                 static_cast<unsigned long long>(report.records_removed),
                 static_cast<unsigned long long>(report.blobs_removed),
+                static_cast<unsigned long long>(report.snapshots_removed),
                 static_cast<unsigned long long>(report.temps_removed),
                 human_size(report.bytes_kept).c_str());
     return 0;

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include "cache/lock.hpp"
@@ -127,6 +128,35 @@ Result<fs::path> SnapshotStore::unpack(const std::string& hex, const LayerBlob& 
     fsync_dir(dir_);
     last_stats_ = std::move(*stats);
     return dest;
+}
+
+std::vector<std::pair<std::string, std::uint64_t>>
+prune_snapshots(const fs::path& store_root, const std::unordered_set<std::string>& keep,
+                bool dry_run) {
+    std::vector<std::pair<std::string, std::uint64_t>> removed;
+    fs::path dir = store_root / "snapshots";
+    std::error_code ec;
+    for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+        auto hex = it->path().filename().string();
+        if (!cache::is_sha256_hex(hex) || keep.count(hex)) continue;
+        std::uint64_t bytes = 0;
+        std::error_code walk;
+        for (fs::recursive_directory_iterator f(it->path(), walk), last; !walk && f != last;
+             f.increment(walk)) {
+            struct stat st {};
+            if (::lstat(f->path().c_str(), &st) == 0 && S_ISREG(st.st_mode))
+                bytes += static_cast<std::uint64_t>(st.st_size);
+        }
+        if (!dry_run) {
+            // Out of sight first (has() no longer sees it), then removed.
+            fs::path gone = dir / (std::string(temp_prefix) + hex + "-gc-" + unique_suffix());
+            if (::rename(it->path().c_str(), gone.c_str()) != 0) continue;
+            remove_tree(gone);
+        }
+        removed.emplace_back(hex, bytes);
+    }
+    std::sort(removed.begin(), removed.end());
+    return removed;
 }
 
 } // namespace factory::runtime

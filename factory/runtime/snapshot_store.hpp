@@ -16,6 +16,9 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <unordered_set>
+#include <utility>
+#include <vector>
 
 #include "cache/blob_store.hpp"
 #include "factory/oci/descriptor.hpp"
@@ -73,5 +76,15 @@ class SnapshotStore {
     SnapshotOptions options_;
     ApplyStats last_stats_;
 };
+
+// `factory cache prune`: removes every complete snapshot whose hex is not in `keep` (each is a
+// cache of its layer blob: what is removed is unpacked again when needed). Call it under
+// StoreLock::maintenance: builds, `factory run` and starting shell environments hold the store
+// lock shared while they use snapshots, and running environments' lowers must be in `keep`.
+// Returns the removed (or, with dry_run, removable) hexes with their sizes. Never throws: a
+// snapshot it can't remove is left alone.
+std::vector<std::pair<std::string, std::uint64_t>>
+prune_snapshots(const fs::path& store_root, const std::unordered_set<std::string>& keep,
+                bool dry_run);
 
 } // namespace factory::runtime

@@ -59,6 +59,7 @@ std::string to_json(const EnvRecord& r) {
     j["runtime_version"] = r.runtime_version;
     j["state_root"] = r.state_root;
     j["hide_mounts"] = r.hide_mounts;
+    j["lowers"] = r.lowers;
     j["init_pid"] = r.init_pid;
     j["init_start"] = r.init_start;
     j["created"] = r.created;
@@ -83,6 +84,7 @@ std::optional<EnvRecord> record_from_json(const std::string& text) {
         r.runtime_version = j.at("runtime_version").get<std::string>();
         r.state_root = j.at("state_root").get<std::string>();
         r.hide_mounts = j.at("hide_mounts").get<std::vector<std::string>>();
+        r.lowers = j.at("lowers").get<std::vector<std::string>>();
         r.init_pid = j.at("init_pid").get<pid_t>();
         r.init_start = j.at("init_start").get<std::uint64_t>();
         r.created = j.at("created").get<std::int64_t>();

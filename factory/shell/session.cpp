@@ -351,6 +351,9 @@ int run_in_image(const fs::path& store_root, oci::Layout& store, const Image& im
     auto choice = runtime_for(spec.terminal);
     const runtime::RuntimeChoice* rt = &choice;
 
+    // Shared store lock for the whole run: `cache prune` (exclusive) neither removes the
+    // snapshots under the overlay nor the scratch directory in ROOT/tmp meanwhile.
+    auto lease = cache::StoreLock::build(store_root);
     auto lowers = image_lowers(store_root, store, image);
 
     std::error_code ec;
@@ -454,7 +457,12 @@ int run_in_environment(const fs::path& store_root, oci::Layout& store, const Ima
         } else {
             if (existing || fs::exists(envs.dir(id), ec)) envs.end(id, existing);
             auto rt = runtime_for(spec.terminal);
+            // Until env.json names its snapshots, `cache prune` must wait: it keeps what
+            // running environments list, and nothing else.
+            auto lease = cache::StoreLock::build(store_root);
             auto lowers = image_lowers(store_root, store, image);
+            for (const auto& l : lowers)
+                record.lowers.push_back(l.filename().string());
             add_bind(spec, find_init().string(), init_path, true);
             order_mounts(spec.mounts);
             fs::create_directories(envs.bundle(id), ec);

@@ -209,6 +209,56 @@ assert_eq "piped" "$(echo piped | "$FACTORY" shell --cache "$TEST_DIR/store" "$r
 assert_eq "piped" "$(echo piped | "$FACTORY" run --cache "$TEST_DIR/store" -i "$recipe" -- cat)" "run -i: stdin"
 assert_eq "" "$(echo piped | "$FACTORY" run --cache "$TEST_DIR/store" "$recipe" -- cat)" "run: /dev/null"
 
+step "cache prune: snapshots of no ref and no running environment go, the others stay"
+mkdir -p "$TEST_DIR/snap"
+cp "$bb/busybox" "$TEST_DIR/snap/busybox"
+echo v1 >"$TEST_DIR/snap/f"
+write "$TEST_DIR/snap/snap.toml" <<'TOML'
+[image]
+name = "snap"
+[base]
+image = "scratch"
+[[step]]
+copy = [{ src = "busybox", dest = "/bin/busybox", mode = "0755" }, { src = "f", dest = "/f" }]
+[[step]]
+run = ["/bin/busybox", "sh", "-c", "/bin/busybox cat /f > /g"]
+[config]
+entrypoint = ["/bin/busybox"]
+TOML
+snaps() { find "$TEST_DIR/store/snapshots" -mindepth 1 -maxdepth 1 -name '[0-9a-f]*' | sort; }
+before=$(snaps)
+expect_ok run "$TEST_DIR/snap/snap.toml" -- /bin/busybox cat /g
+assert_eq v1 "$OUT" "v1 runs"
+old=$(comm -13 <(echo "$before") <(snaps))
+assert_eq 2 "$(grep -c . <<<"$old")" "v1's two layers are unpacked"
+# A v1 shell that reads its layers once told to (after the prune).
+"$FACTORY" shell --project "$TEST_DIR/snap" "$TEST_DIR/snap/snap.toml" -- /bin/busybox sh -c \
+    "while [ ! -e $TEST_DIR/snap/go ]; do /bin/busybox sleep 0.1; done; /bin/busybox cat /g /f > $TEST_DIR/snap/out" \
+    >/dev/null 2>&1 &
+holder=$!
+for _ in $(seq 1 150); do
+    [[ $("$FACTORY" ps --json | jq -r .shells) == 1 ]] && break
+    sleep 0.1
+done
+echo v2 >"$TEST_DIR/snap/f"
+expect_ok run "$TEST_DIR/snap/snap.toml" -- /bin/busybox cat /g
+assert_eq v2 "$OUT" "v2 runs (the ref moved)"
+expect_ok cache prune
+for s in $old; do assert_exists "$s"; done
+assert_eq "" "$(comm -23 <(echo "$before") <(snaps))" "nothing else was removed"
+touch "$TEST_DIR/snap/go"
+wait "$holder"
+assert_eq $'v1\nv1' "$(cat "$TEST_DIR/snap/out")" "the running v1 environment still reads its layers"
+for _ in $(seq 1 100); do [[ -z $(ls "$TEST_DIR/store/envs"/*/env.json 2>/dev/null) ]] && break; sleep 0.1; done
+expect_ok cache prune --dry-run
+assert_eq 2 "$(grep -c '^would remove snapshot' <<<"$OUT")" "v1's snapshots: removable now"
+expect_ok cache prune
+for s in $old; do assert_missing "$s"; done
+assert_contains "$OUT" "2 snapshots" "the summary counts them"
+expect_ok run "$TEST_DIR/snap/snap.toml" -- /bin/busybox cat /g
+assert_eq v2 "$OUT" "v2 still runs"
+assert_clean "after prune"
+
 step "bad input: exit 2, exact messages, nothing left behind"
 expect_exit 2 run no-such-image -- true
 assert_eq "factory: error: no image 'no-such-image' in the store $TEST_DIR/store" "$(error_line)"
