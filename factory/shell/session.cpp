@@ -532,6 +532,11 @@ int run_in_environment(const fs::path& store_root, oci::Layout& store, const Ima
         auto now = envs.read(id);
         stopped = !now || now->init_start != record.init_start;
         if (!stopped && envs.live_sessions(id) == 0) end_in_background(envs, id, *now);
+        // No record: ended by --stop (the container is gone already) or its directory was
+        // removed under it; under the lock no other environment of this id is starting, so
+        // the container of that name is ours to remove. (A new record means a new
+        // environment with the same container name: not ours.)
+        if (!now) runtime::remove_container(record.runtime_choice(), record.container);
     }
     if (stopped) {
         std::fprintf(stderr, "factory: the environment %s was stopped\n", record.name.c_str());

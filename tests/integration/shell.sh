@@ -7,6 +7,17 @@ need git script
 
 bb=$(busybox_context)
 
+# Background shells of the environment steps: gone with the test, whatever happens.
+bg_pids=()
+stop_background() {
+    local p
+    for p in "${bg_pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    "$FACTORY" ps --json 2>/dev/null | jq -r .name 2>/dev/null | while read -r n; do
+        [[ -n $n ]] && "$FACTORY" shell --stop "$n" >/dev/null 2>&1 || true
+    done
+}
+_lib_on_exit stop_background
+
 # A project (a git repository) with its environment's recipe in a subdirectory.
 proj=$TEST_DIR/proj
 mkdir -p "$proj/env" "$proj/src"
@@ -153,6 +164,7 @@ cd "$proj/src"
 "$FACTORY" shell "$recipe" -- sh -c 'echo first > /tmp/first; echo ready > '"$proj/src/ready"'; sleep 300' \
     >"$TEST_DIR/first.out" 2>"$TEST_DIR/first.err" &
 first=$!
+bg_pids+=("$first")
 for _ in $(seq 1 150); do [[ -s $proj/src/ready ]] && break; sleep 0.1; done
 assert_exists "$proj/src/ready"
 expect_ok ps
@@ -167,6 +179,7 @@ assert_eq "$proj" "$(jq -r '.project' <<<"$OUT")" "ps --json: project"
 # A second, concurrent joiner while the first still runs.
 "$FACTORY" shell "$recipe" -- sh -c 'sleep 1; echo second > /tmp/second' >/dev/null 2>&1 &
 second=$!
+bg_pids+=("$second")
 for _ in $(seq 1 100); do
     [[ $("$FACTORY" ps --cache "$TEST_DIR/store" --json | jq -r .shells) == 2 ]] && break
     sleep 0.1
@@ -190,6 +203,7 @@ assert_eq "factory: error: no running environment matches '$name' (factory ps li
 # SIGKILL a shell's factory: the container stays until someone looks; ps ends it.
 "$FACTORY" shell "$recipe" -- sleep 300 >/dev/null 2>&1 &
 killed=$!
+bg_pids+=("$killed")
 for _ in $(seq 1 150); do
     [[ $("$FACTORY" ps --cache "$TEST_DIR/store" --json | jq -r .shells) == 1 ]] && break
     sleep 0.1
@@ -236,6 +250,7 @@ assert_eq 2 "$(grep -c . <<<"$old")" "v1's two layers are unpacked"
     "while [ ! -e $TEST_DIR/snap/go ]; do /bin/busybox sleep 0.1; done; /bin/busybox cat /g /f > $TEST_DIR/snap/out" \
     >/dev/null 2>&1 &
 holder=$!
+bg_pids+=("$holder")
 for _ in $(seq 1 150); do
     [[ $("$FACTORY" ps --json | jq -r .shells) == 1 ]] && break
     sleep 0.1
