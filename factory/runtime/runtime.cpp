@@ -25,29 +25,6 @@ namespace {
 
 constexpr std::size_t max_line = 64 << 10;
 
-// PATH first, then where distributions put runtimes (runc is in /usr/sbin on Debian, which a
-// user's PATH may lack).
-fs::path find_program(const std::string& name) {
-    std::vector<std::string> dirs;
-    if (const char* path = std::getenv("PATH"))
-        for (std::string_view rest = path; !rest.empty();) {
-            auto colon = rest.find(':');
-            dirs.emplace_back(rest.substr(0, colon));
-            rest = colon == std::string_view::npos ? "" : rest.substr(colon + 1);
-        }
-    for (const char* d :
-         {"/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"})
-        dirs.emplace_back(d);
-    for (const auto& d : dirs) {
-        if (d.empty()) continue;
-        fs::path p = fs::path(d) / name;
-        struct stat st {};
-        if (::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(p.c_str(), X_OK) == 0)
-            return p;
-    }
-    return {};
-}
-
 fs::path default_state_parent() {
     if (::geteuid() == 0) return "/run/factory";
     if (const char* xdg = std::getenv("XDG_RUNTIME_DIR"); xdg && *xdg)
