@@ -1,9 +1,12 @@
 #include "factory/cli/cli.hpp"
 
 #include <CLI/CLI.hpp>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 
 #include "cache/root.hpp"
@@ -11,6 +14,7 @@
 #include "factory/cli/cache_commands.hpp"
 #include "factory/cli/commands.hpp"
 #include "factory/cli/shell_commands.hpp"
+#include "factory/runtime/rootless.hpp"
 #include "factory/util/error.hpp"
 #include "factory/util/files.hpp"
 
@@ -111,6 +115,44 @@ int run_build(const BuildArgs& a, const std::string& cache_dir) {
     return 0;
 }
 
+// Rootless (docs/runtime.md "Rootless"): a non-root caller's command that touches the store's
+// snapshots, containers or files runs again inside a user namespace where factory is root. The
+// store and the runtime's state directory are chosen here, with the caller's environment.
+bool needs_rootless_entry() {
+    if (::geteuid() == 0) return false;
+    if (std::getenv("FACTORY_ROOTLESS"))
+        throw Error("rootless: FACTORY_ROOTLESS is set but factory is not root in a user "
+                    "namespace (unset it)");
+    return true;
+}
+
+int enter_rootless(int argc, char** argv, const std::string& cache_dir) {
+    runtime::RootlessEntry entry;
+    entry.argv.assign(argv, argv + argc);
+    entry.store_root = cache::store_root(cache_dir).string();
+    const char* state = std::getenv("FACTORY_RUNTIME_ROOT");
+    if (!state || state[0] != '/')
+        entry.extra_env.push_back("FACTORY_RUNTIME_ROOT=" +
+                                  runtime::rootless_state_dir(entry.store_root));
+    return runtime::run_rootless(entry);
+}
+
+// `factory unshare [CMD…]`: the command (default $SHELL, else /bin/sh) replaces factory, in
+// the rootless namespace when the caller is not root.
+int run_unshare(std::vector<std::string> args) {
+    if (args.empty()) {
+        const char* sh = std::getenv("SHELL");
+        args.push_back(sh && *sh ? sh : "/bin/sh");
+    }
+    std::vector<char*> argv;
+    for (auto& a : args)
+        argv.push_back(a.data());
+    argv.push_back(nullptr);
+    std::fflush(stdout);
+    ::execvp(argv[0], argv.data());
+    throw Error("cannot run " + args[0] + ": " + std::strerror(errno));
+}
+
 } // namespace
 
 int run(int argc, char** argv) {
@@ -190,6 +232,12 @@ int run(int argc, char** argv) {
 
     ShellCommands shell_commands(app, cache_dir);
 
+    std::vector<std::string> unshare_args;
+    auto* unshare = app.add_subcommand(
+        "unshare", "Run a command (default: $SHELL) as root of factory's rootless user "
+                   "namespace, where the store's files can be removed");
+    unshare->add_option("cmd", unshare_args, "The command (after --)");
+
     try {
         try {
             app.parse(argc, argv);
@@ -201,6 +249,10 @@ int run(int argc, char** argv) {
             std::fprintf(stderr, "factory: error: %s\nRun 'factory --help' for usage.\n", e.what());
             return static_cast<int>(ExitCode::usage);
         }
+        // images and inspect only read the store: they run as the caller, anywhere.
+        if (!images->parsed() && !inspect->parsed() && needs_rootless_entry())
+            return enter_rootless(argc, argv, cache_dir);
+        if (unshare->parsed()) return run_unshare(unshare_args);
         if (build->parsed()) return run_build(build_args, cache_dir);
         if (images->parsed()) return run_images(images_args, cache::store_root(cache_dir));
         if (export_cmd->parsed()) return run_export(export_args, cache::store_root(cache_dir));
