@@ -34,6 +34,10 @@ ShellCommands::ShellCommands(CLI::App& app, std::string& cache_dir) {
                        "persistent (a HOME kept in the store per environment) or host");
 }
 
+bool ShellCommands::parsed() const {
+    return run_->parsed() || shell_->parsed();
+}
+
 std::optional<int> ShellCommands::dispatch(const std::string& cache_dir) {
     if (run_->parsed()) {
         run_options_.store_root = cache::store_root(cache_dir);

@@ -51,23 +51,25 @@ std::string user_name(uid_t uid) {
 }
 
 // The range for one kind of id, or the error a user can act on.
-IdRange subid_range(const char* file, const char* kind, const std::string& user, std::uint32_t id) {
+Result<IdRange> subid_range(const char* file, const char* kind, const std::string& user,
+                            std::uint32_t id) {
     auto text = read_file(file, 1 << 20);
     auto range = find_subid_range(text ? *text : "", user, id);
     std::string hint = std::string("needs ") + std::to_string(rootless_min_ids) +
                        "; e.g. usermod --add-sub" + kind + "s 100000-165535 " + user;
     if (!range)
-        throw Error(std::string("rootless: no subordinate ") + kind + " range for " + user +
-                    " in " + file + " (" + hint + ")");
+        return Unexpected(std::string("rootless: no subordinate ") + kind + " range for " + user +
+                          " in " + file + " (" + hint + ")");
     if (range->count < rootless_min_ids)
-        throw Error(std::string("rootless: the subordinate ") + kind + " range of " + user +
-                    " in " + file + " has " + std::to_string(range->count) + " ids (" + hint + ")");
+        return Unexpected(std::string("rootless: the subordinate ") + kind + " range of " + user +
+                          " in " + file + " has " + std::to_string(range->count) + " ids (" + hint +
+                          ")");
     return *range;
 }
 
-std::vector<std::string> map_argv(const fs::path& tool, pid_t pid,
+std::vector<std::string> map_argv(const std::string& tool, pid_t pid,
                                   const std::vector<IdMapping>& map) {
-    std::vector<std::string> argv = {tool.string(), std::to_string(pid)};
+    std::vector<std::string> argv = {tool, std::to_string(pid)};
     for (const auto& m : map) {
         argv.push_back(std::to_string(m.inside));
         argv.push_back(std::to_string(m.outside));
@@ -164,7 +166,7 @@ struct ChildGuard {
     }
 };
 
-void write_map(const char* tool_name, const fs::path& tool, pid_t pid,
+void write_map(const char* tool_name, const std::string& tool, pid_t pid,
                const std::vector<IdMapping>& map) {
     SpawnOptions o;
     o.argv = map_argv(tool, pid, map);
@@ -210,6 +212,27 @@ std::optional<RootlessCaller> rootless_caller() {
     auto uid = parse_u32(s.substr(0, colon)), gid = parse_u32(s.substr(colon + 1));
     if (!uid || !gid || !in_user_namespace()) return std::nullopt;
     return RootlessCaller{*uid, *gid};
+}
+
+Result<void> give_to_caller(const std::string& path) {
+    auto caller = rootless_caller();
+    if (!caller) return {};
+    // Only what the namespace's root owns: factory's own writing, not what was there before.
+    auto give = [&](const fs::path& p) -> Result<void> {
+        struct stat st {};
+        if (::lstat(p.c_str(), &st) != 0 || st.st_uid != 0) return {};
+        if (::lchown(p.c_str(), caller->uid, caller->gid) != 0)
+            return Unexpected("cannot chown " + p.string() + " to " + std::to_string(caller->uid) +
+                              ":" + std::to_string(caller->gid) + ": " + errno_string(errno));
+        return {};
+    };
+    if (auto r = give(path); !r) return r;
+    std::error_code ec;
+    if (!fs::is_directory(fs::symlink_status(path, ec))) return {};
+    for (fs::recursive_directory_iterator it(path, ec), end; !ec && it != end; it.increment(ec))
+        if (auto r = give(it->path()); !r) return r;
+    if (ec) return Unexpected("cannot walk " + path + ": " + ec.message());
+    return {};
 }
 
 std::optional<IdRange> find_subid_range(std::string_view text, std::string_view user,
@@ -262,15 +285,29 @@ std::string rootless_state_dir(const std::string& store_root) {
     return (fs::path(store_root) / "run").string();
 }
 
-int run_rootless(const RootlessEntry& entry) {
+Result<RootlessMaps> rootless_maps() {
     uid_t uid = ::getuid();
     gid_t gid = ::getgid();
     std::string user = user_name(uid);
-    fs::path newuidmap = find_program("newuidmap"), newgidmap = find_program("newgidmap");
-    if (newuidmap.empty()) throw Error("rootless: newuidmap not found (apt-get install uidmap)");
-    if (newgidmap.empty()) throw Error("rootless: newgidmap not found (apt-get install uidmap)");
-    auto uids = rootless_id_map(uid, subid_range("/etc/subuid", "uid", user, uid));
-    auto gids = rootless_id_map(gid, subid_range("/etc/subgid", "gid", user, gid));
+    RootlessMaps m;
+    m.newuidmap = find_program("newuidmap").string();
+    m.newgidmap = find_program("newgidmap").string();
+    if (m.newuidmap.empty())
+        return Unexpected("rootless: newuidmap not found (apt-get install uidmap)");
+    if (m.newgidmap.empty())
+        return Unexpected("rootless: newgidmap not found (apt-get install uidmap)");
+    auto uids = subid_range("/etc/subuid", "uid", user, uid);
+    if (!uids) return Unexpected(uids.error());
+    auto gids = subid_range("/etc/subgid", "gid", user, gid);
+    if (!gids) return Unexpected(gids.error());
+    m.uids = rootless_id_map(uid, *uids);
+    m.gids = rootless_id_map(gid, *gids);
+    return m;
+}
+
+int run_rootless(const RootlessEntry& entry, const RootlessMaps& maps) {
+    uid_t uid = ::getuid();
+    gid_t gid = ::getgid();
 
     // The store's top directory belongs to the caller (what is inside to namespace ids).
     std::error_code ec;
@@ -326,8 +363,8 @@ int run_rootless(const RootlessEntry& entry) {
                     " (the kernel must allow unprivileged user namespaces: sysctl "
                     "user.max_user_namespaces > 0, kernel.unprivileged_userns_clone=1 where it "
                     "exists, and no AppArmor restriction on them)");
-    write_map("newuidmap", newuidmap, pid, uids);
-    write_map("newgidmap", newgidmap, pid, gids);
+    write_map("newuidmap", maps.newuidmap, pid, maps.uids);
+    write_map("newgidmap", maps.newgidmap, pid, maps.gids);
 
     int status = 0;
     {

@@ -36,6 +36,13 @@ struct RootlessCaller {
 };
 std::optional<RootlessCaller> rootless_caller();
 
+// Rootless: what factory writes for the caller outside the store (build -o, export,
+// --digest-file) becomes the caller's on the host instead of the namespace root's: `path` and,
+// for a directory, everything below it (symlinks themselves, never followed) that the
+// namespace's root owns are chowned to the caller. A no-op when not rootless. Errors name the
+// path.
+Result<void> give_to_caller(const std::string& path);
+
 // A range of subordinate ids (/etc/subuid, /etc/subgid: "NAME_OR_ID:START:COUNT").
 struct IdRange {
     std::uint32_t start = 0, count = 0;
@@ -62,18 +69,27 @@ std::vector<IdMapping> rootless_id_map(std::uint32_t id, IdRange sub);
 // $XDG_RUNTIME_DIR/factory when that directory is the caller's, else STORE/run.
 std::string rootless_state_dir(const std::string& store_root);
 
+// What the host gives this (non-root) caller for a namespace: the tools and both maps.
+struct RootlessMaps {
+    std::string newuidmap, newgidmap; // their paths
+    std::vector<IdMapping> uids, gids;
+};
+
+// Errors, each naming the fix: "rootless: newuidmap not found (apt-get install uidmap)" (or
+// newgidmap), "rootless: no subordinate uid range for USER in /etc/subuid (needs 65536; e.g.
+// usermod --add-subuids 100000-165535 USER)", the same for gids, and a range that is too small.
+Result<RootlessMaps> rootless_maps();
+
 struct RootlessEntry {
     std::vector<std::string> argv;      // factory's own argv, run again inside
     std::string store_root;             // resolved with the caller's environment
     std::vector<std::string> extra_env; // "NAME=value", added for the child
 };
 
-// Runs argv again inside a new user + mount namespace as root there, waits for it and returns
-// its exit status (128 + N when killed by signal N). Throws Error (exit 1) when the host can't
-// give one, naming the cause: no newuidmap ("newuidmap not found (apt-get install uidmap)"), no
-// or too small subordinate range ("rootless: no subordinate uid range for USER in /etc/subuid
-// (needs 65536; e.g. usermod --add-subuids 100000-165535 USER)"), user namespaces disabled, or
-// newuidmap's own refusal.
-int run_rootless(const RootlessEntry& entry);
+// Runs argv again inside a new user + mount namespace with `maps`, as root there, waits for it
+// and returns its exit status (128 + N when killed by signal N). Throws Error (exit 1) when the
+// kernel refuses the namespace (unprivileged user namespaces disabled) or newuidmap/newgidmap
+// refuse the maps (their own message).
+int run_rootless(const RootlessEntry& entry, const RootlessMaps& maps);
 
 } // namespace factory::runtime

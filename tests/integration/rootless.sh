@@ -91,6 +91,13 @@ assert_eq "$uid:$gid" "$(stat -c %u:%g "$store")" "the store's top directory is 
 # factory is root of the namespace: host uid 200000, the first subordinate id.
 assert_eq "200000" "$(stat -c %u "$store/index.json")" "store files belong to the namespace's root"
 assert_exists "$store/run/runc" # no XDG_RUNTIME_DIR: the runtime's state is in the store
+step "outputs written for $user are its own: -o, --digest-file, export"
+as_ok build -o "oci-archive:$proj/out.tar" --digest-file "$proj/digest" "$proj/bb.toml"
+assert_eq "$user_digest" "$(cat "$proj/digest")" "--digest-file"
+assert_eq "$uid:$gid" "$(stat -c %u:%g "$proj/out.tar")" "owner of the -o archive"
+assert_eq "$uid:$gid" "$(stat -c %u:%g "$proj/digest")" "owner of the digest file"
+as_ok export rootless-bb "oci:$proj/layout"
+assert_eq "$uid:$gid" "$(find "$proj/layout" -printf '%U:%G\n' | sort -u)" "owner of every file of an exported layout"
 step "the same recipe as root: the same digest"
 expect_ok build "$proj/bb.toml"
 assert_eq "$user_digest" "$(last_line | sed 's/.* //')" "rootless and root builds are identical"
@@ -139,11 +146,30 @@ assert_contains "$OUT" "rootless-bb:latest"
 as "$nosub" "$TEST_DIR/n-home" inspect --cache "$store" rootless-bb
 assert_eq 0 "$RC" "inspect by a user without subordinate ids: $ERR"
 
-step "no subordinate ids: a clear error"
+step "no subordinate ids: a clear error where root is needed, the old way where it is not"
+nosub_error="factory: error: rootless: no subordinate uid range for $nosub in /etc/subuid (needs 65536; e.g. usermod --add-subuids 100000-165535 $nosub)"
 as "$nosub" "$TEST_DIR/n-home" run rootless-bb -- true
-assert_eq 1 "$RC" "exit code without subordinate ids"
-assert_eq "factory: error: rootless: no subordinate uid range for $nosub in /etc/subuid (needs 65536; e.g. usermod --add-subuids 100000-165535 $nosub)" \
-    "$ERR" "the error names the user, the file and the fix"
+assert_eq 1 "$RC" "exit code of run without subordinate ids"
+assert_eq "$nosub_error" "$ERR" "the error names the user, the file and the fix"
+as "$nosub" "$TEST_DIR/n-home" build "$proj/bb.toml"
+assert_eq 1 "$RC" "exit code of a build with a RUN step without subordinate ids"
+assert_eq "$nosub_error" "$ERR" "the same error for a build that needs root"
+write "$TEST_DIR/copy-only.toml" <<TOML
+[image]
+name = "copy-only"
+
+[contexts]
+busybox = "$bb"
+
+[base]
+image = "scratch"
+
+[[step]]
+copy = [{ context = "busybox", src = "busybox", dest = "/bin/busybox", mode = "0755" }]
+TOML
+as "$nosub" "$TEST_DIR/n-home" build "$TEST_DIR/copy-only.toml"
+assert_eq 0 "$RC" "a copy-only build needs no namespace: $ERR"
+assert_not_contains "$ERR" "rootless: " "no namespace for a copy-only build"
 
 step "root's shell: SUDO_UID/SUDO_GID own what the shell makes"
 SUDO_UID=$uid SUDO_GID=$gid expect_ok shell --project "$proj" rootless-bb -- \
