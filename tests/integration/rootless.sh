@@ -130,6 +130,65 @@ rc=0
 wait "$runner" || rc=$?
 assert_eq 7 "$rc" "SIGTERM to the outer factory reaches the command"
 
+step "layers a namespace can't hold: a device node is left out, an unmapped owner is refused"
+# An OCI layout with one layer: busybox, plus EXTRA (a device node, or a file owned by uid 70000,
+# beyond the 65536 ids the namespace maps). Its base recipe runs it.
+make_layout() { # DIR EXTRA
+    python3 - "$1" "$2" "$bb/busybox" <<'PY'
+import hashlib, io, json, os, sys, tarfile
+out, extra, busybox = sys.argv[1:]
+buf = io.BytesIO()
+with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+    for name in ("bin", "dev", "home"):
+        d = tarfile.TarInfo(name); d.type = tarfile.DIRTYPE; d.mode = 0o755; tf.addfile(d)
+    data = open(busybox, "rb").read()
+    f = tarfile.TarInfo("bin/busybox"); f.size = len(data); f.mode = 0o755
+    tf.addfile(f, io.BytesIO(data))
+    if extra == "device":
+        c = tarfile.TarInfo("dev/null"); c.type = tarfile.CHRTYPE; c.devmajor, c.devminor = 1, 3
+        c.mode = 0o666; tf.addfile(c)
+    else:
+        f = tarfile.TarInfo("home/far"); f.uid = f.gid = 70000; f.size = 0; tf.addfile(f)
+layer = buf.getvalue()
+def put(blob):
+    h = hashlib.sha256(blob).hexdigest()
+    os.makedirs(f"{out}/blobs/sha256", exist_ok=True)
+    open(f"{out}/blobs/sha256/{h}", "wb").write(blob)
+    return {"digest": "sha256:" + h, "size": len(blob)}
+lh = put(layer)
+config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Env": ["PATH=/bin"]},
+                     "rootfs": {"type": "layers", "diff_ids": [lh["digest"]]}}).encode()
+ch = put(config)
+manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+    "config": dict(ch, mediaType="application/vnd.oci.image.config.v1+json"),
+    "layers": [dict(lh, mediaType="application/vnd.oci.image.layer.v1.tar")]}).encode()
+mh = put(manifest)
+json.dump({"schemaVersion": 2, "manifests": [dict(mh, mediaType="application/vnd.oci.image.manifest.v1+json",
+           annotations={"org.opencontainers.image.ref.name": "v1"})]}, open(f"{out}/index.json", "w"))
+json.dump({"imageLayoutVersion": "1.0.0"}, open(f"{out}/oci-layout", "w"))
+PY
+    chmod -R a+rX "$1"
+}
+for kind in device far; do
+    make_layout "$TEST_DIR/layout-$kind" "$kind"
+    write "$TEST_DIR/$kind.toml" <<TOML
+[image]
+name = "layer-$kind"
+
+[base]
+image = "oci:$TEST_DIR/layout-$kind:v1"
+TOML
+done
+as "$user" "$uhome" run "$TEST_DIR/device.toml" -- /bin/busybox echo ran
+assert_eq 0 "$RC" "an image with a device node runs rootless: $ERR"
+assert_eq "ran" "$OUT"
+assert_match "(^|"$'\n'")factory: warning: layer sha256:[0-9a-f]{64}: 1 device node\(s\) left out \(no mknod in a user namespace: rootless\)" \
+    "$ERR" "one warning line for the layer"
+as "$user" "$uhome" run "$TEST_DIR/far.toml" -- /bin/busybox true
+assert_eq 1 "$RC" "a layer file owned by an unmapped id"
+assert_contains "$ERR" 'entry "home/far": chown to 70000:70000: the id is not mapped in this user namespace' \
+    "the error names the entry, the id and the reason"
+
 step "XDG_RUNTIME_DIR owned by the user holds the runtime's state"
 xdg=$TEST_DIR/xdg
 mkdir -m 0700 "$xdg"
