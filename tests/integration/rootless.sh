@@ -129,6 +129,14 @@ kill -TERM "$outer"
 rc=0
 wait "$runner" || rc=$?
 assert_eq 7 "$rc" "SIGTERM to the outer factory reaches the command"
+# Ctrl-C: SIGINT to the whole process group; the outer factory waits for the command's answer.
+setsid bash -c 'runuser -u "$1" -- env -u FACTORY_CACHE HOME="$2" "$3" run rootless-bb -- sh -c '"'"'trap "exit 9" INT; echo ready; sleep 30 & wait'"'"'; echo "rc=$?"' \
+    _ "$user" "$uhome" "$UFACTORY" >"$TEST_DIR/int.out" 2>&1 &
+for _ in $(seq 1 100); do grep -q ready "$TEST_DIR/int.out" 2>/dev/null && break; sleep 0.1; done
+pgid=$(ps -o pgid= -p $! | tr -d ' ')
+kill -INT -- "-$pgid"
+wait $! || true
+assert_contains "$(cat "$TEST_DIR/int.out")" "rc=9" "SIGINT reaches the command; its exit code is factory's"
 
 step "layers a namespace can't hold: a device node is left out, an unmapped owner is refused"
 # An OCI layout with one layer: busybox, plus EXTRA (a device node, or a file owned by uid 70000,
