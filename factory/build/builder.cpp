@@ -885,4 +885,14 @@ std::vector<StepReport> explain_recipe(const fs::path& recipe_path, const BuildO
     return builder.explain();
 }
 
+bool runs_as_root(const fs::path& recipe_path, const BuildOptions& options) {
+    auto r = load_recipe(recipe_path, options);
+    for (const auto& stage : r.stages) {
+        if (stage.base.kind == recipe::Base::Kind::debian) return true;
+        for (const auto& step : stage.steps)
+            if (step.kind == recipe::StepKind::run) return true;
+    }
+    return false;
+}
+
 } // namespace factory::build

@@ -51,6 +51,11 @@ BuildResult build_recipe(const std::filesystem::path& recipe, const BuildOptions
 std::vector<StepReport> explain_recipe(const std::filesystem::path& recipe,
                                        const BuildOptions& options, Progress& progress);
 
+// True if building the recipe runs containers (RUN steps) or bootstraps a Debian base: what a
+// non-root caller can only do in the rootless namespace (docs/runtime.md "Rootless"). Throws
+// Error for a recipe that can't be loaded.
+bool runs_as_root(const std::filesystem::path& recipe, const BuildOptions& options);
+
 // SOURCE_DATE_EPOCH from the environment: nullopt when unset or empty; Error (usage) when it
 // is not a non-negative integer.
 std::optional<std::int64_t> source_date_epoch_from_env();

@@ -1,16 +1,22 @@
 #include "factory/cli/cli.hpp"
 
 #include <CLI/CLI.hpp>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
+#include <functional>
+#include <optional>
 
 #include "cache/root.hpp"
 #include "factory/build/builder.hpp"
 #include "factory/cli/cache_commands.hpp"
 #include "factory/cli/commands.hpp"
 #include "factory/cli/shell_commands.hpp"
+#include "factory/runtime/rootless.hpp"
 #include "factory/util/error.hpp"
 #include "factory/util/files.hpp"
 
@@ -107,8 +113,72 @@ int run_build(const BuildArgs& a, const std::string& cache_dir) {
         digests += r.manifest_digest + "\n";
     }
     std::fflush(stdout);
-    if (!a.digest_file.empty()) write_file_atomic(a.digest_file, digests);
+    if (!a.digest_file.empty()) {
+        write_file_atomic(a.digest_file, digests);
+        value_or_throw(runtime::give_to_caller(a.digest_file));
+    }
     return 0;
+}
+
+// Rootless (docs/runtime.md "Rootless"): how much a non-root caller's command needs factory's
+// user namespace, where factory is root.
+enum class Namespace {
+    never,    // images, inspect: they only read the store
+    wanted,   // entered when the host gives one, so that the store has one owner; else the
+              // command runs as the caller, as far as it can (a copy-only build, why, cache …)
+    required, // run, shell, unshare, a build with RUN steps or a Debian base
+};
+
+bool build_needs_root(const BuildArgs& a, const std::string& cache_dir) {
+    auto options = base_options(cache_dir, a.args);
+    for (const auto& r : a.recipes) {
+        try {
+            if (build::runs_as_root(r, options)) return true;
+        } catch (const Error&) {
+            // The build itself reports the recipe's error.
+        }
+    }
+    return false;
+}
+
+// Runs the command again in the namespace when it should; nullopt: go on here. The store and
+// the runtime's state directory are chosen first, with the caller's environment.
+std::optional<int> maybe_enter_rootless(Namespace need, int argc, char** argv,
+                                        const std::string& cache_dir,
+                                        const std::function<bool()>& build_needs_root) {
+    if (::geteuid() == 0 || need == Namespace::never) return std::nullopt;
+    if (std::getenv("FACTORY_ROOTLESS"))
+        throw Error("rootless: FACTORY_ROOTLESS is set but factory is not root in a user "
+                    "namespace (unset it)");
+    auto maps = runtime::rootless_maps();
+    if (!maps) {
+        if (need == Namespace::required || build_needs_root()) throw Error(maps.error());
+        return std::nullopt;
+    }
+    runtime::RootlessEntry entry;
+    entry.argv.assign(argv, argv + argc);
+    entry.store_root = cache::store_root(cache_dir).string();
+    const char* state = std::getenv("FACTORY_RUNTIME_ROOT");
+    if (!state || state[0] != '/')
+        entry.extra_env.push_back("FACTORY_RUNTIME_ROOT=" +
+                                  runtime::rootless_state_dir(entry.store_root));
+    return runtime::run_rootless(entry, *maps);
+}
+
+// `factory unshare [CMD…]`: the command (default $SHELL, else /bin/sh) replaces factory, in
+// the rootless namespace when the caller is not root.
+int run_unshare(std::vector<std::string> args) {
+    if (args.empty()) {
+        const char* sh = std::getenv("SHELL");
+        args.push_back(sh && *sh ? sh : "/bin/sh");
+    }
+    std::vector<char*> argv;
+    for (auto& a : args)
+        argv.push_back(a.data());
+    argv.push_back(nullptr);
+    std::fflush(stdout);
+    ::execvp(argv[0], argv.data());
+    throw Error("cannot run " + args[0] + ": " + std::strerror(errno));
 }
 
 } // namespace
@@ -190,6 +260,12 @@ int run(int argc, char** argv) {
 
     ShellCommands shell_commands(app, cache_dir);
 
+    std::vector<std::string> unshare_args;
+    auto* unshare = app.add_subcommand(
+        "unshare", "Run a command (default: $SHELL) as root of factory's rootless user "
+                   "namespace, where the store's files can be removed");
+    unshare->add_option("cmd", unshare_args, "The command (after --)");
+
     try {
         try {
             app.parse(argc, argv);
@@ -201,6 +277,14 @@ int run(int argc, char** argv) {
             std::fprintf(stderr, "factory: error: %s\nRun 'factory --help' for usage.\n", e.what());
             return static_cast<int>(ExitCode::usage);
         }
+        auto need = images->parsed() || inspect->parsed()          ? Namespace::never
+                    : shell_commands.parsed() || unshare->parsed() ? Namespace::required
+                                                                   : Namespace::wanted;
+        if (auto code = maybe_enter_rootless(need, argc, argv, cache_dir, [&] {
+                return build->parsed() && build_needs_root(build_args, cache_dir);
+            }))
+            return *code;
+        if (unshare->parsed()) return run_unshare(unshare_args);
         if (build->parsed()) return run_build(build_args, cache_dir);
         if (images->parsed()) return run_images(images_args, cache::store_root(cache_dir));
         if (export_cmd->parsed()) return run_export(export_args, cache::store_root(cache_dir));

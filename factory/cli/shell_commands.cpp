@@ -87,6 +87,10 @@ int run_ps(const std::filesystem::path& store_root, bool json) {
 
 } // namespace
 
+bool ShellCommands::parsed() const {
+    return run_->parsed() || shell_->parsed() || ps_->parsed();
+}
+
 std::optional<int> ShellCommands::dispatch(const std::string& cache_dir) {
     if (run_->parsed()) {
         run_options_.store_root = cache::store_root(cache_dir);

@@ -20,6 +20,8 @@ class ShellCommands {
     // After parsing: the exit code of the subcommand that was given, or nullopt if neither was.
     // Throws Error like the other commands.
     std::optional<int> dispatch(const std::string& cache_dir);
+    // True if `run` or `shell` was given.
+    bool parsed() const;
 
   private:
     CLI::App* run_ = nullptr;

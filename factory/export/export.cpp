@@ -3,6 +3,7 @@
 
 #include "factory/export/docker_archive.hpp"
 #include "factory/export/oci_export.hpp"
+#include "factory/runtime/rootless.hpp"
 
 namespace factory::exporter {
 
@@ -17,9 +18,7 @@ std::string tag_of(std::string_view name) {
     return std::string(name.substr(colon + 1));
 }
 
-} // namespace
-
-void export_image(const oci::Layout& store, const oci::Descriptor& image, const Target& target,
+void write_target(const oci::Layout& store, const oci::Descriptor& image, const Target& target,
                   std::string_view image_name) {
     switch (target.format) {
     case Format::oci_dir:
@@ -41,6 +40,17 @@ void export_image(const oci::Layout& store, const oci::Descriptor& image, const 
         export_rootfs_tar(store, image, target.path);
         return;
     }
+}
+
+} // namespace
+
+void export_image(const oci::Layout& store, const oci::Descriptor& image, const Target& target,
+                  std::string_view image_name) {
+    write_target(store, image, target, image_name);
+    // Rootless: the output is the caller's file, not the namespace root's. A rootfs directory
+    // keeps the image's owners (mapped into the subordinate range), as a root file system must.
+    if (target.format != Format::rootfs_dir)
+        value_or_throw(runtime::give_to_caller(target.path.string()));
 }
 
 } // namespace factory::exporter

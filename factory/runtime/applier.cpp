@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "factory/oci/media_types.hpp"
+#include "factory/runtime/rootless.hpp"
 
 namespace factory::runtime {
 
@@ -78,6 +79,7 @@ class Applier {
         bool root_user = ::geteuid() == 0;
         chown_ = o.owners == Owners::preserve || (o.owners == Owners::automatic && root_user);
         mknod_ = root_user;
+        opaque_xattr_ = overlay_xattr(o.overlay_xattrs, "opaque");
     }
 
     Result<void> entry(archive* a, archive_entry* e);
@@ -128,6 +130,7 @@ class Applier {
     const ApplyOptions& o_;
     LayerStream& stream_;
     bool chown_ = false, mknod_ = false;
+    std::string opaque_xattr_; // trusted.overlay.opaque, or user.overlay.opaque (rootless)
     bool overlay() const { return o_.mode == ApplyMode::overlay; }
     // Paths this layer created or merged (rootfs mode): whiteouts and opaque markers hide only
     // what lower layers put there (image-spec layer.md "Whiteouts").
@@ -241,6 +244,19 @@ Result<void> check_id(std::int64_t id, const char* what, const std::string& path
     return {};
 }
 
+// chown fails with EINVAL when the id has no mapping in our user namespace (rootless factory
+// maps 0..N-1, N the size of the caller's subordinate range): say which id and what to do.
+std::string chown_error(archive_entry* e, int err) {
+    std::string ids =
+        std::to_string(archive_entry_uid(e)) + ":" + std::to_string(archive_entry_gid(e));
+    if (err == EINVAL && in_user_namespace())
+        return "chown to " + ids +
+               ": the id is not mapped in this user namespace (rootless: "
+               "only ids below the size of the subordinate ranges in /etc/subuid and /etc/subgid "
+               "exist; give the user a larger range)";
+    return "chown to " + ids + ": " + errno_string(err);
+}
+
 // Owner, mode, xattrs on an open file or directory — in this order: chown clears setuid bits
 // and security.capability, so those come after it.
 Result<void> Applier::set_meta(int fd, archive_entry* e, const std::string& path) {
@@ -248,7 +264,7 @@ Result<void> Applier::set_meta(int fd, archive_entry* e, const std::string& path
     if (auto r = check_id(archive_entry_gid(e), "gid", path); !r) return r;
     if (chown_ && ::fchown(fd, static_cast<uid_t>(archive_entry_uid(e)),
                            static_cast<gid_t>(archive_entry_gid(e))) != 0)
-        return Unexpected("entry " + quote(path) + ": chown: " + errno_string(errno));
+        return Unexpected("entry " + quote(path) + ": " + chown_error(e, errno));
     if (::fchmod(fd, archive_entry_perm(e) & 07777) != 0)
         return Unexpected("entry " + quote(path) + ": chmod: " + errno_string(errno));
     return set_xattrs(e, path, [fd](const char* n, const void* v, size_t s) {
@@ -261,7 +277,7 @@ Result<void> Applier::set_owner_at(int pfd, const std::string& name, archive_ent
     if (auto r = check_id(archive_entry_gid(e), "gid", name); !r) return r;
     if (chown_ && ::fchownat(pfd, name.c_str(), static_cast<uid_t>(archive_entry_uid(e)),
                              static_cast<gid_t>(archive_entry_gid(e)), AT_SYMLINK_NOFOLLOW) != 0)
-        return Unexpected("chown: " + errno_string(errno));
+        return Unexpected(chown_error(e, errno));
     return {};
 }
 
@@ -416,9 +432,9 @@ Result<void> Applier::opaque_overlay(const std::string& dir) {
         return Unexpected("opaque " + quote(dir) + ": mkdir: " + errno_string(errno));
     Fd fd(::openat(p, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (!fd) return Unexpected("opaque " + quote(dir) + ": not a directory in this layer");
-    if (::fsetxattr(fd.get(), "trusted.overlay.opaque", "y", 1, 0) != 0)
-        return Unexpected("opaque " + quote(dir) +
-                          ": setting trusted.overlay.opaque: " + errno_string(errno));
+    if (::fsetxattr(fd.get(), opaque_xattr_.c_str(), "y", 1, 0) != 0)
+        return Unexpected("opaque " + quote(dir) + ": setting " + opaque_xattr_ + ": " +
+                          errno_string(errno));
     return {};
 }
 
@@ -476,9 +492,9 @@ Result<void> Applier::directory(archive_entry* e, int pfd, const std::string& na
     if (overlay() && *removed) {
         // In a lower directory, a new directory where this layer had a whiteout (or anything
         // else) must not merge with the lower one: make it opaque.
-        if (::fsetxattr(fd.get(), "trusted.overlay.opaque", "y", 1, 0) != 0)
-            return Unexpected("entry " + quote(path) +
-                              ": setting trusted.overlay.opaque: " + errno_string(errno));
+        if (::fsetxattr(fd.get(), opaque_xattr_.c_str(), "y", 1, 0) != 0)
+            return Unexpected("entry " + quote(path) + ": setting " + opaque_xattr_ + ": " +
+                              errno_string(errno));
         whiteout_devs_.erase(path);
     }
     Times t{path, {}};

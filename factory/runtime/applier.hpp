@@ -20,6 +20,7 @@
 #include "factory/layer/layer_writer.hpp"
 #include "factory/runtime/in_root.hpp"
 #include "factory/runtime/layer_stream.hpp"
+#include "factory/runtime/overlay.hpp"
 #include "factory/util/error.hpp"
 
 namespace factory::runtime {
@@ -54,9 +55,13 @@ struct ApplyOptions {
     ApplyLimits limits;
     Owners owners = Owners::automatic;
     // Block and character devices are made only when this is true and the process may mknod
-    // (root); otherwise they are skipped and counted. FIFOs are always made; sockets never.
+    // (root; in a user namespace mknod is refused: EPERM); otherwise they are skipped and
+    // counted (ApplyStats::skipped_devices). FIFOs are always made; sockets never.
     bool devices = true;
     Resolver resolver = Resolver::automatic;
+    // overlay mode: the opaque mark is trusted.overlay.opaque, or user.overlay.opaque for an
+    // overlay mounted with userxattr (automatic: user in a user namespace, as OverlayMount).
+    OverlayXattrs overlay_xattrs = OverlayXattrs::automatic;
     // When set ("sha256:<hex>"), apply_layer fails if the uncompressed stream hashes otherwise
     // (checked after the last entry: the caller must discard the root on any error).
     std::string expected_diff_id;

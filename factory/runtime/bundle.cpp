@@ -175,7 +175,8 @@ std::string make_process(const RunSpec& spec) {
     return process_json(spec).dump(1);
 }
 
-std::string make_config(const RunSpec& spec, const fs::path& bundle_dir) {
+std::string make_config(const RunSpec& spec, const fs::path& bundle_dir,
+                        const BundleOptions& options) {
     Json process = process_json(spec);
     Json mounts = Json::array();
     mounts.push_back(mount("/proc", "proc", "proc", {"nosuid", "noexec", "nodev"}));
@@ -187,9 +188,14 @@ std::string make_config(const RunSpec& spec, const fs::path& bundle_dir) {
     mounts.push_back(mount("/dev/shm", "tmpfs", "shm",
                            {"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}));
     mounts.push_back(mount("/dev/mqueue", "mqueue", "mqueue", {"nosuid", "noexec", "nodev"}));
-    mounts.push_back(mount("/sys", "sysfs", "sysfs", {"nosuid", "noexec", "nodev", "ro"}));
-    mounts.push_back(mount("/sys/fs/cgroup", "cgroup", "cgroup",
-                           {"nosuid", "noexec", "nodev", "relatime", "ro"}));
+    if (options.user_namespace && spec.network)
+        mounts.push_back(
+            mount("/sys", "none", "/sys", {"rbind", "nosuid", "noexec", "nodev", "ro"}));
+    else
+        mounts.push_back(mount("/sys", "sysfs", "sysfs", {"nosuid", "noexec", "nodev", "ro"}));
+    if (!options.user_namespace)
+        mounts.push_back(mount("/sys/fs/cgroup", "cgroup", "cgroup",
+                               {"nosuid", "noexec", "nodev", "relatime", "ro"}));
     std::vector<std::string> ro_file = {"rbind", "ro", "nosuid", "nodev", "noexec"};
     mounts.push_back(mount("/etc/hosts", "bind", (bundle_dir / "hosts").string(), ro_file));
     if (spec.network)
@@ -221,7 +227,8 @@ std::string make_config(const RunSpec& spec, const fs::path& bundle_dir) {
     return config.dump(1);
 }
 
-Result<void> write_bundle(const RunSpec& spec, const fs::path& bundle_dir) {
+Result<void> write_bundle(const RunSpec& spec, const fs::path& bundle_dir,
+                          const BundleOptions& options) {
     auto write = [&](const std::string& name, const std::string& content) -> Result<void> {
         auto path = bundle_dir / name;
         std::ofstream out(path, std::ios::binary | std::ios::trunc);
@@ -236,7 +243,7 @@ Result<void> write_bundle(const RunSpec& spec, const fs::path& bundle_dir) {
         if (auto r = write("resolv.conf", resolv_file()); !r) return r;
     for (std::size_t i = 0; i < spec.files.size(); ++i)
         if (auto r = write(generated_name(i), spec.files[i].second); !r) return r;
-    return write("config.json", make_config(spec, bundle_dir));
+    return write("config.json", make_config(spec, bundle_dir, options));
 }
 
 } // namespace factory::runtime

@@ -37,9 +37,20 @@ struct MountTarget {
 };
 std::vector<MountTarget> mount_targets(const RunSpec& spec);
 
+struct BundleOptions {
+    // The runtime runs in a user namespace (rootless factory: docs/runtime.md "Rootless"). What
+    // only the initial namespace's root may mount is left out or bind-mounted instead, as
+    // `runc spec --rootless` does: /sys is the host's, bind-mounted read-only, when the
+    // container shares the host's network namespace (sysfs is tied to the network namespace's
+    // owner); there is no /sys/fs/cgroup mount (cgroup v1 can't be mounted in a user
+    // namespace; with /sys bound, the host's hierarchy shows through, read-only).
+    bool user_namespace = false;
+};
+
 // The text of config.json for `spec`, with generated files (resolv.conf, hosts, spec.files)
 // living in bundle_dir. Deterministic: the same spec gives the same bytes.
-std::string make_config(const RunSpec& spec, const fs::path& bundle_dir);
+std::string make_config(const RunSpec& spec, const fs::path& bundle_dir,
+                        const BundleOptions& options = {});
 
 // The text of config.json's "process" object alone: what `runtime exec --process FILE` takes to
 // start one more process in a running container (the rootfs, mounts and files are ignored).
@@ -47,6 +58,7 @@ std::string make_process(const RunSpec& spec);
 
 // Writes config.json and the generated files into bundle_dir (an existing, empty directory).
 // Throws nothing; errors name the file.
-Result<void> write_bundle(const RunSpec& spec, const fs::path& bundle_dir);
+Result<void> write_bundle(const RunSpec& spec, const fs::path& bundle_dir,
+                          const BundleOptions& options = {});
 
 } // namespace factory::runtime

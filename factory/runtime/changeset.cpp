@@ -149,7 +149,7 @@ Result<void> Walker::one(int dirfd, const std::string& name, const std::string& 
     e.xattrs = std::move(*xattrs);
 
     if (S_ISDIR(st.st_mode)) {
-        if (has_xattr(full, "trusted.overlay.redirect"))
+        if (has_xattr(full, overlay_xattr(options.overlay_xattrs, "redirect").c_str()))
             return Unexpected(full + ": a renamed directory recorded as an overlay redirect "
                                      "(mount with redirect_dir=off)");
         Fd sub(::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
@@ -160,7 +160,9 @@ Result<void> Walker::one(int dirfd, const std::string& name, const std::string& 
         }
         e.type = layer::Entry::Type::dir;
         std::string opaque;
-        bool is_opaque = has_xattr(full, "trusted.overlay.opaque", &opaque) && opaque == "y";
+        bool is_opaque =
+            has_xattr(full, overlay_xattr(options.overlay_xattrs, "opaque").c_str(), &opaque) &&
+            opaque == "y";
         entries.push_back(std::move(e));
         // The opaque marker comes first among the directory's entries in the tar anyway
         // (".wh..wh..opq" sorts early); sort_entries places it.
@@ -169,7 +171,7 @@ Result<void> Walker::one(int dirfd, const std::string& name, const std::string& 
     }
     if (noise && under_scratch_dir(rel)) return {};
     if (S_ISREG(st.st_mode)) {
-        if (has_xattr(full, "trusted.overlay.metacopy"))
+        if (has_xattr(full, overlay_xattr(options.overlay_xattrs, "metacopy").c_str()))
             return Unexpected(full + ": a metadata-only copy-up (mount with metacopy=off)");
         if (stub && st.st_size == 0) return {};
         if (noise && std::any_of(std::begin(noise_patterns), std::end(noise_patterns),

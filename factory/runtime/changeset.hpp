@@ -4,6 +4,7 @@
 //
 //   character device 0/0 NAME          → `.wh.NAME`: empty regular file, mode 0644, uid/gid 0
 //   directory with trusted.overlay.opaque=y → the directory + `DIR/.wh..wh..opq` (the same)
+//     (user.overlay.opaque=y when the overlay was mounted with userxattr: rootless)
 //   trusted.overlay.* / user.overlay.* xattrs → dropped
 //   files, directories, symlinks       → themselves, with their real mode, uid, gid and xattrs
 //                                        (a RUN step's ownership and capabilities are meant)
@@ -22,6 +23,7 @@
 #include <vector>
 
 #include "factory/layer/entry.hpp"
+#include "factory/runtime/overlay.hpp"
 #include "factory/util/error.hpp"
 
 namespace factory::runtime {
@@ -39,6 +41,9 @@ struct NormalizeOptions {
     // Drop xattrs the host's security modules put on every file (security.selinux,
     // security.ima, security.evm): they depend on the host, not on the recipe.
     bool drop_host_xattrs = true;
+    // Which xattrs carry overlayfs's marks in this upper directory: trusted.overlay.* or, when
+    // the overlay was mounted with userxattr (rootless), user.overlay.* (overlay.hpp).
+    OverlayXattrs overlay_xattrs = OverlayXattrs::automatic;
     // Told about every entry skipped because a layer can't hold it (path, reason).
     std::function<void(const std::string& path, const std::string& why)> on_skip;
 };

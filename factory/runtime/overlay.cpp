@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <utility>
 
+#include "factory/runtime/rootless.hpp"
 #include "factory/util/fd.hpp"
 
 namespace factory::runtime {
@@ -30,19 +31,34 @@ std::string escape(const std::string& path) {
 const char* const tunables[] = {"xino=off", "metacopy=off", "index=off", "redirect_dir=off"};
 
 std::string build_options(const std::vector<std::string>& lowers, const fs::path& upper,
-                          const fs::path& work, bool readonly, std::size_t tunable_count) {
+                          const fs::path& work, const OverlayOptions& options,
+                          std::size_t tunable_count) {
     std::string o = "lowerdir=";
     for (std::size_t i = 0; i < lowers.size(); ++i) {
         if (i) o += ':';
         o += escape(lowers[i]);
     }
-    if (!readonly) o += ",upperdir=" + escape(upper.string()) + ",workdir=" + escape(work.string());
+    if (!options.readonly)
+        o += ",upperdir=" + escape(upper.string()) + ",workdir=" + escape(work.string());
+    if (resolve(options.xattrs) == OverlayXattrs::user) o += ",userxattr";
     for (std::size_t i = std::size(tunables) - tunable_count; i < std::size(tunables); ++i)
         o += std::string(",") + tunables[i];
     return o;
 }
 
 } // namespace
+
+OverlayXattrs resolve(OverlayXattrs x) {
+    if (x != OverlayXattrs::automatic) return x;
+    // Asked once: a process does not change user namespace (factory never calls setns).
+    static const bool user = in_user_namespace();
+    return user ? OverlayXattrs::user : OverlayXattrs::trusted;
+}
+
+std::string overlay_xattr(OverlayXattrs x, std::string_view name) {
+    return std::string(resolve(x) == OverlayXattrs::user ? "user.overlay." : "trusted.overlay.") +
+           std::string(name);
+}
 
 OverlayMount::OverlayMount(OverlayMount&& other) noexcept
     : target_(std::exchange(other.target_, {})), options_(std::move(other.options_)) {}
@@ -78,7 +94,7 @@ Result<OverlayMount> OverlayMount::mount(const std::vector<fs::path>& lowers, co
 
     // Too long for one page: short /proc/self/fd/N names for descriptors held during mount(2).
     std::vector<Fd> held;
-    if (build_options(paths, upper_abs, work_abs, options.readonly, std::size(tunables)).size() >
+    if (build_options(paths, upper_abs, work_abs, options, std::size(tunables)).size() >
         page_limit) {
         for (auto& p : paths) {
             Fd fd(::open(p.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
@@ -95,7 +111,7 @@ Result<OverlayMount> OverlayMount::mount(const std::vector<fs::path>& lowers, co
     std::string data;
     int err = 0;
     for (std::size_t n = std::size(tunables);; --n) {
-        data = build_options(paths, upper_abs, work_abs, options.readonly, n);
+        data = build_options(paths, upper_abs, work_abs, options, n);
         if (data.size() > page_limit)
             return Unexpected("mount overlay on " + target.string() + ": " +
                               std::to_string(lowers.size()) + " layers don't fit in the " +

@@ -6,7 +6,8 @@
 // a chmod copies the data too — the upper directory then holds complete files and plain
 // directories, which is what diff_upper() turns into a layer (image-spec layer.md knows neither
 // redirects nor metacopy); index=off (no hardlink index, the upper dir stays self-contained);
-// xino=off (inode numbers are not rewritten). Options the kernel doesn't know are dropped one
+// xino=off (inode numbers are not rewritten); in a user namespace userxattr (its marks are
+// user.overlay.* xattrs). Options the kernel doesn't know are dropped one
 // by one (oldest kernels first lose xino, then metacopy, index, redirect_dir).
 //
 // mount(2) passes its options in one page (4096 bytes). With absolute paths a store under
@@ -16,6 +17,7 @@
 
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "factory/util/error.hpp"
@@ -24,9 +26,24 @@ namespace factory::runtime {
 
 namespace fs = std::filesystem;
 
+// The xattr namespace of overlayfs's own marks (opaque directories, redirects, metacopy):
+// "trusted.overlay." needs CAP_SYS_ADMIN in the initial user namespace; in any other (rootless
+// factory) only "user.overlay." can be set, and the mount needs the `userxattr` option to use
+// it. Snapshots, the mount and diff_upper must agree.
+enum class OverlayXattrs {
+    automatic, // user in a user namespace, else trusted
+    trusted,
+    user,
+};
+// automatic resolved for this process (never returns automatic).
+OverlayXattrs resolve(OverlayXattrs x);
+// The full name of one of overlayfs's xattrs: ("opaque") → "trusted.overlay.opaque".
+std::string overlay_xattr(OverlayXattrs x, std::string_view name);
+
 struct OverlayOptions {
     bool nodev = true;     // MS_NODEV: device nodes in the image can't be opened
     bool readonly = false; // no upper directory: a read-only view of the lowers
+    OverlayXattrs xattrs = OverlayXattrs::automatic; // user: adds `userxattr`
 };
 
 class OverlayMount {

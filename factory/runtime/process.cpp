@@ -5,11 +5,13 @@
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 #include "factory/util/fd.hpp"
@@ -18,6 +20,8 @@
 extern char** environ;
 
 namespace factory::runtime {
+
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -74,6 +78,27 @@ const char* const steps[] = {
 }
 
 } // namespace
+
+fs::path find_program(const std::string& name) {
+    std::vector<std::string> dirs;
+    if (const char* path = std::getenv("PATH"))
+        for (std::string_view rest = path; !rest.empty();) {
+            auto colon = rest.find(':');
+            dirs.emplace_back(rest.substr(0, colon));
+            rest = colon == std::string_view::npos ? "" : rest.substr(colon + 1);
+        }
+    for (const char* d :
+         {"/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"})
+        dirs.emplace_back(d);
+    for (const auto& d : dirs) {
+        if (d.empty()) continue;
+        fs::path p = fs::path(d) / name;
+        struct stat st {};
+        if (::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(p.c_str(), X_OK) == 0)
+            return p;
+    }
+    return {};
+}
 
 Result<pid_t> spawn(const SpawnOptions& o) {
     if (o.argv.empty()) return Unexpected("spawn: no program");

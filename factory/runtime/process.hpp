@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,11 @@ struct SpawnOptions {
     // points are detached (needs CAP_SYS_ADMIN). The host's mounts are untouched.
     std::vector<std::string> hide_mounts;
 };
+
+// A program by name: $PATH first, then where distributions put system tools (runc is in
+// /usr/sbin on Debian, which a user's PATH may lack): /usr/local/sbin, /usr/local/bin,
+// /usr/sbin, /usr/bin, /sbin, /bin. Empty if none is an executable regular file.
+std::filesystem::path find_program(const std::string& name);
 
 // Starts the child. Errors (fork, namespace set-up, exec) are reported by the child through a
 // pipe and returned here: "cannot run /usr/bin/crun: No such file or directory".

@@ -18,6 +18,7 @@
 
 #include "factory/runtime/bundle.hpp"
 #include "factory/runtime/process.hpp"
+#include "factory/runtime/rootless.hpp"
 #include "factory/util/files.hpp"
 
 namespace factory::runtime {
@@ -26,30 +27,10 @@ namespace {
 
 constexpr std::size_t max_line = 64 << 10;
 
-// PATH first, then where distributions put runtimes (runc is in /usr/sbin on Debian, which a
-// user's PATH may lack).
-fs::path find_program(const std::string& name) {
-    std::vector<std::string> dirs;
-    if (const char* path = std::getenv("PATH"))
-        for (std::string_view rest = path; !rest.empty();) {
-            auto colon = rest.find(':');
-            dirs.emplace_back(rest.substr(0, colon));
-            rest = colon == std::string_view::npos ? "" : rest.substr(colon + 1);
-        }
-    for (const char* d :
-         {"/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"})
-        dirs.emplace_back(d);
-    for (const auto& d : dirs) {
-        if (d.empty()) continue;
-        fs::path p = fs::path(d) / name;
-        struct stat st {};
-        if (::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(p.c_str(), X_OK) == 0)
-            return p;
-    }
-    return {};
-}
-
+// $FACTORY_RUNTIME_ROOT (a rootless factory sets it before entering its namespace, where
+// /run/factory is not writable: rootless.hpp), else /run/factory for root.
 fs::path default_state_parent() {
+    if (const char* dir = std::getenv("FACTORY_RUNTIME_ROOT"); dir && dir[0] == '/') return dir;
     if (::geteuid() == 0) return "/run/factory";
     if (const char* xdg = std::getenv("XDG_RUNTIME_DIR"); xdg && *xdg)
         return fs::path(xdg) / "factory";
@@ -111,7 +92,13 @@ Result<RuntimeChoice> probe(RuntimeKind kind, const fs::path& binary, const std:
             }
         }
     }
+    c.user_namespace = in_user_namespace();
     if (kind == RuntimeKind::crun && cgroup_hybrid_with_controllers()) {
+        // The host's mounts are locked in a user namespace: /sys/fs/cgroup/unified can't be
+        // unmounted there (EINVAL).
+        if (c.user_namespace)
+            return Unexpected("crun refuses cgroup v1 hybrid hosts, and hiding "
+                              "/sys/fs/cgroup/unified is impossible in a user namespace");
         if (::geteuid() != 0)
             return Unexpected("crun refuses cgroup v1 hybrid hosts, and hiding "
                               "/sys/fs/cgroup/unified needs root");
@@ -263,6 +250,7 @@ std::string RuntimeChoice::description() const {
     std::string d = name() + " " + version + " (" + binary.string() + ", " + why;
     if (!hide_mounts.empty())
         d += "; cgroup v1 hybrid host: started without /sys/fs/cgroup/unified";
+    if (user_namespace) d += "; rootless: in a user namespace";
     return d + ")";
 }
 
@@ -291,8 +279,13 @@ Result<RuntimeChoice> choose_runtime(std::string_view requested) {
         return c;
     }
     std::string reasons;
-    for (auto [kind, name] :
-         {std::pair{RuntimeKind::crun, "crun"}, std::pair{RuntimeKind::runc, "runc"}}) {
+    // In a user namespace runc first: it needs no cgroup it can't have (its rootless cgroup
+    // manager skips them), and bind-mounts device nodes it may not create.
+    auto order = in_user_namespace() ? std::vector{std::pair{RuntimeKind::runc, "runc"},
+                                                   std::pair{RuntimeKind::crun, "crun"}}
+                                     : std::vector{std::pair{RuntimeKind::crun, "crun"},
+                                                   std::pair{RuntimeKind::runc, "runc"}};
+    for (auto [kind, name] : order) {
         auto binary = find_program(name);
         if (binary.empty()) {
             reasons += std::string(reasons.empty() ? "" : "; ") + name + " not found";
@@ -342,7 +335,9 @@ Result<int> run_container(const RunSpec& spec, const RuntimeChoice& rt,
         return Unexpected("cannot create bundle directory " + (bundles / id).string() + ": " +
                           errno_string(err));
     }
-    if (auto r = write_bundle(spec, bundle.path); !r) return Unexpected(r.error());
+    BundleOptions bundle_options;
+    bundle_options.user_namespace = rt.user_namespace;
+    if (auto r = write_bundle(spec, bundle.path, bundle_options); !r) return Unexpected(r.error());
     auto log = bundle.path / "runtime.log";
 
     bool capture = on_output && !spec.terminal;
@@ -392,7 +387,9 @@ Result<pid_t> start_detached(const RunSpec& spec, const RuntimeChoice& rt, const
         return Unexpected("container id " + id + " would be taken for a leftover run's");
     std::error_code ec;
     fs::create_directories(rt.state_root, ec);
-    if (auto r = write_bundle(spec, bundle_dir); !r) return Unexpected(r.error());
+    BundleOptions bundle_options;
+    bundle_options.user_namespace = rt.user_namespace;
+    if (auto r = write_bundle(spec, bundle_dir, bundle_options); !r) return Unexpected(r.error());
     auto log = bundle_dir / "runtime.log";
     auto pid_file = bundle_dir / "init.pid";
     SpawnOptions o;

@@ -3,10 +3,10 @@
 // steps and shells"; docs/runtime.md "Runtimes").
 //
 // Which runtime: `--runtime crun|runc|PATH`, else $FACTORY_RUNTIME, else crun when it can work
-// here, else runc. crun 1.8 refuses cgroup v1 "hybrid" hosts (cgroup2 mounted at
-// /sys/fs/cgroup/unified with controllers): there it is started in a private mount namespace
-// from which /sys/fs/cgroup/unified is detached, and then sees plain cgroup v1
-// (MACHINE-NOTES.md). Every container gets a unique id factory-<pid>-<random>, its state lives
+// here, else runc (in a user namespace: runc first, then crun). crun 1.8 refuses cgroup v1 "hybrid"
+// hosts (cgroup2 mounted at /sys/fs/cgroup/unified with controllers): there it is started in a
+// private mount namespace from which /sys/fs/cgroup/unified is detached, and then sees plain cgroup
+// v1 (MACHINE-NOTES.md). Every container gets a unique id factory-<pid>-<random>, its state lives
 // under factory's own --root (not the system's /run/runc), and it is deleted after the run,
 // whatever happened; containers left by a killed factory are deleted by the next run.
 
@@ -31,8 +31,11 @@ struct RuntimeChoice {
     std::string version; // "1.8.1"
     // Start it in a private mount namespace without these mounts (crun on a hybrid host).
     std::vector<std::string> hide_mounts;
-    fs::path state_root; // --root: /run/factory/<crun|runc>
+    fs::path state_root; // --root: $FACTORY_RUNTIME_ROOT or /run/factory, then /<crun|runc>
     std::string why;     // "--runtime crun", "FACTORY_RUNTIME=runc", "default"
+    // Running in a user namespace (rootless factory): the bundle leaves out what only the
+    // host's root may mount (bundle.hpp BundleOptions).
+    bool user_namespace = false;
 
     std::string name() const { return kind == RuntimeKind::crun ? "crun" : "runc"; }
     // For progress output: "crun 1.8.1 (/usr/bin/crun, default; cgroup v1 hybrid host: started

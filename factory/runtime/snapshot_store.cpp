@@ -6,8 +6,10 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 
 #include "cache/lock.hpp"
+#include "factory/runtime/rootless.hpp"
 #include "factory/util/files.hpp"
 
 namespace factory::runtime {
@@ -126,6 +128,18 @@ Result<fs::path> SnapshotStore::unpack(const std::string& hex, const LayerBlob& 
                           errno_string(errno));
     cleanup.path.clear();
     fsync_dir(dir_);
+    // Rootless: the kernel refuses mknod of real devices in a user namespace. Images rarely
+    // carry any (a container's /dev is the runtime's), so they are left out with a warning
+    // rather than refusing the image.
+    if (stats->skipped_devices > 0 && in_user_namespace()) {
+        std::string msg = "layer sha256:" + layer.digest_hex + ": " +
+                          std::to_string(stats->skipped_devices) +
+                          " device node(s) left out (no mknod in a user namespace: rootless)";
+        if (options_.on_warning)
+            options_.on_warning(msg);
+        else
+            std::fprintf(stderr, "factory: warning: %s\n", msg.c_str());
+    }
     last_stats_ = std::move(*stats);
     return dest;
 }

@@ -42,6 +42,9 @@ struct SnapshotOptions {
     bool sync = true;
     // Called once before waiting for another process that is unpacking the same layer.
     std::function<void(const std::string& diff_id)> on_wait;
+    // Told about what an unpack had to leave out (device nodes, rootless); unset: printed on
+    // stderr as "factory: warning: …", one line per layer.
+    std::function<void(const std::string& message)> on_warning;
 };
 
 class SnapshotStore {

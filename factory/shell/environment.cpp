@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
+#include "factory/runtime/rootless.hpp"
 #include "factory/util/error.hpp"
 #include "factory/util/files.hpp"
 
@@ -41,6 +42,7 @@ runtime::RuntimeChoice EnvRecord::runtime_choice() const {
     c.state_root = state_root;
     c.hide_mounts = hide_mounts;
     c.why = "the environment's";
+    c.user_namespace = runtime::in_user_namespace();
     return c;
 }
 

@@ -19,6 +19,7 @@
 #include "factory/recipe/parser.hpp"
 #include "factory/runtime/in_root.hpp"
 #include "factory/runtime/process.hpp"
+#include "factory/runtime/rootless.hpp"
 #include "factory/runtime/rootfs.hpp"
 #include "factory/runtime/runtime.hpp"
 #include "factory/runtime/snapshot_store.hpp"
@@ -815,8 +816,11 @@ int run_shell(const ShellOptions& o) {
     spec.hostname = !shell_config.hostname.empty() ? shell_config.hostname
                     : t.name.empty()               ? "factory"
                                                    : hostname_for(t.name);
-    std::uint32_t uid = o.root ? 0 : env_id("SUDO_UID", ::getuid());
-    std::uint32_t gid = o.root ? 0 : env_id("SUDO_GID", ::getgid());
+    // Rootless, factory is root in its user namespace and the caller's ids map to themselves
+    // there (runtime/rootless.hpp): the shell runs as the caller, whatever SUDO_* say.
+    auto caller = runtime::rootless_caller();
+    std::uint32_t uid = o.root ? 0 : caller ? caller->uid : env_id("SUDO_UID", ::getuid());
+    std::uint32_t gid = o.root ? 0 : caller ? caller->gid : env_id("SUDO_GID", ::getgid());
     spec.uid = uid;
     spec.gid = gid;
     std::string host_name = host_user_name(uid);

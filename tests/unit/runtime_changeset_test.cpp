@@ -152,6 +152,48 @@ TEST_F(ChangesetTest, OverlayFormBecomesOciForm) {
     }
 }
 
+// Rootless: the overlay is mounted with userxattr, so its opaque mark is user.overlay.opaque;
+// the other namespace's mark is then an ordinary (dropped) xattr, not a mark.
+TEST_F(ChangesetTest, OpaqueMarksFollowTheOverlayXattrNamespace) {
+    fs::create_directories(upper / "user-marked");
+    fs::create_directories(upper / "trusted-marked");
+    ASSERT_EQ(::setxattr((upper / "user-marked").c_str(), "user.overlay.opaque", "y", 1, 0), 0);
+    ASSERT_EQ(::setxattr((upper / "trusted-marked").c_str(), "trusted.overlay.opaque", "y", 1, 0),
+              0);
+    NormalizeOptions o;
+    o.overlay_xattrs = OverlayXattrs::user;
+    auto entries = diff_upper(upper, o);
+    ASSERT_TRUE(entries) << entries.error();
+    auto m = by_path(*entries);
+    EXPECT_TRUE(m.contains("user-marked/.wh..wh..opq"));
+    EXPECT_FALSE(m.contains("trusted-marked/.wh..wh..opq"));
+    EXPECT_EQ(xattr_of(m["user-marked"], "user.overlay.opaque"), "<none>");
+
+    o.overlay_xattrs = OverlayXattrs::trusted;
+    entries = diff_upper(upper, o);
+    ASSERT_TRUE(entries) << entries.error();
+    m = by_path(*entries);
+    EXPECT_FALSE(m.contains("user-marked/.wh..wh..opq"));
+    EXPECT_TRUE(m.contains("trusted-marked/.wh..wh..opq"));
+
+    // And back: a snapshot for a userxattr overlay carries user.overlay.opaque only.
+    Fd out(::open((tmp / "layer.tar").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    layer::LayerOptions lo;
+    lo.compression = layer::Compression::none;
+    ASSERT_TRUE(layer::write_layer(*entries, lo, out.get()));
+    fs::create_directories(tmp / "snap");
+    Fd snap(::open((tmp / "snap").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    ApplyOptions ao;
+    ao.mode = ApplyMode::overlay;
+    ao.overlay_xattrs = OverlayXattrs::user;
+    auto applied = apply_layer(tmp / "layer.tar", snap.get(), ao);
+    ASSERT_TRUE(applied) << applied.error();
+    char v[4] = {};
+    auto dir = (tmp / "snap/trusted-marked").string();
+    EXPECT_EQ(::getxattr(dir.c_str(), "user.overlay.opaque", v, sizeof v), 1);
+    EXPECT_EQ(::getxattr(dir.c_str(), "trusted.overlay.opaque", v, sizeof v), -1);
+}
+
 TEST_F(ChangesetTest, NoiseIsDropped) {
     for (const char* noise :
          {"var/log/dpkg.log", "var/log/apt/history.log", "var/log/apt/term.log",

@@ -10,6 +10,7 @@
 #include <map>
 #include <sstream>
 #include <thread>
+#include <nlohmann/json.hpp>
 
 #include "factory/runtime/bundle.hpp"
 #include "factory/runtime/changeset.hpp"
@@ -326,6 +327,33 @@ TEST(Bundle, ConfigFollowsTheSpec) {
     spec.cwd = "/";
     spec.mounts = {{.destination = "/x/../../etc", .source = "/tmp"}};
     EXPECT_FALSE(check_spec(spec));
+}
+
+// Rootless (runc in a user namespace): no cgroup mount, and /sys bound from the host while the
+// host's network namespace is shared (sysfs belongs to the network namespace's owner).
+TEST(Bundle, UserNamespaceLeavesOutHostOnlyMounts) {
+    nlohmann::json c;
+    auto mount_of = [&](const std::string& dest) {
+        for (const auto& m : c["mounts"])
+            if (m["destination"] == dest) return m;
+        return nlohmann::json();
+    };
+    RunSpec spec{.rootfs = "/r", .args = {"/bin/sh"}, .network = true};
+    c = nlohmann::json::parse(make_config(spec, "/b"));
+    EXPECT_EQ(mount_of("/sys")["type"], "sysfs");
+    EXPECT_EQ(mount_of("/sys/fs/cgroup")["type"], "cgroup") << "as root: unchanged";
+
+    c = nlohmann::json::parse(make_config(spec, "/b", {.user_namespace = true}));
+    EXPECT_EQ(mount_of("/sys")["type"], "none");
+    EXPECT_EQ(mount_of("/sys")["source"], "/sys");
+    EXPECT_EQ(mount_of("/sys")["options"],
+              nlohmann::json({"rbind", "nosuid", "noexec", "nodev", "ro"}));
+    EXPECT_TRUE(mount_of("/sys/fs/cgroup").is_null());
+
+    spec.network = false;
+    c = nlohmann::json::parse(make_config(spec, "/b", {.user_namespace = true}));
+    EXPECT_EQ(mount_of("/sys")["type"], "sysfs") << "a network namespace of its own";
+    EXPECT_TRUE(mount_of("/sys/fs/cgroup").is_null());
 }
 
 } // namespace
