@@ -5,6 +5,7 @@
 #include <pwd.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -83,16 +84,41 @@ struct ChildReport {
     int err;
 };
 
-// The child of run_rootless: new namespaces, wait for the maps, become root there, exec.
-// Between fork and exec only async-signal-safe calls; argv and envp were prepared before.
-[[noreturn]] void child(int report_fd, int go_fd, char* const* argv, char* const* envp,
-                        pid_t parent) {
+// The namespace holder (see run_rootless): new user + mount namespaces, wait for the maps,
+// become root there, make the mounts slaves of the host's (host mounts still show up, ours
+// don't leak out), say it is ready, and become `factory-init --hold LOCK` for good.
+// Between fork and exec only async-signal-safe calls; everything was prepared before.
+[[noreturn]] void holder(int report_fd, int go_fd, int lock_fd, char* const* argv,
+                         char* const* envp) {
     ChildReport r{0};
     if (::unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0) r.err = errno;
     (void)!::write(report_fd, &r, sizeof r);
     if (r.err != 0) ::_exit(127);
     char go = 0;
     if (::read(go_fd, &go, 1) != 1) ::_exit(127); // the parent gave up: it reports why
+    r.err = 0;
+    if (::setresgid(0, 0, 0) != 0 || ::setresuid(0, 0, 0) != 0)
+        r.err = errno;
+    else if (::mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0)
+        r.err = errno;
+    (void)::setgroups(0, nullptr); // refused when newgidmap denied setgroups: harmless
+    (void)!::write(report_fd, &r, sizeof r);
+    if (r.err != 0) ::_exit(127);
+    // It outlives the factory that started it: its own session, no terminal, none of the
+    // caller's locks (it waits for them to go).
+    ::close(lock_fd);
+    ::setsid();
+    int null = ::open("/dev/null", O_RDWR);
+    if (null >= 0)
+        for (int fd = 0; fd < 3; ++fd)
+            ::dup2(null, fd);
+    ::execve(argv[0], argv, envp);
+    ::_exit(127);
+}
+
+// The worker: joins the holder's namespaces, becomes root there and executes factory again.
+[[noreturn]] void worker(int user_fd, int mnt_fd, const char* cwd, char* const* argv,
+                         char* const* envp, pid_t parent) {
     auto die = [](const char* what) {
         const char* prefix = "factory: error: rootless: ";
         (void)!::write(2, prefix, std::strlen(prefix));
@@ -100,12 +126,13 @@ struct ChildReport {
         (void)!::write(2, "\n", 1);
         ::_exit(1);
     };
+    if (::setns(user_fd, CLONE_NEWUSER) != 0) die("cannot join factory's user namespace");
+    if (::setns(mnt_fd, CLONE_NEWNS) != 0) die("cannot join factory's mount namespace");
+    // Joining a mount namespace moves the working directory to its root: back to ours.
+    if (::chdir(cwd) != 0) die("the working directory is not visible in factory's namespace");
     if (::setresgid(0, 0, 0) != 0) die("setresgid(0) in the user namespace failed");
-    (void)::setgroups(0, nullptr); // refused when newgidmap denied setgroups: harmless
+    (void)::setgroups(0, nullptr);
     if (::setresuid(0, 0, 0) != 0) die("setresuid(0) in the user namespace failed");
-    // Our overlay mounts stay in this namespace; the host's mount events don't reach it.
-    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
-        die("cannot make the mounts of the new mount namespace private");
     // A killed parent takes the build with it, as a killed root factory does (set after the
     // uid change, which clears it).
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -305,15 +332,155 @@ Result<RootlessMaps> rootless_maps() {
     return m;
 }
 
-int run_rootless(const RootlessEntry& entry, const RootlessMaps& maps) {
-    uid_t uid = ::getuid();
-    gid_t gid = ::getgid();
+namespace {
 
-    // The store's top directory belongs to the caller (what is inside to namespace ids).
+// The holder recorded in PIDFILE ("PID STARTTIME") when that process still runs.
+pid_t live_holder(const fs::path& pid_file) {
+    auto text = read_file(pid_file, 256);
+    if (!text) return 0;
+    char* end = nullptr;
+    long pid = std::strtol(text->c_str(), &end, 10);
+    unsigned long long start = end ? std::strtoull(end, nullptr, 10) : 0;
+    if (pid <= 0 || start == 0) return 0;
+    auto stat = read_file("/proc/" + std::to_string(pid) + "/stat", 4096);
+    if (!stat) return 0;
+    auto close = stat->rfind(')');
+    if (close == std::string::npos || close + 2 >= stat->size()) return 0;
+    // A zombie (its parent, our caller, exited and nobody reaped it yet) holds nothing.
+    char state = (*stat)[close + 2];
+    if (state == 'Z' || state == 'X') return 0;
+    std::size_t pos = close + 1;
+    for (int field = 3; field < 22; ++field) { // field 22: start time
+        pos = stat->find(' ', pos + 1);
+        if (pos == std::string::npos) return 0;
+    }
+    return std::strtoull(stat->c_str() + pos + 1, nullptr, 10) == start
+               ? static_cast<pid_t>(pid)
+               : 0;
+}
+
+std::string start_time_of(pid_t pid) {
+    auto stat = read_file("/proc/" + std::to_string(pid) + "/stat", 4096);
+    if (!stat) return {};
+    auto close = stat->rfind(')');
+    std::size_t pos = close == std::string::npos ? std::string::npos : close + 1;
+    for (int field = 3; field < 22 && pos != std::string::npos; ++field)
+        pos = stat->find(' ', pos + 1);
+    if (pos == std::string::npos) return {};
+    auto end = stat->find(' ', pos + 1);
+    return stat->substr(pos + 1, end == std::string::npos ? end : end - pos - 1);
+}
+
+// factory-init beside this binary (a build tree) or in ../lib/factory (an installation).
+std::string init_program() {
+    std::error_code ec;
+    fs::path self = fs::read_symlink("/proc/self/exe", ec);
+    if (const char* v = std::getenv("FACTORY_INIT"); v && *v) return v;
+    for (const auto& p : {self.parent_path() / "factory-init",
+                          self.parent_path().parent_path() / "lib" / "factory" / "factory-init"})
+        if (::access(p.c_str(), X_OK) == 0) return p.string();
+    throw Error("rootless: factory-init not found next to " + self.string() +
+                " or in ../lib/factory (it is built and installed with factory)");
+}
+
+// Starts the holder of the store's namespaces and returns its pid once it is ready.
+pid_t start_holder(const RootlessMaps& maps, const fs::path& lock_path, int lock_fd) {
+    std::string program = init_program();
+    std::vector<std::string> args = {program, "--hold", lock_path.string()};
+    std::vector<char*> argv;
+    for (auto& a : args)
+        argv.push_back(a.data());
+    argv.push_back(nullptr);
+    char* envp[] = {nullptr};
+
+    int report[2], go[2];
+    if (::pipe2(report, O_CLOEXEC) != 0 || ::pipe2(go, O_CLOEXEC) != 0)
+        throw Error("rootless: pipe: " + errno_string(errno));
+    Fd report_rd(report[0]), report_wr(report[1]), go_rd(go[0]), go_wr(go[1]);
+    std::fflush(stdout);
+    std::fflush(stderr);
+    pid_t pid = ::fork();
+    if (pid < 0) throw Error("rootless: fork: " + errno_string(errno));
+    if (pid == 0) holder(report_wr.get(), go_rd.get(), lock_fd, argv.data(), envp);
+    ChildGuard guard{pid};
+    report_wr.reset();
+    go_rd.reset();
+
+    auto read_report = [&](const char* when) {
+        ChildReport r{-1};
+        ssize_t n;
+        do
+            n = ::read(report_rd.get(), &r, sizeof r);
+        while (n < 0 && errno == EINTR);
+        if (n != static_cast<ssize_t>(sizeof r))
+            throw Error(std::string("rootless: the namespace process died ") + when);
+        return r.err;
+    };
+    if (int err = read_report("before it could report"); err != 0)
+        throw Error("rootless: cannot create a user namespace: " + errno_string(err) +
+                    " (the kernel must allow unprivileged user namespaces: sysctl "
+                    "user.max_user_namespaces > 0, kernel.unprivileged_userns_clone=1 where it "
+                    "exists, and no AppArmor restriction on them)");
+    write_map("newuidmap", maps.newuidmap, pid, maps.uids);
+    write_map("newgidmap", maps.newgidmap, pid, maps.gids);
+    char ok = 1;
+    if (::write(go_wr.get(), &ok, 1) != 1)
+        throw Error("rootless: cannot start the namespace process: " + errno_string(errno));
+    if (int err = read_report("while becoming root in its namespace"); err != 0)
+        throw Error("rootless: becoming root in the user namespace failed: " +
+                    errno_string(err));
+    guard.pid = 0; // it lives on; init reaps it
+    return pid;
+}
+
+} // namespace
+
+int run_rootless(const RootlessEntry& entry, const RootlessMaps& maps) {
+    // The store's top directory belongs to the caller (what is inside to namespace ids), and
+    // so do the files that find the store's namespace holder.
     std::error_code ec;
     fs::create_directories(entry.store_root, ec);
+    fs::path root = entry.store_root;
+    fs::path lock_path = root / "userns.lock", pid_path = root / "userns.pid";
 
-    // Everything the child needs, prepared before fork.
+    // Held shared for as long as this factory (and what it leaves running, like the end of
+    // a shell environment) lives; the holder leaves when nobody holds it. Not close-on-exec:
+    // the factory inside inherits it.
+    Fd lock(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW, 0600));
+    if (!lock) throw Error("rootless: cannot open " + lock_path.string() + ": " +
+                           errno_string(errno));
+    while (::flock(lock.get(), LOCK_SH) != 0)
+        if (errno != EINTR) throw Error("rootless: flock " + lock_path.string() + ": " +
+                                        errno_string(errno));
+    pid_t holder_pid = live_holder(pid_path);
+    if (holder_pid == 0) {
+        Fd create(::open((root / "userns.create.lock").c_str(),
+                         O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
+        if (!create || ::flock(create.get(), LOCK_EX) != 0)
+            throw Error("rootless: cannot lock " + (root / "userns.create.lock").string() +
+                        ": " + errno_string(errno));
+        holder_pid = live_holder(pid_path);
+        if (holder_pid == 0) {
+            holder_pid = start_holder(maps, lock_path, lock.get());
+            write_file_atomic(pid_path,
+                              std::to_string(holder_pid) + " " + start_time_of(holder_pid) + "\n",
+                              0600);
+        }
+    }
+    Fd user_ns(::open(("/proc/" + std::to_string(holder_pid) + "/ns/user").c_str(),
+                      O_RDONLY | O_CLOEXEC));
+    Fd mnt_ns(::open(("/proc/" + std::to_string(holder_pid) + "/ns/mnt").c_str(),
+                     O_RDONLY | O_CLOEXEC));
+    if (!user_ns || !mnt_ns || live_holder(pid_path) != holder_pid)
+        throw Error("rootless: the namespace holder (pid " + std::to_string(holder_pid) +
+                    ") went away; run the command again");
+
+    uid_t uid = ::getuid();
+    gid_t gid = ::getgid();
+    std::string cwd = fs::current_path(ec).string();
+    if (ec) cwd = "/";
+
+    // Everything the worker needs, prepared before fork.
     std::vector<std::string> env_strings;
     auto overridden = [&](std::string_view e) {
         for (const auto& x : entry.extra_env)
@@ -337,43 +504,19 @@ int run_rootless(const RootlessEntry& entry, const RootlessMaps& maps) {
         argv.push_back(a.data());
     argv.push_back(nullptr);
 
-    int report[2], go[2];
-    if (::pipe2(report, O_CLOEXEC) != 0 || ::pipe2(go, O_CLOEXEC) != 0)
-        throw Error("rootless: pipe: " + errno_string(errno));
-    Fd report_rd(report[0]), report_wr(report[1]), go_rd(go[0]), go_wr(go[1]);
     std::fflush(stdout);
     std::fflush(stderr);
     pid_t parent = ::getpid();
     pid_t pid = ::fork();
     if (pid < 0) throw Error("rootless: fork: " + errno_string(errno));
-    if (pid == 0) child(report_wr.get(), go_rd.get(), argv.data(), envp.data(), parent);
+    if (pid == 0)
+        worker(user_ns.get(), mnt_ns.get(), cwd.c_str(), argv.data(), envp.data(), parent);
     ChildGuard guard{pid};
-    report_wr.reset();
-    go_rd.reset();
-
-    ChildReport r{-1};
-    ssize_t n;
-    do
-        n = ::read(report_rd.get(), &r, sizeof r);
-    while (n < 0 && errno == EINTR);
-    if (n != static_cast<ssize_t>(sizeof r))
-        throw Error("rootless: the namespace process died before it could report");
-    if (r.err != 0)
-        throw Error("rootless: cannot create a user namespace: " + errno_string(r.err) +
-                    " (the kernel must allow unprivileged user namespaces: sysctl "
-                    "user.max_user_namespaces > 0, kernel.unprivileged_userns_clone=1 where it "
-                    "exists, and no AppArmor restriction on them)");
-    write_map("newuidmap", maps.newuidmap, pid, maps.uids);
-    write_map("newgidmap", maps.newgidmap, pid, maps.gids);
 
     int status = 0;
     {
         g_child = pid;
         ParentSignals signals;
-        char ok = 1;
-        if (::write(go_wr.get(), &ok, 1) != 1)
-            throw Error("rootless: cannot start the namespace process: " + errno_string(errno));
-        go_wr.reset();
         while (::waitpid(pid, &status, 0) < 0)
             if (errno != EINTR) throw Error("rootless: waitpid: " + errno_string(errno));
         g_child = 0;

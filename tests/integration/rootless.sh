@@ -12,7 +12,8 @@ bb=$(busybox_context)
 # The worktree may not be reachable by another user: the binary under test is copied.
 mkdir -p "$TEST_DIR/bin"
 cp "$FACTORY" "$TEST_DIR/bin/factory"
-chmod 0755 "$TEST_DIR/bin" "$TEST_DIR/bin/factory"
+cp "$(dirname "$FACTORY")/factory-init" "$TEST_DIR/bin/factory-init" # process 1 of shells
+chmod 0755 "$TEST_DIR/bin" "$TEST_DIR/bin/factory" "$TEST_DIR/bin/factory-init"
 UFACTORY=$TEST_DIR/bin/factory
 
 # Two users: one with 65536 subordinate uids and gids, one without any. useradd would allocate
@@ -24,6 +25,7 @@ remove_users() {
     local u
     for u in "$user" "$nosub"; do
         id "$u" >/dev/null 2>&1 || continue
+        pkill -KILL -u "$u" 2>/dev/null && sleep 0.2 # a failed step's leftovers
         usermod --del-subuids 200000-265535 --del-subgids 200000-265535 "$u" 2>/dev/null
         userdel "$u" || echo "rootless.sh: could not remove user $u" >&2
     done
@@ -246,9 +248,38 @@ assert_eq "$uid:$gid" "$(stat -c %u:%g "$proj/created-by-root-shell")" "owner, r
 expect_ok shell --root --project "$proj" rootless-bb -- id -u
 assert_eq 0 "$OUT" "root's --root shell"
 
+step "rootless environments: a second shell of $user joins the first; ps; the last one out ends it"
+runuser -u "$user" -- env -u FACTORY_CACHE -u XDG_RUNTIME_DIR -u SUDO_UID -u SUDO_GID \
+    HOME="$uhome" "$UFACTORY" shell --project "$proj" rootless-bb -- sh -c \
+    "echo from-first > /dev/shm/first; touch $proj/ready; while [ ! -e $proj/go ]; do sleep 0.1; done" \
+    >"$TEST_DIR/first.out" 2>&1 &
+first=$!
+_lib_on_exit "kill $first 2>/dev/null; touch $proj/go"
+for _ in $(seq 1 150); do [[ -e $proj/ready ]] && break; sleep 0.1; done
+assert_exists "$proj/ready"
+as_ok shell --project "$proj" rootless-bb -- sh -c 'cat /dev/shm/first; id -u'
+assert_eq "from-first"$'\n'"$uid" "$OUT" "the second shell is in the first one's container (its /dev/shm)"
+assert_contains "$ERR" "factory: joined the environment" "it says so"
+as_ok ps --json
+assert_eq 1 "$(jq -r .shells <<<"$OUT")" "ps as $user: one shell left in it"
+touch "$proj/go"
+wait "$first"
+for _ in $(seq 1 100); do # the last shell out ends it in the background
+    as_ok ps
+    [[ $(wc -l <<<"$OUT") == 1 ]] && break
+    sleep 0.1
+done
+assert_eq 1 "$(wc -l <<<"$OUT")" "ps: header only once the last shell left"
+
 step "nothing left: mounts, processes"
+# The last shell of an environment ends it in the background: give that a moment.
+for _ in $(seq 1 100); do
+    [[ -z $(grep -F "$TEST_DIR" /proc/self/mountinfo) && -z $(pgrep -u "$uid") && -z $(pgrep -u 200000) ]] && break
+    sleep 0.1
+done
 assert_eq "" "$(grep -F "$TEST_DIR" /proc/self/mountinfo || true)" "no mount on the host"
 assert_eq "" "$(pgrep -u "$uid" || true)" "no process of $user left"
+assert_eq "" "$(pgrep -u 200000 || true)" "no process of its namespace's root (containers, the holder) left"
 
 step "the store goes: prune, then unshare rm"
 as_ok cache prune
