@@ -161,4 +161,21 @@ Result<Captured> run_capture(SpawnOptions o) {
     return c;
 }
 
+std::uint64_t process_start_time(pid_t pid) {
+    auto text = read_file("/proc/" + std::to_string(pid) + "/stat", 4096);
+    if (!text) return 0;
+    // "pid (comm) state ppid …": comm may hold spaces and parentheses; fields restart after
+    // the last ')'.
+    auto close = text->rfind(')');
+    if (close == std::string::npos || close + 2 >= text->size()) return 0;
+    char state = (*text)[close + 2];
+    if (state == 'Z' || state == 'X') return 0;
+    std::size_t pos = close + 1;
+    for (int field = 3; field < 22; ++field) {
+        pos = text->find(' ', pos + 1);
+        if (pos == std::string::npos) return 0;
+    }
+    return std::strtoull(text->c_str() + pos + 1, nullptr, 10);
+}
+
 } // namespace factory::runtime

@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <filesystem>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -44,5 +45,10 @@ struct Captured {
 };
 // Runs to completion with stdout+stderr captured (stdin /dev/null).
 Result<Captured> run_capture(SpawnOptions options);
+
+// Start time of a running process in clock ticks since boot (/proc/PID/stat field 22): with the
+// pid, it names one process for good (a pid is reused, the pair is not). 0 when the process is
+// gone or a zombie (it holds no namespaces any more).
+std::uint64_t process_start_time(pid_t pid);
 
 } // namespace factory::runtime

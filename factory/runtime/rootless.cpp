@@ -342,33 +342,7 @@ pid_t live_holder(const fs::path& pid_file) {
     long pid = std::strtol(text->c_str(), &end, 10);
     unsigned long long start = end ? std::strtoull(end, nullptr, 10) : 0;
     if (pid <= 0 || start == 0) return 0;
-    auto stat = read_file("/proc/" + std::to_string(pid) + "/stat", 4096);
-    if (!stat) return 0;
-    auto close = stat->rfind(')');
-    if (close == std::string::npos || close + 2 >= stat->size()) return 0;
-    // A zombie (its parent, our caller, exited and nobody reaped it yet) holds nothing.
-    char state = (*stat)[close + 2];
-    if (state == 'Z' || state == 'X') return 0;
-    std::size_t pos = close + 1;
-    for (int field = 3; field < 22; ++field) { // field 22: start time
-        pos = stat->find(' ', pos + 1);
-        if (pos == std::string::npos) return 0;
-    }
-    return std::strtoull(stat->c_str() + pos + 1, nullptr, 10) == start
-               ? static_cast<pid_t>(pid)
-               : 0;
-}
-
-std::string start_time_of(pid_t pid) {
-    auto stat = read_file("/proc/" + std::to_string(pid) + "/stat", 4096);
-    if (!stat) return {};
-    auto close = stat->rfind(')');
-    std::size_t pos = close == std::string::npos ? std::string::npos : close + 1;
-    for (int field = 3; field < 22 && pos != std::string::npos; ++field)
-        pos = stat->find(' ', pos + 1);
-    if (pos == std::string::npos) return {};
-    auto end = stat->find(' ', pos + 1);
-    return stat->substr(pos + 1, end == std::string::npos ? end : end - pos - 1);
+    return process_start_time(static_cast<pid_t>(pid)) == start ? static_cast<pid_t>(pid) : 0;
 }
 
 // factory-init beside this binary (a build tree) or in ../lib/factory (an installation).
@@ -463,7 +437,8 @@ int run_rootless(const RootlessEntry& entry, const RootlessMaps& maps) {
         if (holder_pid == 0) {
             holder_pid = start_holder(maps, lock_path, lock.get());
             write_file_atomic(pid_path,
-                              std::to_string(holder_pid) + " " + start_time_of(holder_pid) + "\n",
+                              std::to_string(holder_pid) + " " +
+                                  std::to_string(process_start_time(holder_pid)) + "\n",
                               0600);
         }
     }

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
+#include "factory/runtime/process.hpp"
 #include "factory/runtime/rootless.hpp"
 #include "factory/util/error.hpp"
 #include "factory/util/files.hpp"
@@ -99,21 +100,6 @@ std::optional<EnvRecord> record_from_json(const std::string& text) {
     }
 }
 
-std::uint64_t process_start_time(pid_t pid) {
-    auto text = read_file("/proc/" + std::to_string(pid) + "/stat", 4096);
-    if (!text) return 0;
-    // "pid (comm) state ppid …": comm may hold spaces and parentheses; fields restart after
-    // the last ')'. starttime is field 22, the 20th after it.
-    auto close = text->rfind(')');
-    if (close == std::string::npos) return 0;
-    std::size_t pos = close + 1;
-    for (int field = 3; field < 22; ++field) {
-        pos = text->find(' ', pos + 1);
-        if (pos == std::string::npos) return 0;
-    }
-    return std::strtoull(text->c_str() + pos + 1, nullptr, 10);
-}
-
 Environments::Environments(fs::path store_root) : root_(std::move(store_root) / "envs") {}
 
 cache::FileLock Environments::lock(const std::string& id) const {
@@ -133,7 +119,7 @@ void Environments::write(const EnvRecord& record) const {
 }
 
 bool Environments::running(const EnvRecord& r) {
-    return r.init_pid > 0 && r.init_start != 0 && process_start_time(r.init_pid) == r.init_start;
+    return r.init_pid > 0 && r.init_start != 0 && runtime::process_start_time(r.init_pid) == r.init_start;
 }
 
 cache::FileLock Environments::add_session(const std::string& id) const {

@@ -58,9 +58,6 @@ struct EnvRecord {
 std::string to_json(const EnvRecord& record);
 std::optional<EnvRecord> record_from_json(const std::string& text);
 
-// Start time of a process in clock ticks since boot (/proc/PID/stat field 22); 0 if gone.
-std::uint64_t process_start_time(pid_t pid);
-
 class Environments {
   public:
     explicit Environments(fs::path store_root);

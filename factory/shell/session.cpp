@@ -500,7 +500,7 @@ int run_in_environment(const fs::path& store_root, oci::Layout& store, const Ima
                 auto pid = runtime::start_detached(init, rt, record.container, envs.bundle(id));
                 if (!pid) throw Error("cannot start the environment: " + pid.error());
                 record.init_pid = *pid;
-                record.init_start = process_start_time(*pid);
+                record.init_start = runtime::process_start_time(*pid);
                 record.created = static_cast<std::int64_t>(::time(nullptr));
                 rootfs->release(); // the environment owns the mount now
                 envs.write(record);

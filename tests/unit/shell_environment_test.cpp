@@ -6,6 +6,7 @@
 
 #include <fstream>
 
+#include "factory/runtime/process.hpp"
 #include "factory/shell/environment.hpp"
 #include "factory/shell/session.hpp"
 #include "test_dir.hpp"
@@ -62,16 +63,22 @@ TEST(EnvRecord, RefusesWhatDoesntHoldTogether) {
     EXPECT_FALSE(record_from_json(to_json(r)));
 }
 
-TEST(ProcessStartTime, OfThisProcessAndOfNone) {
-    EXPECT_GT(process_start_time(::getpid()), 0u);
-    EXPECT_EQ(process_start_time(::getpid()), process_start_time(::getpid()));
-    EXPECT_EQ(process_start_time(0x3fffffff), 0u);
+TEST(ProcessStartTime, OfThisProcessOfNoneAndOfAZombie) {
+    EXPECT_GT(runtime::process_start_time(::getpid()), 0u);
+    EXPECT_EQ(runtime::process_start_time(::getpid()), runtime::process_start_time(::getpid()));
+    EXPECT_EQ(runtime::process_start_time(0x3fffffff), 0u);
+    pid_t child = ::fork();
+    if (child == 0) ::_exit(0);
+    for (int i = 0; i < 200 && runtime::process_start_time(child) != 0; ++i)
+        ::usleep(10000); // not reaped yet: a zombie once it has exited
+    EXPECT_EQ(runtime::process_start_time(child), 0u) << "a zombie holds nothing";
+    ::waitpid(child, nullptr, 0);
 }
 
 TEST(Environments, RunningMeansTheSameProcessOne) {
     auto r = sample();
     r.init_pid = ::getpid();
-    r.init_start = process_start_time(::getpid());
+    r.init_start = runtime::process_start_time(::getpid());
     EXPECT_TRUE(Environments::running(r));
     r.init_start += 1; // the pid was reused by another process
     EXPECT_FALSE(Environments::running(r));
