@@ -1,7 +1,8 @@
 # `factory shell` in a real terminal (docs/shell.md): a private tmux server gives it a pty of a
 # known size, and the test types into it as a user would: the prompt, a command's output, the
 # window size at start and after a resize, Ctrl-C on a foreground command, job control, and
-# `exit 7` becoming factory's exit code. Nothing is left running or mounted afterwards.
+# `exit 7` becoming factory's exit code, and a closed terminal ending the session. Nothing is
+# left running or mounted afterwards.
 #
 # Waits poll the pane's text with a bounded timeout (TTY_TIMEOUT, 15 s by default; the first
 # prompt gets four times that, since it includes a no-op build of the recipe): never a fixed sleep
@@ -42,11 +43,13 @@ build "$recipe" >/dev/null
 
 tm() { tmux -L "$SOCKET" -f /dev/null "$@"; }
 
-# factory processes of this test (their command line names this test's store).
+# factory processes of this test (their command line names this test's store; the kernel keeps
+# 15 characters of a program's name).
+FACTORY_COMM=$(basename "$FACTORY" | cut -c1-15)
 factory_pids() {
     local p
     for p in $(pgrep -f -- "--cache $TEST_DIR/store" || true); do
-        [[ $(cat "/proc/$p/comm" 2>/dev/null) == factory ]] && echo "$p"
+        [[ $(cat "/proc/$p/comm" 2>/dev/null) == "$FACTORY_COMM" ]] && echo "$p"
     done
 }
 
@@ -62,9 +65,9 @@ containers_of() {
     done
 }
 
-# On every way out: a pty hangup alone doesn't end the container (its PID 1, the shell, ignores
-# SIGHUP: docs/shell.md), so kill the containers first, let factory clean up its mounts, then
-# stop the tmux server.
+# On every way out: kill the containers first (factory would do it itself 2 s after the hangup
+# that stopping tmux causes, docs/shell.md; this doesn't wait, and works after a failure of that
+# too), let factory clean up its mounts, then stop the tmux server.
 stop_everything() {
     local p rt id
     for p in $(factory_pids); do
@@ -78,11 +81,23 @@ stop_everything() {
         kill -KILL "$p" 2>/dev/null
     done
     tm kill-server 2>/dev/null
+    rm -f "${TMUX_TMPDIR:-/tmp}/tmux-$(id -u)/$SOCKET"
 }
 _lib_on_exit stop_everything
 trap 'exit 129' HUP
 trap 'exit 130' INT
 trap 'exit 143' TERM
+
+# alive PID: the process exists and is not a zombie.
+alive() { ps -o stat= -p "$1" 2>/dev/null | grep -qv Z; }
+
+# assert_clean_after PID: nothing of factory PID's session is left.
+assert_clean_after() {
+    alive "$1" && fail "factory $1 still runs"
+    assert_eq "" "$(containers_of "$1")" "no container left"
+    assert_eq "" "$(grep -F "$TEST_DIR/store" /proc/self/mountinfo || true)" "no mount left"
+    assert_eq "" "$(compgen -G "$TEST_DIR/store/tmp/shell-*" || true)" "no scratch directory left"
+}
 
 # The pane's text, its history included.
 pane() { tm capture-pane -p -S - -t "$SESSION" 2>/dev/null || true; }
@@ -199,7 +214,19 @@ until [[ -s $TEST_DIR/rc ]]; do
     sleep 0.1
 done
 assert_eq "rc=7" "$(cat "$TEST_DIR/rc")" "factory's exit code is the shell's"
-kill -0 "${fpids[0]}" 2>/dev/null && fail "factory ${fpids[0]} still runs after printing its exit code"
-assert_eq "" "$(containers_of "${fpids[0]}")" "no container left"
-assert_eq "" "$(grep -F "$TEST_DIR/store" /proc/self/mountinfo || true)" "no mount left"
-assert_eq "" "$(compgen -G "$TEST_DIR/store/tmp/shell-*" || true)" "no scratch directory left"
+assert_clean_after "${fpids[0]}"
+
+step "closing the terminal ends the session (SIGHUP; the shell, PID 1, ignores it)"
+SESSION="hup"
+tm new-session -d -s "$SESSION" -x 91 -y 27 "$(printf '%q shell --cache %q %q' "$FACTORY" "$TEST_DIR/store" "$recipe")"
+wait_for "$PROMPT_RE" "the first prompt of a second session" 1 $((4 * TIMEOUT))
+mapfile -t fpids < <(factory_pids)
+assert_eq 1 "${#fpids[@]}" "one factory process"
+tm kill-session -t "$SESSION"
+# factory waits 2 s for the shell to exit by itself, then kills the container.
+start=$SECONDS
+while alive "${fpids[0]}"; do
+    ((SECONDS - start < TIMEOUT)) || fail "factory ${fpids[0]} still runs $TIMEOUT s after its terminal closed"
+    sleep 0.1
+done
+assert_clean_after "${fpids[0]}"
