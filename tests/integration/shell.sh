@@ -44,7 +44,7 @@ assert_clean() {
     local what=$1 rt id pid
     for rt in runc crun; do
         [[ -d /run/factory/$rt ]] && command -v "$rt" >/dev/null || continue
-        for id in $("$rt" --root "/run/factory/$rt" list -q 2>/dev/null | grep '^factory-' || true); do
+        for id in $("$rt" --root "/run/factory/$rt" list -q 2>/dev/null | grep -E '^factory-[0-9]+-' || true); do
             pid=${id#factory-}
             pid=${pid%%-*}
             kill -0 "$pid" 2>/dev/null || fail "$what: container $id left in $rt's state"
