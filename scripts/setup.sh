@@ -3,7 +3,14 @@
 # stack, the peers the interop tests and benchmarks run against, and the fuzzing toolchain.
 # Idempotent: a second run only re-checks. Fails loudly on the first problem.
 #
-#   bash scripts/setup.sh
+#   bash scripts/setup.sh                 # as root: installs whatever is missing
+#   bash scripts/setup.sh --build-only    # only the C++ build stack (installed if root)
+#
+# When every package is installed it never calls apt-get, root or not. Not root (or with
+# --build-only, or FACTORY_SETUP_BUILD_ONLY=1 as recipes/dev.toml sets it) it only requires the
+# C++ build stack: when that is complete it lists what else is missing (the tests needing those
+# tools skip) and succeeds, so scripts/test.sh runs in an environment that has the build's
+# packages but can't or shouldn't install more (a `factory shell recipes/dev.toml`, a CI image).
 #
 # Why clang-16 and not Debian's default clang (14): libFuzzer needs clang, and the code uses
 # std::expected. libstdc++ 12's <expected> is only enabled when __cpp_concepts >= 202002L;
@@ -11,39 +18,68 @@
 # explains the flag it passes to the fuzz build).
 set -euo pipefail
 
-if [[ $(id -u) -ne 0 ]]; then
-    echo "setup.sh: must run as root (it calls apt-get)" >&2
-    exit 1
-fi
+build_only=
+case ${1:-} in
+"") ;;
+--build-only) build_only=1 ;;
+*)
+    echo "usage: bash scripts/setup.sh [--build-only]" >&2
+    exit 2
+    ;;
+esac
+[[ ${FACTORY_SETUP_BUILD_ONLY:-0} != 0 ]] && build_only=1
 if ! grep -q '^VERSION_CODENAME=bookworm' /etc/os-release 2>/dev/null; then
     echo "setup.sh: warning: written for Debian 12 (bookworm); continuing anyway" >&2
 fi
 
-packages=(
+build_packages=(
     # C++ build
     cmake ninja-build g++ pkg-config
     libarchive-dev libssl-dev libcli11-dev libtomlplusplus-dev nlohmann-json3-dev
     libcurl4-openssl-dev libzstd-dev zlib1g-dev googletest libgtest-dev
+)
+packages=(
+    "${build_packages[@]}"
     # fuzzing (libFuzzer + ASan/UBSan runtimes for clang 16)
     clang-16 libclang-rt-16-dev
     # peers for interop tests, benchmarks and the runtime
     skopeo umoci podman runc crun uidmap busybox-static docker-registry mmdebstrap git
     # tools the tests and benchmarks use
     pigz zstd gzip tar xz-utils python3 jq curl tmux ca-certificates hyperfine time
-    util-linux procps findutils coreutils file shellcheck
+    util-linux procps findutils coreutils file shellcheck strace
 )
 
 export DEBIAN_FRONTEND=noninteractive
 
+installed() { dpkg-query -W -f='${Status}\n' "$1" 2>/dev/null | grep -q '^install ok installed$'; }
 missing=()
 for p in "${packages[@]}"; do
-    if ! dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
-        missing+=("$p")
-    fi
+    installed "$p" || missing+=("$p")
+done
+missing_build=()
+for p in "${build_packages[@]}"; do
+    installed "$p" || missing_build+=("$p")
 done
 
+# Not root, or asked for the build only: settle for the build stack when it is complete.
+if ((${#missing[@]} > 0)) && [[ -n $build_only || $(id -u) -ne 0 ]]; then
+    if ((${#missing_build[@]} == 0)); then
+        echo "setup.sh: the build's ${#build_packages[@]} packages are installed; not installing" \
+            "${#missing[@]} others (the tests that need them skip): ${missing[*]}"
+        missing=()
+        build_only=1
+    elif [[ $(id -u) -ne 0 ]]; then
+        echo "setup.sh: must run as root (it calls apt-get) to install: ${missing_build[*]}" >&2
+        exit 1
+    else
+        missing=("${missing_build[@]}")
+    fi
+fi
+
 if ((${#missing[@]} == 0)); then
-    echo "setup.sh: all ${#packages[@]} packages already installed"
+    if [[ -z $build_only ]]; then
+        echo "setup.sh: all ${#packages[@]} packages already installed"
+    fi
 else
     echo "setup.sh: installing ${#missing[@]} packages: ${missing[*]}"
     apt-get update -qq
@@ -72,6 +108,12 @@ check() {
 check cmake --version
 check ninja --version
 check g++ --version
+check test -f /usr/include/toml++/toml.h
+# The peers below need root to be useful (podman as another user wants its own storage).
+if [[ -n $build_only || $(id -u) -ne 0 ]]; then
+    echo "setup.sh: ok (build only)"
+    exit 0
+fi
 check clang++-16 --version
 check skopeo --version
 check umoci --version
@@ -79,5 +121,4 @@ check podman --version
 check runc --version
 check /bin/busybox true
 check test -x /usr/bin/docker-registry
-check test -f /usr/include/toml++/toml.h
 echo "setup.sh: ok"

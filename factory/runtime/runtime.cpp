@@ -426,13 +426,14 @@ Result<pid_t> start_detached(const RunSpec& spec, const RuntimeChoice& rt, const
 }
 
 Result<int> exec_in(const RuntimeChoice& rt, const std::string& id, const RunSpec& process,
-                    const fs::path& process_file) {
+                    const fs::path& process_file, const RunControl& control) {
     struct Remove {
         fs::path p;
         ~Remove() {
             std::error_code ec;
             fs::remove(p, ec);
             fs::remove(p.string() + ".log", ec);
+            fs::remove(p.string() + ".pid", ec);
         }
     } cleanup{process_file};
     {
@@ -443,13 +444,38 @@ Result<int> exec_in(const RuntimeChoice& rt, const std::string& id, const RunSpe
     }
     fs::path log = process_file.string() + ".log";
     SpawnOptions o;
+    fs::path pid_file = process_file.string() + ".pid";
     o.argv = runtime_argv(rt, {"--log=" + log.string(), "--log-format=json", "exec",
+                               "--pid-file=" + pid_file.string(),
                                "--process=" + process_file.string(), id});
     o.stdin_fd = 0;
     o.hide_mounts = rt.hide_mounts;
     auto pid = spawn(o);
     if (!pid) return Unexpected(pid.error());
-    auto status = wait_exit(*pid);
+    Result<int> status = 0;
+    if (control.cancel) {
+        for (;;) {
+            int st = 0;
+            pid_t r = ::waitpid(*pid, &st, WNOHANG);
+            if (r == *pid) {
+                status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+                break;
+            }
+            if (r < 0 && errno != EINTR) return Unexpected("waitpid: " + errno_string(errno));
+            if (control.cancel->load()) {
+                // The exec'd process, by the pid the runtime wrote: the runtime then exits.
+                auto text = read_file(pid_file, 64);
+                long target = text ? std::strtol(text->c_str(), nullptr, 10) : 0;
+                if (target > 0) ::kill(static_cast<pid_t>(target), SIGKILL);
+                status = wait_exit(*pid);
+                if (status && *status == 0) status = 137;
+                return status;
+            }
+            ::usleep(20000);
+        }
+    } else {
+        status = wait_exit(*pid);
+    }
     if (!status) return status;
     if (*status != 0) {
         auto errors = runtime_errors(log);

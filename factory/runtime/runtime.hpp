@@ -87,8 +87,10 @@ Result<pid_t> start_detached(const RunSpec& spec, const RuntimeChoice& runtime,
 // process_file, written here and removed afterwards) with our stdin/stdout/stderr, through a
 // pty when process.terminal. Returns its exit code (128 + N when killed by signal N); the
 // runtime's own failure (no such executable, container not running) as an error.
+// With control.cancel set, the process (not the container) is killed (SIGKILL) once it turns
+// true, and 137 returned.
 Result<int> exec_in(const RuntimeChoice& runtime, const std::string& id, const RunSpec& process,
-                    const fs::path& process_file);
+                    const fs::path& process_file, const RunControl& control = {});
 
 // Kills (SIGKILL) and deletes container id; nothing happens when it is already gone.
 void remove_container(const RuntimeChoice& runtime, const std::string& id);

@@ -7,12 +7,15 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <functional>
+#include <thread>
 
 #include "factory/build/builder.hpp"
 #include "factory/oci/layout.hpp"
@@ -241,11 +244,16 @@ void add_bind(runtime::RunSpec& spec, const std::string& src, const std::string&
 
 char g_children_path[64];
 
+// Set by SIGHUP: the terminal went away. A signal handler may only store to a lock-free atomic.
+std::atomic<bool> g_hung_up{false};
+static_assert(std::atomic<bool>::is_always_lock_free);
+
 // SIGTERM/SIGHUP sent to factory alone: passed on to the runtime (which passes it on to the
 // container's process). SIGINT/SIGQUIT from the terminal reach the runtime directly (same
 // process group): factory waits for the container's exit status instead of dying first.
 void forward_signal(int sig) {
     int saved = errno;
+    if (sig == SIGHUP) g_hung_up.store(true);
     int fd = ::open(g_children_path, O_RDONLY | O_CLOEXEC);
     if (fd >= 0) {
         char buf[256];
@@ -310,6 +318,24 @@ class SignalGuard {
     throw Error(message, code);
 }
 
+// A closed terminal must end its session, as it ends a shell outside a container. Forwarding
+// SIGHUP is not enough: the shell is the container's PID 1, which the kernel shields from
+// signals it has no handler for (busybox ash has none), and the runtime keeps the container's
+// pty open, so the shell would wait for input forever while factory, the runtime, the
+// container and its overlay stay. After the grace (a shell that handles SIGHUP, like bash, exits
+// by itself and saves its history), `cancel` makes run_container kill the container.
+constexpr auto hangup_grace = std::chrono::seconds(2);
+
+void cancel_after_hangup(const std::stop_token& stop, std::atomic<bool>& cancel) {
+    using namespace std::chrono_literals;
+    while (!stop.stop_requested() && !g_hung_up.load())
+        std::this_thread::sleep_for(50ms);
+    auto deadline = std::chrono::steady_clock::now() + hangup_grace;
+    while (!stop.stop_requested() && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(50ms);
+    if (!stop.stop_requested()) cancel.store(true);
+}
+
 // ---- the run ------------------------------------------------------------------------------
 
 // A terminal wants runc when nothing else is asked for: both start the pty at our window size
@@ -370,12 +396,23 @@ int run_in_image(const fs::path& store_root, oci::Layout& store, const Image& im
     if (on_ready) on_ready();
 
     Result<int> code = 0;
+    std::atomic<bool> cancel{false};
     {
+        runtime::RunControl control;
+        std::jthread hangup_watch;
+        if (spec.terminal) {
+            control.cancel = &cancel;
+            hangup_watch = std::jthread(
+                [&cancel](const std::stop_token& stop) { cancel_after_hangup(stop, cancel); });
+        }
+        g_hung_up.store(false);
         SignalGuard signals;
-        code = runtime::run_container(spec, *rt, {});
-    }
+        code = runtime::run_container(spec, *rt, {}, control);
+    } // the watch stops and is joined here
     (void)rootfs->unmount();
     if (!code) throw_start_failure(code.error());
+    // Killed after a hangup: report it as a shell killed by SIGHUP would be.
+    if (cancel.load()) return 128 + SIGHUP;
     return *code;
 }
 
@@ -520,11 +557,22 @@ int run_in_environment(const fs::path& store_root, oci::Layout& store, const Ima
     std::error_code ec;
     fs::create_directories(exec_dir, ec);
     Result<int> code = 0;
+    std::atomic<bool> cancel{false};
     {
+        // A closed terminal ends this shell's process (not the environment: other shells may
+        // be in it) once a shell that handles SIGHUP had the grace to exit by itself.
+        runtime::RunControl control;
+        std::jthread hangup_watch;
+        if (spec.terminal) {
+            control.cancel = &cancel;
+            hangup_watch = std::jthread(
+                [&cancel](const std::stop_token& stop) { cancel_after_hangup(stop, cancel); });
+        }
+        g_hung_up.store(false);
         SignalGuard signals;
         code = runtime::exec_in(record.runtime_choice(), record.container, spec,
-                                exec_dir / (std::to_string(::getpid()) + ".json"));
-    }
+                                exec_dir / (std::to_string(::getpid()) + ".json"), control);
+    } // the watch stops and is joined here: this process is single-threaded again
 
     bool stopped = false;
     {
@@ -544,6 +592,7 @@ int run_in_environment(const fs::path& store_root, oci::Layout& store, const Ima
         if (!code) return 137;
     }
     if (!code) throw_start_failure(code.error());
+    if (cancel.load()) return 128 + SIGHUP;
     return *code;
 }
 
