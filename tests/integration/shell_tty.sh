@@ -10,7 +10,7 @@
 # shellcheck source=tests/lib.sh disable=SC2016 # single-quoted lines are typed into the shell
 source "$(dirname "$0")/../lib.sh"
 need_root
-need tmux
+need tmux jq
 
 TIMEOUT=${TTY_TIMEOUT:-15}
 SOCKET="factory-test-tty-$$-$RANDOM"
@@ -53,27 +53,21 @@ factory_pids() {
     done
 }
 
-# containers_of PID: "RUNTIME ID" of every container a factory process started (its id is
-# factory-<pid>-<random>, in the runtime's state under /run/factory).
-containers_of() {
-    local rt id
-    for rt in runc crun; do
-        command -v "$rt" >/dev/null || continue
-        for id in $("$rt" --root "/run/factory/$rt" list -q 2>/dev/null | grep "^factory-$1-" || true); do
-            echo "$rt $id"
-        done
-    done
+# env_containers: "RUNTIME CONTAINER" of every running shell environment of this test's store
+# (docs/shell.md "Environments": each shell is an exec into its environment's container).
+env_containers() {
+    "$FACTORY" ps --cache "$TEST_DIR/store" --json 2>/dev/null | jq -r '"\(.runtime) \(.container)"' || true
 }
 
-# On every way out: kill the containers first (factory would do it itself 2 s after the hangup
-# that stopping tmux causes, docs/shell.md; this doesn't wait, and works after a failure of that
-# too), let factory clean up its mounts, then stop the tmux server.
+# On every way out: end the environments first (factory itself kills a shell's process 2 s
+# after the hangup that stopping tmux causes, docs/shell.md; this doesn't wait, and works after
+# a failure of that too), let factory clean up, then stop the tmux server.
 stop_everything() {
-    local p rt id
+    local p n
+    for n in $("$FACTORY" ps --cache "$TEST_DIR/store" --json 2>/dev/null | jq -r .name || true); do
+        "$FACTORY" shell --cache "$TEST_DIR/store" --stop "$n" >/dev/null 2>&1
+    done
     for p in $(factory_pids); do
-        while read -r rt id; do
-            [[ -n $id ]] && "$rt" --root "/run/factory/$rt" kill "$id" KILL 2>/dev/null
-        done < <(containers_of "$p")
         for _ in $(seq 1 100); do
             kill -0 "$p" 2>/dev/null || break
             sleep 0.1
@@ -91,12 +85,17 @@ trap 'exit 143' TERM
 # alive PID: the process exists and is not a zombie.
 alive() { ps -o stat= -p "$1" 2>/dev/null | grep -qv Z; }
 
-# assert_clean_after PID: nothing of factory PID's session is left.
+# assert_clean_after PID: nothing of factory PID's session is left (its environment ends in the
+# background once its last shell is gone: polled).
 assert_clean_after() {
     alive "$1" && fail "factory $1 still runs"
-    assert_eq "" "$(containers_of "$1")" "no container left"
+    for _ in $(seq 1 100); do
+        [[ -z $(env_containers) && -z $(grep -F "$TEST_DIR/store" /proc/self/mountinfo) ]] && break
+        sleep 0.1
+    done
+    assert_eq "" "$(env_containers)" "no environment left"
     assert_eq "" "$(grep -F "$TEST_DIR/store" /proc/self/mountinfo || true)" "no mount left"
-    assert_eq "" "$(compgen -G "$TEST_DIR/store/tmp/shell-*" || true)" "no scratch directory left"
+    assert_eq "" "$(compgen -G "$TEST_DIR/store/envs/*/" || true)" "no environment directory left"
 }
 
 # The pane's text, its history included.
@@ -140,12 +139,11 @@ wait_for "$PROMPT_RE" "the first prompt" 1 $((4 * TIMEOUT))
 assert_contains "$(pane)" "factory: shell in example.com/test/ttybox:latest" "entry message"
 assert_not_contains "$(pane)" "job control turned off" "the shell has a controlling terminal"
 
-# Which runtime factory picked (it prefers runc for a terminal): the container's id names
-# factory's pid.
+# Which runtime factory picked (it prefers runc for a terminal): factory ps says.
 mapfile -t fpids < <(factory_pids)
 assert_eq 1 "${#fpids[@]}" "one factory process"
-read -r runtime _ < <(containers_of "${fpids[0]}")
-[[ -n ${runtime:-} ]] || fail "no container of factory pid ${fpids[0]} in /run/factory/{runc,crun}"
+read -r runtime _ < <(env_containers)
+[[ -n ${runtime:-} ]] || fail "no running environment in factory ps"
 step "runtime: $runtime"
 
 step "a command's output comes back"
@@ -216,14 +214,14 @@ done
 assert_eq "rc=7" "$(cat "$TEST_DIR/rc")" "factory's exit code is the shell's"
 assert_clean_after "${fpids[0]}"
 
-step "closing the terminal ends the session (SIGHUP; the shell, PID 1, ignores it)"
+step "closing the terminal ends the session (SIGHUP; busybox sh ignores it while it waits)"
 SESSION="hup"
 tm new-session -d -s "$SESSION" -x 91 -y 27 "$(printf '%q shell --cache %q %q' "$FACTORY" "$TEST_DIR/store" "$recipe")"
 wait_for "$PROMPT_RE" "the first prompt of a second session" 1 $((4 * TIMEOUT))
 mapfile -t fpids < <(factory_pids)
 assert_eq 1 "${#fpids[@]}" "one factory process"
 tm kill-session -t "$SESSION"
-# factory waits 2 s for the shell to exit by itself, then kills the container.
+# factory waits 2 s for the shell to exit by itself, then kills the shell's process.
 start=$SECONDS
 while alive "${fpids[0]}"; do
     ((SECONDS - start < TIMEOUT)) || fail "factory ${fpids[0]} still runs $TIMEOUT s after its terminal closed"
