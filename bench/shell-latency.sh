@@ -138,8 +138,22 @@ add "podman run --rm IMG true" "$p run --rm $img true"
 add "podman run --rm --network none IMG true" "$p run --rm --network none $img true"
 add "podman exec CTR true" "$p exec lat-ctr true"
 
-# A second shell joining a running environment needs `factory ps` (environments); a factory
-# without it answers `ps --help` with its top-level help, hence the check of the usage line.
+args=()
+for i in "${!names[@]}"; do
+    args+=(-n "${names[i]}" "${cmds[i]}")
+done
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+# Each timed run starts 0.3 s after the previous one, as a person's commands do: a shell's
+# environment ends in the background after its last shell (docs/shell.md), and back to back the
+# next start would wait for that teardown instead.
+log "hyperfine: ${#names[@]} commands, $RUNS runs each after $WARMUP warm-ups; load: $load_before"
+timeout "$TIMEOUT" hyperfine -N --warmup "$WARMUP" --runs "$RUNS" --style basic --prepare 'sleep 0.3' \
+    --export-json "$WORK/latency.json" "${args[@]}" >"$WORK/hyperfine.log" 2>&1 ||
+    { tail -n 30 "$WORK/hyperfine.log" >&2; exit 1; }
+
+# A second shell joining a running environment (docs/shell.md "Environments"), measured while
+# the first one runs; a factory without environments answers `ps --help` with its top-level
+# help, hence the check of the usage line.
 joining="factory shell IMG -- true (joining a running environment)"
 if "$FACTORY" ps --help 2>/dev/null | grep -Eq '^Usage: .*[ /]factory ps( |$)'; then
     "$FACTORY" --cache "$store" shell latency -- sleep 1000 </dev/null >/dev/null 2>&1 &
@@ -148,18 +162,14 @@ if "$FACTORY" ps --help 2>/dev/null | grep -Eq '^Usage: .*[ /]factory ps( |$)'; 
         "$FACTORY" --cache "$store" ps 2>/dev/null | grep -q latency && break
         sleep 0.1
     done
-    add "$joining" "$f shell latency -- true"
+    log "hyperfine: $joining"
+    timeout "$TIMEOUT" hyperfine -N --warmup "$WARMUP" --runs "$RUNS" --style basic \
+        --prepare 'sleep 0.3' --export-json "$WORK/join.json" -n "$joining" "$f shell latency -- true" \
+        >>"$WORK/hyperfine.log" 2>&1 || { tail -n 30 "$WORK/hyperfine.log" >&2; exit 1; }
+    "$FACTORY" --cache "$store" shell --stop latency >/dev/null 2>&1 || true
+    jq -s '{results: (.[0].results + .[1].results)}' "$WORK/latency.json" "$WORK/join.json" \
+        >"$WORK/all.json" && mv "$WORK/all.json" "$WORK/latency.json"
 fi
-
-args=()
-for i in "${!names[@]}"; do
-    args+=(-n "${names[i]}" "${cmds[i]}")
-done
-load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-log "hyperfine: ${#names[@]} commands, $RUNS runs each after $WARMUP warm-ups; load: $load_before"
-timeout "$TIMEOUT" hyperfine -N --warmup "$WARMUP" --runs "$RUNS" --style basic \
-    --export-json "$WORK/latency.json" "${args[@]}" >"$WORK/hyperfine.log" 2>&1 ||
-    { tail -n 30 "$WORK/hyperfine.log" >&2; exit 1; }
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---- strace: the cached recipe's context ------------------------------------------------------
