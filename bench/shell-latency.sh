@@ -48,8 +48,8 @@ JOIN_PID=
 cleanup() {
     cd /
     if [[ -n $JOIN_PID ]]; then
-        kill -TERM "$JOIN_PID" 2>/dev/null
-        wait "$JOIN_PID" 2>/dev/null
+        kill -TERM "$JOIN_PID" 2>/dev/null || true
+        wait "$JOIN_PID" 2>/dev/null || true
     fi
     "${pm[@]}" rm -f -t 0 lat-ctr >/dev/null 2>&1
     findmnt -rn -o TARGET | awk -v d="$WORK/" 'index($0, d) == 1' | sort -r |
@@ -167,6 +167,8 @@ if "$FACTORY" ps --help 2>/dev/null | grep -Eq '^Usage: .*[ /]factory ps( |$)'; 
         --prepare 'sleep 0.3' --export-json "$WORK/join.json" -n "$joining" "$f shell latency -- true" \
         >>"$WORK/hyperfine.log" 2>&1 || { tail -n 30 "$WORK/hyperfine.log" >&2; exit 1; }
     "$FACTORY" --cache "$store" shell --stop latency >/dev/null 2>&1 || true
+    wait "$JOIN_PID" 2>/dev/null || true
+    JOIN_PID=
     jq -s '{results: (.[0].results + .[1].results)}' "$WORK/latency.json" "$WORK/join.json" \
         >"$WORK/all.json" && mv "$WORK/all.json" "$WORK/latency.json"
 fi
