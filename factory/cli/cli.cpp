@@ -24,17 +24,6 @@ namespace factory::cli {
 
 namespace {
 
-std::map<std::string, std::string> parse_args(const std::vector<std::string>& raw) {
-    std::map<std::string, std::string> out;
-    for (const auto& a : raw) {
-        auto eq = a.find('=');
-        if (eq == std::string::npos || eq == 0)
-            throw usage_error("--arg " + a + ": expected NAME=VALUE");
-        out[a.substr(0, eq)] = a.substr(eq + 1);
-    }
-    return out;
-}
-
 // --secret id=ID,src=FILE | id=ID,env=VAR → (id, value). The value is read now and kept in
 // memory only; it never reaches a log, a key or the store.
 std::pair<std::string, std::string> parse_secret(const std::string& spec) {

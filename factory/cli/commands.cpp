@@ -37,6 +37,17 @@ std::string join(const std::vector<std::string>& v) {
 
 } // namespace
 
+std::map<std::string, std::string> parse_args(const std::vector<std::string>& raw) {
+    std::map<std::string, std::string> out;
+    for (const auto& a : raw) {
+        auto eq = a.find('=');
+        if (eq == std::string::npos || eq == 0)
+            throw usage_error("--arg " + a + ": expected NAME=VALUE");
+        out[a.substr(0, eq)] = a.substr(eq + 1);
+    }
+    return out;
+}
+
 int run_images(const ImagesArgs& args, const std::filesystem::path& store_root) {
     if (!args.json) std::printf("%-40s %-19s %s\n", "IMAGE", "DIGEST", "SIZE");
     // No store yet: nothing built, so nothing to list (and nothing is created by listing).

@@ -1,11 +1,15 @@
 #pragma once
-// The commands that only read the store.
+// The commands that only read the store, and what the commands share.
 
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
 namespace factory::cli {
+
+// --arg NAME=VALUE values → a map; throws a usage Error naming a malformed one.
+std::map<std::string, std::string> parse_args(const std::vector<std::string>& raw);
 
 struct ImagesArgs {
     bool json = false;

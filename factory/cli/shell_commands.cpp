@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cache/root.hpp"
+#include "factory/cli/commands.hpp"
 
 namespace factory::cli {
 
@@ -24,6 +25,10 @@ ShellCommands::ShellCommands(CLI::App& app, std::string& cache_dir) {
     run_->add_option("--network", run_options_.network, "host (default) or none");
     run_->add_flag("--interactive,-i", run_options_.interactive,
                    "Pass stdin to the command (default: /dev/null)");
+    run_->add_option("--arg", run_args_, "Set a recipe [args] value: NAME=VALUE")
+        ->allow_extra_args(false);
+    run_->add_option("--runtime", run_options_.runtime,
+                     "OCI runtime: crun, runc or a path (default: $FACTORY_RUNTIME, else detect)");
 
     shell_ = app.add_subcommand("shell", "An interactive shell (or a command) in a recipe's "
                                          "image or a store image, with the project mounted");
@@ -39,6 +44,11 @@ ShellCommands::ShellCommands(CLI::App& app, std::string& cache_dir) {
     shell_->add_flag("--root", shell_options_.root, "Run as root instead of the caller");
     shell_->add_option("--home", shell_options_.home,
                        "persistent (a HOME kept in the store per environment) or host");
+    shell_->add_option("--arg", shell_args_, "Set a recipe [args] value: NAME=VALUE")
+        ->allow_extra_args(false);
+    shell_->add_option("--runtime", shell_options_.runtime,
+                       "OCI runtime of a new environment: crun, runc or a path (default: "
+                       "$FACTORY_RUNTIME, else runc with a terminal, else detect)");
     shell_->add_flag("--stop", stop_,
                      "End the running environment(s) of TARGET, with every shell in them");
 
@@ -94,10 +104,12 @@ bool ShellCommands::parsed() const {
 std::optional<int> ShellCommands::dispatch(const std::string& cache_dir) {
     if (run_->parsed()) {
         run_options_.store_root = cache::store_root(cache_dir);
+        run_options_.build_args = parse_args(run_args_);
         return shell::run_image(run_options_);
     }
     if (shell_->parsed()) {
         shell_options_.store_root = cache::store_root(cache_dir);
+        shell_options_.build_args = parse_args(shell_args_);
         if (stop_) return shell::stop_environments(shell_options_.store_root, shell_options_.target);
         return shell::run_shell(shell_options_);
     }

@@ -4,6 +4,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "factory/shell/session.hpp"
 
@@ -27,6 +28,7 @@ class ShellCommands {
     CLI::App* run_ = nullptr;
     CLI::App* shell_ = nullptr;
     CLI::App* ps_ = nullptr;
+    std::vector<std::string> run_args_, shell_args_; // --arg
     bool stop_ = false;
     bool ps_json_ = false;
     shell::RunOptions run_options_;

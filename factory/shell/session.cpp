@@ -54,17 +54,23 @@ bool is_recipe(const std::string& target) {
     return target.ends_with(".toml");
 }
 
-Target resolve_target(const fs::path& store_root, const std::string& target) {
+// A recipe is built first (a cache hit is a no-op) with args and, for its RUN steps, runtime.
+Target resolve_target(const fs::path& store_root, const std::string& target,
+                      const std::map<std::string, std::string>& args,
+                      const std::string& runtime) {
     Target t;
     if (is_recipe(target)) {
         std::error_code ec;
         fs::path file = fs::absolute(target, ec);
         recipe::LoadOptions lo;
         lo.source_date_epoch = build::source_date_epoch_from_env();
+        lo.args = args;
         t.recipe = recipe::load(file, lo); // a recipe error: Error(usage), passed through
         build::BuildOptions bo;
         bo.store_root = store_root;
         bo.source_date_epoch = lo.source_date_epoch;
+        bo.args = args;
+        bo.runtime = runtime;
         Progress quiet(ProgressMode::quiet);
         auto result = build::build_recipe(file, bo, quiet);
         t.digest = result.manifest_digest;
@@ -72,6 +78,9 @@ Target resolve_target(const fs::path& store_root, const std::string& target) {
         t.display = result.name + ":" + (result.tags.empty() ? "latest" : result.tags.front());
         return t;
     }
+    if (!args.empty())
+        throw usage_error("--arg " + args.begin()->first + ": only a recipe takes --arg, not the "
+                          "image " + target);
     t.display = target;
     t.digest = target;
     t.name = target.starts_with("sha256:") ? "" : strip_tag(target);
@@ -341,7 +350,12 @@ void cancel_after_hangup(const std::stop_token& stop, std::atomic<bool>& cancel)
 // A terminal wants runc when nothing else is asked for: both start the pty at our window size
 // (process.consoleSize), but crun 1.8 doesn't pass SIGWINCH on, so a resized terminal would
 // keep its old size; runc does.
-runtime::RuntimeChoice runtime_for(bool terminal) {
+runtime::RuntimeChoice runtime_for(bool terminal, const std::string& flag) {
+    if (!flag.empty()) {
+        auto r = runtime::choose_runtime(flag);
+        if (!r) throw usage_error("--runtime " + flag + ": " + r.error());
+        return std::move(*r);
+    }
     const char* requested = std::getenv("FACTORY_RUNTIME");
     if (terminal && !(requested && *requested))
         if (auto r = runtime::choose_runtime("runc")) return std::move(*r);
@@ -373,9 +387,10 @@ std::vector<fs::path> image_lowers(const fs::path& store_root, oci::Layout& stor
 // runs the container with the output passed through and returns its exit code. Nothing
 // (mount, container, scratch directory) outlives the call.
 int run_in_image(const fs::path& store_root, oci::Layout& store, const Image& image,
-                 runtime::RunSpec spec, const std::function<void(runtime::RunSpec&)>& prepare,
+                 const std::string& runtime_flag, runtime::RunSpec spec,
+                 const std::function<void(runtime::RunSpec&)>& prepare,
                  const std::function<void()>& on_ready = {}) {
-    auto choice = runtime_for(spec.terminal);
+    auto choice = runtime_for(spec.terminal, runtime_flag);
     const runtime::RuntimeChoice* rt = &choice;
 
     // Shared store lock for the whole run: `cache prune` (exclusive) neither removes the
@@ -475,7 +490,8 @@ void end_in_background(const Environments& envs, const std::string& id, const En
 // the environment's mounted root; `on_ready(joined, record)` is called just before the process
 // starts. The last shell out ends the environment.
 int run_in_environment(const fs::path& store_root, oci::Layout& store, const Image& image,
-                       const EnvIdentity& who, runtime::RunSpec spec,
+                       const EnvIdentity& who, const std::string& runtime_flag,
+                       runtime::RunSpec spec,
                        const std::function<void(runtime::RunSpec&)>& prepare,
                        const std::function<void(bool, const EnvRecord&)>& on_ready) {
     Environments envs(store_root);
@@ -494,7 +510,7 @@ int run_in_environment(const fs::path& store_root, oci::Layout& store, const Ima
             prepare(spec);
         } else {
             if (existing || fs::exists(envs.dir(id), ec)) envs.end(id, existing);
-            auto rt = runtime_for(spec.terminal);
+            auto rt = runtime_for(spec.terminal, runtime_flag);
             // Until env.json names its snapshots, `cache prune` must wait: it keeps what
             // running environments list, and nothing else.
             auto lease = cache::StoreLock::build(store_root);
@@ -791,7 +807,7 @@ int run_image(const RunOptions& o) {
             throw usage_error("--user " + o.user + ": expected UID[:GID] (numbers)");
     }
 
-    Target t = resolve_target(o.store_root, o.target);
+    Target t = resolve_target(o.store_root, o.target, o.build_args, o.runtime);
     std::optional<oci::Layout> store;
     Image image = load_image(o.store_root, t.digest, t.display, store);
 
@@ -812,7 +828,7 @@ int run_image(const RunOptions& o) {
                               " has no Entrypoint or Cmd: give a command after --");
     }
     std::string user = o.user.empty() ? image.config.user() : o.user;
-    return run_in_image(o.store_root, *store, image, std::move(spec), [&](runtime::RunSpec& s) {
+    return run_in_image(o.store_root, *store, image, o.runtime, std::move(spec), [&](runtime::RunSpec& s) {
         auto [uid, gid] = resolve_user(s.rootfs, user, "--user");
         s.uid = uid;
         s.gid = gid;
@@ -833,7 +849,7 @@ int run_shell(const ShellOptions& o) {
         project = fs::canonical(project, ec);
     }
     // Validate before building anything.
-    Target t = resolve_target(o.store_root, o.target);
+    Target t = resolve_target(o.store_root, o.target, o.build_args, o.runtime);
     recipe::ShellConfig shell_config;
     if (t.recipe) shell_config = t.recipe->shell;
     for (const auto& [name, path] : shell_config.volumes) {
@@ -962,7 +978,7 @@ int run_shell(const ShellOptions& o) {
 
     std::vector<std::string> args = o.args;
     return run_in_environment(
-        o.store_root, *store, image, who, std::move(spec),
+        o.store_root, *store, image, who, o.runtime, std::move(spec),
         [&](runtime::RunSpec& s) {
             std::string name;
             auto passwd = passwd_with(read_in_root(s.rootfs, "etc", "passwd").value_or(""), uid,

@@ -274,6 +274,37 @@ expect_ok run "$TEST_DIR/snap/snap.toml" -- /bin/busybox cat /g
 assert_eq v2 "$OUT" "v2 still runs"
 assert_clean "after prune"
 
+step "run, shell: --arg for a recipe, --runtime"
+write "$TEST_DIR/snap/args.toml" <<'TOML'
+[image]
+name = "args-${WORD}"
+[args]
+WORD = "one"
+[base]
+image = "scratch"
+[[step]]
+copy = [{ src = "busybox", dest = "/bin/busybox", mode = "0755" }]
+[config]
+env = { WORD = "${WORD}" }
+TOML
+expect_ok run "$TEST_DIR/snap/args.toml" -- /bin/busybox sh -c 'echo $WORD'
+assert_eq one "$OUT" "the default"
+expect_ok run --arg WORD=two "$TEST_DIR/snap/args.toml" -- /bin/busybox sh -c 'echo $WORD'
+assert_eq two "$OUT" "run --arg"
+expect_ok shell --arg WORD=three --project "$TEST_DIR/snap" "$TEST_DIR/snap/args.toml" -- /bin/busybox sh -c 'echo $WORD; /bin/busybox hostname'
+assert_eq $'three\nargs-three' "$OUT" "shell --arg: its image (and hostname)"
+expect_exit 2 run --arg WORD=x args-one -- true
+assert_eq "factory: error: --arg WORD: only a recipe takes --arg, not the image args-one" "$(error_line)"
+expect_exit 2 run --arg NOPE=x "$TEST_DIR/snap/args.toml" -- true
+assert_contains "$(error_line)" "--arg NOPE: the recipe declares no arg NOPE (declared: WORD)"
+for rt in runc crun; do
+    expect_ok run --runtime "$rt" args-one -- /bin/busybox sh -c 'echo $WORD'
+    assert_eq one "$OUT" "run --runtime $rt"
+done
+expect_exit 2 run --runtime nosuch args-one -- true
+assert_contains "$(error_line)" "--runtime nosuch: unknown runtime" "an unknown runtime"
+assert_clean "after --arg and --runtime"
+
 step "bad input: exit 2, exact messages, nothing left behind"
 expect_exit 2 run no-such-image -- true
 assert_eq "factory: error: no image 'no-such-image' in the store $TEST_DIR/store" "$(error_line)"
