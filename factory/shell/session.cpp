@@ -554,6 +554,9 @@ int run_in_environment(const fs::path& store_root, oci::Layout& store, const Ima
                 if (!pid) throw Error("cannot start the environment: " + pid.error());
                 record.init_pid = *pid;
                 record.init_start = runtime::process_start_time(*pid);
+                if (record.init_start == 0)
+                    throw Error("cannot start the environment: its process 1 (" +
+                                find_init().string() + " at " + init_path + ") exited at once");
                 record.created = static_cast<std::int64_t>(::time(nullptr));
                 rootfs->release(); // the environment owns the mount now
                 envs.write(record);
