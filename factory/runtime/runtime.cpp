@@ -14,9 +14,11 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "factory/runtime/bundle.hpp"
+#include "factory/runtime/console.hpp"
 #include "factory/runtime/process.hpp"
 #include "factory/runtime/rootless.hpp"
 #include "factory/util/files.hpp"
@@ -434,6 +436,7 @@ Result<int> exec_in(const RuntimeChoice& rt, const std::string& id, const RunSpe
             fs::remove(p, ec);
             fs::remove(p.string() + ".log", ec);
             fs::remove(p.string() + ".pid", ec);
+            fs::remove(p.string() + ".sock", ec);
         }
     } cleanup{process_file};
     {
@@ -443,17 +446,39 @@ Result<int> exec_in(const RuntimeChoice& rt, const std::string& id, const RunSpe
         if (!out) return Unexpected("cannot write " + process_file.string());
     }
     fs::path log = process_file.string() + ".log";
-    SpawnOptions o;
     fs::path pid_file = process_file.string() + ".pid";
+    // Kills the exec'd process, by the pid the runtime wrote: the runtime then exits.
+    struct Target {
+        fs::path pid_file;
+        static void kill(void* self) {
+            auto text = read_file(static_cast<Target*>(self)->pid_file, 64);
+            long target = text ? std::strtol(text->c_str(), nullptr, 10) : 0;
+            if (target > 0) ::kill(static_cast<pid_t>(target), SIGKILL);
+        }
+    } target{pid_file};
+
+    // A terminal for crun: factory holds the pty's master (console.hpp), so window-size
+    // changes reach it; runc handles its terminal itself, and does that.
+    std::optional<ConsoleSocket> console;
+    if (process.terminal && rt.kind == RuntimeKind::crun)
+        if (auto c = ConsoleSocket::listen(process_file.string() + ".sock")) console = std::move(*c);
+
+    SpawnOptions o;
     o.argv = runtime_argv(rt, {"--log=" + log.string(), "--log-format=json", "exec",
                                "--pid-file=" + pid_file.string(),
-                               "--process=" + process_file.string(), id});
-    o.stdin_fd = 0;
+                               "--process=" + process_file.string()});
+    if (console) o.argv.push_back("--console-socket=" + console->path().string());
+    o.argv.push_back(id);
+    o.stdin_fd = console ? -1 : 0;
     o.hide_mounts = rt.hide_mounts;
     auto pid = spawn(o);
     if (!pid) return Unexpected(pid.error());
     Result<int> status = 0;
-    if (control.cancel) {
+    bool killed = false;
+    if (console) {
+        status = proxy_console(*console, *pid, control.cancel, &Target::kill, &target);
+        killed = control.cancel && control.cancel->load();
+    } else if (control.cancel) {
         for (;;) {
             int st = 0;
             pid_t r = ::waitpid(*pid, &st, WNOHANG);
@@ -463,19 +488,17 @@ Result<int> exec_in(const RuntimeChoice& rt, const std::string& id, const RunSpe
             }
             if (r < 0 && errno != EINTR) return Unexpected("waitpid: " + errno_string(errno));
             if (control.cancel->load()) {
-                // The exec'd process, by the pid the runtime wrote: the runtime then exits.
-                auto text = read_file(pid_file, 64);
-                long target = text ? std::strtol(text->c_str(), nullptr, 10) : 0;
-                if (target > 0) ::kill(static_cast<pid_t>(target), SIGKILL);
+                Target::kill(&target);
                 status = wait_exit(*pid);
-                if (status && *status == 0) status = 137;
-                return status;
+                killed = true;
+                break;
             }
             ::usleep(20000);
         }
     } else {
         status = wait_exit(*pid);
     }
+    if (killed) return status && *status != 0 ? *status : 137;
     if (!status) return status;
     if (*status != 0) {
         auto errors = runtime_errors(log);

@@ -347,18 +347,14 @@ void cancel_after_hangup(const std::stop_token& stop, std::atomic<bool>& cancel)
 
 // ---- the run ------------------------------------------------------------------------------
 
-// A terminal wants runc when nothing else is asked for: both start the pty at our window size
-// (process.consoleSize), but crun 1.8 doesn't pass SIGWINCH on, so a resized terminal would
-// keep its old size; runc does.
-runtime::RuntimeChoice runtime_for(bool terminal, const std::string& flag) {
+// --runtime, else $FACTORY_RUNTIME, else the default choice (runtime.hpp). A terminal works
+// with either: with crun factory holds the pty itself (console.hpp), runc handles its own.
+runtime::RuntimeChoice runtime_for(const std::string& flag) {
     if (!flag.empty()) {
         auto r = runtime::choose_runtime(flag);
         if (!r) throw usage_error("--runtime " + flag + ": " + r.error());
         return std::move(*r);
     }
-    const char* requested = std::getenv("FACTORY_RUNTIME");
-    if (terminal && !(requested && *requested))
-        if (auto r = runtime::choose_runtime("runc")) return std::move(*r);
     auto r = runtime::choose_runtime("");
     if (!r) throw Error("no OCI runtime: " + r.error());
     return std::move(*r);
@@ -390,7 +386,7 @@ int run_in_image(const fs::path& store_root, oci::Layout& store, const Image& im
                  const std::string& runtime_flag, runtime::RunSpec spec,
                  const std::function<void(runtime::RunSpec&)>& prepare,
                  const std::function<void()>& on_ready = {}) {
-    auto choice = runtime_for(spec.terminal, runtime_flag);
+    auto choice = runtime_for(runtime_flag);
     const runtime::RuntimeChoice* rt = &choice;
 
     // Shared store lock for the whole run: `cache prune` (exclusive) neither removes the
@@ -510,7 +506,7 @@ int run_in_environment(const fs::path& store_root, oci::Layout& store, const Ima
             prepare(spec);
         } else {
             if (existing || fs::exists(envs.dir(id), ec)) envs.end(id, existing);
-            auto rt = runtime_for(spec.terminal, runtime_flag);
+            auto rt = runtime_for(runtime_flag);
             // Until env.json names its snapshots, `cache prune` must wait: it keeps what
             // running environments list, and nothing else.
             auto lease = cache::StoreLock::build(store_root);
