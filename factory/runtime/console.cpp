@@ -123,13 +123,16 @@ std::optional<int> exited(pid_t pid) {
     return 255;
 }
 
-// Copies what fd has now to out; false at end of file or on an error (EIO: the slave closed).
-bool pass(int fd, int out) {
+enum class Pass { ok, closed, write_failed };
+
+// Copies what fd has now to out (unless out is -1: then it is read and dropped).
+Pass pass(int fd, int out) {
     char buf[16384];
     ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && (errno == EINTR || errno == EAGAIN)) return true;
-    if (n <= 0) return false;
-    return static_cast<bool>(write_all(out, buf, static_cast<std::size_t>(n)));
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) return Pass::ok;
+    if (n <= 0) return Pass::closed; // EIO on a master: every slave is closed
+    if (out < 0) return Pass::ok;
+    return write_all(out, buf, static_cast<std::size_t>(n)) ? Pass::ok : Pass::write_failed;
 }
 
 } // namespace
@@ -180,16 +183,19 @@ Result<int> proxy_console(ConsoleSocket& socket, pid_t runtime_pid,
     }
     copy_window_size(master.get());
 
-    // 2. Both ways until the runtime exits (its process did); then what is left to read.
+    // 2. Both ways until the runtime exits (its process did), then what is left to read. A
+    // closed terminal (reads and writes fail) stops neither: the output is dropped, and the
+    // process ends on its own or by `cancel`.
     WinchWatch winch;
     RawTerminal raw;
-    bool stdin_open = true;
+    bool stdin_open = true, stdout_open = true, master_open = true;
     std::optional<int> status;
     for (;;) {
         check_cancel();
         if (!status) status = exited(runtime_pid);
-        pollfd p[3] = {{master.get(), POLLIN, 0},
-                       {stdin_open ? 0 : -1, POLLIN, 0},
+        if (status && !master_open) break;
+        pollfd p[3] = {{master_open ? master.get() : -1, POLLIN, 0},
+                       {stdin_open && master_open ? 0 : -1, POLLIN, 0},
                        {winch.fd(), POLLIN, 0}};
         int r = ::poll(p, 3, status ? 0 : 50);
         if (r < 0 && errno != EINTR) return Unexpected("poll: " + errno_string(errno));
@@ -201,21 +207,15 @@ Result<int> proxy_console(ConsoleSocket& socket, pid_t runtime_pid,
             char drain[64];
             while (::read(winch.fd(), drain, sizeof drain) > 0) {
             }
-            copy_window_size(master.get());
+            if (master_open) copy_window_size(master.get());
         }
         if (p[1].revents & (POLLIN | POLLHUP | POLLERR))
-            if (!pass(0, master.get())) stdin_open = false;
-        if (p[0].revents & (POLLIN | POLLHUP | POLLERR))
-            if (!pass(master.get(), 1)) {
-                if (!status) status = [&]() -> std::optional<int> {
-                    // The slave side is closed: the process is gone; the runtime follows.
-                    int st = 0;
-                    while (::waitpid(runtime_pid, &st, 0) < 0)
-                        if (errno != EINTR) return 255;
-                    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-                }();
-                break;
-            }
+            if (pass(0, master.get()) != Pass::ok) stdin_open = false;
+        if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+            auto r2 = pass(master.get(), stdout_open ? 1 : -1);
+            if (r2 == Pass::closed) master_open = false;
+            if (r2 == Pass::write_failed) stdout_open = false;
+        }
     }
     return *status;
 }
