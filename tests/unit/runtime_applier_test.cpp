@@ -151,7 +151,7 @@ class Root {
 };
 
 bool root_user() {
-    return ::geteuid() == 0;
+    return factory::testing::privileged();
 }
 
 // ---- well-formed layers, both resolvers ------------------------------------------------------

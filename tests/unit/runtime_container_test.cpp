@@ -72,7 +72,7 @@ std::vector<std::string> containers_of_this_process(const RuntimeChoice& rt) {
 class ContainerTest : public ::testing::TestWithParam<std::string> {
   protected:
     void SetUp() override {
-        if (::geteuid() != 0) GTEST_SKIP() << "needs root";
+        if (!factory::testing::privileged()) GTEST_SKIP() << "needs root";
         if (!fs::exists(busybox)) GTEST_SKIP() << "needs " << busybox << " (busybox-static)";
         auto rt = choose_runtime(GetParam());
         if (!rt) GTEST_SKIP() << rt.error();

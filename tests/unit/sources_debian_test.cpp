@@ -186,7 +186,7 @@ TEST(SourcesDebian, ResolvedPackages) {
 class DebianEntries : public ::testing::Test {
   protected:
     void SetUp() override {
-        if (::geteuid() != 0) GTEST_SKIP() << "needs root (device nodes)";
+        if (!factory::testing::privileged()) GTEST_SKIP() << "needs root (device nodes)";
     }
     factory::testing::TestDir tree;
 };
@@ -283,7 +283,7 @@ class DebianBootstrap : public ::testing::Test {
     }
 
     static std::string why_skip() {
-        if (::geteuid() != 0) return "needs root (mmdebstrap --mode=root)";
+        if (!factory::testing::privileged()) return "needs root (mmdebstrap --mode=root)";
         if (::access("/usr/bin/mmdebstrap", X_OK) != 0) return "needs mmdebstrap";
         if (::getenv("FACTORY_SKIP_NETWORK_TESTS")) return "FACTORY_SKIP_NETWORK_TESTS is set";
         return "";
