@@ -94,12 +94,13 @@ need() {
 
 # Root means uid 0 with CAP_SYS_ADMIN (mounts, namespaces): uid 0 inside a container — a
 # `factory shell --root` of recipes/dev.toml — has neither, and these tests skip there too.
-need_root() {
+privileged() {
     local caps
     caps=$(awk '/^CapEff:/ {print $2}' /proc/self/status 2>/dev/null)
-    if [[ $(id -u) -eq 0 && -n $caps ]] && (((0x$caps >> 21) & 1)); then
-        return 0
-    fi
+    [[ $(id -u) -eq 0 && -n $caps ]] && (((0x$caps >> 21) & 1))
+}
+need_root() {
+    privileged && return 0
     [[ ${CI:-} == true ]] && fail "must run as root (with CAP_SYS_ADMIN) in CI"
     skip "needs root with CAP_SYS_ADMIN"
 }

@@ -172,7 +172,7 @@ assert_eq "$want" "$(last_line)" "the rebuilt image has the same digest"
 expect_ok cache verify --cache "$constore"
 
 step "a full disk: a clear error, and a store that verifies clean"
-if [[ $(id -u) -eq 0 ]]; then
+if privileged; then
     small=$TEST_DIR/small
     mkdir -p "$small"
     mount -t tmpfs -o size=3m tmpfs "$small"

@@ -238,7 +238,7 @@ assert_eq "$before" "$(ls -A "$TEST_DIR")" "no temp file left beside the destina
 assert_eq "" "$(ls -A existing-dir)" "the directory in the way is untouched"
 expect_exit 1 build -o "docker-archive:$TEST_DIR/existing-dir" "$hello"
 assert_eq "$before" "$(ls -A "$TEST_DIR")" "no temp file left beside the destination"
-if [[ $(id -u) -eq 0 ]]; then
+if privileged; then
     mkdir ro && mount -t tmpfs -o ro,size=1m tmpfs ro
     expect_exit 1 build -o "oci-archive:$TEST_DIR/ro/out.tar" "$hello"
     assert_eq "" "$(ls -A ro)" "read-only destination stays empty"
