@@ -328,11 +328,10 @@ class SignalGuard {
 }
 
 // A closed terminal must end its session, as it ends a shell outside a container. Forwarding
-// SIGHUP is not enough: the shell is the container's PID 1, which the kernel shields from
-// signals it has no handler for (busybox ash has none), and the runtime keeps the container's
-// pty open, so the shell would wait for input forever while factory, the runtime, the
-// container and its overlay stay. After the grace (a shell that handles SIGHUP, like bash, exits
-// by itself and saves its history), `cancel` makes run_container kill the container.
+// SIGHUP is not always enough: a shell may ignore it (busybox ash does while it waits for
+// input), and the pty stays open (the runtime, or factory for crun, holds its master), so the
+// shell would wait for input forever. After the grace (a shell that handles SIGHUP, like bash,
+// exits by itself and saves its history), `cancel` makes exec_in kill the shell's process.
 constexpr auto hangup_grace = std::chrono::seconds(2);
 
 void cancel_after_hangup(const std::stop_token& stop, std::atomic<bool>& cancel) {
@@ -406,24 +405,14 @@ int run_in_image(const fs::path& store_root, oci::Layout& store, const Image& im
     prepare(spec);
     if (on_ready) on_ready();
 
+    // No terminal here (`factory run`; shells run in environments), so no hangup to watch.
     Result<int> code = 0;
-    std::atomic<bool> cancel{false};
     {
-        runtime::RunControl control;
-        std::jthread hangup_watch;
-        if (spec.terminal) {
-            control.cancel = &cancel;
-            hangup_watch = std::jthread(
-                [&cancel](const std::stop_token& stop) { cancel_after_hangup(stop, cancel); });
-        }
-        g_hung_up.store(false);
         SignalGuard signals;
-        code = runtime::run_container(spec, *rt, {}, control);
-    } // the watch stops and is joined here
+        code = runtime::run_container(spec, *rt, {});
+    }
     (void)rootfs->unmount();
     if (!code) throw_start_failure(code.error());
-    // Killed after a hangup: report it as a shell killed by SIGHUP would be.
-    if (cancel.load()) return 128 + SIGHUP;
     return *code;
 }
 
