@@ -33,9 +33,10 @@ ShellCommands::ShellCommands(CLI::App& app, std::string& cache_dir) {
     shell_ = app.add_subcommand("shell", "An interactive shell (or a command) in a recipe's "
                                          "image or a store image, with the project mounted");
     shell_->add_option("--cache", cache_dir, "Store directory");
-    shell_->add_option("target", shell_options_.target,
-                       "RECIPE.toml, NAME[:TAG] or sha256:DIGEST (with --stop: also an "
-                       "environment's name)")
+    shell_
+        ->add_option("target", shell_options_.target,
+                     "RECIPE.toml, NAME[:TAG] or sha256:DIGEST (with --stop: also an "
+                     "environment's name)")
         ->required();
     shell_->add_option("cmd", shell_options_.args, "The command (after --); default: a shell");
     shell_->add_option("--project", shell_options_.project,
@@ -110,7 +111,8 @@ std::optional<int> ShellCommands::dispatch(const std::string& cache_dir) {
     if (shell_->parsed()) {
         shell_options_.store_root = cache::store_root(cache_dir);
         shell_options_.build_args = parse_args(shell_args_);
-        if (stop_) return shell::stop_environments(shell_options_.store_root, shell_options_.target);
+        if (stop_)
+            return shell::stop_environments(shell_options_.store_root, shell_options_.target);
         return shell::run_shell(shell_options_);
     }
     if (ps_->parsed()) {

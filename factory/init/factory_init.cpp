@@ -41,8 +41,8 @@ int main(int argc, char** argv) {
     sigaddset(&wanted, SIGHUP);
     for (;;) {
         timespec second{1, 0};
-        int sig = hold >= 0 ? sigtimedwait(&wanted, nullptr, &second)
-                            : sigwaitinfo(&wanted, nullptr);
+        int sig =
+            hold >= 0 ? sigtimedwait(&wanted, nullptr, &second) : sigwaitinfo(&wanted, nullptr);
         if (sig < 0 && hold >= 0 && flock(hold, LOCK_EX | LOCK_NB) == 0) return 0;
         if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP) return 0;
         if (sig == SIGCHLD)

@@ -159,8 +159,8 @@ ConsoleSocket::~ConsoleSocket() {
     if (!path_.empty()) ::unlink(path_.c_str());
 }
 
-Result<int> proxy_console(ConsoleSocket& socket, pid_t runtime_pid,
-                          const std::atomic<bool>* cancel, void (*on_cancel)(void*), void* arg) {
+Result<int> proxy_console(ConsoleSocket& socket, pid_t runtime_pid, const std::atomic<bool>* cancel,
+                          void (*on_cancel)(void*), void* arg) {
     bool cancelled = false;
     auto check_cancel = [&] {
         if (!cancelled && cancel && cancel->load()) {

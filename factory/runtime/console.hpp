@@ -45,7 +45,7 @@ class ConsoleSocket {
 // mode meanwhile and restored on every way out. When *cancel becomes true, on_cancel() is
 // called once (it kills the process). Errors: the runtime exits without sending a master (its
 // status is returned then: its own error is in its log), I/O errors.
-Result<int> proxy_console(ConsoleSocket& socket, pid_t runtime_pid,
-                          const std::atomic<bool>* cancel, void (*on_cancel)(void*), void* arg);
+Result<int> proxy_console(ConsoleSocket& socket, pid_t runtime_pid, const std::atomic<bool>* cancel,
+                          void (*on_cancel)(void*), void* arg);
 
 } // namespace factory::runtime

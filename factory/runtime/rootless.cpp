@@ -401,8 +401,7 @@ pid_t start_holder(const RootlessMaps& maps, const fs::path& lock_path, int lock
     if (::write(go_wr.get(), &ok, 1) != 1)
         throw Error("rootless: cannot start the namespace process: " + errno_string(errno));
     if (int err = read_report("while becoming root in its namespace"); err != 0)
-        throw Error("rootless: becoming root in the user namespace failed: " +
-                    errno_string(err));
+        throw Error("rootless: becoming root in the user namespace failed: " + errno_string(err));
     guard.pid = 0; // it lives on; init reaps it
     return pid;
 }
@@ -421,18 +420,18 @@ int run_rootless(const RootlessEntry& entry, const RootlessMaps& maps) {
     // a shell environment) lives; the holder leaves when nobody holds it. Not close-on-exec:
     // the factory inside inherits it.
     Fd lock(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW, 0600));
-    if (!lock) throw Error("rootless: cannot open " + lock_path.string() + ": " +
-                           errno_string(errno));
+    if (!lock)
+        throw Error("rootless: cannot open " + lock_path.string() + ": " + errno_string(errno));
     while (::flock(lock.get(), LOCK_SH) != 0)
-        if (errno != EINTR) throw Error("rootless: flock " + lock_path.string() + ": " +
-                                        errno_string(errno));
+        if (errno != EINTR)
+            throw Error("rootless: flock " + lock_path.string() + ": " + errno_string(errno));
     pid_t holder_pid = live_holder(pid_path);
     if (holder_pid == 0) {
         Fd create(::open((root / "userns.create.lock").c_str(),
                          O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
         if (!create || ::flock(create.get(), LOCK_EX) != 0)
-            throw Error("rootless: cannot lock " + (root / "userns.create.lock").string() +
-                        ": " + errno_string(errno));
+            throw Error("rootless: cannot lock " + (root / "userns.create.lock").string() + ": " +
+                        errno_string(errno));
         holder_pid = live_holder(pid_path);
         if (holder_pid == 0) {
             holder_pid = start_holder(maps, lock_path, lock.get());
@@ -442,10 +441,10 @@ int run_rootless(const RootlessEntry& entry, const RootlessMaps& maps) {
                               0600);
         }
     }
-    Fd user_ns(::open(("/proc/" + std::to_string(holder_pid) + "/ns/user").c_str(),
-                      O_RDONLY | O_CLOEXEC));
-    Fd mnt_ns(::open(("/proc/" + std::to_string(holder_pid) + "/ns/mnt").c_str(),
-                     O_RDONLY | O_CLOEXEC));
+    Fd user_ns(
+        ::open(("/proc/" + std::to_string(holder_pid) + "/ns/user").c_str(), O_RDONLY | O_CLOEXEC));
+    Fd mnt_ns(
+        ::open(("/proc/" + std::to_string(holder_pid) + "/ns/mnt").c_str(), O_RDONLY | O_CLOEXEC));
     if (!user_ns || !mnt_ns || live_holder(pid_path) != holder_pid)
         throw Error("rootless: the namespace holder (pid " + std::to_string(holder_pid) +
                     ") went away; run the command again");

@@ -461,12 +461,13 @@ Result<int> exec_in(const RuntimeChoice& rt, const std::string& id, const RunSpe
     // changes reach it; runc handles its terminal itself, and does that.
     std::optional<ConsoleSocket> console;
     if (process.terminal && rt.kind == RuntimeKind::crun)
-        if (auto c = ConsoleSocket::listen(process_file.string() + ".sock")) console = std::move(*c);
+        if (auto c = ConsoleSocket::listen(process_file.string() + ".sock"))
+            console = std::move(*c);
 
     SpawnOptions o;
-    o.argv = runtime_argv(rt, {"--log=" + log.string(), "--log-format=json", "exec",
-                               "--pid-file=" + pid_file.string(),
-                               "--process=" + process_file.string()});
+    o.argv =
+        runtime_argv(rt, {"--log=" + log.string(), "--log-format=json", "exec",
+                          "--pid-file=" + pid_file.string(), "--process=" + process_file.string()});
     if (console) o.argv.push_back("--console-socket=" + console->path().string());
     o.argv.push_back(id);
     o.stdin_fd = console ? -1 : 0;

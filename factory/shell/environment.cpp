@@ -27,7 +27,8 @@ bool is_id(const std::string& s) {
 
 // True when path is a mount point (its device differs from its parent's).
 bool mount_point(const fs::path& path) {
-    struct stat a {}, b {};
+    struct stat a {
+    }, b{};
     if (::lstat(path.c_str(), &a) != 0 || ::lstat(path.parent_path().c_str(), &b) != 0)
         return false;
     return a.st_dev != b.st_dev;
@@ -119,7 +120,8 @@ void Environments::write(const EnvRecord& record) const {
 }
 
 bool Environments::running(const EnvRecord& r) {
-    return r.init_pid > 0 && r.init_start != 0 && runtime::process_start_time(r.init_pid) == r.init_start;
+    return r.init_pid > 0 && r.init_start != 0 &&
+           runtime::process_start_time(r.init_pid) == r.init_start;
 }
 
 cache::FileLock Environments::add_session(const std::string& id) const {

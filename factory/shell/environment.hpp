@@ -46,10 +46,10 @@ struct EnvRecord {
     std::string state_root;
     std::vector<std::string> hide_mounts;
     std::vector<std::string> lowers; // the snapshots (diff_id hex) its overlay stacks
-    pid_t init_pid = 0;            // the container's process 1, as the host sees it
-    std::uint64_t init_start = 0;  // its start time (/proc/PID/stat field 22): pid reuse guard
-    std::int64_t created = 0;      // unix seconds
-    int shells = 0;                // live shells (filled by list())
+    pid_t init_pid = 0;              // the container's process 1, as the host sees it
+    std::uint64_t init_start = 0;    // its start time (/proc/PID/stat field 22): pid reuse guard
+    std::int64_t created = 0;        // unix seconds
+    int shells = 0;                  // live shells (filled by list())
 
     runtime::RuntimeChoice runtime_choice() const;
 };

@@ -56,8 +56,7 @@ bool is_recipe(const std::string& target) {
 
 // A recipe is built first (a cache hit is a no-op) with args and, for its RUN steps, runtime.
 Target resolve_target(const fs::path& store_root, const std::string& target,
-                      const std::map<std::string, std::string>& args,
-                      const std::string& runtime) {
+                      const std::map<std::string, std::string>& args, const std::string& runtime) {
     Target t;
     if (is_recipe(target)) {
         std::error_code ec;
@@ -79,8 +78,10 @@ Target resolve_target(const fs::path& store_root, const std::string& target,
         return t;
     }
     if (!args.empty())
-        throw usage_error("--arg " + args.begin()->first + ": only a recipe takes --arg, not the "
-                          "image " + target);
+        throw usage_error("--arg " + args.begin()->first +
+                          ": only a recipe takes --arg, not the "
+                          "image " +
+                          target);
     t.display = target;
     t.digest = target;
     t.name = target.starts_with("sha256:") ? "" : strip_tag(target);
@@ -422,14 +423,16 @@ int run_in_image(const fs::path& store_root, oci::Layout& store, const Image& im
 // (a build tree), else ../lib/factory/ from it (an installation).
 fs::path find_init() {
     if (const char* v = std::getenv("FACTORY_INIT"); v && *v) {
-        if (::access(v, X_OK) != 0) throw Error(std::string("FACTORY_INIT=") + v + ": not executable");
+        if (::access(v, X_OK) != 0)
+            throw Error(std::string("FACTORY_INIT=") + v + ": not executable");
         return v;
     }
     std::error_code ec;
     fs::path self = fs::read_symlink("/proc/self/exe", ec);
     if (!ec)
-        for (const auto& p : {self.parent_path() / "factory-init",
-                              self.parent_path().parent_path() / "lib" / "factory" / "factory-init"})
+        for (const auto& p :
+             {self.parent_path() / "factory-init",
+              self.parent_path().parent_path() / "lib" / "factory" / "factory-init"})
             if (::access(p.c_str(), X_OK) == 0) return p;
     throw Error("factory-init not found next to " + (ec ? std::string("factory") : self.string()) +
                 " or in ../lib/factory (it is built and installed with factory; or set "
@@ -476,8 +479,7 @@ void end_in_background(const Environments& envs, const std::string& id, const En
 // starts. The last shell out ends the environment.
 int run_in_environment(const fs::path& store_root, oci::Layout& store, const Image& image,
                        const EnvIdentity& who, const std::string& runtime_flag,
-                       runtime::RunSpec spec,
-                       const std::function<void(runtime::RunSpec&)>& prepare,
+                       runtime::RunSpec spec, const std::function<void(runtime::RunSpec&)>& prepare,
                        const std::function<void(bool, const EnvRecord&)>& on_ready) {
     Environments envs(store_root);
     const std::string id = Sha256::hex(who.key).substr(0, 16);
@@ -816,11 +818,12 @@ int run_image(const RunOptions& o) {
                               " has no Entrypoint or Cmd: give a command after --");
     }
     std::string user = o.user.empty() ? image.config.user() : o.user;
-    return run_in_image(o.store_root, *store, image, o.runtime, std::move(spec), [&](runtime::RunSpec& s) {
-        auto [uid, gid] = resolve_user(s.rootfs, user, "--user");
-        s.uid = uid;
-        s.gid = gid;
-    });
+    return run_in_image(o.store_root, *store, image, o.runtime, std::move(spec),
+                        [&](runtime::RunSpec& s) {
+                            auto [uid, gid] = resolve_user(s.rootfs, user, "--user");
+                            s.uid = uid;
+                            s.gid = gid;
+                        });
 }
 
 // ---- factory shell ------------------------------------------------------------------------
@@ -993,8 +996,8 @@ int run_shell(const ShellOptions& o) {
         },
         [&](bool joined, const EnvRecord& env) {
             if (joined)
-                std::fprintf(stderr, "factory: joined the environment %s (%s)\n",
-                             env.name.c_str(), env.image.c_str());
+                std::fprintf(stderr, "factory: joined the environment %s (%s)\n", env.name.c_str(),
+                             env.image.c_str());
             else
                 std::fprintf(stderr,
                              "factory: shell in %s, environment %s (changes outside HOME, "
@@ -1012,9 +1015,11 @@ std::vector<EnvRecord> list_environments(const fs::path& store_root) {
 }
 
 int stop_environments(const fs::path& store_root, const std::string& what) {
-    if (what.empty()) throw usage_error("--stop: name an environment (see factory ps), a recipe or an image");
+    if (what.empty())
+        throw usage_error("--stop: name an environment (see factory ps), a recipe or an image");
     std::error_code ec;
-    std::string recipe_path = is_recipe(what) ? fs::absolute(what, ec).lexically_normal().string() : "";
+    std::string recipe_path =
+        is_recipe(what) ? fs::absolute(what, ec).lexically_normal().string() : "";
     Environments envs(store_root);
     int stopped = 0;
     for (const auto& env : envs.list()) {

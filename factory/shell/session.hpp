@@ -22,7 +22,7 @@ namespace fs = std::filesystem;
 
 struct RunOptions {
     fs::path store_root;
-    std::string target;              // REF (NAME[:TAG], sha256:…) or a recipe path (*.toml)
+    std::string target; // REF (NAME[:TAG], sha256:…) or a recipe path (*.toml)
     std::map<std::string, std::string> build_args; // --arg, for a recipe target
     std::string runtime; // --runtime crun|runc|PATH ("" = $FACTORY_RUNTIME, else the default)
     std::vector<std::string> mounts; // SRC:DST[:ro]
@@ -40,7 +40,7 @@ int run_image(const RunOptions& options);
 
 struct ShellOptions {
     fs::path store_root;
-    std::string target;  // a recipe path (*.toml) or a REF
+    std::string target;                            // a recipe path (*.toml) or a REF
     std::map<std::string, std::string> build_args; // --arg, for a recipe target
     std::string runtime; // --runtime for a new environment (a joined one keeps its own)
     std::string project; // "" = the recipe directory's git top (or its directory), or the cwd

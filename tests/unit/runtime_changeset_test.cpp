@@ -43,7 +43,8 @@ std::string xattr_of(const layer::Entry& e, const std::string& name) {
 class ChangesetTest : public ::testing::Test {
   protected:
     void SetUp() override {
-        if (!factory::testing::privileged()) GTEST_SKIP() << "needs root (whiteout devices, trusted.* xattrs)";
+        if (!factory::testing::privileged())
+            GTEST_SKIP() << "needs root (whiteout devices, trusted.* xattrs)";
         upper = tmp / "upper";
         fs::create_directories(upper);
     }

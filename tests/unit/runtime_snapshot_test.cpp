@@ -109,7 +109,8 @@ std::string xattr(const fs::path& p, const char* name) {
 class SnapshotTest : public ::testing::Test {
   protected:
     void SetUp() override {
-        if (!factory::testing::privileged()) GTEST_SKIP() << "overlay snapshots need root (mknod, trusted.*)";
+        if (!factory::testing::privileged())
+            GTEST_SKIP() << "overlay snapshots need root (mknod, trusted.*)";
     }
     factory::testing::TestDir tmp;
 };

@@ -139,8 +139,8 @@ TEST(Environments, ListSkipsOneThatIsBusy) {
 
 TEST(ShellHelpers, PasswdGetsTheCallerOnlyWhenMissing) {
     std::string name;
-    auto text = passwd_with("root:x:0:0:root:/root:/bin/sh\n", 1000, 1000, "dev", "/home/dev",
-                            &name);
+    auto text =
+        passwd_with("root:x:0:0:root:/root:/bin/sh\n", 1000, 1000, "dev", "/home/dev", &name);
     EXPECT_EQ(text, "root:x:0:0:root:/root:/bin/sh\ndev:x:1000:1000:dev:/home/dev:/bin/sh\n");
     EXPECT_EQ(name, "dev");
     // The uid is there under another name (Ubuntu's "ubuntu" = 1000): kept, and its name used.
@@ -149,16 +149,16 @@ TEST(ShellHelpers, PasswdGetsTheCallerOnlyWhenMissing) {
     EXPECT_EQ(text, "ubuntu:x:1000:1000::/home/ubuntu:/bin/bash\n");
     EXPECT_EQ(name, "ubuntu");
     // The name is taken by another uid: a generated one.
-    text = passwd_with("dev:x:1001:1001::/home/dev:/bin/sh", 1000, 1000, "dev", "/home/dev",
-                       &name);
+    text = passwd_with("dev:x:1001:1001::/home/dev:/bin/sh", 1000, 1000, "dev", "/home/dev", &name);
     EXPECT_EQ(name, "user1000");
     EXPECT_EQ(group_with("root:x:0:\n", 1000, "dev"), "root:x:0:\ndev:x:1000:\n");
     EXPECT_EQ(group_with("dev:x:5:\n", 1000, "dev"), "dev:x:5:\ngroup1000:x:1000:\n");
 }
 
 TEST(ShellHelpers, EnvironmentAllowList) {
-    const char* env[] = {"TERM=xterm",        "SECRET_TOKEN=x", "LC_ALL=C",   "PATH=/evil",
-                         "https_proxy=http://p", "EXTRA=1",     "NOEQUALS", "=bad", nullptr};
+    const char* env[] = {
+        "TERM=xterm", "SECRET_TOKEN=x", "LC_ALL=C", "PATH=/evil", "https_proxy=http://p",
+        "EXTRA=1",    "NOEQUALS",       "=bad",     nullptr};
     auto out = passthrough_env({"EXTRA"}, const_cast<char**>(env));
     EXPECT_EQ(out, (std::vector<std::string>{"TERM=xterm", "LC_ALL=C", "https_proxy=http://p",
                                              "EXTRA=1"}));
