@@ -62,11 +62,8 @@ cache::LockWait waiting(const char* what) {
 }
 
 std::string ago(std::int64_t ns) {
-    auto secs = std::time(nullptr) - static_cast<std::time_t>(ns / 1'000'000'000);
-    if (secs < 120) return std::to_string(secs) + "s ago";
-    if (secs < 7200) return std::to_string(secs / 60) + "m ago";
-    if (secs < 172800) return std::to_string(secs / 3600) + "h ago";
-    return std::to_string(secs / 86400) + "d ago";
+    return human_duration(std::time(nullptr) - static_cast<std::time_t>(ns / 1'000'000'000)) +
+           " ago";
 }
 
 } // namespace

@@ -7,6 +7,7 @@
 
 #include "cache/root.hpp"
 #include "factory/cli/commands.hpp"
+#include "factory/util/progress.hpp"
 
 namespace factory::cli {
 
@@ -60,15 +61,6 @@ ShellCommands::ShellCommands(CLI::App& app, std::string& cache_dir) {
 
 namespace {
 
-std::string age(std::int64_t created) {
-    auto s = static_cast<std::int64_t>(::time(nullptr)) - created;
-    if (s < 0) s = 0;
-    if (s < 120) return std::to_string(s) + "s";
-    if (s < 7200) return std::to_string(s / 60) + "m";
-    if (s < 172800) return std::to_string(s / 3600) + "h";
-    return std::to_string(s / 86400) + "d";
-}
-
 int run_ps(const std::filesystem::path& store_root, bool json) {
     if (!json)
         std::printf("%-24s %-32s %-6s %-5s %s\n", "NAME", "IMAGE", "SHELLS", "UP", "PROJECT");
@@ -90,7 +82,8 @@ int run_ps(const std::filesystem::path& store_root, bool json) {
             std::printf("%s\n", j.dump().c_str());
         } else {
             std::printf("%-24s %-32s %-6d %-5s %s\n", env.name.c_str(), env.image.c_str(),
-                        env.shells, age(env.created).c_str(), env.project.c_str());
+                        env.shells, human_duration(::time(nullptr) - env.created).c_str(),
+                        env.project.c_str());
         }
     }
     return 0;

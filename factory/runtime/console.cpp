@@ -160,12 +160,12 @@ ConsoleSocket::~ConsoleSocket() {
 }
 
 Result<int> proxy_console(ConsoleSocket& socket, pid_t runtime_pid, const std::atomic<bool>* cancel,
-                          void (*on_cancel)(void*), void* arg) {
+                          const std::function<void()>& on_cancel) {
     bool cancelled = false;
     auto check_cancel = [&] {
         if (!cancelled && cancel && cancel->load()) {
             cancelled = true;
-            if (on_cancel) on_cancel(arg);
+            if (on_cancel) on_cancel();
         }
     };
     // 1. The master, unless the runtime fails (or exits) first.

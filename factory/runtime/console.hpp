@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <functional>
 
 #include "factory/util/error.hpp"
 #include "factory/util/fd.hpp"
@@ -46,6 +47,6 @@ class ConsoleSocket {
 // called once (it kills the process). Errors: the runtime exits without sending a master (its
 // status is returned then: its own error is in its log), I/O errors.
 Result<int> proxy_console(ConsoleSocket& socket, pid_t runtime_pid, const std::atomic<bool>* cancel,
-                          void (*on_cancel)(void*), void* arg);
+                          const std::function<void()>& on_cancel);
 
 } // namespace factory::runtime

@@ -161,6 +161,25 @@ Result<Captured> run_capture(SpawnOptions o) {
     return c;
 }
 
+std::filesystem::path init_program() {
+    namespace fs = std::filesystem;
+    if (const char* v = std::getenv("FACTORY_INIT"); v && *v) {
+        if (::access(v, X_OK) != 0)
+            throw Error(std::string("FACTORY_INIT=") + v + ": not executable");
+        return v;
+    }
+    std::error_code ec;
+    fs::path self = fs::read_symlink("/proc/self/exe", ec);
+    if (!ec)
+        for (const auto& p :
+             {self.parent_path() / "factory-init",
+              self.parent_path().parent_path() / "lib" / "factory" / "factory-init"})
+            if (::access(p.c_str(), X_OK) == 0) return p;
+    throw Error("factory-init not found next to " + (ec ? std::string("factory") : self.string()) +
+                " or in ../lib/factory (it is built and installed with factory; or set "
+                "FACTORY_INIT)");
+}
+
 std::uint64_t process_start_time(pid_t pid) {
     auto text = read_file("/proc/" + std::to_string(pid) + "/stat", 4096);
     if (!text) return 0;

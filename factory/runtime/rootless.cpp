@@ -345,21 +345,9 @@ pid_t live_holder(const fs::path& pid_file) {
     return process_start_time(static_cast<pid_t>(pid)) == start ? static_cast<pid_t>(pid) : 0;
 }
 
-// factory-init beside this binary (a build tree) or in ../lib/factory (an installation).
-std::string init_program() {
-    std::error_code ec;
-    fs::path self = fs::read_symlink("/proc/self/exe", ec);
-    if (const char* v = std::getenv("FACTORY_INIT"); v && *v) return v;
-    for (const auto& p : {self.parent_path() / "factory-init",
-                          self.parent_path().parent_path() / "lib" / "factory" / "factory-init"})
-        if (::access(p.c_str(), X_OK) == 0) return p.string();
-    throw Error("rootless: factory-init not found next to " + self.string() +
-                " or in ../lib/factory (it is built and installed with factory)");
-}
-
 // Starts the holder of the store's namespaces and returns its pid once it is ready.
 pid_t start_holder(const RootlessMaps& maps, const fs::path& lock_path, int lock_fd) {
-    std::string program = init_program();
+    std::string program = init_program().string();
     std::vector<std::string> args = {program, "--hold", lock_path.string()};
     std::vector<char*> argv;
     for (auto& a : args)

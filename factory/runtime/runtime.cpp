@@ -210,23 +210,21 @@ void pump_output(int fd, const OutputCallback& on_output, const RunControl& cont
 }
 
 // Waits for the runtime without output to pump (terminal or inherited stdio), still honouring
-// cancellation.
-Result<int> wait_with_cancel(pid_t pid, const RunControl& control, const RuntimeChoice& rt,
-                             const std::string& id, bool& killed) {
-    if (control.cancel) {
-        for (;;) {
-            int status = 0;
-            pid_t r = ::waitpid(pid, &status, WNOHANG);
-            if (r == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-            if (r < 0 && errno != EINTR) return Unexpected("waitpid: " + errno_string(errno));
-            if (!killed && control.cancel->load()) {
-                killed = true;
-                (void)run_capture(quiet(runtime_argv(rt, {"kill", id, "KILL"}), rt));
-            }
-            ::usleep(20000);
+// cancellation: once *cancel turns true, kill() is called (once) and the wait goes on.
+Result<int> wait_with_cancel(pid_t pid, const std::atomic<bool>* cancel,
+                             const std::function<void()>& kill, bool& killed) {
+    if (!cancel) return wait_exit(pid);
+    for (;;) {
+        int status = 0;
+        pid_t r = ::waitpid(pid, &status, WNOHANG);
+        if (r == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        if (r < 0 && errno != EINTR) return Unexpected("waitpid: " + errno_string(errno));
+        if (!killed && cancel->load()) {
+            killed = true;
+            kill();
         }
+        ::usleep(20000);
     }
-    return wait_exit(pid);
 }
 
 struct BundleDir {
@@ -370,7 +368,12 @@ Result<int> run_container(const RunSpec& spec, const RuntimeChoice& rt,
         pump_output(out_rd.get(), on_output, control, rt, id, killed);
         status = wait_exit(*pid);
     } else {
-        status = wait_with_cancel(*pid, control, rt, id, killed);
+        status = wait_with_cancel(
+            *pid, control.cancel,
+            [&] {
+                (void)run_capture(quiet(runtime_argv(rt, {"kill", id, "KILL"}), rt));
+            },
+            killed);
     }
     // `run` deletes the container when its process exits; after a failure or a kill it may not.
     if (fs::exists(rt.state_root / id, ec)) delete_container(rt, id);
@@ -448,14 +451,11 @@ Result<int> exec_in(const RuntimeChoice& rt, const std::string& id, const RunSpe
     fs::path log = process_file.string() + ".log";
     fs::path pid_file = process_file.string() + ".pid";
     // Kills the exec'd process, by the pid the runtime wrote: the runtime then exits.
-    struct Target {
-        fs::path pid_file;
-        static void kill(void* self) {
-            auto text = read_file(static_cast<Target*>(self)->pid_file, 64);
-            long target = text ? std::strtol(text->c_str(), nullptr, 10) : 0;
-            if (target > 0) ::kill(static_cast<pid_t>(target), SIGKILL);
-        }
-    } target{pid_file};
+    auto kill_process = [&pid_file] {
+        auto text = read_file(pid_file, 64);
+        long target = text ? std::strtol(text->c_str(), nullptr, 10) : 0;
+        if (target > 0) ::kill(static_cast<pid_t>(target), SIGKILL);
+    };
 
     // A terminal for crun: factory holds the pty's master (console.hpp), so window-size
     // changes reach it; runc handles its terminal itself, and does that.
@@ -477,27 +477,10 @@ Result<int> exec_in(const RuntimeChoice& rt, const std::string& id, const RunSpe
     Result<int> status = 0;
     bool killed = false;
     if (console) {
-        status = proxy_console(*console, *pid, control.cancel, &Target::kill, &target);
+        status = proxy_console(*console, *pid, control.cancel, kill_process);
         killed = control.cancel && control.cancel->load();
-    } else if (control.cancel) {
-        for (;;) {
-            int st = 0;
-            pid_t r = ::waitpid(*pid, &st, WNOHANG);
-            if (r == *pid) {
-                status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-                break;
-            }
-            if (r < 0 && errno != EINTR) return Unexpected("waitpid: " + errno_string(errno));
-            if (control.cancel->load()) {
-                Target::kill(&target);
-                status = wait_exit(*pid);
-                killed = true;
-                break;
-            }
-            ::usleep(20000);
-        }
     } else {
-        status = wait_exit(*pid);
+        status = wait_with_cancel(*pid, control.cancel, kill_process, killed);
     }
     if (killed) return status && *status != 0 ? *status : 137;
     if (!status) return status;

@@ -384,8 +384,7 @@ std::vector<fs::path> image_lowers(const fs::path& store_root, oci::Layout& stor
 // (mount, container, scratch directory) outlives the call.
 int run_in_image(const fs::path& store_root, oci::Layout& store, const Image& image,
                  const std::string& runtime_flag, runtime::RunSpec spec,
-                 const std::function<void(runtime::RunSpec&)>& prepare,
-                 const std::function<void()>& on_ready = {}) {
+                 const std::function<void(runtime::RunSpec&)>& prepare) {
     auto choice = runtime_for(runtime_flag);
     const runtime::RuntimeChoice* rt = &choice;
 
@@ -404,7 +403,6 @@ int run_in_image(const fs::path& store_root, oci::Layout& store, const Image& im
     if (!rootfs) throw Error("cannot assemble the root file system: " + rootfs.error());
     spec.rootfs = rootfs->merged();
     prepare(spec);
-    if (on_ready) on_ready();
 
     // No terminal here (`factory run`; shells run in environments), so no hangup to watch.
     Result<int> code = 0;
@@ -418,26 +416,6 @@ int run_in_image(const fs::path& store_root, oci::Layout& store, const Image& im
 }
 
 // ---- environments -------------------------------------------------------------------------
-
-// factory-init (factory/init/factory_init.cpp): $FACTORY_INIT, else next to the factory binary
-// (a build tree), else ../lib/factory/ from it (an installation).
-fs::path find_init() {
-    if (const char* v = std::getenv("FACTORY_INIT"); v && *v) {
-        if (::access(v, X_OK) != 0)
-            throw Error(std::string("FACTORY_INIT=") + v + ": not executable");
-        return v;
-    }
-    std::error_code ec;
-    fs::path self = fs::read_symlink("/proc/self/exe", ec);
-    if (!ec)
-        for (const auto& p :
-             {self.parent_path() / "factory-init",
-              self.parent_path().parent_path() / "lib" / "factory" / "factory-init"})
-            if (::access(p.c_str(), X_OK) == 0) return p;
-    throw Error("factory-init not found next to " + (ec ? std::string("factory") : self.string()) +
-                " or in ../lib/factory (it is built and installed with factory; or set "
-                "FACTORY_INIT)");
-}
 
 constexpr const char* init_path = "/.factory-init";
 
@@ -504,7 +482,7 @@ int run_in_environment(const fs::path& store_root, oci::Layout& store, const Ima
             auto lowers = image_lowers(store_root, store, image);
             for (const auto& l : lowers)
                 record.lowers.push_back(l.filename().string());
-            add_bind(spec, find_init().string(), init_path, true);
+            add_bind(spec, runtime::init_program().string(), init_path, true);
             order_mounts(spec.mounts);
             fs::create_directories(envs.bundle(id), ec);
             if (ec) throw Error("cannot create " + envs.bundle(id).string() + ": " + ec.message());
@@ -543,7 +521,8 @@ int run_in_environment(const fs::path& store_root, oci::Layout& store, const Ima
                 record.init_start = runtime::process_start_time(*pid);
                 if (record.init_start == 0)
                     throw Error("cannot start the environment: its process 1 (" +
-                                find_init().string() + " at " + init_path + ") exited at once");
+                                runtime::init_program().string() + " at " + init_path +
+                                ") exited at once");
                 record.created = static_cast<std::int64_t>(::time(nullptr));
                 rootfs->release(); // the environment owns the mount now
                 envs.write(record);

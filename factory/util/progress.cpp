@@ -16,6 +16,14 @@ std::optional<ProgressMode> parse_progress_mode(std::string_view s) {
     return std::nullopt;
 }
 
+std::string human_duration(std::int64_t s) {
+    if (s < 0) s = 0;
+    if (s < 120) return std::to_string(s) + "s";
+    if (s < 7200) return std::to_string(s / 60) + "m";
+    if (s < 172800) return std::to_string(s / 3600) + "h";
+    return std::to_string(s / 86400) + "d";
+}
+
 std::string human_size(std::uint64_t bytes) {
     static const char* units[] = {"B", "kB", "MB", "GB", "TB"};
     double v = static_cast<double>(bytes);

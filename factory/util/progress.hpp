@@ -60,6 +60,9 @@ class Progress {
 
 // "12.3 MB" / "512 B" (decimal units, like docker).
 std::string human_size(std::uint64_t bytes);
+// "45s", "12m", "5h", "3d": seconds under 2 min, minutes under 2 h, hours under 2 d, then days
+// (a negative duration counts as 0).
+std::string human_duration(std::int64_t seconds);
 // Escapes a string for inclusion in JSON (without the quotes).
 std::string json_escape(std::string_view s);
 
