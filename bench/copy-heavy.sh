@@ -26,6 +26,8 @@
 # Where: everything under a fresh tmpfs (root) or /dev/shm, so the ext4 slow-create-after-rm
 # effect (MACHINE-NOTES) doesn't distort runs; removed at the end. Needs ~4 GB of RAM.
 set -euo pipefail
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 FACTORY=${FACTORY:-$here/build/factory}
@@ -64,7 +66,6 @@ fi
 trap cleanup EXIT
 cd "$WORK"
 
-log() { printf '[%5ds] %s\n' "$SECONDS" "$*" >&2; }
 
 # ---- data -----------------------------------------------------------------------------------
 log "generating $SMALL_FILES files (~$SMALL_MB MB) + one $BIG_MB MB file"
@@ -110,8 +111,7 @@ timed() {
     }
     tail -n 1 "$WORK/time.last" >>"$out"
 }
-median() { sort -n | awk '{ a[NR] = $1 } END { if (NR == 0) print "n/a"; else if (NR % 2) print a[(NR + 1) / 2]; else printf "%.2f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
-med_time() { cut -d' ' -f1 "$1" | median; }
+med_time() { cut -d' ' -f1 "$1" | median 2; }
 max_rss_mb() { cut -d' ' -f2 "$1" | sort -n | tail -n 1 | awk '{ printf "%d", $1 / 1024 }'; }
 
 run_factory() { # run_factory COMPRESSION RESULTFILE [warmup]
@@ -125,15 +125,7 @@ run_factory() { # run_factory COMPRESSION RESULTFILE [warmup]
 }
 
 if [[ -z $SKIP_PODMAN ]]; then
-    cat >"$WORK/containers.conf" <<'EOF'
-[containers]
-default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
-[engine]
-runtime = "runc"
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-EOF
-    export CONTAINERS_CONF=$WORK/containers.conf
+    podman_conf
     mkdir -p "$WORK/bbroot/bin" && cp /bin/busybox "$WORK/bbroot/bin/" && ln -s busybox "$WORK/bbroot/bin/sh"
     tar -C "$WORK/bbroot" -cf "$WORK/busybox.tar" .
 fi

@@ -13,6 +13,8 @@
 #                  the ones after it rebuild
 # podman keeps its layers uncompressed; factory writes gzip blobs. Both run on a private tmpfs.
 set -euo pipefail
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 FACTORY=${FACTORY:-$here/build/factory}
@@ -36,7 +38,6 @@ cleanup() {
     rmdir "$WORK" 2>/dev/null || true
 }
 trap cleanup EXIT
-log() { printf '[%5ds] %s\n' "$SECONDS" "$*" >&2; }
 
 log "generating the tree"
 python3 "$here/bench/gen_tree.py" "$WORK/tree" "$SMALL_FILES" "$SMALL_MB" "$BIG_MB"
@@ -71,15 +72,7 @@ COPY scripts /usr/local/bin/
 EOF
 printf 'bench.toml\nContainerfile\n' | tee "$WORK/tree/.factoryignore" >"$WORK/tree/.containerignore"
 
-cat >"$WORK/containers.conf" <<'EOF'
-[containers]
-default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
-[engine]
-runtime = "runc"
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-EOF
-export CONTAINERS_CONF=$WORK/containers.conf
+podman_conf
 mkdir -p "$WORK/bbroot/bin" && cp /bin/busybox "$WORK/bbroot/bin/" && ln -s busybox "$WORK/bbroot/bin/sh"
 tar -C "$WORK/bbroot" -cf "$WORK/busybox.tar" .
 pm=(podman --root "$WORK/podman/root" --runroot "$WORK/podman/run" --storage-driver overlay
@@ -87,22 +80,10 @@ pm=(podman --root "$WORK/podman/root" --runroot "$WORK/podman/run" --storage-dri
 mkdir -p "$WORK/podman/tmp"
 "${pm[@]}" import -q "$WORK/busybox.tar" localhost/bench-busybox:1 >/dev/null
 
-seconds() { # seconds CMD...: wall time of CMD, in seconds
-    local start end
-    start=$(date +%s.%N)
-    timeout "$TIMEOUT" "$@" >"$WORK/cmd.log" 2>&1 || {
-        echo "rebuild: command failed: $*" >&2
-        tail -n 20 "$WORK/cmd.log" >&2
-        exit 1
-    }
-    end=$(date +%s.%N)
-    awk -v a="$start" -v b="$end" 'BEGIN { printf "%.3f\n", b - a }'
-}
-median() { sort -n | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
-factory_build() { seconds "$FACTORY" build --progress plain --cache "$WORK/store" "$WORK/tree/bench.toml"; }
+factory_build() { bench_seconds "$FACTORY" build --progress plain --cache "$WORK/store" "$WORK/tree/bench.toml"; }
 podman_build() {
-    seconds "${pm[@]}" build -q --layers --timestamp 0 -f "$WORK/tree/Containerfile" -t localhost/rebuild:1 "$WORK/tree"
+    bench_seconds "${pm[@]}" build -q --layers --timestamp 0 -f "$WORK/tree/Containerfile" -t localhost/rebuild:1 "$WORK/tree"
 }
 
 log "cold builds (not compared): factory $(factory_build) s, podman $(podman_build) s"
@@ -125,7 +106,7 @@ echo
 echo "rebuild: $(find "$WORK/tree/src" -type f | wc -l) files + ${BIG_MB} MiB, 5 copy steps; median of $RUNS (seconds)"
 row "" factory "podman" ratio
 for kind in noop touch change; do
-    f=$(median <"$WORK/factory.$kind")
-    p=$(median <"$WORK/podman.$kind")
+    f=$(median 3 <"$WORK/factory.$kind")
+    p=$(median 3 <"$WORK/podman.$kind")
     row "$kind" "$f" "$p" "$(awk -v f="$f" -v p="$p" 'BEGIN { printf "%.3f", f / p }')"
 done

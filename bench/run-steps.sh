@@ -12,6 +12,8 @@
 # step: (T[STEPS] - T[1]) / (STEPS - 1). Both work on a private tmpfs; podman uses runc,
 # factory its default runtime (it says which).
 set -euo pipefail
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 FACTORY=${FACTORY:-$here/build/factory}
@@ -37,7 +39,6 @@ cleanup() {
     rmdir "$WORK" 2>/dev/null || true
 }
 trap cleanup EXIT
-log() { printf '[%5ds] %s\n' "$SECONDS" "$*" >&2; }
 
 # ---- the base image, written by factory and read by both ----------------------------------------
 bb=$(dirname "$(readlink -f /bin/busybox)")
@@ -83,38 +84,18 @@ printf '*.toml\nContainerfile.*\n' | tee "$WORK/ctx/.factoryignore" >"$WORK/ctx/
 "$FACTORY" build --cache "$WORK/template" "$WORK/ctx/steps1.toml" >/dev/null 2>&1
 rm -rf "$WORK/template/actions" "$WORK/template/steps" # the base stays imported, no step record
 
-cat >"$WORK/containers.conf" <<'EOF'
-[containers]
-default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
-[engine]
-runtime = "runc"
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-EOF
-export CONTAINERS_CONF=$WORK/containers.conf
+podman_conf
 mkdir -p "$WORK/podman/tmp"
 "${pm[@]}" load -q -i "$WORK/base.tar" >/dev/null
 
 # ---- measuring ----------------------------------------------------------------------------------
-seconds() { # seconds CMD...: wall time of CMD, in seconds
-    local start end
-    start=$(date +%s.%N)
-    timeout "$TIMEOUT" "$@" >"$WORK/cmd.log" 2>&1 || {
-        echo "run-steps: command failed: $*" >&2
-        tail -n 20 "$WORK/cmd.log" >&2
-        exit 1
-    }
-    end=$(date +%s.%N)
-    awk -v a="$start" -v b="$end" 'BEGIN { printf "%.3f\n", b - a }'
-}
-median() { sort -n | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
 factory_build() { # factory_build N
     rm -rf "$WORK/store" && cp -a "$WORK/template" "$WORK/store"
-    seconds "$FACTORY" build --cache "$WORK/store" "$WORK/ctx/steps$1.toml"
+    bench_seconds "$FACTORY" build --cache "$WORK/store" "$WORK/ctx/steps$1.toml"
 }
 podman_build() { # podman_build N
-    seconds "${pm[@]}" build -q --no-cache --layers --timestamp 0 -f "$WORK/ctx/Containerfile.$1" \
+    bench_seconds "${pm[@]}" build -q --no-cache --layers --timestamp 0 -f "$WORK/ctx/Containerfile.$1" \
         -t "localhost/steps$1:1" "$WORK/ctx"
 }
 
@@ -137,7 +118,7 @@ echo "run-steps: cold builds from the same busybox base, median of $RUNS (second
 row "" factory podman ratio
 declare -A med
 for tool in factory podman; do
-    for n in 1 "$STEPS"; do med[$tool.$n]=$(median <"$WORK/$tool.$n"); done
+    for n in 1 "$STEPS"; do med[$tool.$n]=$(median 3 <"$WORK/$tool.$n"); done
     med[$tool.step]=$(awk -v a="${med[$tool.1]}" -v b="${med[$tool.$STEPS]}" -v n="$STEPS" \
         'BEGIN { printf "%.3f", (b - a) / (n - 1) }')
 done

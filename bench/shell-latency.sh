@@ -24,6 +24,8 @@
 # Then, with strace, what `factory run RECIPE.toml -- true` does to the context's files when
 # the image is cached: opens of files under the context (reading = hashing) against stat calls.
 set -euo pipefail
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 FACTORY=${FACTORY:-$here/build/factory}
@@ -61,7 +63,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-log() { printf '[%5ds] %s\n' "$SECONDS" "$*" >&2; }
 
 # ---- the image --------------------------------------------------------------------------------
 log "image: busybox + $CONTEXT_FILES context files"
@@ -111,15 +112,7 @@ sleep 2.5
     { tail -n 20 "$WORK/build.log" >&2; exit 1; }
 "$FACTORY" export --cache "$store" latency:latest "docker-archive:$WORK/latency.tar:localhost/latency:latest" >/dev/null
 
-cat >"$WORK/containers.conf" <<'EOF'
-[containers]
-default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
-[engine]
-runtime = "runc"
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-EOF
-export CONTAINERS_CONF=$WORK/containers.conf
+podman_conf
 "${pm[@]}" load -q -i "$WORK/latency.tar" >/dev/null
 img=localhost/latency:latest
 "${pm[@]}" run -d --name lat-ctr --network none "$img" sleep 100000 >/dev/null
