@@ -28,7 +28,7 @@ oci::Layout open_store(const fs::path& root) {
 }
 
 cache::RootBlobs roots_of(const fs::path& root) {
-    return [root] { return build::store_root_blobs(root); };
+    return [root] { return builder::store_root_blobs(root); };
 }
 
 // The diff_ids (hex) of the layers of every image a ref names, and the lowers of every shell
@@ -199,9 +199,9 @@ int run_cache_verify(const fs::path& root, bool repair) {
     return 1;
 }
 
-int run_why(const build::BuildOptions& options, const WhyArgs& args) {
+int run_why(const builder::BuildOptions& options, const WhyArgs& args) {
     Progress quiet(ProgressMode::quiet);
-    auto reports = build::explain_recipe(args.recipe, options, quiet);
+    auto reports = builder::explain_recipe(args.recipe, options, quiet);
     int n = 0;
     bool any = false;
     for (const auto& r : reports) {

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "factory/build/builder.hpp"
+#include "factory/builder/builder.hpp"
 
 namespace factory::cli {
 
@@ -25,6 +25,6 @@ struct WhyArgs {
     int step = 0; // 1-based step of the output stage; 0 = all
     std::vector<std::string> args;
 };
-int run_why(const build::BuildOptions& options, const WhyArgs& args);
+int run_why(const builder::BuildOptions& options, const WhyArgs& args);
 
 } // namespace factory::cli

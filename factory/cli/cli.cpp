@@ -12,7 +12,7 @@
 #include <optional>
 
 #include "cache/root.hpp"
-#include "factory/build/builder.hpp"
+#include "factory/builder/builder.hpp"
 #include "factory/cli/cache_commands.hpp"
 #include "factory/cli/commands.hpp"
 #include "factory/cli/shell_commands.hpp"
@@ -70,12 +70,12 @@ struct BuildArgs {
     std::vector<std::string> secrets;
 };
 
-build::BuildOptions base_options(const std::string& cache_dir,
+builder::BuildOptions base_options(const std::string& cache_dir,
                                  const std::vector<std::string>& args) {
-    build::BuildOptions options;
+    builder::BuildOptions options;
     options.store_root = cache::store_root(cache_dir);
     options.args = parse_args(args);
-    options.source_date_epoch = build::source_date_epoch_from_env();
+    options.source_date_epoch = builder::source_date_epoch_from_env();
     return options;
 }
 
@@ -83,7 +83,7 @@ int run_build(const BuildArgs& a, const std::string& cache_dir) {
     auto mode = parse_progress_mode(a.progress);
     if (!mode)
         throw usage_error("--progress " + a.progress + ": expected auto, tty, plain or json");
-    build::BuildOptions options = base_options(cache_dir, a.args);
+    builder::BuildOptions options = base_options(cache_dir, a.args);
     options.outputs = a.outputs;
     options.explain = a.explain;
     options.runtime = a.runtime;
@@ -92,9 +92,9 @@ int run_build(const BuildArgs& a, const std::string& cache_dir) {
     if (a.outputs.size() > 0 && a.recipes.size() > 1)
         throw usage_error("-o takes a single recipe; build the recipes one at a time");
     Progress progress(*mode);
-    std::vector<build::BuildResult> results;
+    std::vector<builder::BuildResult> results;
     for (const auto& recipe : a.recipes)
-        results.push_back(build::build_recipe(recipe, options, progress));
+        results.push_back(builder::build_recipe(recipe, options, progress));
     std::string digests;
     for (const auto& r : results) {
         std::printf("%s:%s %s\n", r.name.c_str(), r.tags.front().c_str(),
@@ -122,7 +122,7 @@ bool build_needs_root(const BuildArgs& a, const std::string& cache_dir) {
     auto options = base_options(cache_dir, a.args);
     for (const auto& r : a.recipes) {
         try {
-            if (build::runs_as_root(r, options)) return true;
+            if (builder::runs_as_root(r, options)) return true;
         } catch (const Error&) {
             // The build itself reports the recipe's error.
         }

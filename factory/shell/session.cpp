@@ -17,7 +17,7 @@
 #include <functional>
 #include <thread>
 
-#include "factory/build/builder.hpp"
+#include "factory/builder/builder.hpp"
 #include "factory/oci/layout.hpp"
 #include "factory/recipe/parser.hpp"
 #include "factory/runtime/in_root.hpp"
@@ -62,16 +62,16 @@ Target resolve_target(const fs::path& store_root, const std::string& target,
         std::error_code ec;
         fs::path file = fs::absolute(target, ec);
         recipe::LoadOptions lo;
-        lo.source_date_epoch = build::source_date_epoch_from_env();
+        lo.source_date_epoch = builder::source_date_epoch_from_env();
         lo.args = args;
         t.recipe = recipe::load(file, lo); // a recipe error: Error(usage), passed through
-        build::BuildOptions bo;
+        builder::BuildOptions bo;
         bo.store_root = store_root;
         bo.source_date_epoch = lo.source_date_epoch;
         bo.args = args;
         bo.runtime = runtime;
         Progress quiet(ProgressMode::quiet);
-        auto result = build::build_recipe(file, bo, quiet);
+        auto result = builder::build_recipe(file, bo, quiet);
         t.digest = result.manifest_digest;
         t.name = result.name;
         t.display = result.name + ":" + (result.tags.empty() ? "latest" : result.tags.front());

@@ -1,4 +1,4 @@
-#include "factory/build/step_cache.hpp"
+#include "factory/builder/step_cache.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -8,7 +8,7 @@
 #include "factory/util/error.hpp"
 #include "factory/util/sha256.hpp"
 
-namespace factory::build {
+namespace factory::builder {
 
 namespace {
 
@@ -161,4 +161,4 @@ std::string step_identity(const std::filesystem::path& recipe, const std::string
     return h.hex_digest();
 }
 
-} // namespace factory::build
+} // namespace factory::builder

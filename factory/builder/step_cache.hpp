@@ -16,7 +16,7 @@
 #include "cache/stat_cache.hpp"
 #include "factory/layer/entry.hpp"
 
-namespace factory::build {
+namespace factory::builder {
 
 // A copy step's inputs: one InputFile per planned entry, content hashed through the stat
 // cache (in parallel when files must be read). Throws Error if a source can't be hashed.
@@ -40,4 +40,4 @@ std::vector<std::string> explain_miss(const cache::Fields& now,
 std::string step_identity(const std::filesystem::path& recipe, const std::string& stage,
                           std::size_t index);
 
-} // namespace factory::build
+} // namespace factory::builder

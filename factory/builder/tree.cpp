@@ -1,4 +1,4 @@
-#include "factory/build/tree.hpp"
+#include "factory/builder/tree.hpp"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -10,7 +10,7 @@
 #include "factory/util/files.hpp"
 #include "factory/util/pattern.hpp"
 
-namespace factory::build {
+namespace factory::builder {
 
 namespace {
 
@@ -223,4 +223,4 @@ std::vector<const Entry*> Tree::below(const std::string& dir) const {
     return out;
 }
 
-} // namespace factory::build
+} // namespace factory::builder

@@ -1,4 +1,4 @@
-#include "factory/build/run_step.hpp"
+#include "factory/builder/run_step.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -13,7 +13,7 @@
 #include "factory/runtime/snapshot_store.hpp"
 #include "factory/util/sha256.hpp"
 
-namespace factory::build {
+namespace factory::builder {
 
 namespace {
 
@@ -237,4 +237,4 @@ RunOutcome execute_run(const RunContext& ctx, const recipe::RunStep& step, const
     return out;
 }
 
-} // namespace factory::build
+} // namespace factory::builder

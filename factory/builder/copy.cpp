@@ -1,4 +1,4 @@
-#include "factory/build/copy.hpp"
+#include "factory/builder/copy.hpp"
 
 #include <dirent.h>
 #include <sys/stat.h>
@@ -11,7 +11,7 @@
 
 #include "factory/util/files.hpp"
 
-namespace factory::build {
+namespace factory::builder {
 
 namespace {
 
@@ -465,4 +465,4 @@ std::vector<layer::Entry> plan_copy(const recipe::Step& step, const CopyContext&
     return entries;
 }
 
-} // namespace factory::build
+} // namespace factory::builder

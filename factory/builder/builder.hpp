@@ -12,7 +12,7 @@
 
 #include "factory/util/progress.hpp"
 
-namespace factory::build {
+namespace factory::builder {
 
 struct BuildOptions {
     std::filesystem::path store_root;
@@ -63,4 +63,4 @@ std::optional<std::int64_t> source_date_epoch_from_env();
 // Every blob reachable from the store's refs: what GC must keep. Throws Error.
 std::vector<std::string> store_root_blobs(const std::filesystem::path& store_root);
 
-} // namespace factory::build
+} // namespace factory::builder

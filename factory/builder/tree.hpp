@@ -13,7 +13,7 @@
 #include "factory/layer/entry.hpp"
 #include "factory/util/error.hpp"
 
-namespace factory::build {
+namespace factory::builder {
 
 class Tree {
   public:
@@ -42,4 +42,4 @@ class Tree {
     std::size_t extracted_ = 0;
 };
 
-} // namespace factory::build
+} // namespace factory::builder

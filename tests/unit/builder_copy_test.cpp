@@ -4,13 +4,13 @@
 
 #include <fstream>
 
-#include "factory/build/copy.hpp"
+#include "factory/builder/copy.hpp"
 #include "factory/util/error.hpp"
 #include "tests/unit/test_dir.hpp"
 
 namespace fs = std::filesystem;
-using factory::build::CopyContext;
-using factory::build::plan_copy;
+using factory::builder::CopyContext;
+using factory::builder::plan_copy;
 using factory::layer::Entry;
 
 namespace {
@@ -134,7 +134,7 @@ TEST(PlanCopy, GlobsAndIgnoreRules) {
 }
 
 TEST(PlanCopy, FromStageTreeFollowsSymlinkedParents) {
-    factory::build::Tree lower;
+    factory::builder::Tree lower;
     Entry usr;
     usr.path = "usr";
     usr.type = Entry::Type::dir;

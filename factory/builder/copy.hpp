@@ -12,12 +12,12 @@
 #include <string>
 #include <vector>
 
-#include "factory/build/tree.hpp"
+#include "factory/builder/tree.hpp"
 #include "factory/layer/entry.hpp"
 #include "factory/recipe/recipe.hpp"
 #include "factory/util/pattern.hpp"
 
-namespace factory::build {
+namespace factory::builder {
 
 struct CopyContext {
     std::filesystem::path context;       // the recipe's context directory
@@ -38,4 +38,4 @@ std::vector<layer::Entry> plan_copy(const recipe::Step& step, const CopyContext&
 // bit is set, else 0644 (the checkout's umask must not reach the image).
 unsigned normalized_mode(unsigned host_mode, bool is_dir);
 
-} // namespace factory::build
+} // namespace factory::builder

@@ -16,7 +16,7 @@
 #include "factory/runtime/runtime.hpp"
 #include "factory/util/files.hpp"
 
-namespace factory::build {
+namespace factory::builder {
 
 struct RunContext {
     std::filesystem::path store_root;
@@ -51,4 +51,4 @@ RunOutcome execute_run(const RunContext& ctx, const recipe::RunStep& step, const
 std::filesystem::path cache_mount_dir(const std::filesystem::path& store_root,
                                       const std::string& id);
 
-} // namespace factory::build
+} // namespace factory::builder

@@ -1,4 +1,4 @@
-#include "factory/build/builder.hpp"
+#include "factory/builder/builder.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -13,11 +13,11 @@
 #include "cache/lock.hpp"
 #include "cache/stat_cache.hpp"
 #include "cache/stats.hpp"
-#include "factory/build/copy.hpp"
-#include "factory/build/run_step.hpp"
+#include "factory/builder/copy.hpp"
+#include "factory/builder/run_step.hpp"
 #include "factory/sources/debian.hpp"
-#include "factory/build/step_cache.hpp"
-#include "factory/build/tree.hpp"
+#include "factory/builder/step_cache.hpp"
+#include "factory/builder/tree.hpp"
 #include "factory/export/export.hpp"
 #include "factory/export/target.hpp"
 #include "factory/layer/layer_writer.hpp"
@@ -30,7 +30,7 @@
 #include "factory/util/files.hpp"
 #include "factory/util/pattern.hpp"
 
-namespace factory::build {
+namespace factory::builder {
 
 namespace {
 
@@ -895,4 +895,4 @@ bool runs_as_root(const fs::path& recipe_path, const BuildOptions& options) {
     return false;
 }
 
-} // namespace factory::build
+} // namespace factory::builder
