@@ -41,9 +41,10 @@ struct StageState {
     oci::Manifest manifest;
     oci::ImageConfig config;
     Tree tree;
-    bool tree_known = true; // false until a base's layers have been read into the tree
-    std::string key;        // cache key of the last step (or the base's identity)
-    bool missed = false;    // the last step missed the cache
+    bool tree_known = true;  // false until a base's layers have been read into the tree
+    std::string key;         // cache key of the last step (or the base's identity)
+    bool missed = false;     // the last step missed the cache
+    bool incomplete = false; // explaining: a step would rebuild, so its layer is not there
 };
 
 enum class Mode { build, explain };
@@ -388,6 +389,16 @@ void Builder::run_copy(const recipe::Stage& stage, std::size_t index, StageState
     std::string what = describe_copy(step);
     progress_.step_start(id, what);
     try {
+        if (mode_ == Mode::explain)
+            for (const auto& item : step.copy)
+                if (auto it = done_.find(item.from_stage);
+                    it != done_.end() && it->second.incomplete) {
+                    reports_.push_back(
+                        {id, what, false, {"stage '" + item.from_stage + "' rebuilds first"}});
+                    state.missed = state.incomplete = true;
+                    progress_.step_done(id, "would rebuild");
+                    return;
+                }
         ensure_tree(stage, state);
         CopyContext ctx;
         ctx.context = recipe_.context;
@@ -460,6 +471,7 @@ void Builder::finish_step(StageState& state, const StepInfo& step, const cache::
         if (mode_ == Mode::explain) {
             reports_.push_back({step.id, step.what, false, reasons});
             state.missed = true;
+            state.incomplete = true;
             progress_.step_done(step.id, "would rebuild");
             return;
         }
@@ -707,6 +719,7 @@ void Builder::import_debian(const recipe::Stage& stage, StageState& state) {
                  explain_miss(kb.fields(), {}, actions_.last_for_step(step_id), false)});
             state.key = key;
             state.missed = true;
+            state.incomplete = true;
             progress_.step_done(id, "would rebuild");
             return;
         } else {
@@ -784,6 +797,9 @@ void Builder::run_stages() {
                 run_copy(stage, i, state);
         }
         apply_config(stage, state);
+        // Whoever copies from this stage sees its whole file system, whatever its steps were:
+        // a RUN layer, or a base nobody read yet, is read back now (content included).
+        if (copied_from_.count(stage.name) && !state.incomplete) ensure_tree(stage, state);
         done_[stage.name] = std::move(state);
     }
 }
