@@ -9,6 +9,7 @@
 #include "factory/util/fd.hpp"
 #include "factory/util/files.hpp"
 #include "factory/util/pattern.hpp"
+#include "factory/runtime/tar_reader.hpp"
 
 namespace factory::builder {
 
@@ -35,10 +36,6 @@ std::string join(const std::string& dir, const std::string& name) {
     return dir.empty() ? name : dir + "/" + name;
 }
 
-struct ArchiveFree {
-    void operator()(archive* a) const noexcept { archive_read_free(a); }
-};
-
 // A layer's entry name → the tree's path form; nullopt for a name that escapes the root.
 std::optional<std::string> layer_path(const char* name) {
     if (!name) return std::nullopt;
@@ -50,6 +47,67 @@ std::optional<std::string> layer_path(const char* name) {
         start = end + 1;
     }
     return cleaned;
+}
+
+// A layer entry as the tree keeps it; nullopt for what a copy can't take (devices, FIFOs) and
+// for the root itself. Throws Error for a name or link that leaves the root.
+std::optional<Entry> entry_of(runtime::TarReader& tar, archive_entry* ae) {
+    const char* raw = archive_entry_pathname(ae);
+    auto path = layer_path(raw);
+    if (!path)
+        throw Error(tar.prefix() + "entry '" + std::string(raw ? raw : "") + "' leaves the root");
+    if (path->empty()) return std::nullopt; // "./" itself
+    Entry e;
+    e.path = *path;
+    e.mode = archive_entry_perm(ae) & 07777;
+    e.uid = static_cast<std::uint32_t>(archive_entry_uid(ae));
+    e.gid = static_cast<std::uint32_t>(archive_entry_gid(ae));
+    if (const char* hl = archive_entry_hardlink(ae)) {
+        auto target = layer_path(hl);
+        if (!target || target->empty())
+            throw Error(tar.prefix() + "hardlink '" + e.path + "' points out of the root");
+        e.type = Entry::Type::hardlink;
+        e.link = *target;
+    } else {
+        switch (archive_entry_filetype(ae)) {
+        case AE_IFDIR:
+            e.type = Entry::Type::dir;
+            break;
+        case AE_IFLNK:
+            e.type = Entry::Type::symlink;
+            e.link = archive_entry_symlink(ae) ? archive_entry_symlink(ae) : "";
+            break;
+        case AE_IFREG:
+            e.type = Entry::Type::file;
+            break;
+        default:
+            return std::nullopt; // devices and FIFOs can't be copied by a copy step
+        }
+    }
+    for (archive_entry_xattr_reset(ae);;) {
+        const char* name = nullptr;
+        const void* value = nullptr;
+        std::size_t size = 0;
+        if (archive_entry_xattr_next(ae, &name, &value, &size) != ARCHIVE_OK) break;
+        e.xattrs.emplace_back(name, std::string(static_cast<const char*>(value), size));
+    }
+    e.size = archive_entry_size_is_set(ae) ? static_cast<std::uint64_t>(archive_entry_size(ae)) : 0;
+    return e;
+}
+
+// A file's content to `dest` (a new file of the build's scratch, never a path of the layer).
+void extract(runtime::TarReader& tar, Entry& e, const std::filesystem::path& dest) {
+    Fd fd(::open(dest.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+    if (!fd) throw Error("cannot create " + dest.string() + ": " + errno_string(errno));
+    e.size = 0;
+    value_or_throw(tar.read_data([&](std::int64_t offset, std::string_view data) -> Result<void> {
+        if (::pwrite(fd.get(), data.data(), data.size(), offset) !=
+            static_cast<ssize_t>(data.size()))
+            return Unexpected("cannot write " + dest.string() + ": " + errno_string(errno));
+        e.size = static_cast<std::uint64_t>(offset) + data.size();
+        return {};
+    }));
+    e.source = dest.string();
 }
 
 } // namespace
@@ -86,88 +144,25 @@ void Tree::apply(const std::vector<Entry>& entries) {
 }
 
 void Tree::apply_layer_blob(const std::filesystem::path& blob,
-                            const std::filesystem::path& content_dir) {
-    std::unique_ptr<archive, ArchiveFree> a(archive_read_new());
-    archive_read_support_filter_gzip(a.get());
-    archive_read_support_filter_zstd(a.get());
-    archive_read_support_format_tar(a.get());
-    if (archive_read_open_filename(a.get(), blob.c_str(), 1 << 16) != ARCHIVE_OK)
-        throw Error("cannot read layer " + blob.string() + ": " + archive_error_string(a.get()));
+                            const std::filesystem::path& content_dir,
+                            const runtime::StreamLimits& limits) {
+    auto reader = runtime::TarReader::open(blob, std::nullopt, limits);
+    if (!reader) throw Error(reader.error());
+    auto& tar = **reader;
     std::vector<Entry> entries;
-    archive_entry* ae = nullptr;
     for (;;) {
-        int r = archive_read_next_header(a.get(), &ae);
-        if (r == ARCHIVE_EOF) break;
-        if (r < ARCHIVE_WARN)
-            throw Error("layer " + blob.string() + ": " + archive_error_string(a.get()));
+        auto ae = value_or_throw(tar.next());
+        if (!ae) break;
         if (entries.size() >= max_layer_entries)
-            throw Error("layer " + blob.string() + " has more than " +
-                        std::to_string(max_layer_entries) + " entries");
-        auto path = layer_path(archive_entry_pathname(ae));
-        if (!path)
-            throw Error("layer " + blob.string() + ": entry '" +
-                        std::string(archive_entry_pathname(ae) ? archive_entry_pathname(ae) : "") +
-                        "' leaves the root");
-        if (path->empty()) continue; // "./" itself
-        Entry e;
-        e.path = *path;
-        e.mode = archive_entry_perm(ae) & 07777;
-        e.uid = static_cast<std::uint32_t>(archive_entry_uid(ae));
-        e.gid = static_cast<std::uint32_t>(archive_entry_gid(ae));
-        if (const char* hl = archive_entry_hardlink(ae)) {
-            auto target = layer_path(hl);
-            if (!target || target->empty())
-                throw Error("layer " + blob.string() + ": hardlink '" + e.path +
-                            "' points out of the root");
-            e.type = Entry::Type::hardlink;
-            e.link = *target;
-        } else {
-            switch (archive_entry_filetype(ae)) {
-            case AE_IFDIR:
-                e.type = Entry::Type::dir;
-                break;
-            case AE_IFLNK:
-                e.type = Entry::Type::symlink;
-                e.link = archive_entry_symlink(ae) ? archive_entry_symlink(ae) : "";
-                break;
-            case AE_IFREG:
-                e.type = Entry::Type::file;
-                break;
-            default:
-                continue; // devices and FIFOs can't be copied by a copy step
-            }
-        }
-        for (archive_entry_xattr_reset(ae);;) {
-            const char* name = nullptr;
-            const void* value = nullptr;
-            std::size_t size = 0;
-            if (archive_entry_xattr_next(ae, &name, &value, &size) != ARCHIVE_OK) break;
-            e.xattrs.emplace_back(name, std::string(static_cast<const char*>(value), size));
-        }
-        if (e.type == Entry::Type::file && !content_dir.empty()) {
-            auto dest = content_dir / std::to_string(extracted_++);
-            Fd fd(::open(dest.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-            if (!fd) throw Error("cannot create " + dest.string() + ": " + errno_string(errno));
-            const void* buf = nullptr;
-            std::size_t len = 0;
-            la_int64_t offset = 0;
-            for (;;) {
-                int rr = archive_read_data_block(a.get(), &buf, &len, &offset);
-                if (rr == ARCHIVE_EOF) break;
-                if (rr < ARCHIVE_WARN)
-                    throw Error("layer " + blob.string() + ": " + archive_error_string(a.get()));
-                if (::pwrite(fd.get(), buf, len, offset) != static_cast<ssize_t>(len))
-                    throw Error("cannot write " + dest.string() + ": " + errno_string(errno));
-                e.size = static_cast<std::uint64_t>(offset) + len;
-            }
-            e.source = dest.string();
-        } else {
-            e.size = archive_entry_size_is_set(ae)
-                         ? static_cast<std::uint64_t>(archive_entry_size(ae))
-                         : 0;
-        }
-        entries.push_back(std::move(e));
+            throw Error(tar.prefix() + "more than " + std::to_string(max_layer_entries) +
+                        " entries");
+        auto e = entry_of(tar, ae);
+        if (!e) continue;
+        if (e->type == Entry::Type::file && !content_dir.empty())
+            extract(tar, *e, content_dir / std::to_string(extracted_++));
+        entries.push_back(std::move(*e));
     }
+    value_or_throw(tar.finish());
     apply(entries);
 }
 

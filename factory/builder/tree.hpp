@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "factory/layer/entry.hpp"
+#include "factory/runtime/layer_stream.hpp"
 #include "factory/util/error.hpp"
 
 namespace factory::builder {
@@ -21,11 +22,13 @@ class Tree {
     // replaces what was at its path (a directory over a directory keeps its children), a
     // `.wh.NAME` removes NAME and what is below it, `.wh..wh..opq` empties its directory.
     void apply(const std::vector<layer::Entry>& entries);
-    // Reads a layer blob (tar, tar+gzip or tar+zstd) with libarchive's reader and applies it.
-    // Regular files' content is extracted to numbered files under `content_dir` — never to a
-    // path taken from the archive. Caps entries and sizes; throws Error on a bad layer.
+    // Reads a layer blob (tar, tar+gzip or tar+zstd) through runtime's TarReader — the one
+    // reader of every layer, with its caps on size and compression ratio — and applies it.
+    // Regular files' content is extracted to numbered files under `content_dir` ("" = none) —
+    // never to a path taken from the archive. Throws Error on a bad layer.
     void apply_layer_blob(const std::filesystem::path& blob,
-                          const std::filesystem::path& content_dir);
+                          const std::filesystem::path& content_dir,
+                          const runtime::StreamLimits& limits = {});
 
     const layer::Entry* find(const std::string& path) const;
     // Resolves symlinks in `path` inside the tree (an absolute link target is taken from the

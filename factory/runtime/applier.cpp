@@ -16,31 +16,11 @@
 
 #include "factory/oci/media_types.hpp"
 #include "factory/runtime/rootless.hpp"
+#include "factory/runtime/tar_reader.hpp"
 
 namespace factory::runtime {
 
 namespace {
-
-struct ArchiveFree {
-    void operator()(archive* a) const noexcept { archive_read_free(a); }
-};
-
-struct ReadContext {
-    LayerStream* stream;
-    std::string error; // the stream's error, which libarchive would reduce to its own words
-};
-
-la_ssize_t read_callback(archive* a, void* client, const void** buffer) {
-    auto* ctx = static_cast<ReadContext*>(client);
-    auto chunk = ctx->stream->next();
-    if (!chunk) {
-        ctx->error = chunk.error();
-        archive_set_error(a, EIO, "%s", ctx->error.c_str());
-        return -1;
-    }
-    *buffer = chunk->data();
-    return static_cast<la_ssize_t>(chunk->size());
-}
 
 std::string quote(std::string_view s) {
     return "\"" + std::string(s) + "\"";
@@ -287,14 +267,7 @@ Result<void> Applier::entry(archive* a, archive_entry* e) {
     auto path = clean(archive_entry_pathname(e));
     if (!path) return Unexpected(path.error());
     const char* hardlink_target = archive_entry_hardlink(e);
-    if (archive_entry_size_is_set(e)) {
-        auto size = archive_entry_size(e);
-        std::uint64_t used = stream_.uncompressed_bytes();
-        std::uint64_t cap = o_.limits.stream.max_bytes;
-        if (size < 0 || static_cast<std::uint64_t>(size) > cap - std::min(cap, used))
-            return Unexpected("entry " + quote(*path) + ": size " + std::to_string(size) +
-                              " is over the cap of " + std::to_string(cap) + " bytes");
-    }
+    // An entry's size over the stream's cap is refused by the reader (TarReader::next).
     if (path->empty()) return root_entry(e, hardlink_target);
 
     auto slash = path->rfind('/');
@@ -453,7 +426,9 @@ Result<void> Applier::regular(archive* a, archive_entry* e, int pfd, const std::
         int r = archive_read_data_block(a, &buf, &len, &offset);
         if (r == ARCHIVE_EOF) break;
         if (r < ARCHIVE_WARN)
-            return Unexpected("entry " + quote(path) + ": " + archive_error_string(a));
+            return Unexpected(
+                "entry " + quote(path) + ": " +
+                (archive_error_string(a) ? archive_error_string(a) : "unreadable data"));
         if (offset < 0 || offset > size || static_cast<std::int64_t>(len) > size - offset)
             return Unexpected("entry " + quote(path) + ": data beyond its size");
         for (size_t done = 0; done < len;) {
@@ -638,42 +613,27 @@ std::optional<layer::Compression> compression_of_media_type(std::string_view t) 
 
 Result<ApplyStats> apply_layer(const std::filesystem::path& blob, int root_dirfd,
                                const ApplyOptions& options) {
-    auto stream = LayerStream::open(blob, options.compression, options.limits.stream);
-    if (!stream) return Unexpected(stream.error());
-    ReadContext ctx{stream->get(), {}};
-    std::unique_ptr<archive, ArchiveFree> a(archive_read_new());
-    if (!a) return Unexpected("libarchive: out of memory");
-    archive_read_support_format_tar(a.get());
-    archive_read_support_filter_none(a.get());
-    auto prefix = "layer " + blob.string() + ": ";
-    if (archive_read_open(a.get(), &ctx, nullptr, read_callback, nullptr) != ARCHIVE_OK)
-        return Unexpected(prefix + (ctx.error.empty() ? archive_error_string(a.get()) : ctx.error));
-
-    Applier applier(root_dirfd, options, **stream);
+    auto reader = TarReader::open(blob, options.compression, options.limits.stream);
+    if (!reader) return Unexpected(reader.error());
+    auto& tar = **reader;
+    const auto& prefix = tar.prefix();
+    Applier applier(root_dirfd, options, tar.stream());
     for (;;) {
-        archive_entry* e = nullptr;
-        int r = archive_read_next_header(a.get(), &e);
-        if (r == ARCHIVE_EOF) break;
-        // ARCHIVE_WARN: e.g. a UTF-8 name this locale can't convert; the raw name is kept.
-        // ARCHIVE_RETRY: a damaged header libarchive would skip over: a corrupt layer.
-        if (r != ARCHIVE_OK && r != ARCHIVE_WARN) {
-            if (!ctx.error.empty()) return Unexpected(ctx.error);
-            return Unexpected(prefix + "entry " + std::to_string(applier.stats.entries + 1) + ": " +
-                              archive_error_string(a.get()));
-        }
-        if (auto ok = applier.entry(a.get(), e); !ok) {
-            if (!ctx.error.empty()) return Unexpected(ctx.error);
-            return Unexpected(prefix + ok.error());
-        }
+        auto e = tar.next();
+        if (!e) return Unexpected(e.error());
+        if (!*e) break;
+        if (auto ok = applier.entry(tar.handle(), *e); !ok)
+            return Unexpected(tar.stream_error().empty() ? prefix + ok.error()
+                                                         : tar.stream_error());
     }
-    if (auto r = (*stream)->drain(); !r) return Unexpected(r.error());
+    if (auto r = tar.finish(); !r) return Unexpected(r.error());
     if (auto r = applier.finish(); !r) return Unexpected(prefix + r.error());
 
     ApplyStats stats = std::move(applier.stats);
-    stats.diff_id = (*stream)->diff_id();
-    stats.digest = (*stream)->digest();
-    stats.compressed_bytes = (*stream)->compressed_bytes();
-    stats.tar_bytes = (*stream)->uncompressed_bytes();
+    stats.diff_id = tar.stream().diff_id();
+    stats.digest = tar.stream().digest();
+    stats.compressed_bytes = tar.stream().compressed_bytes();
+    stats.tar_bytes = tar.stream().uncompressed_bytes();
     if (!options.expected_digest.empty() && options.expected_digest != stats.digest)
         return Unexpected(prefix + "the blob hashes to " + stats.digest + ", expected " +
                           options.expected_digest);
