@@ -107,7 +107,7 @@ write "$big/recipe.toml" <<'TOML'
 [image]
 name = "big"
 [[step]]
-copy = [{ src = "tree/d*", dest = "/t/" }]
+copy = [{ src = "tree/**/f*", dest = "/t/" }] # /t/d0/f0 … (the path below tree/ kept)
 [[step]]
 copy = [{ src = "tree/large", dest = "/large" }]
 TOML
