@@ -103,6 +103,7 @@ class Builder {
   private:
     cache::LockWait lock_wait() {
         cache::LockWait w;
+        w.timeout = options_.lock_timeout;
         w.on_wait = [this] { progress_.event("wait", "the store is being pruned; waiting"); };
         return w;
     }
@@ -853,8 +854,8 @@ recipe::Recipe load_recipe(const fs::path& recipe_path, const BuildOptions& opti
 }
 
 // Automatic pruning once the build has let go of the store (FACTORY_CACHE_MAX_SIZE).
-void auto_prune(const fs::path& root, Progress& progress) {
-    auto limit = cache::max_size_from_env();
+void auto_prune(const fs::path& root, std::optional<std::uint64_t> max_size, Progress& progress) {
+    auto limit = max_size ? max_size : cache::max_size_from_env();
     if (!limit) return;
     auto store = oci::Layout::open(root, {.tmp_dir = root / "tmp"});
     auto report = cache::maybe_auto_prune(root, store.blobs(), *limit,
@@ -874,7 +875,7 @@ BuildResult build_recipe(const fs::path& recipe_path, const BuildOptions& option
         Builder builder(recipe, options, progress, Mode::build);
         result = builder.run();
     }
-    auto_prune(options.store_root, progress);
+    auto_prune(options.store_root, options.max_size, progress);
     return result;
 }
 

@@ -3,6 +3,7 @@
 // output stage's config and manifest, tags it `name:tag` in the store and writes the
 // requested outputs.
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -24,6 +25,10 @@ struct BuildOptions {
     bool explain = false; // say why each step that misses the cache misses (progress events)
     std::string runtime;  // "crun", "runc", a path, or "" (FACTORY_RUNTIME, else detect)
     std::map<std::string, std::string> secrets; // --secret id → value; never stored or logged
+    // --max-size: prune the store to this after the build (nullopt: FACTORY_CACHE_MAX_SIZE).
+    std::optional<std::uint64_t> max_size;
+    // --lock-timeout: how long to wait for a prune or repair holding the store (nullopt: ever).
+    std::optional<std::chrono::milliseconds> lock_timeout;
 };
 
 // One step as `factory why` reports it.
