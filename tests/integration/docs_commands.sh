@@ -8,7 +8,7 @@
 #      docs/cli.md (run, shell, ps: docs/shell.md).
 # A failure names the file:line or the option, and what to add where.
 source "$(dirname "$0")/../lib.sh"
-need python3 git
+need python3 git skopeo # skopeo: the README reads the store with it
 
 # Command lines that need what this test can't have. Matched as substrings of the line.
 SKIPPED_LINES=(
