@@ -109,15 +109,26 @@ template <class F> void update(const fs::path& root, F&& change) {
 struct Walker {
     std::set<std::pair<dev_t, ino_t>> seen;
 
-    // Bytes of regular files below dir (and dir's own entries' sizes for symlinks).
+    // Bytes of regular files below dir (and dir's own entries' sizes for symlinks). Mount
+    // points are not entered: a running shell environment's merged overlay (envs/<id>/fs) shows
+    // snapshots that are counted where they are.
     std::uint64_t bytes(const fs::path& dir) {
         std::uint64_t total = 0;
+        struct stat top {};
+        if (::lstat(dir.c_str(), &top) != 0) return 0;
         std::error_code ec;
         for (fs::recursive_directory_iterator
                  it(dir, fs::directory_options::skip_permission_denied, ec),
              end;
-             !ec && it != end; it.increment(ec))
+             !ec && it != end; it.increment(ec)) {
+            struct stat st {};
+            if (::lstat(it->path().c_str(), &st) == 0 && S_ISDIR(st.st_mode) &&
+                st.st_dev != top.st_dev) {
+                it.disable_recursion_pending();
+                continue;
+            }
             total += size_of(it->path());
+        }
         return total;
     }
 
@@ -223,14 +234,19 @@ Usage store_usage(const fs::path& root) {
         u.record_bytes += n;
         if (name.size() == 64 + 5 && name.ends_with(".json")) ++u.records;
     }
+    u.snapshot_bytes = w.bytes(root / "snapshots");
     u.mount_bytes = w.bytes(root / "mounts");
+    u.git_bytes = w.bytes(root / "git");
+    for (const char* d : {"homes", "volumes", "envs"})
+        u.shell_bytes += w.bytes(root / d);
     u.temp_bytes += w.bytes(root / "tmp");
     u.quarantine_bytes = w.bytes(root / "quarantine");
+    static const std::set<std::string> counted{"blobs", "actions",   "snapshots", "mounts",
+                                               "git",   "homes",     "volumes",   "envs",
+                                               "tmp",   "quarantine"};
     for (fs::directory_iterator it(root, ec), end; !ec && it != end; it.increment(ec)) {
         auto name = it->path().filename().string();
-        if (name == "blobs" || name == "actions" || name == "mounts" || name == "tmp" ||
-            name == "quarantine")
-            continue;
+        if (counted.count(name)) continue;
         u.other_bytes += it->is_directory(ec) && !it->is_symlink(ec) ? w.bytes(it->path())
                                                                      : w.size_of(it->path());
     }

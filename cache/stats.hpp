@@ -55,16 +55,20 @@ void record_store_size(const fs::path& root, std::uint64_t bytes);
 struct Usage {
     std::uint64_t blobs = 0, blob_bytes = 0;
     std::uint64_t records = 0, record_bytes = 0; // actions/ (records and their inputs files)
+    std::uint64_t snapshot_bytes = 0;            // snapshots/ (unpacked layers)
     std::uint64_t mount_bytes = 0;               // mounts/
+    std::uint64_t git_bytes = 0;                 // git/ (bare mirrors)
+    std::uint64_t shell_bytes = 0;               // homes/, volumes/, envs/ of `factory shell`
     std::uint64_t temp_bytes = 0;                // tmp/
     std::uint64_t quarantine_bytes = 0;          // quarantine/
-    std::uint64_t other_bytes = 0;               // statcache/, steps/, index.json …
+    std::uint64_t other_bytes = 0;               // statcache/, steps/, index.json, locks …
 
     // What `cache prune --max-size` bounds: blobs and records (mounts are managed apart).
     std::uint64_t prunable_bytes() const noexcept { return blob_bytes + record_bytes; }
+    // The sum of every part above: each byte of the store is in exactly one.
     std::uint64_t total_bytes() const noexcept {
-        return blob_bytes + record_bytes + mount_bytes + temp_bytes + quarantine_bytes +
-               other_bytes;
+        return blob_bytes + record_bytes + snapshot_bytes + mount_bytes + git_bytes + shell_bytes +
+               temp_bytes + quarantine_bytes + other_bytes;
     }
 };
 

@@ -46,8 +46,8 @@ recipe::Recipe load_recipe(const fs::path& recipe_path, const BuildOptions& opti
 }
 
 // Automatic pruning once the build has let go of the store (FACTORY_CACHE_MAX_SIZE).
-void auto_prune(const fs::path& root, Progress& progress) {
-    auto limit = cache::max_size_from_env();
+void auto_prune(const fs::path& root, std::optional<std::uint64_t> max_size, Progress& progress) {
+    auto limit = max_size ? max_size : cache::max_size_from_env();
     if (!limit) return;
     auto store = oci::Layout::open(root, {.tmp_dir = root / "tmp"});
     auto report = cache::maybe_auto_prune(root, store.blobs(), *limit,
@@ -97,7 +97,7 @@ std::vector<RecipeOutcome> build_recipes(const std::vector<fs::path>& recipe_pat
         for (auto& t : threads)
             t.join();
     }
-    auto_prune(options.store_root, progress);
+    auto_prune(options.store_root, options.max_size, progress);
     return outcomes;
 }
 

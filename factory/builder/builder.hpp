@@ -3,6 +3,7 @@
 // assembles the output stage's config and manifest, writes the requested outputs and then
 // tags it `name:tag` in the store.
 
+#include <chrono>
 #include <cstdint>
 #include <exception>
 #include <filesystem>
@@ -26,6 +27,10 @@ struct BuildOptions {
     std::string runtime;  // "crun", "runc", a path, or "" (FACTORY_RUNTIME, else detect)
     std::map<std::string, std::string> secrets; // --secret id → value; never stored or logged
     unsigned jobs = 0; // --jobs: stages running at once over all recipes; 0 = one per core
+    // --max-size: prune the store to this after the build (nullopt: FACTORY_CACHE_MAX_SIZE).
+    std::optional<std::uint64_t> max_size;
+    // --lock-timeout: how long to wait for a prune or repair holding the store (nullopt: ever).
+    std::optional<std::chrono::milliseconds> lock_timeout;
 };
 
 // One step as `factory why` reports it.

@@ -49,17 +49,31 @@ const char* type_name(mode_t mode) {
 }
 
 // What the step is building: entries by path, later items overriding earlier ones.
+[[noreturn]] void fail(const recipe::CopyItem& item, const std::string& what,
+                       ExitCode code = ExitCode::usage) {
+    throw Error(item.where.str() + ": copy: " + what, code);
+}
+
 class Collector {
   public:
     Collector(const recipe::CopyItem& item, const CopyContext& ctx) : item_(item), ctx_(ctx) {}
 
+    // Two sources of one item that write one path are an error, whatever their order would
+    // make of it (BuildKit overwrites silently); two directories merge.
     void add(Entry e) {
         if (item_.uid) e.uid = *item_.uid;
         if (item_.gid) e.gid = *item_.gid;
         if (item_.mode && e.type != Entry::Type::symlink) e.mode = *item_.mode;
+        bool is_dir = e.type == Entry::Type::dir;
+        auto [it, fresh] = claimed_.emplace(e.path, std::pair{origin_, is_dir});
+        if (!fresh && !(is_dir && it->second.second))
+            fail(item_, "'" + it->second.first + "' and '" + origin_ +
+                            "' would both be copied to /" + e.path);
         (*out_)[e.path] = std::move(e);
     }
     void set_output(std::map<std::string, Entry>* out) { out_ = out; }
+    // The source (as matched) that the next entries come from, for the collision error.
+    void set_origin(std::string origin) { origin_ = std::move(origin); }
     const recipe::CopyItem& item() const { return item_; }
     const CopyContext& ctx() const { return ctx_; }
 
@@ -67,11 +81,47 @@ class Collector {
     const recipe::CopyItem& item_;
     const CopyContext& ctx_;
     std::map<std::string, Entry>* out_ = nullptr;
+    std::string origin_;
+    std::map<std::string, std::pair<std::string, bool>> claimed_; // path → (origin, is_dir)
 };
 
-[[noreturn]] void fail(const recipe::CopyItem& item, const std::string& what,
-                       ExitCode code = ExitCode::usage) {
-    throw Error(item.where.str() + ": copy: " + what, code);
+// The components of a clean pattern before its first one with glob characters ("t/a/*.txt"
+// → "t/a"; "*.txt" → "").
+std::string literal_prefix(const std::string& clean) {
+    std::string prefix;
+    for (std::size_t start = 0; start < clean.size();) {
+        auto end = clean.find('/', start);
+        if (end == std::string::npos) end = clean.size();
+        auto part = clean.substr(start, end - start);
+        if (has_glob_chars(part)) break;
+        prefix = join(prefix, part);
+        start = end + 1;
+    }
+    return prefix;
+}
+
+// Where a match `rel` of `pattern` goes when the item copies into the directory dest
+// (docs/recipe.md "Globs"): a pattern with `**` keeps the match's path below the pattern's
+// literal prefix (as BuildKit's `COPY --parents` with its `./` pivot there); any other keeps
+// the match's name, and a matched directory's contents go into dest, as Docker's COPY does.
+std::string match_target(const std::string& pattern, const std::string& rel, bool is_dir,
+                         const std::string& dest) {
+    std::string clean = clean_relative(pattern);
+    if (has_glob_chars(clean) && clean.find("**") != std::string::npos) {
+        auto prefix = literal_prefix(clean);
+        return join(dest, prefix.empty() ? rel : rel.substr(prefix.size() + 1));
+    }
+    return is_dir ? dest : join(dest, basename_of(rel));
+}
+
+// A glob with several matches needs a directory dest, as several sources do (stage_reader).
+void check_matches(const recipe::CopyItem& item, const std::string& pattern,
+                   const std::vector<std::string>& matches) {
+    if (matches.size() < 2 || item.dest.ends_with("/")) return;
+    fail(item, "'" + pattern + "' matches " + std::to_string(matches.size()) + " sources ('" +
+                   matches[0] + "', '" + matches[1] + "'" + (matches.size() > 2 ? ", …" : "") +
+                   "): copying several sources needs a directory dest ending in '/': \"" +
+                   item.dest + "\"");
 }
 
 // ---- host sources ---------------------------------------------------------------------------
@@ -212,15 +262,7 @@ std::vector<std::string> expand_host(const HostRoot& root, const std::string& pa
     std::string clean = clean_relative(pattern);
     if (!has_glob_chars(clean)) return {clean};
     // Walk from the longest literal prefix; match every path below it.
-    std::string prefix;
-    for (std::size_t start = 0; start < clean.size();) {
-        auto end = clean.find('/', start);
-        if (end == std::string::npos) end = clean.size();
-        auto part = clean.substr(start, end - start);
-        if (has_glob_chars(part)) break;
-        prefix = join(prefix, part);
-        start = end + 1;
-    }
+    std::string prefix = literal_prefix(clean);
     std::vector<std::string> matches;
     std::function<void(const std::string&)> walk = [&](const std::string& rel) {
         auto dir = root.real / rel;
@@ -363,12 +405,13 @@ void copy_item(const recipe::CopyItem& item, const CopyContext& ctx,
         if (!tree) fail(item, "stage '" + item.from_stage + "' has not been built");
         for (const auto& pattern : item.src) {
             auto matches = expand_tree(*tree, pattern, item, item.from_stage);
-            bool many = dest_dir || matches.size() > 1 || has_glob_chars(pattern);
+            check_matches(item, pattern, matches);
             for (const auto& rel : matches) {
                 auto resolved = tree->resolve(rel);
                 const Entry* e = resolved ? tree->find(*resolved) : nullptr;
                 bool is_dir = rel.empty() || (e && e->type == Entry::Type::dir);
-                auto target = (many && !is_dir) ? join(dest, basename_of(rel)) : dest;
+                auto target = dest_dir ? match_target(pattern, rel, is_dir, dest) : dest;
+                collector.set_origin(rel);
                 add_from_tree(*tree, rel, target, collector, item.from_stage);
             }
         }
@@ -396,7 +439,7 @@ void copy_item(const recipe::CopyItem& item, const CopyContext& ctx,
     HostWalker walker(root, collector, inodes);
     for (const auto& pattern : item.src) {
         auto matches = expand_host(root, pattern, item);
-        bool many = dest_dir || matches.size() > 1 || has_glob_chars(pattern);
+        check_matches(item, pattern, matches);
         for (const auto& rel : matches) {
             if (root.ignore && !rel.empty() && root.ignore->ignored(rel))
                 fail(item, "source '" + rel + "' is excluded by the ignore file");
@@ -404,7 +447,8 @@ void copy_item(const recipe::CopyItem& item, const CopyContext& ctx,
             struct stat st {};
             ::stat((root.real / real).c_str(), &st);
             bool is_dir = S_ISDIR(st.st_mode);
-            auto target = (many && !is_dir) ? join(dest, basename_of(rel)) : dest;
+            auto target = dest_dir ? match_target(pattern, rel, is_dir, dest) : dest;
+            collector.set_origin(rel);
             if (!is_dir && target.empty())
                 fail(item,
                      "cannot copy file '" + rel + "' onto '/'; give a file or directory dest");

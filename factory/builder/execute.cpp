@@ -100,6 +100,7 @@ class RecipeRun {
   private:
     cache::LockWait store_wait() {
         cache::LockWait w;
+        w.timeout = options_.lock_timeout;
         w.on_wait = [this] { progress_.event("wait", "the store is being pruned; waiting"); };
         return w;
     }

@@ -2,7 +2,9 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <deque>
 #include <optional>
 
@@ -124,6 +126,42 @@ std::pair<std::uint32_t, std::uint32_t> resolve_user(const fs::path& root, const
     return {uid, gid};
 }
 
+// Creates the missing directories of the working directory `cwd` in the root, owned by the
+// step's uid:gid with mode 0755, as Docker's WORKDIR does: the runtime would make them 0:0, where
+// a step with a non-root `user` can't write. Every component is resolved inside the root.
+void make_workdir(const fs::path& root, const std::string& cwd, std::uint32_t uid,
+                  std::uint32_t gid, const std::string& id) {
+    Fd root_fd(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!root_fd) throw Error(id + ": cannot open " + root.string() + ": " + errno_string(errno));
+    auto fail = [&](const std::string& why) {
+        return Error(id + ": cannot create the working directory " + cwd + ": " + why);
+    };
+    std::string parent;
+    for (auto component : runtime::split_path(cwd)) {
+        std::string name(component);
+        std::string rel = parent.empty() ? name : parent + "/" + name;
+        int err = 0;
+        if (runtime::open_dir_in_root(root_fd.get(), rel, runtime::Resolver::automatic, false,
+                                      &err)) {
+            parent = rel;
+            continue;
+        }
+        if (err != ENOENT) break; // not a directory …: the runtime says so
+        auto dir =
+            runtime::open_dir_in_root(root_fd.get(), parent, runtime::Resolver::automatic, false);
+        if (!dir) throw fail(dir.error());
+        if (::mkdirat(dir->get(), name.c_str(), 0755) != 0) {
+            if (errno != EEXIST) throw fail(rel + ": " + errno_string(errno));
+            break; // a dangling symlink: the runtime resolves it as before
+        }
+        // 0755 whatever factory's umask: the layer must not depend on it.
+        if (::fchmodat(dir->get(), name.c_str(), 0755, 0) != 0 ||
+            ::fchownat(dir->get(), name.c_str(), uid, gid, AT_SYMLINK_NOFOLLOW) != 0)
+            throw fail(rel + ": " + errno_string(errno));
+        parent = rel;
+    }
+}
+
 // Holds the cache mounts' locks for the duration of a run (sharing = locked).
 struct CacheMounts {
     std::vector<cache::FileLock> locks;
@@ -208,6 +246,7 @@ RunOutcome execute_run(const RunContext& ctx, const recipe::RunStep& step, const
     auto [uid, gid] = resolve_user(spec.rootfs, step.user.empty() ? ctx.user : step.user, id);
     spec.uid = uid;
     spec.gid = gid;
+    make_workdir(spec.rootfs, spec.cwd, uid, gid, id);
 
     std::deque<std::string> tail;
     auto on_line = [&](std::string_view line) {
@@ -219,14 +258,16 @@ RunOutcome execute_run(const RunContext& ctx, const recipe::RunStep& step, const
     if (auto r = rootfs->unmount(); !r) throw Error(id + ": " + r.error());
     if (!code) throw Error(id + ": " + code.error());
     if (*code != 0) {
-        std::string msg =
-            id + ": the command exited with " + std::to_string(*code) + ": " + join_args(spec.args);
+        // The output's tail first, then the one-line error last (docs/cli.md "Errors").
+        std::string context;
         if (!tail.empty()) {
-            msg += "\nlast lines of its output:";
+            context = id + ": last lines of its output:";
             for (const auto& l : tail)
-                msg += "\n  " + l;
+                context += "\n  " + l;
         }
-        throw Error(msg);
+        throw Error(id + ": the command exited with " + std::to_string(*code) + ": " +
+                    join_args(spec.args))
+            .with_context(std::move(context));
     }
     runtime::NormalizeOptions norm;
     norm.drop_noise = true;

@@ -2,6 +2,8 @@
 
 #include <cstdio>
 #include <ctime>
+#include <map>
+#include <optional>
 #include <unordered_set>
 
 #include "cache/action_store.hpp"
@@ -69,7 +71,41 @@ std::string ago(std::int64_t ns) {
 
 } // namespace
 
-int run_cache_stats(const fs::path& root, bool json) {
+namespace {
+
+// The parts of the store's size, in the order `cache stats` lists them; they add up to the
+// total. Names double as the JSON keys (NAME_bytes).
+std::vector<std::pair<const char*, std::uint64_t>> usage_parts(const cache::Usage& u) {
+    return {{"blob", u.blob_bytes},         {"record", u.record_bytes},
+            {"snapshot", u.snapshot_bytes}, {"mount", u.mount_bytes},
+            {"git", u.git_bytes},           {"shell", u.shell_bytes},
+            {"temp", u.temp_bytes},         {"quarantine", u.quarantine_bytes},
+            {"other", u.other_bytes}};
+}
+
+void print_usage(const fs::path& root, const cache::Usage& u) {
+    std::printf("store:    %s\n", root.c_str());
+    std::printf("size:     %s\n", human_size(u.total_bytes()).c_str());
+    auto count = [](std::uint64_t n, const char* what) {
+        return " (" + std::to_string(n) + " " + what + ")";
+    };
+    const std::map<std::string, std::string> label{
+        {"blob", "blobs" + count(u.blobs, "blobs")},
+        {"record", "step records" + count(u.records, "records")},
+        {"snapshot", "snapshots (unpacked layers)"},
+        {"mount", "cache mounts"},
+        {"git", "git mirrors"},
+        {"shell", "shell homes, volumes, environments"},
+        {"temp", "temp files"},
+        {"quarantine", "quarantine"},
+        {"other", "other (index, stat cache, step pointers, locks, stats)"}};
+    for (const auto& [name, bytes] : usage_parts(u))
+        std::printf("  %10s  %s\n", human_size(bytes).c_str(), label.at(name).c_str());
+}
+
+} // namespace
+
+int run_cache_stats(const fs::path& root, bool json, bool zero) {
     open_store(root);
     auto stats = cache::read_stats(root);
     auto usage = cache::store_usage(root);
@@ -84,31 +120,25 @@ int run_cache_stats(const fs::path& root, bool json) {
                                 {"misses", c.misses},
                                 {"bytes_written", c.bytes_written},
                                 {"bytes_reused", c.bytes_reused}};
-        j["store"] = {{"blobs", usage.blobs},
-                      {"blob_bytes", usage.blob_bytes},
-                      {"records", usage.records},
-                      {"record_bytes", usage.record_bytes},
-                      {"mount_bytes", usage.mount_bytes},
-                      {"total_bytes", usage.total_bytes()}};
+        j["store"] = {{"blobs", usage.blobs}, {"records", usage.records}};
+        for (const auto& [name, bytes] : usage_parts(usage))
+            j["store"][std::string(name) + "_bytes"] = bytes;
+        j["store"]["total_bytes"] = usage.total_bytes();
         std::printf("%s\n", j.dump().c_str());
-        return 0;
+    } else {
+        print_usage(root, usage);
+        std::printf("%-8s %8s %8s %12s %12s\n", "KIND", "HITS", "MISSES", "WRITTEN", "REUSED");
+        auto row = [](const std::string& kind, const cache::Counters& c) {
+            std::printf("%-8s %8llu %8llu %12s %12s\n", kind.c_str(),
+                        static_cast<unsigned long long>(c.hits),
+                        static_cast<unsigned long long>(c.misses),
+                        human_size(c.bytes_written).c_str(), human_size(c.bytes_reused).c_str());
+        };
+        for (const auto& [kind, c] : stats.kinds)
+            row(kind, c);
+        row("total", stats.total);
     }
-    std::printf("store:    %s\n", root.c_str());
-    std::printf("size:     %s (%llu blobs %s, %llu step records %s)\n",
-                human_size(usage.total_bytes()).c_str(),
-                static_cast<unsigned long long>(usage.blobs), human_size(usage.blob_bytes).c_str(),
-                static_cast<unsigned long long>(usage.records),
-                human_size(usage.record_bytes).c_str());
-    std::printf("%-8s %8s %8s %12s %12s\n", "KIND", "HITS", "MISSES", "WRITTEN", "REUSED");
-    auto row = [](const std::string& kind, const cache::Counters& c) {
-        std::printf("%-8s %8llu %8llu %12s %12s\n", kind.c_str(),
-                    static_cast<unsigned long long>(c.hits),
-                    static_cast<unsigned long long>(c.misses), human_size(c.bytes_written).c_str(),
-                    human_size(c.bytes_reused).c_str());
-    };
-    for (const auto& [kind, c] : stats.kinds)
-        row(kind, c);
-    row("total", stats.total);
+    if (zero) cache::zero_stats(root);
     return 0;
 }
 
@@ -197,7 +227,14 @@ int run_cache_verify(const fs::path& root, bool repair) {
     return 1;
 }
 
-int run_why(const builder::BuildOptions& options, const WhyArgs& args) {
+int run_why(builder::BuildOptions options, const WhyArgs& args) {
+    // No store yet: plan against an empty one in a temporary directory, removed afterwards, so
+    // that nothing is written where the store would be (every step: never built before).
+    std::optional<TempDir> empty;
+    if (!fs::exists(options.store_root / "oci-layout")) {
+        empty.emplace(fs::temp_directory_path(), "factory-why-");
+        options.store_root = empty->path() / "store";
+    }
     Progress quiet(ProgressMode::quiet);
     auto reports = builder::explain_recipe(args.recipe, options, quiet);
     int n = 0;

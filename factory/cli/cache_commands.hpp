@@ -14,7 +14,8 @@ struct PruneArgs {
     std::string older_than; // "7d"
     bool dry_run = false;
 };
-int run_cache_stats(const std::filesystem::path& root, bool json);
+// zero: reset the counters after printing them (stats.json's size estimate is kept).
+int run_cache_stats(const std::filesystem::path& root, bool json, bool zero);
 int run_cache_ls(const std::filesystem::path& root);
 int run_cache_prune(const std::filesystem::path& root, const PruneArgs& args);
 // Exit 0 when the store is clean (after repair, with --repair), 1 otherwise.
@@ -25,6 +26,6 @@ struct WhyArgs {
     int step = 0; // 1-based step of the output stage; 0 = all
     std::vector<std::string> args;
 };
-int run_why(const builder::BuildOptions& options, const WhyArgs& args);
+int run_why(builder::BuildOptions options, const WhyArgs& args);
 
 } // namespace factory::cli

@@ -11,6 +11,7 @@
 #include <functional>
 #include <optional>
 
+#include "cache/gc.hpp"
 #include "cache/root.hpp"
 #include "factory/builder/builder.hpp"
 #include "factory/builder/plan.hpp"
@@ -71,6 +72,7 @@ struct BuildArgs {
     std::vector<std::string> secrets;
     unsigned jobs = 0;
     bool dry_run = false, json = false;
+    std::string max_size, lock_timeout;
 };
 
 builder::BuildOptions base_options(const std::string& cache_dir,
@@ -139,6 +141,16 @@ int run_build(const BuildArgs& a, const std::string& cache_dir) {
     options.runtime = a.runtime;
     for (const auto& spec : a.secrets)
         options.secrets.insert(parse_secret(spec));
+    if (!a.max_size.empty()) {
+        auto size = cache::parse_size(a.max_size);
+        if (!size) throw usage_error("--max-size " + a.max_size + ": " + size.error());
+        options.max_size = *size;
+    }
+    if (!a.lock_timeout.empty()) {
+        auto d = cache::parse_duration(a.lock_timeout);
+        if (!d) throw usage_error("--lock-timeout " + a.lock_timeout + ": " + d.error());
+        options.lock_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(*d);
+    }
     if (a.outputs.size() > 0 && a.recipes.size() > 1)
         throw usage_error("-o takes a single recipe; build the recipes one at a time");
     options.jobs = a.jobs;
@@ -207,7 +219,10 @@ int run_unshare(std::vector<std::string> args) {
     argv.push_back(nullptr);
     std::fflush(stdout);
     ::execvp(argv[0], argv.data());
-    throw Error("cannot run " + args[0] + ": " + std::strerror(errno));
+    // As shells do: 127 when there is no such command, 126 when it can't be executed.
+    int err = errno;
+    throw Error("cannot run " + args[0] + ": " + std::strerror(err),
+                err == ENOENT || err == ENOTDIR ? ExitCode::not_found : ExitCode::cannot_execute);
 }
 
 } // namespace
@@ -225,10 +240,17 @@ int run(int argc, char** argv) {
     auto* build = app.add_subcommand("build", "Build recipes into the store (and outputs)");
     build->add_option("--cache", cache_dir, "Store directory");
     build->add_option("recipes", build_args.recipes, "Recipe files")->required();
-    build->add_option("-o,--output", build_args.outputs,
-                      "Also write the image to DEST: oci:DIR[:TAG], oci-archive:FILE[:TAG], "
-                      "docker-archive:FILE[:NAME:TAG]");
-    build->add_option("--arg", build_args.args, "Set a recipe [args] value: NAME=VALUE");
+    // Options with values take one each (repeat the option), as docker and podman do, so the
+    // recipes after them stay recipes.
+    build
+        ->add_option("-o,--output", build_args.outputs,
+                     "Also write the image to DEST (repeatable; one RECIPE): oci:DIR[:TAG], "
+                     "oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG], rootfs:DIR, "
+                     "rootfs-tar:FILE")
+        ->allow_extra_args(false);
+    build
+        ->add_option("--arg", build_args.args, "Set a recipe [args] value: NAME=VALUE (repeatable)")
+        ->allow_extra_args(false);
     build->add_option("--progress", build_args.progress, "auto|tty|plain|json");
     build->add_option("--digest-file", build_args.digest_file,
                       "Write the manifest digest(s) to this file");
@@ -237,8 +259,17 @@ int run(int argc, char** argv) {
     build->add_option(
         "--runtime", build_args.runtime,
         "OCI runtime for RUN steps: crun, runc or a path (default: $FACTORY_RUNTIME, else detect)");
-    build->add_option("--secret", build_args.secrets,
-                      "Give RUN steps a secret: id=ID,src=FILE or id=ID,env=VAR (never stored)");
+    build
+        ->add_option("--secret", build_args.secrets,
+                     "Give RUN steps a secret: id=ID,src=FILE or id=ID,env=VAR (repeatable; never "
+                     "stored)")
+        ->allow_extra_args(false);
+    build->add_option("--max-size", build_args.max_size,
+                      "Prune the store to SIZE after the build when it is over it (10G, 500M; "
+                      "default: $FACTORY_CACHE_MAX_SIZE)");
+    build->add_option("--lock-timeout", build_args.lock_timeout,
+                      "Give up after DURATION (30s, 5m) waiting for a prune or repair of the "
+                      "store (default: wait)");
     build->add_option("-j,--jobs", build_args.jobs,
                       "Stages to run at once over all recipes (default: the number of cores)");
     build->add_flag("--dry-run", build_args.dry_run,
@@ -260,15 +291,17 @@ int run(int argc, char** argv) {
     why->add_option("--cache", cache_dir, "Store directory");
     why->add_option("recipe", why_args.recipe, "Recipe file")->required();
     why->add_option("--step", why_args.step, "Only this step (1-based, in build order)");
-    why->add_option("--arg", why_args.args, "Set a recipe [args] value: NAME=VALUE");
+    why->add_option("--arg", why_args.args, "Set a recipe [args] value: NAME=VALUE (repeatable)")
+        ->allow_extra_args(false);
 
     auto* cache_cmd = app.add_subcommand("cache", "Inspect and maintain the store");
     cache_cmd->require_subcommand(1);
-    bool stats_json = false, repair = false;
+    bool stats_json = false, stats_zero = false, repair = false;
     PruneArgs prune_args;
     auto* stats = cache_cmd->add_subcommand("stats", "Hits, misses and sizes");
     stats->add_option("--cache", cache_dir, "Store directory");
     stats->add_flag("--json", stats_json, "Print JSON");
+    stats->add_flag("--zero", stats_zero, "Reset the hit and miss counters (after printing them)");
     auto* ls = cache_cmd->add_subcommand("ls", "List step records, most recently used first");
     ls->add_option("--cache", cache_dir, "Store directory");
     auto* prune = cache_cmd->add_subcommand("prune", "Remove least recently used results");
@@ -323,7 +356,8 @@ int run(int argc, char** argv) {
         if (images->parsed()) return run_images(images_args, cache::store_root(cache_dir));
         if (export_cmd->parsed()) return run_export(export_args, cache::store_root(cache_dir));
         if (why->parsed()) return run_why(base_options(cache_dir, why_args.args), why_args);
-        if (stats->parsed()) return run_cache_stats(cache::store_root(cache_dir), stats_json);
+        if (stats->parsed())
+            return run_cache_stats(cache::store_root(cache_dir), stats_json, stats_zero);
         if (ls->parsed()) return run_cache_ls(cache::store_root(cache_dir));
         if (prune->parsed()) return run_cache_prune(cache::store_root(cache_dir), prune_args);
         if (verify->parsed()) return run_cache_verify(cache::store_root(cache_dir), repair);
@@ -331,6 +365,7 @@ int run(int argc, char** argv) {
         if (auto code = shell_commands.dispatch(cache_dir)) return *code;
     } catch (const Error& e) {
         std::fflush(stdout);
+        if (!e.context().empty()) std::fprintf(stderr, "%s\n", e.context().c_str());
         std::fprintf(stderr, "factory: error: %s\n", e.what());
         return static_cast<int>(e.code());
     } catch (const std::exception& e) {

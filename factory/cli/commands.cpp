@@ -1,6 +1,7 @@
 #include "factory/cli/commands.hpp"
 
 #include <cstdio>
+#include <optional>
 
 #include "factory/export/export.hpp"
 #include "factory/export/target.hpp"
@@ -33,6 +34,21 @@ std::string join(const std::vector<std::string>& v) {
     for (const auto& s : v)
         out += (out.empty() ? "" : " ") + s;
     return out;
+}
+
+// The image `ref` names in the store. An image that is not there — no store at all, or no
+// such ref or digest prefix — is one condition with one exit code, 2 (as `factory run` and
+// `factory shell`): the command line names something that does not exist.
+oci::Descriptor find_image(const std::filesystem::path& root, const std::string& ref,
+                           std::optional<oci::Layout>& store) {
+    auto missing = [&] {
+        return usage_error("no image '" + ref + "' in the store " + root.string());
+    };
+    if (!std::filesystem::exists(root / "oci-layout")) throw missing();
+    store.emplace(oci::Layout::open(root));
+    auto desc = store->resolve(ref);
+    if (!desc) throw missing();
+    return *desc;
 }
 
 } // namespace
@@ -72,21 +88,20 @@ int run_images(const ImagesArgs& args, const std::filesystem::path& store_root) 
 }
 
 int run_inspect(const InspectArgs& args, const std::filesystem::path& store_root) {
-    auto store = open_store(store_root);
-    auto desc = store.resolve(args.ref);
-    if (!desc) throw Error("no image '" + args.ref + "' in the store " + store_root.string());
-    auto manifest = value_or_throw(store.read_manifest(*desc));
-    auto config = value_or_throw(store.read_config(manifest.config, manifest.layers.size()));
+    std::optional<oci::Layout> store;
+    auto desc = find_image(store_root, args.ref, store);
+    auto manifest = value_or_throw(store->read_manifest(desc));
+    auto config = value_or_throw(store->read_config(manifest.config, manifest.layers.size()));
     if (args.json) {
         oci::Json j;
-        j["digest"] = desc->digest;
+        j["digest"] = desc.digest;
         j["manifest"] = oci::to_json(manifest);
         j["config"] = config.canonical_json();
         std::printf("%s\n", j.dump(2).c_str());
         return 0;
     }
     std::printf("Image:        %s\n", args.ref.c_str());
-    std::printf("Digest:       %s\n", desc->digest.c_str());
+    std::printf("Digest:       %s\n", desc.digest.c_str());
     std::printf("Platform:     %s\n", config.platform().str().c_str());
     std::printf("Size:         %s\n",
                 human_size(static_cast<std::uint64_t>(image_size(manifest))).c_str());
@@ -130,18 +145,17 @@ int run_export(const ExportArgs& args, const std::filesystem::path& store_root) 
         if (!t) throw usage_error(t.error());
         targets.push_back(*t);
     }
-    auto store = open_store(store_root);
-    auto desc = store.resolve(args.ref);
-    if (!desc) throw Error("no image '" + args.ref + "' in the store " + store_root.string());
+    std::optional<oci::Layout> store;
+    auto desc = find_image(store_root, args.ref, store);
     // The name an output gets by default: the ref as given, with :latest when it has no tag.
     std::string name = args.ref;
-    if (name.starts_with("sha256:"))
-        name = "image:latest";
+    if (name.starts_with("sha256:") || name == desc.digest.substr(7, name.size()))
+        name = "image:latest"; // a digest, or a prefix of one
     else if (name.find(':') == std::string::npos)
         name += ":latest";
     for (const auto& t : targets) {
-        exporter::export_image(store, *desc, t, name);
-        std::printf("%s %s\n", exporter::to_string(t).c_str(), desc->digest.c_str());
+        exporter::export_image(*store, desc, t, name);
+        std::printf("%s %s\n", exporter::to_string(t).c_str(), desc.digest.c_str());
     }
     return 0;
 }

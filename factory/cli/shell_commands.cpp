@@ -30,6 +30,9 @@ ShellCommands::ShellCommands(CLI::App& app, std::string& cache_dir) {
         ->allow_extra_args(false);
     run_->add_option("--runtime", run_options_.runtime,
                      "OCI runtime: crun, runc or a path (default: $FACTORY_RUNTIME, else detect)");
+    run_->add_option("--stop-timeout", run_options_.stop_timeout,
+                     "Seconds the command has after a SIGTERM before it is killed (default: 10)")
+        ->check(CLI::NonNegativeNumber);
 
     shell_ = app.add_subcommand("shell", "An interactive shell (or a command) in a recipe's "
                                          "image or a store image, with the project mounted");
@@ -50,7 +53,8 @@ ShellCommands::ShellCommands(CLI::App& app, std::string& cache_dir) {
         ->allow_extra_args(false);
     shell_->add_option("--runtime", shell_options_.runtime,
                        "OCI runtime of a new environment: crun, runc or a path (default: "
-                       "$FACTORY_RUNTIME, else runc with a terminal, else detect)");
+                       "$FACTORY_RUNTIME, else crun where it can run, else runc; rootless: runc "
+                       "first)");
     shell_->add_flag("--stop", stop_,
                      "End the running environment(s) of TARGET, with every shell in them");
 

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <set>
 
 #include "factory/oci/digest.hpp"
@@ -17,21 +18,21 @@ namespace {
 
 constexpr const char* layout_file = "oci-layout";
 constexpr const char* index_file = "index.json";
-constexpr const char* lock_file = "index.json.lock";
 // index.json of a busy store lists every name:tag ever built; give it room.
 constexpr JsonLimits index_limits{64u << 20, 64};
 
-// An exclusive flock held for the object's lifetime. flock locks belong to the open file
-// description, so two threads of one process that each open the file exclude each other too.
+// An exclusive flock on the layout directory itself, held for the object's lifetime: no lock
+// file is left in a layout that others read (an `oci:DIR` output). flock locks belong to the
+// open file description, so two threads of one process that each open the directory exclude
+// each other too.
 class IndexLock {
   public:
-    explicit IndexLock(const fs::path& path) {
-        fd_.reset(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
-        if (!fd_)
-            throw Error("cannot open lock file " + path.string() + ": " + errno_string(errno));
+    explicit IndexLock(const fs::path& dir) {
+        fd_.reset(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        if (!fd_) throw Error("cannot open " + dir.string() + ": " + errno_string(errno));
         while (::flock(fd_.get(), LOCK_EX) != 0) {
             if (errno != EINTR)
-                throw Error("cannot lock " + path.string() + ": " + errno_string(errno));
+                throw Error("cannot lock " + dir.string() + ": " + errno_string(errno));
         }
     }
 
@@ -80,7 +81,7 @@ Layout Layout::create(const fs::path& dir, Options options) {
     if (!exists_nofollow(dir / layout_file)) write_file_atomic(dir / layout_file, layout_json());
     {
         // Under the index lock, so a concurrent set_ref's index is never replaced by an empty one.
-        IndexLock lock(dir / lock_file);
+        IndexLock lock(dir);
         if (!exists_nofollow(dir / index_file))
             write_file_atomic(dir / index_file, serialize(Index{}));
     }
@@ -111,7 +112,7 @@ void Layout::write_index(const Index& index) {
 void Layout::set_ref(const std::string& ref_name, Descriptor desc) {
     if (ref_name.empty()) throw Error("an image reference name can't be empty");
     desc.annotations[annotation::ref_name] = ref_name;
-    IndexLock lock(dir_ / lock_file);
+    IndexLock lock(dir_);
     auto idx = index();
     std::vector<Descriptor> kept;
     bool placed = false;
@@ -129,7 +130,7 @@ void Layout::set_ref(const std::string& ref_name, Descriptor desc) {
 }
 
 bool Layout::remove_ref(std::string_view ref_name) {
-    IndexLock lock(dir_ / lock_file);
+    IndexLock lock(dir_);
     auto idx = index();
     auto before = idx.manifests.size();
     std::erase_if(idx.manifests, [&](const Descriptor& d) { return d.ref_name() == ref_name; });
@@ -146,8 +147,22 @@ std::vector<std::pair<std::string, Descriptor>> Layout::refs() const {
 }
 
 std::optional<Descriptor> Layout::resolve(std::string_view ref, const Platform& platform) const {
-    auto r =
-        resolve_ref(index(), ref, platform, [this](const Descriptor& d) { return read_blob(d); });
+    auto idx = index();
+    auto read = [this](const Descriptor& d) { return read_blob(d); };
+    auto r = resolve_ref(idx, ref, platform, read);
+    if (!r) throw Error(dir_.string() + ": " + r.error());
+    if (*r) return std::move(*r);
+    auto candidates = digest_prefix_matches(idx, ref);
+    if (candidates.empty()) return std::nullopt;
+    if (candidates.size() > 1) {
+        std::string list;
+        for (const auto& c : candidates)
+            list += (list.empty() ? "" : ", ") + c;
+        throw Error("the digest prefix '" + std::string(ref) + "' is ambiguous in " +
+                        dir_.string() + ": it matches " + list + " (give more digits)",
+                    ExitCode::usage);
+    }
+    r = resolve_ref(idx, candidates.front(), platform, read);
     if (!r) throw Error(dir_.string() + ": " + r.error());
     return std::move(*r);
 }
@@ -266,6 +281,20 @@ Result<Descriptor> descend(const Descriptor& d, const Platform& platform, const 
 }
 
 } // namespace
+
+std::vector<std::string> digest_prefix_matches(const Index& index, std::string_view ref) {
+    std::string_view hex = ref.starts_with("sha256:") ? ref.substr(7) : ref;
+    if (hex.size() < min_digest_prefix || hex.size() > 64 ||
+        hex.find_first_not_of("0123456789abcdef") != std::string_view::npos)
+        return {};
+    std::vector<std::string> out;
+    for (const auto& d : index.manifests)
+        if (d.digest.size() == 71 && d.digest.starts_with("sha256:") &&
+            std::string_view(d.digest).substr(7).starts_with(hex) &&
+            std::find(out.begin(), out.end(), d.digest) == out.end())
+            out.push_back(d.digest);
+    return out;
+}
 
 Result<std::optional<Descriptor>> resolve_ref(const Index& index, std::string_view ref,
                                               const Platform& platform, const BlobReader& read) {

@@ -2,10 +2,10 @@
 // An OCI image layout directory (image-spec image-layout.md): oci-layout, index.json,
 // blobs/sha256/<hex>. The store is one; so are `oci:DIR` outputs.
 //
-// index.json is rewritten atomically (AtomicFile) under an flock on DIR/index.json.lock, so
-// concurrent set_ref calls from threads or processes never lose each other's entries. Blobs read
-// for use (manifests, indexes, configs) are always checked against their descriptor's size and
-// digest.
+// index.json is rewritten atomically (AtomicFile) under an flock on DIR itself (no lock file is
+// left in the layout), so concurrent set_ref calls from threads or processes never lose each
+// other's entries. Blobs read for use (manifests, indexes, configs) are always checked against
+// their descriptor's size and digest.
 
 #include <cstdint>
 #include <filesystem>
@@ -62,7 +62,10 @@ class Layout {
     //   - ref "" and the index has exactly one entry: that one;
     //   - ref "sha256:…": the index entry with that digest, or a manifest inside a nested index;
     //   - otherwise the first entry whose ref.name is ref, then whose io.containerd.image.name is
-    //     ref, then (ref without ':') whose ref.name is ref + ":latest".
+    //     ref, then (ref without ':') whose ref.name is ref + ":latest";
+    //   - otherwise, when ref is a digest prefix (digest_prefix_matches), the one manifest
+    //     whose digest starts with it, as `docker inspect` takes a short id. Several: Error
+    //     (ExitCode::usage) listing them.
     // An entry that is an index is descended one level, choosing `platform` (select_platform).
     // nullopt: no such ref. Throws Error when a nested index can't be read or has no manifest for
     // the platform.
@@ -98,6 +101,13 @@ class Layout {
 
 // Reads a blob's bytes for resolve_ref; must verify size and digest.
 using BlobReader = std::function<Result<std::string>(const Descriptor&)>;
+
+// Shortest digest prefix Layout::resolve accepts: the 12 hex digits `factory images` prints.
+inline constexpr std::size_t min_digest_prefix = 12;
+
+// The distinct digests of index entries that start with ref: "sha256:" and/or at least
+// min_digest_prefix lower-case hex digits. Empty when ref is not such a prefix.
+std::vector<std::string> digest_prefix_matches(const Index& index, std::string_view ref);
 
 // The rules of Layout::resolve over any index (a layout's, an archive's). nullopt: not found.
 Result<std::optional<Descriptor>> resolve_ref(const Index& index, std::string_view ref,

@@ -47,9 +47,9 @@ struct Captured {
 // Runs to completion with stdout+stderr captured (stdin /dev/null).
 Result<Captured> run_capture(SpawnOptions options);
 
-// factory-init (factory/init/factory_init.cpp: process 1 of shell environments, holder of the
-// rootless namespaces): $FACTORY_INIT, else beside this binary (a build tree), else in
-// ../lib/factory (an installation). Throws Error naming where it looked.
+// factory-init (factory/init/factory_init.cpp: process 1 of shell environments and `factory
+// run`, holder of the rootless namespaces): $FACTORY_INIT, else beside this binary (a build
+// tree), else in ../lib/factory (an installation). Throws Error naming where it looked.
 std::filesystem::path init_program();
 
 // Start time of a running process in clock ticks since boot (/proc/PID/stat field 22): with the

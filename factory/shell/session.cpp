@@ -59,8 +59,9 @@ Target resolve_target(const fs::path& store_root, const std::string& target,
                       const std::map<std::string, std::string>& args, const std::string& runtime) {
     Target t;
     if (is_recipe(target)) {
-        std::error_code ec;
-        fs::path file = fs::absolute(target, ec);
+        // As given: errors name the recipe the way the user wrote it, as `build` and `why` do
+        // (the loader makes it absolute for everything else).
+        fs::path file = target;
         recipe::LoadOptions lo;
         lo.source_date_epoch = builder::source_date_epoch_from_env();
         lo.args = args;
@@ -83,12 +84,16 @@ Target resolve_target(const fs::path& store_root, const std::string& target,
                           "image " +
                           target);
     t.display = target;
-    t.digest = target;
-    t.name = target.starts_with("sha256:") ? "" : strip_tag(target);
+    t.digest = target; // a digest (prefix) is made whole by load_image
+    bool digest = target.starts_with("sha256:") ||
+                  (target.size() >= oci::min_digest_prefix &&
+                   target.find_first_not_of("0123456789abcdef") == std::string::npos);
+    t.name = digest ? "" : strip_tag(target);
     return t;
 }
 
 struct Image {
+    std::string digest; // the manifest's
     oci::Manifest manifest;
     oci::ImageConfig config;
 };
@@ -104,7 +109,7 @@ Image load_image(const fs::path& store_root, const std::string& ref, const std::
     if (!desc) throw usage_error("no image '" + shown + "' in the store " + store_root.string());
     auto manifest = value_or_throw(store->read_manifest(*desc));
     auto config = value_or_throw(store->read_config(manifest.config, manifest.layers.size()));
-    return {std::move(manifest), std::move(config)};
+    return {desc->digest, std::move(manifest), std::move(config)};
 }
 
 // ---- files inside the root ----------------------------------------------------------------
@@ -254,8 +259,10 @@ void add_bind(runtime::RunSpec& spec, const std::string& src, const std::string&
 
 char g_children_path[64];
 
-// Set by SIGHUP: the terminal went away. A signal handler may only store to a lock-free atomic.
+// Set by SIGHUP: the terminal went away; by SIGTERM: factory was told to stop. A signal handler
+// may only store to a lock-free atomic.
 std::atomic<bool> g_hung_up{false};
+std::atomic<bool> g_terminated{false};
 static_assert(std::atomic<bool>::is_always_lock_free);
 
 // SIGTERM/SIGHUP sent to factory alone: passed on to the runtime (which passes it on to the
@@ -264,6 +271,7 @@ static_assert(std::atomic<bool>::is_always_lock_free);
 void forward_signal(int sig) {
     int saved = errno;
     if (sig == SIGHUP) g_hung_up.store(true);
+    if (sig == SIGTERM) g_terminated.store(true);
     int fd = ::open(g_children_path, O_RDONLY | O_CLOEXEC);
     if (fd >= 0) {
         char buf[256];
@@ -335,11 +343,13 @@ class SignalGuard {
 // exits by itself and saves its history), `cancel` makes exec_in kill the shell's process.
 constexpr auto hangup_grace = std::chrono::seconds(2);
 
-void cancel_after_hangup(const std::stop_token& stop, std::atomic<bool>& cancel) {
+// Sets `cancel` once `signalled` has been true for `grace` (unless stopped first).
+void cancel_after(const std::stop_token& stop, const std::atomic<bool>& signalled,
+                  std::chrono::milliseconds grace, std::atomic<bool>& cancel) {
     using namespace std::chrono_literals;
-    while (!stop.stop_requested() && !g_hung_up.load())
+    while (!stop.stop_requested() && !signalled.load())
         std::this_thread::sleep_for(50ms);
-    auto deadline = std::chrono::steady_clock::now() + hangup_grace;
+    auto deadline = std::chrono::steady_clock::now() + grace;
     while (!stop.stop_requested() && std::chrono::steady_clock::now() < deadline)
         std::this_thread::sleep_for(50ms);
     if (!stop.stop_requested()) cancel.store(true);
@@ -382,9 +392,11 @@ std::vector<fs::path> image_lowers(const fs::path& store_root, oci::Layout& stor
 // they become the overlay's stubs), lets `prepare` finish the spec against the mounted root,
 // runs the container with the output passed through and returns its exit code. Nothing
 // (mount, container, scratch directory) outlives the call.
+// A SIGTERM is passed on at once; if the command is still running `stop_timeout` later, the
+// container is killed and 128 + SIGTERM returned, as `docker stop` ends a container.
 int run_in_image(const fs::path& store_root, oci::Layout& store, const Image& image,
-                 const std::string& runtime_flag, runtime::RunSpec spec,
-                 const std::function<void(runtime::RunSpec&)>& prepare) {
+                 const std::string& runtime_flag, std::chrono::milliseconds stop_timeout,
+                 runtime::RunSpec spec, const std::function<void(runtime::RunSpec&)>& prepare) {
     auto choice = runtime_for(runtime_flag);
     const runtime::RuntimeChoice* rt = &choice;
 
@@ -406,11 +418,23 @@ int run_in_image(const fs::path& store_root, oci::Layout& store, const Image& im
 
     // No terminal here (`factory run`; shells run in environments), so no hangup to watch.
     Result<int> code = 0;
+    std::atomic<bool> kill{false};
     {
+        runtime::RunControl control;
+        control.cancel = &kill;
+        g_terminated.store(false);
+        std::jthread stop_watch([&kill, stop_timeout](const std::stop_token& stop) {
+            cancel_after(stop, g_terminated, stop_timeout, kill);
+        });
         SignalGuard signals;
-        code = runtime::run_container(spec, *rt, {});
-    }
+        code = runtime::run_container(spec, *rt, {}, control);
+    } // the watch stops and is joined here
     (void)rootfs->unmount();
+    if (kill.load()) {
+        std::fprintf(stderr, "factory: the command did not stop within %s of SIGTERM: killed\n",
+                     human_duration(stop_timeout.count() / 1000).c_str());
+        return 128 + SIGTERM;
+    }
     if (!code) throw_start_failure(code.error());
     return *code;
 }
@@ -550,8 +574,9 @@ int run_in_environment(const fs::path& store_root, oci::Layout& store, const Ima
         std::jthread hangup_watch;
         if (spec.terminal) {
             control.cancel = &cancel;
-            hangup_watch = std::jthread(
-                [&cancel](const std::stop_token& stop) { cancel_after_hangup(stop, cancel); });
+            hangup_watch = std::jthread([&cancel](const std::stop_token& stop) {
+                cancel_after(stop, g_hung_up, hangup_grace, cancel);
+            });
         }
         g_hung_up.store(false);
         SignalGuard signals;
@@ -779,6 +804,7 @@ int run_image(const RunOptions& o) {
     Target t = resolve_target(o.store_root, o.target, o.build_args, o.runtime);
     std::optional<oci::Layout> store;
     Image image = load_image(o.store_root, t.digest, t.display, store);
+    if (t.name.empty()) t.digest = image.digest; // a digest prefix names one environment
 
     spec.env = image.config.env();
     for (const auto& e : o.env)
@@ -796,8 +822,13 @@ int run_image(const RunOptions& o) {
             throw usage_error("the image " + t.display +
                               " has no Entrypoint or Cmd: give a command after --");
     }
+    // factory-init runs the command as its child (as `docker run --init`): signals reach it,
+    // orphans are reaped (factory/init/factory_init.cpp).
+    add_bind(spec, runtime::init_program().string(), init_path, true);
+    spec.args.insert(spec.args.begin(), {init_path, "--"});
     std::string user = o.user.empty() ? image.config.user() : o.user;
-    return run_in_image(o.store_root, *store, image, o.runtime, std::move(spec),
+    return run_in_image(o.store_root, *store, image, o.runtime,
+                        std::chrono::seconds(o.stop_timeout), std::move(spec),
                         [&](runtime::RunSpec& s) {
                             auto [uid, gid] = resolve_user(s.rootfs, user, "--user");
                             s.uid = uid;
@@ -829,6 +860,7 @@ int run_shell(const ShellOptions& o) {
     }
     std::optional<oci::Layout> store;
     Image image = load_image(o.store_root, t.digest, t.display, store);
+    if (t.name.empty()) t.digest = image.digest; // a digest prefix names one environment
 
     if (project.empty()) {
         if (t.recipe) {

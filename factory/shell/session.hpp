@@ -31,11 +31,14 @@ struct RunOptions {
     std::string user;                // UID[:GID]; "" = the image's User
     std::string network = "host";    // host | none
     bool interactive = false;        // -i: the command reads our stdin (else /dev/null)
-    std::vector<std::string> args;   // "" = the image's Entrypoint + Cmd
+    // After a SIGTERM, seconds the command has to exit before it is killed (docker's default).
+    int stop_timeout = 10;
+    std::vector<std::string> args; // "" = the image's Entrypoint + Cmd
 };
 
-// Returns the command's exit code (128 + N when killed by signal N). Throws Error: usage (2)
-// for bad arguments, a recipe error or a missing image; failure (1) otherwise.
+// Returns the command's exit code (128 + N when killed by signal N; 128 + SIGTERM when it was
+// killed stop_timeout after a SIGTERM). Throws Error: usage (2) for bad arguments, a recipe
+// error or a missing image; failure (1) otherwise.
 int run_image(const RunOptions& options);
 
 struct ShellOptions {

@@ -25,8 +25,17 @@ class Error : public std::runtime_error {
         : std::runtime_error(std::move(message)), code_(code) {}
     ExitCode code() const noexcept { return code_; }
 
+    // Lines that explain the error (a failed command's last output lines), printed before the
+    // one-line `factory: error: …`, which stays the last line. Empty: none.
+    Error&& with_context(std::string lines) && {
+        context_ = std::move(lines);
+        return std::move(*this);
+    }
+    const std::string& context() const noexcept { return context_; }
+
   private:
     ExitCode code_;
+    std::string context_;
 };
 
 // A usage or recipe error: exit code 2.

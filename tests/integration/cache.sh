@@ -33,6 +33,12 @@ rebuilt() {
         tr '\n' ' ' | sed 's/ $//'
 }
 
+step "why on a path with no store writes nothing there"
+expect_ok why --cache "$TEST_DIR/no-store" "$ctx/recipe.toml"
+assert_eq "step main 1/3 (copy a -> /a): never built before (no record of this step in the store)" \
+    "$(sed -n 1p "$TEST_DIR/last.stdout")" "why without a store"
+assert_missing "$TEST_DIR/no-store"
+
 step "first build builds every step; a no-op rebuild builds none and gives the same digest"
 assert_eq "1 2 3" "$(rebuilt)" "first build"
 first=$(last_line)
@@ -107,7 +113,7 @@ write "$big/recipe.toml" <<'TOML'
 [image]
 name = "big"
 [[step]]
-copy = [{ src = "tree/d*", dest = "/t/" }]
+copy = [{ src = "tree/**/f*", dest = "/t/" }] # /t/d0/f0 … (the path below tree/ kept)
 [[step]]
 copy = [{ src = "tree/large", dest = "/large" }]
 TOML
@@ -147,6 +153,27 @@ done
 expect_ok cache stats --cache "$constore" --json
 assert_eq 2 "$(jq .misses <<<"$OUT")" "steps built (misses) across 6 builds"
 assert_eq 10 "$(jq .hits <<<"$OUT")" "steps reused (hits) across 6 builds"
+# The size's parts add up to it, and nothing of the store is left out of them.
+mkdir -p "$constore/snapshots/fake" "$constore/mounts/m" "$constore/git/g.git" "$constore/homes/h"
+head -c 1000 /dev/zero >"$constore/snapshots/fake/f"
+head -c 2000 /dev/zero >"$constore/mounts/m/f"
+head -c 3000 /dev/zero >"$constore/git/g.git/f"
+head -c 4000 /dev/zero >"$constore/homes/h/f"
+expect_ok cache stats --cache "$constore" --json
+assert_eq "1000 2000 3000 4000" "$(jq -r '.store | "\(.snapshot_bytes) \(.mount_bytes) \(.git_bytes) \(.shell_bytes)"' <<<"$OUT")" \
+    "snapshots, mounts, git mirrors and shells are counted"
+assert_eq "$(jq '.store.total_bytes' <<<"$OUT")" "$(jq '[.store | to_entries[] | select(.key | endswith("_bytes")) | select(.key != "total_bytes") | .value] | add' <<<"$OUT")" \
+    "the parts add up to the total"
+measured=$(du -sb --apparent-size "$constore" | cut -f1)
+(($(jq '.store.total_bytes' <<<"$OUT") <= measured)) || fail "total $(jq .store.total_bytes <<<"$OUT") > du $measured"
+expect_ok cache stats --cache "$constore" --zero
+for part in "snapshots (unpacked layers)" "cache mounts" "git mirrors" "shell homes, volumes, environments" "step records" "blobs"; do
+    assert_contains "$OUT" "$part" "cache stats lists $part"
+done
+assert_match $'\n''total +10 +2 ' "$OUT" "--zero prints the counters first"
+expect_ok cache stats --cache "$constore" --json
+assert_eq "0 0" "$(jq -r '"\(.hits) \(.misses)"' <<<"$OUT")" "--zero reset the counters"
+rm -rf "$constore/snapshots/fake" "$constore/mounts/m" "$constore/git" "$constore/homes"
 
 step "a flipped byte in a blob is reported, quarantined, and rebuilt"
 layer=$(jq -r '.layers[1].digest' "$(blob "$constore" "${want##* }")")
@@ -170,6 +197,28 @@ assert_contains "$OUT" "needed by a ref, is corrupt: rebuild or pull that image 
 expect_ok build --cache "$constore" --progress plain "$big/recipe.toml"
 assert_eq "$want" "$(last_line)" "the rebuilt image has the same digest"
 expect_ok cache verify --cache "$constore"
+
+step "build --lock-timeout gives up on a store held by a prune; --max-size prunes after the build"
+need flock
+flock -x "$constore/locks/store.lock" sleep 20 &
+holder=$!
+_lib_on_exit "kill $holder 2>/dev/null"
+sleep 0.3
+expect_exit 1 build --cache "$constore" --lock-timeout 1s "$big/recipe.toml"
+assert_eq "factory: error: the store $constore is being pruned or repaired: gave up after 1 s waiting for $constore/locks/store.lock" \
+    "$(error_line)" "--lock-timeout"
+kill "$holder"
+wait "$holder" 2>/dev/null || true
+expect_exit 2 build --cache "$constore" --lock-timeout soon "$big/recipe.toml"
+expect_exit 2 build --cache "$constore" --max-size lots "$big/recipe.toml"
+# With --max-size far below the store's size, the step records (and the blobs only they
+# name) go once the build is done; the image stays.
+expect_ok build --cache "$constore" --progress plain --max-size 1K "$big/recipe.toml"
+assert_contains "$ERR" "freed" "--max-size prunes after the build"
+expect_ok cache ls --cache "$constore"
+assert_eq 1 "$(wc -l <"$TEST_DIR/last.stdout")" "no step record is left (the store is over 1K)"
+expect_ok cache verify --cache "$constore"
+expect_ok inspect --cache "$constore" "${want##* }"
 
 step "a full disk: a clear error, and a store that verifies clean"
 if privileged; then

@@ -36,6 +36,10 @@ check_times epoch:latest 1600000000 2020-09-13T12:26:40Z
 assert_ne "$d1" "$d2" "another epoch, another digest"
 assert_eq "$d2" "$(SOURCE_DATE_EPOCH=1600000000 build ctx/epoch.toml)" "same SOURCE_DATE_EPOCH, same digest"
 
+step "SOURCE_DATE_EPOCH set but empty means unset (reproducible-builds.org): the recipe's epoch"
+assert_eq "$d1" "$(SOURCE_DATE_EPOCH= build ctx/epoch.toml)" "SOURCE_DATE_EPOCH= builds with [image] epoch"
+check_times epoch:latest 1700000000 2023-11-14T22:13:20Z
+
 step "touching the sources changes nothing"
 find ctx -exec touch -h -d '2011-11-11 11:11:11' {} +
 assert_eq "$d1" "$(build ctx/epoch.toml)" "mtimes of the sources don't matter"

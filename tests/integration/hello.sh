@@ -84,6 +84,8 @@ build -o "oci:$TEST_DIR/layout" "$recipe" >/dev/null
 assert_eq "$digest" "$(layout_digest "$TEST_DIR/layout" latest)" "oci:DIR tags the first tag"
 assert_eq "$digest" "$(layout_digest "$TEST_DIR/layout" v1)" "the earlier ref v1 is still there"
 verify_layout "$TEST_DIR/layout"
+assert_eq "blobs index.json oci-layout" "$(ls -A "$TEST_DIR/layout" | tr '\n' ' ' | sed 's/ $//')" \
+    "the written layout holds only the layout's files (no index.json.lock)"
 
 step "a cached rebuild gives the same digest, in every progress mode"
 for mode in plain json tty auto; do
@@ -141,7 +143,22 @@ assert_eq "hello:latest $digest" "$(grep -E "^[^ ]+:[^ ]+ $DIGEST_RE\$" "$TEST_D
 assert_match "^second:latest $DIGEST_RE\$" "$(last_line)" "last line: the last recipe"
 assert_eq 2 "$(wc -l <"$TEST_DIR/digests")" "--digest-file: one line per recipe"
 expect_exit 2 build -o "oci:$TEST_DIR/nope" "$recipe" two/two.toml
+assert_eq "factory: error: -o takes a single recipe; build the recipes one at a time" \
+    "$(error_line)" "-o takes one value: the recipes after it stay recipes"
 assert_missing "$TEST_DIR/nope"
+# --arg takes one value too (repeat it), as in docker and podman.
+write two/args.toml <<'EOF'
+[image]
+name = "second"
+[args]
+V = "1"
+[[step]]
+copy = [{ src = "x", dest = "/x-${V}" }]
+EOF
+sed 's/^name = "second"/name = "third"/' two/args.toml >two/args2.toml
+expect_ok build --arg V=5 two/args.toml two/args2.toml
+assert_eq 2 "$(grep -cE "^[^ ]+:[^ ]+ $DIGEST_RE\$" "$TEST_DIR/last.stdout")" "--arg V=5 A B builds A and B"
+assert_match "^third:latest $DIGEST_RE\$" "$(last_line)" "the second recipe was built, not taken for an --arg"
 
 step "--version"
 run_factory --version

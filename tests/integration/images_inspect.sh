@@ -70,10 +70,30 @@ assert_contains "$OUT" "$config_digest" "--json has the config digest"
 step "inspect of a name without tag means :latest; unknown refs fail"
 expect_ok inspect hello
 assert_contains "$OUT" "$digest" "inspect hello = hello:latest"
-run_factory inspect nosuch:latest
-[[ $RC -eq 1 || $RC -eq 2 ]] || fail "inspect of an unknown ref: exit $RC"
-assert_contains "$(error_line)" "nosuch:latest" "the unknown ref is named"
+# One condition, one code: an image that is not in the store is exit 2 for every command.
+expect_exit 2 inspect nosuch:latest
+assert_eq "factory: error: no image 'nosuch:latest' in the store $TEST_DIR/store" "$(error_line)" \
+    "the unknown ref is named"
+expect_exit 2 export nosuch:latest "oci:$TEST_DIR/nosuch"
+assert_eq "factory: error: no image 'nosuch:latest' in the store $TEST_DIR/store" "$(error_line)" "export"
+expect_exit 2 inspect --cache "$TEST_DIR/no-store" hello
+assert_eq "factory: error: no image 'hello' in the store $TEST_DIR/no-store" "$(error_line)" "no store"
+assert_missing "$TEST_DIR/no-store"
 expect_exit 2 inspect
 expect_ok inspect "$digest"
 assert_contains "$OUT" "/bin/hello" "inspect sha256:DIGEST"
+
+step "a unique digest prefix (>= 12 hex, with or without sha256:) names the image, as in docker"
+short=$(grep -E '(^|[[:space:]])hello:latest([[:space:]]|$)' <<<"$(
+    "$FACTORY" images
+)" | awk '{print $2}')
+assert_eq "${digest:0:19}" "$short" "images prints sha256: and 12 hex digits"
+for prefix in "$short" "${hex:0:12}" "${hex:0:20}" "$hex"; do
+    expect_ok inspect "$prefix"
+    assert_contains "$OUT" "Digest:       $digest" "inspect $prefix"
+done
+expect_exit 2 inspect "${hex:0:11}"
+assert_contains "$(error_line)" "no image '${hex:0:11}'" "11 hex digits are not a prefix"
+expect_ok export "$short" "oci:$TEST_DIR/by-prefix"
+assert_eq "$digest" "$(layout_digest "$TEST_DIR/by-prefix" latest)" "export by digest prefix"
 echo "PASS: $TEST_NAME"

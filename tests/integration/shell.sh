@@ -85,7 +85,7 @@ expect_ok run "$recipe" -- sh -c 'echo to-stdout; echo to-stderr >&2'
 assert_eq "to-stdout" "$OUT" "stdout passes through"
 assert_contains "$ERR" "to-stderr" "stderr passes through"
 assert_not_contains "$OUT" "to-stderr" "stderr stays on stderr"
-# SIGTERM sent to factory reaches the command (PID 1 in the container: it needs a handler).
+# SIGTERM sent to factory reaches the command (the child of factory-init), which handles it.
 "$FACTORY" run "$recipe" -- sh -c 'trap "exit 7" TERM; echo ready; sleep 30 & wait' >"$TEST_DIR/term.out" &
 pid=$!
 for _ in $(seq 1 100); do [[ -s $TEST_DIR/term.out ]] && break; sleep 0.1; done
@@ -102,6 +102,35 @@ kill -INT -- "-$pgid"
 wait $! || true
 assert_contains "$(cat "$TEST_DIR/int.out")" "rc=9" "SIGINT reaches the command; its exit code is factory's"
 assert_clean "after run"
+
+step "run: stoppable by a CI timeout (SIGTERM), --stop-timeout"
+# term_after ARGS...: starts `factory run ARGS` (whose command prints "ready" first), sends it
+# SIGTERM once the command runs, and sets RC and SECS (seconds from the SIGTERM to the exit).
+term_after() {
+    : >"$TEST_DIR/stop.out"
+    "$FACTORY" run "$@" >"$TEST_DIR/stop.out" 2>"$TEST_DIR/stop.err" &
+    local p=$! t0
+    for _ in $(seq 1 200); do grep -q ready "$TEST_DIR/stop.out" && break; sleep 0.05; done
+    grep -q ready "$TEST_DIR/stop.out" || fail "the command did not start: $(cat "$TEST_DIR/stop.err")"
+    t0=$(date +%s%N)
+    kill -TERM "$p"
+    RC=0
+    wait "$p" || RC=$?
+    SECS=$((($(date +%s%N) - t0) / 1000000000))
+}
+# No handler, as process 1 the kernel would drop SIGTERM: with factory-init it is the child.
+term_after "$recipe" -- sh -c 'echo ready; exec sleep 8'
+assert_eq 143 "$RC" "busybox sleep ends on SIGTERM: 128 + 15"
+((SECS < 4)) || fail "sleep took ${SECS} s to end after SIGTERM"
+# Ignores SIGTERM: killed --stop-timeout seconds later, exit 143, and factory says so.
+term_after --stop-timeout 2 "$recipe" -- sh -c 'trap "" TERM; echo ready; sleep 8; echo not-killed'
+assert_eq 143 "$RC" "a command ignoring SIGTERM: killed after --stop-timeout, exit 128 + 15"
+((SECS >= 2 && SECS < 6)) || fail "killed ${SECS} s after SIGTERM, expected about 2 (--stop-timeout 2)"
+assert_not_contains "$(cat "$TEST_DIR/stop.out")" "not-killed" "the command was killed"
+assert_contains "$(cat "$TEST_DIR/stop.err")" \
+    "factory: the command did not stop within 2s of SIGTERM: killed" "factory says why it killed"
+expect_exit 2 run --stop-timeout -1 "$recipe" -- true
+assert_clean "after stopping runs"
 
 step "run: a store ref, --env, --workdir, --user, --mount, --network none"
 expect_ok run example.com/team/devbox:latest -- true
@@ -331,5 +360,17 @@ expect_exit 127 run "$recipe" -- no-such-command
 assert_contains "$(error_line)" "no-such-command" "the missing command is named"
 expect_exit 127 shell "$recipe" -- no-such-command
 expect_exit 126 run --mount "$TEST_DIR/m/f:/not-executable" "$recipe" -- /not-executable
+expect_exit 127 unshare -- /nonexistent
+assert_eq "factory: error: cannot run /nonexistent: No such file or directory" "$(error_line)" \
+    "unshare: a missing command is 127, as in shells"
+expect_exit 2 run --cache "$TEST_DIR/no-store" no-such-image -- true
+assert_missing "$TEST_DIR/no-store"
+# run and shell name the recipe as given, as build and why do (the cwd is $TEST_DIR).
+for cmd in run shell build why; do
+    args=(broken.toml)
+    [[ $cmd == run || $cmd == shell ]] && args+=(-- true)
+    expect_exit 2 "$cmd" "${args[@]}"
+    assert_match "^factory: error: broken\.toml:[0-9]+:[0-9]+: " "$(error_line)" "$cmd names the recipe as given"
+done
 assert_clean "after errors"
 assert_missing "$TEST_DIR/store/up"

@@ -76,9 +76,35 @@ copy = [{ context = "busybox", src = "busybox", dest = "/bin/sh" }]
 run = "echo first line; echo boom >&2; exit 3"
 TOML
 expect_exit 1 build ctx/fail.toml
-assert_contains "$ERR" "main 2/2: the command exited with 3: /bin/sh -c echo first line; echo boom >&2; exit 3" \
-    "the error names the step, the code and the command"
-assert_contains "$ERR" "  boom" "the last output lines are shown"
+# The output's tail first, the one-line error last (docs/cli.md "Errors").
+assert_eq "factory: error: main 2/2: the command exited with 3: /bin/sh -c echo first line; echo boom >&2; exit 3" \
+    "$(tail -n 1 "$TEST_DIR/last.stderr")" "the last line: the error, naming the step, the code and the command"
+assert_eq 1 "$(grep -c '^factory: error: ' "$TEST_DIR/last.stderr")" "one error line"
+assert_contains "$(grep -A3 'main 2/2: last lines of its output:' "$TEST_DIR/last.stderr" | tail -n +2)" \
+    "  boom" "the last output lines are shown, before the error"
+
+step "a missing workdir is created owned by the step's user (as Docker's WORKDIR)"
+write ctx/workdir.toml <<TOML
+[image]
+name = "workdir"
+[contexts]
+busybox = "$bb"
+[[step]]
+copy = [{ context = "busybox", src = "busybox", dest = "/bin/busybox" }]
+[[step]]
+run = ["/bin/busybox", "touch", "made-here"]
+user = "1000:1000"
+workdir = "/home/dev/work"
+TOML
+umask 077 # the layer must not depend on it
+expect_ok build ctx/workdir.toml
+umask 022
+digest=$(last_line)
+digest=${digest##* }
+listing=$(tar_list "$(blob "$FACTORY_CACHE" "$(jq -r '.layers[-1].digest' "$(blob "$FACTORY_CACHE" "$digest")")")")
+assert_contains "$listing" "d 0755 1000:1000 0 0 home/" "a missing parent: the step's user"
+assert_contains "$listing" "d 0755 1000:1000 0 0 home/dev/work/" "the workdir: the step's user"
+assert_contains "$listing" "f 0644 1000:1000 0 0 home/dev/work/made-here" "the step wrote there"
 
 step "network = false: only loopback; the default host network has more"
 write ctx/net.toml <<TOML

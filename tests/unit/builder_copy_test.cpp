@@ -126,11 +126,59 @@ TEST(PlanCopy, GlobsAndIgnoreRules) {
     CopyContext ctx;
     ctx.context = dir / "ctx";
     ctx.ignore = &ignore;
-    auto entries = by_path(plan_copy(copy_step({"*.c"}, "/src"), ctx));
+    auto entries = by_path(plan_copy(copy_step({"*.c"}, "/src/"), ctx));
     EXPECT_TRUE(entries.count("src/a.c"));
     EXPECT_TRUE(entries.count("src/b.c"));
     EXPECT_FALSE(entries.count("src/gen.c"));
     EXPECT_FALSE(entries.count("src/c.h"));
+}
+
+// docs/recipe.md "Globs": the rules of several sources, Docker's COPY for one match, `**`
+// keeping the path below the literal prefix, and collisions refused.
+TEST(PlanCopy, GlobDestRules) {
+    factory::testing::TestDir dir;
+    write(dir / "ctx/t/one.txt", "top");
+    write(dir / "ctx/t/a/one.txt", "nested");
+    write(dir / "ctx/t/a/two.txt", "two");
+    write(dir / "ctx/t/b/two.txt", "other two");
+    write(dir / "ctx/t/only.md", "md");
+    CopyContext ctx;
+    ctx.context = dir / "ctx";
+    auto error_of = [&](std::vector<std::string> src, const std::string& dest) {
+        try {
+            plan_copy(copy_step(std::move(src), dest), ctx);
+        } catch (const factory::Error& e) {
+            EXPECT_EQ(e.code(), factory::ExitCode::usage);
+            return std::string(e.what());
+        }
+        return std::string("no error");
+    };
+    // Several matches need a directory dest, like several sources.
+    EXPECT_EQ(error_of({"t/a/*.txt"}, "/single"),
+              "recipe.toml:3:8: copy: 't/a/*.txt' matches 2 sources ('t/a/one.txt', "
+              "'t/a/two.txt'): copying several sources needs a directory dest ending in '/': "
+              "\"/single\"");
+    // One match and a dest without '/': that file, as a literal source would be.
+    auto one = by_path(plan_copy(copy_step({"t/*.md"}, "/single"), ctx));
+    ASSERT_TRUE(one.count("single"));
+    EXPECT_EQ(one.at("single").type, Entry::Type::file);
+    EXPECT_EQ(one.size(), 1u);
+    // `**` keeps the path below the literal prefix "t".
+    auto deep = by_path(plan_copy(copy_step({"t/**/one.txt"}, "/txt/"), ctx));
+    EXPECT_TRUE(deep.count("txt/one.txt"));
+    EXPECT_TRUE(deep.count("txt/a/one.txt"));
+    EXPECT_EQ(deep.at("txt/a").type, Entry::Type::dir);
+    EXPECT_EQ(deep.size(), 4u); // txt, txt/a, txt/a/one.txt, txt/one.txt
+    // Without `**`, matches keep their names: two of one name collide.
+    EXPECT_EQ(error_of({"t/*/two.txt"}, "/d/"),
+              "recipe.toml:3:8: copy: 't/a/two.txt' and 't/b/two.txt' would both be copied "
+              "to /d/two.txt");
+    EXPECT_EQ(error_of({"t/a/one.txt", "t/one.txt"}, "/d/"),
+              "recipe.toml:3:8: copy: 't/a/one.txt' and 't/one.txt' would both be copied to "
+              "/d/one.txt");
+    // Directories' contents merge into dest; a file in both is a collision.
+    EXPECT_EQ(error_of({"t/a", "t/b"}, "/m/"),
+              "recipe.toml:3:8: copy: 't/a' and 't/b' would both be copied to /m/two.txt");
 }
 
 TEST(PlanCopy, FromStageTreeFollowsSymlinkedParents) {

@@ -113,3 +113,27 @@ TEST(CacheStats, UsageCountsBlobsRecordsAndMounts) {
     EXPECT_EQ(u.temp_bytes, 70u);
     EXPECT_EQ(u.prunable_bytes(), 1500u + u.record_bytes);
 }
+
+// Every byte of the store is in one part, and the parts add up to the total.
+TEST(CacheStats, UsagePartsAddUpToTheTotal) {
+    factory::testing::TestDir dir;
+    auto put = [&](const fs::path& rel, std::size_t n) {
+        fs::create_directories((dir / rel).parent_path());
+        std::ofstream(dir / rel, std::ios::binary) << std::string(n, 'x');
+    };
+    put("snapshots/abc/usr/bin/tool", 100);
+    put("git/0123.git/objects/pack/p.pack", 200);
+    put("homes/h1/.bashrc", 30);
+    put("volumes/data/f", 40);
+    put("envs/e1/env.json", 5);
+    put("quarantine/bad.1", 7);
+    put("statcache/v1", 11);
+    put("index.json", 13);
+    auto u = factory::cache::store_usage(dir.path());
+    EXPECT_EQ(u.snapshot_bytes, 100u);
+    EXPECT_EQ(u.git_bytes, 200u);
+    EXPECT_EQ(u.shell_bytes, 75u);
+    EXPECT_EQ(u.quarantine_bytes, 7u);
+    EXPECT_EQ(u.other_bytes, 24u);
+    EXPECT_EQ(u.total_bytes(), 100u + 200u + 75u + 7u + 24u);
+}

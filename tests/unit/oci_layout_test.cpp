@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <thread>
 
@@ -114,6 +115,49 @@ TEST(Layout, SetRefResolveAndRefs) {
         R"("manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":")" +
             two.digest + R"(","size":)" + std::to_string(two.size) +
             R"(,"annotations":{"org.opencontainers.image.ref.name":"hello:latest"}}]})");
+}
+
+TEST(Layout, ResolveTakesAUniqueDigestPrefix) {
+    factory::testing::TestDir dir;
+    auto l = Layout::create(dir / "store");
+    auto one = put_image(l, "one");
+    l.set_ref("hello:latest", one);
+    l.set_ref("hello:1", one); // one digest under two names: still one candidate
+    const std::string hex = one.digest.substr(7);
+    EXPECT_EQ(l.resolve("sha256:" + hex.substr(0, 12))->digest, one.digest);
+    EXPECT_EQ(l.resolve(hex.substr(0, 12))->digest, one.digest); // without sha256:
+    EXPECT_EQ(l.resolve(hex)->digest, one.digest);
+    EXPECT_EQ(l.resolve("sha256:" + hex.substr(0, 30))->digest, one.digest);
+    EXPECT_FALSE(l.resolve("sha256:" + hex.substr(0, 11))); // too short to be a prefix
+    EXPECT_FALSE(l.resolve(hex.substr(0, 11)));
+    EXPECT_FALSE(l.resolve("sha256:" + std::string(12, hex[0] == '0' ? '1' : '0')));
+
+    // Another manifest whose digest shares the first 13 digits: ambiguous below 14.
+    Descriptor twin = one;
+    twin.digest = "sha256:" + hex.substr(0, 13) + std::string(51, hex[13] == 'f' ? 'e' : 'f');
+    l.set_ref("twin:1", twin);
+    try {
+        l.resolve(hex.substr(0, 12));
+        FAIL() << "an ambiguous prefix resolved";
+    } catch (const factory::Error& e) {
+        EXPECT_EQ(e.code(), factory::ExitCode::usage);
+        EXPECT_EQ(std::string(e.what()), "the digest prefix '" + hex.substr(0, 12) +
+                                             "' is ambiguous in " + (dir / "store").string() +
+                                             ": it matches " + one.digest + ", " + twin.digest +
+                                             " (give more digits)");
+    }
+    EXPECT_EQ(l.resolve(hex.substr(0, 14))->digest, one.digest);
+}
+
+TEST(Layout, SetRefLeavesNoLockFileInTheLayout) {
+    factory::testing::TestDir dir;
+    auto l = Layout::create(dir / "out");
+    l.set_ref("1.0", put_image(l, "x"));
+    std::vector<std::string> names;
+    for (const auto& e : fs::directory_iterator(dir / "out"))
+        names.push_back(e.path().filename().string());
+    std::sort(names.begin(), names.end());
+    EXPECT_EQ(names, (std::vector<std::string>{"blobs", "index.json", "oci-layout"}));
 }
 
 TEST(Layout, ConcurrentSetRefLosesNothing) {
