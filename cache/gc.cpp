@@ -3,6 +3,7 @@
 #include "cache/action_store.hpp"
 #include "cache/stats.hpp"
 #include "factory/util/files.hpp"
+#include "factory/util/strings.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -27,11 +28,6 @@ std::string lower(std::string_view s) {
     for (auto& c : out)
         if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
     return out;
-}
-
-bool all_digits(std::string_view s) {
-    return !s.empty() &&
-           std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
 std::string age_text(std::int64_t seconds) {

@@ -14,6 +14,7 @@
 #include "factory/runtime/rootfs.hpp"
 #include "factory/runtime/snapshot_store.hpp"
 #include "factory/util/sha256.hpp"
+#include "factory/util/strings.hpp"
 
 namespace factory::builder {
 
@@ -66,10 +67,6 @@ std::optional<std::uint32_t> lookup_id(const std::string& text, const std::strin
         }
     }
     return std::nullopt;
-}
-
-bool all_digits(const std::string& s) {
-    return !s.empty() && s.find_first_not_of("0123456789") == std::string::npos;
 }
 
 // "uid[:gid]" or "name[:group]" → numeric ids, names resolved in the container's /etc

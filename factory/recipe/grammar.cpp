@@ -1,4 +1,5 @@
 #include "factory/recipe/grammar.hpp"
+#include "factory/util/strings.hpp"
 
 #include <algorithm>
 #include <array>
@@ -16,9 +17,6 @@ bool is_alnum(char c) {
 }
 bool is_digit(char c) {
     return c >= '0' && c <= '9';
-}
-bool all_digits(std::string_view s) {
-    return !s.empty() && std::all_of(s.begin(), s.end(), is_digit);
 }
 
 // Decimal without sign; nullopt if empty, not all digits or above `max`.

@@ -32,6 +32,7 @@
 #include "factory/util/files.hpp"
 #include "factory/util/progress.hpp"
 #include "factory/util/sha256.hpp"
+#include "factory/util/strings.hpp"
 
 extern char** environ;
 
@@ -160,10 +161,6 @@ void for_each_entry(const std::string& text,
         if (line.empty() || line[0] == '#') continue;
         if (fn(split(line, ':'))) return;
     }
-}
-
-bool all_digits(const std::string& s) {
-    return !s.empty() && s.find_first_not_of("0123456789") == std::string::npos;
 }
 
 std::uint32_t to_id(const std::string& s) {
@@ -628,15 +625,7 @@ std::uint32_t env_id(const char* name, std::uint32_t fallback) {
 }
 
 std::string git_toplevel(const fs::path& dir) {
-    fs::path git;
-    const char* path = std::getenv("PATH");
-    for (const auto& d : split(path && *path ? path : "/usr/local/bin:/usr/bin:/bin", ':')) {
-        if (d.empty()) continue;
-        if (::access((fs::path(d) / "git").c_str(), X_OK) == 0) {
-            git = fs::path(d) / "git";
-            break;
-        }
-    }
+    fs::path git = runtime::find_program("git");
     if (git.empty()) return {};
     runtime::SpawnOptions o;
     o.argv = {git.string(), "-C", dir.string(), "rev-parse", "--show-toplevel"};

@@ -197,20 +197,9 @@ std::vector<Source> host_sources(const fs::path& host_root) {
 
 // --- running mmdebstrap ------------------------------------------------------------------------
 
+// One lookup of programs for every module (runtime/process.hpp); "" when there is none.
 std::string find_program(const std::string& name) {
-    std::vector<std::string> dirs;
-    if (const char* path = ::getenv("PATH")) {
-        std::istringstream in(path);
-        for (std::string d; std::getline(in, d, ':');)
-            if (!d.empty()) dirs.push_back(d);
-    }
-    for (const char* d : {"/usr/bin", "/usr/sbin", "/bin", "/sbin"})
-        dirs.emplace_back(d);
-    for (const auto& d : dirs) {
-        std::string p = d + "/" + name;
-        if (::access(p.c_str(), X_OK) == 0) return p;
-    }
-    return "";
+    return runtime::find_program(name).string();
 }
 
 // Splits what the child writes into lines for the callback and remembers the last few, for the

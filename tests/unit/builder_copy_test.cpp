@@ -7,6 +7,9 @@
 #include "factory/builder/copy.hpp"
 #include "factory/util/error.hpp"
 #include "tests/unit/test_dir.hpp"
+#include "tests/unit/test_util.hpp"
+
+using factory::testing::write;
 
 namespace fs = std::filesystem;
 using factory::builder::CopyContext;
@@ -14,12 +17,6 @@ using factory::builder::plan_copy;
 using factory::layer::Entry;
 
 namespace {
-
-void write(const fs::path& p, const std::string& content, unsigned mode = 0644) {
-    fs::create_directories(p.parent_path());
-    std::ofstream(p) << content;
-    ::chmod(p.c_str(), mode);
-}
 
 factory::recipe::Step copy_step(std::vector<std::string> src, std::string dest) {
     factory::recipe::Step step;

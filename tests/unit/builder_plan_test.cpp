@@ -10,17 +10,15 @@
 #include "factory/builder/plan.hpp"
 #include "factory/util/error.hpp"
 #include "tests/unit/test_dir.hpp"
+#include "tests/unit/test_util.hpp"
+
+using factory::testing::write;
 
 namespace fs = std::filesystem;
 using factory::builder::BuildOptions;
 using factory::builder::Plan;
 
 namespace {
-
-void write(const fs::path& p, const std::string& content) {
-    fs::create_directories(p.parent_path());
-    std::ofstream(p) << content;
-}
 
 class PlanKeys : public ::testing::Test {
   protected:

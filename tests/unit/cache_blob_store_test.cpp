@@ -10,6 +10,9 @@
 #include "factory/util/files.hpp"
 #include "factory/util/sha256.hpp"
 #include "tests/unit/test_dir.hpp"
+#include "tests/unit/test_util.hpp"
+
+using factory::testing::slurp;
 
 using factory::cache::BlobStore;
 using factory::cache::is_sha256_hex;
@@ -33,11 +36,6 @@ struct Store {
         return BlobStore(dir / "blobs/sha256", dir / "tmp");
     }
 };
-
-std::string slurp(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    return {std::istreambuf_iterator<char>(in), {}};
-}
 
 void overwrite(const fs::path& p, const std::string& data) {
     ::chmod(p.c_str(), 0644);

@@ -9,6 +9,9 @@
 #include <sys/stat.h>
 #include <thread>
 #include <unistd.h>
+#include "tests/unit/test_util.hpp"
+
+using factory::testing::write;
 
 using factory::Sha256;
 using factory::cache::hash_file_cached;
@@ -17,10 +20,6 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
 namespace {
-
-void write(const fs::path& p, const std::string& data) {
-    std::ofstream(p, std::ios::binary | std::ios::trunc) << data;
-}
 
 struct stat lstat_of(const fs::path& p) {
     struct stat st {};

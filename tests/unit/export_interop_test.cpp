@@ -16,6 +16,10 @@
 #include "factory/util/files.hpp"
 #include "factory/util/sha256.hpp"
 #include "tests/unit/test_dir.hpp"
+#include "tests/unit/test_util.hpp"
+
+using factory::testing::gzip;
+using factory::testing::slurp;
 
 using namespace factory;
 using namespace factory::oci;
@@ -38,25 +42,6 @@ std::pair<int, std::string> run(const std::string& cmd) {
         out.append(buf.data(), n);
     int status = ::pclose(p);
     return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
-
-std::string slurp(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    return {std::istreambuf_iterator<char>(in), {}};
-}
-
-std::string gzip(const std::string& in) {
-    z_stream z{};
-    deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY);
-    std::string out(deflateBound(&z, in.size()) + 64, '\0');
-    z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
-    z.avail_in = static_cast<uInt>(in.size());
-    z.next_out = reinterpret_cast<Bytef*>(out.data());
-    z.avail_out = static_cast<uInt>(out.size());
-    deflate(&z, Z_FINISH);
-    out.resize(z.total_out);
-    deflateEnd(&z);
-    return out;
 }
 
 struct Image {

@@ -11,16 +11,14 @@
 #include "factory/util/files.hpp"
 #include "factory/util/sha256.hpp"
 #include "tests/unit/test_dir.hpp"
+#include "tests/unit/test_util.hpp"
+
+using factory::testing::slurp;
 
 using namespace factory::oci;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string slurp(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    return {std::istreambuf_iterator<char>(in), {}};
-}
 
 // A small image: a (fake, uncompressed) layer, its config and manifest.
 Descriptor put_image(Layout& l, const std::string& content, const Platform& p = host_platform()) {

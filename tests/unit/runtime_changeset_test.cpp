@@ -14,18 +14,15 @@
 #include "factory/layer/layer_writer.hpp"
 #include "factory/runtime/applier.hpp"
 #include "tests/unit/test_dir.hpp"
+#include "tests/unit/test_util.hpp"
+
+using factory::testing::write;
 
 namespace fs = std::filesystem;
 using namespace factory;
 using namespace factory::runtime;
 
 namespace {
-
-void write(const fs::path& p, const std::string& data, unsigned mode = 0644) {
-    fs::create_directories(p.parent_path());
-    std::ofstream(p, std::ios::binary) << data;
-    ::chmod(p.c_str(), mode);
-}
 
 std::map<std::string, layer::Entry> by_path(const std::vector<layer::Entry>& entries) {
     std::map<std::string, layer::Entry> out;

@@ -14,6 +14,9 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
+#include "tests/unit/test_util.hpp"
+
+using factory::testing::write;
 
 namespace fs = std::filesystem;
 using namespace factory;
@@ -22,12 +25,6 @@ using namespace factory::sources;
 namespace {
 
 using Strings = std::vector<std::string>;
-
-void write(const fs::path& p, const std::string& data, unsigned mode = 0644) {
-    fs::create_directories(p.parent_path());
-    std::ofstream(p, std::ios::binary) << data;
-    ::chmod(p.c_str(), mode);
-}
 
 std::map<std::string, layer::Entry> by_path(const std::vector<layer::Entry>& entries) {
     std::map<std::string, layer::Entry> out;
