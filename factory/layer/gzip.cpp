@@ -34,13 +34,24 @@ struct Job {
 bool looks_incompressible(const std::vector<unsigned char>& input) {
     constexpr std::size_t min_size = 16 << 10;
     if (input.size() < min_size) return false;
-    std::array<std::uint32_t, 256> counts{};
-    for (unsigned char c : input)
-        ++counts[c];
+    // Four histograms, summed: the same counts, without each increment waiting on the last.
+    std::array<std::array<std::uint32_t, 256>, 4> part{};
+    const unsigned char* p = input.data();
+    std::size_t i = 0;
+    for (; i + 4 <= input.size(); i += 4) {
+        ++part[0][p[i]];
+        ++part[1][p[i + 1]];
+        ++part[2][p[i + 2]];
+        ++part[3][p[i + 3]];
+    }
+    for (; i < input.size(); ++i)
+        ++part[0][p[i]];
     double n = static_cast<double>(input.size());
     double sum = 0;
-    for (auto c : counts)
+    for (std::size_t b = 0; b < 256; ++b) {
+        std::uint32_t c = part[0][b] + part[1][b] + part[2][b] + part[3][b];
         if (c) sum += c * std::log2(static_cast<double>(c));
+    }
     double entropy = std::log2(n) - sum / n;
     return entropy > 7.95;
 }

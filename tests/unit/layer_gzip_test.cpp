@@ -6,7 +6,9 @@
 #include "factory/util/sha256.hpp"
 #include "tests/unit/test_dir.hpp"
 
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <libdeflate.h>
@@ -313,6 +315,34 @@ TEST(LayerGzip, AbandonedCompressorShutsDownCleanly) {
     ASSERT_TRUE(c);
     ASSERT_TRUE((*c)->write(sample(3 << 20, 9)));
     c->reset(); // workers may be mid-block: the destructor must join them
+}
+
+// The compressor alone on a file's bytes (bench/gzip.sh runs it beside pigz on the same file):
+//   FACTORY_BENCH_FILE=/some/layer.tar [FACTORY_BENCH_THREADS=2] layer_gzip_test
+//     --gtest_also_run_disabled_tests --gtest_filter='*Throughput*'
+// Prints one line: "<seconds> <output bytes>".
+TEST(LayerGzip, DISABLED_Throughput) {
+    const char* file = std::getenv("FACTORY_BENCH_FILE");
+    if (!file) GTEST_SKIP() << "set FACTORY_BENCH_FILE";
+    const char* t = std::getenv("FACTORY_BENCH_THREADS");
+    const unsigned threads = t ? static_cast<unsigned>(std::atoi(t)) : 2;
+    auto data = read_file(file, std::uint64_t{4} << 30);
+    ASSERT_TRUE(data) << data.error();
+    std::size_t size = 0;
+    auto start = std::chrono::steady_clock::now();
+    auto c = make_gzip_compressor(
+        [&size](std::string_view b) -> Result<void> {
+            size += b.size();
+            return {};
+        },
+        {.level = 6, .threads = threads});
+    ASSERT_TRUE(c);
+    // Fed in 1 MiB writes, like the tar writer's buffer.
+    for (std::size_t pos = 0; pos < data->size(); pos += 1 << 20)
+        ASSERT_TRUE((*c)->write(std::string_view(*data).substr(pos, 1 << 20)));
+    ASSERT_TRUE((*c)->finish());
+    auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::printf("%.3f %zu\n", seconds, size);
 }
 
 } // namespace
