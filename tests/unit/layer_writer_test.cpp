@@ -181,6 +181,32 @@ TEST(LayerWriter, SameBlobWhateverTheOrderAndThreadCount) {
     }
 }
 
+// The benchmark's tree at a small size (bench/gen_tree.py: text, records, random files and a
+// big file of alternating text and random MiBs), so the gzip layer spans several members and
+// takes both the deflate and the stored path: the same blob for 1, 2 and 8 threads, and gunzip
+// gives back the tar of the diff_id.
+TEST(LayerWriter, CopyHeavyTreeSameGzipBlobFor1_2_8Threads) {
+    testing::TestDir dir;
+    auto [log, status] = run("python3 " FACTORY_SOURCE_DIR "/bench/gen_tree.py '" +
+                             (dir / "root").string() + "' 300 4 3 2>&1");
+    ASSERT_EQ(status, 0) << log;
+    auto entries = entries_of(dir / "root");
+    LayerOptions options{.epoch = 1, .compression = Compression::gzip, .threads = 1};
+    auto reference = layer(dir / "ref", entries, options);
+    auto reference_bytes = read_file(dir / "ref", std::uint64_t{1} << 30).value();
+    EXPECT_GT(reference.size, 3u << 20); // several 1 MiB members
+    for (unsigned threads : {2u, 8u}) {
+        options.threads = threads;
+        auto info = layer(dir / "blob", entries, options);
+        EXPECT_EQ(info.digest, reference.digest) << threads;
+        EXPECT_EQ(read_file(dir / "blob", std::uint64_t{1} << 30).value(), reference_bytes)
+            << threads;
+    }
+    auto [tar_sha, s] = run("gzip -dc < " + (dir / "ref").string() + " | sha256sum");
+    EXPECT_EQ(s, 0);
+    EXPECT_EQ("sha256:" + tar_sha.substr(0, 64), reference.diff_id);
+}
+
 TEST(LayerWriter, BlobsDecompressToTheDiffId) {
     testing::TestDir dir;
     make_tree(dir / "root");
