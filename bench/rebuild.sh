@@ -11,6 +11,9 @@
 #   touch          one small file touched (same content, new mtime)
 #   change         one small file's content changed (a new value each run): that copy step and
 #                  the ones after it rebuild
+# and, in the same rounds, a bare stat walk of the same tree (`find -printf '%s %T@'`), the floor
+# of a no-op rebuild (target: factory's no-op within 2x of it). SKIP_PODMAN=1 leaves podman out
+# (a quick run of factory against the stat walk).
 # podman keeps its layers uncompressed; factory writes gzip blobs. Both run on a private tmpfs.
 set -euo pipefail
 # shellcheck source=bench/lib.sh
@@ -26,7 +29,9 @@ TIMEOUT=${TIMEOUT:-600}
 
 [[ $(id -u) -eq 0 ]] || { echo "rebuild: run as root (private tmpfs, rootful podman)" >&2; exit 1; }
 [[ -x $FACTORY ]] || { echo "rebuild: no factory binary at $FACTORY" >&2; exit 1; }
-command -v podman >/dev/null || { echo "rebuild: podman missing (scripts/setup.sh)" >&2; exit 1; }
+SKIP_PODMAN=${SKIP_PODMAN:-0}
+[[ $SKIP_PODMAN == 1 ]] || command -v podman >/dev/null ||
+    { echo "rebuild: podman missing (scripts/setup.sh; or SKIP_PODMAN=1)" >&2; exit 1; }
 
 WORK=$(mktemp -d /tmp/factory-rebuild.XXXXXX)
 mount -t tmpfs -o size=8g,mode=0755 tmpfs "$WORK"
@@ -72,17 +77,21 @@ COPY scripts /usr/local/bin/
 EOF
 printf 'bench.toml\nContainerfile\n' | tee "$WORK/tree/.factoryignore" >"$WORK/tree/.containerignore"
 
+tools=(factory)
+[[ $SKIP_PODMAN == 1 ]] || tools+=(podman)
 podman_conf
 mkdir -p "$WORK/bbroot/bin" && cp /bin/busybox "$WORK/bbroot/bin/" && ln -s busybox "$WORK/bbroot/bin/sh"
 tar -C "$WORK/bbroot" -cf "$WORK/busybox.tar" .
 pm=(podman --root "$WORK/podman/root" --runroot "$WORK/podman/run" --storage-driver overlay
     --tmpdir "$WORK/podman/tmp")
 mkdir -p "$WORK/podman/tmp"
-"${pm[@]}" import -q "$WORK/busybox.tar" localhost/bench-busybox:1 >/dev/null
+[[ $SKIP_PODMAN == 1 ]] || "${pm[@]}" import -q "$WORK/busybox.tar" localhost/bench-busybox:1 >/dev/null
 
 
 factory_build() { bench_seconds "$FACTORY" build --progress plain --cache "$WORK/store" "$WORK/tree/bench.toml"; }
+stat_walk() { bench_seconds find "$WORK/tree" -printf '%s %T@\n'; }
 podman_build() {
+    [[ $SKIP_PODMAN == 1 ]] && { echo 0; return; }
     bench_seconds "${pm[@]}" build -q --layers --timestamp 0 -f "$WORK/tree/Containerfile" -t localhost/rebuild:1 "$WORK/tree"
 }
 
@@ -90,15 +99,17 @@ log "cold builds (not compared): factory $(factory_build) s, podman $(podman_bui
 for tool in factory podman; do
     : >"$WORK/$tool.noop" && : >"$WORK/$tool.touch" && : >"$WORK/$tool.change"
 done
+: >"$WORK/find.noop"
 # Each round: one change (both tools see the same edit), then a no-op, then a touch, each
 # measured for both tools, so no tool's measurement sees an edit made for the other.
 for i in $(seq 1 "$RUNS"); do
     log "run $i/$RUNS"
     echo "change $i $RANDOM" >>"$changed"
-    for tool in factory podman; do "${tool}_build" >>"$WORK/$tool.change"; done
-    for tool in factory podman; do "${tool}_build" >>"$WORK/$tool.noop"; done
+    for tool in "${tools[@]}"; do "${tool}_build" >>"$WORK/$tool.change"; done
+    for tool in "${tools[@]}"; do "${tool}_build" >>"$WORK/$tool.noop"; done
+    stat_walk >>"$WORK/find.noop"
     touch "$touched"
-    for tool in factory podman; do "${tool}_build" >>"$WORK/$tool.touch"; done
+    for tool in "${tools[@]}"; do "${tool}_build" >>"$WORK/$tool.touch"; done
 done
 
 row() { printf '%-10s %12s %12s %10s\n' "$@"; }
@@ -107,6 +118,14 @@ echo "rebuild: $(find "$WORK/tree/src" -type f | wc -l) files + ${BIG_MB} MiB, 5
 row "" factory "podman" ratio
 for kind in noop touch change; do
     f=$(median 3 <"$WORK/factory.$kind")
-    p=$(median 3 <"$WORK/podman.$kind")
-    row "$kind" "$f" "$p" "$(awk -v f="$f" -v p="$p" 'BEGIN { printf "%.3f", f / p }')"
+    p=n/a r=n/a
+    if [[ $SKIP_PODMAN != 1 ]]; then
+        p=$(median 3 <"$WORK/podman.$kind")
+        r=$(awk -v f="$f" -v p="$p" 'BEGIN { printf "%.3f", f / p }')
+    fi
+    row "$kind" "$f" "$p" "$r"
 done
+w=$(median 3 <"$WORK/find.noop")
+f=$(median 3 <"$WORK/factory.noop")
+echo "stat walk (find -printf '%s %T@') $w s; factory no-op / stat walk $(awk -v f="$f" -v w="$w" 'BEGIN { printf "%.2f", f / w }')"
+log "load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -22,7 +22,9 @@ namespace factory::cache {
 
 // The first field of every key. Bump it when the framing or the meaning of a field changes: every
 // old key then misses instead of matching something it did not mean.
-inline constexpr std::string_view key_format = "factory-key/1";
+//   2: "compression" = "gzip" now means libdeflate members (layer/gzip.hpp), not zlib blocks; a
+//      store's old records would otherwise hand back layers of the other format.
+inline constexpr std::string_view key_format = "factory-key/2";
 // Values longer than this are kept in fields() as "sha256:<hex> (<n> bytes)"; the key itself
 // always hashes the full value.
 inline constexpr std::size_t max_plain_value = 200;

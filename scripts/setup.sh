@@ -36,7 +36,7 @@ build_packages=(
     # C++ build
     cmake ninja-build g++ pkg-config
     libarchive-dev libssl-dev libcli11-dev libtomlplusplus-dev nlohmann-json3-dev
-    libcurl4-openssl-dev libzstd-dev zlib1g-dev googletest libgtest-dev
+    libcurl4-openssl-dev libzstd-dev zlib1g-dev libdeflate-dev googletest libgtest-dev
 )
 packages=(
     "${build_packages[@]}"
@@ -45,7 +45,7 @@ packages=(
     # peers for interop tests, benchmarks and the runtime
     skopeo umoci podman runc crun uidmap busybox-static docker-registry mmdebstrap git
     # tools the tests and benchmarks use
-    pigz zstd gzip tar xz-utils python3 jq curl tmux ca-certificates hyperfine time
+    pigz libdeflate-tools zstd gzip tar xz-utils python3 jq curl tmux ca-certificates hyperfine time
     util-linux procps findutils coreutils file shellcheck strace
 )
 

@@ -4,8 +4,9 @@
 //   entries → deterministic tar → SHA-256 (diff_id) → compressor → SHA-256 (digest) → out_fd
 //
 // File content is streamed in chunks, so memory stays bounded whatever the file sizes: the
-// 1 MiB tar buffer plus the compressor's state, ~2 MiB for gzip on 2 threads (~0.3 MiB per
-// thread) and ~35 MiB for zstd -3; measured peaks are in bench/raw-compression.sh.
+// 1 MiB tar buffer plus the compressor's state, ~15 MiB for gzip on 2 threads (two 1 MiB
+// blocks in flight per thread, in and out, and libdeflate's matchfinder) and ~35 MiB
+// for zstd -3; measured peaks are in bench/raw-compression.sh.
 
 #include "factory/layer/entry.hpp"
 

@@ -11,6 +11,8 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include <chrono>
+#include <cstdio>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -592,6 +594,30 @@ TEST(ApplierHostile, MutatedHeadersNeverEscape) {
         beside.push_back(e.path().filename());
     EXPECT_EQ(beside, std::vector<std::string>{"mutated.tar"});
     std::printf("  %d of 300 mutated layers applied, the rest refused\n", accepted);
+}
+
+// The applier alone, for bench/unpack.sh: applies the blobs named in FACTORY_BENCH_BLOBS
+// (space-separated, in order) into the empty directory FACTORY_BENCH_ROOT, safety checks on
+// (digests are computed, every path resolved in the root), as a RUN step's snapshot would be.
+// Prints "apply seconds <s>": the time in the process, without the corpus this binary's other
+// tests generate at start-up.
+//   FACTORY_BENCH_BLOBS="a.tar.gz b.tar.gz" FACTORY_BENCH_ROOT=/fresh/dir runtime_applier_test
+//     --gtest_also_run_disabled_tests --gtest_filter='*ApplyThroughput*'
+TEST(Applier, DISABLED_ApplyThroughput) {
+    const char* blobs = std::getenv("FACTORY_BENCH_BLOBS");
+    const char* root = std::getenv("FACTORY_BENCH_ROOT");
+    if (!blobs || !root) GTEST_SKIP() << "set FACTORY_BENCH_BLOBS and FACTORY_BENCH_ROOT";
+    Fd dir(::open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    ASSERT_TRUE(dir) << root;
+    std::istringstream names(blobs);
+    std::string blob;
+    auto start = std::chrono::steady_clock::now();
+    while (names >> blob) {
+        auto stats = apply_layer(blob, dir.get(), {});
+        ASSERT_TRUE(stats) << stats.error();
+    }
+    auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::printf("apply seconds %.3f\n", seconds);
 }
 
 } // namespace
