@@ -15,6 +15,8 @@
 #include "factory/builder/builder.hpp"
 #include "factory/cli/cache_commands.hpp"
 #include "factory/cli/commands.hpp"
+#include "factory/cli/disk_outputs.hpp"
+#include "factory/cli/files_commands.hpp"
 #include "factory/cli/shell_commands.hpp"
 #include "factory/runtime/rootless.hpp"
 #include "factory/util/error.hpp"
@@ -68,10 +70,11 @@ struct BuildArgs {
     bool explain = false;
     std::string runtime;
     std::vector<std::string> secrets;
+    DiskArgs disk;
 };
 
 builder::BuildOptions base_options(const std::string& cache_dir,
-                                 const std::vector<std::string>& args) {
+                                   const std::vector<std::string>& args) {
     builder::BuildOptions options;
     options.store_root = cache::store_root(cache_dir);
     options.args = parse_args(args);
@@ -85,6 +88,8 @@ int run_build(const BuildArgs& a, const std::string& cache_dir) {
         throw usage_error("--progress " + a.progress + ": expected auto, tty, plain or json");
     builder::BuildOptions options = base_options(cache_dir, a.args);
     options.outputs = a.outputs;
+    auto disk_options = parse_disk_options(a.disk);
+    auto disk_outputs = take_disk_outputs(options.outputs);
     options.explain = a.explain;
     options.runtime = a.runtime;
     for (const auto& spec : a.secrets)
@@ -101,6 +106,10 @@ int run_build(const BuildArgs& a, const std::string& cache_dir) {
                     r.manifest_digest.c_str());
         digests += r.manifest_digest + "\n";
     }
+    if (!disk_outputs.empty())
+        write_disk_outputs(options.store_root, results.front().manifest_digest,
+                           results.front().name + ":" + results.front().tags.front(), disk_outputs,
+                           disk_options);
     std::fflush(stdout);
     if (!a.digest_file.empty()) {
         write_file_atomic(a.digest_file, digests);
@@ -170,6 +179,12 @@ int run_unshare(std::vector<std::string> args) {
     throw Error("cannot run " + args[0] + ": " + std::strerror(errno));
 }
 
+void add_disk_flags(CLI::App& cmd, DiskArgs& disk) {
+    cmd.add_option("--size", disk.size,
+                   "ext4:/raw: size of the file system (512M, 4G; default: content + margin)");
+    cmd.add_option("--label", disk.label, "ext4:/raw: file system label (default: rootfs)");
+}
+
 } // namespace
 
 int run(int argc, char** argv) {
@@ -187,7 +202,9 @@ int run(int argc, char** argv) {
     build->add_option("recipes", build_args.recipes, "Recipe files")->required();
     build->add_option("-o,--output", build_args.outputs,
                       "Also write the image to DEST: oci:DIR[:TAG], oci-archive:FILE[:TAG], "
-                      "docker-archive:FILE[:NAME:TAG]");
+                      "docker-archive:FILE[:NAME:TAG], rootfs:DIR, rootfs-tar:FILE, ext4:FILE, "
+                      "raw:FILE");
+    add_disk_flags(*build, build_args.disk);
     build->add_option("--arg", build_args.args, "Set a recipe [args] value: NAME=VALUE");
     build->add_option("--progress", build_args.progress, "auto|tty|plain|json");
     build->add_option("--digest-file", build_args.digest_file,
@@ -207,8 +224,9 @@ int run(int argc, char** argv) {
     export_cmd
         ->add_option("dest", export_args.outputs,
                      "oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG], "
-                     "rootfs:DIR, rootfs-tar:FILE")
+                     "rootfs:DIR, rootfs-tar:FILE, ext4:FILE, raw:FILE")
         ->required();
+    add_disk_flags(*export_cmd, export_args.disk);
 
     WhyArgs why_args;
     auto* why = app.add_subcommand("why", "Say which steps would rebuild, and why");
@@ -246,6 +264,19 @@ int run(int argc, char** argv) {
     inspect->add_option("--cache", cache_dir, "Store directory");
     inspect->add_option("ref", inspect_args.ref, "NAME[:TAG] or sha256:DIGEST")->required();
     inspect->add_flag("--json", inspect_args.json, "Print JSON (manifest, config)");
+    bool inspect_files = false;
+    inspect->add_flag("--files", inspect_files,
+                      "List the flattened tree: type, mode, owner, size, path, layer");
+
+    DiffArgs diff_args;
+    auto* diff = app.add_subcommand("diff", "Files added, removed and changed from image A to B");
+    diff->add_option("--cache", cache_dir, "Store directory");
+    diff->add_option("a", diff_args.a,
+                     "NAME[:TAG], sha256:DIGEST, RECIPE.toml, oci:DIR[:TAG], "
+                     "oci-archive:FILE[:TAG]")
+        ->required();
+    diff->add_option("b", diff_args.b, "The same forms")->required();
+    diff->add_flag("--json", diff_args.json, "Print JSON");
 
     ShellCommands shell_commands(app, cache_dir);
 
@@ -282,7 +313,11 @@ int run(int argc, char** argv) {
         if (ls->parsed()) return run_cache_ls(cache::store_root(cache_dir));
         if (prune->parsed()) return run_cache_prune(cache::store_root(cache_dir), prune_args);
         if (verify->parsed()) return run_cache_verify(cache::store_root(cache_dir), repair);
+        if (inspect->parsed() && inspect_files)
+            return run_inspect_files({inspect_args.ref, inspect_args.json},
+                                     base_options(cache_dir, {}));
         if (inspect->parsed()) return run_inspect(inspect_args, cache::store_root(cache_dir));
+        if (diff->parsed()) return run_diff(diff_args, base_options(cache_dir, {}));
         if (auto code = shell_commands.dispatch(cache_dir)) return *code;
     } catch (const Error& e) {
         std::fflush(stdout);
