@@ -3,6 +3,7 @@
 
 #include "factory/export/docker_archive.hpp"
 #include "factory/export/ext4.hpp"
+#include "factory/export/raw.hpp"
 #include "factory/export/oci_export.hpp"
 #include "factory/runtime/rootless.hpp"
 
@@ -44,7 +45,8 @@ void write_target(const oci::Layout& store, const oci::Descriptor& image, const 
         export_ext4(store, image, target.path, target.disk);
         return;
     case Format::raw:
-        throw Error("cannot export to raw:" + target.path.string() + ": not supported yet");
+        export_raw(store, image, target.path, target.disk);
+        return;
     }
 }
 
