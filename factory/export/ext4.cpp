@@ -95,7 +95,7 @@ std::string word(const std::string& s) {
 }
 
 // An image path ("" = the root) as debugfs names it.
-std::string quoted(const std::string& path) {
+std::string debugfs_path(const std::string& path) {
     return word("/" + path);
 }
 
@@ -153,7 +153,7 @@ class FixupScript {
     // lost+found is mke2fs's own: only its times.
     void times_only(const std::string& path) {
         for (const char* f : {"atime", "ctime", "crtime", "mtime"})
-            line("sif " + quoted(path) + " " + f + " " + epoch_);
+            line("sif " + debugfs_path(path) + " " + f + " " + epoch_);
     }
     const std::string& text() const { return text_; }
 
@@ -183,20 +183,28 @@ void FixupScript::xattrs(const std::string& q, const fs::path& host, const FileI
 void FixupScript::entry(const std::string& path, const FileInfo& info) {
     if (path.find('\n') != std::string::npos)
         throw Error("the path \"" + path + "\" holds a newline, which debugfs can't be given");
-    auto q = quoted(path);
+    auto q = debugfs_path(path);
     auto host = path.empty() ? staging_ : staging_ / path;
     struct stat st {};
     bool present = ::lstat(host.c_str(), &st) == 0;
     std::uint32_t want = type_bits(info.type) | info.mode;
     if (!present) {
-        // A device node the applier could not make (a user namespace refuses mknod).
+        // A device node (removed from the staging tree, see make_ext4), or a fifo the applier
+        // could not make. debugfs's mknod takes a name in its working directory, not a path.
+        auto slash = path.rfind('/');
+        std::string parent = slash == std::string::npos ? "" : path.substr(0, slash);
+        std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
+        std::string args;
         if (info.type == FileType::chardev || info.type == FileType::blockdev)
-            line("mknod " + q + (info.type == FileType::chardev ? " c " : " b ") +
-                 std::to_string(info.major) + " " + std::to_string(info.minor));
+            args = (info.type == FileType::chardev ? " c " : " b ") + std::to_string(info.major) +
+                   " " + std::to_string(info.minor);
         else if (info.type == FileType::fifo)
-            line("mknod " + q + " p");
+            args = " p";
         else
             throw Error("the staging tree lacks \"" + path + "\" (" + type_name(info.type) + ")");
+        line("cd " + debugfs_path(parent));
+        line("mknod " + word(name) + args);
+        line("cd \"/\"");
     }
     if (!present || (st.st_mode & 0177777) != want) {
         char mode[16];
@@ -288,6 +296,11 @@ Ext4Image make_ext4(const oci::Layout& store, const oci::Descriptor& image, cons
     fs::create_directory(staging);
     ::chmod(staging.c_str(), 0755);
     flatten_image(store, image, staging);
+    // Device nodes are always made by debugfs (step 3), never copied by mke2fs: whether the
+    // applier could make them (root) or not (a user namespace) must not move an inode.
+    for (const auto& [path, info] : files.files)
+        if (info.type == FileType::chardev || info.type == FileType::blockdev)
+            ::unlink((staging / path).c_str());
 
     Ext4Image result;
     result.size = size;

@@ -68,7 +68,8 @@ e2fsck -fn "$TEST_DIR/one.ext4" >"$TEST_DIR/fsck.out" 2>&1 ||
     fail "e2fsck -fn failed:"$'\n'"$(cat "$TEST_DIR/fsck.out")"
 
 step "debugfs: the image's owners and modes, every time the epoch"
-stat_of() { debugfs -R "stat \"$1\"" "$TEST_DIR/one.ext4" 2>/dev/null; }
+stat_of_in() { debugfs -R "stat \"$2\"" "$1" 2>/dev/null; }
+stat_of() { stat_of_in "$TEST_DIR/one.ext4" "$1"; }
 note=$(stat_of /home/user/note.txt)
 assert_match 'User: +1000 +Group: +1000' "$note" "note.txt owned 1000:1000"
 assert_match 'Mode: +0644' "$note" "note.txt mode"
@@ -80,6 +81,7 @@ for field in ctime atime crtime mtime; do
 done
 assert_match 'Links: 2' "$(stat_of /bin/ls)" "the hard link shares busybox's inode"
 assert_contains "$(debugfs -R 'ls -l /srv' "$TEST_DIR/one.ext4" 2>/dev/null)" 'odd "name".txt' "a name with a quote"
+
 assert_not_contains "$(debugfs -R 'ls -l /srv' "$TEST_DIR/one.ext4" 2>/dev/null)" 'gone.txt' "a removed file"
 
 step "the rootfs inside equals umoci unpack of the same image, file for file"
@@ -132,6 +134,68 @@ if id nobody >/dev/null 2>&1; then
         "$FACTORY" export --cache "$TEST_DIR/nobody/store" "$digest" "ext4:$TEST_DIR/nobody/n.ext4") \
         >"$TEST_DIR/n.out" 2>"$TEST_DIR/n.err" || fail "export as nobody failed:"$'\n'"$(cat "$TEST_DIR/n.err")"
     cmp "$TEST_DIR/one.ext4" "$TEST_DIR/nobody/n.ext4" || fail "nobody's ext4 differs from root's"
+fi
+
+step "device nodes and xattrs of a base layer: made by debugfs when the exporter can't"
+# A base image whose layer has a character device, a fifo and an xattr (written with Python's
+# tarfile: a RUN step's changes never carry device nodes).
+python3 - "$TEST_DIR/devbase" <<'PY'
+import hashlib, io, json, os, sys, tarfile
+out = sys.argv[1]
+os.makedirs(out + "/blobs/sha256")
+def blob(data):
+    h = hashlib.sha256(data).hexdigest()
+    open(f"{out}/blobs/sha256/{h}", "wb").write(data)
+    return "sha256:" + h
+buf = io.BytesIO()
+with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
+    for name, kind in (("dev/", tarfile.DIRTYPE), ("dev/null", tarfile.CHRTYPE),
+                       ("dev/sda", tarfile.BLKTYPE), ("dev/pipe", tarfile.FIFOTYPE)):
+        i = tarfile.TarInfo(name.rstrip("/")); i.type = kind; i.mtime = 1700000000
+        i.mode = 0o755 if kind == tarfile.DIRTYPE else 0o660
+        i.devmajor, i.devminor = (1, 3) if name == "dev/null" else (8, 0)
+        t.addfile(i)
+    data = b"capable\n"
+    i = tarfile.TarInfo("cap-file"); i.size = len(data); i.mode = 0o755; i.mtime = 1700000000
+    i.uid = i.gid = 1000
+    i.pax_headers = {"SCHILY.xattr.user.note": "hello"}
+    t.addfile(i, io.BytesIO(data))
+layer = buf.getvalue()
+diff_id = blob(layer)
+config = json.dumps({"architecture": "amd64", "os": "linux", "config": {},
+    "rootfs": {"type": "layers", "diff_ids": [diff_id]}}).encode()
+manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+    "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": blob(config), "size": len(config)},
+    "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": diff_id, "size": len(layer)}]}).encode()
+index = {"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+    "digest": blob(manifest), "size": len(manifest), "annotations": {"org.opencontainers.image.ref.name": "1"}}]}
+json.dump(index, open(out + "/index.json", "w"))
+json.dump({"imageLayoutVersion": "1.0.0"}, open(out + "/oci-layout", "w"))
+PY
+write "$TEST_DIR/devimg/dev.toml" <<EOF2
+base = "oci:$TEST_DIR/devbase:1"
+
+[image]
+name = "ext4-dev"
+epoch = 1700000000
+EOF2
+devdigest=$(build --cache "$TEST_DIR/store" "$TEST_DIR/devimg/dev.toml")
+expect_ok export --cache "$TEST_DIR/store" "$devdigest" "ext4:$TEST_DIR/dev.ext4"
+dev=$(stat_of_in "$TEST_DIR/dev.ext4" /dev/null)
+assert_match 'Type: character special +Mode: +0660' "$dev" "a character device"
+assert_match 'Device major/minor number: 01:03' "$dev" "its numbers"
+assert_match 'Type: block special' "$(stat_of_in "$TEST_DIR/dev.ext4" /dev/sda)" "a block device"
+assert_match 'Type: FIFO' "$(stat_of_in "$TEST_DIR/dev.ext4" /dev/pipe)" "a fifo"
+assert_contains "$(debugfs -R 'ea_list /cap-file' "$TEST_DIR/dev.ext4" 2>/dev/null)" 'user.note (5) = "hello"' "the xattr"
+e2fsck -fn "$TEST_DIR/dev.ext4" >/dev/null 2>&1 || fail "e2fsck of the device image"
+if id nobody >/dev/null 2>&1; then
+    rm -rf "$TEST_DIR/nobody/store" && cp -r "$TEST_DIR/store" "$TEST_DIR/nobody/store" &&
+        chmod -R a+rwX "$TEST_DIR/nobody/store"
+    (cd "$TEST_DIR/nobody" && setpriv --reuid nobody --regid nogroup --clear-groups \
+        "$FACTORY" export --cache "$TEST_DIR/nobody/store" "$devdigest" "ext4:$TEST_DIR/nobody/dev.ext4") \
+        >"$TEST_DIR/n.out" 2>"$TEST_DIR/n.err" || fail "export as nobody failed:"$'\n'"$(cat "$TEST_DIR/n.err")"
+    cmp "$TEST_DIR/dev.ext4" "$TEST_DIR/nobody/dev.ext4" ||
+        fail "nobody's ext4 (devices by debugfs) differs from root's (devices by mknod)"
 fi
 
 step "--size and --label"
