@@ -100,16 +100,17 @@ int run_build(const BuildArgs& a, const std::string& cache_dir) {
     std::vector<builder::BuildResult> results;
     for (const auto& recipe : a.recipes)
         results.push_back(builder::build_recipe(recipe, options, progress));
+    // Before the stdout contract's lines (the last one is the recipe's NAME:TAG DIGEST).
+    if (!disk_outputs.empty())
+        write_disk_outputs(options.store_root, results.front().manifest_digest,
+                           results.front().name + ":" + results.front().tags.front(), disk_outputs,
+                           disk_options, Announce::no);
     std::string digests;
     for (const auto& r : results) {
         std::printf("%s:%s %s\n", r.name.c_str(), r.tags.front().c_str(),
                     r.manifest_digest.c_str());
         digests += r.manifest_digest + "\n";
     }
-    if (!disk_outputs.empty())
-        write_disk_outputs(options.store_root, results.front().manifest_digest,
-                           results.front().name + ":" + results.front().tags.front(), disk_outputs,
-                           disk_options);
     std::fflush(stdout);
     if (!a.digest_file.empty()) {
         write_file_atomic(a.digest_file, digests);

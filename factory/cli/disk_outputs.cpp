@@ -34,7 +34,7 @@ std::vector<std::string> take_disk_outputs(std::vector<std::string>& outputs) {
 
 void write_disk_outputs(const std::filesystem::path& store_root, const std::string& digest,
                         const std::string& name, const std::vector<std::string>& specs,
-                        const exporter::DiskOptions& options) {
+                        const exporter::DiskOptions& options, Announce announce) {
     if (specs.empty()) return;
     auto store = oci::Layout::open(store_root);
     auto desc = store.resolve(digest);
@@ -43,7 +43,8 @@ void write_disk_outputs(const std::filesystem::path& store_root, const std::stri
         auto t = value_or_throw(exporter::parse_target(spec), ExitCode::usage);
         t.disk = options;
         exporter::export_image(store, *desc, t, name);
-        std::printf("%s %s\n", exporter::to_string(t).c_str(), digest.c_str());
+        if (announce == Announce::yes)
+            std::printf("%s %s\n", exporter::to_string(t).c_str(), digest.c_str());
     }
 }
 

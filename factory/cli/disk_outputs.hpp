@@ -22,10 +22,12 @@ exporter::DiskOptions parse_disk_options(const DiskArgs& args);
 // with the disk options), checking that each parses. Throws a usage Error for a bad one.
 std::vector<std::string> take_disk_outputs(std::vector<std::string>& outputs);
 
-// Writes the image `digest` of the store to each disk spec, printing "DEST DIGEST" for each.
-// Throws Error.
+enum class Announce { no, yes };
+
+// Writes the image `digest` of the store to each disk spec; Announce::yes prints "DEST DIGEST"
+// for each. Throws Error.
 void write_disk_outputs(const std::filesystem::path& store_root, const std::string& digest,
                         const std::string& name, const std::vector<std::string>& specs,
-                        const exporter::DiskOptions& options);
+                        const exporter::DiskOptions& options, Announce announce);
 
 } // namespace factory::cli

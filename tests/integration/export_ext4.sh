@@ -120,7 +120,7 @@ step "another store, umask 077, TZ=Asia/Tokyo, another path: the same bytes"
     TZ=Asia/Tokyo LC_ALL=C.UTF-8 "$FACTORY" build --cache "$TEST_DIR/store2" ext4.toml \
         -o "ext4:$TEST_DIR/b dir/other.ext4" >"$TEST_DIR/b.out" 2>"$TEST_DIR/b.err"
 ) || fail "build -o ext4 in the second store failed:"$'\n'"$(tail "$TEST_DIR/b.err")"
-assert_contains "$(cat "$TEST_DIR/b.out")" "$digest" "the second store builds the same image"
+assert_eq "ext4-test:1 $digest" "$(tail -n 1 "$TEST_DIR/b.out")" "build -o ext4: keeps the stdout contract"
 cmp "$TEST_DIR/one.ext4" "$TEST_DIR/b dir/other.ext4" ||
     fail "the ext4 of the second store differs"
 
