@@ -63,6 +63,10 @@ assert_match '^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{1
 assert_contains "$(dumpe2fs -h "$TEST_DIR/one.ext4" 2>/dev/null)" "$uuid" "the file system's UUID"
 ls -a "$TEST_DIR" | grep -q '^\.tmp-' && fail "a temp directory was left: $(ls -a "$TEST_DIR")"
 
+step "rootfs-tar exported twice: the same bytes too"
+expect_ok export --cache "$TEST_DIR/store" "$digest" "rootfs-tar:$TEST_DIR/one.tar" "rootfs-tar:$TEST_DIR/two.tar"
+cmp "$TEST_DIR/one.tar" "$TEST_DIR/two.tar" || fail "two rootfs-tar exports differ"
+
 step "e2fsck -fn passes"
 e2fsck -fn "$TEST_DIR/one.ext4" >"$TEST_DIR/fsck.out" 2>&1 ||
     fail "e2fsck -fn failed:"$'\n'"$(cat "$TEST_DIR/fsck.out")"
