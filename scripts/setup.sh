@@ -47,6 +47,8 @@ packages=(
     # tools the tests and benchmarks use
     pigz libdeflate-tools zstd gzip tar xz-utils python3 jq curl tmux ca-certificates hyperfine time
     util-linux procps findutils coreutils file shellcheck strace
+    # disk exports (ext4:, raw:) and the boot of their images
+    e2fsprogs dosfstools mtools fdisk gdisk qemu-system-x86 ovmf
 )
 
 export DEBIAN_FRONTEND=noninteractive

@@ -17,6 +17,8 @@
 #include "factory/builder/plan.hpp"
 #include "factory/cli/cache_commands.hpp"
 #include "factory/cli/commands.hpp"
+#include "factory/cli/disk_outputs.hpp"
+#include "factory/cli/files_commands.hpp"
 #include "factory/cli/shell_commands.hpp"
 #include "factory/runtime/rootless.hpp"
 #include "factory/util/error.hpp"
@@ -73,6 +75,7 @@ struct BuildArgs {
     unsigned jobs = 0;
     bool dry_run = false, json = false;
     std::string max_size, lock_timeout;
+    DiskArgs disk;
 };
 
 builder::BuildOptions base_options(const std::string& cache_dir,
@@ -137,6 +140,8 @@ int run_build(const BuildArgs& a, const std::string& cache_dir) {
         throw usage_error("--progress " + a.progress + ": expected auto, tty, plain or json");
     builder::BuildOptions options = base_options(cache_dir, a.args);
     options.outputs = a.outputs;
+    auto disk_options = parse_disk_options(a.disk);
+    auto disk_outputs = take_disk_outputs(options.outputs);
     options.explain = a.explain;
     options.runtime = a.runtime;
     for (const auto& spec : a.secrets)
@@ -158,6 +163,12 @@ int run_build(const BuildArgs& a, const std::string& cache_dir) {
     if (a.dry_run) return print_plans(a.recipes, options, a.json, progress);
     std::vector<std::filesystem::path> recipes(a.recipes.begin(), a.recipes.end());
     auto outcomes = builder::build_recipes(recipes, options, progress);
+    // Before the stdout contract's lines (the last one is the recipe's NAME:TAG DIGEST).
+    if (!disk_outputs.empty() && outcomes.size() == 1 && outcomes.front().result) {
+        const auto& r = *outcomes.front().result;
+        write_disk_outputs(options.store_root, r.manifest_digest, r.name + ":" + r.tags.front(),
+                           disk_outputs, disk_options, Announce::no);
+    }
     return print_outcomes(outcomes, a.recipes, a.digest_file);
 }
 
@@ -225,6 +236,12 @@ int run_unshare(std::vector<std::string> args) {
                 err == ENOENT || err == ENOTDIR ? ExitCode::not_found : ExitCode::cannot_execute);
 }
 
+void add_disk_flags(CLI::App& cmd, DiskArgs& disk) {
+    cmd.add_option("--size", disk.size,
+                   "ext4:/raw: size of the file system (512M, 4G; default: content + margin)");
+    cmd.add_option("--label", disk.label, "ext4:/raw: file system label (default: rootfs)");
+}
+
 } // namespace
 
 int run(int argc, char** argv) {
@@ -246,11 +263,12 @@ int run(int argc, char** argv) {
         ->add_option("-o,--output", build_args.outputs,
                      "Also write the image to DEST (repeatable; one RECIPE): oci:DIR[:TAG], "
                      "oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG], rootfs:DIR, "
-                     "rootfs-tar:FILE")
+                     "rootfs-tar:FILE, ext4:FILE, raw:FILE")
         ->allow_extra_args(false);
     build
         ->add_option("--arg", build_args.args, "Set a recipe [args] value: NAME=VALUE (repeatable)")
         ->allow_extra_args(false);
+    add_disk_flags(*build, build_args.disk);
     build->add_option("--progress", build_args.progress, "auto|tty|plain|json");
     build->add_option("--digest-file", build_args.digest_file,
                       "Write the manifest digest(s) to this file");
@@ -283,8 +301,9 @@ int run(int argc, char** argv) {
     export_cmd
         ->add_option("dest", export_args.outputs,
                      "oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG], "
-                     "rootfs:DIR, rootfs-tar:FILE")
+                     "rootfs:DIR, rootfs-tar:FILE, ext4:FILE, raw:FILE")
         ->required();
+    add_disk_flags(*export_cmd, export_args.disk);
 
     WhyArgs why_args;
     auto* why = app.add_subcommand("why", "Say which steps would rebuild, and why");
@@ -324,6 +343,19 @@ int run(int argc, char** argv) {
     inspect->add_option("--cache", cache_dir, "Store directory");
     inspect->add_option("ref", inspect_args.ref, "NAME[:TAG] or sha256:DIGEST")->required();
     inspect->add_flag("--json", inspect_args.json, "Print JSON (manifest, config)");
+    bool inspect_files = false;
+    inspect->add_flag("--files", inspect_files,
+                      "List the flattened tree: type, mode, owner, size, path, layer");
+
+    DiffArgs diff_args;
+    auto* diff = app.add_subcommand("diff", "Files added, removed and changed from image A to B");
+    diff->add_option("--cache", cache_dir, "Store directory");
+    diff->add_option("a", diff_args.a,
+                     "NAME[:TAG], sha256:DIGEST, RECIPE.toml, oci:DIR[:TAG], "
+                     "oci-archive:FILE[:TAG]")
+        ->required();
+    diff->add_option("b", diff_args.b, "The same forms")->required();
+    diff->add_flag("--json", diff_args.json, "Print JSON");
 
     ShellCommands shell_commands(app, cache_dir);
 
@@ -361,7 +393,11 @@ int run(int argc, char** argv) {
         if (ls->parsed()) return run_cache_ls(cache::store_root(cache_dir));
         if (prune->parsed()) return run_cache_prune(cache::store_root(cache_dir), prune_args);
         if (verify->parsed()) return run_cache_verify(cache::store_root(cache_dir), repair);
+        if (inspect->parsed() && inspect_files)
+            return run_inspect_files({inspect_args.ref, inspect_args.json},
+                                     base_options(cache_dir, {}));
         if (inspect->parsed()) return run_inspect(inspect_args, cache::store_root(cache_dir));
+        if (diff->parsed()) return run_diff(diff_args, base_options(cache_dir, {}));
         if (auto code = shell_commands.dispatch(cache_dir)) return *code;
     } catch (const Error& e) {
         std::fflush(stdout);

@@ -140,9 +140,11 @@ int run_inspect(const InspectArgs& args, const std::filesystem::path& store_root
 
 int run_export(const ExportArgs& args, const std::filesystem::path& store_root) {
     std::vector<exporter::Target> targets;
+    auto disk = parse_disk_options(args.disk);
     for (const auto& spec : args.outputs) {
         auto t = exporter::parse_target(spec);
         if (!t) throw usage_error(t.error());
+        t->disk = disk;
         targets.push_back(*t);
     }
     std::optional<oci::Layout> store;

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "factory/cli/disk_outputs.hpp"
+
 namespace factory::cli {
 
 // --arg NAME=VALUE values → a map; throws a usage Error naming a malformed one.
@@ -27,6 +29,7 @@ int run_inspect(const InspectArgs& args, const std::filesystem::path& store_root
 struct ExportArgs {
     std::string ref;
     std::vector<std::string> outputs;
+    DiskArgs disk; // --size, --label for ext4: and raw:
 };
 // `factory export REF DEST...`: an image of the store to oci:, oci-archive:, docker-archive:,
 // rootfs: or rootfs-tar: destinations.

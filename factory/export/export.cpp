@@ -2,6 +2,8 @@
 #include "factory/export/rootfs.hpp"
 
 #include "factory/export/docker_archive.hpp"
+#include "factory/export/ext4.hpp"
+#include "factory/export/raw.hpp"
 #include "factory/export/oci_export.hpp"
 #include "factory/runtime/rootless.hpp"
 
@@ -39,6 +41,12 @@ void write_target(const oci::Layout& store, const oci::Descriptor& image, const 
     case Format::rootfs_tar:
         export_rootfs_tar(store, image, target.path);
         return;
+    case Format::ext4:
+        export_ext4(store, image, target.path, target.disk);
+        return;
+    case Format::raw:
+        export_raw(store, image, target.path, target.disk);
+        return;
     }
 }
 
@@ -51,6 +59,8 @@ void export_image(const oci::Layout& store, const oci::Descriptor& image, const 
     // keeps the image's owners (mapped into the subordinate range), as a root file system must.
     if (target.format != Format::rootfs_dir)
         value_or_throw(runtime::give_to_caller(target.path.string()));
+    if (target.format == Format::ext4 || target.format == Format::raw)
+        value_or_throw(runtime::give_to_caller(target.path.string() + ".json"));
 }
 
 } // namespace factory::exporter

@@ -3,8 +3,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
-#include <ctime>
-
+#include "factory/export/image_files.hpp"
 #include "factory/layer/tar_writer.hpp"
 #include "factory/oci/image_config.hpp"
 #include "factory/oci/manifest.hpp"
@@ -14,13 +13,10 @@
 
 namespace factory::exporter {
 
-namespace {
-
 namespace fs = std::filesystem;
 
-// Applies the image's layers into `root` (an empty directory). Returns the image's config.
-oci::ImageConfig flatten(const oci::Layout& store, const oci::Descriptor& image,
-                         const fs::path& root) {
+oci::ImageConfig flatten_image(const oci::Layout& store, const oci::Descriptor& image,
+                               const fs::path& root) {
     auto manifest = value_or_throw(store.read_manifest(image));
     auto config = value_or_throw(store.read_config(manifest.config, manifest.layers.size()));
     auto diff_ids = config.diff_ids();
@@ -40,15 +36,6 @@ oci::ImageConfig flatten(const oci::Layout& store, const oci::Descriptor& image,
     return config;
 }
 
-std::int64_t created_epoch(const oci::ImageConfig& config) {
-    auto created = config.json().value("created", std::string());
-    std::tm tm{};
-    if (created.size() < 19 || !::strptime(created.c_str(), "%Y-%m-%dT%H:%M:%S", &tm)) return 0;
-    return static_cast<std::int64_t>(::timegm(&tm));
-}
-
-} // namespace
-
 void export_rootfs_dir(const oci::Layout& store, const oci::Descriptor& image,
                        const fs::path& dir) {
     std::error_code ec;
@@ -59,7 +46,7 @@ void export_rootfs_dir(const oci::Layout& store, const oci::Descriptor& image,
     TempDir temp(parent, std::string(temp_prefix) + "rootfs-");
     ::chmod(temp.path().c_str(), 0755);
     try {
-        flatten(store, image, temp.path());
+        flatten_image(store, image, temp.path());
     } catch (const Error& e) {
         throw Error("cannot export to rootfs:" + dir.string() + ": " + e.what());
     }
@@ -75,7 +62,7 @@ void export_rootfs_tar(const oci::Layout& store, const oci::Descriptor& image,
     auto parent = fs::absolute(file).parent_path();
     TempDir temp(parent, std::string(temp_prefix) + "rootfs-");
     try {
-        auto config = flatten(store, image, temp.path());
+        auto config = flatten_image(store, image, temp.path());
         runtime::NormalizeOptions norm;
         norm.drop_noise = false;
         auto entries = value_or_throw(runtime::diff_upper(temp.path(), norm));

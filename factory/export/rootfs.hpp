@@ -6,9 +6,16 @@
 #include <filesystem>
 
 #include "factory/oci/descriptor.hpp"
+#include "factory/oci/image_config.hpp"
 #include "factory/oci/layout.hpp"
 
 namespace factory::exporter {
+
+// Applies the image's layers, in order, into `root` (an existing empty directory), with the
+// image's owners when this process may chown (root, or root of the rootless namespace) and its
+// device nodes when it may mknod. Returns the image's config. Throws Error.
+oci::ImageConfig flatten_image(const oci::Layout& store, const oci::Descriptor& image,
+                               const std::filesystem::path& root);
 
 // Writes the tree into `dir`, which must not exist or be empty. It is built beside `dir` and
 // renamed into place, so a failure leaves nothing. Throws Error.

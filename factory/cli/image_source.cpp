@@ -1,0 +1,87 @@
+#include "factory/cli/image_source.hpp"
+
+#include "factory/oci/import.hpp"
+#include "factory/oci/json.hpp"
+#include "factory/oci/media_types.hpp"
+#include "factory/util/error.hpp"
+#include "factory/util/progress.hpp"
+
+namespace factory::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// "KIND:PATH[:TAG]": the path ends at the first ':' (as for -o).
+std::pair<std::string, std::string> path_and_tag(std::string_view rest) {
+    auto colon = rest.find(':');
+    if (colon == std::string_view::npos) return {std::string(rest), ""};
+    return {std::string(rest.substr(0, colon)), std::string(rest.substr(colon + 1))};
+}
+
+// A manifest blob of the store that no ref names any more (an older build of a tag): by its
+// full digest. Its media type is the document's own (an image manifest without one is OCI's).
+std::optional<oci::Descriptor> unreferenced_manifest(const std::string& spec, oci::Layout& store) {
+    if (!spec.starts_with("sha256:") || spec.size() != 71) return std::nullopt;
+    auto hex = spec.substr(7);
+    if (hex.find_first_not_of("0123456789abcdef") != std::string::npos) return std::nullopt;
+    if (!store.blobs().has(hex)) return std::nullopt;
+    std::error_code ec;
+    auto size = fs::file_size(store.blobs().path(hex), ec);
+    if (ec || size > (4u << 20)) return std::nullopt;
+    oci::Descriptor d;
+    d.digest = spec;
+    d.size = static_cast<std::int64_t>(size);
+    auto bytes = store.read_blob(d);
+    if (!bytes) return std::nullopt;
+    auto json = oci::parse_strict_json(*bytes);
+    if (!json || !json->is_object()) return std::nullopt;
+    d.media_type = json->value("mediaType", std::string(oci::media_type::manifest));
+    return d;
+}
+
+bool is_recipe(const std::string& spec) {
+    std::error_code ec;
+    return spec.ends_with(".toml") && fs::is_regular_file(spec, ec);
+}
+
+} // namespace
+
+ImageSource resolve_image_source(const std::string& spec, oci::Layout& store,
+                                 const builder::BuildOptions& options) {
+    ImageSource out;
+    out.name = spec;
+    if (spec.starts_with("oci:") || spec.starts_with("oci-archive:")) {
+        bool archive = spec.starts_with("oci-archive:");
+        auto [path, tag] = path_and_tag(std::string_view(spec).substr(archive ? 12 : 4));
+        auto imported = archive ? oci::import_oci_archive(path, tag, store.blobs())
+                                : oci::import_oci_layout(path, tag, store.blobs());
+        if (!imported) throw Error(spec + ": " + imported.error());
+        out.manifest = imported->manifest_desc;
+        return out;
+    }
+    // The seam for the other transports: docker:// comes with the registry client.
+    if (spec.starts_with("docker://") || spec.starts_with("docker-archive:"))
+        throw Error(spec + ": this transport can't be read by diff or inspect yet; use a store "
+                           "ref, a recipe, oci:DIR[:TAG] or oci-archive:FILE[:TAG]",
+                    ExitCode::usage);
+    if (is_recipe(spec)) {
+        Progress quiet(ProgressMode::quiet);
+        auto built = builder::build_recipe(spec, options, quiet);
+        out.manifest.media_type = std::string(oci::media_type::manifest);
+        out.manifest.digest = built.manifest_digest;
+        out.manifest.size = static_cast<std::int64_t>(built.manifest_size);
+        return out;
+    }
+    auto desc = store.resolve(spec);
+    if (!desc) desc = unreferenced_manifest(spec, store);
+    if (!desc)
+        throw Error(
+            "no image '" + spec +
+            "' in the store (give NAME[:TAG], sha256:DIGEST, a recipe.toml, oci:DIR[:TAG] or "
+            "oci-archive:FILE[:TAG])");
+    out.manifest = *desc;
+    return out;
+}
+
+} // namespace factory::cli
