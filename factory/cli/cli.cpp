@@ -15,6 +15,7 @@
 #include "factory/builder/builder.hpp"
 #include "factory/cli/cache_commands.hpp"
 #include "factory/cli/commands.hpp"
+#include "factory/cli/registry_commands.hpp"
 #include "factory/cli/shell_commands.hpp"
 #include "factory/runtime/rootless.hpp"
 #include "factory/util/error.hpp"
@@ -71,7 +72,7 @@ struct BuildArgs {
 };
 
 builder::BuildOptions base_options(const std::string& cache_dir,
-                                 const std::vector<std::string>& args) {
+                                   const std::vector<std::string>& args) {
     builder::BuildOptions options;
     options.store_root = cache::store_root(cache_dir);
     options.args = parse_args(args);
@@ -79,7 +80,8 @@ builder::BuildOptions base_options(const std::string& cache_dir,
     return options;
 }
 
-int run_build(const BuildArgs& a, const std::string& cache_dir) {
+int run_build(BuildArgs a, const std::string& cache_dir, const RegistryFlags& registry_flags) {
+    auto pushes = take_registry_outputs(a.outputs);
     auto mode = parse_progress_mode(a.progress);
     if (!mode)
         throw usage_error("--progress " + a.progress + ": expected auto, tty, plain or json");
@@ -89,7 +91,7 @@ int run_build(const BuildArgs& a, const std::string& cache_dir) {
     options.runtime = a.runtime;
     for (const auto& spec : a.secrets)
         options.secrets.insert(parse_secret(spec));
-    if (a.outputs.size() > 0 && a.recipes.size() > 1)
+    if ((a.outputs.size() > 0 || pushes.size() > 0) && a.recipes.size() > 1)
         throw usage_error("-o takes a single recipe; build the recipes one at a time");
     Progress progress(*mode);
     std::vector<builder::BuildResult> results;
@@ -102,6 +104,9 @@ int run_build(const BuildArgs& a, const std::string& cache_dir) {
         digests += r.manifest_digest + "\n";
     }
     std::fflush(stdout);
+    if (!pushes.empty())
+        push_outputs(pushes, results.front().name + ":" + results.front().tags.front(),
+                     options.store_root, registry_flags);
     if (!a.digest_file.empty()) {
         write_file_atomic(a.digest_file, digests);
         value_or_throw(runtime::give_to_caller(a.digest_file));
@@ -187,7 +192,7 @@ int run(int argc, char** argv) {
     build->add_option("recipes", build_args.recipes, "Recipe files")->required();
     build->add_option("-o,--output", build_args.outputs,
                       "Also write the image to DEST: oci:DIR[:TAG], oci-archive:FILE[:TAG], "
-                      "docker-archive:FILE[:NAME:TAG]");
+                      "docker-archive:FILE[:NAME:TAG], docker://HOST/REPO[:TAG] (pushed)");
     build->add_option("--arg", build_args.args, "Set a recipe [args] value: NAME=VALUE");
     build->add_option("--progress", build_args.progress, "auto|tty|plain|json");
     build->add_option("--digest-file", build_args.digest_file,
@@ -207,7 +212,7 @@ int run(int argc, char** argv) {
     export_cmd
         ->add_option("dest", export_args.outputs,
                      "oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG], "
-                     "rootfs:DIR, rootfs-tar:FILE")
+                     "rootfs:DIR, rootfs-tar:FILE, docker://HOST/REPO[:TAG]")
         ->required();
 
     WhyArgs why_args;
@@ -248,6 +253,9 @@ int run(int argc, char** argv) {
     inspect->add_flag("--json", inspect_args.json, "Print JSON (manifest, config)");
 
     ShellCommands shell_commands(app, cache_dir);
+    RegistryCommands registry_commands(app, cache_dir);
+    add_registry_flags(*build, registry_commands.flags());
+    add_registry_flags(*export_cmd, registry_commands.flags());
 
     std::vector<std::string> unshare_args;
     auto* unshare = app.add_subcommand(
@@ -274,9 +282,10 @@ int run(int argc, char** argv) {
             }))
             return *code;
         if (unshare->parsed()) return run_unshare(unshare_args);
-        if (build->parsed()) return run_build(build_args, cache_dir);
+        if (build->parsed()) return run_build(build_args, cache_dir, registry_commands.flags());
         if (images->parsed()) return run_images(images_args, cache::store_root(cache_dir));
-        if (export_cmd->parsed()) return run_export(export_args, cache::store_root(cache_dir));
+        if (export_cmd->parsed())
+            return run_export(export_args, cache::store_root(cache_dir), registry_commands.flags());
         if (why->parsed()) return run_why(base_options(cache_dir, why_args.args), why_args);
         if (stats->parsed()) return run_cache_stats(cache::store_root(cache_dir), stats_json);
         if (ls->parsed()) return run_cache_ls(cache::store_root(cache_dir));
@@ -284,6 +293,7 @@ int run(int argc, char** argv) {
         if (verify->parsed()) return run_cache_verify(cache::store_root(cache_dir), repair);
         if (inspect->parsed()) return run_inspect(inspect_args, cache::store_root(cache_dir));
         if (auto code = shell_commands.dispatch(cache_dir)) return *code;
+        if (auto code = registry_commands.dispatch(cache_dir)) return *code;
     } catch (const Error& e) {
         std::fflush(stdout);
         std::fprintf(stderr, "factory: error: %s\n", e.what());
