@@ -86,8 +86,9 @@ std::optional<Credentials> match_auths(const Json& auths, std::string_view host,
     std::string full = std::string(host) + "/" + std::string(repository);
     for (auto it = auths.begin(); it != auths.end(); ++it) {
         std::string key = normalize_auth_key(it.key());
-        bool matches = key == host || (full.starts_with(key) && full.size() > key.size() &&
-                                       full[key.size()] == '/' && key.find('/') != key.npos);
+        bool matches = key == host || key == full ||
+                       (full.starts_with(key) && full.size() > key.size() &&
+                        full[key.size()] == '/' && key.find('/') != key.npos);
         if (host == "docker.io" && key == "index.docker.io") matches = true;
         if (matches && key.size() >= best_key.size()) {
             best_key = key;

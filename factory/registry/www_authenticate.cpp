@@ -40,6 +40,15 @@ class Lexer {
             ++i_;
         return s_.substr(start, i_ - start);
     }
+    // An unquoted value: lenient beyond RFC 9110's token, since registries write scopes such as
+    // repository:a/b:pull unquoted; it ends at a comma, white space or a quote.
+    std::string_view bare_value() {
+        auto start = i_;
+        while (!done() && s_[i_] != ',' && s_[i_] != ' ' && s_[i_] != '\t' && s_[i_] != '"' &&
+               static_cast<unsigned char>(s_[i_]) >= 0x21 && s_[i_] != 0x7f)
+            ++i_;
+        return s_.substr(start, i_ - start);
+    }
     // A token68 tail: '='s after the token characters.
     void skip_equals() {
         while (!done() && s_[i_] == '=')
@@ -100,7 +109,7 @@ Result<void> read_params(Lexer& lx, Challenge& c) {
             if (!q) return Unexpected(q.error() + at(lx));
             value = std::move(*q);
         } else {
-            value = std::string(lx.token());
+            value = std::string(lx.bare_value());
         }
         c.params[lower(name)] = std::move(value);
         first = false;
