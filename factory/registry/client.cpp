@@ -207,8 +207,8 @@ std::string Client::fetch_token(const Challenge& challenge, const std::optional<
             if (j.contains("expires_in") && j["expires_in"].is_number_integer())
                 expires = std::clamp<long>(j["expires_in"].get<long>(), 1, 86400);
             std::lock_guard lock(mutex_);
-            tokens_[join(scopes, " ")] = {token, std::chrono::steady_clock::now() +
-                                                     std::chrono::seconds(expires * 9 / 10)};
+            auto now = std::chrono::steady_clock::now();
+            tokens_[join(scopes, " ")] = {token, now + std::chrono::seconds(expires * 9 / 10), now};
             return token;
         }
         if (resp.status == 401 || resp.status == 403)
@@ -218,6 +218,13 @@ std::string Client::fetch_token(const Challenge& challenge, const std::optional<
                                              : " (no credentials; factory login " + host_ + ")")));
         if (!retry.again(resp)) fail(op, resp, retry.attempts(), retry.elapsed());
     }
+}
+
+bool Client::fetched_after(const std::vector<std::string>& scopes,
+                           std::chrono::steady_clock::time_point when) {
+    std::lock_guard lock(mutex_);
+    auto it = tokens_.find(join(scopes, " "));
+    return it != tokens_.end() && it->second.fetched > when;
 }
 
 std::optional<std::string> Client::authorization(const std::string& repository,
@@ -234,12 +241,20 @@ std::optional<std::string> Client::authorization(const std::string& repository,
         if (!creds || creds->username.empty()) return std::nullopt;
         return "Basic " + base64_encode(creds->username + ":" + creds->password);
     }
-    if (!force_new) {
+    auto cached = [&]() -> std::optional<std::string> {
         std::lock_guard lock(mutex_);
         auto it = tokens_.find(join(scopes, " "));
         if (it != tokens_.end() && it->second.expires > std::chrono::steady_clock::now())
             return "Bearer " + it->second.value;
-    }
+        return std::nullopt;
+    };
+    auto now = std::chrono::steady_clock::now();
+    if (!force_new)
+        if (auto t = cached()) return t;
+    // One fetch at a time: the threads of a push that all miss wait for the first one's token
+    // instead of asking the token server once each.
+    std::lock_guard fetch_lock(token_fetch_mutex_);
+    if (auto t = cached(); t && (!force_new || fetched_after(scopes, now))) return t;
     return "Bearer " + fetch_token(*challenge, creds, scopes);
 }
 

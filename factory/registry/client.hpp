@@ -99,7 +99,11 @@ class Client {
     struct Token {
         std::string value;
         std::chrono::steady_clock::time_point expires;
+        std::chrono::steady_clock::time_point fetched;
     };
+    // True if the token for scopes was fetched after `when` (by another thread).
+    bool fetched_after(const std::vector<std::string>& scopes,
+                       std::chrono::steady_clock::time_point when);
     std::string scope_for(const std::string& repository, Access access) const;
     void ping();
     std::optional<std::string> authorization(const std::string& repository,
@@ -122,6 +126,7 @@ class Client {
     std::map<std::string, Token> tokens_;                     // by the joined scopes
     std::map<std::string, std::optional<Credentials>> creds_; // by repository
     std::mutex ping_mutex_;
+    std::mutex token_fetch_mutex_; // held while a token is fetched
     std::mt19937_64 rng_;
 };
 

@@ -5,9 +5,9 @@
 
 Listens on 127.0.0.1 (a free port, written to PORT_FILE), forwards every request to UPSTREAM
 (host:port, plain HTTP) and applies the first rule of RULES_FILE (JSON, re-read when it
-changes) whose "match" regex matches "METHOD PATH" and whose "times" is not used up:
+changes) whose "match" regex matches "HOST METHOD PATH" (HOST as the Host header says) and whose "times" is not used up:
 
-    {"match": "GET /v2/.*/blobs/", "fault": "reset", "times": 2}
+    {"match": " GET /v2/.*/blobs/", "fault": "reset", "times": 2}
 
 faults: reset (half the body, then a TCP reset), truncate (half the body, then a clean close),
 stall (half the body, then silence for "seconds"), 500, 503, 429 (with "retry_after"),
@@ -62,7 +62,7 @@ class Proxy(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         host = self.headers.get("Host", "")
         line = f"{self.command} {self.path}"
-        rule = rule_for(line)
+        rule = rule_for(f"{host} {line}")
         fault = rule["fault"] if rule else "none"
         has_auth = "Authorization" in self.headers
         with lock, open(LOG_FILE, "a") as log:

@@ -26,7 +26,8 @@ class CredentialsTest : public ::testing::Test {
         home_ = dir_.path() / "home";
         fs::create_directories(home_);
         ::setenv("HOME", home_.c_str(), 1);
-        for (const char* v : {"XDG_CONFIG_HOME", "XDG_RUNTIME_DIR", "REGISTRY_AUTH_FILE", "DOCKER_CONFIG"})
+        for (const char* v :
+             {"XDG_CONFIG_HOME", "XDG_RUNTIME_DIR", "REGISTRY_AUTH_FILE", "DOCKER_CONFIG"})
             ::unsetenv(v);
         old_path_ = std::getenv("PATH") ? std::getenv("PATH") : "";
     }
@@ -55,9 +56,9 @@ TEST_F(CredentialsTest, NoFilesMeansAnonymous) {
 }
 
 TEST_F(CredentialsTest, FilesAreSearchedInOrderFirstKnowingFileWins) {
-    write(home_ / ".docker/config.json",
-          R"({"auths":{"r.io":{"auth":")" + auth("docker:d") + R"("}, "other.io":{"auth":")" +
-              auth("o:o") + R"("}}})");
+    write(home_ / ".docker/config.json", R"({"auths":{"r.io":{"auth":")" + auth("docker:d") +
+                                             R"("}, "other.io":{"auth":")" + auth("o:o") +
+                                             R"("}}})");
     write(home_ / ".config/containers/auth.json",
           R"({"auths":{"r.io":{"auth":")" + auth("podman:p") + R"("}}})");
     auto c = find_credentials("r.io", "x");
@@ -67,23 +68,28 @@ TEST_F(CredentialsTest, FilesAreSearchedInOrderFirstKnowingFileWins) {
     EXPECT_EQ(find_credentials("other.io", "x")->username, "o");
     save_login("r.io", {"mine", "secret", "", ""});
     EXPECT_EQ(find_credentials("r.io", "x")->username, "mine");
-    struct stat st{};
+    struct stat st {};
     ASSERT_EQ(::stat(factory_auth_file().c_str(), &st), 0);
     EXPECT_EQ(st.st_mode & 0777, 0600u);
     EXPECT_TRUE(remove_login("r.io"));
     EXPECT_FALSE(remove_login("r.io"));
     EXPECT_EQ(find_credentials("r.io", "x")->username, "podman");
     ::setenv("REGISTRY_AUTH_FILE", (dir_.path() / "explicit.json").c_str(), 1);
-    write(dir_.path() / "explicit.json", R"({"auths":{"r.io":{"auth":")" + auth("env:e") + R"("}}})");
+    write(dir_.path() / "explicit.json",
+          R"({"auths":{"r.io":{"auth":")" + auth("env:e") + R"("}}})");
     EXPECT_EQ(find_credentials("r.io", "x")->username, "env");
 }
 
 TEST_F(CredentialsTest, LongestNamespaceMatchWinsAndUrlKeysAreHosts) {
     write(home_ / ".docker/config.json", R"({"auths":{
-        "quay.io":{"auth":")" + auth("host:h") + R"("},
-        "quay.io/team":{"auth":")" + auth("team:t") + R"("},
-        "quay.io/team/app":{"auth":")" + auth("app:a") + R"("},
-        "https://index.docker.io/v1/":{"auth":")" + auth("hub:x") + R"("}}})");
+        "quay.io":{"auth":")" + auth("host:h") +
+                                             R"("},
+        "quay.io/team":{"auth":")" + auth("team:t") +
+                                             R"("},
+        "quay.io/team/app":{"auth":")" + auth("app:a") +
+                                             R"("},
+        "https://index.docker.io/v1/":{"auth":")" +
+                                             auth("hub:x") + R"("}}})");
     EXPECT_EQ(find_credentials("quay.io", "team/app")->username, "app");
     EXPECT_EQ(find_credentials("quay.io", "team/other")->username, "team");
     EXPECT_EQ(find_credentials("quay.io", "teamx/app")->username, "host");
@@ -95,14 +101,16 @@ TEST_F(CredentialsTest, CredentialHelpersAreAskedWithTheHost) {
     auto bin = dir_.path() / "bin";
     write(bin / "docker-credential-test",
           "#!/bin/sh\nread host\n[ \"$1\" = get ] || exit 3\n"
-          "case $host in r.io) echo '{\"ServerURL\":\"r.io\",\"Username\":\"helped\",\"Secret\":\"s3\"}';;\n"
+          "case $host in r.io) echo "
+          "'{\"ServerURL\":\"r.io\",\"Username\":\"helped\",\"Secret\":\"s3\"}';;\n"
           "*) echo 'credentials not found in native keychain'; exit 1;; esac\n",
           0755);
     write(bin / "docker-credential-broken", "#!/bin/sh\necho garbage\n", 0755);
     ::setenv("PATH", (bin.string() + ":" + old_path_).c_str(), 1);
-    write(home_ / ".docker/config.json",
-          R"({"credHelpers":{"r.io":"test","bad.io":"broken"},"credsStore":"test","auths":{"r.io":{"auth":")" +
-              auth("file:f") + R"("}}})");
+    write(
+        home_ / ".docker/config.json",
+        R"({"credHelpers":{"r.io":"test","bad.io":"broken"},"credsStore":"test","auths":{"r.io":{"auth":")" +
+            auth("file:f") + R"("}}})");
     auto c = find_credentials("r.io", "x");
     ASSERT_TRUE(c);
     EXPECT_EQ(c->username, "helped");
@@ -119,7 +127,8 @@ TEST_F(CredentialsTest, CredentialHelpersAreAskedWithTheHost) {
 }
 
 TEST_F(CredentialsTest, AMalformedAuthFieldIsAnErrorWithoutTheSecret) {
-    write(home_ / ".docker/config.json", R"({"auths":{"r.io":{"auth":")" + auth("nocolon") + R"("}}})");
+    write(home_ / ".docker/config.json",
+          R"({"auths":{"r.io":{"auth":")" + auth("nocolon") + R"("}}})");
     try {
         find_credentials("r.io", "x");
         FAIL();

@@ -13,7 +13,8 @@ const std::string layer_digest = "sha256:" + std::string(64, 'd');
 
 std::string oci_manifest() {
     return R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":")" +
-           config_digest + R"(","size":10},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":")" +
+           config_digest +
+           R"(","size":10},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":")" +
            layer_digest + R"(","size":20}]})";
 }
 std::string oci_index() {
@@ -47,9 +48,12 @@ TEST(ManifestCheck, RejectsWhatWasNotAskedFor) {
     struct Case {
         std::string bytes, content_type, digest, expected, says;
     } cases[] = {
-        {bytes, oci_mt, "sha256:" + std::string(64, '0'), "", "does not match the digest asked for"},
-        {oci_index(), index_mt, "", oci_mt, "an index (" + std::string(index_mt) + ") was served where a manifest"},
-        {bytes, index_mt, "", "", "Content-Type 'application/vnd.oci.image.index.v1+json' but the document says mediaType"},
+        {bytes, oci_mt, "sha256:" + std::string(64, '0'), "",
+         "does not match the digest asked for"},
+        {oci_index(), index_mt, "", oci_mt,
+         "an index (" + std::string(index_mt) + ") was served where a manifest"},
+        {bytes, index_mt, "", "",
+         "Content-Type 'application/vnd.oci.image.index.v1+json' but the document says mediaType"},
         {"{not json", oci_mt, "", "", "invalid manifest"},
         {std::string(5u << 20, ' '), oci_mt, "", "", "larger than 4 MiB"},
         {"{}", "text/html", "", "", "not an OCI or Docker schema 2 manifest"},

@@ -11,11 +11,14 @@ TEST(RegistryReference, ParsesHostRepositoryTagAndDigest) {
     struct Case {
         std::string in, host, repo, tag, digest, str;
     } cases[] = {
-        {"127.0.0.1:5000/test/hello:v1", "127.0.0.1:5000", "test/hello", "v1", "", "127.0.0.1:5000/test/hello:v1"},
+        {"127.0.0.1:5000/test/hello:v1", "127.0.0.1:5000", "test/hello", "v1", "",
+         "127.0.0.1:5000/test/hello:v1"},
         {"docker://localhost/app", "localhost", "app", "latest", "", "localhost/app:latest"},
         {"ghcr.io/org/img@" + d, "ghcr.io", "org/img", "", d, "ghcr.io/org/img@" + d},
-        {"r.example.com/a/b:1.2@" + d, "r.example.com", "a/b", "1.2", d, "r.example.com/a/b:1.2@" + d},
-        {"debian:bookworm", "docker.io", "library/debian", "bookworm", "", "docker.io/library/debian:bookworm"},
+        {"r.example.com/a/b:1.2@" + d, "r.example.com", "a/b", "1.2", d,
+         "r.example.com/a/b:1.2@" + d},
+        {"debian:bookworm", "docker.io", "library/debian", "bookworm", "",
+         "docker.io/library/debian:bookworm"},
         {"[::1]:5000/x", "[::1]:5000", "x", "latest", "", "[::1]:5000/x:latest"},
     };
     for (const auto& c : cases) {
@@ -40,7 +43,7 @@ TEST(RegistryReference, RejectsWithTheWrongPartNamed) {
         {"h.io/a//b", "invalid repository component ''"},
         {"h.io/x:-bad", "invalid tag '-bad'"},
         {"h.io/x@sha256:abc", "invalid digest"},
-        {"h.io/x@md5:" , "invalid digest"},
+        {"h.io/x@md5:", "invalid digest"},
         {"bad_host.io:99999/x", "invalid registry host"},
         {"h.io/", "no repository"},
         {"h.io/../x", "invalid repository component '..'"},
