@@ -307,10 +307,8 @@ HttpResponse Client::send(const Operation& op, HttpRequest req, Access access,
     Retry retry(*this, op);
     for (;;) {
         auto resp = send_once(op, req, access, extra_scopes);
-        if (resp.ok()) return resp;
-        if (resp.curl_code == 0 && resp.status != 0 && !retryable_status(resp.status) &&
-            !resp.too_large)
-            return resp;
+        if (resp.ok() || resp.too_large) return resp;
+        if (resp.curl_code == 0 && resp.status != 0 && !retryable_status(resp.status)) return resp;
         if (!retry.again(resp)) fail(op, resp, retry.attempts(), retry.elapsed());
     }
 }
