@@ -118,6 +118,9 @@ class Builder {
     void find_stage_sources();
     StageState start_stage(const recipe::Stage& stage);
     void import_base(const recipe::Stage& stage, StageState& state);
+    void import_registry_base(const recipe::Stage& stage, StageState& state);
+    void use_base_manifest(const recipe::Stage& stage, const std::string& ref,
+                           const oci::Descriptor& manifest_desc, StageState& state);
     void ensure_tree(const recipe::Stage& stage, StageState& state);
     void run_stages();
     void run_copy(const recipe::Stage& stage, std::size_t index, StageState& state);
@@ -211,8 +214,48 @@ std::string base_source_digest(const recipe::Base& base, cache::StatCache& stat_
     return "sha256:" + *hex;
 }
 
+// `base = "HOST/REPO:TAG"`: the registry client resolves the tag once, pulls what is missing and
+// names the image in the store (which roots it for GC); the manifest digest is the stage's key.
+void Builder::import_registry_base(const recipe::Stage& stage, StageState& state) {
+    const auto& ref = stage.base.reference;
+    std::string id = stage.name + " base";
+    progress_.step_start(id, "import " + ref);
+    auto options = options_.registry;
+    options.client.progress = &progress_;
+    oci::Descriptor manifest_desc;
+    try {
+        manifest_desc = registry::resolve_and_pull(ref, store_, recipe_platform(recipe_), options);
+    } catch (const Error& e) {
+        progress_.step_failed(id, e.what());
+        throw Error(stage.base.where.str() + ": base " + ref + ": " + e.what(), e.code());
+    }
+    use_base_manifest(stage, ref, manifest_desc, state);
+    progress_.step_done(id, short_digest(manifest_desc.digest) + " " +
+                                std::to_string(state.manifest.layers.size()) + " layers");
+}
+
+// The stage starts from a stored base image: its manifest (as OCI) and config.
+void Builder::use_base_manifest(const recipe::Stage& stage, const std::string& ref,
+                                const oci::Descriptor& manifest_desc, StageState& state) {
+    const auto& where = stage.base.where;
+    auto manifest = store_.read_manifest(manifest_desc);
+    if (!manifest) throw Error(where.str() + ": base " + ref + ": " + manifest.error());
+    auto config = store_.read_config(manifest->config, manifest->layers.size());
+    if (!config) throw Error(where.str() + ": base " + ref + ": " + config.error());
+    state.manifest = *manifest;
+    state.manifest.annotations.clear();
+    state.manifest.media_type = std::string(oci::media_type::manifest);
+    state.manifest.config.media_type = std::string(oci::media_type::config);
+    for (auto& l : state.manifest.layers)
+        l.media_type = std::string(oci::media_type::to_oci_layer(l.media_type));
+    state.config = *config;
+    state.tree_known = false;
+    state.key = manifest_desc.digest;
+}
+
 void Builder::import_base(const recipe::Stage& stage, StageState& state) {
     const auto& base = stage.base;
+    if (base.kind == recipe::Base::Kind::registry) return import_registry_base(stage, state);
     std::string id = stage.name + " base";
     std::string ref = base.path.string() + (base.tag.empty() ? "" : ":" + base.tag);
     progress_.step_start(id, "import " + ref);
@@ -284,6 +327,7 @@ StageState Builder::start_stage(const recipe::Stage& stage) {
         break;
     case recipe::Base::Kind::oci_layout:
     case recipe::Base::Kind::oci_archive:
+    case recipe::Base::Kind::registry:
         import_base(stage, state);
         break;
     case recipe::Base::Kind::debian:

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "factory/registry/base.hpp"
 #include "factory/util/progress.hpp"
 
 namespace factory::builder {
@@ -24,6 +25,7 @@ struct BuildOptions {
     bool explain = false; // say why each step that misses the cache misses (progress events)
     std::string runtime;  // "crun", "runc", a path, or "" (FACTORY_RUNTIME, else detect)
     std::map<std::string, std::string> secrets; // --secret id → value; never stored or logged
+    registry::BaseOptions registry;             // bases by registry reference: --pull, TLS, retries
 };
 
 // One step as `factory why` reports it.

@@ -86,6 +86,7 @@ int run_build(BuildArgs a, const std::string& cache_dir, const RegistryFlags& re
     if (!mode)
         throw usage_error("--progress " + a.progress + ": expected auto, tty, plain or json");
     builder::BuildOptions options = base_options(cache_dir, a.args);
+    apply_registry_flags(options, registry_flags);
     options.outputs = a.outputs;
     options.explain = a.explain;
     options.runtime = a.runtime;
@@ -255,6 +256,7 @@ int run(int argc, char** argv) {
     ShellCommands shell_commands(app, cache_dir);
     RegistryCommands registry_commands(app, cache_dir);
     add_registry_flags(*build, registry_commands.flags());
+    add_pull_flag(*build, registry_commands.flags());
     add_registry_flags(*export_cmd, registry_commands.flags());
 
     std::vector<std::string> unshare_args;

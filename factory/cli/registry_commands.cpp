@@ -10,6 +10,7 @@
 #include "cache/lock.hpp"
 #include "cache/root.hpp"
 #include "factory/oci/layout.hpp"
+#include "factory/registry/base.hpp"
 #include "factory/registry/credentials.hpp"
 #include "factory/registry/pull.hpp"
 #include "factory/registry/push.hpp"
@@ -34,8 +35,10 @@ registry::Reference parse_ref_or_throw(const std::string& text) {
     return *ref;
 }
 
-registry::ClientOptions client_options(const RegistryFlags& f, Progress* progress,
-                                       const std::string& host) {
+} // namespace
+
+registry::ClientOptions registry_client_options(const RegistryFlags& f, Progress* progress,
+                                                const std::string& host) {
     registry::ClientOptions o;
     if (f.tls_verify != "true" && f.tls_verify != "false")
         throw usage_error("--tls-verify " + f.tls_verify + ": expected true or false");
@@ -57,6 +60,19 @@ registry::ClientOptions client_options(const RegistryFlags& f, Progress* progres
                      host.c_str());
     return o;
 }
+
+void add_pull_flag(CLI::App& build, RegistryFlags& flags) {
+    build.add_option("--pull", flags.pull,
+                     "When to ask the registry for a base given by reference: never, missing "
+                     "(default: resolve a tag, fetch what is absent) or always");
+}
+
+void apply_registry_flags(builder::BuildOptions& options, const RegistryFlags& flags) {
+    options.registry.policy = registry::parse_pull_policy(flags.pull);
+    options.registry.client = registry_client_options(flags, nullptr, "registry bases");
+}
+
+namespace {
 
 ProgressMode progress_mode(const RegistryFlags& f) {
     auto mode = parse_progress_mode(f.progress);
@@ -85,7 +101,7 @@ int run_pull(const std::string& text, const fs::path& root, const RegistryFlags&
              const std::string& platform) {
     auto ref = parse_ref_or_throw(text);
     Progress progress(progress_mode(flags));
-    registry::Client client(ref.api_host(), client_options(flags, &progress, ref.host));
+    registry::Client client(ref.api_host(), registry_client_options(flags, &progress, ref.host));
     auto store = open_or_create_store(root);
     auto lock = cache::StoreLock::build(root);
     registry::PullOptions options;
@@ -138,7 +154,7 @@ int run_login(const std::string& text, std::string username, std::string passwor
     if (password.empty()) throw usage_error("login: empty password");
     registry::Credentials creds{username, password, "", "factory login"};
     Progress progress(progress_mode(flags));
-    auto options = client_options(flags, &progress, host);
+    auto options = registry_client_options(flags, &progress, host);
     options.credentials = creds;
     registry::Reference probe;
     probe.host = host;
@@ -246,7 +262,8 @@ void push_outputs(const std::vector<std::string>& destinations, const std::strin
     Progress progress(progress_mode(flags));
     for (const auto& text : destinations) {
         auto dest = parse_ref_or_throw(text);
-        registry::Client client(dest.api_host(), client_options(flags, &progress, dest.host));
+        registry::Client client(dest.api_host(),
+                                registry_client_options(flags, &progress, dest.host));
         registry::PushOptions options;
         options.jobs = flags.jobs;
         options.progress = &progress;

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "factory/builder/builder.hpp"
 #include "factory/registry/client.hpp"
 
 namespace CLI {
@@ -24,11 +25,21 @@ struct RegistryFlags {
     double timeout = 30;     // a stall longer than this fails the attempt
     std::size_t jobs = 4;
     std::string progress = "auto";
+    std::string pull = "missing"; // build: --pull never|missing|always
 };
 
 // Adds the shared options to a subcommand (also `build` and `export`, for their docker://
 // outputs).
 void add_registry_flags(CLI::App& cmd, RegistryFlags& flags);
+
+// The client options of the flags (TLS, retries, timeouts), validated (usage errors); warns on
+// stderr when TLS verification is off for `host`.
+registry::ClientOptions registry_client_options(const RegistryFlags& flags, Progress* progress,
+                                                const std::string& host);
+
+// `build`: --pull, and the flags' options for bases by registry reference.
+void add_pull_flag(CLI::App& build, RegistryFlags& flags);
+void apply_registry_flags(builder::BuildOptions& options, const RegistryFlags& flags);
 
 class RegistryCommands {
   public:

@@ -92,13 +92,15 @@ class Proxy(BaseHTTPRequestHandler):
             return self.broken(resp.status, data, out, fault, rule)
         if "Location" in out and out["Location"].startswith("http://" + UPSTREAM):
             out["Location"] = out["Location"].replace("http://" + UPSTREAM, f"http://{host}", 1)
-        self.reply(resp.status, data, out)
+        length = resp.getheader("Content-Length") if self.command == "HEAD" else None
+        self.reply(resp.status, data, out, length)
 
-    def reply(self, status, data, headers):
+    def reply(self, status, data, headers, length=None):
         self.send_response(status)
         for k, v in headers.items():
             self.send_header(k, v)
-        self.send_header("Content-Length", str(len(data)))
+        # A HEAD answer has no body but the length of the one a GET would get.
+        self.send_header("Content-Length", length or str(len(data)))
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
