@@ -14,8 +14,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     std::string_view in(reinterpret_cast<const char*>(data), size);
     namespace mt = factory::oci::media_type;
     // The first byte picks the Content-Type the "registry" sends with the rest.
-    static const std::string_view types[] = {mt::manifest, mt::index, mt::docker_manifest,
-                                             mt::docker_manifest_list, "application/json", ""};
+    static const std::string_view types[] = {mt::manifest,        mt::index,
+                                             mt::docker_manifest, mt::docker_manifest_list,
+                                             "application/json",  ""};
     std::string_view type = types[in.empty() ? 0 : static_cast<unsigned char>(in[0]) % 6];
     std::string body(in.empty() ? in : in.substr(1));
     auto r = factory::registry::check_manifest(body, type, "", "");
