@@ -43,7 +43,7 @@ packages=(
     # fuzzing (libFuzzer + ASan/UBSan runtimes for clang 16)
     clang-16 libclang-rt-16-dev
     # peers for interop tests, benchmarks and the runtime
-    skopeo umoci podman runc crun uidmap busybox-static docker-registry mmdebstrap git
+    skopeo umoci podman runc crun uidmap busybox-static docker-registry apache2-utils mmdebstrap git
     # tools the tests and benchmarks use
     pigz libdeflate-tools zstd gzip tar xz-utils python3 jq curl tmux ca-certificates hyperfine time
     util-linux procps findutils coreutils file shellcheck strace

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "factory/registry/base.hpp"
 #include "factory/util/progress.hpp"
 
 namespace factory::builder {
@@ -31,6 +32,7 @@ struct BuildOptions {
     std::optional<std::uint64_t> max_size;
     // --lock-timeout: how long to wait for a prune or repair holding the store (nullopt: ever).
     std::optional<std::chrono::milliseconds> lock_timeout;
+    registry::BaseOptions registry;             // bases by registry reference: --pull, TLS, retries
 };
 
 // One step as `factory why` reports it.

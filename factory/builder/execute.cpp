@@ -198,6 +198,7 @@ StepEnv RecipeRun::env_for(const std::string& id) {
         return write_layer_blob(std::move(e));
     };
     env.output = [this, id](std::string_view line) { progress_.output(id, line); };
+    env.progress = &progress_;
     env.put_record = [this](const cache::KeyBuilder& kb, const nlohmann::json& result,
                             const std::vector<std::string>& blobs) {
         put_record(kb, nullptr, result, blobs);

@@ -46,6 +46,9 @@ inline constexpr std::string_view source = "source";   // "oci" | "oci-archive"
 inline constexpr std::string_view tag = "tag";         // the ref.name chosen in the source
 inline constexpr std::string_view content = "content"; // sha256 of index.json or the archive
 
+// registry base (and content: the manifest digest the reference resolved to)
+inline constexpr std::string_view reference = "reference"; // "HOST/REPO[:TAG][@DIGEST]"
+
 // debian base
 inline constexpr std::string_view suite = "suite";
 inline constexpr std::string_view variant = "variant";

@@ -80,22 +80,7 @@ class ImageBaseKind final : public StepKind {
                const nlohmann::json* result) const override {
         const auto& base = s.stage->base;
         if (!result) throw Error(base.where.str() + ": base " + ref_of(base) + ": not imported");
-        auto desc = manifest_of(*result);
-        auto manifest = env.store->read_manifest(desc);
-        if (!manifest)
-            throw Error(base.where.str() + ": base " + ref_of(base) + ": " + manifest.error());
-        auto config = env.store->read_config(manifest->config, manifest->layers.size());
-        if (!config)
-            throw Error(base.where.str() + ": base " + ref_of(base) + ": " + config.error());
-        state.manifest = *manifest;
-        state.manifest.annotations.clear();
-        state.manifest.media_type = std::string(oci::media_type::manifest);
-        state.manifest.config.media_type = std::string(oci::media_type::config);
-        for (auto& l : state.manifest.layers)
-            l.media_type = std::string(oci::media_type::to_oci_layer(l.media_type));
-        state.config = *config;
-        state.tree_known = false;
-        state.key = desc.digest;
+        use_base_manifest(env, state, manifest_of(*result), base.where.str() + ": base " + ref_of(base));
     }
 
     std::string summary(const nlohmann::json& result) const override {

@@ -83,6 +83,7 @@ struct StepEnv {
     std::function<layer::LayerInfo(std::vector<layer::Entry>)> write_layer;
     // One line of a running step's output.
     std::function<void(std::string_view)> output;
+    Progress* progress = nullptr; // events of a kind's own (a registry base's resolved digest)
     // Publishes a record under another key than the step's (a copy layer's content key).
     std::function<void(const cache::KeyBuilder&, const nlohmann::json& result,
                        const std::vector<std::string>& blobs)>
@@ -102,6 +103,8 @@ struct StepKey {
     // a key, and so is every step after it.
     bool known = true;
     std::string unknown_because; // when !known: "stage 'builder' rebuilds first"
+    // What key() found out that make() needs (a registry base: its manifest's descriptor).
+    nlohmann::json resolved;
 };
 
 // What make() produced: the action record's result and the blobs it needs.
@@ -164,9 +167,15 @@ oci::Descriptor result_layer(const nlohmann::json& result);
 void add_result_layer(StageState& state, const nlohmann::json& result,
                       const std::string& created_by, const recipe::Recipe& recipe);
 std::string layer_summary(const nlohmann::json& result);
+// The stage starts from the stored image `desc` (a base): its manifest as OCI, its config; the
+// stage's later steps are keyed on the manifest's digest. `what` starts error messages
+// ("recipe.toml:3:8: base REF"). Throws Error.
+void use_base_manifest(StepEnv& env, StageState& state, const oci::Descriptor& desc,
+                       const std::string& what);
 
 // The step kinds' constructors (one per kind_*.cpp).
 std::unique_ptr<StepKind> make_image_base_kind();
+std::unique_ptr<StepKind> make_registry_base_kind();
 std::unique_ptr<StepKind> make_debian_base_kind();
 std::unique_ptr<StepKind> make_copy_kind();
 std::unique_ptr<StepKind> make_run_kind();

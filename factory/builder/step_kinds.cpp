@@ -3,6 +3,7 @@
 #include "factory/builder/key_fields.hpp"
 #include "factory/builder/step_kind.hpp"
 #include "factory/oci/json.hpp"
+#include "factory/oci/media_types.hpp"
 
 namespace factory::builder {
 
@@ -10,6 +11,7 @@ const std::vector<std::unique_ptr<StepKind>>& step_kinds() {
     static const auto kinds = [] {
         std::vector<std::unique_ptr<StepKind>> k;
         k.push_back(make_image_base_kind());
+        k.push_back(make_registry_base_kind());
         k.push_back(make_debian_base_kind());
         k.push_back(make_copy_kind());
         k.push_back(make_run_kind());
@@ -99,6 +101,23 @@ void add_result_layer(StageState& state, const nlohmann::json& result,
     h.created = rfc3339(recipe.epoch);
     h.created_by = "factory " + created_by;
     state.config.add_layer(result.at("diff_id").get<std::string>(), h);
+}
+
+void use_base_manifest(StepEnv& env, StageState& state, const oci::Descriptor& desc,
+                       const std::string& what) {
+    auto manifest = env.store->read_manifest(desc);
+    if (!manifest) throw Error(what + ": " + manifest.error());
+    auto config = env.store->read_config(manifest->config, manifest->layers.size());
+    if (!config) throw Error(what + ": " + config.error());
+    state.manifest = *manifest;
+    state.manifest.annotations.clear();
+    state.manifest.media_type = std::string(oci::media_type::manifest);
+    state.manifest.config.media_type = std::string(oci::media_type::config);
+    for (auto& l : state.manifest.layers)
+        l.media_type = std::string(oci::media_type::to_oci_layer(l.media_type));
+    state.config = *config;
+    state.tree_known = false;
+    state.key = desc.digest;
 }
 
 std::string layer_summary(const nlohmann::json& result) {

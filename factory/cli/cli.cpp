@@ -19,6 +19,7 @@
 #include "factory/cli/commands.hpp"
 #include "factory/cli/disk_outputs.hpp"
 #include "factory/cli/files_commands.hpp"
+#include "factory/cli/registry_commands.hpp"
 #include "factory/cli/shell_commands.hpp"
 #include "factory/runtime/rootless.hpp"
 #include "factory/util/error.hpp"
@@ -134,11 +135,13 @@ int print_outcomes(const std::vector<builder::RecipeOutcome>& outcomes,
     return 0;
 }
 
-int run_build(const BuildArgs& a, const std::string& cache_dir) {
+int run_build(BuildArgs a, const std::string& cache_dir, const RegistryFlags& registry_flags) {
+    auto pushes = take_registry_outputs(a.outputs);
     auto mode = parse_progress_mode(a.progress);
     if (!mode)
         throw usage_error("--progress " + a.progress + ": expected auto, tty, plain or json");
     builder::BuildOptions options = base_options(cache_dir, a.args);
+    apply_registry_flags(options, registry_flags);
     options.outputs = a.outputs;
     auto disk_options = parse_disk_options(a.disk);
     auto disk_outputs = take_disk_outputs(options.outputs);
@@ -156,7 +159,7 @@ int run_build(const BuildArgs& a, const std::string& cache_dir) {
         if (!d) throw usage_error("--lock-timeout " + a.lock_timeout + ": " + d.error());
         options.lock_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(*d);
     }
-    if (a.outputs.size() > 0 && a.recipes.size() > 1)
+    if ((a.outputs.size() > 0 || pushes.size() > 0) && a.recipes.size() > 1)
         throw usage_error("-o takes a single recipe; build the recipes one at a time");
     options.jobs = a.jobs;
     Progress progress(*mode);
@@ -168,6 +171,10 @@ int run_build(const BuildArgs& a, const std::string& cache_dir) {
         const auto& r = *outcomes.front().result;
         write_disk_outputs(options.store_root, r.manifest_digest, r.name + ":" + r.tags.front(),
                            disk_outputs, disk_options, Announce::no);
+    }
+    if (!pushes.empty() && outcomes.size() == 1 && outcomes.front().result) {
+        const auto& r = *outcomes.front().result;
+        push_outputs(pushes, r.name + ":" + r.tags.front(), options.store_root, registry_flags);
     }
     return print_outcomes(outcomes, a.recipes, a.digest_file);
 }
@@ -263,7 +270,7 @@ int run(int argc, char** argv) {
         ->add_option("-o,--output", build_args.outputs,
                      "Also write the image to DEST (repeatable; one RECIPE): oci:DIR[:TAG], "
                      "oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG], rootfs:DIR, "
-                     "rootfs-tar:FILE, ext4:FILE, raw:FILE")
+                     "rootfs-tar:FILE, ext4:FILE, raw:FILE, docker://HOST/REPO[:TAG] (pushed)")
         ->allow_extra_args(false);
     build
         ->add_option("--arg", build_args.args, "Set a recipe [args] value: NAME=VALUE (repeatable)")
@@ -301,7 +308,7 @@ int run(int argc, char** argv) {
     export_cmd
         ->add_option("dest", export_args.outputs,
                      "oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG], "
-                     "rootfs:DIR, rootfs-tar:FILE, ext4:FILE, raw:FILE")
+                     "rootfs:DIR, rootfs-tar:FILE, ext4:FILE, raw:FILE, docker://HOST/REPO[:TAG]")
         ->required();
     add_disk_flags(*export_cmd, export_args.disk);
 
@@ -358,6 +365,10 @@ int run(int argc, char** argv) {
     diff->add_flag("--json", diff_args.json, "Print JSON");
 
     ShellCommands shell_commands(app, cache_dir);
+    RegistryCommands registry_commands(app, cache_dir);
+    add_registry_flags(*build, registry_commands.flags(), JobsFlag::no);
+    add_pull_flag(*build, registry_commands.flags());
+    add_registry_flags(*export_cmd, registry_commands.flags());
 
     std::vector<std::string> unshare_args;
     auto* unshare = app.add_subcommand(
@@ -384,9 +395,10 @@ int run(int argc, char** argv) {
             }))
             return *code;
         if (unshare->parsed()) return run_unshare(unshare_args);
-        if (build->parsed()) return run_build(build_args, cache_dir);
+        if (build->parsed()) return run_build(build_args, cache_dir, registry_commands.flags());
         if (images->parsed()) return run_images(images_args, cache::store_root(cache_dir));
-        if (export_cmd->parsed()) return run_export(export_args, cache::store_root(cache_dir));
+        if (export_cmd->parsed())
+            return run_export(export_args, cache::store_root(cache_dir), registry_commands.flags());
         if (why->parsed()) return run_why(base_options(cache_dir, why_args.args), why_args);
         if (stats->parsed())
             return run_cache_stats(cache::store_root(cache_dir), stats_json, stats_zero);
@@ -399,6 +411,7 @@ int run(int argc, char** argv) {
         if (inspect->parsed()) return run_inspect(inspect_args, cache::store_root(cache_dir));
         if (diff->parsed()) return run_diff(diff_args, base_options(cache_dir, {}));
         if (auto code = shell_commands.dispatch(cache_dir)) return *code;
+        if (auto code = registry_commands.dispatch(cache_dir)) return *code;
     } catch (const Error& e) {
         std::fflush(stdout);
         if (!e.context().empty()) std::fprintf(stderr, "%s\n", e.context().c_str());

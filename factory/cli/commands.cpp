@@ -5,6 +5,7 @@
 
 #include "factory/export/export.hpp"
 #include "factory/export/target.hpp"
+#include "factory/cli/registry_commands.hpp"
 #include "factory/oci/image_config.hpp"
 #include "factory/oci/json.hpp"
 #include "factory/oci/layout.hpp"
@@ -138,7 +139,9 @@ int run_inspect(const InspectArgs& args, const std::filesystem::path& store_root
     return 0;
 }
 
-int run_export(const ExportArgs& args, const std::filesystem::path& store_root) {
+int run_export(ExportArgs args, const std::filesystem::path& store_root,
+               const RegistryFlags& registry_flags) {
+    auto pushes = take_registry_outputs(args.outputs);
     std::vector<exporter::Target> targets;
     auto disk = parse_disk_options(args.disk);
     for (const auto& spec : args.outputs) {
@@ -159,6 +162,7 @@ int run_export(const ExportArgs& args, const std::filesystem::path& store_root) 
         exporter::export_image(*store, desc, t, name);
         std::printf("%s %s\n", exporter::to_string(t).c_str(), desc.digest.c_str());
     }
+    push_outputs(pushes, desc.digest, store_root, registry_flags);
     return 0;
 }
 

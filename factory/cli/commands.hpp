@@ -31,8 +31,10 @@ struct ExportArgs {
     std::vector<std::string> outputs;
     DiskArgs disk; // --size, --label for ext4: and raw:
 };
+struct RegistryFlags;
 // `factory export REF DEST...`: an image of the store to oci:, oci-archive:, docker-archive:,
-// rootfs: or rootfs-tar: destinations.
-int run_export(const ExportArgs& args, const std::filesystem::path& store_root);
+// rootfs:, rootfs-tar: or docker:// (pushed) destinations.
+int run_export(ExportArgs args, const std::filesystem::path& store_root,
+               const RegistryFlags& registry_flags);
 
 } // namespace factory::cli

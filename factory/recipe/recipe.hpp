@@ -44,11 +44,13 @@ struct Base {
         oci_archive, // "oci-archive:FILE[:TAG]" path = FILE (absolute), tag
         stage,       // "stage:NAME" or { stage = "NAME" }: another stage's result
         debian,      // { debian = { suite = … } }: `debian` holds the rest
+        registry,    // "HOST/REPO[:TAG][@sha256:…]" (docker:// optional): `reference`
     };
     Kind kind = Kind::scratch;
     std::filesystem::path path;
     std::string tag;
     std::string stage;
+    std::string reference; // Kind::registry only, as written (without docker://)
     Location where;
     DebianBase debian; // Kind::debian only
 };

@@ -8,6 +8,7 @@
 #include "factory/util/pattern.hpp"
 
 #include <algorithm>
+#include <optional>
 
 namespace factory::recipe::detail {
 
@@ -67,6 +68,33 @@ Base read_layout_ref(Reader& r, Base::Kind kind, std::string_view rest, const Lo
     return base;
 }
 
+// "HOST/REPO[:TAG][@sha256:<64 hex>]" with an explicit registry host (a name without one would
+// silently mean Docker Hub): the reference without "docker://", or nullopt.
+std::optional<std::string> registry_reference(std::string_view ref) {
+    if (ref.starts_with("docker://")) ref.remove_prefix(9);
+    std::string_view name = ref, tag, digest;
+    if (auto at = name.find('@'); at != std::string_view::npos) {
+        digest = name.substr(at + 1);
+        name = name.substr(0, at);
+        if (digest.size() != 71 || !digest.starts_with("sha256:") ||
+            digest.substr(7).find_first_not_of("0123456789abcdef") != std::string_view::npos)
+            return std::nullopt;
+    }
+    auto slash = name.find('/');
+    auto colon = name.rfind(':');
+    if (colon != std::string_view::npos &&
+        (slash == std::string_view::npos || colon > name.rfind('/'))) {
+        tag = name.substr(colon + 1);
+        name = name.substr(0, colon);
+        if (!is_tag(tag)) return std::nullopt;
+    }
+    if (slash == std::string_view::npos) return std::nullopt;
+    auto host = name.substr(0, slash);
+    bool has_host = host.find_first_of(".:") != std::string_view::npos || host == "localhost";
+    if (!has_host || !is_image_name(name)) return std::nullopt;
+    return std::string(ref);
+}
+
 Base read_image_ref(Reader& r, const std::string& image, const Location& where,
                     const std::string& label, const StageScope& scope) {
     std::string_view ref = image;
@@ -82,9 +110,14 @@ Base read_image_ref(Reader& r, const std::string& image, const Location& where,
         check_stage_ref(r, stage, where, label, scope);
         return stage_base(stage, where);
     }
+    if (auto reference = registry_reference(ref)) {
+        Base base = make_base(Base::Kind::registry, where);
+        base.reference = *reference;
+        return base;
+    }
     r.fail(where, label + ": unsupported base image " + quote(image) +
-                      ": registry images are not supported in this version; use \"scratch\", "
-                      "\"oci:DIR[:TAG]\", \"oci-archive:FILE[:TAG]\" or \"stage:NAME\"");
+                      ": expected \"scratch\", \"oci:DIR[:TAG]\", \"oci-archive:FILE[:TAG]\", "
+                      "\"stage:NAME\" or a registry reference HOST/REPO[:TAG][@sha256:DIGEST]");
 }
 
 Base read_base(Reader& r, const toml::node* node, const Labels& labels, const Location& stage,

@@ -455,11 +455,32 @@ TEST_F(RecipeParser, BaseForms) {
     EXPECT_EQ(r.stages[0].base.where.str(), file() + ":4:9");
 }
 
+TEST_F(RecipeParser, RegistryBases) {
+    const std::string d = "sha256:" + std::string(64, 'e');
+    for (std::string ref :
+         std::vector<std::string>{"registry.example.com/team/base:1.2", "localhost:5000/base",
+                                  "127.0.0.1:5000/a/b@" + d, "r.io/x:tag@" + d}) {
+        auto r = load_text("base = \"" + ref + "\"\n" + image);
+        EXPECT_EQ(r.stages[0].base.kind, Base::Kind::registry) << ref;
+        EXPECT_EQ(r.stages[0].base.reference, ref);
+    }
+    auto r = load_text(image + "[base]\nimage = \"docker://r.io/team/base:1\"\n");
+    EXPECT_EQ(r.stages[0].base.kind, Base::Kind::registry);
+    EXPECT_EQ(r.stages[0].base.reference, "r.io/team/base:1");
+}
+
 TEST_F(RecipeParser, BadBase) {
     EXPECT_EQ(error("base = \"debian:bookworm\"\n" + image),
-              file() + ":1:8: base: unsupported base image \"debian:bookworm\": registry "
-                       "images are not supported in this version; use \"scratch\", "
-                       "\"oci:DIR[:TAG]\", \"oci-archive:FILE[:TAG]\" or \"stage:NAME\"");
+              file() + ":1:8: base: unsupported base image \"debian:bookworm\": expected "
+                       "\"scratch\", \"oci:DIR[:TAG]\", \"oci-archive:FILE[:TAG]\", "
+                       "\"stage:NAME\" or a registry reference HOST/REPO[:TAG][@sha256:DIGEST]");
+    // A registry reference needs its host: a bare name would silently mean Docker Hub.
+    EXPECT_NE(error("base = \"team/base:1\"\n" + image).find("unsupported base image"),
+              std::string::npos);
+    EXPECT_NE(error("base = \"r.io/Team/base\"\n" + image).find("unsupported base image"),
+              std::string::npos);
+    EXPECT_NE(error("base = \"r.io/team/base@sha256:abc\"\n" + image).find("unsupported base"),
+              std::string::npos);
     EXPECT_EQ(error(image + "[base]\ndebian = { suite = \"bookworm\" }\nstage = \"x\"\n"),
               file() + ":3:1: [base]: has both 'debian' and 'stage'; use one");
     EXPECT_EQ(error(image + "[base]\nimage = \"scratch\"\nstage = \"x\"\n"),

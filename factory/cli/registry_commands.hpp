@@ -1,0 +1,80 @@
+#pragma once
+// `factory pull`, `factory push`, `factory login`, `factory logout` (factory/registry/), and the
+// docker:// destinations of `factory build -o` and `factory export`.
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "factory/builder/builder.hpp"
+#include "factory/registry/client.hpp"
+
+namespace CLI {
+class App;
+}
+
+namespace factory::cli {
+
+// The options every registry command shares.
+struct RegistryFlags {
+    std::string tls_verify = "true"; // --tls-verify=false
+    std::string tls_ca;
+    int retries = 4;         // retries after the first attempt
+    double retry_time = 120; // seconds
+    double timeout = 30;     // a stall longer than this fails the attempt
+    std::size_t jobs = 4;
+    std::string progress = "auto";
+    std::string pull = "missing"; // build: --pull never|missing|always
+};
+
+// Adds the shared options to a subcommand (also `build` and `export`, for their docker://
+// outputs).
+// Whether a command's --jobs is the registry's (blobs at once) or already another's (build's
+// --jobs counts stages; its registry transfers take the default).
+enum class JobsFlag { yes, no };
+void add_registry_flags(CLI::App& cmd, RegistryFlags& flags, JobsFlag jobs = JobsFlag::yes);
+
+// The client options of the flags (TLS, retries, timeouts), validated (usage errors); warns on
+// stderr when TLS verification is off for `host`.
+registry::ClientOptions registry_client_options(const RegistryFlags& flags, Progress* progress,
+                                                const std::string& host);
+
+// `build`: --pull, and the flags' options for bases by registry reference.
+void add_pull_flag(CLI::App& build, RegistryFlags& flags);
+void apply_registry_flags(builder::BuildOptions& options, const RegistryFlags& flags);
+
+class RegistryCommands {
+  public:
+    // Adds the subcommands to app; cache_dir is the shared --cache value.
+    RegistryCommands(CLI::App& app, std::string& cache_dir);
+    // After parsing: the exit code of the subcommand given, or nullopt if none of these.
+    std::optional<int> dispatch(const std::string& cache_dir);
+
+    RegistryFlags& flags() noexcept { return flags_; }
+
+  private:
+    CLI::App* pull_ = nullptr;
+    CLI::App* push_ = nullptr;
+    CLI::App* login_ = nullptr;
+    CLI::App* logout_ = nullptr;
+    RegistryFlags flags_;
+    std::string pull_ref_, push_src_, push_dest_, platform_, mount_from_;
+    std::vector<std::string> push_tags_;
+    std::string login_host_, username_, password_;
+    bool password_stdin_ = false;
+};
+
+// Removes the docker:// destinations from outputs and returns them, so the rest can go to
+// export/. A malformed one is a usage error.
+std::vector<std::string> take_registry_outputs(std::vector<std::string>& outputs);
+
+// Pushes the store image `source` (NAME:TAG or sha256:…) to each destination (also tagged
+// extra_tags; blobs mounted from mount_from when given); prints "docker://DEST DIGEST" per
+// destination. Throws Error.
+void push_outputs(const std::vector<std::string>& destinations, const std::string& source,
+                  const std::filesystem::path& store_root, const RegistryFlags& flags,
+                  const std::vector<std::string>& extra_tags = {},
+                  const std::string& mount_from = {});
+
+} // namespace factory::cli

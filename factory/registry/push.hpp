@@ -1,0 +1,41 @@
+#pragma once
+// Pushing an image of the store to a registry (distribution-spec "Push"): each blob is skipped
+// when a HEAD finds it, else mounted from another repository of the same registry when one is
+// given (201 mounted; 202 means an upload session to use instead), else uploaded monolithically
+// (POST, then PUT ?digest= with the bytes streamed from the store). Manifests go last, child
+// manifests before an index, each with its exact bytes and checked against the digest the
+// registry reports; then the tags.
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "factory/oci/descriptor.hpp"
+#include "factory/oci/layout.hpp"
+#include "factory/registry/client.hpp"
+#include "factory/registry/reference.hpp"
+
+namespace factory::registry {
+
+struct PushOptions {
+    std::size_t jobs = 4;
+    Progress* progress = nullptr;
+    std::vector<std::string> extra_tags; // also tagged (--all-tags, a recipe's tags)
+    std::string mount_from;              // a repository of the same registry to mount from
+};
+
+struct PushResult {
+    std::string digest;             // the top manifest's (or index's) digest
+    std::size_t blobs_uploaded = 0; // sent in full
+    std::size_t blobs_mounted = 0;  // mounted from mount_from
+    std::size_t blobs_present = 0;  // found by HEAD
+    std::uint64_t bytes_uploaded = 0;
+    bool manifest_present = false; // every manifest and tag was already there
+};
+
+// image: a manifest or index of store. dest: its tag (or digest, which must be image's).
+// Throws Error.
+PushResult push(Client& client, const oci::Layout& store, const oci::Descriptor& image,
+                const Reference& dest, const PushOptions& options = {});
+
+} // namespace factory::registry

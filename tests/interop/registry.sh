@@ -1,0 +1,92 @@
+# factory push/pull against a real docker-registry over plain HTTP, with skopeo and podman on
+# the other side: same digests both ways, no-op pushes, images factory never made, build and
+# export to docker://, and what an interrupted pull leaves (nothing).
+source "$(dirname "$0")/../lib.sh"
+source "$FACTORY_SOURCE_DIR/tests/registry_lib.sh"
+need skopeo jq
+insecure=(--tls-verify=false)
+
+run_registry plain
+R=$REGISTRY
+build_hello
+
+step "push: skopeo reads the same digest"
+expect_ok push "${insecure[@]}" hello:latest "$R/test/hello:v1"
+assert_eq "docker://$R/test/hello:v1 $HELLO" "$(last_line)" "push prints DEST DIGEST"
+assert_contains "$ERR" "TLS verification is off for $R" "the insecure warning"
+assert_contains "$ERR" "3 uploaded" "every blob uploaded"
+assert_eq "$HELLO" "$(skopeo inspect --tls-verify=false --format '{{.Digest}}' "docker://$R/test/hello:v1")" \
+    "skopeo's digest of what factory pushed"
+skopeo copy -q --src-tls-verify=false "docker://$R/test/hello:v1" "dir:$TEST_DIR/skdir" >/dev/null
+
+step "a no-op push uploads nothing and puts no manifest"
+expect_ok push "${insecure[@]}" --progress plain hello:latest "docker://$R/test/hello:v1"
+assert_contains "$ERR" "0 uploaded (0 B), 0 mounted, 3 already there, manifest unchanged" "no-op push"
+
+step "--tag and a second repository; --mount-from mounts instead of uploading"
+expect_ok push "${insecure[@]}" --tag extra --mount-from test/hello hello:latest "$R/other/hello:v2"
+assert_contains "$ERR" "0 uploaded (0 B), 3 mounted" "cross-repository mount"
+for t in v2 extra; do
+    assert_eq "$HELLO" "$(skopeo inspect --tls-verify=false --format '{{.Digest}}' "docker://$R/other/hello:$t")" "tag $t"
+done
+
+step "pull into an empty store: same digest, verified, named by the reference"
+export FACTORY_CACHE=$TEST_DIR/store2
+expect_ok pull "${insecure[@]}" "$R/test/hello:v1"
+assert_eq "$R/test/hello:v1 $HELLO" "$(last_line)" "pull prints REF DIGEST"
+expect_ok cache verify
+assert_contains "$OUT" "clean" "cache verify after pull"
+expect_ok images
+assert_contains "$OUT" "$R/test/hello:v1" "the pulled ref"
+expect_ok pull "${insecure[@]}" "$R/test/hello@$HELLO"
+assert_eq "$R/test/hello@$HELLO $HELLO" "$(last_line)" "pull by digest"
+expect_ok export "$R/test/hello:v1" "oci:$TEST_DIR/pulled:p"
+assert_eq "$HELLO" "$(layout_digest "$TEST_DIR/pulled" p)" "the pulled image exports unchanged"
+
+step "an image factory never made: skopeo's Docker schema 2 conversion"
+skopeo copy -q --format v2s2 --dest-tls-verify=false "oci:$TEST_DIR/pulled:p" "docker://$R/foreign/hello:v2s2" >/dev/null
+foreign=$(skopeo inspect --tls-verify=false --format '{{.Digest}}' "docker://$R/foreign/hello:v2s2")
+assert_ne "$HELLO" "$foreign" "a Docker schema 2 manifest is other bytes"
+expect_ok pull "${insecure[@]}" "$R/foreign/hello:v2s2"
+assert_eq "$R/foreign/hello:v2s2 $foreign" "$(last_line)" "factory pulls skopeo's Docker image"
+assert_eq "application/vnd.docker.distribution.manifest.v2+json" \
+    "$(jq -r .mediaType "$(blob "$FACTORY_CACHE" "$foreign")")" "stored with its own media type"
+expect_ok cache verify
+assert_contains "$OUT" "clean" "cache verify after the foreign pull"
+
+step "build -o docker:// and export docker://"
+export FACTORY_CACHE=$TEST_DIR/store
+expect_ok build "${insecure[@]}" "$FACTORY_SOURCE_DIR/recipes/hello.toml" -o "docker://$R/built/hello:b1" \
+    -o "oci:$TEST_DIR/also:x"
+assert_contains "$OUT" "docker://$R/built/hello:b1 $HELLO" "build pushes"
+assert_eq "$HELLO" "$(layout_digest "$TEST_DIR/also" x)" "and writes the other outputs"
+expect_ok export "${insecure[@]}" hello:latest "docker://$R/exported/hello:e1"
+assert_eq "docker://$R/exported/hello:e1 $HELLO" "$(last_line)" "export pushes"
+assert_eq "$HELLO" "$(skopeo inspect --tls-verify=false --format '{{.Digest}}' "docker://$R/exported/hello:e1")" \
+    "exported digest"
+
+step "errors: unknown tag, no registry, bad reference, TLS verification on a plain registry"
+expect_exit 1 pull "${insecure[@]}" "$R/test/hello:nope"
+assert_eq "factory: error: registry $R: repository test/hello: GET manifest nope: HTTP 404 (MANIFEST_UNKNOWN: manifest unknown)" \
+    "$(error_line)" "404 names registry, repository, operation, status"
+dead=127.0.0.1:$(free_port)
+expect_exit 1 pull "${insecure[@]}" --retries 1 --retry-time 5 "$dead/test/hello:v1"
+assert_match "^factory: error: registry $dead: GET /v2/: .*(refused|connect).*; gave up after 2 attempts in" \
+    "$(error_line)" "connection refused, retried, then given up"
+expect_exit 2 pull "$R/Bad/Name"
+assert_contains "$(error_line)" "invalid repository component 'Bad'" "a bad reference is a usage error"
+expect_exit 1 pull "$R/test/hello:v1"
+assert_match "^factory: error: registry $R: GET /v2/: .*(SSL|TLS|ssl|tls)" "$(error_line)" \
+    "TLS is required unless --tls-verify=false"
+
+step "podman pulls and runs what factory pushed"
+if command -v podman >/dev/null && privileged; then
+    podman_setup
+    pm pull -q --tls-verify=false "$R/test/hello:v1" >/dev/null
+    assert_eq "Hello from factory" "$(pm run --rm --network none --pull never "$R/test/hello:v1")" \
+        "podman runs the pushed image"
+    assert_eq "$HELLO" "$(pm image inspect --format '{{.Digest}}' "$R/test/hello:v1")" "podman's digest"
+else
+    echo "podman part skipped (needs podman and root)" >&2
+fi
+echo "PASS: $TEST_NAME"
