@@ -107,6 +107,10 @@ struct RunStep {
     // Empty: unset, so the base's config decides, else "/". Otherwise absolute.
     std::string workdir;
     bool network = true; // false: a network namespace with loopback only
+    // Whose CA bundle the step's TLS clients trust: host (the host's, mounted read-only for
+    // the step only, with SSL_CERT_FILE & co. pointing at it) or image (the image's own).
+    enum class Trust { host, image };
+    Trust trust = Trust::host;
     std::vector<CacheMount> cache;
     std::vector<SecretMount> secrets;
     Location where; // of the `run` value
