@@ -15,6 +15,7 @@
 #include "cache/stats.hpp"
 #include "factory/builder/copy.hpp"
 #include "factory/builder/run_step.hpp"
+#include "factory/builder/source_step.hpp"
 #include "factory/sources/debian.hpp"
 #include "factory/builder/step_cache.hpp"
 #include "factory/builder/tree.hpp"
@@ -122,6 +123,13 @@ class Builder {
     void run_stages();
     void run_copy(const recipe::Stage& stage, std::size_t index, StageState& state);
     void run_run(const recipe::Stage& stage, std::size_t index, StageState& state);
+    void run_git(const recipe::Stage& stage, std::size_t index, StageState& state);
+    void run_download(const recipe::Stage& stage, std::size_t index, StageState& state);
+    void run_deps(const recipe::Stage& stage, std::size_t index, StageState& state);
+    void add_run_key(cache::KeyBuilder& kb, const RunContext& ctx, const recipe::RunStep& run,
+                     const std::string& user, const std::string& workdir);
+    RunContext run_context(const recipe::Stage& stage, StageState& state, const std::string& id);
+    SourceContext source_context(const std::string& id);
     void import_debian(const recipe::Stage& stage, StageState& state);
     const runtime::RuntimeChoice& runtime();
     struct StepInfo {
@@ -144,11 +152,12 @@ class Builder {
     std::pair<oci::Descriptor, std::string>
     commit_layer(std::vector<layer::Entry> entries, const cache::KeyBuilder& kb,
                  const std::string& step_id, const std::vector<cache::InputFile>& inputs,
-                 const std::string& kind);
+                 const std::string& kind, std::optional<std::int64_t> epoch = std::nullopt);
     std::optional<cache::ActionRecord> lookup_or_lock(const std::string& key,
                                                       std::optional<cache::KeyLock>& lock);
     void remember_step(const std::string& step_id, const std::string& key);
-    layer::LayerInfo write_layer_blob(std::vector<layer::Entry> entries);
+    layer::LayerInfo write_layer_blob(std::vector<layer::Entry> entries,
+                                      std::optional<std::int64_t> epoch = std::nullopt);
     void apply_config(const recipe::Stage& stage, StageState& state);
     oci::Descriptor publish(StageState& state);
     void write_outputs(const oci::Descriptor& manifest);
@@ -321,7 +330,8 @@ void Builder::ensure_tree(const recipe::Stage& stage, StageState& state) {
     state.tree_known = true;
 }
 
-layer::LayerInfo Builder::write_layer_blob(std::vector<layer::Entry> entries) {
+layer::LayerInfo Builder::write_layer_blob(std::vector<layer::Entry> entries,
+                                           std::optional<std::int64_t> epoch) {
     auto temp = store_.blobs().tmp_dir() / (std::string(temp_prefix) + "layer-" + unique_suffix());
     Fd fd(::open(temp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
     if (!fd) throw Error("cannot create " + temp.string() + ": " + errno_string(errno));
@@ -333,7 +343,7 @@ layer::LayerInfo Builder::write_layer_blob(std::vector<layer::Entry> entries) {
         }
     } guard{temp};
     layer::LayerOptions lo;
-    lo.epoch = recipe_.epoch;
+    lo.epoch = epoch.value_or(recipe_.epoch);
     lo.compression = recipe_.compression == recipe::Compression::zstd ? layer::Compression::zstd
                                                                       : layer::Compression::gzip;
     lo.threads = options_.threads;
@@ -521,8 +531,8 @@ Builder::reuse_layer(const cache::ActionRecord& found, const cache::KeyBuilder& 
 std::pair<oci::Descriptor, std::string>
 Builder::commit_layer(std::vector<layer::Entry> entries, const cache::KeyBuilder& kb,
                       const std::string& step_id, const std::vector<cache::InputFile>& inputs,
-                      const std::string& kind) {
-    auto info = write_layer_blob(std::move(entries));
+                      const std::string& kind, std::optional<std::int64_t> epoch) {
+    auto info = write_layer_blob(std::move(entries), epoch);
     oci::Descriptor desc;
     desc.media_type = info.media_type;
     desc.digest = info.digest;
@@ -593,6 +603,40 @@ StageExec stage_exec(const recipe::Stage& stage, const oci::ImageConfig& config)
     return e;
 }
 
+RunContext Builder::run_context(const recipe::Stage& stage, StageState& state,
+                                const std::string& id) {
+    auto exec = stage_exec(stage, state.config);
+    RunContext ctx;
+    ctx.store_root = store_.dir();
+    ctx.blobs = &store_.blobs();
+    ctx.layers = state.manifest.layers;
+    ctx.diff_ids = state.config.diff_ids();
+    ctx.env = exec.env;
+    ctx.user = exec.user;
+    ctx.workdir = exec.workdir;
+    ctx.epoch = recipe_.epoch;
+    ctx.secrets = &options_.secrets;
+    ctx.on_output = [this, id](std::string_view line) { progress_.output(id, line); };
+    return ctx;
+}
+
+// The key of a command: the command and everything that shapes its world, never a secret's
+// value, a cache mount's content or the host's trust store (docs/cache.md).
+void Builder::add_run_key(cache::KeyBuilder& kb, const RunContext& ctx, const recipe::RunStep& run,
+                          const std::string& user, const std::string& workdir) {
+    for (const auto& a : run.argv())
+        kb.add("arg", a);
+    for (const auto& e : run_environment(ctx, run))
+        kb.add("env", e);
+    kb.add("user", run.user.empty() ? user : run.user);
+    kb.add("workdir", run.workdir.empty() ? workdir : run.workdir);
+    kb.add("network", run.network ? "host" : "none");
+    for (const auto& c : run.cache)
+        kb.add("cache", (c.id.empty() ? c.target : c.id) + "=" + c.target);
+    for (const auto& sm : run.secrets)
+        kb.add("secret", sm.id + "=" + (sm.target.empty() ? "env:" + sm.env : sm.target));
+}
+
 void Builder::run_run(const recipe::Stage& stage, std::size_t index, StageState& state) {
     const auto& run = *stage.steps[index].run;
     std::string id =
@@ -600,38 +644,14 @@ void Builder::run_run(const recipe::Stage& stage, std::size_t index, StageState&
     std::string what = describe_run(run);
     progress_.step_start(id, what);
     try {
-        auto exec = stage_exec(stage, state.config);
-        RunContext ctx;
-        ctx.store_root = store_.dir();
-        ctx.blobs = &store_.blobs();
-        ctx.layers = state.manifest.layers;
-        ctx.diff_ids = state.config.diff_ids();
-        ctx.env = exec.env;
-        ctx.user = exec.user;
-        ctx.workdir = exec.workdir;
-        ctx.epoch = recipe_.epoch;
-        ctx.secrets = &options_.secrets;
-        ctx.on_output = [&](std::string_view line) { progress_.output(id, line); };
-
-        // The key: the command and everything that shapes its world, never a secret's value
-        // or a cache mount's content (docs/cache.md).
+        auto ctx = run_context(stage, state, id);
         cache::KeyBuilder kb;
         kb.add("parent", state.key);
         kb.add("kind", "run");
         kb.add("platform", platform_string(recipe_));
         kb.add("epoch", recipe_.epoch);
         kb.add("compression", recipe_.compression == recipe::Compression::zstd ? "zstd" : "gzip");
-        for (const auto& a : run.argv())
-            kb.add("arg", a);
-        for (const auto& e : run_environment(ctx, run))
-            kb.add("env", e);
-        kb.add("user", run.user.empty() ? exec.user : run.user);
-        kb.add("workdir", run.workdir.empty() ? exec.workdir : run.workdir);
-        kb.add("network", run.network ? "host" : "none");
-        for (const auto& c : run.cache)
-            kb.add("cache", (c.id.empty() ? c.target : c.id) + "=" + c.target);
-        for (const auto& sm : run.secrets)
-            kb.add("secret", sm.id + "=" + (sm.target.empty() ? "env:" + sm.env : sm.target));
+        add_run_key(kb, ctx, run, ctx.user, ctx.workdir);
         std::string key = kb.hex();
         std::string step_id = step_identity(recipe_.file, stage.name, index);
         bool parent_missed = state.missed;
@@ -643,6 +663,153 @@ void Builder::run_run(const recipe::Stage& stage, std::size_t index, StageState&
             auto outcome = execute_run(ctx, run, id);
             return commit_layer(std::move(outcome.entries), kb, step_id, {}, "run");
         });
+    } catch (const Error& e) {
+        progress_.step_failed(id, e.what());
+        throw;
+    }
+}
+
+SourceContext Builder::source_context(const std::string& id) {
+    SourceContext ctx;
+    ctx.store_root = store_.dir();
+    ctx.offline = options_.offline;
+    ctx.on_log = [this, id](std::string_view line) { progress_.output(id, line); };
+    return ctx;
+}
+
+void Builder::run_git(const recipe::Stage& stage, std::size_t index, StageState& state) {
+    const auto& git = *stage.steps[index].git;
+    std::string id =
+        stage.name + " " + std::to_string(index + 1) + "/" + std::to_string(stage.steps.size());
+    std::string what = describe_git(git);
+    progress_.step_start(id, what);
+    try {
+        auto ctx = source_context(id);
+        auto resolved = resolve_git(ctx, git, id);
+        cache::KeyBuilder kb;
+        kb.add("parent", state.key);
+        kb.add("kind", "git");
+        kb.add("platform", platform_string(recipe_));
+        kb.add("epoch", recipe_.epoch);
+        kb.add("compression", recipe_.compression == recipe::Compression::zstd ? "zstd" : "gzip");
+        add_git_key(kb, git, resolved);
+        std::string key = kb.hex();
+        std::string step_id = step_identity(recipe_.file, stage.name, index);
+        bool parent_missed = state.missed;
+        state.key = key;
+        state.tree_known = false;
+        finish_step(state, {id, what, step_id, key, parent_missed, "git"}, kb, {}, {}, [&] {
+            auto out = execute_git(ctx, git, resolved, id);
+            return commit_layer(std::move(out.entries), kb, step_id, {}, "git", out.epoch);
+        });
+    } catch (const Error& e) {
+        progress_.step_failed(id, e.what());
+        throw;
+    }
+}
+
+void Builder::run_download(const recipe::Stage& stage, std::size_t index, StageState& state) {
+    const auto& download = *stage.steps[index].download;
+    std::string id =
+        stage.name + " " + std::to_string(index + 1) + "/" + std::to_string(stage.steps.size());
+    std::string what = describe_download(download);
+    progress_.step_start(id, what);
+    try {
+        auto ctx = source_context(id);
+        cache::KeyBuilder kb;
+        kb.add("parent", state.key);
+        kb.add("kind", "download");
+        kb.add("platform", platform_string(recipe_));
+        kb.add("epoch", recipe_.epoch);
+        kb.add("compression", recipe_.compression == recipe::Compression::zstd ? "zstd" : "gzip");
+        add_download_key(kb, download);
+        std::string key = kb.hex();
+        std::string step_id = step_identity(recipe_.file, stage.name, index);
+        bool parent_missed = state.missed;
+        state.key = key;
+        state.tree_known = false;
+        finish_step(state, {id, what, step_id, key, parent_missed, "download"}, kb, {}, {}, [&] {
+            auto out = execute_download(ctx, download, id);
+            return commit_layer(std::move(out.entries), kb, step_id, {}, "download");
+        });
+    } catch (const Error& e) {
+        progress_.step_failed(id, e.what());
+        throw;
+    }
+}
+
+// deps: the lockfiles copied into dest, then the command run there, in one layer. The key
+// holds the lockfiles' content and the command, not the rest of the source, so editing the
+// source never reinstalls and changing a lockfile does.
+void Builder::run_deps(const recipe::Stage& stage, std::size_t index, StageState& state) {
+    const auto& deps = *stage.steps[index].deps;
+    std::string id =
+        stage.name + " " + std::to_string(index + 1) + "/" + std::to_string(stage.steps.size());
+    std::string what = "deps " + describe_run(deps.run).substr(4) + " (" +
+                       std::to_string(deps.lockfiles.size()) + " lockfiles)";
+    progress_.step_start(id, what);
+    try {
+        ensure_tree(stage, state);
+        recipe::Step copy;
+        copy.kind = recipe::StepKind::copy;
+        recipe::CopyItem item;
+        item.src = deps.lockfiles;
+        item.dest = deps.dest.ends_with('/') ? deps.dest : deps.dest + "/";
+        item.where = deps.where;
+        copy.copy.push_back(item);
+        copy.where = deps.where;
+        CopyContext cc;
+        cc.context = recipe_.context;
+        cc.ignore = ignore_.empty() ? nullptr : &ignore_;
+        cc.named = &recipe_.contexts;
+        cc.lower = &state.tree;
+        std::unordered_map<std::string, struct stat> stats;
+        cc.stats = &stats;
+        auto lock_entries = plan_copy(copy, cc);
+        auto inputs = hash_inputs(lock_entries, stat_cache_, options_.threads, &stats);
+
+        auto ctx = run_context(stage, state, id);
+        cache::KeyBuilder kb;
+        kb.add("parent", state.key);
+        kb.add("kind", "deps");
+        kb.add("platform", platform_string(recipe_));
+        kb.add("epoch", recipe_.epoch);
+        kb.add("compression", recipe_.compression == recipe::Compression::zstd ? "zstd" : "gzip");
+        kb.add("copy", describe_item(item));
+        kb.add("inputs", cache::merkle_digest(inputs));
+        add_run_key(kb, ctx, deps.run, ctx.user, ctx.workdir);
+        std::string key = kb.hex();
+        std::string step_id = step_identity(recipe_.file, stage.name, index);
+        bool parent_missed = state.missed;
+        state.key = key;
+        state.tree_known = false;
+        std::map<std::string, std::string> sources;
+        for (const auto& e : lock_entries)
+            if (!e.source.empty())
+                sources["/" + e.path] =
+                    fs::path(e.source).lexically_proximate(recipe_.context).string();
+        finish_step(state, {id, what, step_id, key, parent_missed, "deps"}, kb, inputs, sources,
+                    [&] {
+                        // The lockfiles as a layer below the run, then in the step's layer.
+                        auto lock_layer = write_layer_blob(lock_entries);
+                        oci::Descriptor desc;
+                        desc.media_type = lock_layer.media_type;
+                        desc.digest = lock_layer.digest;
+                        desc.size = static_cast<std::int64_t>(lock_layer.size);
+                        ctx.layers.push_back(desc);
+                        ctx.diff_ids.push_back(lock_layer.diff_id);
+                        ctx.runtime = &runtime();
+                        auto outcome = execute_run(ctx, deps.run, id);
+                        std::map<std::string, layer::Entry> merged;
+                        for (auto& e : lock_entries)
+                            merged[e.path] = std::move(e);
+                        for (auto& e : outcome.entries)
+                            merged[e.path] = std::move(e); // what the command changed wins
+                        std::vector<layer::Entry> entries;
+                        for (auto& [p, e] : merged)
+                            entries.push_back(std::move(e));
+                        return commit_layer(std::move(entries), kb, step_id, inputs, "deps");
+                    });
     } catch (const Error& e) {
         progress_.step_failed(id, e.what());
         throw;
@@ -778,10 +945,23 @@ void Builder::run_stages() {
     for (const auto& stage : recipe_.stages) {
         StageState state = start_stage(stage);
         for (std::size_t i = 0; i < stage.steps.size(); ++i) {
-            if (stage.steps[i].kind == recipe::StepKind::run)
+            switch (stage.steps[i].kind) {
+            case recipe::StepKind::run:
                 run_run(stage, i, state);
-            else
+                break;
+            case recipe::StepKind::git:
+                run_git(stage, i, state);
+                break;
+            case recipe::StepKind::download:
+                run_download(stage, i, state);
+                break;
+            case recipe::StepKind::deps:
+                run_deps(stage, i, state);
+                break;
+            case recipe::StepKind::copy:
                 run_copy(stage, i, state);
+                break;
+            }
         }
         apply_config(stage, state);
         done_[stage.name] = std::move(state);

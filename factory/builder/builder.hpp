@@ -24,6 +24,7 @@ struct BuildOptions {
     bool explain = false; // say why each step that misses the cache misses (progress events)
     std::string runtime;  // "crun", "runc", a path, or "" (FACTORY_RUNTIME, else detect)
     std::map<std::string, std::string> secrets; // --secret id → value; never stored or logged
+    bool offline = false; // --offline: git and download steps use the store only
 };
 
 // One step as `factory why` reports it.

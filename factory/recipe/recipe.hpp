@@ -119,12 +119,47 @@ struct RunStep {
     std::vector<std::string> argv() const;
 };
 
-enum class StepKind { copy, run };
+// git = { url, ref, dest, submodules, keep_git, depth, mtime }: a commit's tree as a layer.
+struct GitStep {
+    std::string url;          // as written; credentials in it never reach a key, log or layer
+    std::string ref = "HEAD"; // a branch, a tag, a full ref name or a 40-hex commit id
+    std::string dest;         // absolute, normalized
+    bool submodules = false;  // each submodule pinned at its gitlink commit
+    bool keep_git = false;    // a working clone's .git under dest (`git pull` works inside)
+    int depth = 0;            // keep_git: the last `depth` commits only (0: all)
+    enum class Mtime { epoch, commit };
+    Mtime mtime = Mtime::epoch; // the image's epoch, or the commit's committer time
+    Location where;
+};
+
+// download = { url, sha256, dest, mode, extract }: a file verified by its sha256.
+struct DownloadStep {
+    std::string url;
+    std::string sha256;   // 64 lower-case hex digits
+    std::string dest;     // absolute; a trailing '/' (or extract) means a directory
+    unsigned mode = 0644; // of the file (not with extract)
+    bool extract = false; // unpack a tar, tar.gz, tar.zst or zip into dest
+    Location where;
+};
+
+// deps = { lockfile = [...], run, dest, cache, … }: the lockfiles copied into dest, then `run`
+// there; keyed by the lockfiles' content only (not the rest of the source).
+struct DepsStep {
+    std::vector<std::string> lockfiles; // relative to the recipe's context, no glob
+    std::string dest;                   // absolute; the run's workdir unless it sets one
+    RunStep run;                        // run and its options (cache, env, user, network …)
+    Location where;
+};
+
+enum class StepKind { copy, run, git, download, deps };
 
 struct Step {
     StepKind kind = StepKind::copy;
-    std::vector<CopyItem> copy; // StepKind::copy
-    std::optional<RunStep> run; // StepKind::run
+    std::vector<CopyItem> copy;           // StepKind::copy
+    std::optional<RunStep> run;           // StepKind::run
+    std::optional<GitStep> git;           // StepKind::git
+    std::optional<DownloadStep> download; // StepKind::download
+    std::optional<DepsStep> deps;         // StepKind::deps
     Location where;
 };
 
