@@ -87,8 +87,13 @@ SourceOutcome execute_git(const SourceContext& ctx, const recipe::GitStep& step,
                           const sources::ResolvedRef& resolved, const std::string& id) {
     SourceOutcome out;
     out.scratch = std::make_unique<TempDir>(ctx.store_root / "tmp", "git-");
-    fs::path content = out.scratch->path() / "blobs";
-    fs::create_directories(content);
+    // The blobs' contents stay beside the mirror, one file per blob id, from build to build: a
+    // new commit writes only the blobs it changed (and creating thousands of files right after
+    // deleting as many is very slow on ext4: MACHINE-NOTES.md "The disk and memory").
+    fs::path content = resolved.mirror.parent_path() / (resolved.mirror.stem().string() + ".blobs");
+    std::error_code ec;
+    fs::create_directories(content, ec);
+    if (ec) throw Error(id + ": cannot create " + content.string() + ": " + ec.message());
     auto m = mirrors(ctx);
     std::string dest = relative_dest(step.dest);
     auto tree = m.tree_entries(resolved, {dest, step.submodules, content});

@@ -73,7 +73,7 @@ class BatchWriter {
             if (chunk.front() != '\n') return Unexpected("git cat-file: malformed output");
             chunk.remove_prefix(1);
             in_body_ = false;
-            fd_.reset();
+            if (auto r = publish(); !r) return r;
         }
         return {};
     }
@@ -91,12 +91,34 @@ class BatchWriter {
             return Unexpected("git cat-file: unexpected object " + h);
         remaining_ = std::stoull(h.substr(sp2 + 1));
         in_body_ = true;
-        fd_.reset(::open((dir_ / id).c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-                         0644));
-        if (!fd_)
-            return Unexpected("cannot create " + (dir_ / id).string() + ": " + errno_string(errno));
+        // A temp name, renamed when complete: another build may read the same blob's file.
+        id_ = id;
+        temp_ = dir_ / (std::string(temp_prefix) + id + "-" + unique_suffix());
+        fd_.reset(
+            ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644));
+        if (!fd_) return Unexpected("cannot create " + temp_.string() + ": " + errno_string(errno));
         return {};
     }
+
+    Result<void> publish() {
+        fd_.reset();
+        if (::rename(temp_.c_str(), (dir_ / id_).c_str()) != 0) {
+            int err = errno;
+            ::unlink(temp_.c_str());
+            return Unexpected("cannot rename " + temp_.string() + ": " + errno_string(err));
+        }
+        temp_.clear();
+        return {};
+    }
+
+  public:
+    ~BatchWriter() {
+        if (!temp_.empty()) ::unlink(temp_.c_str());
+    }
+
+  private:
+    std::string id_;
+    fs::path temp_;
 
     fs::path dir_;
     std::string header_;

@@ -6,7 +6,7 @@
 //                         nothing; offline: the mirror's refs only)
 //   commit ──tree_entries──▶ layer::Entry list (modes 0644/0755 as git records them, symlinks
 //                         kept, submodules pinned at their recorded commits) whose contents are
-//                         files named by their blob id in a scratch directory
+//                         files named by their blob id in a directory the caller keeps
 //   commit ──working_clone──▶ a .git directory holding exactly that history, origin = url, so
 //                         `git pull` in the image fetches only what is new
 //
@@ -59,7 +59,10 @@ struct Submodule {
 struct TreeOptions {
     std::string dest;        // where the tree goes in the layer, relative ("src/app"), "" = root
     bool submodules = false; // false: a submodule is an empty directory, as a plain checkout has
-    fs::path content_dir;    // an existing directory for the blobs' contents (one file per blob)
+    // An existing directory for the blobs' contents, one file per blob id; a blob already
+    // there is not written again, so a directory kept from build to build makes a new commit
+    // cost only the blobs it changed.
+    fs::path content_dir;
 };
 
 struct Tree {
