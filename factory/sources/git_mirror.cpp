@@ -184,6 +184,32 @@ layer::Entry dir_entry(const std::string& path) {
     return e;
 }
 
+// A tree entry named ".git" (any case, as git's verify_path) would plant a repository's config
+// or hooks in the layer, which git run there later would obey.
+bool has_git_component(std::string_view path) {
+    std::size_t i = 0;
+    while (i <= path.size()) {
+        auto j = path.find('/', i);
+        if (j == std::string_view::npos) j = path.size();
+        auto part = path.substr(i, j - i);
+        if (part.size() == 4 && part[0] == '.' && (part[1] | 0x20) == 'g' &&
+            (part[2] | 0x20) == 'i' && (part[3] | 0x20) == 't')
+            return true;
+        i = j + 1;
+    }
+    return false;
+}
+
+// A submodule's URL comes from the repository, not the recipe: only network schemes, so a
+// hostile .gitmodules can't make the build read a repository of the host. A local
+// superproject (a path or file://) may name local submodules.
+bool allowed_submodule_url(const std::string& super, const std::string& url) {
+    for (const char* scheme : {"https://", "http://", "git://", "ssh://"})
+        if (url.starts_with(scheme)) return true;
+    bool local_super = super.starts_with("/") || super.starts_with("file://");
+    return local_super && (url.starts_with("/") || url.starts_with("file://"));
+}
+
 } // namespace
 
 bool is_commit_id(std::string_view s) noexcept {
@@ -459,6 +485,9 @@ Result<void> GitMirrors::add_tree(const ResolvedRef& resolved, const std::string
         std::string path = join_path(prefix, r.path);
         if (auto c = layer::check_path(path); !c)
             return Unexpected(resolved.url + " " + resolved.commit + ": " + c.error());
+        if (has_git_component(r.path))
+            return Unexpected(resolved.url + " " + resolved.commit + ": path " + quote(r.path) +
+                              " has a .git component (git itself refuses to check it out)");
         if (r.type == "commit") {
             gitlinks.push_back(&r);
             continue;
@@ -548,6 +577,10 @@ Result<void> GitMirrors::add_tree(const ResolvedRef& resolved, const std::string
             return Unexpected(resolved.url + " " + resolved.commit + ": submodule " +
                               quote(g->path) + " has no url in .gitmodules");
         url = resolve_relative_url(resolved.url, url);
+        if (!allowed_submodule_url(resolved.url, url))
+            return Unexpected(resolved.url + " " + resolved.commit + ": submodule " +
+                              quote(g->path) + ": URL " + quote(url) +
+                              " is not a network URL (https, http, git, ssh)");
         auto sub = resolve(url, g->id);
         if (!sub) return Unexpected("submodule " + quote(g->path) + ": " + sub.error());
         std::string path = join_path(prefix, g->path);

@@ -674,6 +674,8 @@ TEST_F(RecipeParser, SourceStepErrors) {
               file() +
                   ":5:1: step option 'cache' applies to run steps only (a deps step takes them "
                   "inside deps = { … })");
+    EXPECT_EQ(error(image + "[[step]]\nrun = \"true\"\ntrust = \"x\"\n"),
+              file() + ":5:9: [[step]] trust: expected \"host\" or \"image\", got \"x\"");
     EXPECT_EQ(error(image + "[[step]]\ncache = [\"/x\"]\n"),
               file() + ":3:1: [[step]]: needs one of copy, run, git, deps, download");
     EXPECT_EQ(error(image + "[[step]]\n"),

@@ -296,6 +296,26 @@ TEST(GitMirror, CredentialsStayOutOfErrorsAndConfig) {
         EXPECT_EQ(l.find("s3cr3t"), std::string::npos) << l;
 }
 
+TEST(GitMirror, ATreeWithADotGitPathIsRefused) {
+    Fixture f;
+    // A tree entry ".GIT/config" (git's index refuses it; plumbing can still write the tree).
+    std::string blob = sh("cd " + f.repo.string() + " && echo x | git hash-object -w --stdin");
+    std::string inner = sh("cd " + f.repo.string() + " && printf '100644 blob " + blob +
+                           "\\tconfig\\n' | git mktree");
+    std::string top = sh("cd " + f.repo.string() + " && printf '040000 tree " + inner +
+                         "\\t.GIT\\n' | git mktree");
+    std::string commit = sh("cd " + f.repo.string() + " && git commit-tree -m evil " + top);
+    sh("cd " + f.repo.string() + " && git update-ref refs/heads/evil " + commit);
+    auto m = f.mirrors(f.dir / "store");
+    auto r = m.resolve(f.repo.string(), "evil");
+    ASSERT_TRUE(r) << r.error();
+    fs::create_directories(f.dir / "content");
+    auto tree = m.tree_entries(*r, {"", false, f.dir / "content"});
+    ASSERT_FALSE(tree);
+    EXPECT_NE(tree.error().find("path '.GIT/config' has a .git component"), std::string::npos)
+        << tree.error();
+}
+
 TEST(RemoteUrl, SplitsCredentialsAndResolvesRelativeUrls) {
     auto r = parse_remote_url("https://me:p%40ss@example.com/a/b.git");
     ASSERT_TRUE(r);
