@@ -1,9 +1,10 @@
 #pragma once
-// Builds a recipe into the store: plans its stages, writes each step's layer, assembles the
-// output stage's config and manifest, tags it `name:tag` in the store and writes the
-// requested outputs.
+// Builds recipes into the store: plans their stages (plan.hpp), runs the plans (execute.hpp),
+// assembles the output stage's config and manifest, writes the requested outputs and then
+// tags it `name:tag` in the store.
 
 #include <cstdint>
+#include <exception>
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -24,6 +25,7 @@ struct BuildOptions {
     bool explain = false; // say why each step that misses the cache misses (progress events)
     std::string runtime;  // "crun", "runc", a path, or "" (FACTORY_RUNTIME, else detect)
     std::map<std::string, std::string> secrets; // --secret id → value; never stored or logged
+    unsigned jobs = 0;    // --jobs: stages running at once over all recipes; 0 = one per core
     bool offline = false; // --offline: git and download steps use the store only
 };
 
@@ -45,6 +47,18 @@ struct BuildResult {
 // Throws Error: ExitCode::usage for recipe problems, ExitCode::failure for build failures.
 BuildResult build_recipe(const std::filesystem::path& recipe, const BuildOptions& options,
                          Progress& progress);
+
+// One recipe's end in build_recipes: its result, or the error that stopped it.
+struct RecipeOutcome {
+    std::optional<BuildResult> result;
+    std::exception_ptr error; // a factory::Error (or another exception) when it failed
+};
+
+// Builds the recipes at the same time, their stages sharing `options.jobs` slots; a failing
+// recipe doesn't stop the others. Throws Error (before anything runs) for a recipe that can't
+// be loaded or planned; the outcomes are in the recipes' order.
+std::vector<RecipeOutcome> build_recipes(const std::vector<std::filesystem::path>& recipes,
+                                         const BuildOptions& options, Progress& progress);
 
 // Plans every step of the recipe and computes its cache key, as a build would, without
 // building anything or writing to the store (beyond the stat cache): for each step, whether it

@@ -1,5 +1,7 @@
 #include "factory/builder/source_step.hpp"
 
+#include "factory/builder/key_fields.hpp"
+
 #include "factory/sources/archive.hpp"
 #include "factory/sources/download.hpp"
 #include "factory/sources/trust.hpp"
@@ -72,15 +74,15 @@ sources::ResolvedRef resolve_git(const SourceContext& ctx, const recipe::GitStep
 
 void add_git_key(cache::KeyBuilder& kb, const recipe::GitStep& step,
                  const sources::ResolvedRef& resolved) {
-    kb.add("git-url", resolved.url);
-    kb.add("git-commit", resolved.commit);
+    kb.add(field::git_url, resolved.url);
+    kb.add(field::git_commit, resolved.commit);
     // A working clone holds the ref's name (its branch); the tree alone does not.
-    if (step.keep_git) kb.add("git-ref", resolved.name);
-    kb.add("dest", relative_dest(step.dest));
-    kb.add("submodules", step.submodules ? "yes" : "no");
-    kb.add("keep-git", step.keep_git ? "yes" : "no");
-    kb.add("depth", step.depth);
-    kb.add("mtime", step.mtime == recipe::GitStep::Mtime::commit ? "commit" : "epoch");
+    if (step.keep_git) kb.add(field::git_ref, resolved.name);
+    kb.add(field::dest, relative_dest(step.dest));
+    kb.add(field::submodules, step.submodules ? "yes" : "no");
+    kb.add(field::keep_git, step.keep_git ? "yes" : "no");
+    kb.add(field::depth, step.depth);
+    kb.add(field::mtime, step.mtime == recipe::GitStep::Mtime::commit ? "commit" : "epoch");
 }
 
 SourceOutcome execute_git(const SourceContext& ctx, const recipe::GitStep& step,
@@ -114,12 +116,12 @@ SourceOutcome execute_git(const SourceContext& ctx, const recipe::GitStep& step,
 }
 
 void add_download_key(cache::KeyBuilder& kb, const recipe::DownloadStep& step) {
-    kb.add("sha256", step.sha256);
-    kb.add("dest", step.dest);
+    kb.add(field::sha256, step.sha256);
+    kb.add(field::dest, step.dest);
     // A dest ending in '/' takes the file's name from the URL.
-    if (!step.extract && step.dest.ends_with('/')) kb.add("name", url_basename(step.url));
-    kb.add("mode", static_cast<std::int64_t>(step.mode));
-    kb.add("extract", step.extract ? "yes" : "no");
+    if (!step.extract && step.dest.ends_with('/')) kb.add(field::file_name, url_basename(step.url));
+    kb.add(field::mode, static_cast<std::int64_t>(step.mode));
+    kb.add(field::extract, step.extract ? "yes" : "no");
 }
 
 SourceOutcome execute_download(const SourceContext& ctx, const recipe::DownloadStep& step,

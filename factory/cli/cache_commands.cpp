@@ -8,6 +8,7 @@
 #include "cache/gc.hpp"
 #include "cache/stats.hpp"
 #include "cache/verify.hpp"
+#include "factory/builder/key_fields.hpp"
 #include "factory/oci/layout.hpp"
 #include "factory/runtime/snapshot_store.hpp"
 #include "factory/shell/environment.hpp"
@@ -122,11 +123,8 @@ int run_cache_ls(const fs::path& root) {
         auto rec = actions.read(r.key);
         std::string kind = "?", what;
         if (rec) {
-            for (const auto& [tag, value] : rec->fields) {
-                if (tag == "kind") kind = value;
-                if (tag == "copy" && what.empty()) what = value;
-                if (tag == "content" && what.empty()) what = value;
-            }
+            kind = builder::field_value(rec->fields, builder::field::kind);
+            what = builder::describe_record(rec->fields);
         }
         if (what.size() > 60) what = what.substr(0, 57) + "...";
         std::printf("%-14s %-6s %-10s %-10s %s\n", r.key.substr(0, 12).c_str(), kind.c_str(),

@@ -13,6 +13,7 @@
 
 #include "cache/root.hpp"
 #include "factory/builder/builder.hpp"
+#include "factory/builder/plan.hpp"
 #include "factory/cli/cache_commands.hpp"
 #include "factory/cli/commands.hpp"
 #include "factory/cli/shell_commands.hpp"
@@ -69,15 +70,64 @@ struct BuildArgs {
     bool offline = false;
     std::string runtime;
     std::vector<std::string> secrets;
+    unsigned jobs = 0;
+    bool dry_run = false, json = false;
 };
 
 builder::BuildOptions base_options(const std::string& cache_dir,
-                                 const std::vector<std::string>& args) {
+                                   const std::vector<std::string>& args) {
     builder::BuildOptions options;
     options.store_root = cache::store_root(cache_dir);
     options.args = parse_args(args);
     options.source_date_epoch = builder::source_date_epoch_from_env();
     return options;
+}
+
+int print_plans(const std::vector<std::string>& recipes, const builder::BuildOptions& options,
+                bool json, Progress& progress) {
+    std::vector<builder::Plan> plans;
+    for (const auto& r : recipes)
+        plans.push_back(builder::plan_recipe(r, options, progress));
+    std::string out = json ? builder::plan_json(plans) : "";
+    if (!json)
+        for (const auto& p : plans)
+            out += builder::plan_text(p);
+    std::fputs(out.c_str(), stdout);
+    return 0;
+}
+
+// stdout in the recipes' order, whichever finished first (docs/cli.md); then the errors.
+int print_outcomes(const std::vector<builder::RecipeOutcome>& outcomes,
+                   const std::vector<std::string>& recipes, const std::string& digest_file) {
+    std::string digests;
+    for (const auto& o : outcomes) {
+        if (!o.result) continue;
+        std::printf("%s:%s %s\n", o.result->name.c_str(), o.result->tags.front().c_str(),
+                    o.result->manifest_digest.c_str());
+        digests += o.result->manifest_digest + "\n";
+    }
+    std::fflush(stdout);
+    std::exception_ptr first;
+    for (std::size_t i = 0; i < outcomes.size(); ++i)
+        if (outcomes[i].error) {
+            if (!first) first = outcomes[i].error;
+            if (outcomes.size() == 1) break;
+            try {
+                std::rethrow_exception(outcomes[i].error);
+            } catch (const std::exception& e) {
+                // Several recipes: each error says whose it is (unless it names the file).
+                std::string what = e.what();
+                if (!what.starts_with(recipes[i])) what = recipes[i] + ": " + what;
+                std::fprintf(stderr, "factory: error: %s\n", what.c_str());
+            }
+        }
+    if (first && outcomes.size() == 1) std::rethrow_exception(first);
+    if (first) return static_cast<int>(ExitCode::failure);
+    if (!digest_file.empty()) {
+        write_file_atomic(digest_file, digests);
+        value_or_throw(runtime::give_to_caller(digest_file));
+    }
+    return 0;
 }
 
 int run_build(const BuildArgs& a, const std::string& cache_dir) {
@@ -93,22 +143,12 @@ int run_build(const BuildArgs& a, const std::string& cache_dir) {
         options.secrets.insert(parse_secret(spec));
     if (a.outputs.size() > 0 && a.recipes.size() > 1)
         throw usage_error("-o takes a single recipe; build the recipes one at a time");
+    options.jobs = a.jobs;
     Progress progress(*mode);
-    std::vector<builder::BuildResult> results;
-    for (const auto& recipe : a.recipes)
-        results.push_back(builder::build_recipe(recipe, options, progress));
-    std::string digests;
-    for (const auto& r : results) {
-        std::printf("%s:%s %s\n", r.name.c_str(), r.tags.front().c_str(),
-                    r.manifest_digest.c_str());
-        digests += r.manifest_digest + "\n";
-    }
-    std::fflush(stdout);
-    if (!a.digest_file.empty()) {
-        write_file_atomic(a.digest_file, digests);
-        value_or_throw(runtime::give_to_caller(a.digest_file));
-    }
-    return 0;
+    if (a.dry_run) return print_plans(a.recipes, options, a.json, progress);
+    std::vector<std::filesystem::path> recipes(a.recipes.begin(), a.recipes.end());
+    auto outcomes = builder::build_recipes(recipes, options, progress);
+    return print_outcomes(outcomes, a.recipes, a.digest_file);
 }
 
 // Rootless (docs/runtime.md "Rootless"): how much a non-root caller's command needs factory's
@@ -203,6 +243,11 @@ int run(int argc, char** argv) {
         "OCI runtime for RUN steps: crun, runc or a path (default: $FACTORY_RUNTIME, else detect)");
     build->add_option("--secret", build_args.secrets,
                       "Give RUN steps a secret: id=ID,src=FILE or id=ID,env=VAR (never stored)");
+    build->add_option("-j,--jobs", build_args.jobs,
+                      "Stages to run at once over all recipes (default: the number of cores)");
+    build->add_flag("--dry-run", build_args.dry_run,
+                    "Print the plan (stages, steps, keys, cached or not); build nothing");
+    build->add_flag("--json", build_args.json, "With --dry-run: the plan as JSON");
 
     ExportArgs export_args;
     auto* export_cmd = app.add_subcommand("export", "Write an image of the store to destinations");

@@ -86,8 +86,11 @@ Progress::~Progress() {
     if (ticker_.joinable()) ticker_.join();
 }
 
-double Progress::elapsed() const {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - step_started_).count();
+double Progress::elapsed(const std::string& id) const {
+    auto now = std::chrono::steady_clock::now();
+    for (const auto& r : running_)
+        if (r.id == id) return std::chrono::duration<double>(now - r.started).count();
+    return std::chrono::duration<double>(now - started_).count();
 }
 
 void Progress::tick_loop() {
@@ -95,16 +98,46 @@ void Progress::tick_loop() {
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
         std::lock_guard lock(mutex_);
         if (stop_) return;
-        if (!running_id_.empty()) redraw_locked();
+        if (!running_.empty()) redraw_locked();
     }
 }
 
+void Progress::clear_locked() {
+    if (mode_ != ProgressMode::tty) return;
+    if (drawn_ > 1) std::fprintf(out_, "\033[%zuA", drawn_ - 1);
+    std::fprintf(out_, "\r\033[J");
+    drawn_ = 0;
+}
+
+// One line per running step; the cursor stays at the end of the last one, so the next full
+// line starts after clear_locked().
 void Progress::redraw_locked() {
+    clear_locked();
     const char* dim = color_ ? "\033[36m" : "";
     const char* reset = color_ ? "\033[0m" : "";
-    std::fprintf(out_, "\r\033[K%s=> [%s]%s %s %.1fs", dim, running_id_.c_str(), reset,
-                 running_what_.c_str(), elapsed());
+    auto now = std::chrono::steady_clock::now();
+    for (std::size_t i = 0; i < running_.size(); ++i) {
+        const auto& r = running_[i];
+        // A line that wraps would break the cursor arithmetic: the description is cut.
+        auto what = r.what.size() > 60 ? r.what.substr(0, 57) + "..." : r.what;
+        std::fprintf(out_, "%s%s=> [%s]%s %s %.1fs", i ? "\n" : "", dim, r.id.c_str(), reset,
+                     what.c_str(), std::chrono::duration<double>(now - r.started).count());
+    }
+    drawn_ = running_.size();
     std::fflush(out_);
+}
+
+std::pair<std::string, double> Progress::finish_locked(const std::string& id) {
+    for (auto it = running_.begin(); it != running_.end(); ++it)
+        if (it->id == id) {
+            auto secs =
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - it->started)
+                    .count();
+            auto what = std::move(it->what);
+            running_.erase(it);
+            return {what, secs};
+        }
+    return {"", 0.0};
 }
 
 void Progress::emit_json(const char* event, const std::string& id, const std::string& text,
@@ -116,9 +149,8 @@ void Progress::emit_json(const char* event, const std::string& id, const std::st
 
 void Progress::step_start(const std::string& id, const std::string& what) {
     std::lock_guard lock(mutex_);
-    running_id_ = id;
-    running_what_ = what;
-    step_started_ = std::chrono::steady_clock::now();
+    finish_locked(id); // an id is running once
+    running_.push_back({id, what, std::chrono::steady_clock::now()});
     switch (mode_) {
     case ProgressMode::tty:
         redraw_locked();
@@ -137,15 +169,15 @@ void Progress::step_start(const std::string& id, const std::string& what) {
 
 void Progress::step_done(const std::string& id, const std::string& result, bool cached) {
     std::lock_guard lock(mutex_);
-    double secs = elapsed();
-    std::string what = running_what_;
-    running_id_.clear();
+    auto [what, secs] = finish_locked(id);
     switch (mode_) {
     case ProgressMode::tty: {
         const char* green = color_ ? "\033[32m" : "";
         const char* reset = color_ ? "\033[0m" : "";
-        std::fprintf(out_, "\r\033[K%s=> [%s]%s %s %s%s %.1fs\n", green, id.c_str(), reset,
-                     what.c_str(), cached ? "CACHED " : "", result.c_str(), secs);
+        clear_locked();
+        std::fprintf(out_, "%s=> [%s]%s %s %s%s %.1fs\n", green, id.c_str(), reset, what.c_str(),
+                     cached ? "CACHED " : "", result.c_str(), secs);
+        if (!running_.empty()) redraw_locked();
         break;
     }
     case ProgressMode::plain:
@@ -163,13 +195,14 @@ void Progress::step_done(const std::string& id, const std::string& result, bool 
 
 void Progress::step_failed(const std::string& id, const std::string& message) {
     std::lock_guard lock(mutex_);
-    double secs = elapsed();
-    running_id_.clear();
+    double secs = finish_locked(id).second;
     switch (mode_) {
     case ProgressMode::tty: {
         const char* red = color_ ? "\033[31m" : "";
         const char* reset = color_ ? "\033[0m" : "";
-        std::fprintf(out_, "\r\033[K%s=> [%s] FAILED%s %.1fs\n", red, id.c_str(), reset, secs);
+        clear_locked();
+        std::fprintf(out_, "%s=> [%s] FAILED%s %.1fs\n", red, id.c_str(), reset, secs);
+        if (!running_.empty()) redraw_locked();
         break;
     }
     case ProgressMode::plain:
@@ -188,14 +221,15 @@ void Progress::output(const std::string& id, std::string_view line) {
     std::lock_guard lock(mutex_);
     switch (mode_) {
     case ProgressMode::tty:
-        std::fprintf(out_, "\r\033[K    %.*s\n", static_cast<int>(line.size()), line.data());
-        if (!running_id_.empty()) redraw_locked();
+        clear_locked();
+        std::fprintf(out_, "    %.*s\n", static_cast<int>(line.size()), line.data());
+        if (!running_.empty()) redraw_locked();
         break;
     case ProgressMode::plain:
         std::fprintf(out_, "[%s] | %.*s\n", id.c_str(), static_cast<int>(line.size()), line.data());
         break;
     case ProgressMode::json:
-        emit_json("output", id, std::string(line), elapsed());
+        emit_json("output", id, std::string(line), elapsed(id));
         break;
     default:
         return;
@@ -209,10 +243,12 @@ void Progress::event(const std::string& kind, const std::string& message) {
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
     switch (mode_) {
     case ProgressMode::tty:
+        clear_locked();
+        std::fprintf(out_, "%s: %s\n", kind.c_str(), message.c_str());
+        if (!running_.empty()) redraw_locked();
+        break;
     case ProgressMode::plain:
-        std::fprintf(out_, "%s%s: %s\n", mode_ == ProgressMode::tty ? "\r\033[K" : "", kind.c_str(),
-                     message.c_str());
-        if (mode_ == ProgressMode::tty && !running_id_.empty()) redraw_locked();
+        std::fprintf(out_, "%s: %s\n", kind.c_str(), message.c_str());
         break;
     case ProgressMode::json:
         emit_json(kind.c_str(), "", message, total);

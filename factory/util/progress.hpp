@@ -1,6 +1,7 @@
 #pragma once
 // Build progress on stderr, in one of three forms:
-//   tty   — a live view: the running step's line is redrawn with its elapsed time;
+//   tty   — a live view: each running step has a line, redrawn with its elapsed time (steps of
+//           a parallel build run at the same time);
 //   plain — one line per event, for CI logs;
 //   json  — one JSON object per line, for machines.
 // NO_COLOR (any value) turns colour off in the tty form. Thread-safe.
@@ -13,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace factory {
 
@@ -41,18 +43,25 @@ class Progress {
     void event(const std::string& kind, const std::string& message);
 
   private:
+    struct Running {
+        std::string id, what;
+        std::chrono::steady_clock::time_point started;
+    };
     void tick_loop();
     void redraw_locked();
+    void clear_locked(); // tty: erases the running steps' lines
+    // Forgets a running step; returns its description and elapsed seconds.
+    std::pair<std::string, double> finish_locked(const std::string& id);
     void emit_json(const char* event, const std::string& id, const std::string& text,
                    double seconds);
-    double elapsed() const;
+    double elapsed(const std::string& id) const;
 
     ProgressMode mode_;
     std::FILE* out_;
     bool color_ = false;
     std::mutex mutex_;
-    std::string running_id_, running_what_;
-    std::chrono::steady_clock::time_point step_started_;
+    std::vector<Running> running_; // in start order
+    std::size_t drawn_ = 0;        // tty: running lines on screen below the last full line
     std::chrono::steady_clock::time_point started_;
     bool stop_ = false;
     std::thread ticker_;

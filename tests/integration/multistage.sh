@@ -107,4 +107,95 @@ EOF
 run_factory build ctx/nopath.toml
 [[ $RC -eq 1 || $RC -eq 2 ]] || fail "copy of a missing path from a stage: exit $RC (want 1 or 2)"
 assert_contains "$(error_line)" "out/absent" "the missing path is named"
+
+# ---- stages made by RUN steps, base-only stages, files of a base image --------------------
+# The recipe a team writes: a builder stage that makes the program with a RUN step, a final
+# stage that copies the result. Whoever copies from a stage sees its whole file system.
+if ! privileged || ! command -v runc >/dev/null 2>&1; then
+    step "skipped: stages made by RUN steps need root with CAP_SYS_ADMIN and runc"
+    echo "PASS: $TEST_NAME"
+    exit 0
+fi
+bb=$(busybox_context)
+step "a busybox base image in an OCI layout: a file, a directory, a file to delete"
+write ctx/bbbase.toml <<EOF
+[image]
+name = "bbbase"
+
+[contexts]
+busybox = "$bb"
+
+[base]
+image = "scratch"
+
+[[step]]
+copy = [{ context = "busybox", src = "busybox", dest = "/bin/busybox", mode = "0755" }]
+
+[[step]]
+run = ["/bin/busybox", "sh", "-c", "/bin/busybox --install -s /bin && mkdir -p /etc/conf.d && echo from-base >/etc/base.txt && echo in-dir >/etc/conf.d/a.conf && echo doomed >/etc/doomed.txt"]
+
+[config]
+env = { PATH = "/bin" }
+EOF
+build -o "oci:$TEST_DIR/bblayout" ctx/bbbase.toml >/dev/null
+
+write ctx/team.toml <<EOF
+[image]
+name = "team"
+
+[stage.builder.base]
+image = "oci:$TEST_DIR/bblayout"
+
+[[stage.builder.step]]
+run = """
+mkdir -p /src /out/share/doc && cd /src &&
+printf 'echo compiled\\\\n' >app.sh && cp app.sh /out/app && chmod 0755 /out/app &&
+echo docs >/out/share/doc/README &&
+ln -s /etc/base.txt /out/base-link &&
+rm /etc/doomed.txt
+"""
+
+[stage.plain.base]
+image = "oci:$TEST_DIR/bblayout"
+
+[base]
+image = "scratch"
+
+[[step]]
+copy = [
+  { from = "builder", src = "/out/app", dest = "/app" },
+  { from = "builder", src = "/etc/base.txt", dest = "/from-builders-base.txt" },
+  { from = "builder", src = "/out/share", dest = "/share" },
+  { from = "builder", src = "/out/base-link", dest = "/through-link.txt" },
+  { from = "plain", src = "/etc/conf.d", dest = "/conf.d" },
+  { from = "plain", src = "/etc/doomed.txt", dest = "/doomed-from-plain.txt" },
+]
+EOF
+step "a builder stage made by a RUN step, a base-only stage, files of the base"
+team=$(build ctx/team.toml)
+entries=$(all_entries "$store" team:latest)
+layer=$(image_layers "$store" team:latest)
+assert_eq 1 "$(echo "$layer" | wc -l)" "the final image has its own layer only"
+assert_match '(^|'$'\n'')f 0755 0:0 [0-9]+ 0 app('$'\n''|$)' "$entries" "the RUN-made file"
+assert_eq "echo compiled" "$(tar_cat "$layer" app)" "the RUN-made file's content"
+assert_eq "from-base" "$(tar_cat "$layer" from-builders-base.txt)" \
+    "a file of the builder's base image"
+assert_eq "docs" "$(tar_cat "$layer" share/doc/README)" "a directory the RUN step made"
+assert_eq "from-base" "$(tar_cat "$layer" through-link.txt)" \
+    "a symlink made by RUN whose target is in a lower layer"
+assert_eq "in-dir" "$(tar_cat "$layer" conf.d/a.conf)" "a directory of a base-only stage"
+assert_eq "doomed" "$(tar_cat "$layer" doomed-from-plain.txt)" "a file of a base-only stage"
+assert_eq "$team" "$(build ctx/team.toml)" "a cached rebuild is the same"
+
+step "a file a RUN step deleted is gone for whoever copies from the stage"
+sed 's|{ from = "plain", src = "/etc/doomed.txt", dest = "/doomed-from-plain.txt" },|{ from = "builder", src = "/etc/doomed.txt", dest = "/doomed" },|' \
+    ctx/team.toml >ctx/deleted.toml
+run_factory build ctx/deleted.toml
+[[ $RC -eq 1 || $RC -eq 2 ]] || fail "copy of a file a RUN step deleted: exit $RC"$'\n'"$ERR"
+assert_contains "$(error_line)" "source 'etc/doomed.txt' does not exist in stage 'builder'" \
+    "the deleted file is named"
+
+step "why in a fresh store: a copy from a stage that would rebuild"
+expect_ok --cache "$TEST_DIR/fresh" why ctx/team.toml
+assert_contains "$OUT" "stage 'builder' rebuilds first" "why says the source stage rebuilds"
 echo "PASS: $TEST_NAME"

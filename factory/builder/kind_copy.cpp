@@ -1,0 +1,174 @@
+// A copy step: files from the context, a named context or another stage, as one layer.
+//
+// Key: parent, kind=copy, platform, epoch, compression, copy (one per item: its src, dest, mode,
+// uid, gid, from, context), inputs (the merkle digest of every file as it lands in the layer).
+// A copy layer's bytes are a function of its entries alone, so it is also recorded under a
+// content key (kind=copy-layer, epoch, compression, inputs): when only an earlier step changed,
+// the layer is found by content and reused, never written again.
+
+#include <sys/stat.h>
+
+#include <unordered_map>
+
+#include "factory/builder/copy.hpp"
+#include "factory/builder/key_fields.hpp"
+#include "factory/builder/step_cache.hpp"
+#include "factory/builder/step_kind.hpp"
+
+namespace factory::builder {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string describe_item(const recipe::CopyItem& item) {
+    std::string out;
+    for (const auto& s : item.src)
+        out += "src=" + s + ";";
+    out += "dest=" + item.dest + ";";
+    if (item.mode) {
+        char buf[16];
+        std::snprintf(buf, sizeof buf, "%04o", *item.mode);
+        out += std::string("mode=") + buf + ";";
+    }
+    if (item.uid) out += "uid=" + std::to_string(*item.uid) + ";";
+    if (item.gid) out += "gid=" + std::to_string(*item.gid) + ";";
+    if (!item.from_stage.empty()) out += "from=" + item.from_stage + ";";
+    if (!item.context.empty()) out += "context=" + item.context + ";";
+    return out;
+}
+
+cache::KeyBuilder content_key(const recipe::Recipe& recipe, const std::string& inputs) {
+    cache::KeyBuilder content;
+    content.add(field::kind, "copy-layer");
+    content.add(field::epoch, recipe.epoch);
+    content.add(field::compression, compression_name(recipe));
+    content.add(field::inputs, inputs);
+    return content;
+}
+
+class CopyKind final : public StepKind {
+  public:
+    std::string_view name() const override { return "copy"; }
+
+    bool handles(const StepRef& s) const override {
+        return !s.is_base() && s.step().kind == recipe::StepKind::copy;
+    }
+
+    std::string describe(const StepRef& s, const recipe::Recipe&) const override {
+        std::string out = "copy";
+        for (const auto& item : s.step().copy) {
+            std::string src;
+            for (const auto& x : item.src)
+                src += (src.empty() ? "" : " ") + x;
+            if (!item.from_stage.empty()) src = item.from_stage + ":" + src;
+            if (!item.context.empty()) src = item.context + ":" + src;
+            out += " " + src + " -> " + item.dest;
+            if (out.size() > 120) return out.substr(0, 117) + "...";
+        }
+        return out;
+    }
+
+    std::vector<std::string> reads(const StepRef& s) const override {
+        std::vector<std::string> out;
+        for (const auto& item : s.step().copy)
+            if (!item.from_stage.empty()) out.push_back(item.from_stage);
+        return out;
+    }
+
+    StepKey key(const StepRef& s, StepEnv& env, StageState& state) const override {
+        const auto& recipe = *env.recipe;
+        StepKey k;
+        k.step_id = step_identity(recipe.file, s.stage->name, *s.index);
+        // While planning, a stage whose RUN step would rebuild has no files to read yet (a
+        // stage of copies has: its tree holds the host files).
+        for (const auto& from : reads(s))
+            if (const StageState* src = env.stage(from); src && !src->tree_known)
+                return unknown(std::move(k), "stage '" + from + "' rebuilds first");
+        if (!state.tree_known && state.incomplete)
+            return unknown(std::move(k), "an earlier step of the stage rebuilds first");
+        env.ensure_tree(*s.stage, state);
+
+        CopyContext ctx;
+        ctx.context = recipe.context;
+        ctx.ignore = env.ignore;
+        ctx.named = &recipe.contexts;
+        ctx.stage_tree = [&env](const std::string& name) -> const Tree* {
+            const StageState* st = env.stage(name);
+            return st ? &st->tree : nullptr;
+        };
+        ctx.lower = &state.tree;
+        std::unordered_map<std::string, struct stat> stats;
+        ctx.stats = &stats;
+        k.entries = plan_copy(s.step(), ctx);
+        k.inputs = hash_inputs(k.entries, *env.stat_cache, env.options->threads, &stats);
+
+        k.fields.add(field::parent, state.key);
+        k.fields.add(field::kind, name());
+        k.fields.add(field::platform, platform_string(recipe));
+        k.fields.add(field::epoch, recipe.epoch);
+        k.fields.add(field::compression, compression_name(recipe));
+        for (const auto& item : s.step().copy)
+            k.fields.add(field::copy, describe_item(item));
+        k.fields.add(field::inputs, cache::merkle_digest(k.inputs));
+        for (const auto& e : k.entries)
+            if (!e.source.empty())
+                k.sources["/" + e.path] =
+                    fs::path(e.source).lexically_proximate(recipe.context).string();
+        return k;
+    }
+
+    StepMade make(const StepRef&, StepEnv& env, StageState&, StepKey& k) const override {
+        auto content = content_key(*env.recipe, cache::merkle_digest(k.inputs));
+        if (auto same = env.actions->lookup(content.hex())) {
+            StepMade made;
+            made.result = same->result;
+            made.blobs = same->blobs;
+            made.bytes = static_cast<std::uint64_t>(result_layer(made.result).size);
+            made.reused = true;
+            return made;
+        }
+        auto entries = k.entries; // the tree keeps its own copy (apply)
+        auto made = layer_made(env.write_layer(std::move(entries)));
+        env.put_record(content, made.result, made.blobs);
+        return made;
+    }
+
+    void apply(const StepRef& s, StepEnv& env, StageState& state, const StepKey& k,
+               const nlohmann::json* result) const override {
+        state.tree.apply(k.entries);
+        if (result) add_result_layer(state, *result, describe(s, *env.recipe), *env.recipe);
+    }
+
+    std::string summary(const nlohmann::json& result) const override {
+        return layer_summary(result);
+    }
+
+    std::uint64_t result_bytes(const nlohmann::json& result) const override {
+        return static_cast<std::uint64_t>(result_layer(result).size);
+    }
+
+    std::string describe_fields(const cache::Fields& f) const override {
+        if (field_value(f, field::kind) == "copy-layer")
+            return "layer of copied files " + field_value(f, field::inputs).substr(0, 19);
+        std::string out;
+        for (const auto& [t, v] : f)
+            if (t == field::copy) out += (out.empty() ? "" : " ") + v;
+        return out;
+    }
+
+  private:
+    static StepKey unknown(StepKey k, std::string why) {
+        k.known = false;
+        k.unknown_because = std::move(why);
+        return k;
+    }
+};
+
+} // namespace
+
+std::unique_ptr<StepKind> make_copy_kind() {
+    return std::make_unique<CopyKind>();
+}
+
+} // namespace factory::builder
