@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <thread>
 
 namespace fs = std::filesystem;
 using namespace factory;
@@ -126,6 +127,31 @@ TEST(GitMirror, ResolvesABranchAndFetchesOnlyWhenItMoved) {
     EXPECT_EQ(moved->commit, f.head());
     EXPECT_NE(moved->commit, r->commit);
     EXPECT_EQ(f.fetches(), 2);
+}
+
+TEST(GitMirror, ConcurrentBuildsMirrorOnce) {
+    Fixture f;
+    auto store = f.dir / "store";
+    std::vector<std::string> logs[4];
+    std::string commits[4];
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 4; ++i)
+        threads.emplace_back([&, i] {
+            GitOptions o;
+            o.attempts = 1;
+            o.on_log = [&logs, i](std::string_view l) { logs[i].emplace_back(l); };
+            auto r = GitMirrors(store, o).resolve("file://" + f.repo.string(), "main");
+            commits[i] = r ? r->commit : r.error();
+        });
+    for (auto& t : threads)
+        t.join();
+    int clones = 0;
+    for (int i = 0; i < 4; ++i) {
+        EXPECT_EQ(commits[i], f.head());
+        for (const auto& l : logs[i])
+            clones += l.find("mirroring") != std::string::npos;
+    }
+    EXPECT_EQ(clones, 1); // the others waited on the mirror's lock and found the commit
 }
 
 TEST(GitMirror, TagsAndCommitIds) {
