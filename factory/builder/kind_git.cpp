@@ -19,6 +19,7 @@ SourceContext source_context(StepEnv& env) {
     ctx.store_root = env.store->dir();
     ctx.offline = env.options->offline;
     ctx.on_log = env.output;
+    ctx.secrets = &env.options->secrets;
     return ctx;
 }
 
@@ -32,6 +33,15 @@ class GitKind final : public StepKind {
 
     std::string describe(const StepRef& s, const recipe::Recipe&) const override {
         return describe_git(*s.step().git);
+    }
+
+    // A missing --secret is found before any step runs.
+    void check(const StepRef& s, const BuildOptions& options) const override {
+        const auto& secret = s.step().git->secret;
+        if (!secret.empty() && !options.secrets.count(secret))
+            throw Error(s.step().git->where.str() + ": the step uses secret '" + secret +
+                            "', but no --secret id=" + secret + ",src=FILE (or env=VAR) was given",
+                        ExitCode::usage);
     }
 
     StepKey key(const StepRef& s, StepEnv& env, StageState& state) const override {

@@ -2,6 +2,8 @@
 
 #include "factory/builder/key_fields.hpp"
 
+#include <cctype>
+
 #include "factory/sources/archive.hpp"
 #include "factory/sources/download.hpp"
 #include "factory/sources/trust.hpp"
@@ -53,6 +55,36 @@ std::string url_basename(const std::string& url) {
     return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
+std::string percent_encode(std::string_view s) {
+    static const char hex[] = "0123456789ABCDEF";
+    std::string out;
+    for (unsigned char c : s) {
+        if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+            out += static_cast<char>(c);
+        } else {
+            out += '%';
+            out += hex[c >> 4];
+            out += hex[c & 15];
+        }
+    }
+    return out;
+}
+
+// scheme://host/… → scheme://user:token@host/… for resolve(), which takes them out again
+// before anything is stored or printed (sources/remote_url.hpp). A value without ':' is a token
+// alone (user "x-access-token", which GitHub, Gitea and GitLab's personal tokens accept).
+std::string with_credentials(const std::string& url, std::string value) {
+    while (!value.empty() && (value.back() == '\n' || value.back() == '\r'))
+        value.pop_back();
+    auto colon = value.find(':');
+    std::string user = colon == std::string::npos ? "x-access-token" : value.substr(0, colon);
+    std::string pass = colon == std::string::npos ? value : value.substr(colon + 1);
+    auto clean = value_or_throw(sources::parse_remote_url(url)).url;
+    auto start = clean.find("://") + 3;
+    return clean.substr(0, start) + percent_encode(user) + ":" + percent_encode(pass) + "@" +
+           clean.substr(start);
+}
+
 } // namespace
 
 std::string describe_git(const recipe::GitStep& step) {
@@ -67,7 +99,17 @@ std::string describe_download(const recipe::DownloadStep& step) {
 sources::ResolvedRef resolve_git(const SourceContext& ctx, const recipe::GitStep& step,
                                  const std::string& id) {
     auto m = mirrors(ctx);
-    auto r = m.resolve(step.url, step.ref);
+    std::string url = step.url;
+    if (!step.secret.empty()) {
+        auto it = ctx.secrets ? ctx.secrets->find(step.secret) : decltype(ctx.secrets->end()){};
+        if (!ctx.secrets || it == ctx.secrets->end())
+            throw Error(step.where.str() + ": the step uses secret '" + step.secret +
+                            "', but no --secret id=" + step.secret +
+                            ",src=FILE (or env=VAR) was given",
+                        ExitCode::usage);
+        url = with_credentials(step.url, it->second);
+    }
+    auto r = m.resolve(url, step.ref);
     if (!r) throw Error(id + ": " + r.error());
     return *r;
 }

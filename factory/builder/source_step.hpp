@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -23,8 +24,9 @@ namespace factory::builder {
 
 struct SourceContext {
     std::filesystem::path store_root;
-    bool offline = false;                         // --offline: the store only
-    std::function<void(std::string_view)> on_log; // fetch and retry lines
+    bool offline = false;                                        // --offline: the store only
+    const std::map<std::string, std::string>* secrets = nullptr; // --secret id → value
+    std::function<void(std::string_view)> on_log;                // fetch and retry lines
 };
 
 // A source step's layer: its entries, whose contents live in `scratch` (keep it until the

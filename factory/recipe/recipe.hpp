@@ -129,6 +129,9 @@ struct GitStep {
     int depth = 0;            // keep_git: the last `depth` commits only (0: all)
     enum class Mtime { epoch, commit };
     Mtime mtime = Mtime::epoch; // the image's epoch, or the commit's committer time
+    // A --secret id whose value ("user:token", or a token alone) authenticates https fetches;
+    // "" for none. The value reaches no key, log, mirror config or layer.
+    std::string secret;
     Location where;
 };
 

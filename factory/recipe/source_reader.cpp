@@ -1,6 +1,7 @@
 #include "factory/recipe/source_reader.hpp"
 
 #include "factory/recipe/config_reader.hpp"
+#include "factory/recipe/grammar.hpp"
 #include "factory/recipe/run_reader.hpp"
 
 #include <algorithm>
@@ -49,7 +50,8 @@ const toml::node& required(Reader& r, const toml::table& t, const char* key,
 
 GitStep read_git(Reader& r, const toml::node& node, const std::string& label) {
     const auto& t = r.table(node, label);
-    r.check_keys(t, label, {"url", "ref", "dest", "submodules", "keep_git", "depth", "mtime"});
+    r.check_keys(t, label,
+                 {"url", "ref", "dest", "submodules", "keep_git", "depth", "mtime", "secret"});
     GitStep g;
     g.where = r.at(node);
     g.url = read_url(r, required(r, t, "url", label), label + ".url",
@@ -68,6 +70,16 @@ GitStep read_git(Reader& r, const toml::node& node, const std::string& label) {
             r.fail(*d, label + ".depth: expected 0 (all history) to 1000000");
         if (!g.keep_git) r.fail(*d, label + ".depth: applies with keep_git = true only");
         g.depth = static_cast<int>(depth);
+    }
+    if (const auto* sec = t.get("secret")) {
+        g.secret = r.string(*sec, label + ".secret");
+        if (!is_mount_id(g.secret))
+            r.fail(*sec, label + ".secret: invalid secret id " + in_quotes(g.secret) +
+                             ": expected [A-Za-z0-9][A-Za-z0-9._-]{0,63} without \"..\"");
+        if (!g.url.starts_with("https://") && !g.url.starts_with("http://"))
+            r.fail(*sec,
+                   label +
+                       ".secret: applies to https:// and http:// URLs (ssh uses SSH_AUTH_SOCK)");
     }
     if (const auto* m = t.get("mtime")) {
         std::string mtime = r.string(*m, label + ".mtime");

@@ -5,7 +5,9 @@ http-server.py ROOT PORT_FILE [SECONDS]
 Serves ROOT with GET (http.server), and smart-HTTP git under /git/ through git-http-backend
 (GIT_PROJECT_ROOT=ROOT/git-repos). Writes the port to PORT_FILE once listening; exits after
 SECONDS (default 120). /status/N answers with status N; /count/NAME counts the requests for NAME.
+/private/git/… is /git/… behind HTTP Basic auth with the "user:password" in ROOT/.auth.
 """
+import base64
 import http.server
 import os
 import subprocess
@@ -71,7 +73,24 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(rest)
 
+    def authorized(self):
+        """For /private/: strips the prefix; False (after a 401) without the right credentials."""
+        if not self.path.startswith("/private/"):
+            return True
+        with open(os.path.join(root, ".auth")) as f:
+            want = "Basic " + base64.b64encode(f.read().strip().encode()).decode()
+        if self.headers.get("Authorization") != want:
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="test"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return False
+        self.path = self.path[len("/private"):]
+        return True
+
     def do_GET(self):
+        if not self.authorized():
+            return
         name = self.path.split("?")[0]
         counts[name] = counts.get(name, 0) + 1
         if self.path.startswith("/git/"):
@@ -91,6 +110,8 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         return super().do_GET()
 
     def do_POST(self):
+        if not self.authorized():
+            return
         if self.path.startswith("/git/"):
             return self.git()
         self.send_response(405)

@@ -151,6 +151,23 @@ if grep -rlI "s3cr3t" "$FACTORY_CACHE" >/dev/null 2>&1; then
     fail "credentials stored in: $(grep -rlI s3cr3t "$FACTORY_CACHE" | head -3)"
 fi
 
+step "a --secret authenticates https fetches; without it the fetch fails; its value is nowhere"
+echo "builder:p4ss-w0rd" >"$srv/.auth"
+rp=$ctx/private.toml
+recipe "$rp" "{ url = \"http://127.0.0.1:$hport/private/git/app.git\", ref = \"main\", dest = \"/src/app\", secret = \"gittoken\" }"
+echo "builder:p4ss-w0rd" >"$TEST_DIR/token"
+expect_exit 2 build "$rp"
+assert_contains "$(error_line)" "the step uses secret 'gittoken', but no --secret id=gittoken"
+echo "builder:wrong" >"$TEST_DIR/wrong"
+expect_exit 1 build --secret "id=gittoken,src=$TEST_DIR/wrong" "$rp"
+assert_not_contains "$ERR" "wrong" "a wrong secret's value in the output"
+rebuilt "$rp" --secret "id=gittoken,src=$TEST_DIR/token" >/dev/null
+assert_eq "$(layer_digest_of "$over_http" 2)" "$(layer_digest_of "$(last_line)" 2)" "private = public"
+assert_not_contains "$ERR$OUT" "p4ss" "the secret in the output"
+if grep -rlI "p4ss" "$FACTORY_CACHE" >/dev/null 2>&1; then
+    fail "the secret stored in: $(grep -rlI p4ss "$FACTORY_CACHE" | head -3)"
+fi
+
 step "a missing ref is an error naming it and the URL"
 rn=$ctx/nope.toml
 recipe "$rn" "{ url = \"git://127.0.0.1:$port/app.git\", ref = \"nope\", dest = \"/src/app\" }"

@@ -674,6 +674,10 @@ TEST_F(RecipeParser, SourceStepErrors) {
               file() +
                   ":5:1: step option 'cache' applies to run steps only (a deps step takes them "
                   "inside deps = { … })");
+    EXPECT_EQ(
+        error(image + "[[step]]\ngit = { url = \"ssh://h/r\", dest = \"/s\", secret = \"t\" }\n"),
+        file() + ":4:50: [[step]] git.secret: applies to https:// and http:// URLs (ssh uses "
+                 "SSH_AUTH_SOCK)");
     EXPECT_EQ(error(image + "[[step]]\nrun = \"true\"\ntrust = \"x\"\n"),
               file() + ":5:9: [[step]] trust: expected \"host\" or \"image\", got \"x\"");
     EXPECT_EQ(error(image + "[[step]]\ncache = [\"/x\"]\n"),
