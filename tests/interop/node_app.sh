@@ -7,6 +7,7 @@ need mmdebstrap jq
 need_root
 
 cp -a "$FACTORY_SOURCE_DIR/recipes/node-app.toml" "$FACTORY_SOURCE_DIR/recipes/node-app" "$TEST_DIR/"
+cp -a "$TEST_DIR/node-app" "$TEST_DIR/pristine"
 recipe=$TEST_DIR/node-app.toml
 
 step "the deps step installs from the registry; the app runs"
@@ -25,9 +26,7 @@ expect_ok build --cache "$TEST_DIR/store1" --progress plain "$recipe"
 assert_eq "[main 1/2] done [main 2/2] done" "$(grep -Eo '^\[main [0-9]/2\] done' "$TEST_DIR/last.stderr" | tr '\n' ' ' | sed 's/ $//')" "steps rebuilt"
 
 step "the same digest on a second store"
-git -C "$FACTORY_SOURCE_DIR" show HEAD:recipes/node-app/package.json >"$TEST_DIR/node-app/package.json" 2>/dev/null ||
-    cp "$FACTORY_SOURCE_DIR/recipes/node-app/package.json" "$TEST_DIR/node-app/package.json"
-cp "$FACTORY_SOURCE_DIR/recipes/node-app/index.js" "$TEST_DIR/node-app/index.js"
+cp "$TEST_DIR/pristine/package.json" "$TEST_DIR/pristine/index.js" "$TEST_DIR/node-app/"
 mkdir -p "$TEST_DIR/store2"
 cp -a "$TEST_DIR/store1/mounts" "$TEST_DIR/store2/mounts" # apt and npm download caches only
 second=$(build --cache "$TEST_DIR/store2" --progress plain "$recipe")
