@@ -116,7 +116,8 @@ bool runs_as_root(const fs::path& recipe_path, const BuildOptions& options) {
     for (const auto& stage : r.stages) {
         if (stage.base.kind == recipe::Base::Kind::debian) return true;
         for (const auto& step : stage.steps)
-            if (step.kind == recipe::StepKind::run) return true;
+            if (step.kind == recipe::StepKind::run || step.kind == recipe::StepKind::deps)
+                return true;
     }
     return false;
 }

@@ -33,6 +33,7 @@ struct BuildOptions {
     // --lock-timeout: how long to wait for a prune or repair holding the store (nullopt: ever).
     std::optional<std::chrono::milliseconds> lock_timeout;
     registry::BaseOptions registry;             // bases by registry reference: --pull, TLS, retries
+    bool offline = false; // --offline: git and download steps use the store only
 };
 
 // One step as `factory why` reports it.

@@ -126,7 +126,8 @@ class RecipeRun {
                     const std::vector<std::string>& blobs);
     void remember_step(const std::string& step_id, const std::string& key);
     void ensure_tree(const recipe::Stage& stage, StageState& state);
-    layer::LayerInfo write_layer_blob(std::vector<layer::Entry> entries);
+    layer::LayerInfo write_layer_blob(std::vector<layer::Entry> entries,
+                                      std::optional<std::int64_t> epoch = std::nullopt);
     const runtime::RuntimeChoice& runtime();
     StepEnv env_for(const std::string& progress_id);
     const StageState* finished(const std::string& name);
@@ -196,6 +197,9 @@ StepEnv RecipeRun::env_for(const std::string& id) {
     env.runtime = [this]() -> const runtime::RuntimeChoice& { return runtime(); };
     env.write_layer = [this](std::vector<layer::Entry> e) {
         return write_layer_blob(std::move(e));
+    };
+    env.write_layer_at = [this](std::vector<layer::Entry> e, std::int64_t epoch) {
+        return write_layer_blob(std::move(e), epoch);
     };
     env.output = [this, id](std::string_view line) { progress_.output(id, line); };
     env.progress = &progress_;
@@ -447,7 +451,8 @@ void RecipeRun::remember_step(const std::string& step_id, const std::string& key
     actions_.set_last_for_step(step_id, key);
 }
 
-layer::LayerInfo RecipeRun::write_layer_blob(std::vector<layer::Entry> entries) {
+layer::LayerInfo RecipeRun::write_layer_blob(std::vector<layer::Entry> entries,
+                                             std::optional<std::int64_t> epoch) {
     auto temp = store_.blobs().tmp_dir() / (std::string(temp_prefix) + "layer-" + unique_suffix());
     Fd fd(::open(temp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
     if (!fd) throw Error("cannot create " + temp.string() + ": " + errno_string(errno));
@@ -459,7 +464,7 @@ layer::LayerInfo RecipeRun::write_layer_blob(std::vector<layer::Entry> entries) 
         }
     } guard{temp};
     layer::LayerOptions lo;
-    lo.epoch = recipe_.epoch;
+    lo.epoch = epoch.value_or(recipe_.epoch);
     lo.compression = recipe_.compression == recipe::Compression::zstd ? layer::Compression::zstd
                                                                       : layer::Compression::gzip;
     lo.threads = options_.threads;

@@ -41,6 +41,22 @@ inline constexpr std::string_view network = "network"; // "none" | "host"
 inline constexpr std::string_view cache = "cache";     // a cache mount: "id=target"
 inline constexpr std::string_view secret = "secret";   // "id=target" — never the value
 
+// git
+inline constexpr std::string_view git_url = "git-url";       // the URL without credentials
+inline constexpr std::string_view git_commit = "git-commit"; // the ref resolved
+inline constexpr std::string_view git_ref = "git-ref";       // the full ref name (keep_git only)
+inline constexpr std::string_view dest = "dest";
+inline constexpr std::string_view submodules = "submodules"; // "yes" | "no"
+inline constexpr std::string_view keep_git = "keep-git";     // "yes" | "no"
+inline constexpr std::string_view depth = "depth";
+inline constexpr std::string_view mtime = "mtime"; // "epoch" | "commit"
+
+// download
+inline constexpr std::string_view sha256 = "sha256";
+inline constexpr std::string_view file_name = "name"; // for a dest ending in '/'
+inline constexpr std::string_view mode = "mode";
+inline constexpr std::string_view extract = "extract"; // "yes" | "no"
+
 // image base
 inline constexpr std::string_view source = "source";   // "oci" | "oci-archive"
 inline constexpr std::string_view tag = "tag";         // the ref.name chosen in the source

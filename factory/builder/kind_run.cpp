@@ -12,8 +12,6 @@
 
 namespace factory::builder {
 
-namespace {
-
 // What a RUN step sees of the stage: the base's config with the stage's [config] env on top,
 // so PATH and friends set there apply to the steps too. User and workdir come from the step, else
 // the base: [config] user and workdir say how the finished image runs, and typically name a
@@ -36,6 +34,23 @@ RunContext run_context(const recipe::Stage& stage, StepEnv& env, const StageStat
     ctx.on_output = env.output;
     return ctx;
 }
+
+// The fields of a command's key after parent, kind, platform, epoch and compression.
+void add_run_fields(cache::KeyBuilder& kb, const RunContext& ctx, const recipe::RunStep& run) {
+    for (const auto& a : run.argv())
+        kb.add(field::arg, a);
+    for (const auto& e : run_environment(ctx, run))
+        kb.add(field::env, e);
+    kb.add(field::user, run.user.empty() ? ctx.user : run.user);
+    kb.add(field::workdir, run.workdir.empty() ? ctx.workdir : run.workdir);
+    kb.add(field::network, run.network ? "host" : "none");
+    for (const auto& c : run.cache)
+        kb.add(field::cache, (c.id.empty() ? c.target : c.id) + "=" + c.target);
+    for (const auto& sm : run.secrets)
+        kb.add(field::secret, sm.id + "=" + (sm.target.empty() ? "env:" + sm.env : sm.target));
+}
+
+namespace {
 
 class RunKind final : public StepKind {
   public:
@@ -77,18 +92,7 @@ class RunKind final : public StepKind {
         k.fields.add(field::platform, platform_string(recipe));
         k.fields.add(field::epoch, recipe.epoch);
         k.fields.add(field::compression, compression_name(recipe));
-        for (const auto& a : run.argv())
-            k.fields.add(field::arg, a);
-        for (const auto& e : run_environment(ctx, run))
-            k.fields.add(field::env, e);
-        k.fields.add(field::user, run.user.empty() ? ctx.user : run.user);
-        k.fields.add(field::workdir, run.workdir.empty() ? ctx.workdir : run.workdir);
-        k.fields.add(field::network, run.network ? "host" : "none");
-        for (const auto& c : run.cache)
-            k.fields.add(field::cache, (c.id.empty() ? c.target : c.id) + "=" + c.target);
-        for (const auto& sm : run.secrets)
-            k.fields.add(field::secret,
-                         sm.id + "=" + (sm.target.empty() ? "env:" + sm.env : sm.target));
+        add_run_fields(k.fields, ctx, run);
         k.step_id = step_identity(recipe.file, s.stage->name, *s.index);
         return k;
     }

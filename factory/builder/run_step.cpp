@@ -13,6 +13,7 @@
 #include "factory/runtime/in_root.hpp"
 #include "factory/runtime/rootfs.hpp"
 #include "factory/runtime/snapshot_store.hpp"
+#include "factory/sources/trust.hpp"
 #include "factory/util/sha256.hpp"
 #include "factory/util/strings.hpp"
 
@@ -171,6 +172,26 @@ std::string join_args(const std::vector<std::string>& argv) {
     return out;
 }
 
+// The host's CA bundle, read-only for this run only (sources/trust.hpp), unless the step says
+// trust = "image" or sets the variable itself. Never in the key: the image is the same on
+// every network.
+void add_host_trust(const recipe::RunStep& step, runtime::RunSpec& spec) {
+    if (step.trust != recipe::RunStep::Trust::host) return;
+    auto bundle = sources::host_ca_bundle();
+    if (bundle.empty()) return;
+    spec.mounts.push_back({sources::step_ca_bundle_path,
+                           bundle.string(),
+                           "bind",
+                           {"rbind", "ro", "nosuid", "nodev"}});
+    for (auto& var : sources::ca_bundle_env(sources::step_ca_bundle_path)) {
+        auto name = var.substr(0, var.find('=') + 1);
+        bool set = false;
+        for (const auto& e : spec.env)
+            set = set || e.starts_with(name);
+        if (!set) spec.env.push_back(std::move(var));
+    }
+}
+
 } // namespace
 
 fs::path cache_mount_dir(const fs::path& store_root, const std::string& id) {
@@ -213,6 +234,7 @@ RunOutcome execute_run(const RunContext& ctx, const recipe::RunStep& step, const
     spec.cwd = step.workdir.empty() ? (ctx.workdir.empty() ? "/" : ctx.workdir) : step.workdir;
     spec.network = step.network;
     spec.hostname = "factory";
+    add_host_trust(step, spec);
 
     CacheMounts mounts;
     for (const auto& c : step.cache) {

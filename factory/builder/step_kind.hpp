@@ -30,6 +30,7 @@
 #include "cache/stat_cache.hpp"
 #include "factory/builder/builder.hpp"
 #include "factory/builder/key_fields.hpp"
+#include "factory/builder/run_step.hpp"
 #include "factory/builder/tree.hpp"
 #include "factory/layer/entry.hpp"
 #include "factory/layer/layer_writer.hpp"
@@ -81,6 +82,8 @@ struct StepEnv {
     std::function<const runtime::RuntimeChoice&()> runtime;
     // Writes a layer blob into the store. Throws Error.
     std::function<layer::LayerInfo(std::vector<layer::Entry>)> write_layer;
+    // The same with every mtime at `epoch` instead of the image's (a git step's mtime = "commit").
+    std::function<layer::LayerInfo(std::vector<layer::Entry>, std::int64_t)> write_layer_at;
     // One line of a running step's output.
     std::function<void(std::string_view)> output;
     Progress* progress = nullptr; // events of a kind's own (a registry base's resolved digest)
@@ -173,11 +176,21 @@ std::string layer_summary(const nlohmann::json& result);
 void use_base_manifest(StepEnv& env, StageState& state, const oci::Descriptor& desc,
                        const std::string& what);
 
+// What a command of the stage sees (kind_run.cpp; deps steps run commands too): the base's
+// config env with the stage's [config] env on top, the base's user and workdir.
+RunContext run_context(const recipe::Stage& stage, StepEnv& env, const StageState& state);
+// A command's key fields after parent, kind, platform, epoch and compression: arg, env, user,
+// workdir, network, cache, secret.
+void add_run_fields(cache::KeyBuilder& kb, const RunContext& ctx, const recipe::RunStep& run);
+
 // The step kinds' constructors (one per kind_*.cpp).
 std::unique_ptr<StepKind> make_image_base_kind();
 std::unique_ptr<StepKind> make_registry_base_kind();
 std::unique_ptr<StepKind> make_debian_base_kind();
 std::unique_ptr<StepKind> make_copy_kind();
 std::unique_ptr<StepKind> make_run_kind();
+std::unique_ptr<StepKind> make_git_kind();
+std::unique_ptr<StepKind> make_download_kind();
+std::unique_ptr<StepKind> make_deps_kind();
 
 } // namespace factory::builder

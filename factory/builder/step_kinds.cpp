@@ -15,6 +15,9 @@ const std::vector<std::unique_ptr<StepKind>>& step_kinds() {
         k.push_back(make_debian_base_kind());
         k.push_back(make_copy_kind());
         k.push_back(make_run_kind());
+        k.push_back(make_git_kind());
+        k.push_back(make_download_kind());
+        k.push_back(make_deps_kind());
         return k;
     }();
     return kinds;

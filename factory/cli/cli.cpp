@@ -71,6 +71,7 @@ struct BuildArgs {
     std::string progress = "auto";
     std::string digest_file;
     bool explain = false;
+    bool offline = false;
     std::string runtime;
     std::vector<std::string> secrets;
     unsigned jobs = 0;
@@ -146,6 +147,7 @@ int run_build(BuildArgs a, const std::string& cache_dir, const RegistryFlags& re
     auto disk_options = parse_disk_options(a.disk);
     auto disk_outputs = take_disk_outputs(options.outputs);
     options.explain = a.explain;
+    options.offline = a.offline;
     options.runtime = a.runtime;
     for (const auto& spec : a.secrets)
         options.secrets.insert(parse_secret(spec));
@@ -281,6 +283,8 @@ int run(int argc, char** argv) {
                       "Write the manifest digest(s) to this file");
     build->add_flag("--explain", build_args.explain,
                     "Say why each step that rebuilds missed the cache");
+    build->add_flag("--offline", build_args.offline,
+                    "No network for git and download steps: what the store lacks is an error");
     build->add_option(
         "--runtime", build_args.runtime,
         "OCI runtime for RUN steps: crun, runc or a path (default: $FACTORY_RUNTIME, else detect)");

@@ -109,6 +109,10 @@ struct RunStep {
     // Empty: unset, so the base's config decides, else "/". Otherwise absolute.
     std::string workdir;
     bool network = true; // false: a network namespace with loopback only
+    // Whose CA bundle the step's TLS clients trust: host (the host's, mounted read-only for
+    // the step only, with SSL_CERT_FILE & co. pointing at it) or image (the image's own).
+    enum class Trust { host, image };
+    Trust trust = Trust::host;
     std::vector<CacheMount> cache;
     std::vector<SecretMount> secrets;
     Location where; // of the `run` value
@@ -117,12 +121,50 @@ struct RunStep {
     std::vector<std::string> argv() const;
 };
 
-enum class StepKind { copy, run };
+// git = { url, ref, dest, submodules, keep_git, depth, mtime }: a commit's tree as a layer.
+struct GitStep {
+    std::string url;          // as written; credentials in it never reach a key, log or layer
+    std::string ref = "HEAD"; // a branch, a tag, a full ref name or a 40-hex commit id
+    std::string dest;         // absolute, normalized
+    bool submodules = false;  // each submodule pinned at its gitlink commit
+    bool keep_git = false;    // a working clone's .git under dest (`git pull` works inside)
+    int depth = 0;            // keep_git: the last `depth` commits only (0: all)
+    enum class Mtime { epoch, commit };
+    Mtime mtime = Mtime::epoch; // the image's epoch, or the commit's committer time
+    // A --secret id whose value ("user:token", or a token alone) authenticates https fetches;
+    // "" for none. The value reaches no key, log, mirror config or layer.
+    std::string secret;
+    Location where;
+};
+
+// download = { url, sha256, dest, mode, extract }: a file verified by its sha256.
+struct DownloadStep {
+    std::string url;
+    std::string sha256;   // 64 lower-case hex digits
+    std::string dest;     // absolute; a trailing '/' (or extract) means a directory
+    unsigned mode = 0644; // of the file (not with extract)
+    bool extract = false; // unpack a tar, tar.gz, tar.zst or zip into dest
+    Location where;
+};
+
+// deps = { lockfile = [...], run, dest, cache, … }: the lockfiles copied into dest, then `run`
+// there; keyed by the lockfiles' content only (not the rest of the source).
+struct DepsStep {
+    std::vector<std::string> lockfiles; // relative to the recipe's context, no glob
+    std::string dest;                   // absolute; the run's workdir unless it sets one
+    RunStep run;                        // run and its options (cache, env, user, network …)
+    Location where;
+};
+
+enum class StepKind { copy, run, git, download, deps };
 
 struct Step {
     StepKind kind = StepKind::copy;
-    std::vector<CopyItem> copy; // StepKind::copy
-    std::optional<RunStep> run; // StepKind::run
+    std::vector<CopyItem> copy;           // StepKind::copy
+    std::optional<RunStep> run;           // StepKind::run
+    std::optional<GitStep> git;           // StepKind::git
+    std::optional<DownloadStep> download; // StepKind::download
+    std::optional<DepsStep> deps;         // StepKind::deps
     Location where;
 };
 

@@ -172,11 +172,18 @@ std::vector<std::string> read_shell(Reader& r, const toml::node& node, const std
     return shell;
 }
 
+RunStep::Trust read_trust(Reader& r, const toml::node& node, const std::string& label) {
+    std::string value = r.string(node, label, "write trust = \"image\" (or \"host\", the default)");
+    if (value == "host") return RunStep::Trust::host;
+    if (value == "image") return RunStep::Trust::image;
+    r.fail(node, label + ": expected \"host\" or \"image\", got \"" + value + "\"");
+}
+
 } // namespace
 
 const std::vector<std::string>& run_options() {
     static const std::vector<std::string> options = {"shell",   "env",   "user",  "workdir",
-                                                     "network", "cache", "secret"};
+                                                     "network", "trust", "cache", "secret"};
     return options;
 }
 
@@ -202,6 +209,7 @@ RunStep read_run(Reader& r, const toml::table& t, const std::string& label) {
     if (const auto* workdir = t.get("workdir"))
         run.workdir = read_absolute(r, *workdir, key("workdir"));
     if (const auto* network = t.get("network")) run.network = r.boolean(*network, key("network"));
+    if (const auto* trust = t.get("trust")) run.trust = read_trust(r, *trust, key("trust"));
     if (const auto* cache = t.get("cache")) run.cache = read_cache(r, *cache, key("cache"), claims);
     if (const auto* secret = t.get("secret"))
         run.secrets = read_secrets(r, *secret, key("secret"), claims);

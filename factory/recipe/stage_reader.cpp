@@ -4,6 +4,7 @@
 #include "factory/recipe/debian_reader.hpp"
 #include "factory/recipe/grammar.hpp"
 #include "factory/recipe/run_reader.hpp"
+#include "factory/recipe/source_reader.hpp"
 #include "factory/recipe/suggest.hpp"
 #include "factory/util/pattern.hpp"
 
@@ -29,9 +30,7 @@ struct Labels {
     std::string owner; // the table holding base/step/config; "" for the top level
 };
 
-// Step kinds the recipe format reserves for later versions: recognised so that a recipe
-// using them gets "not supported yet" rather than "unknown key".
-const std::vector<std::string> future_step_kinds = {"git", "deps", "download"};
+const std::vector<std::string> step_kinds = {"copy", "run", "git", "download", "deps"};
 
 bool contains(const std::vector<std::string>& list, std::string_view item) {
     return std::find(list.begin(), list.end(), item) != list.end();
@@ -282,16 +281,12 @@ std::vector<CopyItem> read_copy(Reader& r, const toml::node& node, const std::st
 
 // A step has exactly one kind key; the RUN options belong to `run` only.
 Step read_step(Reader& r, const toml::table& t, const std::string& label, const StageScope& scope) {
-    std::vector<std::string> known = {"copy", "run"};
-    known.insert(known.end(), future_step_kinds.begin(), future_step_kinds.end());
+    std::vector<std::string> known = step_kinds;
     known.insert(known.end(), run_options().begin(), run_options().end());
     r.check_keys(t, label, known);
     const toml::key* kind = nullptr;
     for (auto&& [key, value] : in_recipe_order(t)) {
-        if (contains(future_step_kinds, key->str()))
-            r.fail(*key,
-                   "step kind " + quote_key(key->str()) + " is not supported in this version");
-        if (key->str() != "copy" && key->str() != "run") continue;
+        if (!contains(step_kinds, key->str())) continue;
         if (kind)
             r.fail(*key, label + ": has both " + quote_key(kind->str()) + " and " +
                              quote_key(key->str()) + "; a step does one thing");
@@ -307,7 +302,26 @@ Step read_step(Reader& r, const toml::table& t, const std::string& label, const 
     }
     for (auto&& [key, value] : in_recipe_order(t))
         if (contains(run_options(), key->str()))
-            r.fail(*key, "step option " + quote_key(key->str()) + " applies to run steps only");
+            r.fail(
+                *key,
+                "step option " + quote_key(key->str()) + " applies to run steps only" +
+                    (kind->str() == "deps" ? " (a deps step takes them inside deps = { … })" : ""));
+    const auto& value = *t.get(kind->str());
+    if (kind->str() == "git") {
+        step.kind = StepKind::git;
+        step.git = read_git(r, value, label + " git");
+        return step;
+    }
+    if (kind->str() == "download") {
+        step.kind = StepKind::download;
+        step.download = read_download(r, value, label + " download");
+        return step;
+    }
+    if (kind->str() == "deps") {
+        step.kind = StepKind::deps;
+        step.deps = read_deps(r, value, label + " deps");
+        return step;
+    }
     step.kind = StepKind::copy;
     step.copy = read_copy(r, *t.get("copy"), label + " copy", scope);
     return step;

@@ -635,11 +635,72 @@ std::string copy_step(const std::string& item) {
     return image + "[[step]]\ncopy = " + item + "\n";
 }
 
-TEST_F(RecipeParser, UnsupportedStepKind) {
+TEST_F(RecipeParser, SourceSteps) {
+    Recipe r = load_text(image + R"(
+[[step]]
+git = { url = "https://example.com/r.git", ref = "v1", dest = "/src/r", submodules = true, keep_git = true, depth = 5, mtime = "commit" }
+[[step]]
+download = { url = "https://example.com/t.tar.gz", sha256 = "sha256:)" +
+                         std::string(64, 'a') + R"(", dest = "/opt/t", extract = true }
+[[step]]
+download = { url = "https://example.com/tool", sha256 = ")" +
+                         std::string(64, 'b') + R"(", dest = "/usr/bin/tool", mode = "0755" }
+[[step]]
+deps = { lockfile = ["package.json", "package-lock.json"], dest = "/app", run = "npm ci", cache = ["/root/.npm"], trust = "image" }
+)");
+    const auto& steps = r.stages.back().steps;
+    ASSERT_EQ(steps.size(), 4u);
+    ASSERT_EQ(steps[0].kind, StepKind::git);
+    EXPECT_EQ(steps[0].git->url, "https://example.com/r.git");
+    EXPECT_EQ(steps[0].git->ref, "v1");
+    EXPECT_EQ(steps[0].git->dest, "/src/r");
+    EXPECT_TRUE(steps[0].git->submodules);
+    EXPECT_TRUE(steps[0].git->keep_git);
+    EXPECT_EQ(steps[0].git->depth, 5);
+    EXPECT_EQ(steps[0].git->mtime, GitStep::Mtime::commit);
+    ASSERT_EQ(steps[1].kind, StepKind::download);
+    EXPECT_EQ(steps[1].download->sha256, std::string(64, 'a'));
+    EXPECT_TRUE(steps[1].download->extract);
+    EXPECT_EQ(steps[2].download->mode, 0755u);
+    ASSERT_EQ(steps[3].kind, StepKind::deps);
+    EXPECT_EQ(steps[3].deps->lockfiles,
+              (std::vector<std::string>{"package.json", "package-lock.json"}));
+    EXPECT_EQ(steps[3].deps->run.script, "npm ci");
+    EXPECT_EQ(steps[3].deps->run.workdir, "/app");
+    EXPECT_EQ(steps[3].deps->run.trust, RunStep::Trust::image);
+    ASSERT_EQ(steps[3].deps->run.cache.size(), 1u);
+}
+
+TEST_F(RecipeParser, SourceStepErrors) {
     EXPECT_EQ(error(image + "[[step]]\ngit = { url = \"https://x\" }\n"),
-              file() + ":4:1: step kind 'git' is not supported in this version");
+              file() + ":4:7: [[step]] git: needs dest");
+    EXPECT_EQ(error(image + "[[step]]\ngit = { url = \"/x\", dest = \"/src\" }\n"),
+              file() + ":4:15: [[step]] git.url: expected a URL starting with https://, http://, "
+                       "git://, ssh://, file://, got \"/x\"");
+    EXPECT_EQ(error(image + "[[step]]\ngit = { url = \"https://x\", dest = \"/s\", depth = 1 }\n"),
+              file() + ":4:49: [[step]] git.depth: applies with keep_git = true only");
+    EXPECT_EQ(
+        error(image +
+              "[[step]]\ndownload = { url = \"https://x/a\", sha256 = \"ab\", dest = \"/a\" }\n"),
+        file() + ":4:44: [[step]] download.sha256: expected 64 lower-case hex digits, got \"ab\"");
     EXPECT_EQ(error(image + "[[step]]\ndeps = { lockfile = \"x\" }\n"),
-              file() + ":4:1: step kind 'deps' is not supported in this version");
+              file() + ":4:8: [[step]] deps: needs dest");
+    EXPECT_EQ(error(image +
+                    "[[step]]\ndeps = { lockfile = \"../x\", dest = \"/app\", run = \"true\" }\n"),
+              file() +
+                  ":4:21: [[step]] deps.lockfile: \"../x\" must be a relative path to a file of "
+                  "the context, without a glob or \"..\"");
+    EXPECT_EQ(error(image + "[[step]]\ndeps = { lockfile = \"x\", dest = \"/app\", run = \"true\" "
+                            "}\ncache = [\"/c\"]\n"),
+              file() +
+                  ":5:1: step option 'cache' applies to run steps only (a deps step takes them "
+                  "inside deps = { … })");
+    EXPECT_EQ(
+        error(image + "[[step]]\ngit = { url = \"ssh://h/r\", dest = \"/s\", secret = \"t\" }\n"),
+        file() + ":4:50: [[step]] git.secret: applies to https:// and http:// URLs (ssh uses "
+                 "SSH_AUTH_SOCK)");
+    EXPECT_EQ(error(image + "[[step]]\nrun = \"true\"\ntrust = \"x\"\n"),
+              file() + ":5:9: [[step]] trust: expected \"host\" or \"image\", got \"x\"");
     EXPECT_EQ(error(image + "[[step]]\ncache = [\"/x\"]\n"),
               file() + ":3:1: [[step]]: needs one of copy, run, git, deps, download");
     EXPECT_EQ(error(image + "[[step]]\n"),

@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# git step benchmark: a repository generated here (COMMITS commits, FILES files) served by
+# `git daemon` on 127.0.0.1, and a recipe whose only step is `git = { url, ref = "main" }`.
+#
+#   bash bench/git.sh                              # 5,000 commits, 20,000 files, RUNS=3
+#   COMMITS=500 FILES=2000 RUNS=3 bash bench/git.sh   # a quick run
+#
+# Measured (median of RUNS, each in a fresh store and fresh directories):
+#   floor     git clone --mirror + git archive COMMIT | tar -x (what any tool must at least do)
+#   first     factory build in an empty store (mirror, tree, gzip layer)
+#   one-new   after one new upstream commit (incremental fetch, the step rebuilt)
+#   nothing   nothing changed (one ls-remote, the step cached)
+# Targets (issue 12): first ≤ 1.2 × floor; one-new ≤ 0.2 × first; nothing ≤ 100 ms + one
+# ls-remote (the ls-remote alone is measured too). Not compared: `RUN git clone` under podman
+# build (needs a base image with git, which this machine can't pull).
+set -euo pipefail
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+FACTORY=${FACTORY:-$here/build/factory}
+RUNS=${RUNS:-3}
+COMMITS=${COMMITS:-5000}
+FILES=${FILES:-20000}
+TIMEOUT=${TIMEOUT:-900}
+[[ -x $FACTORY ]] || { echo "git: no factory binary at $FACTORY" >&2; exit 1; }
+
+WORK=$(mktemp -d /tmp/factory-bench-git.XXXXXX)
+# On a tmpfs when root: creating thousands of files right after deleting as many is very slow
+# on these disks (MACHINE-NOTES.md "The disk and memory"), which would measure the disk.
+[[ $(id -u) -eq 0 ]] && mount -t tmpfs -o size=6g,mode=0755 tmpfs "$WORK"
+daemon=
+cleanup() {
+    [[ -n $daemon ]] && kill "$daemon" 2>/dev/null
+    cd /
+    umount -l "$WORK" 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+export GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null GIT_AUTHOR_NAME=b GIT_AUTHOR_EMAIL=b@b
+export GIT_COMMITTER_NAME=b GIT_COMMITTER_EMAIL=b@b
+
+log "generating $FILES files and $COMMITS commits"
+up=$WORK/up
+git init -q -b main "$up"
+git -C "$up" config gc.auto 0
+python3 - "$up" "$FILES" <<'PY'
+import os, random, sys
+root, n = sys.argv[1], int(sys.argv[2])
+rng = random.Random(1)
+for i in range(n):
+    d = os.path.join(root, "src", f"m{i % 200:03d}", f"p{i % 17:02d}")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, f"f{i:05d}.txt"), "w") as f:
+        f.write(("".join(rng.choice("abcdefghij \n") for _ in range(rng.randint(200, 12000)))))
+PY
+git -C "$up" add -A
+git -C "$up" commit -q -m init
+# The history: COMMITS-1 more commits, each changing one file (fast-import, not a loop of
+# commits, so generating stays quick).
+python3 - "$COMMITS" "$FILES" <<'PY' | git -C "$up" fast-import --quiet
+import sys
+commits, files = int(sys.argv[1]), int(sys.argv[2])
+for c in range(1, commits):
+    i = (c * 7919) % files
+    path = f"src/m{i % 200:03d}/p{i % 17:02d}/f{i:05d}.txt"
+    data = f"change {c}\n".encode()
+    msg = f"change {c}\n".encode()
+    print("commit refs/heads/main")
+    print(f"committer b <b@b> {1600000000 + c} +0000")
+    print(f"data {len(msg)}"); sys.stdout.flush(); sys.stdout.buffer.write(msg); print()
+    if c == 1:
+        print("from refs/heads/main^0")
+    print(f"M 100644 inline {path}")
+    print(f"data {len(data)}"); sys.stdout.flush(); sys.stdout.buffer.write(data); print()
+PY
+git -C "$up" gc -q
+log "$(git -C "$up" rev-list --count main) commits, $(git -C "$up" ls-files | wc -l) files, $(du -sh "$up/.git" | cut -f1) of objects"
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+git daemon --reuseaddr --listen=127.0.0.1 --port="$port" --export-all --base-path="$WORK" "$WORK" &
+daemon=$!
+url=git://127.0.0.1:$port/up
+for _ in $(seq 1 100); do git ls-remote "$url" >/dev/null 2>&1 && break; sleep 0.1; done
+
+cat >"$WORK/recipe.toml" <<EOF2
+[image]
+name = "bench-git"
+[[step]]
+git = { url = "$url", ref = "main", dest = "/src" }
+EOF2
+
+floor=() first=() onenew=() nothing=() lsremote=()
+for run in $(seq 1 "$RUNS"); do
+    d=$WORK/run$run
+    mkdir -p "$d"
+    floor+=("$(bench_seconds bash -c "git clone -q --mirror '$url' '$d/floor.git' && mkdir '$d/floor' && git --git-dir='$d/floor.git' archive main | tar -x -C '$d/floor'")")
+    first+=("$(bench_seconds "$FACTORY" build --cache "$d/store" --progress plain "$WORK/recipe.toml")")
+    echo "run $run $(date +%s%N)" >>"$up/src/m000/p00/f00000.txt"
+    git -C "$up" commit -q -am "run $run"
+    onenew+=("$(bench_seconds "$FACTORY" build --cache "$d/store" --progress plain "$WORK/recipe.toml")")
+    nothing+=("$(bench_seconds "$FACTORY" build --cache "$d/store" --progress plain "$WORK/recipe.toml")")
+    lsremote+=("$(bench_seconds git ls-remote "$url" refs/heads/main)")
+    rm -rf "$d"
+    log "run $run: floor ${floor[-1]} s, first ${first[-1]} s, one new commit ${onenew[-1]} s, nothing ${nothing[-1]} s (ls-remote ${lsremote[-1]} s)"
+done
+m() { printf '%s\n' "$@" | median; }
+f=$(m "${floor[@]}") a=$(m "${first[@]}") b=$(m "${onenew[@]}") c=$(m "${nothing[@]}") l=$(m "${lsremote[@]}")
+printf '\n%-34s %10s\n' "git step, $COMMITS commits, $FILES files" "median s"
+printf '%-34s %10s\n' "floor: clone --mirror + archive|tar" "$f" "factory first build" "$a" \
+    "factory, one new upstream commit" "$b" "factory, nothing changed" "$c" "git ls-remote alone" "$l"
+awk -v f="$f" -v a="$a" -v b="$b" -v c="$c" -v l="$l" 'BEGIN {
+    printf "first / floor = %.2f (target <= 1.2); one-new / first = %.2f (target <= 0.2); nothing - ls-remote = %.0f ms (target <= 100)\n",
+        a / f, b / a, (c - l) * 1000 }'

@@ -1,0 +1,67 @@
+#pragma once
+// The steps that fetch sources into a layer: git (a commit's tree) and download (a file
+// verified by its sha256, or an archive unpacked). Each is keyed by what pins its content —
+// the resolved commit, the sha256 — never by a URL's credentials, and reads nothing but the
+// store and its remote (DESIGN.md "Cache keys").
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cache/key.hpp"
+#include "factory/layer/entry.hpp"
+#include "factory/recipe/recipe.hpp"
+#include "factory/sources/git_mirror.hpp"
+#include "factory/util/files.hpp"
+
+namespace factory::builder {
+
+struct SourceContext {
+    std::filesystem::path store_root;
+    bool offline = false;                                        // --offline: the store only
+    const std::map<std::string, std::string>* secrets = nullptr; // --secret id → value
+    std::function<void(std::string_view)> on_log;                // fetch and retry lines
+};
+
+// A source step's layer: its entries, whose contents live in `scratch` (keep it until the
+// layer is written), and the mtime of every entry when it isn't the image's epoch.
+struct SourceOutcome {
+    std::vector<layer::Entry> entries;
+    std::unique_ptr<TempDir> scratch;
+    std::optional<std::int64_t> epoch;
+};
+
+// The ref resolved to a commit (one ls-remote for a branch or tag; none for a commit id or
+// offline), the mirror holding it. Throws Error naming the step (`id`).
+sources::ResolvedRef resolve_git(const SourceContext& ctx, const recipe::GitStep& step,
+                                 const std::string& id);
+
+// The git step's key fields: the URL without credentials, the commit, and the options that
+// shape the layer (dest, submodules, keep_git, depth, mtime).
+void add_git_key(cache::KeyBuilder& kb, const recipe::GitStep& step,
+                 const sources::ResolvedRef& resolved);
+
+// The commit's tree under dest (submodules, a working clone's .git as the step says).
+SourceOutcome execute_git(const SourceContext& ctx, const recipe::GitStep& step,
+                          const sources::ResolvedRef& resolved, const std::string& id);
+
+// The download step's key fields: sha256, dest, mode, extract (not the URL: a file moved to
+// another server is the same file).
+void add_download_key(cache::KeyBuilder& kb, const recipe::DownloadStep& step);
+
+// The file at dest (dest ending in '/': the URL's last path component in it), or with extract
+// the archive's entries under dest. Throws Error: a wrong digest names both (exit 1).
+SourceOutcome execute_download(const SourceContext& ctx, const recipe::DownloadStep& step,
+                               const std::string& id);
+
+// "git https://host/r.git@main → /src" and the like, for the progress lines.
+std::string describe_git(const recipe::GitStep& step);
+std::string describe_download(const recipe::DownloadStep& step);
+
+} // namespace factory::builder

@@ -1,0 +1,655 @@
+#include "factory/sources/git_mirror.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <map>
+#include <set>
+#include <thread>
+#include <unordered_set>
+
+#include "cache/lock.hpp"
+#include "factory/sources/command.hpp"
+#include "factory/util/files.hpp"
+#include "factory/util/sha256.hpp"
+
+namespace factory::sources {
+
+namespace {
+
+constexpr int max_submodule_depth = 8;
+
+std::string quote(std::string_view s) {
+    return "'" + std::string(s) + "'";
+}
+
+// A ref as a user may write it: no option look-alike, nothing git's revision syntax would
+// read as an operator (git-check-ref-format(1)).
+Result<void> check_ref(const std::string& ref) {
+    if (ref.empty()) return Unexpected("the ref is empty");
+    if (ref.front() == '-' || ref.front() == '/' || ref.back() == '/' || ref.back() == '.' ||
+        ref.find("..") != std::string::npos || ref.find("@{") != std::string::npos ||
+        ref.find("//") != std::string::npos || ref.ends_with(".lock"))
+        return Unexpected("invalid ref " + quote(ref));
+    for (unsigned char c : ref)
+        if (c < 0x21 || c == 0x7f ||
+            std::string_view(" ~^:?*[\\").find(static_cast<char>(c)) != std::string_view::npos)
+            return Unexpected("invalid ref " + quote(ref));
+    return {};
+}
+
+std::string trim(std::string s) {
+    while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\r'))
+        s.pop_back();
+    return s;
+}
+
+// `git cat-file --batch` output → one file per blob, named by its id, in `dir`.
+class BatchWriter {
+  public:
+    explicit BatchWriter(fs::path dir) : dir_(std::move(dir)) {}
+
+    Result<void> feed(std::string_view chunk) {
+        while (!chunk.empty()) {
+            if (remaining_ == 0 && !in_body_) {
+                auto nl = chunk.find('\n');
+                header_.append(chunk.substr(0, nl));
+                if (nl == std::string_view::npos) return {};
+                chunk.remove_prefix(nl + 1);
+                if (auto r = start(); !r) return r;
+                continue;
+            }
+            if (remaining_ > 0) {
+                auto n = std::min<std::uint64_t>(remaining_, chunk.size());
+                if (auto r = write_all(fd_.get(), chunk.data(), n); !r) return r;
+                remaining_ -= n;
+                chunk.remove_prefix(n);
+                if (remaining_ > 0) continue;
+            }
+            // The newline after the content.
+            if (chunk.empty()) return {};
+            if (chunk.front() != '\n') return Unexpected("git cat-file: malformed output");
+            chunk.remove_prefix(1);
+            in_body_ = false;
+            if (auto r = publish(); !r) return r;
+        }
+        return {};
+    }
+    bool complete() const { return remaining_ == 0 && !in_body_ && header_.empty(); }
+
+  private:
+    Result<void> start() {
+        std::string h = std::move(header_);
+        header_.clear();
+        auto sp1 = h.find(' '), sp2 = h.rfind(' ');
+        if (sp1 == std::string::npos || sp1 == sp2)
+            return Unexpected("git cat-file: " + h); // "<id> missing"
+        std::string id = h.substr(0, sp1);
+        if (!is_commit_id(id) || h.compare(sp1 + 1, sp2 - sp1 - 1, "blob") != 0)
+            return Unexpected("git cat-file: unexpected object " + h);
+        remaining_ = std::stoull(h.substr(sp2 + 1));
+        in_body_ = true;
+        // A temp name, renamed when complete: another build may read the same blob's file.
+        id_ = id;
+        temp_ = dir_ / (std::string(temp_prefix) + id + "-" + unique_suffix());
+        fd_.reset(
+            ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644));
+        if (!fd_) return Unexpected("cannot create " + temp_.string() + ": " + errno_string(errno));
+        return {};
+    }
+
+    Result<void> publish() {
+        fd_.reset();
+        if (::rename(temp_.c_str(), (dir_ / id_).c_str()) != 0) {
+            int err = errno;
+            ::unlink(temp_.c_str());
+            return Unexpected("cannot rename " + temp_.string() + ": " + errno_string(err));
+        }
+        temp_.clear();
+        return {};
+    }
+
+  public:
+    ~BatchWriter() {
+        if (!temp_.empty()) ::unlink(temp_.c_str());
+    }
+
+  private:
+    std::string id_;
+    fs::path temp_;
+
+    fs::path dir_;
+    std::string header_;
+    std::uint64_t remaining_ = 0;
+    bool in_body_ = false;
+    Fd fd_;
+};
+
+struct TreeRecord {
+    std::string mode, type, id, path;
+    std::uint64_t size = 0;
+};
+
+// `git ls-tree -r -z -l` records: "<mode> <type> <id> <size>\t<path>\0".
+Result<std::vector<TreeRecord>> parse_ls_tree(const std::string& out) {
+    std::vector<TreeRecord> records;
+    std::size_t pos = 0;
+    while (pos < out.size()) {
+        auto end = out.find('\0', pos);
+        if (end == std::string::npos) end = out.size();
+        std::string_view rec(out.data() + pos, end - pos);
+        pos = end + 1;
+        auto tab = rec.find('\t');
+        if (tab == std::string_view::npos) return Unexpected("git ls-tree: malformed output");
+        std::string_view head = rec.substr(0, tab);
+        TreeRecord r;
+        r.path = std::string(rec.substr(tab + 1));
+        auto s1 = head.find(' '), s2 = head.find(' ', s1 + 1), s3 = head.find(' ', s2 + 1);
+        if (s1 == std::string_view::npos || s2 == std::string_view::npos ||
+            s3 == std::string_view::npos)
+            return Unexpected("git ls-tree: malformed output");
+        r.mode = std::string(head.substr(0, s1));
+        r.type = std::string(head.substr(s1 + 1, s2 - s1 - 1));
+        r.id = std::string(head.substr(s2 + 1, s3 - s2 - 1));
+        auto size = head.substr(s3 + 1);
+        while (!size.empty() && size.front() == ' ')
+            size.remove_prefix(1);
+        if (r.type == "blob") r.size = std::stoull(std::string(size));
+        records.push_back(std::move(r));
+    }
+    return records;
+}
+
+std::string join_path(const std::string& a, const std::string& b) {
+    if (a.empty()) return b;
+    if (b.empty()) return a;
+    return a + "/" + b;
+}
+
+void add_parents(const std::string& path, std::set<std::string>& dirs) {
+    for (auto slash = path.rfind('/'); slash != std::string::npos && slash > 0;
+         slash = path.rfind('/', slash - 1)) {
+        if (!dirs.insert(path.substr(0, slash)).second) break;
+        if (slash == 0) break;
+    }
+}
+
+layer::Entry dir_entry(const std::string& path) {
+    layer::Entry e;
+    e.path = path;
+    e.type = layer::Entry::Type::dir;
+    e.mode = 0755;
+    return e;
+}
+
+// A tree entry named ".git" (any case, as git's verify_path) would plant a repository's config
+// or hooks in the layer, which git run there later would obey.
+bool has_git_component(std::string_view path) {
+    std::size_t i = 0;
+    while (i <= path.size()) {
+        auto j = path.find('/', i);
+        if (j == std::string_view::npos) j = path.size();
+        auto part = path.substr(i, j - i);
+        if (part.size() == 4 && part[0] == '.' && (part[1] | 0x20) == 'g' &&
+            (part[2] | 0x20) == 'i' && (part[3] | 0x20) == 't')
+            return true;
+        i = j + 1;
+    }
+    return false;
+}
+
+// A submodule's URL comes from the repository, not the recipe: only network schemes, so a
+// hostile .gitmodules can't make the build read a repository of the host. A local
+// superproject (a path or file://) may name local submodules.
+bool allowed_submodule_url(const std::string& super, const std::string& url) {
+    for (const char* scheme : {"https://", "http://", "git://", "ssh://"})
+        if (url.starts_with(scheme)) return true;
+    bool local_super = super.starts_with("/") || super.starts_with("file://");
+    return local_super && (url.starts_with("/") || url.starts_with("file://"));
+}
+
+} // namespace
+
+bool is_commit_id(std::string_view s) noexcept {
+    if (s.size() != 40) return false;
+    for (char c : s)
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+    return true;
+}
+
+GitMirrors::GitMirrors(fs::path store_root, GitOptions options)
+    : root_(std::move(store_root)), options_(std::move(options)) {
+    program_ = options_.git;
+    if (program_.empty()) {
+        for (const char* dir : {"/usr/bin", "/usr/local/bin", "/bin"})
+            if (::access((fs::path(dir) / "git").c_str(), X_OK) == 0) {
+                program_ = fs::path(dir) / "git";
+                break;
+            }
+    }
+}
+
+fs::path GitMirrors::mirror_path(const fs::path& store_root, const std::string& url) {
+    return store_root / "git" / (Sha256::hex(url) + ".git");
+}
+
+std::vector<std::string> GitMirrors::environment(const RemoteUrl* remote) const {
+    std::vector<std::string> env = {"PATH=/usr/local/bin:/usr/bin:/bin",
+                                    "LC_ALL=C",
+                                    "TZ=UTC",
+                                    "GIT_CONFIG_NOSYSTEM=1",
+                                    "GIT_CONFIG_GLOBAL=/dev/null",
+                                    "GIT_TERMINAL_PROMPT=0",
+                                    "GIT_SSH_COMMAND=ssh -o BatchMode=yes"};
+    // ssh reads ~/.ssh/known_hosts; git itself reads no file under HOME (GIT_CONFIG_GLOBAL).
+    for (const char* name : {"HOME", "SSH_AUTH_SOCK", "http_proxy", "https_proxy", "no_proxy",
+                             "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "all_proxy", "ALL_PROXY"})
+        if (const char* v = std::getenv(name)) env.push_back(std::string(name) + "=" + v);
+    if (!options_.ca_bundle.empty()) env.push_back("GIT_SSL_CAINFO=" + options_.ca_bundle.string());
+    // Settings for every git process, through the environment so no config file holds them:
+    // the mirror is never garbage-collected under a reader, packs are made by one thread (the
+    // same bytes every time), and a commit id may be fetched from a mirror.
+    std::vector<std::pair<std::string, std::string>> config = {
+        {"gc.auto", "0"},
+        {"core.logAllRefUpdates", "false"},
+        {"pack.threads", "1"},
+        {"transfer.unpackLimit", "1"},
+        {"protocol.version", "2"},
+        {"uploadpack.allowAnySHA1InWant", "true"},
+        {"advice.detachedHead", "false"},
+        {"init.defaultBranch", "main"},
+        {"safe.directory", "*"},
+    };
+    // The credentials go to the URL's own prefix only: a redirect to another host gets none.
+    if (remote && remote->has_credentials())
+        config.emplace_back("http." + remote->url + ".extraHeader", basic_auth_header(*remote));
+    env.push_back("GIT_CONFIG_COUNT=" + std::to_string(config.size()));
+    for (std::size_t i = 0; i < config.size(); ++i) {
+        env.push_back("GIT_CONFIG_KEY_" + std::to_string(i) + "=" + config[i].first);
+        env.push_back("GIT_CONFIG_VALUE_" + std::to_string(i) + "=" + config[i].second);
+    }
+    return env;
+}
+
+Result<std::string> GitMirrors::git(const std::vector<std::string>& args, const fs::path& cwd,
+                                    const RemoteUrl* remote, int stdin_fd) {
+    if (program_.empty())
+        return Unexpected("git is not installed (looked in /usr/bin, /usr/local/bin, /bin)");
+    Command c;
+    c.argv.push_back(program_.string());
+    c.argv.insert(c.argv.end(), args.begin(), args.end());
+    c.env = environment(remote);
+    c.cwd = cwd;
+    c.stdin_fd = stdin_fd;
+    auto r = run_command(c);
+    if (!r) return Unexpected("git " + args.front() + ": " + r.error());
+    if (r->status != 0) {
+        auto why = last_line(r->error);
+        return Unexpected("git " + args.front() + " failed (exit " + std::to_string(r->status) +
+                          ")" + (why.empty() ? "" : ": " + why));
+    }
+    return std::move(r->output);
+}
+
+Result<std::string> GitMirrors::git_network(const std::vector<std::string>& args,
+                                            const fs::path& cwd, const RemoteUrl& remote) {
+    auto delay = options_.backoff;
+    for (int attempt = 1;; ++attempt) {
+        auto r = git(args, cwd, &remote);
+        if (r || attempt >= options_.attempts) return r;
+        log("git " + args.front() + " " + remote.url + ": " + r.error() + "; trying again in " +
+            std::to_string(delay.count()) + " ms");
+        std::this_thread::sleep_for(delay);
+        delay *= 2;
+    }
+}
+
+bool GitMirrors::has_commit(const fs::path& mirror, const std::string& commit) {
+    if (!fs::exists(mirror / "HEAD")) return false;
+    return git({"cat-file", "-e", commit + "^{commit}"}, mirror).has_value();
+}
+
+Result<void> GitMirrors::update_mirror(const RemoteUrl& remote, const fs::path& mirror) {
+    if (fs::exists(mirror / "HEAD")) {
+        log("git: fetching " + remote.url);
+        auto r = git_network({"fetch", "--prune", "--quiet", "origin"}, mirror, remote);
+        if (!r) return Unexpected(r.error());
+        return {};
+    }
+    log("git: mirroring " + remote.url);
+    std::error_code ec;
+    fs::create_directories(mirror.parent_path(), ec);
+    if (ec)
+        return Unexpected("cannot create " + mirror.parent_path().string() + ": " + ec.message());
+    fs::path tmp = mirror.parent_path() /
+                   (std::string(temp_prefix) + mirror.filename().string() + "-" + unique_suffix());
+    auto r =
+        git_network({"clone", "--mirror", "--quiet", "--", remote.url, tmp.string()}, {}, remote);
+    if (r) r = git({"config", "gc.auto", "0"}, tmp);
+    if (!r) {
+        fs::remove_all(tmp, ec);
+        return Unexpected(r.error());
+    }
+    fs::rename(tmp, mirror, ec);
+    if (ec) {
+        fs::remove_all(tmp, ec);
+        return Unexpected("cannot rename the mirror into " + mirror.string() + ": " + ec.message());
+    }
+    return {};
+}
+
+Result<std::string> GitMirrors::ls_remote(const RemoteUrl& remote, const std::string& ref,
+                                          std::string* name) {
+    std::vector<std::string> want;
+    if (ref == "HEAD" || ref.starts_with("refs/")) {
+        want = {ref};
+    } else {
+        want = {"refs/heads/" + ref, "refs/tags/" + ref};
+    }
+    std::vector<std::string> args = {"ls-remote", "--quiet", "--", remote.url};
+    // The patterns match whole names: a peeled tag's line ("refs/tags/v1^{}") needs its own.
+    for (const auto& w : want) {
+        args.push_back(w);
+        if (w.starts_with("refs/tags/")) args.push_back(w + "^{}");
+    }
+    auto out = git_network(args, {}, remote);
+    if (!out) return Unexpected(out.error());
+    std::map<std::string, std::string> refs;
+    std::size_t pos = 0;
+    while (pos < out->size()) {
+        auto end = out->find('\n', pos);
+        if (end == std::string::npos) end = out->size();
+        std::string line = out->substr(pos, end - pos);
+        pos = end + 1;
+        auto tab = line.find('\t');
+        if (tab == 40 && is_commit_id(line.substr(0, 40)))
+            refs[line.substr(41)] = line.substr(0, 40);
+    }
+    for (const auto& w : want) {
+        // An annotated tag: its peeled entry names the commit.
+        if (auto it = refs.find(w + "^{}"); it != refs.end()) {
+            *name = w;
+            return it->second;
+        }
+        if (auto it = refs.find(w); it != refs.end()) {
+            *name = w;
+            return it->second;
+        }
+    }
+    return Unexpected("ref " + quote(ref) + " not found in " + remote.url);
+}
+
+Result<std::string> GitMirrors::local_ref(const fs::path& mirror, const std::string& ref,
+                                          std::string* name) {
+    std::vector<std::string> candidates;
+    if (ref == "HEAD" || ref.starts_with("refs/"))
+        candidates = {ref};
+    else
+        candidates = {"refs/heads/" + ref, "refs/tags/" + ref};
+    for (const auto& c : candidates)
+        if (auto r = git({"rev-parse", "--verify", "--quiet", c + "^{commit}"}, mirror)) {
+            *name = c;
+            return trim(*r);
+        }
+    return Unexpected("ref " + quote(ref) + " not found");
+}
+
+Result<ResolvedRef> GitMirrors::resolve(const std::string& url, const std::string& ref) {
+    auto remote = parse_remote_url(url);
+    if (!remote) return Unexpected("git url: " + remote.error());
+    if (auto r = check_ref(ref); !r) return Unexpected(r.error() + " for " + remote->url);
+    ResolvedRef out;
+    out.url = remote->url;
+    out.ref = ref;
+    out.mirror = mirror_path(root_, remote->url);
+    if (is_commit_id(ref)) {
+        out.commit = ref;
+    } else if (options_.offline) {
+        if (!fs::exists(out.mirror / "HEAD"))
+            return Unexpected("offline: no mirror of " + remote->url + " in the store");
+        auto c = local_ref(out.mirror, ref, &out.name);
+        if (!c) return Unexpected("offline: " + c.error() + " in the mirror of " + remote->url);
+        out.commit = *c;
+        return out;
+    } else {
+        auto c = ls_remote(*remote, ref, &out.name);
+        if (!c) return Unexpected(c.error());
+        out.commit = *c;
+    }
+    if (has_commit(out.mirror, out.commit)) return out;
+    if (options_.offline)
+        return Unexpected("offline: commit " + out.commit + " of " + remote->url +
+                          " is not in the store");
+    // One fetch per mirror at a time; whoever waited finds the commit there already.
+    auto lock = cache::FileLock::exclusive(root_ / "locks" / "git" /
+                                           (out.mirror.stem().string() + ".lock"));
+    if (has_commit(out.mirror, out.commit)) return out;
+    if (auto r = update_mirror(*remote, out.mirror); !r) return Unexpected(r.error());
+    if (has_commit(out.mirror, out.commit)) return out;
+    // A commit no ref points at: servers that allow it hand it out by id.
+    if (auto r = git_network({"fetch", "--quiet", "origin", out.commit}, out.mirror, *remote);
+        r && has_commit(out.mirror, out.commit))
+        return out;
+    return Unexpected("commit " + out.commit + " not found in " + remote->url);
+}
+
+Result<std::int64_t> GitMirrors::commit_time(const ResolvedRef& resolved) {
+    auto r = git({"log", "-1", "--format=%ct", resolved.commit}, resolved.mirror);
+    if (!r) return Unexpected(r.error());
+    try {
+        return std::stoll(trim(*r));
+    } catch (const std::exception&) {
+        return Unexpected("git log: unexpected output for " + resolved.commit);
+    }
+}
+
+Result<Tree> GitMirrors::tree_entries(const ResolvedRef& resolved, const TreeOptions& options) {
+    Tree tree;
+    std::string dest = options.dest;
+    while (dest.starts_with('/'))
+        dest.erase(0, 1);
+    while (dest.ends_with('/'))
+        dest.pop_back();
+    if (!dest.empty())
+        if (auto r = layer::check_path(dest); !r) return Unexpected("dest: " + r.error());
+    if (auto r = add_tree(resolved, dest, options, tree, 0); !r) return Unexpected(r.error());
+    std::set<std::string> dirs;
+    std::unordered_set<std::string> seen;
+    for (const auto& e : tree.entries) {
+        seen.insert(e.path);
+        add_parents(e.path, dirs);
+    }
+    if (!dest.empty()) {
+        dirs.insert(dest);
+        add_parents(dest, dirs);
+    }
+    for (const auto& d : dirs)
+        if (!seen.contains(d)) tree.entries.push_back(dir_entry(d));
+    return tree;
+}
+
+Result<void> GitMirrors::add_tree(const ResolvedRef& resolved, const std::string& prefix,
+                                  const TreeOptions& options, Tree& tree, int level) {
+    auto listing =
+        git({"ls-tree", "-r", "-z", "-l", "--full-tree", resolved.commit}, resolved.mirror);
+    if (!listing) return Unexpected(listing.error() + " (" + resolved.url + ")");
+    auto records = parse_ls_tree(*listing);
+    if (!records) return Unexpected(records.error());
+
+    std::string wanted; // blob ids for cat-file, one a line, each once
+    std::unordered_set<std::string> queued;
+    std::vector<const TreeRecord*> links, gitlinks;
+    for (const auto& r : *records) {
+        std::string path = join_path(prefix, r.path);
+        if (auto c = layer::check_path(path); !c)
+            return Unexpected(resolved.url + " " + resolved.commit + ": " + c.error());
+        if (has_git_component(r.path))
+            return Unexpected(resolved.url + " " + resolved.commit + ": path " + quote(r.path) +
+                              " has a .git component (git itself refuses to check it out)");
+        if (r.type == "commit") {
+            gitlinks.push_back(&r);
+            continue;
+        }
+        if (r.type != "blob") continue;
+        if (!fs::exists(options.content_dir / r.id) && queued.insert(r.id).second)
+            wanted += r.id + "\n";
+        layer::Entry e;
+        e.path = path;
+        e.source = (options.content_dir / r.id).string();
+        if (r.mode == "120000") {
+            e.type = layer::Entry::Type::symlink;
+            e.mode = 0777;
+            links.push_back(&r);
+        } else {
+            e.mode = r.mode == "100755" ? 0755 : 0644;
+            e.size = r.size;
+            ++tree.files;
+            tree.bytes += r.size;
+        }
+        tree.entries.push_back(std::move(e));
+    }
+
+    if (!wanted.empty()) {
+        // The ids go in through a file: cat-file's output is read while nothing is written.
+        fs::path list =
+            options.content_dir / (std::string(temp_prefix) + "blobs-" + unique_suffix());
+        write_file_atomic(list, wanted);
+        Fd in(::open(list.c_str(), O_RDONLY | O_CLOEXEC));
+        std::error_code ec;
+        fs::remove(list, ec);
+        if (!in) return Unexpected("cannot open " + list.string() + ": " + errno_string(errno));
+        Command c;
+        c.argv = {program_.string(), "cat-file", "--batch"};
+        c.env = environment(nullptr);
+        c.cwd = resolved.mirror;
+        c.stdin_fd = in.get();
+        BatchWriter writer(options.content_dir);
+        auto r = run_command(c, [&](std::string_view chunk) { return writer.feed(chunk); });
+        if (!r) return Unexpected(r.error());
+        if (r->status != 0 || !writer.complete())
+            return Unexpected("git cat-file failed: " + last_line(r->error));
+    }
+    // Symlink targets are their blobs' contents.
+    for (auto& e : tree.entries)
+        if (e.type == layer::Entry::Type::symlink && !e.source.empty()) {
+            auto target = read_file(e.source, 4096);
+            if (!target) return Unexpected(target.error());
+            e.link = *target;
+            e.source.clear();
+        }
+
+    if (gitlinks.empty()) return {};
+    if (!options.submodules) {
+        for (const auto* g : gitlinks)
+            tree.entries.push_back(dir_entry(join_path(prefix, g->path)));
+        return {};
+    }
+    if (level >= max_submodule_depth)
+        return Unexpected(resolved.url + ": submodules nested more than " +
+                          std::to_string(max_submodule_depth) + " deep");
+    // .gitmodules at the commit: submodule.NAME.path and submodule.NAME.url.
+    auto config = git({"config", "-z", "--blob", resolved.commit + ":.gitmodules", "--get-regexp",
+                       "^submodule\\..*\\.(path|url)$"},
+                      resolved.mirror);
+    std::map<std::string, std::string> path_of, url_of;
+    if (config) {
+        std::size_t pos = 0;
+        while (pos < config->size()) {
+            auto end = config->find('\0', pos);
+            if (end == std::string::npos) end = config->size();
+            std::string rec = config->substr(pos, end - pos);
+            pos = end + 1;
+            auto nl = rec.find('\n');
+            if (nl == std::string::npos) continue;
+            std::string key = rec.substr(0, nl), value = rec.substr(nl + 1);
+            auto dot = key.rfind('.');
+            std::string name = key.substr(10, dot - 10); // after "submodule."
+            (key.ends_with(".path") ? path_of : url_of)[name] = value;
+        }
+    }
+    for (const auto* g : gitlinks) {
+        std::string url;
+        for (const auto& [name, p] : path_of)
+            if (p == g->path && url_of.contains(name)) url = url_of[name];
+        if (url.empty())
+            return Unexpected(resolved.url + " " + resolved.commit + ": submodule " +
+                              quote(g->path) + " has no url in .gitmodules");
+        url = resolve_relative_url(resolved.url, url);
+        if (!allowed_submodule_url(resolved.url, url))
+            return Unexpected(resolved.url + " " + resolved.commit + ": submodule " +
+                              quote(g->path) + ": URL " + quote(url) +
+                              " is not a network URL (https, http, git, ssh)");
+        auto sub = resolve(url, g->id);
+        if (!sub) return Unexpected("submodule " + quote(g->path) + ": " + sub.error());
+        std::string path = join_path(prefix, g->path);
+        tree.submodules.push_back({path, sub->url, sub->commit});
+        if (auto r = add_tree(*sub, path, options, tree, level + 1); !r) return r;
+    }
+    return {};
+}
+
+Result<std::vector<layer::Entry>> GitMirrors::working_clone(const ResolvedRef& resolved,
+                                                            const std::string& dest,
+                                                            const fs::path& work_dir, int depth) {
+    fs::path dir = work_dir / "clone";
+    auto step = [&](std::vector<std::string> args) { return git(args, dir); };
+    if (auto r = git({"init", "--quiet", "--template=", dir.string()}, {}); !r)
+        return Unexpected(r.error());
+    std::vector<std::string> fetch = {"fetch", "--quiet", "--no-tags", "--no-write-fetch-head"};
+    if (depth > 0) fetch.push_back("--depth=" + std::to_string(depth));
+    fetch.push_back("file://" + resolved.mirror.string());
+    fetch.push_back(resolved.commit);
+    std::string branch = resolved.name.starts_with("refs/heads/") ? resolved.name.substr(11) : "";
+    std::vector<std::vector<std::string>> steps = {
+        fetch,
+        {"config", "remote.origin.url", resolved.url},
+        {"config", "remote.origin.fetch", "+refs/heads/*:refs/remotes/origin/*"},
+    };
+    if (!branch.empty()) {
+        steps.push_back({"update-ref", "refs/heads/" + branch, resolved.commit});
+        steps.push_back({"update-ref", "refs/remotes/origin/" + branch, resolved.commit});
+        steps.push_back({"symbolic-ref", "HEAD", "refs/heads/" + branch});
+        steps.push_back({"config", "branch." + branch + ".remote", "origin"});
+        steps.push_back({"config", "branch." + branch + ".merge", "refs/heads/" + branch});
+    } else {
+        steps.push_back({"update-ref", "--no-deref", "HEAD", resolved.commit});
+    }
+    // One pack with every delta computed afresh (-F), by one thread: its bytes depend on the
+    // objects alone, not on how the mirror happens to be packed after its fetches.
+    steps.push_back({"repack", "-a", "-d", "-F", "-q", "-n"});
+    // An index without stat data: the same bytes on every machine; git status refreshes it.
+    steps.push_back({"read-tree", resolved.commit});
+    for (const auto& s : steps)
+        if (auto r = step(s); !r) return Unexpected(r.error());
+
+    std::vector<layer::Entry> entries;
+    std::string base = dest;
+    while (base.starts_with('/'))
+        base.erase(0, 1);
+    while (base.ends_with('/'))
+        base.pop_back();
+    std::string git_dir = join_path(base, ".git");
+    entries.push_back(dir_entry(git_dir));
+    std::error_code ec;
+    for (auto it = fs::recursive_directory_iterator(dir / ".git", ec);
+         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+        auto rel = fs::relative(it->path(), dir / ".git").string();
+        auto st = it->symlink_status();
+        if (fs::is_directory(st)) {
+            entries.push_back(dir_entry(git_dir + "/" + rel));
+        } else if (fs::is_regular_file(st)) {
+            layer::Entry e;
+            e.path = git_dir + "/" + rel;
+            e.source = it->path().string();
+            e.size = fs::file_size(it->path());
+            e.mode = (static_cast<unsigned>(st.permissions()) & 0100) ? 0755 : 0644;
+            entries.push_back(std::move(e));
+        }
+    }
+    if (ec) return Unexpected("reading " + (dir / ".git").string() + ": " + ec.message());
+    return entries;
+}
+
+} // namespace factory::sources

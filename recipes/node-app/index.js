@@ -1,0 +1,2 @@
+const ms = require("ms");
+console.log(`node-app: one day is ${ms("1d")} ms`);

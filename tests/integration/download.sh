@@ -1,0 +1,92 @@
+# download steps against a python3 HTTP server on 127.0.0.1 (tests/data/http-server.py): a
+# file verified by sha256 with its mode, an archive extracted, a wrong digest (exit 1, both
+# digests printed, nothing stored), an archive with "../" entries refused with nothing written
+# outside, the URL's server gone: cached by digest, --offline too.
+source "$(dirname "$0")/../lib.sh"
+need python3 jq timeout tar
+
+www=$TEST_DIR/www
+mkdir -p "$www/pkg/bin"
+printf '#!/bin/sh\necho tool\n' >"$www/tool"
+printf 'sdk\n' >"$www/pkg/README"
+printf '#!/bin/sh\n' >"$www/pkg/bin/sdk"
+chmod 755 "$www/pkg/bin/sdk"
+tar -C "$www" -czf "$www/sdk.tar.gz" pkg
+python3 - "$www/evil.tar" <<'PY'
+import io, sys, tarfile
+t = tarfile.open(sys.argv[1], "w")
+for name, data in (("ok", b"ok"), ("../../escaped", b"evil")):
+    i = tarfile.TarInfo(name)
+    i.size = len(data)
+    t.addfile(i, io.BytesIO(data))
+t.close()
+PY
+sha() { sha256sum "$1" | cut -c1-64; }
+
+timeout 300 python3 "$FACTORY_SOURCE_DIR/tests/data/http-server.py" "$www" "$TEST_DIR/port" 290 &
+server=$!
+_lib_on_exit "kill $server 2>/dev/null"
+for _ in $(seq 1 100); do [[ -s $TEST_DIR/port ]] && break; sleep 0.1; done
+base=http://127.0.0.1:$(cat "$TEST_DIR/port")
+
+ctx=$TEST_DIR/ctx
+mkdir -p "$ctx"
+write "$ctx/recipe.toml" <<TOML
+[image]
+name = "downloads"
+
+[[step]]
+download = { url = "$base/tool", sha256 = "$(sha "$www/tool")", dest = "/usr/local/bin/tool", mode = "0755" }
+
+[[step]]
+download = { url = "$base/sdk.tar.gz", sha256 = "$(sha "$www/sdk.tar.gz")", dest = "/opt/sdk", extract = true }
+TOML
+
+step "a file with its mode and an extracted archive"
+expect_ok build "$ctx/recipe.toml" -o "rootfs:$TEST_DIR/rootfs"
+first=$(last_line)
+assert_eq "$(cat "$www/tool")" "$(cat "$TEST_DIR/rootfs/usr/local/bin/tool")" "downloaded file"
+assert_eq "755" "$(stat -c %a "$TEST_DIR/rootfs/usr/local/bin/tool")" "mode"
+assert_eq "sdk" "$(cat "$TEST_DIR/rootfs/opt/sdk/pkg/README")" "extracted file"
+assert_eq "755" "$(stat -c %a "$TEST_DIR/rootfs/opt/sdk/pkg/bin/sdk")" "extracted mode"
+assert_exists "$FACTORY_CACHE/downloads/$(sha "$www/tool")"
+
+step "a wrong sha256: exit 1, both digests, nothing stored"
+want=$(printf '%064d' 0)
+write "$ctx/wrong.toml" <<TOML
+[image]
+name = "wrong"
+[[step]]
+download = { url = "$base/tool", sha256 = "$want", dest = "/tool" }
+TOML
+before=$(ls "$FACTORY_CACHE/downloads" | sort)
+expect_exit 1 build "$ctx/wrong.toml"
+assert_contains "$(error_line)" "sha256 mismatch: expected sha256:$want, got sha256:$(sha "$www/tool")"
+assert_eq "$before" "$(ls -A "$FACTORY_CACHE/downloads" | sort)" "downloads after a wrong digest"
+
+step "an archive with ../ entries: refused, nothing outside"
+write "$ctx/evil.toml" <<TOML
+[image]
+name = "evil"
+[[step]]
+download = { url = "$base/evil.tar", sha256 = "$(sha "$www/evil.tar")", dest = "/opt/evil", extract = true }
+TOML
+expect_exit 1 build "$ctx/evil.toml"
+assert_contains "$(error_line)" 'entry "../../escaped"'
+assert_missing "$TEST_DIR/escaped"
+assert_missing "$FACTORY_CACHE/escaped"
+[[ -z $(find "$TEST_DIR" -name escaped) ]] || fail "an escaped file: $(find "$TEST_DIR" -name escaped)"
+
+step "the server gone: a fresh build from the store's downloads, --offline too, same digest"
+kill "$server"
+wait "$server" 2>/dev/null || true
+rm -rf "$FACTORY_CACHE/actions"
+expect_ok build "$ctx/recipe.toml"
+assert_eq "$first" "$(last_line)" "rebuilt from the store"
+rm -rf "$FACTORY_CACHE/actions"
+expect_ok build --offline "$ctx/recipe.toml"
+assert_eq "$first" "$(last_line)" "offline"
+rm -rf "$FACTORY_CACHE/downloads"
+expect_exit 1 build --offline "$ctx/wrong.toml"
+assert_contains "$(error_line)" "offline: download $base/tool (sha256:$want) is not in the store"
+echo "PASS: $TEST_NAME"
