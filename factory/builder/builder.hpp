@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "factory/export/target.hpp"
 #include "factory/registry/base.hpp"
 #include "factory/util/progress.hpp"
 
@@ -32,8 +33,9 @@ struct BuildOptions {
     std::optional<std::uint64_t> max_size;
     // --lock-timeout: how long to wait for a prune or repair holding the store (nullopt: ever).
     std::optional<std::chrono::milliseconds> lock_timeout;
-    registry::BaseOptions registry;             // bases by registry reference: --pull, TLS, retries
-    bool offline = false; // --offline: git and download steps use the store only
+    registry::BaseOptions registry; // bases by registry reference: --pull, TLS, retries
+    bool offline = false;           // --offline: git and download steps use the store only
+    exporter::DiskOptions disk;     // --size, --label for ext4: and raw: outputs
 };
 
 // One step as `factory why` reports it.

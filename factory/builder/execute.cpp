@@ -518,6 +518,7 @@ void RecipeRun::write_outputs(const oci::Descriptor& manifest) {
     for (const auto& spec : options_.outputs) {
         auto target = exporter::parse_target(spec);
         if (!target) throw Error("-o " + spec + ": " + target.error(), ExitCode::usage);
+        target->disk = options_.disk;
         progress_.event("export", exporter::to_string(*target));
         exporter::export_image(store_, manifest, *target,
                                recipe_.name + ":" + recipe_.tags.front());

@@ -144,8 +144,7 @@ int run_build(BuildArgs a, const std::string& cache_dir, const RegistryFlags& re
     builder::BuildOptions options = base_options(cache_dir, a.args);
     apply_registry_flags(options, registry_flags);
     options.outputs = a.outputs;
-    auto disk_options = parse_disk_options(a.disk);
-    auto disk_outputs = take_disk_outputs(options.outputs);
+    options.disk = parse_disk_options(a.disk);
     options.explain = a.explain;
     options.offline = a.offline;
     options.runtime = a.runtime;
@@ -168,12 +167,6 @@ int run_build(BuildArgs a, const std::string& cache_dir, const RegistryFlags& re
     if (a.dry_run) return print_plans(a.recipes, options, a.json, progress);
     std::vector<std::filesystem::path> recipes(a.recipes.begin(), a.recipes.end());
     auto outcomes = builder::build_recipes(recipes, options, progress);
-    // Before the stdout contract's lines (the last one is the recipe's NAME:TAG DIGEST).
-    if (!disk_outputs.empty() && outcomes.size() == 1 && outcomes.front().result) {
-        const auto& r = *outcomes.front().result;
-        write_disk_outputs(options.store_root, r.manifest_digest, r.name + ":" + r.tags.front(),
-                           disk_outputs, disk_options, Announce::no);
-    }
     if (!pushes.empty() && outcomes.size() == 1 && outcomes.front().result) {
         const auto& r = *outcomes.front().result;
         push_outputs(pushes, r.name + ":" + r.tags.front(), options.store_root, registry_flags);

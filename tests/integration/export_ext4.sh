@@ -218,6 +218,16 @@ expect_exit 1 export --cache "$TEST_DIR/store" "$digest" "ext4:$TEST_DIR/small.e
 assert_contains "$(error_line)" "more than --size 1 MiB" "too small"
 assert_missing "$TEST_DIR/small.ext4"
 assert_missing "$TEST_DIR/small.ext4.json"
+# A disk output of build that fails moves no ref (docs/cli.md "Refs move last"): a fresh store
+# gets none, and the image's ref in the old one stays where it was.
+recipe_in "$TEST_DIR/c"
+printf 'changed\n' >"$TEST_DIR/c/ctx/home/note.txt"
+expect_exit 1 build --cache "$TEST_DIR/fresh" "$TEST_DIR/c/ctx/ext4.toml" -o "ext4:$TEST_DIR/c.ext4" --size 1M
+assert_contains "$(error_line)" "more than --size 1 MiB" "build -o ext4: too small"
+assert_eq "" "$("$FACTORY" images --cache "$TEST_DIR/fresh" | grep ext4-test || true)" "no ref in a fresh store"
+expect_exit 1 build --cache "$TEST_DIR/store" "$TEST_DIR/c/ctx/ext4.toml" -o "ext4:$TEST_DIR/c.ext4" --size 1M
+assert_contains "$("$FACTORY" inspect --cache "$TEST_DIR/store" ext4-test:1)" "$digest" "the ref stays at the old digest"
+assert_missing "$TEST_DIR/c.ext4"
 expect_exit 2 export --cache "$TEST_DIR/store" "$digest" "ext4:$TEST_DIR/x.ext4" --size 12Q
 assert_contains "$(error_line)" 'invalid size "12Q"' "bad --size"
 expect_exit 2 export --cache "$TEST_DIR/store" "$digest" "ext4:$TEST_DIR/x.ext4" --label 12345678901234567
