@@ -18,31 +18,6 @@ bool word(char c) {
     return alnum(c) || c == '_';
 }
 
-// pathComponent: [a-z0-9]+ ((\.|_|__|-+) [a-z0-9]+)*
-bool valid_path_component(std::string_view c) {
-    std::size_t i = 0;
-    auto run = [&] {
-        auto start = i;
-        while (i < c.size() && lower_alnum(c[i]))
-            ++i;
-        return i > start;
-    };
-    if (!run()) return false;
-    while (i < c.size()) {
-        if (c[i] == '.')
-            ++i;
-        else if (c[i] == '_')
-            i += (i + 1 < c.size() && c[i + 1] == '_') ? 2 : 1;
-        else if (c[i] == '-')
-            while (i < c.size() && c[i] == '-')
-                ++i;
-        else
-            return false;
-        if (!run()) return false;
-    }
-    return true;
-}
-
 // domain: components [a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])? joined by '.', optional :port,
 // or a bracketed IPv6 address.
 bool valid_domain(std::string_view d) {
@@ -88,6 +63,31 @@ bool is_64_hex(std::string_view s) {
 }
 
 } // namespace
+
+bool valid_path_component(std::string_view c) {
+    std::size_t i = 0;
+    auto run = [&] {
+        auto start = i;
+        while (i < c.size() && lower_alnum(c[i]))
+            ++i;
+        return i > start;
+    };
+    if (!run()) return false;
+    while (i < c.size()) {
+        if (c[i] == '.')
+            ++i;
+        else if (c[i] == '_')
+            i += (i + 1 < c.size() && c[i + 1] == '_') ? 2 : 1;
+        else if (c[i] == '-')
+            while (i < c.size() && c[i] == '-')
+                ++i;
+        else
+            return false;
+        if (!run()) return false;
+    }
+    return true;
+}
+
 
 std::string DockerReference::familiar_name() const {
     if (domain != "docker.io") return domain + "/" + path;

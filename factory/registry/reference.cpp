@@ -3,39 +3,11 @@
 #include <cctype>
 
 #include "factory/oci/digest.hpp"
+#include "factory/oci/reference.hpp"
 
 namespace factory::registry {
 
 namespace {
-
-bool lower_alnum(char c) {
-    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-}
-
-// distribution/reference pathComponent: [a-z0-9]+ ((\.|_|__|-+) [a-z0-9]+)*
-bool valid_component(std::string_view c) {
-    std::size_t i = 0;
-    auto run = [&] {
-        auto start = i;
-        while (i < c.size() && lower_alnum(c[i]))
-            ++i;
-        return i > start;
-    };
-    if (!run()) return false;
-    while (i < c.size()) {
-        if (c[i] == '.')
-            ++i;
-        else if (c[i] == '_')
-            i += (i + 1 < c.size() && c[i + 1] == '_') ? 2 : 1;
-        else if (c[i] == '-')
-            while (i < c.size() && c[i] == '-')
-                ++i;
-        else
-            return false;
-        if (!run()) return false;
-    }
-    return true;
-}
 
 bool valid_host(std::string_view h) {
     auto colon = h.rfind(':');
@@ -135,7 +107,7 @@ Result<Reference> parse_reference(std::string_view text) {
     for (;;) {
         auto next = rest.find('/', start);
         auto comp = rest.substr(start, next == std::string_view::npos ? rest.npos : next - start);
-        if (!valid_component(comp))
+        if (!oci::valid_path_component(comp))
             return Unexpected("reference " + quoted + ": invalid repository component '" +
                               std::string(comp) + "' (lower-case letters, digits, '.', '_', '-')");
         if (next == std::string_view::npos) break;
