@@ -47,7 +47,7 @@ cache::KeyBuilder content_key(const recipe::Recipe& recipe, const std::string& i
     return content;
 }
 
-class CopyKind final : public StepKind {
+class CopyKind final : public LayerKind {
   public:
     std::string_view name() const override { return "copy"; }
 
@@ -138,14 +138,6 @@ class CopyKind final : public StepKind {
                const nlohmann::json* result) const override {
         state.tree.apply(k.entries);
         if (result) add_result_layer(state, *result, describe(s, *env.recipe), *env.recipe);
-    }
-
-    std::string summary(const nlohmann::json& result) const override {
-        return layer_summary(result);
-    }
-
-    std::uint64_t result_bytes(const nlohmann::json& result) const override {
-        return static_cast<std::uint64_t>(result_layer(result).size);
     }
 
     std::string describe_fields(const cache::Fields& f) const override {

@@ -34,7 +34,7 @@ sources::DebianSpec spec_of(const recipe::Stage& stage, const recipe::Recipe& re
     return spec;
 }
 
-class DebianBaseKind final : public StepKind {
+class DebianBaseKind final : public LayerKind {
   public:
     std::string_view name() const override { return "debian"; }
 
@@ -80,21 +80,12 @@ class DebianBaseKind final : public StepKind {
         return layer_made(env.write_layer(std::move(*entries)));
     }
 
-    void apply(const StepRef& s, StepEnv& env, StageState& state, const StepKey&,
+    void apply(const StepRef& s, StepEnv& env, StageState& state, const StepKey& key,
                const nlohmann::json* result) const override {
         state.config = oci::ImageConfig(recipe_platform(*env.recipe));
         state.config.set_env_var("PATH",
                                  "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-        state.tree_known = false;
-        if (result) add_result_layer(state, *result, describe(s, *env.recipe), *env.recipe);
-    }
-
-    std::string summary(const nlohmann::json& result) const override {
-        return layer_summary(result);
-    }
-
-    std::uint64_t result_bytes(const nlohmann::json& result) const override {
-        return static_cast<std::uint64_t>(result_layer(result).size);
+        LayerKind::apply(s, env, state, key, result);
     }
 
     std::string describe_fields(const cache::Fields& f) const override {

@@ -40,7 +40,7 @@ std::string describe_lockfiles(const recipe::Step& copy) {
     return out + "dest=" + copy.copy.front().dest + ";";
 }
 
-class DepsKind final : public StepKind {
+class DepsKind final : public LayerKind {
   public:
     std::string_view name() const override { return "deps"; }
 
@@ -129,20 +129,6 @@ class DepsKind final : public StepKind {
         for (auto& [path, e] : merged)
             entries.push_back(std::move(e));
         return layer_made(env.write_layer(std::move(entries)));
-    }
-
-    void apply(const StepRef& s, StepEnv& env, StageState& state, const StepKey&,
-               const nlohmann::json* result) const override {
-        state.tree_known = false;
-        if (result) add_result_layer(state, *result, describe(s, *env.recipe), *env.recipe);
-    }
-
-    std::string summary(const nlohmann::json& result) const override {
-        return layer_summary(result);
-    }
-
-    std::uint64_t result_bytes(const nlohmann::json& result) const override {
-        return static_cast<std::uint64_t>(result_layer(result).size);
     }
 
     std::string describe_fields(const cache::Fields& f) const override {

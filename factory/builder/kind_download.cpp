@@ -12,7 +12,7 @@ namespace factory::builder {
 
 namespace {
 
-class DownloadKind final : public StepKind {
+class DownloadKind final : public LayerKind {
   public:
     std::string_view name() const override { return "download"; }
 
@@ -44,20 +44,6 @@ class DownloadKind final : public StepKind {
         ctx.on_log = env.output;
         auto out = execute_download(ctx, *s.step().download, s.id());
         return layer_made(env.write_layer(std::move(out.entries)));
-    }
-
-    void apply(const StepRef& s, StepEnv& env, StageState& state, const StepKey&,
-               const nlohmann::json* result) const override {
-        state.tree_known = false;
-        if (result) add_result_layer(state, *result, describe(s, *env.recipe), *env.recipe);
-    }
-
-    std::string summary(const nlohmann::json& result) const override {
-        return layer_summary(result);
-    }
-
-    std::uint64_t result_bytes(const nlohmann::json& result) const override {
-        return static_cast<std::uint64_t>(result_layer(result).size);
     }
 
     std::string describe_fields(const cache::Fields& f) const override {

@@ -23,7 +23,7 @@ SourceContext source_context(StepEnv& env) {
     return ctx;
 }
 
-class GitKind final : public StepKind {
+class GitKind final : public LayerKind {
   public:
     std::string_view name() const override { return "git"; }
 
@@ -72,20 +72,6 @@ class GitKind final : public StepKind {
         auto out = execute_git(ctx, step, resolved, s.id());
         if (out.epoch) return layer_made(env.write_layer_at(std::move(out.entries), *out.epoch));
         return layer_made(env.write_layer(std::move(out.entries)));
-    }
-
-    void apply(const StepRef& s, StepEnv& env, StageState& state, const StepKey&,
-               const nlohmann::json* result) const override {
-        state.tree_known = false; // read back from the layer if a copy needs it
-        if (result) add_result_layer(state, *result, describe(s, *env.recipe), *env.recipe);
-    }
-
-    std::string summary(const nlohmann::json& result) const override {
-        return layer_summary(result);
-    }
-
-    std::uint64_t result_bytes(const nlohmann::json& result) const override {
-        return static_cast<std::uint64_t>(result_layer(result).size);
     }
 
     std::string describe_fields(const cache::Fields& f) const override {

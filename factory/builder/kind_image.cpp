@@ -80,7 +80,8 @@ class ImageBaseKind final : public StepKind {
                const nlohmann::json* result) const override {
         const auto& base = s.stage->base;
         if (!result) throw Error(base.where.str() + ": base " + ref_of(base) + ": not imported");
-        use_base_manifest(env, state, manifest_of(*result), base.where.str() + ": base " + ref_of(base));
+        use_base_manifest(env, state, manifest_of(*result),
+                          base.where.str() + ": base " + ref_of(base));
     }
 
     std::string summary(const nlohmann::json& result) const override {

@@ -52,7 +52,7 @@ void add_run_fields(cache::KeyBuilder& kb, const RunContext& ctx, const recipe::
 
 namespace {
 
-class RunKind final : public StepKind {
+class RunKind final : public LayerKind {
   public:
     std::string_view name() const override { return "run"; }
 
@@ -102,21 +102,6 @@ class RunKind final : public StepKind {
         ctx.runtime = &env.runtime();
         auto outcome = execute_run(ctx, *s.step().run, s.id());
         return layer_made(env.write_layer(std::move(outcome.entries)));
-    }
-
-    // A RUN layer's entries are read back only when a copy needs them.
-    void apply(const StepRef& s, StepEnv& env, StageState& state, const StepKey&,
-               const nlohmann::json* result) const override {
-        state.tree_known = false;
-        if (result) add_result_layer(state, *result, describe(s, *env.recipe), *env.recipe);
-    }
-
-    std::string summary(const nlohmann::json& result) const override {
-        return layer_summary(result);
-    }
-
-    std::uint64_t result_bytes(const nlohmann::json& result) const override {
-        return static_cast<std::uint64_t>(result_layer(result).size);
     }
 
     std::string describe_fields(const cache::Fields& f) const override {

@@ -9,10 +9,10 @@
 //   make()     on a miss only: the work (write a layer, import an image …)
 //   apply()    the result (recorded or just made) onto the stage: layers, config, tree
 //
-// Adding a step kind: write kind_NAME.cpp with a class deriving from StepKind and a
-// `std::unique_ptr<StepKind> make_NAME_kind()`, and add one line to step_kinds.cpp. Its key
-// fields are named in key_fields.hpp. A kind that reads a new part of a recipe step says so in
-// handles(); a kind for a stage's base handles `StepRef::base()`.
+// Adding a step kind: write kind_NAME.cpp with a class deriving from StepKind (LayerKind when
+// its result is one layer) and a `std::unique_ptr<StepKind> make_NAME_kind()`, and add one line
+// to step_kinds.cpp. Its key fields are named in key_fields.hpp. A kind that reads a new part
+// of a recipe step says so in handles(); a kind for a stage's base handles `StepRef::base()`.
 
 #include <cstdint>
 #include <filesystem>
@@ -149,6 +149,17 @@ class StepKind {
     // What a record of this kind was made from, in a few words, from its key fields alone
     // (`cache ls`): "run make && cp app /out/app".
     virtual std::string describe_fields(const cache::Fields& fields) const = 0;
+};
+
+// A kind whose result is one layer ({"layer": descriptor, "diff_id": …}, layer_made()): its
+// summary and size, and an apply() that appends the layer to the stage and leaves the stage's
+// tree to be read back from its layers when a copy needs it.
+class LayerKind : public StepKind {
+  public:
+    void apply(const StepRef& step, StepEnv& env, StageState& state, const StepKey& key,
+               const nlohmann::json* result) const override;
+    std::string summary(const nlohmann::json& result) const override;
+    std::uint64_t result_bytes(const nlohmann::json& result) const override;
 };
 
 // Every kind, in the order they are asked (step_kinds.cpp).

@@ -123,6 +123,20 @@ void use_base_manifest(StepEnv& env, StageState& state, const oci::Descriptor& d
     state.key = desc.digest;
 }
 
+void LayerKind::apply(const StepRef& s, StepEnv& env, StageState& state, const StepKey&,
+                      const nlohmann::json* result) const {
+    state.tree_known = false;
+    if (result) add_result_layer(state, *result, describe(s, *env.recipe), *env.recipe);
+}
+
+std::string LayerKind::summary(const nlohmann::json& result) const {
+    return layer_summary(result);
+}
+
+std::uint64_t LayerKind::result_bytes(const nlohmann::json& result) const {
+    return static_cast<std::uint64_t>(result_layer(result).size);
+}
+
 std::string layer_summary(const nlohmann::json& result) {
     auto desc = result_layer(result);
     return short_digest(desc.digest) + " " + human_size(static_cast<std::uint64_t>(desc.size));
