@@ -88,7 +88,6 @@ bool valid_path_component(std::string_view c) {
     return true;
 }
 
-
 std::string DockerReference::familiar_name() const {
     if (domain != "docker.io") return domain + "/" + path;
     if (path.starts_with("library/") && path.find('/', 8) == std::string::npos)
