@@ -11,32 +11,12 @@
 #include "factory/oci/manifest.hpp"
 #include "factory/runtime/applier.hpp"
 #include "factory/runtime/layer_stream.hpp"
+#include "factory/runtime/tar_reader.hpp"
 #include "factory/util/sha256.hpp"
 
 namespace factory::exporter {
 
 namespace {
-
-struct ArchiveFree {
-    void operator()(archive* a) const noexcept { archive_read_free(a); }
-};
-
-struct ReadContext {
-    runtime::LayerStream* stream;
-    std::string error;
-};
-
-la_ssize_t read_callback(archive* a, void* client, const void** buffer) {
-    auto* ctx = static_cast<ReadContext*>(client);
-    auto chunk = ctx->stream->next();
-    if (!chunk) {
-        ctx->error = chunk.error();
-        archive_set_error(a, EIO, "%s", ctx->error.c_str());
-        return -1;
-    }
-    *buffer = chunk->data();
-    return static_cast<la_ssize_t>(chunk->size());
-}
 
 std::string quote(std::string_view s) {
     return "\"" + std::string(s) + "\"";
@@ -267,31 +247,25 @@ void read_layer(ImageFiles& out, std::size_t index, const std::filesystem::path&
                 const oci::Descriptor& layer, const std::string& diff_id) {
     runtime::ApplyLimits limits;
     auto prefix = "layer " + layer.digest + ": ";
-    auto stream = runtime::LayerStream::open(
-        blob, runtime::compression_of_media_type(layer.media_type), limits.stream);
-    if (!stream) throw Error(prefix + stream.error());
-    ReadContext ctx{stream->get(), {}};
-    std::unique_ptr<archive, ArchiveFree> a(archive_read_new());
-    if (!a) throw Error("libarchive: out of memory");
-    archive_read_support_format_tar(a.get());
-    archive_read_support_filter_none(a.get());
-    if (archive_read_open(a.get(), &ctx, nullptr, read_callback, nullptr) != ARCHIVE_OK)
-        throw Error(prefix + (ctx.error.empty() ? archive_error_string(a.get()) : ctx.error));
+    // The one layer reader (runtime/tar_reader.hpp): its caps and its words for a bad stream.
+    auto tar = runtime::TarReader::open(blob, runtime::compression_of_media_type(layer.media_type),
+                                        limits.stream);
+    if (!tar) throw Error(tar.error());
+    auto& r = **tar;
     LayerReader reader(out, index, limits);
     for (;;) {
-        archive_entry* e = nullptr;
-        int r = archive_read_next_header(a.get(), &e);
-        if (r == ARCHIVE_EOF) break;
-        if (r != ARCHIVE_OK && r != ARCHIVE_WARN)
-            throw Error(prefix + (ctx.error.empty() ? archive_error_string(a.get()) : ctx.error));
-        if (auto ok = reader.entry(a.get(), e); !ok)
-            throw Error(prefix + (ctx.error.empty() ? ok.error() : ctx.error));
+        auto e = r.next();
+        if (!e) throw Error(e.error());
+        if (!*e) break;
+        if (auto ok = reader.entry(r.handle(), *e); !ok)
+            throw Error(r.stream_error().empty() ? prefix + ok.error()
+                                                 : r.prefix() + r.stream_error());
     }
-    if (auto r = (*stream)->drain(); !r) throw Error(prefix + r.error());
-    if ((*stream)->digest() != layer.digest)
-        throw Error(prefix + "the blob hashes to " + (*stream)->digest());
-    if (!diff_id.empty() && (*stream)->diff_id() != diff_id)
-        throw Error(prefix + "the uncompressed layer hashes to " + (*stream)->diff_id() +
+    if (auto done = r.finish(); !done) throw Error(done.error());
+    if (r.stream().digest() != layer.digest)
+        throw Error(prefix + "the blob hashes to " + r.stream().digest());
+    if (!diff_id.empty() && r.stream().diff_id() != diff_id)
+        throw Error(prefix + "the uncompressed layer hashes to " + r.stream().diff_id() +
                     ", but its diff_id is " + diff_id);
     out.layers[index].entries = reader.entries;
 }
