@@ -148,23 +148,15 @@ Result<void> LayerReader::content(archive* a, const std::string& path, FileInfo&
 }
 
 Result<void> LayerReader::xattrs(archive_entry* e, const std::string& path, FileInfo& info) {
-    std::uint64_t total = 0;
-    archive_entry_xattr_reset(e);
-    const char* name = nullptr;
-    const void* value = nullptr;
-    size_t size = 0;
-    while (archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK) {
-        if (!name) continue;
-        std::string_view n(name);
-        total += n.size() + size;
-        if (total > limits_.max_xattr_bytes)
-            return Unexpected("entry " + quote(path) + ": extended attributes over " +
-                              std::to_string(limits_.max_xattr_bytes) + " bytes");
-        // The applier never writes overlayfs's own attributes either.
-        if (n.starts_with("trusted.overlay.") || n.starts_with("user.overlay.")) continue;
-        info.xattrs[std::string(n)] = std::string(static_cast<const char*>(value), size);
-    }
-    return {};
+    return runtime::for_each_xattr(
+        e, path, limits_.max_xattr_bytes,
+        [&](const char* name, const void* value, size_t size) -> Result<void> {
+            std::string_view n(name);
+            // The applier never writes overlayfs's own attributes either.
+            if (n.starts_with("trusted.overlay.") || n.starts_with("user.overlay.")) return {};
+            info.xattrs[std::string(n)] = std::string(static_cast<const char*>(value), size);
+            return {};
+        });
 }
 
 Result<void> LayerReader::entry(archive* a, archive_entry* e) {

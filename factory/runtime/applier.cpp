@@ -188,33 +188,26 @@ void Applier::get_times(archive_entry* e, timespec ts[2]) const {
 
 Result<void> Applier::set_xattrs(archive_entry* e, const std::string& path,
                                  const std::function<int(const char*, const void*, size_t)>& set) {
-    std::uint64_t total = 0;
-    archive_entry_xattr_reset(e);
-    const char* name = nullptr;
-    const void* value = nullptr;
-    size_t size = 0;
-    while (archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK) {
-        if (!name) continue;
-        total += std::string_view(name).size() + size;
-        if (total > o_.limits.max_xattr_bytes)
-            return Unexpected("entry " + quote(path) + ": extended attributes over " +
-                              std::to_string(o_.limits.max_xattr_bytes) + " bytes");
-        if (dropped_xattr(name)) {
-            ++stats.skipped_xattrs;
-            continue;
-        }
-        if (set(name, value, size) != 0) {
-            // Namespaces this file system or this process can't set (security.selinux without
-            // SELinux, trusted.* without CAP_SYS_ADMIN): skipped, counted.
-            if (errno == ENOTSUP || errno == EPERM || errno == EACCES || errno == EINVAL) {
-                ++stats.skipped_xattrs;
-                continue;
-            }
-            return Unexpected("entry " + quote(path) + ": setting xattr " + name + ": " +
-                              errno_string(errno));
-        }
-    }
-    return {};
+    return for_each_xattr(e, path, o_.limits.max_xattr_bytes,
+                          [&](const char* name, const void* value, size_t size) -> Result<void> {
+                              if (dropped_xattr(name)) {
+                                  ++stats.skipped_xattrs;
+                                  return {};
+                              }
+                              if (set(name, value, size) != 0) {
+                                  // Namespaces this file system or this process can't set
+                                  // (security.selinux without SELinux, trusted.* without
+                                  // CAP_SYS_ADMIN): skipped, counted.
+                                  if (errno == ENOTSUP || errno == EPERM || errno == EACCES ||
+                                      errno == EINVAL) {
+                                      ++stats.skipped_xattrs;
+                                      return {};
+                                  }
+                                  return Unexpected("entry " + quote(path) + ": setting xattr " +
+                                                    name + ": " + errno_string(errno));
+                              }
+                              return {};
+                          });
 }
 
 Result<void> check_id(std::int64_t id, const char* what, const std::string& path) {

@@ -87,4 +87,23 @@ Result<void> TarReader::finish() {
     return stream_->drain();
 }
 
+Result<void> for_each_xattr(
+    archive_entry* e, const std::string& path, std::uint64_t max_bytes,
+    const std::function<Result<void>(const char* name, const void* value, size_t size)>& fn) {
+    std::uint64_t total = 0;
+    archive_entry_xattr_reset(e);
+    const char* name = nullptr;
+    const void* value = nullptr;
+    size_t size = 0;
+    while (archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK) {
+        if (!name) continue;
+        total += std::string_view(name).size() + size;
+        if (total > max_bytes)
+            return Unexpected("entry \"" + path + "\": extended attributes over " +
+                              std::to_string(max_bytes) + " bytes");
+        if (auto r = fn(name, value, size); !r) return r;
+    }
+    return {};
+}
+
 } // namespace factory::runtime

@@ -63,4 +63,11 @@ class TarReader {
     std::uint64_t entries_ = 0;
 };
 
+// Calls fn(name, value) for each extended attribute of the entry, in its order, after checking
+// that the names and values so far stay within max_bytes: past it, the error
+// `entry "PATH": extended attributes over N bytes`, the words of every layer reader.
+Result<void> for_each_xattr(
+    archive_entry* e, const std::string& path, std::uint64_t max_bytes,
+    const std::function<Result<void>(const char* name, const void* value, size_t size)>& fn);
+
 } // namespace factory::runtime
