@@ -19,12 +19,13 @@ la_ssize_t TarReader::read_callback(archive* a, void* client, const void** buffe
 
 Result<std::unique_ptr<TarReader>> TarReader::open(const std::filesystem::path& blob,
                                                    std::optional<layer::Compression> compression,
-                                                   const StreamLimits& limits) {
+                                                   const StreamLimits& limits,
+                                                   const std::string& name) {
     auto stream = LayerStream::open(blob, compression, limits);
     if (!stream) return Unexpected(stream.error());
     std::unique_ptr<TarReader> r(new TarReader());
     r->stream_ = std::move(*stream);
-    r->prefix_ = "layer " + blob.string() + ": ";
+    r->prefix_ = (name.empty() ? "layer " + blob.string() : name) + ": ";
     r->limits_ = limits;
     r->a_ = archive_read_new();
     if (!r->a_) return Unexpected("libarchive: out of memory");

@@ -22,10 +22,12 @@ namespace factory::runtime {
 
 class TarReader {
   public:
-    // Opens the blob (compression nullopt: sniffed). Errors name the blob.
+    // Opens the blob (compression nullopt: sniffed). Errors begin with `name` and ": " (by
+    // default "layer BLOB").
     static Result<std::unique_ptr<TarReader>> open(const std::filesystem::path& blob,
                                                    std::optional<layer::Compression> compression,
-                                                   const StreamLimits& limits);
+                                                   const StreamLimits& limits,
+                                                   const std::string& name = {});
     ~TarReader();
     TarReader(const TarReader&) = delete;
     TarReader& operator=(const TarReader&) = delete;
@@ -48,7 +50,7 @@ class TarReader {
     // data), else "".
     const std::string& stream_error() const noexcept { return stream_error_; }
     LayerStream& stream() noexcept { return *stream_; }
-    const std::string& prefix() const noexcept { return prefix_; } // "layer BLOB: "
+    const std::string& prefix() const noexcept { return prefix_; } // "NAME: "
     std::uint64_t entries() const noexcept { return entries_; }
 
   private:

@@ -5,10 +5,12 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
 
+#include "factory/runtime/tar_reader.hpp"
 #include "factory/util/fd.hpp"
 #include "factory/util/files.hpp"
 
@@ -16,26 +18,60 @@ namespace factory::sources {
 
 namespace {
 
-struct ArchiveFree {
-    void operator()(archive* a) const noexcept { archive_read_free(a); }
-};
+using DataFn = std::function<Result<void>(std::int64_t, std::string_view)>;
 
-struct ReadContext {
-    runtime::LayerStream* stream;
-    std::string error;
-};
-
-la_ssize_t read_callback(archive* a, void* client, const void** buffer) {
-    auto* ctx = static_cast<ReadContext*>(client);
-    auto chunk = ctx->stream->next();
-    if (!chunk) {
-        ctx->error = chunk.error();
-        archive_set_error(a, EIO, "%s", ctx->error.c_str());
-        return -1;
+// A zip, read seekable by libarchive (a zip's modes live in its central directory, at its end;
+// libarchive inflates each entry, and the caller caps the total). The same three calls as
+// runtime::TarReader, which reads every tar, so one loop takes either.
+class ZipReader {
+  public:
+    static Result<std::unique_ptr<ZipReader>> open(const fs::path& path, std::string name) {
+        std::unique_ptr<ZipReader> r(new ZipReader());
+        r->prefix_ = std::move(name) + ": ";
+        r->a_ = archive_read_new();
+        if (!r->a_) return Unexpected("libarchive: out of memory");
+        archive_read_support_format_zip_seekable(r->a_);
+        if (archive_read_open_filename(r->a_, path.c_str(), 1 << 16) != ARCHIVE_OK)
+            return Unexpected(r->error(""));
+        return r;
     }
-    *buffer = chunk->data();
-    return static_cast<la_ssize_t>(chunk->size());
-}
+    ~ZipReader() {
+        if (a_) archive_read_free(a_);
+    }
+    ZipReader(const ZipReader&) = delete;
+    ZipReader& operator=(const ZipReader&) = delete;
+
+    Result<archive_entry*> next() {
+        archive_entry* e = nullptr;
+        int r = archive_read_next_header(a_, &e);
+        if (r == ARCHIVE_EOF) return static_cast<archive_entry*>(nullptr);
+        if (r < ARCHIVE_WARN) return Unexpected(error(""));
+        name_ = archive_entry_pathname(e) ? archive_entry_pathname(e) : "";
+        return e;
+    }
+    Result<void> read_data(const DataFn& fn) {
+        for (;;) {
+            const void* buf = nullptr;
+            std::size_t len = 0;
+            la_int64_t offset = 0;
+            int r = archive_read_data_block(a_, &buf, &len, &offset);
+            if (r == ARCHIVE_EOF) return {};
+            if (r < ARCHIVE_WARN) return Unexpected(error("entry \"" + name_ + "\": "));
+            if (auto ok = fn(offset, {static_cast<const char*>(buf), len}); !ok) return ok;
+        }
+    }
+    Result<void> finish() { return {}; }
+
+  private:
+    ZipReader() = default;
+    std::string error(const std::string& what) {
+        const char* why = archive_error_string(a_);
+        return prefix_ + what + (why ? why : "not a valid zip");
+    }
+    archive* a_ = nullptr;
+    std::string prefix_;
+    std::string name_; // the current entry's
+};
 
 std::string quote(std::string_view s) {
     return "\"" + std::string(s) + "\"";
@@ -66,30 +102,33 @@ void add_parents(const std::string& path, std::set<std::string>& dirs) {
         dirs.insert(path.substr(0, slash));
 }
 
-Result<void> copy_data(archive* a, const fs::path& target, std::uint64_t* size,
-                       std::uint64_t* total, std::uint64_t max_total) {
+// The entry's content into a new file `target` (sparse regions as the zeros they stand for),
+// counting it into *total, which may not pass max_total. The reader's errors name the archive
+// and the entry already; this function's own begin with `where` ("NAME: entry "PATH": ").
+template <typename Reader>
+Result<void> copy_data(Reader& reader, const fs::path& target, std::uint64_t* size,
+                       std::uint64_t* total, std::uint64_t max_total, const std::string& where) {
     Fd fd(::open(target.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644));
-    if (!fd) return Unexpected("cannot create " + target.string() + ": " + errno_string(errno));
-    const void* buf;
-    std::size_t len;
-    la_int64_t offset;
+    if (!fd)
+        return Unexpected(where + "cannot create " + target.string() + ": " + errno_string(errno));
     std::uint64_t written = 0;
-    for (;;) {
-        int rc = archive_read_data_block(a, &buf, &len, &offset);
-        if (rc == ARCHIVE_EOF) break;
-        if (rc < ARCHIVE_WARN) return Unexpected(archive_error_string(a));
-        // Sparse regions come as gaps in the offsets: write the zeros.
+    auto r = reader.read_data([&](std::int64_t offset, std::string_view bytes) -> Result<void> {
         if (static_cast<std::uint64_t>(offset) > written) {
             std::string zeros(static_cast<std::size_t>(offset) - written, '\0');
-            if (auto r = write_all(fd.get(), zeros.data(), zeros.size()); !r) return r;
+            if (auto w = write_all(fd.get(), zeros.data(), zeros.size()); !w)
+                return Unexpected(where + w.error());
             written = static_cast<std::uint64_t>(offset);
         }
-        if (auto r = write_all(fd.get(), buf, len); !r) return r;
-        written += len;
-        *total += len;
+        if (auto w = write_all(fd.get(), bytes.data(), bytes.size()); !w)
+            return Unexpected(where + w.error());
+        written += bytes.size();
+        *total += bytes.size();
         if (*total > max_total)
-            return Unexpected("more than " + std::to_string(max_total) + " bytes of content");
-    }
+            return Unexpected(where + "more than " + std::to_string(max_total) +
+                              " bytes of content");
+        return {};
+    });
+    if (!r) return r;
     *size = written;
     return {};
 }
@@ -101,45 +140,22 @@ bool is_zip(const fs::path& path) {
     return fd && ::read(fd.get(), magic, 4) == 4 && std::string_view(magic, 4) == "PK\3\4";
 }
 
-} // namespace
-
-Result<std::vector<layer::Entry>> archive_entries(const fs::path& path, const std::string& dest_in,
-                                                  const fs::path& content_dir,
-                                                  const ArchiveLimits& limits) {
-    std::string dest = normalize(dest_in);
-    if (!dest.empty())
-        if (auto r = layer::check_path(dest); !r) return Unexpected("dest: " + r.error());
-    auto where = [&](const std::string& msg) { return path.filename().string() + ": " + msg; };
-    std::unique_ptr<archive, ArchiveFree> a(archive_read_new());
-    ReadContext ctx{nullptr, {}};
-    std::unique_ptr<runtime::LayerStream> stream;
-    if (is_zip(path)) {
-        // A zip's modes live in its central directory, at the end: read it seekable (libarchive
-        // inflates each entry; copy_data caps the total).
-        archive_read_support_format_zip_seekable(a.get());
-        if (archive_read_open_filename(a.get(), path.c_str(), 1 << 16) != ARCHIVE_OK)
-            return Unexpected(where(archive_error_string(a.get())));
-    } else {
-        auto opened = runtime::LayerStream::open(path, std::nullopt, limits.stream);
-        if (!opened) return Unexpected(opened.error());
-        stream = std::move(*opened);
-        ctx.stream = stream.get();
-        archive_read_support_format_tar(a.get());
-        archive_read_support_format_gnutar(a.get());
-        archive_read_support_filter_none(a.get());
-        if (archive_read_open(a.get(), &ctx, nullptr, read_callback, nullptr) != ARCHIVE_OK)
-            return Unexpected(where(ctx.error.empty() ? archive_error_string(a.get()) : ctx.error));
-    }
+// The loop over either reader; `where` prefixes this function's own errors with the archive's
+// name (the readers' errors carry it already).
+template <typename Reader>
+Result<std::vector<layer::Entry>>
+entries_of(Reader& reader, const std::string& dest, const fs::path& content_dir,
+           const ArchiveLimits& limits,
+           const std::function<std::string(const std::string&)>& where) {
     std::uint64_t total = 0;
 
     std::map<std::string, layer::Entry> by_path; // later entries replace earlier ones
     std::uint64_t count = 0;
     for (;;) {
-        archive_entry* e = nullptr;
-        int rc = archive_read_next_header(a.get(), &e);
-        if (rc == ARCHIVE_EOF) break;
-        if (rc < ARCHIVE_WARN)
-            return Unexpected(where(ctx.error.empty() ? archive_error_string(a.get()) : ctx.error));
+        auto next = reader.next();
+        if (!next) return Unexpected(next.error());
+        archive_entry* e = *next;
+        if (!e) break;
         if (++count > limits.max_entries)
             return Unexpected(
                 where("more than " + std::to_string(limits.max_entries) + " entries"));
@@ -171,8 +187,10 @@ Result<std::vector<layer::Entry>> archive_entries(const fs::path& path, const st
         case AE_IFREG: {
             fs::path content = content_dir / std::to_string(count);
             std::uint64_t size = 0;
-            if (auto r = copy_data(a.get(), content, &size, &total, limits.stream.max_bytes); !r)
-                return Unexpected(where("entry " + quote(raw) + ": " + r.error()));
+            if (auto r = copy_data(reader, content, &size, &total, limits.stream.max_bytes,
+                                   where("entry " + quote(raw) + ": "));
+                !r)
+                return Unexpected(r.error());
             entry.source = content.string();
             entry.size = size;
             break;
@@ -193,9 +211,7 @@ Result<std::vector<layer::Entry>> archive_entries(const fs::path& path, const st
         }
         by_path.insert_or_assign(full, std::move(entry));
     }
-    if (!ctx.error.empty()) return Unexpected(where(ctx.error));
-    if (stream)
-        if (auto r = stream->drain(); !r) return Unexpected(r.error());
+    if (auto r = reader.finish(); !r) return Unexpected(r.error());
 
     std::set<std::string> dirs;
     for (const auto& [p, e] : by_path)
@@ -220,6 +236,26 @@ Result<std::vector<layer::Entry>> archive_entries(const fs::path& path, const st
         out.push_back(std::move(e));
     }
     return out;
+}
+
+} // namespace
+
+Result<std::vector<layer::Entry>> archive_entries(const fs::path& path, const std::string& dest_in,
+                                                  const fs::path& content_dir,
+                                                  const ArchiveLimits& limits) {
+    std::string dest = normalize(dest_in);
+    if (!dest.empty())
+        if (auto r = layer::check_path(dest); !r) return Unexpected("dest: " + r.error());
+    std::string name = path.filename().string();
+    auto where = [&](const std::string& msg) { return name + ": " + msg; };
+    if (is_zip(path)) {
+        auto zip = ZipReader::open(path, name);
+        if (!zip) return Unexpected(zip.error());
+        return entries_of(**zip, dest, content_dir, limits, where);
+    }
+    auto tar = runtime::TarReader::open(path, std::nullopt, limits.stream, name);
+    if (!tar) return Unexpected(tar.error());
+    return entries_of(**tar, dest, content_dir, limits, where);
 }
 
 } // namespace factory::sources

@@ -1,10 +1,10 @@
 #pragma once
 // An archive (tar, tar.gz, tar.zst, zip) as the entries of a layer, for a download's `extract`.
-// A tar's bytes go through runtime::LayerStream (decompressed in-process, counted and capped), a
-// zip is read seekable (its modes are in the central directory at its end), both by libarchive's
-// reader only — never its disk writer: each file's content is written to a file
-// of its own in a scratch directory, named by a counter, so no path of the archive is ever
-// used on the host. Paths are normalized ("./", leading "/" dropped) and must be layer paths:
+// A tar is read through runtime::TarReader, the one layer reader (decompressed in-process,
+// counted and capped, with its words for every error), a zip seekable (its modes are in the
+// central directory at its end); both by libarchive's reader only — never its disk writer:
+// each file's content is written to a file of its own in a scratch directory, named by a
+// counter, so no path of the archive is ever used on the host. Paths are normalized ("./", leading "/" dropped) and must be layer paths:
 // a ".." component is an error naming the entry, so nothing can land outside `dest`.
 
 #include <cstdint>

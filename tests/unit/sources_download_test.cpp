@@ -189,3 +189,27 @@ TEST(Archive, DotDotEntriesAreRefused) {
     EXPECT_FALSE(fs::exists(dir.path().parent_path() / "escaped"));
     EXPECT_FALSE(fs::exists(dir / "escaped"));
 }
+
+// A tar is read by the one layer reader: a bomb is refused with its words, and an entry whose
+// size the cap can't hold is refused before a byte of it is written.
+TEST(Archive, ABombIsRefusedByTheLayerReadersCaps) {
+    factory::testing::TestDir dir;
+    ASSERT_EQ(
+        sh("cd " + dir.path().string() +
+           " && head -c 8388608 /dev/zero > zeros && tar -cf bomb.tar zeros && gzip -9 bomb.tar"),
+        0);
+    fs::create_directories(dir / "content");
+    ArchiveLimits limits;
+    limits.stream.ratio_after = 1 << 20;
+    limits.stream.max_ratio = 100;
+    auto r = archive_entries(dir / "bomb.tar.gz", "opt", dir / "content", limits);
+    ASSERT_FALSE(r);
+    EXPECT_NE(r.error().find("compression ratio over 100"), std::string::npos) << r.error();
+
+    ArchiveLimits small;
+    small.stream.max_bytes = 1 << 20;
+    auto s = archive_entries(dir / "bomb.tar.gz", "opt", dir / "content", small);
+    ASSERT_FALSE(s);
+    EXPECT_EQ(s.error(),
+              "bomb.tar.gz: entry \"zeros\": size 8388608 is over the cap of 1048576 bytes");
+}
