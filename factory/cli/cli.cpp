@@ -298,6 +298,21 @@ int run(int argc, char** argv) {
                     "Print the plan (stages, steps, keys, cached or not); build nothing");
     build->add_flag("--json", build_args.json, "With --dry-run: the plan as JSON");
 
+    // `factory plan` is `factory build --dry-run`, under the name tools look for.
+    BuildArgs plan_args;
+    plan_args.dry_run = true;
+    auto* plan = app.add_subcommand("plan", "Print the plan of RECIPEs (as build --dry-run)");
+    plan->add_option("--cache", cache_dir, "Store directory");
+    plan->add_option("recipes", plan_args.recipes, "Recipe files")->required();
+    plan->add_option("--arg", plan_args.args, "Set a recipe [args] value: NAME=VALUE (repeatable)")
+        ->allow_extra_args(false);
+    plan->add_flag("--offline", plan_args.offline,
+                   "No network for git and download steps: plan from the store");
+    plan->add_option("--secret", plan_args.secrets,
+                     "The secrets the recipe's RUN steps need: id=ID,src=FILE or id=ID,env=VAR")
+        ->allow_extra_args(false);
+    plan->add_flag("--json", plan_args.json, "The plan as JSON");
+
     ExportArgs export_args;
     auto* export_cmd = app.add_subcommand("export", "Write an image of the store to destinations");
     export_cmd->add_option("--cache", cache_dir, "Store directory");
@@ -365,6 +380,8 @@ int run(int argc, char** argv) {
     RegistryCommands registry_commands(app, cache_dir);
     add_registry_flags(*build, registry_commands.flags(), JobsFlag::no);
     add_pull_flag(*build, registry_commands.flags());
+    add_registry_flags(*plan, registry_commands.flags(), JobsFlag::no);
+    add_pull_flag(*plan, registry_commands.flags());
     add_registry_flags(*export_cmd, registry_commands.flags());
 
     std::vector<std::string> unshare_args;
@@ -393,6 +410,7 @@ int run(int argc, char** argv) {
             return *code;
         if (unshare->parsed()) return run_unshare(unshare_args);
         if (build->parsed()) return run_build(build_args, cache_dir, registry_commands.flags());
+        if (plan->parsed()) return run_build(plan_args, cache_dir, registry_commands.flags());
         if (images->parsed()) return run_images(images_args, cache::store_root(cache_dir));
         if (export_cmd->parsed())
             return run_export(export_args, cache::store_root(cache_dir), registry_commands.flags());

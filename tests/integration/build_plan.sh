@@ -50,6 +50,17 @@ key=$(jq -r '.[0].stages[1].steps[0].key' <<<"$OUT")
 assert_exists "$TEST_DIR/store/actions/${key:0:2}/$key.json"
 assert_eq "$digest" "$(build ctx/two.toml)" "a dry run changes nothing"
 
+step "factory plan prints what build --dry-run prints"
+expect_ok build --dry-run ctx/two.toml
+dry=$OUT
+expect_ok plan ctx/two.toml
+assert_eq "$dry" "$OUT" "plan = build --dry-run"
+assert_contains "$OUT" "cached  copy side:b.txt -> /b.txt" "plan sees the store"
+expect_ok plan --json ctx/two.toml
+assert_eq 'true' "$(jq -r '.[0].stages[1].steps[1].cached' <<<"$OUT")" "plan --json"
+run_factory plan ctx/missing.toml
+assert_eq 2 "$RC" "plan of a missing recipe"$'\n'"$ERR"
+
 step "a failed -o moves no ref: a fresh store"
 touch plainfile
 export FACTORY_CACHE=$TEST_DIR/fresh
