@@ -10,6 +10,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <poll.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -195,6 +198,38 @@ std::uint64_t process_start_time(pid_t pid) {
         if (pos == std::string::npos) return 0;
     }
     return std::strtoull(text->c_str() + pos + 1, nullptr, 10);
+}
+
+bool pump_lines(int fd, const std::atomic<bool>* cancel, const std::function<void()>& kill,
+                const std::function<void(std::string_view)>& on_line) {
+    constexpr std::size_t max_line = 64 << 10;
+    bool killed = false;
+    std::string pending;
+    char buf[16384];
+    for (;;) {
+        if (cancel && !killed && cancel->load()) {
+            killed = true;
+            kill();
+        }
+        pollfd p{fd, POLLIN, 0};
+        int ready = ::poll(&p, 1, cancel ? 100 : -1);
+        if (ready < 0 && errno != EINTR) break;
+        if (ready <= 0) continue;
+        auto n = read_some(fd, buf, sizeof buf);
+        if (!n || *n == 0) break;
+        pending.append(buf, *n);
+        std::size_t start = 0;
+        for (std::size_t nl; (nl = pending.find('\n', start)) != std::string::npos; start = nl + 1)
+            for (std::size_t at = start; at == start || at < nl; at += max_line)
+                on_line(std::string_view(pending).substr(at, std::min(max_line, nl - at)));
+        pending.erase(0, start);
+        while (pending.size() >= max_line) {
+            on_line(std::string_view(pending).substr(0, max_line));
+            pending.erase(0, max_line);
+        }
+    }
+    if (!pending.empty()) on_line(pending);
+    return killed;
 }
 
 } // namespace factory::runtime

@@ -5,10 +5,12 @@
 
 #include <sys/types.h>
 
-#include <filesystem>
+#include <atomic>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "factory/util/error.hpp"
@@ -46,6 +48,12 @@ struct Captured {
 };
 // Runs to completion with stdout+stderr captured (stdin /dev/null).
 Result<Captured> run_capture(SpawnOptions options);
+
+// Reads a child's output from `fd` until every writer has closed it, passing each line on
+// (without its "\n"; a line longer than 64 KiB in pieces of that size). When `cancel` turns
+// true, calls kill() once and reads on until the pipe closes. Returns whether kill() was called.
+bool pump_lines(int fd, const std::atomic<bool>* cancel, const std::function<void()>& kill,
+                const std::function<void(std::string_view)>& on_line);
 
 // factory-init (factory/init/factory_init.cpp: process 1 of shell environments and `factory
 // run`, holder of the rootless namespaces): $FACTORY_INIT, else beside this binary (a build

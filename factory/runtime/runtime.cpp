@@ -27,8 +27,6 @@ namespace factory::runtime {
 
 namespace {
 
-constexpr std::size_t max_line = 64 << 10;
-
 // $FACTORY_RUNTIME_ROOT (a rootless factory sets it before entering its namespace, where
 // /run/factory is not writable: rootless.hpp), else /run/factory for root.
 fs::path default_state_parent() {
@@ -178,35 +176,6 @@ std::string runtime_errors(const fs::path& log) {
         out += msg;
     }
     return out;
-}
-
-// Reads the container's output and passes it on by lines; kills the container if cancelled.
-void pump_output(int fd, const OutputCallback& on_output, const RunControl& control,
-                 const RuntimeChoice& rt, const std::string& id, bool& killed) {
-    std::string pending;
-    char buf[16384];
-    for (;;) {
-        pollfd p{fd, POLLIN, 0};
-        int r = ::poll(&p, 1, control.cancel ? 100 : -1);
-        if (r < 0 && errno != EINTR) break;
-        if (control.cancel && !killed && control.cancel->load()) {
-            killed = true;
-            (void)run_capture(quiet(runtime_argv(rt, {"kill", id, "KILL"}), rt));
-        }
-        if (r <= 0) continue;
-        auto n = read_some(fd, buf, sizeof buf);
-        if (!n || *n == 0) break;
-        pending.append(buf, *n);
-        std::size_t start = 0;
-        for (std::size_t nl; (nl = pending.find('\n', start)) != std::string::npos; start = nl + 1)
-            on_output(std::string_view(pending).substr(start, nl - start));
-        pending.erase(0, start);
-        while (pending.size() >= max_line) {
-            on_output(std::string_view(pending).substr(0, max_line));
-            pending.erase(0, max_line);
-        }
-    }
-    if (!pending.empty()) on_output(pending);
 }
 
 // Waits for the runtime without output to pump (terminal or inherited stdio), still honouring
@@ -365,7 +334,12 @@ Result<int> run_container(const RunSpec& spec, const RuntimeChoice& rt,
     bool killed = false;
     Result<int> status = 0;
     if (capture) {
-        pump_output(out_rd.get(), on_output, control, rt, id, killed);
+        killed = pump_lines(
+            out_rd.get(), control.cancel,
+            [&] {
+                (void)run_capture(quiet(runtime_argv(rt, {"kill", id, "KILL"}), rt));
+            },
+            [&](std::string_view line) { on_output(line); });
         status = wait_exit(*pid);
     } else {
         status = wait_with_cancel(

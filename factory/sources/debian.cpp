@@ -202,11 +202,10 @@ std::string find_program(const std::string& name) {
     return runtime::find_program(name).string();
 }
 
-// Splits what the child writes into lines for the callback and remembers the last few, for the
-// error message. A line longer than 64 KiB is passed in pieces.
-struct LineSplitter {
+// Passes the child's lines on to the callback and remembers the last few, for the error
+// message.
+struct LineTail {
     const runtime::OutputCallback& on_line;
-    std::string partial;
     std::deque<std::string> tail;
 
     void line(std::string text) {
@@ -215,24 +214,6 @@ struct LineSplitter {
         tail.push_back(std::move(text));
         if (tail.size() > 20) tail.pop_front();
     }
-    void feed(std::string_view data) {
-        partial.append(data);
-        std::size_t start = 0;
-        for (auto nl = partial.find('\n'); nl != std::string::npos;
-             nl = partial.find('\n', start)) {
-            line(partial.substr(start, nl - start));
-            start = nl + 1;
-        }
-        partial.erase(0, start);
-        while (partial.size() > (64u << 10)) {
-            line(partial.substr(0, 64u << 10));
-            partial.erase(0, 64u << 10);
-        }
-    }
-    void finish() {
-        if (!partial.empty()) line(std::move(partial));
-        partial.clear();
-    }
     // mmdebstrap's own error ("E: …"), else the last line.
     std::string reason() const {
         for (auto it = tail.rbegin(); it != tail.rend(); ++it)
@@ -240,29 +221,6 @@ struct LineSplitter {
         return tail.empty() ? "no output" : tail.back();
     }
 };
-
-// Reads the child's output until it closes the pipe; kills it when `cancel` becomes true.
-// Returns true if it was cancelled.
-bool pump_output(int fd, pid_t pid, LineSplitter& lines, const std::atomic<bool>* cancel) {
-    bool killed = false;
-    char buf[16384];
-    for (;;) {
-        if (cancel && !killed && cancel->load()) {
-            // unshare(1) dies, and its --kill-child takes the whole pid namespace with it.
-            ::kill(pid, SIGKILL);
-            killed = true;
-        }
-        pollfd p{fd, POLLIN, 0};
-        int ready = ::poll(&p, 1, 100);
-        if (ready < 0 && errno != EINTR) break;
-        if (ready <= 0) continue;
-        auto n = read_some(fd, buf, sizeof buf);
-        if (!n || *n == 0) break;
-        lines.feed(std::string_view(buf, *n));
-    }
-    lines.finish();
-    return killed;
-}
 
 Result<fs::path> fresh_dir(const fs::path& work_dir) {
     std::error_code ec;
@@ -475,8 +433,11 @@ Result<DebianRootfs> bootstrap_debian(const DebianSpec& spec, const fs::path& wo
         remove_tree(rootfs.dir);
         return Unexpected(pid.error());
     }
-    LineSplitter lines{on_line, {}, {}};
-    bool cancelled = pump_output(rd.get(), *pid, lines, control.cancel);
+    LineTail lines{on_line, {}};
+    // On cancel, unshare(1) dies, and its --kill-child takes the whole pid namespace with it.
+    bool cancelled = runtime::pump_lines(
+        rd.get(), control.cancel, [&] { ::kill(*pid, SIGKILL); },
+        [&](std::string_view line) { lines.line(std::string(line)); });
     auto status = runtime::wait_exit(*pid);
     if (!status || *status != 0 || cancelled) {
         remove_tree(rootfs.dir);
