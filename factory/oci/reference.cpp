@@ -1,59 +1,11 @@
 #include "factory/oci/reference.hpp"
 
-#include <cctype>
-
 #include "factory/oci/json_fields.hpp"
+#include "factory/util/image_names.hpp"
 
 namespace factory::oci {
 
 namespace {
-
-bool lower_alnum(char c) {
-    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-}
-bool alnum(char c) {
-    return lower_alnum(c) || (c >= 'A' && c <= 'Z');
-}
-bool word(char c) {
-    return alnum(c) || c == '_';
-}
-
-// domain: components [a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])? joined by '.', optional :port,
-// or a bracketed IPv6 address.
-bool valid_domain(std::string_view d) {
-    auto colon = d.rfind(':');
-    std::string_view host = d;
-    if (colon != std::string_view::npos && (d.front() != '[' || colon > d.find(']'))) {
-        auto port = d.substr(colon + 1);
-        if (port.empty()) return false;
-        for (char c : port)
-            if (c < '0' || c > '9') return false;
-        host = d.substr(0, colon);
-    }
-    if (host.starts_with("[")) {
-        if (!host.ends_with("]") || host.size() < 3) return false;
-        for (char c : host.substr(1, host.size() - 2))
-            if (!(std::isxdigit(static_cast<unsigned char>(c)) || c == ':')) return false;
-        return true;
-    }
-    std::size_t start = 0;
-    for (;;) {
-        auto dot = host.find('.', start);
-        auto comp = host.substr(start, dot == std::string_view::npos ? host.npos : dot - start);
-        if (comp.empty() || !alnum(comp.front()) || !alnum(comp.back())) return false;
-        for (char c : comp)
-            if (!alnum(c) && c != '-') return false;
-        if (dot == std::string_view::npos) return true;
-        start = dot + 1;
-    }
-}
-
-bool valid_tag(std::string_view t) {
-    if (t.empty() || t.size() > 128 || !word(t[0])) return false;
-    for (char c : t)
-        if (!word(c) && c != '.' && c != '-') return false;
-    return true;
-}
 
 bool is_64_hex(std::string_view s) {
     if (s.size() != 64) return false;
@@ -63,30 +15,6 @@ bool is_64_hex(std::string_view s) {
 }
 
 } // namespace
-
-bool valid_path_component(std::string_view c) {
-    std::size_t i = 0;
-    auto run = [&] {
-        auto start = i;
-        while (i < c.size() && lower_alnum(c[i]))
-            ++i;
-        return i > start;
-    };
-    if (!run()) return false;
-    while (i < c.size()) {
-        if (c[i] == '.')
-            ++i;
-        else if (c[i] == '_')
-            i += (i + 1 < c.size() && c[i + 1] == '_') ? 2 : 1;
-        else if (c[i] == '-')
-            while (i < c.size() && c[i] == '-')
-                ++i;
-        else
-            return false;
-        if (!run()) return false;
-    }
-    return true;
-}
 
 std::string DockerReference::familiar_name() const {
     if (domain != "docker.io") return domain + "/" + path;
@@ -109,7 +37,7 @@ Result<DockerReference> parse_docker_reference(std::string_view text) {
     if (colon != std::string_view::npos && (slash == std::string_view::npos || colon > slash)) {
         ref.tag = std::string(text.substr(colon + 1));
         name = text.substr(0, colon);
-        if (!valid_tag(ref.tag)) return bad("invalid tag " + detail::quote(ref.tag));
+        if (!is_image_tag(ref.tag)) return bad("invalid tag " + detail::quote(ref.tag));
     }
     if (name.empty()) return bad("empty name");
     if (name.size() > 255) return bad("name longer than 255 characters");
@@ -129,7 +57,7 @@ Result<DockerReference> parse_docker_reference(std::string_view text) {
         }
     }
     if (ref.domain == "index.docker.io") ref.domain = "docker.io";
-    if (!valid_domain(ref.domain)) return bad("invalid registry " + detail::quote(ref.domain));
+    if (!is_registry_host(ref.domain)) return bad("invalid registry " + detail::quote(ref.domain));
     ref.path = std::string(remainder);
     if (ref.domain == "docker.io" && ref.path.find('/') == std::string::npos)
         ref.path = "library/" + ref.path;
@@ -140,8 +68,7 @@ Result<DockerReference> parse_docker_reference(std::string_view text) {
         auto s = ref.path.find('/', start);
         auto comp = std::string_view(ref.path).substr(
             start, s == std::string::npos ? std::string::npos : s - start);
-        if (!valid_path_component(comp))
-            return bad("invalid path component " + detail::quote(comp));
+        if (!is_path_component(comp)) return bad("invalid path component " + detail::quote(comp));
         if (s == std::string::npos) break;
         start = s + 1;
     }

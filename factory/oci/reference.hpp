@@ -22,10 +22,6 @@ struct DockerReference {
     std::string familiar() const { return familiar_name() + ":" + tag; }
 };
 
-// One '/'-separated component of a repository path, distribution/reference's pathComponent:
-// [a-z0-9]+ ((\.|_|__|-+) [a-z0-9]+)*
-bool valid_path_component(std::string_view component);
-
 // Parses "NAME[:TAG]" with Docker's rules: a first component without '.' or ':' that is not
 // "localhost" is a Docker Hub path; a bare name gets "library/"; no tag means "latest". Rejects
 // upper case in the path, digests (@sha256:…), 64-hex names, bad tags and names over 255 bytes.

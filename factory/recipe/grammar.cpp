@@ -1,4 +1,5 @@
 #include "factory/recipe/grammar.hpp"
+#include "factory/util/image_names.hpp"
 #include "factory/util/strings.hpp"
 
 #include <algorithm>
@@ -29,62 +30,6 @@ std::optional<std::uint64_t> parse_decimal(std::string_view s, std::uint64_t max
     return v;
 }
 
-// distribution-spec: path-component := [a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*
-bool is_path_component(std::string_view c) {
-    std::size_t i = 0;
-    for (;;) {
-        std::size_t start = i;
-        while (i < c.size() && is_lower_alnum(c[i]))
-            ++i;
-        if (i == start) return false;
-        if (i == c.size()) return true;
-        if (c[i] == '.') {
-            ++i;
-        } else if (c[i] == '_') {
-            ++i;
-            if (i < c.size() && c[i] == '_') ++i;
-        } else if (c[i] == '-') {
-            while (i < c.size() && c[i] == '-')
-                ++i;
-        } else {
-            return false;
-        }
-    }
-}
-
-// domain-component := [a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]
-bool is_domain_component(std::string_view c) {
-    if (c.empty() || !is_alnum(c.front()) || !is_alnum(c.back())) return false;
-    return std::all_of(c.begin(), c.end(), [](char ch) { return is_alnum(ch) || ch == '-'; });
-}
-
-bool is_host(std::string_view host) {
-    if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
-        auto inner = host.substr(1, host.size() - 2);
-        return std::all_of(inner.begin(), inner.end(), [](char ch) {
-            return is_digit(ch) || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F') ||
-                   ch == ':' || ch == '.';
-        });
-    }
-    std::size_t start = 0;
-    for (;;) {
-        auto dot = host.find('.', start);
-        if (!is_domain_component(host.substr(start, dot - start))) return false;
-        if (dot == std::string_view::npos) return true;
-        start = dot + 1;
-    }
-}
-
-bool is_registry(std::string_view domain) {
-    auto colon = domain.rfind(':');
-    // An IPv6 literal has colons inside its brackets; the port's colon follows the ']'.
-    if (colon != std::string_view::npos && domain.find(']', colon) == std::string_view::npos) {
-        if (!parse_decimal(domain.substr(colon + 1), 65535)) return false;
-        domain = domain.substr(0, colon);
-    }
-    return is_host(domain);
-}
-
 } // namespace
 
 bool is_image_name(std::string_view name) {
@@ -92,10 +37,8 @@ bool is_image_name(std::string_view name) {
     auto slash = name.find('/');
     if (slash != std::string_view::npos) {
         auto first = name.substr(0, slash);
-        bool looks_like_registry = first.find_first_of(".:") != std::string_view::npos ||
-                                   first == "localhost" || first.starts_with('[');
-        if (looks_like_registry) {
-            if (!is_registry(first)) return false;
+        if (names_a_registry(first)) {
+            if (!is_registry_host(first)) return false;
             name = name.substr(slash + 1);
         }
     }
@@ -106,13 +49,6 @@ bool is_image_name(std::string_view name) {
         if (next == std::string_view::npos) return true;
         start = next + 1;
     }
-}
-
-bool is_tag(std::string_view tag) {
-    if (tag.empty() || tag.size() > 128) return false;
-    if (!is_alnum(tag[0]) && tag[0] != '_') return false;
-    return std::all_of(tag.begin(), tag.end(),
-                       [](char c) { return is_alnum(c) || c == '_' || c == '.' || c == '-'; });
 }
 
 bool is_ref_name(std::string_view ref) {

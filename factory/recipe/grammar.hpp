@@ -14,8 +14,7 @@ namespace factory::recipe::detail {
 // path components [a-z0-9]+((\.|_|__|-+)[a-z0-9]+)* joined by "/". At most 255 bytes.
 bool is_image_name(std::string_view name);
 
-// distribution-spec tag: [A-Za-z0-9_][A-Za-z0-9._-]{0,127}
-bool is_tag(std::string_view tag);
+// (Tags: is_image_tag, util/image_names.hpp.)
 
 // image-spec annotations.md org.opencontainers.image.ref.name: the TAG of "oci:DIR:TAG".
 bool is_ref_name(std::string_view ref);

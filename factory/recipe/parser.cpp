@@ -1,3 +1,4 @@
+#include "factory/util/image_names.hpp"
 #include "factory/recipe/parser.hpp"
 
 #include "factory/recipe/grammar.hpp"
@@ -167,7 +168,7 @@ std::vector<std::string> read_tags(Reader& r, const toml::node& node) {
     std::vector<std::string> tags;
     std::set<std::string> seen;
     for (auto& item : items) {
-        if (!detail::is_tag(item.value))
+        if (!is_image_tag(item.value))
             r.fail(item.where, label + ": invalid tag " + quote(item.value) +
                                    ": expected [A-Za-z0-9_][A-Za-z0-9._-]{0,127}");
         if (!seen.insert(item.value).second)

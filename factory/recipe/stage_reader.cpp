@@ -1,3 +1,4 @@
+#include "factory/util/image_names.hpp"
 #include "factory/recipe/stage_reader.hpp"
 
 #include "factory/recipe/config_reader.hpp"
@@ -85,7 +86,7 @@ std::optional<std::string> registry_reference(std::string_view ref) {
         (slash == std::string_view::npos || colon > name.rfind('/'))) {
         tag = name.substr(colon + 1);
         name = name.substr(0, colon);
-        if (!is_tag(tag)) return std::nullopt;
+        if (!is_image_tag(tag)) return std::nullopt;
     }
     if (slash == std::string_view::npos) return std::nullopt;
     auto host = name.substr(0, slash);

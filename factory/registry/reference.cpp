@@ -1,57 +1,9 @@
 #include "factory/registry/reference.hpp"
 
-#include <cctype>
-
 #include "factory/oci/digest.hpp"
-#include "factory/oci/reference.hpp"
+#include "factory/util/image_names.hpp"
 
 namespace factory::registry {
-
-namespace {
-
-bool valid_host(std::string_view h) {
-    auto colon = h.rfind(':');
-    if (colon != std::string_view::npos && h.find(']', colon) == std::string_view::npos) {
-        auto port = h.substr(colon + 1);
-        if (port.empty() || port.size() > 5) return false;
-        for (char c : port)
-            if (c < '0' || c > '9') return false;
-        h = h.substr(0, colon);
-    }
-    if (h.starts_with('[')) {
-        if (!h.ends_with(']') || h.size() < 3) return false;
-        for (char c : h.substr(1, h.size() - 2))
-            if (!(std::isxdigit(static_cast<unsigned char>(c)) || c == ':')) return false;
-        return true;
-    }
-    std::size_t start = 0;
-    for (;;) {
-        auto dot = h.find('.', start);
-        auto comp = h.substr(start, dot == std::string_view::npos ? h.npos : dot - start);
-        if (comp.empty() || !std::isalnum(static_cast<unsigned char>(comp.front())) ||
-            !std::isalnum(static_cast<unsigned char>(comp.back())))
-            return false;
-        for (char c : comp)
-            if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-') return false;
-        if (dot == std::string_view::npos) return true;
-        start = dot + 1;
-    }
-}
-
-bool valid_tag(std::string_view t) {
-    auto word = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; };
-    if (t.empty() || t.size() > 128 || !word(t[0])) return false;
-    for (char c : t)
-        if (!word(c) && c != '.' && c != '-') return false;
-    return true;
-}
-
-bool is_host_component(std::string_view first) {
-    return first.find_first_of(".:") != std::string_view::npos || first == "localhost" ||
-           first.starts_with('[');
-}
-
-} // namespace
 
 std::string Reference::str() const {
     std::string s = host + "/" + repository;
@@ -67,7 +19,7 @@ std::string Reference::api_host() const {
 bool looks_like_reference(std::string_view text) {
     if (text.starts_with("docker://")) return true;
     auto slash = text.find('/');
-    return slash != std::string_view::npos && is_host_component(text.substr(0, slash));
+    return slash != std::string_view::npos && names_a_registry(text.substr(0, slash));
 }
 
 Result<Reference> parse_reference(std::string_view text) {
@@ -85,9 +37,9 @@ Result<Reference> parse_reference(std::string_view text) {
         rest = rest.substr(0, at);
     }
     auto slash = rest.find('/');
-    if (slash != std::string_view::npos && is_host_component(rest.substr(0, slash))) {
+    if (slash != std::string_view::npos && names_a_registry(rest.substr(0, slash))) {
         ref.host = std::string(rest.substr(0, slash));
-        if (!valid_host(ref.host))
+        if (!is_registry_host(ref.host))
             return Unexpected("reference " + quoted + ": invalid registry host '" + ref.host + "'");
         rest = rest.substr(slash + 1);
     } else {
@@ -98,7 +50,7 @@ Result<Reference> parse_reference(std::string_view text) {
     if (colon != std::string_view::npos &&
         (last_slash == std::string_view::npos || colon > last_slash)) {
         ref.tag = std::string(rest.substr(colon + 1));
-        if (!valid_tag(ref.tag))
+        if (!is_image_tag(ref.tag))
             return Unexpected("reference " + quoted + ": invalid tag '" + ref.tag + "'");
         rest = rest.substr(0, colon);
     }
@@ -107,7 +59,7 @@ Result<Reference> parse_reference(std::string_view text) {
     for (;;) {
         auto next = rest.find('/', start);
         auto comp = rest.substr(start, next == std::string_view::npos ? rest.npos : next - start);
-        if (!oci::valid_path_component(comp))
+        if (!is_path_component(comp))
             return Unexpected("reference " + quoted + ": invalid repository component '" +
                               std::string(comp) + "' (lower-case letters, digits, '.', '_', '-')");
         if (next == std::string_view::npos) break;

@@ -25,18 +25,6 @@ TEST(RecipeGrammar, ImageNames) {
     EXPECT_FALSE(is_image_name(std::string(256, 'a')));
 }
 
-TEST(RecipeGrammar, Tags) {
-    EXPECT_TRUE(is_tag("latest"));
-    EXPECT_TRUE(is_tag("_v1.0-rc.1"));
-    EXPECT_TRUE(is_tag(std::string(128, 'a')));
-    EXPECT_FALSE(is_tag(std::string(129, 'a')));
-    EXPECT_FALSE(is_tag(""));
-    EXPECT_FALSE(is_tag(".x"));
-    EXPECT_FALSE(is_tag("-x"));
-    EXPECT_FALSE(is_tag("a/b"));
-    EXPECT_FALSE(is_tag("a:b"));
-}
-
 TEST(RecipeGrammar, RefNames) {
     EXPECT_TRUE(is_ref_name("1.0"));
     EXPECT_TRUE(is_ref_name("example.com/app:v1+build@x--y"));
