@@ -371,7 +371,8 @@ int run(int argc, char** argv) {
     diff->add_option("--cache", cache_dir, "Store directory");
     diff->add_option("a", diff_args.a,
                      "NAME[:TAG], sha256:DIGEST, RECIPE.toml, oci:DIR[:TAG], "
-                     "oci-archive:FILE[:TAG]")
+                     "oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG], "
+                     "docker://HOST/REPO[:TAG]")
         ->required();
     diff->add_option("b", diff_args.b, "The same forms")->required();
     diff->add_flag("--json", diff_args.json, "Print JSON");
@@ -383,6 +384,8 @@ int run(int argc, char** argv) {
     add_registry_flags(*plan, registry_commands.flags(), JobsFlag::no);
     add_pull_flag(*plan, registry_commands.flags());
     add_registry_flags(*export_cmd, registry_commands.flags());
+    add_registry_flags(*diff, registry_commands.flags(), JobsFlag::no);
+    add_pull_flag(*diff, registry_commands.flags());
 
     std::vector<std::string> unshare_args;
     auto* unshare = app.add_subcommand(
@@ -424,7 +427,11 @@ int run(int argc, char** argv) {
             return run_inspect_files({inspect_args.ref, inspect_args.json},
                                      base_options(cache_dir, {}));
         if (inspect->parsed()) return run_inspect(inspect_args, cache::store_root(cache_dir));
-        if (diff->parsed()) return run_diff(diff_args, base_options(cache_dir, {}));
+        if (diff->parsed()) {
+            auto options = base_options(cache_dir, {});
+            apply_registry_flags(options, registry_commands.flags());
+            return run_diff(diff_args, options);
+        }
         if (auto code = shell_commands.dispatch(cache_dir)) return *code;
         if (auto code = registry_commands.dispatch(cache_dir)) return *code;
     } catch (const Error& e) {

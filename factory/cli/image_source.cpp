@@ -1,8 +1,10 @@
 #include "factory/cli/image_source.hpp"
 
+#include "cache/lock.hpp"
 #include "factory/oci/import.hpp"
 #include "factory/oci/json.hpp"
 #include "factory/oci/media_types.hpp"
+#include "factory/registry/base.hpp"
 #include "factory/util/error.hpp"
 #include "factory/util/progress.hpp"
 
@@ -60,11 +62,23 @@ ImageSource resolve_image_source(const std::string& spec, oci::Layout& store,
         out.manifest = imported->manifest_desc;
         return out;
     }
-    // The seam for the other transports: docker:// comes with the registry client.
-    if (spec.starts_with("docker://") || spec.starts_with("docker-archive:"))
-        throw Error(spec + ": this transport can't be read by diff or inspect yet; use a store "
-                           "ref, a recipe, oci:DIR[:TAG] or oci-archive:FILE[:TAG]",
-                    ExitCode::usage);
+    if (spec.starts_with("docker-archive:")) {
+        // "docker-archive:FILE[:NAME[:TAG]]": the path ends at the first ':', the rest may hold
+        // a registry's port (as for -o).
+        auto [path, name] = path_and_tag(std::string_view(spec).substr(15));
+        auto imported = oci::import_docker_archive(path, name, store.blobs());
+        if (!imported) throw Error(imported.error()); // it names the archive
+        out.manifest = imported->manifest_desc;
+        return out;
+    }
+    if (spec.starts_with("docker://")) {
+        // Pulled into the store (blobs it has are not fetched again), as a base by reference
+        // is: --pull and the registry options apply.
+        auto lock = cache::StoreLock::build(options.store_root, {options.lock_timeout, {}});
+        out.manifest = registry::resolve_and_pull(spec.substr(9), store, oci::host_platform(),
+                                                  options.registry);
+        return out;
+    }
     if (is_recipe(spec)) {
         Progress quiet(ProgressMode::quiet);
         auto built = builder::build_recipe(spec, options, quiet);
@@ -78,8 +92,8 @@ ImageSource resolve_image_source(const std::string& spec, oci::Layout& store,
     if (!desc)
         throw Error(
             "no image '" + spec +
-            "' in the store (give NAME[:TAG], sha256:DIGEST, a recipe.toml, oci:DIR[:TAG] or "
-            "oci-archive:FILE[:TAG])");
+            "' in the store (give NAME[:TAG], sha256:DIGEST, a recipe.toml, oci:DIR[:TAG], "
+            "oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG] or docker://HOST/REPO[:TAG])");
     out.manifest = *desc;
     return out;
 }

@@ -1,8 +1,9 @@
 #pragma once
 // What `factory diff` and `factory inspect --files` accept as an image: a store ref
 // (NAME[:TAG], sha256:DIGEST), a recipe file (built into the store first), or a transport:
-// oci:DIR[:TAG], oci-archive:FILE[:TAG] (imported into the store, blobs verified). Each source
-// ends as a manifest in the store, so every reader goes through the same store blobs.
+// oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG] (imported into the
+// store, blobs verified) or docker://HOST/REPO[:TAG][@DIGEST] (pulled into the store). Each
+// source ends as a manifest in the store, so every reader goes through the same store blobs.
 
 #include <string>
 
@@ -16,8 +17,7 @@ struct ImageSource {
     std::string name; // what the user gave, for messages
 };
 
-// Throws Error: an unknown ref, a transport this build lacks (docker://, docker-archive:),
-// a failing import or build.
+// Throws Error: an unknown ref, a failing import, pull or build.
 ImageSource resolve_image_source(const std::string& spec, oci::Layout& store,
                                  const builder::BuildOptions& options);
 

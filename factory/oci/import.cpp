@@ -5,6 +5,9 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <functional>
 #include <map>
 #include <memory>
@@ -15,6 +18,8 @@
 #include "factory/oci/digest.hpp"
 #include "factory/oci/json_fields.hpp"
 #include "factory/oci/layout.hpp"
+#include "factory/oci/media_types.hpp"
+#include "factory/oci/reference.hpp"
 #include "factory/util/files.hpp"
 #include "factory/util/sha256.hpp"
 
@@ -115,15 +120,17 @@ struct ArchiveFree {
     void operator()(archive* a) const noexcept { archive_read_free(a); }
 };
 
-enum class EntryKind { directory, layout, index, blob, ignored };
+enum class EntryKind { directory, layout, index, blob, docker_manifest, named, ignored };
 
 struct Entry {
     EntryKind kind;
     std::string hex; // for blobs
 };
 
-// Classifies a tar entry name of an OCI layout; refuses anything else.
-Result<Entry> classify(std::string_view name, bool is_dir) {
+// Classifies a tar entry name of an OCI layout; refuses anything else. A docker-archive may
+// also hold Docker's legacy files (manifest.json, <id>.json configs, <id>/layer.tar, <id>/json,
+// <id>/VERSION), each a plain name of at most two components.
+Result<Entry> classify(std::string_view name, bool is_dir, bool docker) {
     auto bad = [&](const std::string& why) -> Result<Entry> {
         return Unexpected("entry " + detail::quote(name) + ": " + why);
     };
@@ -148,39 +155,54 @@ Result<Entry> classify(std::string_view name, bool is_dir) {
         if (is_dir) return Entry{EntryKind::directory, {}};
         return bad("must be a directory");
     }
-    if (is_dir) return bad("unexpected directory in an OCI archive");
+    bool nested = n.find('/') != std::string_view::npos;
+    bool deep = nested && n.find('/', n.find('/') + 1) != std::string_view::npos;
+    if (docker && is_dir && !nested) return Entry{EntryKind::directory, {}};
+    if (is_dir)
+        return bad(docker ? "unexpected directory in a docker-archive"
+                          : "unexpected directory in an OCI archive");
     if (n == "oci-layout") return Entry{EntryKind::layout, {}};
     if (n == "index.json") return Entry{EntryKind::index, {}};
+    if (n == "manifest.json" && docker) return Entry{EntryKind::docker_manifest, {}};
     if (n == "manifest.json" || n == "repositories") return Entry{EntryKind::ignored, {}};
     if (n.starts_with("blobs/sha256/")) {
         auto hex = n.substr(13);
         if (!cache::is_sha256_hex(hex)) return bad("blob names must be 64 lower-case hex digits");
         return Entry{EntryKind::blob, std::string(hex)};
     }
-    return bad("not part of an OCI image layout");
+    if (docker && !deep) return Entry{EntryKind::named, {}};
+    return bad(docker ? "not part of a docker-archive" : "not part of an OCI image layout");
 }
 
 class ArchiveReader {
   public:
+    // docker: a docker-archive (Docker's legacy files accepted, manifest.json kept).
     ArchiveReader(const fs::path& path, cache::BlobStore& dest, const fs::path& staging,
-                  const ImportLimits& limits)
-        : path_(path), dest_(dest), staging_(staging), limits_(limits) {}
+                  const ImportLimits& limits, bool docker = false)
+        : path_(path), dest_(dest), staging_(staging), limits_(limits), docker_(docker) {}
 
     Result<void> run();
 
-    std::optional<std::string> layout_json, index_json;
-    std::map<std::string, fs::path> staged; // hex → verified temp file
+    std::optional<std::string> layout_json, index_json, docker_manifest_json;
+    std::map<std::string, fs::path> staged;   // hex → verified temp file
+    std::map<std::string, std::string> named; // a docker-archive's file name → its sha256 hex
+    // A docker-archive's "<id>/layer.tar" → the top-level file it links to ("<hex>.tar"), as
+    // skopeo and docker write them: names only, never followed on the host.
+    std::map<std::string, std::string> links;
 
   private:
     Result<void> entry(archive_entry* e);
     Result<std::string> read_small(std::int64_t size);
     Result<void> stage_blob(const std::string& hex, std::int64_t size);
+    Result<void> stage_named(const std::string& name, std::int64_t size);
+    Result<void> docker_link(archive_entry* e, const std::string& name);
     std::string error_text() const {
         const char* msg = archive_error_string(a_.get());
         return msg ? msg : "unknown libarchive error";
     }
     Unexpected fail(const std::string& what) const {
-        return Unexpected("oci-archive:" + path_.string() + ": " + what);
+        return Unexpected((docker_ ? "docker-archive:" : "oci-archive:") + path_.string() + ": " +
+                          what);
     }
 
     fs::path path_;
@@ -191,6 +213,8 @@ class ArchiveReader {
     std::set<std::string> names_;
     std::uint64_t total_ = 0;
     std::size_t entries_ = 0;
+    bool docker_ = false;
+    std::size_t named_count_ = 0;
 };
 
 Result<void> ArchiveReader::run() {
@@ -211,6 +235,10 @@ Result<void> ArchiveReader::run() {
             return fail("more than " + std::to_string(limits_.max_entries) + " entries");
         if (auto res = entry(e); !res) return res;
     }
+    if (docker_) {
+        if (!docker_manifest_json) return fail("no manifest.json: not a docker-archive");
+        return {};
+    }
     if (!layout_json) return fail("no oci-layout file: not an OCI archive");
     if (!index_json) return fail("no index.json: not an OCI archive");
     return {};
@@ -223,13 +251,14 @@ Result<void> ArchiveReader::entry(archive_entry* e) {
     auto type = archive_entry_filetype(e);
     if (archive_entry_hardlink(e))
         return fail("entry " + detail::quote(name) + ": hard links are not accepted");
+    if (type == AE_IFLNK && docker_) return docker_link(e, name);
     if (type == AE_IFLNK)
         return fail("entry " + detail::quote(name) + ": symlinks are not accepted");
     if (type != AE_IFREG && type != AE_IFDIR)
         return fail("entry " + detail::quote(name) + ": only files and directories are accepted");
     if (archive_entry_sparse_count(e) > 0)
         return fail("entry " + detail::quote(name) + ": sparse files are not accepted");
-    auto kind = classify(name, type == AE_IFDIR);
+    auto kind = classify(name, type == AE_IFDIR, docker_);
     if (!kind) return fail(kind.error());
     if (kind->kind == EntryKind::directory) return {};
     std::string key = kind->kind == EntryKind::blob ? "blobs/sha256/" + kind->hex : name;
@@ -242,15 +271,22 @@ Result<void> ArchiveReader::entry(archive_entry* e) {
     if (total_ > limits_.max_total) return fail("over the size limit for an archive");
     switch (kind->kind) {
     case EntryKind::layout:
-    case EntryKind::index: {
+    case EntryKind::index:
+    case EntryKind::docker_manifest: {
         if (static_cast<std::uint64_t>(size) > limits_.max_json)
             return fail(name + " is over the limit of " + std::to_string(limits_.max_json) +
                         " bytes");
         auto bytes = read_small(size);
         if (!bytes) return Unexpected(bytes.error());
-        (kind->kind == EntryKind::layout ? layout_json : index_json) = std::move(*bytes);
+        (kind->kind == EntryKind::layout  ? layout_json
+         : kind->kind == EntryKind::index ? index_json
+                                          : docker_manifest_json) = std::move(*bytes);
         return {};
     }
+    case EntryKind::named:
+        if (static_cast<std::uint64_t>(size) > limits_.max_blob)
+            return fail("entry " + detail::quote(name) + " is over the size limit");
+        return stage_named(key, size);
     case EntryKind::blob:
         if (static_cast<std::uint64_t>(size) > limits_.max_blob)
             return fail("blob sha256:" + kind->hex + " is over the size limit");
@@ -300,6 +336,54 @@ Result<void> ArchiveReader::stage_blob(const std::string& hex, std::int64_t size
     return {};
 }
 
+// "<id>/layer.tar -> ../<hex>.tar": kept as a name to look up, when it stays a plain name at
+// the archive's top.
+Result<void> ArchiveReader::docker_link(archive_entry* e, const std::string& name) {
+    std::string n = name.starts_with("./") ? name.substr(2) : name;
+    const char* raw = archive_entry_symlink(e);
+    std::string target = raw ? raw : "";
+    auto slash = n.find('/');
+    bool ok = slash != std::string::npos && n.find('/', slash + 1) == std::string::npos &&
+              target.starts_with("../") && target.size() > 3 &&
+              target.find('/', 3) == std::string::npos && target.substr(3) != "..";
+    if (!ok)
+        return fail("entry " + detail::quote(name) + ": a symlink other than <id>/FILE -> ../FILE");
+    if (!links.emplace(n, target.substr(3)).second)
+        return fail("duplicate entry " + detail::quote(n));
+    return {};
+}
+
+// A docker-archive's legacy file (a config, a layer.tar): hashed while it streams into the
+// staging directory, and staged under its content's sha256 like a blob.
+Result<void> ArchiveReader::stage_named(const std::string& name, std::int64_t size) {
+    auto path = staging_ / ("named-" + std::to_string(named_count_++));
+    Fd fd(
+        ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, cache::BlobStore::blob_mode));
+    if (!fd) return fail("cannot create " + path.string() + ": " + errno_string(errno));
+    Sha256 h;
+    std::vector<char> buf(1 << 18);
+    std::uint64_t got = 0;
+    for (;;) {
+        auto n = archive_read_data(a_.get(), buf.data(), buf.size());
+        if (n < 0) return fail("entry " + detail::quote(name) + ": " + error_text());
+        if (n == 0) break;
+        h.update(buf.data(), static_cast<std::size_t>(n));
+        if (auto w = write_all(fd.get(), buf.data(), static_cast<std::size_t>(n)); !w)
+            return fail("cannot write " + path.string() + ": " + w.error());
+        got += static_cast<std::uint64_t>(n);
+    }
+    if (got != static_cast<std::uint64_t>(size))
+        return fail("entry " + detail::quote(name) + " is truncated");
+    auto hex = h.hex_digest();
+    named.emplace(name, hex);
+    std::error_code ec;
+    if (staged.contains(hex) || dest_.has(hex))
+        fs::remove(path, ec); // the same bytes under two names, or stored already
+    else
+        staged.emplace(hex, path);
+    return {};
+}
+
 Result<void> check_layout_json(const std::string& name, const std::string& bytes) {
     auto j = parse_strict_json(bytes);
     if (!j) return Unexpected(name + ": oci-layout: " + j.error());
@@ -315,6 +399,145 @@ Result<void> check_layout_json(const std::string& name, const std::string& bytes
 
 } // namespace
 
+namespace {
+
+// An archive's staged blobs (and the store's) as the Source of import_image.
+Source staged_source(std::string name, Index index, ArchiveReader& reader, cache::BlobStore& dest) {
+    Source src{std::move(name), std::move(index), {}, {}};
+    src.locate = [&reader, &dest](const std::string& hex) -> std::optional<fs::path> {
+        if (auto it = reader.staged.find(hex); it != reader.staged.end()) return it->second;
+        if (dest.has(hex)) return dest.path(hex);
+        return std::nullopt;
+    };
+    src.transfer = [&reader, &dest](const Descriptor& d, const fs::path& file) -> Result<void> {
+        auto hex = *d.sha256_hex();
+        auto it = reader.staged.find(hex);
+        if (it == reader.staged.end()) return {}; // it was in dest already
+        std::error_code ec;
+        auto size = fs::file_size(file, ec);
+        if (ec || size != static_cast<std::uint64_t>(d.size))
+            return Unexpected("blob " + d.digest + " has " + std::to_string(size) +
+                              " bytes, its descriptor says " + std::to_string(d.size));
+        dest.commit_temp(file, hex); // content was hashed against its name while streaming
+        reader.staged.erase(it);
+        return {};
+    };
+    return src;
+}
+
+// The layer media type of a staged file, by its first bytes (a legacy docker-archive's
+// layer.tar is plain tar; some writers gzip it).
+std::string sniff_layer_type(const fs::path& file) {
+    char head[4] = {};
+    Fd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
+    std::string_view magic(head, fd ? std::max<ssize_t>(0, ::read(fd.get(), head, 4)) : 0);
+    if (magic.starts_with("\x1f\x8b")) return std::string(media_type::layer_gzip);
+    if (magic.starts_with("\x28\xb5\x2f\xfd")) return std::string(media_type::layer_zstd);
+    return std::string(media_type::layer_tar);
+}
+
+// Docker's manifest.json (a legacy docker-archive: no index.json) as an index of one OCI
+// manifest, written into `reader`'s staging: the config and layers are the staged files its
+// entry names, the layers typed by their bytes. `tag` picks the entry by RepoTags ("" = the
+// only one).
+Result<Index> index_from_docker_manifest(ArchiveReader& reader, const cache::BlobStore& dest,
+                                         const std::string& name, std::string_view tag,
+                                         const fs::path& staging) {
+    auto j = parse_strict_json(*reader.docker_manifest_json);
+    if (!j) return Unexpected(name + ": manifest.json: " + j.error());
+    if (!j->is_array() || j->empty())
+        return Unexpected(name + ": manifest.json: expected a non-empty array of images");
+    const Json* chosen = nullptr;
+    std::string want;
+    if (!tag.empty()) {
+        auto ref = parse_docker_reference(tag);
+        if (!ref) return Unexpected(name + ": " + ref.error());
+        want = ref->full();
+    }
+    for (const auto& img : *j) {
+        if (!img.is_object())
+            return Unexpected(name + ": manifest.json: an entry is not an object");
+        if (want.empty()) {
+            if (j->size() > 1)
+                return Unexpected(name + ": manifest.json lists " + std::to_string(j->size()) +
+                                  " images; name one with :NAME:TAG");
+            chosen = &img;
+            break;
+        }
+        if (auto tags = img.find("RepoTags"); tags != img.end() && tags->is_array())
+            for (const auto& t : *tags)
+                if (t.is_string())
+                    if (auto r = parse_docker_reference(t.get<std::string>());
+                        r && r->full() == want)
+                        chosen = &img;
+        if (chosen) break;
+    }
+    if (!chosen) return Unexpected(name + ": no image named " + detail::quote(tag));
+    auto file_of = [&](const Json& v, const std::string& what) -> Result<std::string> {
+        if (!v.is_string())
+            return Unexpected(name + ": manifest.json: " + what + " is not a string");
+        auto n = v.get<std::string>();
+        if (n.starts_with("./")) n.erase(0, 2);
+        if (n.starts_with("blobs/sha256/") && cache::is_sha256_hex(n.substr(13)))
+            return n.substr(13);
+        if (auto link = reader.links.find(n); link != reader.links.end()) n = link->second;
+        auto it = reader.named.find(n);
+        if (it == reader.named.end())
+            return Unexpected(name + ": manifest.json names " + detail::quote(n) + " (" + what +
+                              "), which the archive lacks");
+        return it->second;
+    };
+    auto locate = [&](const std::string& hex) -> std::optional<fs::path> {
+        if (auto it = reader.staged.find(hex); it != reader.staged.end()) return it->second;
+        if (dest.has(hex)) return dest.path(hex);
+        return std::nullopt;
+    };
+    Manifest m;
+    auto config = chosen->find("Config");
+    if (config == chosen->end()) return Unexpected(name + ": manifest.json: no Config");
+    auto config_hex = file_of(*config, "Config");
+    if (!config_hex) return Unexpected(config_hex.error());
+    auto size_of = [&](const std::string& hex) -> std::int64_t {
+        std::error_code ec;
+        auto p = locate(hex);
+        auto n = p ? fs::file_size(*p, ec) : 0;
+        return ec ? 0 : static_cast<std::int64_t>(n);
+    };
+    if (!locate(*config_hex))
+        return Unexpected(name + ": the config sha256:" + *config_hex + " is missing");
+    m.config.media_type = std::string(media_type::config);
+    m.config.digest = "sha256:" + *config_hex;
+    m.config.size = size_of(*config_hex);
+    auto layers = chosen->find("Layers");
+    if (layers == chosen->end() || !layers->is_array())
+        return Unexpected(name + ": manifest.json: no Layers array");
+    for (const auto& l : *layers) {
+        auto hex = file_of(l, "a layer");
+        if (!hex) return Unexpected(hex.error());
+        auto path = locate(*hex);
+        if (!path) return Unexpected(name + ": the layer sha256:" + *hex + " is missing");
+        Descriptor d;
+        d.media_type = sniff_layer_type(*path);
+        d.digest = "sha256:" + *hex;
+        d.size = size_of(*hex);
+        m.layers.push_back(std::move(d));
+    }
+    std::string bytes = serialize(m);
+    std::string hex = Sha256::hex(bytes);
+    auto file = staging / ("manifest-" + hex);
+    write_file_atomic(file, bytes);
+    reader.staged.emplace(hex, file);
+    Index index;
+    Descriptor md;
+    md.media_type = std::string(media_type::manifest);
+    md.digest = "sha256:" + hex;
+    md.size = static_cast<std::int64_t>(bytes.size());
+    index.manifests.push_back(std::move(md));
+    return index;
+}
+
+} // namespace
+
 Result<ImportedImage> import_oci_archive(const fs::path& path, std::string_view tag,
                                          cache::BlobStore& dest, const Platform& platform,
                                          const ImportLimits& limits) {
@@ -326,26 +549,39 @@ Result<ImportedImage> import_oci_archive(const fs::path& path, std::string_view 
         if (auto r = check_layout_json(name, *reader.layout_json); !r) return Unexpected(r.error());
         auto index = parse_index(*reader.index_json);
         if (!index) return Unexpected(name + ": index.json: " + index.error());
-        Source src{name, std::move(*index), {}, {}};
-        src.locate = [&](const std::string& hex) -> std::optional<fs::path> {
-            if (auto it = reader.staged.find(hex); it != reader.staged.end()) return it->second;
-            if (dest.has(hex)) return dest.path(hex);
-            return std::nullopt;
-        };
-        src.transfer = [&](const Descriptor& d, const fs::path& file) -> Result<void> {
-            auto hex = *d.sha256_hex();
-            auto it = reader.staged.find(hex);
-            if (it == reader.staged.end()) return {}; // it was in dest already
-            std::error_code ec;
-            auto size = fs::file_size(file, ec);
-            if (ec || size != static_cast<std::uint64_t>(d.size))
-                return Unexpected("blob " + d.digest + " has " + std::to_string(size) +
-                                  " bytes, its descriptor says " + std::to_string(d.size));
-            dest.commit_temp(file, hex); // content was hashed against its name while streaming
-            reader.staged.erase(it);
-            return {};
-        };
+        auto src = staged_source(name, std::move(*index), reader, dest);
         return import_image(src, tag, platform, limits);
+    } catch (const Error& e) {
+        return Unexpected(e.what());
+    }
+}
+
+Result<ImportedImage> import_docker_archive(const fs::path& path, std::string_view tag,
+                                            cache::BlobStore& dest, const Platform& platform,
+                                            const ImportLimits& limits) {
+    try {
+        TempDir staging(dest.tmp_dir(), std::string(temp_prefix) + "import-");
+        ArchiveReader reader(path, dest, staging.path(), limits, true);
+        if (auto r = reader.run(); !r) return Unexpected(r.error());
+        std::string name = "docker-archive:" + path.string();
+        // Docker 25 and later write an OCI layout beside manifest.json: its manifests are
+        // kept as they are (their digests stay). Older writers (docker, podman, skopeo) have
+        // manifest.json only.
+        if (reader.index_json && reader.layout_json) {
+            if (auto r = check_layout_json(name, *reader.layout_json); !r)
+                return Unexpected(r.error());
+            auto index = parse_index(*reader.index_json);
+            if (!index) return Unexpected(name + ": index.json: " + index.error());
+            std::string want(tag);
+            if (!tag.empty())
+                if (auto ref = parse_docker_reference(tag)) want = ref->full();
+            auto src = staged_source(name, std::move(*index), reader, dest);
+            return import_image(src, want, platform, limits);
+        }
+        auto index = index_from_docker_manifest(reader, dest, name, tag, staging.path());
+        if (!index) return Unexpected(index.error());
+        auto src = staged_source(name, std::move(*index), reader, dest);
+        return import_image(src, "", platform, limits);
     } catch (const Error& e) {
         return Unexpected(e.what());
     }

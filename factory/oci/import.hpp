@@ -43,6 +43,16 @@ Result<ImportedImage> import_oci_archive(const fs::path& archive, std::string_vi
                                          cache::BlobStore& dest,
                                          const Platform& platform = host_platform(),
                                          const ImportLimits& limits = {});
+// A docker-archive (`docker save`, `podman save`, skopeo's docker-archive:, factory's own):
+// tag is NAME[:TAG] as RepoTags or io.containerd.image.name hold it, normalized as Docker does
+// ("hello" is docker.io/library/hello:latest); "" picks the only image. With Docker 25's OCI
+// layout inside, its manifest is kept; a legacy archive (manifest.json, <id>.json,
+// <id>/layer.tar) becomes an OCI manifest of its config and layers, each layer's media type
+// read from its bytes.
+Result<ImportedImage> import_docker_archive(const fs::path& archive, std::string_view tag,
+                                            cache::BlobStore& dest,
+                                            const Platform& platform = host_platform(),
+                                            const ImportLimits& limits = {});
 Result<ImportedImage> import_oci_layout(const fs::path& dir, std::string_view tag,
                                         cache::BlobStore& dest,
                                         const Platform& platform = host_platform(),
