@@ -287,15 +287,15 @@ Ext4Image make_ext4(const oci::Layout& store, const oci::Descriptor& image, cons
     if (env.empty()) throw Error("env not found in PATH");
     value_or_throw(check_label(options.label));
 
-    auto files = read_image_files(store, image);
-    std::uint64_t size = options.size ? options.size : default_ext4_size(files);
-    size &= ~(block - 1);
-    check_fits(files, size);
-
+    // One pass over each layer: the tree on disk for mke2fs -d, and its metadata (owners,
+    // modes, xattrs, devices) for debugfs.
     auto staging = work / "staging";
     fs::create_directory(staging);
     ::chmod(staging.c_str(), 0755);
-    flatten_image(store, image, staging);
+    auto files = flatten_image_files(store, image, staging);
+    std::uint64_t size = options.size ? options.size : default_ext4_size(files);
+    size &= ~(block - 1);
+    check_fits(files, size);
     // Device nodes are always made by debugfs (step 3), never copied by mke2fs: whether the
     // applier could make them (root) or not (a user namespace) must not move an inode.
     for (const auto& [path, info] : files.files)

@@ -2,8 +2,10 @@
 
 #include <archive.h>
 #include <archive_entry.h>
+#include <fcntl.h>
 
 #include <ctime>
+#include <functional>
 #include <memory>
 #include <set>
 
@@ -12,6 +14,8 @@
 #include "factory/runtime/applier.hpp"
 #include "factory/runtime/layer_stream.hpp"
 #include "factory/runtime/tar_reader.hpp"
+#include "factory/util/fd.hpp"
+#include "factory/util/files.hpp"
 #include "factory/util/sha256.hpp"
 
 namespace factory::exporter {
@@ -30,8 +34,10 @@ std::string parent_of(const std::string& path) {
 // One layer applied to the metadata tree, with the caps of the applier (runtime::ApplyLimits).
 class LayerReader {
   public:
-    LayerReader(ImageFiles& out, std::size_t layer, const runtime::ApplyLimits& limits)
-        : out_(out), layer_(layer), limits_(limits) {}
+    // hash_content false: headers only (FileInfo::sha256 stays empty; the data is not read).
+    LayerReader(ImageFiles& out, std::size_t layer, const runtime::ApplyLimits& limits,
+                bool hash_content = true)
+        : out_(out), layer_(layer), limits_(limits), hash_content_(hash_content) {}
 
     Result<void> entry(archive* a, archive_entry* e);
     std::uint64_t entries = 0;
@@ -48,6 +54,7 @@ class LayerReader {
     std::size_t layer_;
     const runtime::ApplyLimits& limits_;
     std::set<std::string> written_; // by this layer (an opaque directory keeps them)
+    bool hash_content_;
 };
 
 Result<std::string> LayerReader::clean(const char* raw) const {
@@ -201,7 +208,8 @@ Result<void> LayerReader::entry(archive* a, archive_entry* e) {
     case AE_IFREG:
         info.type = FileType::file;
         info.size = static_cast<std::uint64_t>(std::max<la_int64_t>(0, archive_entry_size(e)));
-        if (auto ok = content(a, *path, info); !ok) return ok;
+        if (hash_content_)
+            if (auto ok = content(a, *path, info); !ok) return ok;
         break;
     case AE_IFDIR:
         info.type = FileType::dir;
@@ -271,7 +279,14 @@ std::int64_t created_epoch(const oci::ImageConfig& config) {
     return static_cast<std::int64_t>(::timegm(&tm));
 }
 
-ImageFiles read_image_files(const oci::Layout& store, const oci::Descriptor& image) {
+namespace {
+
+// Reads the image's manifest and config, and calls read(index, layer, blob, diff_id) for each
+// layer in order on an ImageFiles holding the root and the layers' history.
+ImageFiles image_files_by_layer(
+    const oci::Layout& store, const oci::Descriptor& image,
+    const std::function<void(ImageFiles&, std::size_t, const oci::Descriptor&,
+                             const std::filesystem::path&, const std::string&)>& read) {
     auto manifest = value_or_throw(store.read_manifest(image));
     auto config = value_or_throw(store.read_config(manifest.config, manifest.layers.size()));
     auto diff_ids = config.diff_ids();
@@ -295,9 +310,40 @@ ImageFiles read_image_files(const oci::Layout& store, const oci::Descriptor& ima
         if (h < history.size()) info.created_by = history[h++].created_by;
         out.layers.push_back(info);
         auto hex = value_or_throw(layer.sha256_hex());
-        read_layer(out, i, store.blobs().path(hex), layer, i < diff_ids.size() ? diff_ids[i] : "");
+        read(out, i, layer, store.blobs().path(hex), i < diff_ids.size() ? diff_ids[i] : "");
     }
     return out;
+}
+
+} // namespace
+
+ImageFiles read_image_files(const oci::Layout& store, const oci::Descriptor& image) {
+    return image_files_by_layer(store, image,
+                                [](ImageFiles& out, std::size_t i, const oci::Descriptor& layer,
+                                   const std::filesystem::path& blob, const std::string& diff_id) {
+                                    read_layer(out, i, blob, layer, diff_id);
+                                });
+}
+
+ImageFiles flatten_image_files(const oci::Layout& store, const oci::Descriptor& image,
+                               const std::filesystem::path& root) {
+    Fd root_fd(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!root_fd) throw Error("cannot open " + root.string() + ": " + errno_string(errno));
+    return image_files_by_layer(
+        store, image,
+        [&](ImageFiles& out, std::size_t i, const oci::Descriptor& layer,
+            const std::filesystem::path& blob, const std::string& diff_id) {
+            runtime::ApplyOptions options;
+            options.mode = runtime::ApplyMode::rootfs;
+            options.compression = runtime::compression_of_media_type(layer.media_type);
+            options.expected_digest = layer.digest;
+            options.expected_diff_id = diff_id;
+            LayerReader reader(out, i, options.limits, false);
+            options.observe = [&](archive_entry* e) { return reader.entry(nullptr, e); };
+            auto stats = runtime::apply_layer(blob, root_fd.get(), options);
+            if (!stats) throw Error("layer " + layer.digest + ": " + stats.error());
+            out.layers[i].entries = reader.entries;
+        });
 }
 
 const char* type_name(FileType t) {

@@ -615,6 +615,8 @@ Result<ApplyStats> apply_layer(const std::filesystem::path& blob, int root_dirfd
         auto e = tar.next();
         if (!e) return Unexpected(e.error());
         if (!*e) break;
+        if (options.observe)
+            if (auto ok = options.observe(*e); !ok) return Unexpected(prefix + ok.error());
         if (auto ok = applier.entry(tar.handle(), *e); !ok)
             return Unexpected(tar.stream_error().empty() ? prefix + ok.error()
                                                          : tar.stream_error());

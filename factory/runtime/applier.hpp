@@ -12,8 +12,11 @@
 //   - directory mtimes are set last.
 // docs/runtime.md lists every rule and cap.
 
+#include <archive_entry.h>
+
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -66,6 +69,10 @@ struct ApplyOptions {
     // (checked after the last entry: the caller must discard the root on any error).
     std::string expected_diff_id;
     std::string expected_digest; // likewise for the blob itself
+    // When set: called with each entry's header before the entry is applied (it must not read
+    // the entry's data); an error stops the layer with it. For a caller that wants the layer's
+    // metadata from the same pass (export's file list for ext4:).
+    std::function<Result<void>(archive_entry*)> observe;
 };
 
 struct ApplyStats {

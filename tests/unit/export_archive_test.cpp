@@ -11,6 +11,7 @@
 
 #include "factory/export/docker_archive.hpp"
 #include "factory/export/export.hpp"
+#include "factory/export/image_files.hpp"
 #include "factory/export/oci_export.hpp"
 #include "factory/export/tar_writer.hpp"
 #include "factory/oci/import.hpp"
@@ -348,4 +349,30 @@ TEST(ExportTarget, DefaultsComeFromTheImageName) {
                  "team/hello:3.1");
     EXPECT_NE(item(read_tar(dir / "d.tar"), "manifest.json").content.find(R"("team/hello:3.1")"),
               std::string::npos);
+}
+
+// ext4: reads each layer once: the flattened tree and its file list from the same pass, the
+// list equal to read_image_files' but for content digests.
+TEST(ImageFiles, FlattenGivesTheSameFilesInOnePass) {
+    factory::testing::TestDir dir;
+    auto built = build_store(dir / "store");
+    auto full = exporter::read_image_files(built.store, built.manifest);
+    fs::create_directories(dir / "root");
+    auto flat = exporter::flatten_image_files(built.store, built.manifest, dir / "root");
+    EXPECT_EQ(slurp(dir / "root/hello.txt"), "hello from factory\n");
+    ASSERT_EQ(flat.files.size(), full.files.size());
+    for (auto& [path, info] : full.files) {
+        ASSERT_TRUE(flat.files.contains(path)) << path;
+        const auto& f = flat.files.at(path);
+        EXPECT_EQ(f.sha256, "") << path;
+        EXPECT_EQ(f.type, info.type) << path;
+        EXPECT_EQ(f.mode, info.mode) << path;
+        EXPECT_EQ(f.size, info.size) << path;
+        EXPECT_EQ(f.layer, info.layer) << path;
+        EXPECT_EQ(f.uid, info.uid) << path;
+    }
+    EXPECT_EQ(full.files.at("hello.txt").sha256, Sha256::hex("hello from factory\n"));
+    EXPECT_EQ(flat.layers.size(), 1u);
+    EXPECT_EQ(flat.layers[0].entries, full.layers[0].entries);
+    EXPECT_EQ(flat.created, full.created);
 }
