@@ -195,6 +195,7 @@ class ArchiveReader {
     Result<std::string> read_small(std::int64_t size);
     Result<void> stage_blob(const std::string& hex, std::int64_t size);
     Result<void> stage_named(const std::string& name, std::int64_t size);
+    Result<std::string> stream_to(const fs::path& path, std::int64_t size, const std::string& what);
     Result<void> docker_link(archive_entry* e, const std::string& name);
     std::string error_text() const {
         const char* msg = archive_error_string(a_.get());
@@ -310,8 +311,10 @@ Result<std::string> ArchiveReader::read_small(std::int64_t size) {
     return out;
 }
 
-Result<void> ArchiveReader::stage_blob(const std::string& hex, std::int64_t size) {
-    auto path = staging_ / hex;
+// The current entry's data into a new file `path`, hashed on the way; its sha256 hex. `what`
+// names the entry in errors.
+Result<std::string> ArchiveReader::stream_to(const fs::path& path, std::int64_t size,
+                                             const std::string& what) {
     Fd fd(
         ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, cache::BlobStore::blob_mode));
     if (!fd) return fail("cannot create " + path.string() + ": " + errno_string(errno));
@@ -320,18 +323,24 @@ Result<void> ArchiveReader::stage_blob(const std::string& hex, std::int64_t size
     std::uint64_t got = 0;
     for (;;) {
         auto n = archive_read_data(a_.get(), buf.data(), buf.size());
-        if (n < 0) return fail("blob sha256:" + hex + ": " + error_text());
+        if (n < 0) return fail(what + ": " + error_text());
         if (n == 0) break;
         h.update(buf.data(), static_cast<std::size_t>(n));
         if (auto w = write_all(fd.get(), buf.data(), static_cast<std::size_t>(n)); !w)
             return fail("cannot write " + path.string() + ": " + w.error());
         got += static_cast<std::uint64_t>(n);
     }
-    if (got != static_cast<std::uint64_t>(size))
-        return fail("blob sha256:" + hex + " is truncated");
-    if (auto actual = h.hex_digest(); actual != hex)
+    if (got != static_cast<std::uint64_t>(size)) return fail(what + " is truncated");
+    return h.hex_digest();
+}
+
+Result<void> ArchiveReader::stage_blob(const std::string& hex, std::int64_t size) {
+    auto path = staging_ / hex;
+    auto actual = stream_to(path, size, "blob sha256:" + hex);
+    if (!actual) return Unexpected(actual.error());
+    if (*actual != hex)
         return fail("entry blobs/sha256/" + hex +
-                    ": content does not match its name (got sha256:" + actual + ")");
+                    ": content does not match its name (got sha256:" + *actual + ")");
     staged.emplace(hex, path);
     return {};
 }
@@ -357,24 +366,9 @@ Result<void> ArchiveReader::docker_link(archive_entry* e, const std::string& nam
 // staging directory, and staged under its content's sha256 like a blob.
 Result<void> ArchiveReader::stage_named(const std::string& name, std::int64_t size) {
     auto path = staging_ / ("named-" + std::to_string(named_count_++));
-    Fd fd(
-        ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, cache::BlobStore::blob_mode));
-    if (!fd) return fail("cannot create " + path.string() + ": " + errno_string(errno));
-    Sha256 h;
-    std::vector<char> buf(1 << 18);
-    std::uint64_t got = 0;
-    for (;;) {
-        auto n = archive_read_data(a_.get(), buf.data(), buf.size());
-        if (n < 0) return fail("entry " + detail::quote(name) + ": " + error_text());
-        if (n == 0) break;
-        h.update(buf.data(), static_cast<std::size_t>(n));
-        if (auto w = write_all(fd.get(), buf.data(), static_cast<std::size_t>(n)); !w)
-            return fail("cannot write " + path.string() + ": " + w.error());
-        got += static_cast<std::uint64_t>(n);
-    }
-    if (got != static_cast<std::uint64_t>(size))
-        return fail("entry " + detail::quote(name) + " is truncated");
-    auto hex = h.hex_digest();
+    auto sum = stream_to(path, size, "entry " + detail::quote(name));
+    if (!sum) return Unexpected(sum.error());
+    const std::string& hex = *sum;
     named.emplace(name, hex);
     std::error_code ec;
     if (staged.contains(hex) || dest_.has(hex))
