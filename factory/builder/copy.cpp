@@ -309,8 +309,12 @@ void add_from_tree(const Tree& tree, const std::string& rel, const std::string& 
         resolved = "";
     }
     if (!top) fail(out.item(), "source '" + rel + "' does not exist in stage '" + stage + "'");
+    // The copies, each with the tree path its content is at (files only), so that the
+    // content of all of them is taken from the layers in one pass (Tree::contents).
+    std::vector<std::pair<Entry, std::string>> copies;
     auto copy_one = [&](const Entry& e, const std::string& to) {
         Entry c = e;
+        std::string from = e.path;
         c.path = to;
         c.uid = 0;
         c.gid = 0;
@@ -321,20 +325,31 @@ void add_from_tree(const Tree& tree, const std::string& rel, const std::string& 
                 c.link = join(target, e.link.substr(src_dir.size() + 1));
             } else if (const Entry* t = tree.find(e.link)) {
                 c = *t;
+                from = t->path;
                 c.path = to;
                 c.uid = c.gid = 0;
             }
         }
-        out.add(std::move(c));
+        if (c.type != Entry::Type::file) from.clear();
+        copies.emplace_back(std::move(c), std::move(from));
     };
     if (top->type != Entry::Type::dir) {
         copy_one(*top, target);
-        return;
+    } else {
+        if (!target.empty()) copy_one(*top, target);
+        for (const Entry* e : tree.below(*resolved)) {
+            auto sub = resolved->empty() ? e->path : e->path.substr(resolved->size() + 1);
+            copy_one(*e, join(target, sub));
+        }
     }
-    if (!target.empty()) copy_one(*top, target);
-    for (const Entry* e : tree.below(*resolved)) {
-        auto sub = resolved->empty() ? e->path : e->path.substr(resolved->size() + 1);
-        copy_one(*e, join(target, sub));
+    std::vector<std::string> from_layers;
+    for (const auto& [c, from] : copies)
+        if (!from.empty() && c.source.empty()) from_layers.push_back(from);
+    auto contents = tree.contents(from_layers);
+    for (auto& [c, from] : copies) {
+        if (auto it = contents.find(from); !from.empty() && it != contents.end())
+            c.source = it->second;
+        out.add(std::move(c));
     }
 }
 

@@ -113,11 +113,18 @@ void extract(runtime::TarReader& tar, Entry& e, const std::filesystem::path& des
 } // namespace
 
 void Tree::remove_subtree(const std::string& path, bool keep_self) {
-    if (!keep_self) entries_.erase(path);
+    if (!keep_self) {
+        entries_.erase(path);
+        pending_.erase(path);
+    }
     std::string prefix = path.empty() ? std::string() : path + "/";
     for (auto it = entries_.lower_bound(prefix); it != entries_.end();) {
         if (!it->first.starts_with(prefix)) break;
         it = entries_.erase(it);
+    }
+    for (auto it = pending_.lower_bound(prefix); it != pending_.end();) {
+        if (!it->first.starts_with(prefix)) break;
+        it = pending_.erase(it);
     }
 }
 
@@ -140,6 +147,7 @@ void Tree::apply(const std::vector<Entry>& entries) {
             if (!both_dirs) remove_subtree(e.path, false);
         }
         entries_[e.path] = e;
+        pending_.erase(e.path);
     }
 }
 
@@ -150,6 +158,7 @@ void Tree::apply_layer_blob(const std::filesystem::path& blob,
     if (!reader) throw Error(reader.error());
     auto& tar = **reader;
     std::vector<Entry> entries;
+    std::vector<std::uint64_t> ordinals; // of the entries' tar entries
     for (;;) {
         auto ae = value_or_throw(tar.next());
         if (!ae) break;
@@ -158,12 +167,69 @@ void Tree::apply_layer_blob(const std::filesystem::path& blob,
                         " entries");
         auto e = entry_of(tar, ae);
         if (!e) continue;
-        if (e->type == Entry::Type::file && !content_dir.empty())
-            extract(tar, *e, content_dir / std::to_string(extracted_++));
+        // Read past the data (not kept) so that a damaged entry is refused here, in the
+        // reader's words for that entry, as the applier refuses it.
+        if (e->type == Entry::Type::file)
+            value_or_throw(
+                tar.read_data([](std::int64_t, std::string_view) -> Result<void> { return {}; }));
         entries.push_back(std::move(*e));
+        ordinals.push_back(tar.entries());
     }
     value_or_throw(tar.finish());
     apply(entries);
+    if (content_dir.empty()) return;
+    if (!lazy_) lazy_ = std::make_shared<Lazy>();
+    std::lock_guard lock(lazy_->mutex);
+    lazy_->dir = content_dir;
+    lazy_->blobs.push_back({blob, limits});
+    std::size_t index = lazy_->blobs.size() - 1;
+    // The last entry of a path in the layer is the one the tree holds.
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+        if (base_name(entries[i].path).starts_with(whiteout_prefix)) continue;
+        if (entries[i].type == Entry::Type::file)
+            pending_[entries[i].path] = {index, ordinals[i]};
+        else
+            pending_.erase(entries[i].path);
+    }
+}
+
+std::map<std::string, std::string> Tree::contents(const std::vector<std::string>& paths) const {
+    std::map<std::string, std::string> out;
+    if (!lazy_) return out;
+    std::lock_guard lock(lazy_->mutex);
+    // blob → ordinal → the paths whose content it is
+    std::map<std::size_t, std::map<std::uint64_t, std::vector<std::string>>> todo;
+    for (const auto& p : paths) {
+        auto it = pending_.find(p);
+        if (it == pending_.end()) continue;
+        auto done = lazy_->extracted.find({it->second.blob, it->second.ordinal});
+        if (done != lazy_->extracted.end())
+            out[p] = done->second;
+        else
+            todo[it->second.blob][it->second.ordinal].push_back(p);
+    }
+    for (const auto& [index, wanted] : todo) {
+        const auto& layer = lazy_->blobs[index];
+        auto reader = runtime::TarReader::open(layer.path, std::nullopt, layer.limits);
+        if (!reader) throw Error(reader.error());
+        auto& tar = **reader;
+        auto next = wanted.begin();
+        while (next != wanted.end()) {
+            auto ae = value_or_throw(tar.next());
+            if (!ae)
+                throw Error(tar.prefix() + "entry " + std::to_string(next->first) +
+                            " is gone: the layer changed since it was read");
+            if (tar.entries() != next->first) continue;
+            Entry e;
+            auto file = lazy_->dir / std::to_string(lazy_->files++);
+            extract(tar, e, file);
+            lazy_->extracted[{index, next->first}] = file.string();
+            for (const auto& p : next->second)
+                out[p] = file.string();
+            ++next;
+        }
+    }
+    return out;
 }
 
 const Entry* Tree::find(const std::string& path) const {

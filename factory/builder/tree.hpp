@@ -1,11 +1,13 @@
 #pragma once
 // The merged file system of a stage as far as the build knows it: every entry of its layers,
 // later layers winning, whiteouts applied. Copy steps read `from` another stage through it,
-// and take parent directories' metadata from it. Content stays where it is (a host file or a
-// file extracted from a base layer), so a Tree is small: no file data in memory.
+// and take parent directories' metadata from it. Content stays where it is (a host file, or a
+// layer's entry until a copy asks for it), so a Tree is small: no file data in memory.
 
 #include <filesystem>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -24,11 +26,18 @@ class Tree {
     void apply(const std::vector<layer::Entry>& entries);
     // Reads a layer blob (tar, tar+gzip or tar+zstd) through runtime's TarReader — the one
     // reader of every layer, with its caps on size and compression ratio — and applies it.
-    // Regular files' content is extracted to numbered files under `content_dir` ("" = none) —
-    // never to a path taken from the archive. Throws Error on a bad layer.
+    // With a `content_dir` ("" = none), the content of its regular files can be had later with
+    // contents(): nothing is extracted while reading, so a stage others copy one file from
+    // costs a read of its layers' headers, not a copy of its files. Throws Error on a bad layer.
     void apply_layer_blob(const std::filesystem::path& blob,
                           const std::filesystem::path& content_dir,
                           const runtime::StreamLimits& limits = {});
+    // Host files holding the content of the tree's regular files at `paths` that came from a
+    // layer blob read with a content_dir (other paths are left out), extracted now — to
+    // numbered files under content_dir, never to a path taken from the archive — in one pass
+    // per layer for those not extracted before. Safe to call from several threads: the stages
+    // copying from one tree at once share what each extracted. Throws Error on a bad layer.
+    std::map<std::string, std::string> contents(const std::vector<std::string>& paths) const;
 
     const layer::Entry* find(const std::string& path) const;
     // Resolves symlinks in `path` inside the tree (an absolute link target is taken from the
@@ -40,9 +49,27 @@ class Tree {
     const std::map<std::string, layer::Entry>& entries() const noexcept { return entries_; }
 
   private:
+    // Where a file's content is: entry `ordinal` (1-based) of lazy_->blobs[blob].
+    struct Pending {
+        std::size_t blob;
+        std::uint64_t ordinal;
+    };
+    struct LayerBlob {
+        std::filesystem::path path;
+        runtime::StreamLimits limits;
+    };
+    // Shared by the copies of a tree (a stage based on another starts from its tree).
+    struct Lazy {
+        std::mutex mutex;
+        std::filesystem::path dir;
+        std::vector<LayerBlob> blobs;
+        std::map<std::pair<std::size_t, std::uint64_t>, std::string> extracted;
+        std::size_t files = 0;
+    };
     void remove_subtree(const std::string& path, bool keep_self);
     std::map<std::string, layer::Entry> entries_;
-    std::size_t extracted_ = 0;
+    std::map<std::string, Pending> pending_;
+    std::shared_ptr<Lazy> lazy_;
 };
 
 } // namespace factory::builder

@@ -108,8 +108,45 @@ TEST(TreeLayers, AWellFormedLayerIsReadWithItsContent) {
     const auto* one = t.find("one");
     ASSERT_NE(one, nullptr);
     EXPECT_EQ(one->size, 10000u);
-    std::ifstream in(one->source);
+    EXPECT_EQ(one->source, "") << "nothing is extracted while the layer is read";
+    EXPECT_TRUE(fs::is_empty(dir / "content"));
+    auto contents = t.contents({"one", "no-such-file"});
+    ASSERT_EQ(contents.size(), 1u);
+    std::ifstream in(contents.at("one"));
     std::string content((std::istreambuf_iterator<char>(in)), {});
     EXPECT_EQ(content, std::string(10000, '1'));
     ASSERT_NE(t.find("two"), nullptr);
+    // Asked again, or by a copy of the tree: the same file, not a second extraction.
+    Tree copy = t;
+    EXPECT_EQ(copy.contents({"one"}).at("one"), contents.at("one"));
+    EXPECT_EQ(std::distance(fs::directory_iterator(dir / "content"), fs::directory_iterator()), 1);
+}
+
+TEST(TreeLayers, ALaterLayerWinsTheContent) {
+    factory::testing::TestDir dir;
+    fs::create_directories(dir / "content");
+    auto layer = [&](const std::string& name, const std::string& text) {
+        fs::create_directories(dir / name);
+        std::ofstream(dir / name / "f") << text;
+        EXPECT_EQ(std::system(("tar -C " + (dir / name).string() + " -cf " +
+                               (dir / (name + ".tar")).string() + " f")
+                                  .c_str()),
+                  0);
+        return dir / (name + ".tar");
+    };
+    Tree t;
+    t.apply_layer_blob(layer("a", "first"), dir / "content");
+    Tree before = t;
+    t.apply_layer_blob(layer("b", "second"), dir / "content");
+    std::ifstream later(t.contents({"f"}).at("f"));
+    EXPECT_EQ(std::string((std::istreambuf_iterator<char>(later)), {}), "second");
+    std::ifstream earlier(before.contents({"f"}).at("f"));
+    EXPECT_EQ(std::string((std::istreambuf_iterator<char>(earlier)), {}), "first");
+    // A whiteout in a third layer: no content to give.
+    t.apply({[] {
+        factory::layer::Entry wh;
+        wh.path = ".wh.f";
+        return wh;
+    }()});
+    EXPECT_TRUE(t.contents({"f"}).empty());
 }
