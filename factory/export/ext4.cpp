@@ -302,6 +302,10 @@ Ext4Image make_ext4(const oci::Layout& store, const oci::Descriptor& image, cons
         if (info.type == FileType::chardev || info.type == FileType::blockdev)
             ::unlink((staging / path).c_str());
 
+    std::uint64_t offset = visit ? visit(staging, files, size) : 0;
+    // e2fsprogs' unix I/O manager takes "FILE?offset=BYTES" (debugfs) and -E offset= (mke2fs).
+    std::string target = offset ? out.string() + "?offset=" + std::to_string(offset) : out.string();
+
     Ext4Image result;
     result.size = size;
     result.content_bytes = content_bytes_of(files);
@@ -339,7 +343,8 @@ Ext4Image make_ext4(const oci::Layout& store, const oci::Descriptor& image, cons
         "-U",
         result.uuid,
         "-E",
-        "hash_seed=" + seed + ",lazy_itable_init=0,lazy_journal_init=0,nodiscard,root_owner=0:0",
+        "hash_seed=" + seed + ",lazy_itable_init=0,lazy_journal_init=0,nodiscard,root_owner=0:0" +
+            (offset ? ",offset=" + std::to_string(offset) : ""),
         "-d",
         staging.string(),
         out.string(),
@@ -349,7 +354,7 @@ Ext4Image make_ext4(const oci::Layout& store, const oci::Descriptor& image, cons
     auto [status, err] = run_tool(a, work);
     if (status != 0) {
         std::error_code ec;
-        fs::remove(out, ec);
+        if (!offset) fs::remove(out, ec);
         auto msg = first_lines(err);
         if (err.find("Could not allocate") != std::string::npos ||
             err.find("No space left") != std::string::npos)
@@ -365,7 +370,7 @@ Ext4Image make_ext4(const oci::Layout& store, const oci::Descriptor& image, cons
     auto script_path = work / "fixup.debugfs";
     write_synced(script_path, script.text());
     a = argv;
-    a.insert(a.end(), {debugfs.string(), "-w", "-f", script_path.string(), out.string()});
+    a.insert(a.end(), {debugfs.string(), "-w", "-f", script_path.string(), target});
     auto [dstatus, derr] = run_tool(a, work);
     // debugfs reports a failing command on stderr and exits 0: any line but its banner fails.
     std::string problems;
@@ -378,7 +383,6 @@ Ext4Image make_ext4(const oci::Layout& store, const oci::Descriptor& image, cons
     if (dstatus != 0 || !problems.empty())
         throw Error("debugfs failed to set the image's metadata: " +
                     first_lines(problems.empty() ? derr : problems));
-    if (visit) visit(staging, files);
     return result;
 }
 

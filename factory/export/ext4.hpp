@@ -32,14 +32,18 @@ struct Ext4Image {
     std::optional<std::vector<Package>> packages;
 };
 
-// Called with the staging tree and the image's files after the file system is made and before
-// the tree is removed (raw: to take the kernel and the bootloader from it).
-using StagingVisitor =
-    std::function<void(const std::filesystem::path& staging, const ImageFiles& files)>;
+// Called with the staging tree, the image's files and the file system's size once the tree is
+// on disk and before the file system is made (raw: to take the kernel and the bootloader from
+// it, make the disk around it). Returns the offset in `out` where the file system goes: `out`
+// then exists already (the disk), and mke2fs and debugfs write inside it at that offset, so
+// the file system is never copied.
+using StagingVisitor = std::function<std::uint64_t(const std::filesystem::path& staging,
+                                                   const ImageFiles& files, std::uint64_t size)>;
 
-// Makes the file system in `out` (which must not exist), staging in `work` (an empty
-// directory on the same file system as `out`). Throws Error: a missing mke2fs or debugfs, an
-// image that doesn't fit options.size, a failing tool (its message quoted).
+// Makes the file system in `out` (which must not exist, unless `visit` made it and gave an
+// offset), staging in `work` (an empty directory on the same file system as `out`). Throws
+// Error: a missing mke2fs or debugfs, an image that doesn't fit options.size, a failing tool
+// (its message quoted).
 Ext4Image make_ext4(const oci::Layout& store, const oci::Descriptor& image,
                     const std::filesystem::path& out, const std::filesystem::path& work,
                     const DiskOptions& options, const StagingVisitor& visit = {});

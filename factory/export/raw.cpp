@@ -219,55 +219,56 @@ void export_raw(const oci::Layout& store, const oci::Descriptor& image, const fs
         auto parent = fs::absolute(file).parent_path();
         TempDir temp(parent, std::string(temp_prefix) + "raw-");
         auto work = temp.path();
-        auto root_img = work / "root.ext4";
-        std::optional<BootFiles> boot;
-        std::int64_t epoch = 0;
-        auto made = make_ext4(store, image, root_img, work, options,
-                              [&](const fs::path& staging, const ImageFiles& files) {
-                                  epoch = std::max<std::int64_t>(0, files.created);
-                                  boot = find_boot(staging, work);
-                              });
+        auto disk = work / "disk.img";
         const auto& d = image.digest;
         auto root_partuuid = derived_uuid(d, "gpt root partition");
-        std::optional<Esp> esp;
-        if (boot) esp = make_esp(*boot, root_partuuid, d, epoch, work);
-
-        // Layout: 1 MiB for the GPT, the ESP, the root, 1 MiB for the backup GPT.
-        std::uint64_t at = MiB;
+        std::int64_t epoch = 0;
         std::vector<Partition> parts;
-        if (esp) {
-            parts.push_back({"esp", esp_type, derived_uuid(d, "gpt esp partition"), esp->volume_id,
-                             at, esp->size, "vfat"});
-            at += esp->size;
-        }
-        std::uint64_t root_size = round_up(made.size, MiB);
-        parts.push_back({"root", root_type, root_partuuid, made.uuid, at, root_size, "ext4"});
-        at += root_size;
-        std::uint64_t disk_size = at + MiB;
-        auto disk = work / "disk.img";
-        {
-            Fd fd(::open(disk.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
-            if (!fd || ::ftruncate(fd.get(), static_cast<off_t>(disk_size)) != 0)
-                throw Error("cannot create " + disk.string() + ": " + errno_string(errno));
-        }
-        std::string script = "label: gpt\nlabel-id: " + derived_uuid(d, "gpt disk") +
-                             "\nunit: sectors\nfirst-lba: 2048\nsector-size: 512\n\n";
-        for (const auto& p : parts)
-            script += "start=" + std::to_string(p.start / sector) +
-                      ", size=" + std::to_string(p.size / sector) + ", type=" + p.type_guid +
-                      ", uuid=" + p.uuid + ", name=\"" + p.name + "\"\n";
-        auto script_path = work / "gpt.sfdisk";
-        write_synced(script_path, script);
-        Fd in(::open(script_path.c_str(), O_RDONLY | O_CLOEXEC));
-        run_checked(with(env_prefix(epoch), {sfdisk.string(), "--quiet", "--no-reread",
+        std::uint64_t disk_size = 0;
+        // Once the tree is staged: the ESP, the GPT around the root partition, and the ESP in
+        // place; make_ext4 then writes the file system straight into its partition.
+        auto made = make_ext4(
+            store, image, disk, work, options,
+            [&](const fs::path& staging, const ImageFiles& files, std::uint64_t fs_size) {
+                epoch = std::max<std::int64_t>(0, files.created);
+                auto boot = find_boot(staging, work);
+                std::optional<Esp> esp;
+                if (boot) esp = make_esp(*boot, root_partuuid, d, epoch, work);
+                // Layout: 1 MiB for the GPT, the ESP, the root, 1 MiB for the backup GPT.
+                std::uint64_t at = MiB;
+                if (esp) {
+                    parts.push_back({"esp", esp_type, derived_uuid(d, "gpt esp partition"),
+                                     esp->volume_id, at, esp->size, "vfat"});
+                    at += esp->size;
+                }
+                parts.push_back(
+                    {"root", root_type, root_partuuid, "", at, round_up(fs_size, MiB), "ext4"});
+                at += parts.back().size;
+                disk_size = at + MiB;
+                Fd fd(::open(disk.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+                if (!fd || ::ftruncate(fd.get(), static_cast<off_t>(disk_size)) != 0)
+                    throw Error("cannot create " + disk.string() + ": " + errno_string(errno));
+                std::string script = "label: gpt\nlabel-id: " + derived_uuid(d, "gpt disk") +
+                                     "\nunit: sectors\nfirst-lba: 2048\nsector-size: 512\n\n";
+                for (const auto& p : parts)
+                    script += "start=" + std::to_string(p.start / sector) +
+                              ", size=" + std::to_string(p.size / sector) +
+                              ", type=" + p.type_guid + ", uuid=" + p.uuid + ", name=\"" + p.name +
+                              "\"\n";
+                auto script_path = work / "gpt.sfdisk";
+                write_synced(script_path, script);
+                Fd in(::open(script_path.c_str(), O_RDONLY | O_CLOEXEC));
+                run_checked(
+                    with(env_prefix(epoch), {sfdisk.string(), "--quiet", "--no-reread",
                                              "--no-tell-kernel", "--wipe", "never", disk.string()}),
                     work, in.get());
+                if (esp) place(fd.get(), esp->file, parts.front().start);
+                return parts.back().start;
+            });
+        parts.back().fs_uuid = made.uuid;
         {
             Fd out(::open(disk.c_str(), O_RDWR | O_CLOEXEC));
-            if (!out) throw Error("cannot open " + disk.string() + ": " + errno_string(errno));
-            if (esp) place(out.get(), esp->file, parts.front().start);
-            place(out.get(), root_img, parts.back().start);
-            if (::fsync(out.get()) != 0)
+            if (!out || ::fsync(out.get()) != 0)
                 throw Error("cannot fsync " + disk.string() + ": " + errno_string(errno));
         }
         DiskManifest m;
