@@ -16,6 +16,7 @@
 #include "factory/builder/builder.hpp"
 #include "factory/builder/plan.hpp"
 #include "factory/cli/cache_commands.hpp"
+#include "factory/cli/check_command.hpp"
 #include "factory/cli/commands.hpp"
 #include "factory/cli/disk_outputs.hpp"
 #include "factory/cli/files_commands.hpp"
@@ -76,6 +77,7 @@ struct BuildArgs {
     std::vector<std::string> secrets;
     unsigned jobs = 0;
     bool dry_run = false, json = false;
+    bool check = false;
     std::string max_size, lock_timeout;
     DiskArgs disk;
 };
@@ -164,6 +166,11 @@ int run_build(BuildArgs a, const std::string& cache_dir, const RegistryFlags& re
         throw usage_error("-o takes a single recipe; build the recipes one at a time");
     options.jobs = a.jobs;
     Progress progress(*mode);
+    if (a.check) {
+        if (a.dry_run || !a.outputs.empty() || !pushes.empty() || !a.digest_file.empty())
+            throw usage_error("--check takes no --dry-run, -o or --digest-file");
+        return run_check(a.recipes, options, progress);
+    }
     if (a.dry_run) return print_plans(a.recipes, options, a.json, progress);
     std::vector<std::filesystem::path> recipes(a.recipes.begin(), a.recipes.end());
     auto outcomes = builder::build_recipes(recipes, options, progress);
@@ -297,6 +304,9 @@ int run(int argc, char** argv) {
     build->add_flag("--dry-run", build_args.dry_run,
                     "Print the plan (stages, steps, keys, cached or not); build nothing");
     build->add_flag("--json", build_args.json, "With --dry-run: the plan as JSON");
+    build->add_flag("--check", build_args.check,
+                    "Rebuild every step in an empty store and compare it with the stored one "
+                    "(exit 3 when one differs)");
 
     // `factory plan` is `factory build --dry-run`, under the name tools look for.
     BuildArgs plan_args;

@@ -9,7 +9,17 @@ bool regular(FileType t) {
     return t == FileType::file || t == FileType::hardlink;
 }
 
-std::vector<std::string> differences(const FileInfo& a, const FileInfo& b) {
+std::optional<std::size_t> removal_layer(const ImageFiles& a, const ImageFiles& b,
+                                         const std::string& path) {
+    if (auto it = b.removed.find(path); it != b.removed.end()) return it->second;
+    auto layer = a.files.at(path).layer;
+    if (layer < b.layers.size()) return layer;
+    return std::nullopt;
+}
+
+} // namespace
+
+std::vector<std::string> file_differences(const FileInfo& a, const FileInfo& b) {
     std::vector<std::string> what;
     bool same_type = a.type == b.type || (regular(a.type) && regular(b.type));
     if (!same_type) what.push_back("type");
@@ -21,16 +31,6 @@ std::vector<std::string> differences(const FileInfo& a, const FileInfo& b) {
     if (a.xattrs != b.xattrs) what.push_back("xattrs");
     return what;
 }
-
-std::optional<std::size_t> removal_layer(const ImageFiles& a, const ImageFiles& b,
-                                         const std::string& path) {
-    if (auto it = b.removed.find(path); it != b.removed.end()) return it->second;
-    auto layer = a.files.at(path).layer;
-    if (layer < b.layers.size()) return layer;
-    return std::nullopt;
-}
-
-} // namespace
 
 ImageDiff diff_images(const ImageFiles& a, const ImageFiles& b) {
     ImageDiff d;
@@ -53,7 +53,7 @@ ImageDiff diff_images(const ImageFiles& a, const ImageFiles& b) {
             c.layer = ib->second.layer;
             ++ib;
         } else {
-            c.what = differences(ia->second, ib->second);
+            c.what = file_differences(ia->second, ib->second);
             c.path = ib->first;
             c.a = ia->second;
             c.b = ib->second;

@@ -42,6 +42,10 @@ struct ImageDiff {
 
 ImageDiff diff_images(const ImageFiles& a, const ImageFiles& b);
 
+// What differs between two entries of one path, times aside: "type", "content", "device",
+// "mode", "owner", "link", "xattrs" (a hard link and a file are the same type).
+std::vector<std::string> file_differences(const FileInfo& a, const FileInfo& b);
+
 const char* kind_name(ChangeKind k); // "added", "removed", "changed"
 
 } // namespace factory::exporter

@@ -1,6 +1,7 @@
 # recipes/ci-agent.toml: Debian bookworm minbase (mmdebstrap through the host's Debian mirror)
 # plus apt-get install of gcc, make and git under a real OCI runtime. Built twice, each time from
-# an empty store, it gives the same manifest digest; podman runs the installed tools; umoci
+# an empty store, it gives the same manifest digest, and `build --check` reproduces each step
+# (the Debian bootstrap too); podman runs the installed tools; umoci
 # unpacks the image to exactly the tree factory's own applier produces.
 source "$(dirname "$0")/../lib.sh"
 need mmdebstrap umoci jq crun runc podman
@@ -49,3 +50,9 @@ tree_of() {
 }
 diff <(tree_of "$TEST_DIR/bundle/rootfs") <(tree_of "$TEST_DIR/flat") >"$TEST_DIR/tree.diff" ||
     fail "umoci and factory unpack differently:"$'\n'"$(head -n 20 "$TEST_DIR/tree.diff")"
+
+step "build --check rebuilds the base (mmdebstrap) and both RUN steps: all reproduce"
+expect_ok build --cache "$TEST_DIR/store1" --progress plain --check "$recipe"
+assert_eq "ci-agent:bookworm $first: 3 steps reproduced" "$(last_line)" "verdict"
+assert_eq 3 "$(grep -c '^same ' "$TEST_DIR/last.stdout")" "base and two RUN steps"
+assert_eq "" "$(ls "$TEST_DIR/store1/tmp")" "scratch store removed"
