@@ -134,9 +134,9 @@ std::filesystem::path lockfile_path(const std::filesystem::path& recipe) {
 }
 
 std::string lockfile_text(const Lockfile& lock, const std::string& recipe_name) {
-    std::string out = "# factory lock file for " + recipe_name +
-                      ": written by `factory lock`, read by `factory build --locked`.\n"
-                      "# Move a pin with `factory lock --update NAME`; docs/lockfile.md.\n";
+    std::string out = "# Pins of " + recipe_name +
+                      " for `factory build --locked` (docs/lockfile.md).\n"
+                      "# Written by `factory lock`; move one with `factory lock --update NAME`.\n";
     for (const auto& pin : lock.pins) {
         out += "\n[" + pin.id() + "]\nkind = " + toml_string(pin.kind) + "\n";
         for (const auto& [name, value] : pin.fields)

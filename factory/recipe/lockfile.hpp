@@ -3,7 +3,7 @@
 // world resolved to when `factory lock` ran — a registry base's manifest digest, a git step's
 // commit, a download's URL and sha256, a Debian base's mirror, suite and installed packages.
 //
-//   # factory lock file for hello.toml: written by `factory lock`; …
+//   # Pins of app.toml for `factory build --locked` (docs/lockfile.md).
 //
 //   [main.2]
 //   kind = "git"

@@ -86,8 +86,8 @@ opts=(--tls-verify=false)
 step "factory lock writes the exact lock file"
 expect_ok lock "${opts[@]}" "$r"
 assert_exists "$r.lock"
-expected="# factory lock file for app.toml: written by \`factory lock\`, read by \`factory build --locked\`.
-# Move a pin with \`factory lock --update NAME\`; docs/lockfile.md.
+expected="# Pins of app.toml for \`factory build --locked\` (docs/lockfile.md).
+# Written by \`factory lock\`; move one with \`factory lock --update NAME\`.
 
 [main.base]
 kind = \"registry\"

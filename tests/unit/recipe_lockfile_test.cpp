@@ -40,8 +40,8 @@ Lockfile sample() {
 }
 
 const char* const sample_text =
-    R"(# factory lock file for app.toml: written by `factory lock`, read by `factory build --locked`.
-# Move a pin with `factory lock --update NAME`; docs/lockfile.md.
+    R"(# Pins of app.toml for `factory build --locked` (docs/lockfile.md).
+# Written by `factory lock`; move one with `factory lock --update NAME`.
 
 [builder.base]
 kind = "debian"
