@@ -127,6 +127,8 @@ int run_build(BuildArgs a, const std::string& cache_dir, const RegistryFlags& re
         if (!d) throw usage_error("--lock-timeout " + a.lock_timeout + ": " + d.error());
         options.lock_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(*d);
     }
+    if (a.offline && !pushes.empty())
+        throw usage_error("-o " + pushes.front() + ": --offline allows no push to a registry");
     if ((a.outputs.size() > 0 || pushes.size() > 0) && a.recipes.size() > 1)
         throw usage_error("-o takes a single recipe; build the recipes one at a time");
     options.jobs = a.jobs;

@@ -183,6 +183,8 @@ rm -rf "$FACTORY_CACHE/actions" # every step made again: from the mirrors, downl
 assert_eq "$locked2" "$(build --offline --locked --progress plain "$r")" "offline locked digest"
 assert_contains "$(cat "$TEST_DIR/last.stderr")" "[main 1/3] done" "the git step was made again"
 assert_eq "$locked2" "$(build --offline "$r")" "--offline alone: the store's refs"
+expect_exit 2 build --offline -o "docker://$REGISTRY/out:1" "$r"
+assert_eq "factory: error: -o docker://$REGISTRY/out:1: --offline allows no push to a registry" "$(error_line)"
 
 step "--offline with a store lacking the pins: an error naming what is missing"
 export FACTORY_CACHE=$TEST_DIR/empty
