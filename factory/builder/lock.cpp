@@ -114,7 +114,7 @@ class Resolver {
         auto ref = step_of(recipe_, want);
         if (want.kind == "git") resolve_git_pin(ref, want);
         if (want.kind == "registry") resolve_registry_pin(ref, want);
-        if (want.kind == "debian") want.packages = debian_packages(ref);
+        if (want.kind == "debian") want.packages = debian_packages(ref, want.id());
         return want;
     }
 
@@ -146,15 +146,15 @@ class Resolver {
 
     // A Debian base's packages are known once it is bootstrapped: from its layer in the store,
     // built first (the whole recipe, as `factory build` would) when the store lacks it.
-    std::map<std::string, std::string> debian_packages(const StepRef& ref) {
+    std::map<std::string, std::string> debian_packages(const StepRef& ref, const std::string& id) {
         if (auto p = stored_debian_packages(recipe_, ref, options_)) return *p;
         if (options_.offline)
-            throw Error(ref.id() + ": offline: the debian base " + ref.stage->base.debian.suite +
+            throw Error(id + ": offline: the debian base " + ref.stage->base.debian.suite +
                         " is not in the store");
-        progress_.event("lock", ref.id() + ": building the recipe to learn its packages");
+        progress_.event("lock", id + ": building the recipe to learn its packages");
         build_recipe(path_, options_, progress_);
         if (auto p = stored_debian_packages(recipe_, ref, options_)) return *p;
-        throw Error(ref.id() + ": the debian base is not in the store after the build");
+        throw Error(id + ": the debian base is not in the store after the build");
     }
 
     const recipe::Recipe& recipe_;
