@@ -10,6 +10,7 @@
 #   first     factory build in an empty store (mirror, tree, gzip layer)
 #   one-new   after one new upstream commit (incremental fetch, the step rebuilt)
 #   nothing   nothing changed (one ls-remote, the step cached)
+#   locked    nothing changed, `build --locked` after `factory lock` (no ls-remote)
 # Targets (issue 12): first ≤ 1.2 × floor; one-new ≤ 0.2 × first; nothing ≤ 100 ms + one
 # ls-remote (the ls-remote alone is measured too). Not compared: `RUN git clone` under podman
 # build (needs a base image with git, which this machine can't pull).
@@ -90,7 +91,7 @@ name = "bench-git"
 git = { url = "$url", ref = "main", dest = "/src" }
 EOF2
 
-floor=() first=() onenew=() nothing=() lsremote=()
+floor=() first=() onenew=() nothing=() lsremote=() locked=()
 for run in $(seq 1 "$RUNS"); do
     d=$WORK/run$run
     mkdir -p "$d"
@@ -101,14 +102,17 @@ for run in $(seq 1 "$RUNS"); do
     onenew+=("$(bench_seconds "$FACTORY" build --cache "$d/store" --progress plain "$WORK/recipe.toml")")
     nothing+=("$(bench_seconds "$FACTORY" build --cache "$d/store" --progress plain "$WORK/recipe.toml")")
     lsremote+=("$(bench_seconds git ls-remote "$url" refs/heads/main)")
-    rm -rf "$d"
-    log "run $run: floor ${floor[-1]} s, first ${first[-1]} s, one new commit ${onenew[-1]} s, nothing ${nothing[-1]} s (ls-remote ${lsremote[-1]} s)"
+    "$FACTORY" lock --cache "$d/store" "$WORK/recipe.toml" >/dev/null
+    locked+=("$(bench_seconds "$FACTORY" build --cache "$d/store" --progress plain --locked "$WORK/recipe.toml")")
+    rm -rf "$d" "$WORK/recipe.toml.lock"
+    log "run $run: floor ${floor[-1]} s, first ${first[-1]} s, one new commit ${onenew[-1]} s, nothing ${nothing[-1]} s (ls-remote ${lsremote[-1]} s), nothing --locked ${locked[-1]} s"
 done
 m() { printf '%s\n' "$@" | median; }
-f=$(m "${floor[@]}") a=$(m "${first[@]}") b=$(m "${onenew[@]}") c=$(m "${nothing[@]}") l=$(m "${lsremote[@]}")
+f=$(m "${floor[@]}") a=$(m "${first[@]}") b=$(m "${onenew[@]}") c=$(m "${nothing[@]}") l=$(m "${lsremote[@]}") k=$(m "${locked[@]}")
 printf '\n%-34s %10s\n' "git step, $COMMITS commits, $FILES files" "median s"
 printf '%-34s %10s\n' "floor: clone --mirror + archive|tar" "$f" "factory first build" "$a" \
-    "factory, one new upstream commit" "$b" "factory, nothing changed" "$c" "git ls-remote alone" "$l"
+    "factory, one new upstream commit" "$b" "factory, nothing changed" "$c" "git ls-remote alone" "$l" \
+    "factory --locked, nothing changed" "$k"
 awk -v f="$f" -v a="$a" -v b="$b" -v c="$c" -v l="$l" 'BEGIN {
     printf "first / floor = %.2f (target <= 1.2); one-new / first = %.2f (target <= 0.2); nothing - ls-remote = %.0f ms (target <= 100)\n",
         a / f, b / a, (c - l) * 1000 }'

@@ -34,7 +34,8 @@ struct BuildOptions {
     // --lock-timeout: how long to wait for a prune or repair holding the store (nullopt: ever).
     std::optional<std::chrono::milliseconds> lock_timeout;
     registry::BaseOptions registry; // bases by registry reference: --pull, TLS, retries
-    bool offline = false;           // --offline: git and download steps use the store only
+    bool offline = false;           // --offline: no network for factory's own fetches
+    bool locked = false;            // --locked: pinned steps use RECIPE.lock (lock.hpp)
     exporter::DiskOptions disk;     // --size, --label for ext4: and raw: outputs
 };
 

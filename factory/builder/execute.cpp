@@ -11,6 +11,7 @@
 #include "cache/lock.hpp"
 #include "cache/stat_cache.hpp"
 #include "cache/stats.hpp"
+#include "factory/builder/lock.hpp"
 #include "factory/builder/step_cache.hpp"
 #include "factory/builder/step_kind.hpp"
 #include "factory/export/export.hpp"
@@ -84,6 +85,7 @@ class RecipeRun {
           scratch_(store_.dir() / "tmp", "build-"),
           stat_cache_(cache::StatCache::load(options.store_root / "statcache" / "v1")),
           actions_(options.store_root, store_.blobs()) {
+        if (options.locked) pins_ = load_lock_for(recipe);
         load_ignore_rules();
         find_stage_sources();
     }
@@ -156,6 +158,7 @@ class RecipeRun {
     std::set<std::string> failed_;           // stages that failed or were given up
     std::exception_ptr error_;               // the first failure
     std::optional<runtime::RuntimeChoice> runtime_;
+    std::optional<recipe::Lockfile> pins_; // --locked
 };
 
 void RecipeRun::load_ignore_rules() {
@@ -192,6 +195,7 @@ StepEnv RecipeRun::env_for(const std::string& id) {
     env.actions = &actions_;
     env.ignore = ignore_.empty() ? nullptr : &ignore_;
     env.planning = planning();
+    env.lock = pins_ ? &*pins_ : nullptr;
     env.stage = [this](const std::string& name) { return finished(name); };
     env.ensure_tree = [this](const recipe::Stage& st, StageState& s) { ensure_tree(st, s); };
     env.runtime = [this]() -> const runtime::RuntimeChoice& { return runtime(); };

@@ -3,7 +3,9 @@
 // Key: kind=debian, suite, variant, include (one per package), mirror, component (one each),
 // architecture, platform, epoch, compression.
 
+#include "factory/builder/debian_lock.hpp"
 #include "factory/builder/key_fields.hpp"
+#include "factory/builder/lock.hpp"
 #include "factory/builder/step_cache.hpp"
 #include "factory/builder/step_kind.hpp"
 #include "factory/sources/debian.hpp"
@@ -12,27 +14,6 @@
 namespace factory::builder {
 
 namespace {
-
-std::string debian_arch(const recipe::Recipe& r) {
-    if (r.architecture == "arm" && r.variant == "v7") return "armhf";
-    if (r.architecture == "arm") return "armel";
-    if (r.architecture == "386") return "i386";
-    if (r.architecture == "ppc64le") return "ppc64el";
-    return r.architecture;
-}
-
-sources::DebianSpec spec_of(const recipe::Stage& stage, const recipe::Recipe& recipe) {
-    const auto& deb = stage.base.debian;
-    sources::DebianSpec spec;
-    spec.suite = deb.suite;
-    spec.variant = deb.variant;
-    spec.include = deb.include;
-    spec.mirror = deb.mirror;
-    spec.mirror = sources::resolve_mirror(spec);
-    spec.components = deb.components;
-    spec.architecture = deb.architecture.empty() ? debian_arch(recipe) : deb.architecture;
-    return spec;
-}
 
 class DebianBaseKind final : public LayerKind {
   public:
@@ -43,7 +24,7 @@ class DebianBaseKind final : public LayerKind {
     }
 
     std::string describe(const StepRef& s, const recipe::Recipe& recipe) const override {
-        auto spec = spec_of(*s.stage, recipe);
+        auto spec = debian_spec(*s.stage, recipe);
         return "debian " + spec.suite + " " + spec.variant +
                (spec.include.empty() ? ""
                                      : " +" + std::to_string(spec.include.size()) + " packages");
@@ -51,7 +32,7 @@ class DebianBaseKind final : public LayerKind {
 
     StepKey key(const StepRef& s, StepEnv& env, StageState&) const override {
         const auto& recipe = *env.recipe;
-        auto spec = spec_of(*s.stage, recipe);
+        auto spec = debian_spec(*s.stage, recipe);
         StepKey k;
         k.fields.add(field::kind, name());
         k.fields.add(field::suite, spec.suite);
@@ -71,10 +52,14 @@ class DebianBaseKind final : public LayerKind {
 
     StepMade make(const StepRef& s, StepEnv& env, StageState&, StepKey&) const override {
         const auto& where = s.stage->base.where;
+        auto spec = debian_spec(*s.stage, *env.recipe);
+        if (env.options->offline)
+            throw Error(where.str() + ": debian base: offline: " + spec.suite + " from " +
+                        spec.mirror + " is not in the store (build it once online)");
         TempDir work(env.store->dir() / "tmp", "debian-");
-        auto rootfs = sources::bootstrap_debian(spec_of(*s.stage, *env.recipe), work.path(),
-                                                env.recipe->epoch, env.output);
+        auto rootfs = sources::bootstrap_debian(spec, work.path(), env.recipe->epoch, env.output);
         if (!rootfs) throw Error(where.str() + ": debian base: " + rootfs.error());
+        if (const auto* pin = locked_pin(env, s)) check_packages(s, *pin, rootfs->dir);
         auto entries = sources::debian_entries(rootfs->dir);
         if (!entries) throw Error(where.str() + ": debian base: " + entries.error());
         return layer_made(env.write_layer(std::move(*entries)));
@@ -86,6 +71,21 @@ class DebianBaseKind final : public LayerKind {
         state.config.set_env_var("PATH",
                                  "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
         LayerKind::apply(s, env, state, key, result);
+    }
+
+    // --locked: the packages bootstrapped now are the pinned ones, or the build stops naming
+    // every one that moved (before a layer is written).
+    static void check_packages(const StepRef& s, const recipe::Pin& pin,
+                               const std::filesystem::path& rootfs) {
+        auto lines = sources::resolved_packages(rootfs);
+        if (!lines) throw Error(s.id() + ": " + lines.error());
+        auto drift = package_drift(pin.id(), pin.packages, package_map(*lines));
+        if (drift.empty()) return;
+        std::string message = "the debian base drifted from the lock file (factory lock --update " +
+                              pin.id() + " moves it):";
+        for (const auto& d : drift)
+            message += "\n  " + d;
+        throw Error(message);
     }
 
     std::string describe_fields(const cache::Fields& f) const override {

@@ -1,11 +1,13 @@
 // A git step: a commit's tree (and with keep_git a working clone's .git) as one layer.
 //
 // Key: parent, kind=git, platform, epoch, compression, git-url (without credentials),
-// git-commit (the ref resolved: one ls-remote, none for a commit id or --offline), git-ref (with
+// git-commit (the ref resolved: one ls-remote, none for a commit id, --offline or --locked,
+// where it is the lock file's pin), git-ref (with
 // keep_git only), dest, submodules, keep-git, depth, mtime. An unmoved branch is a hit; a moved
 // one rebuilds this step and the ones after it.
 
 #include "factory/builder/key_fields.hpp"
+#include "factory/builder/lock.hpp"
 #include "factory/builder/source_step.hpp"
 #include "factory/builder/step_cache.hpp"
 #include "factory/builder/step_kind.hpp"
@@ -46,7 +48,7 @@ class GitKind final : public LayerKind {
 
     StepKey key(const StepRef& s, StepEnv& env, StageState& state) const override {
         const auto& recipe = *env.recipe;
-        auto resolved = resolve_git(source_context(env), *s.step().git, s.id());
+        auto resolved = resolve(s, env);
         StepKey k;
         k.step_id = step_identity(recipe.file, s.stage->name, *s.index);
         k.fields.add(field::parent, state.key);
@@ -72,6 +74,22 @@ class GitKind final : public LayerKind {
         auto out = execute_git(ctx, step, resolved, s.id());
         if (out.epoch) return layer_made(env.write_layer_at(std::move(out.entries), *out.epoch));
         return layer_made(env.write_layer(std::move(out.entries)));
+    }
+
+    // Under --locked the pinned commit, fetched into the mirror only when it lacks it (no
+    // ls-remote); else the ref resolved now.
+    static sources::ResolvedRef resolve(const StepRef& s, StepEnv& env) {
+        const auto* pin = locked_pin(env, s);
+        if (!pin) return resolve_git(source_context(env), *s.step().git, s.id());
+        recipe::GitStep pinned = *s.step().git;
+        pinned.ref = pin->field("commit");
+        if (!sources::is_commit_id(pinned.ref))
+            throw Error(s.id() + ": the lock file's commit '" + pinned.ref +
+                        "' is not a commit id (40 hex digits)");
+        auto resolved = resolve_git(source_context(env), pinned, s.id());
+        resolved.ref = s.step().git->ref;
+        resolved.name = pin->field("name");
+        return resolved;
     }
 
     std::string describe_fields(const cache::Fields& f) const override {

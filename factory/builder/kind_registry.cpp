@@ -7,9 +7,14 @@
 // plan, `why` and the build all key on the digest the registry names now.
 
 #include "factory/builder/key_fields.hpp"
+#include "factory/builder/base_registry.hpp"
+#include "factory/builder/lock.hpp"
 #include "factory/builder/step_kind.hpp"
+#include "factory/oci/digest.hpp"
 #include "factory/oci/json.hpp"
 #include "factory/registry/base.hpp"
+#include "factory/registry/reference.hpp"
+#include "factory/util/files.hpp"
 
 namespace factory::builder {
 
@@ -33,12 +38,9 @@ class RegistryBaseKind final : public StepKind {
 
     StepKey key(const StepRef& s, StepEnv& env, StageState&) const override {
         const auto& base = s.stage->base;
-        auto options = env.options->registry;
-        options.client.progress = env.progress;
         oci::Descriptor desc;
         try {
-            desc = registry::resolve_and_pull(base.reference, *env.store,
-                                              recipe_platform(*env.recipe), options);
+            desc = resolve(s, env);
         } catch (const Error& e) {
             throw Error(base.where.str() + ": base " + base.reference + ": " + e.what(), e.code());
         }
@@ -90,6 +92,47 @@ class RegistryBaseKind final : public StepKind {
     }
 
   private:
+    // Under --locked the pinned manifest: from the store when it holds the blob (no request),
+    // else pulled by digest (no tag lookup). --offline: the store only.
+    static oci::Descriptor resolve(const StepRef& s, StepEnv& env) {
+        const auto& base = s.stage->base;
+        auto options = base_registry_options(*env.options, env.progress);
+        bool offline = env.options->offline;
+        std::string reference = base.reference;
+        if (const auto* pin = locked_pin(env, s)) {
+            auto digest = pin->field("digest");
+            if (auto stored = stored_manifest(*env.store, digest)) return *stored;
+            if (offline)
+                throw Error("offline: the locked manifest " + digest + " is not in the store");
+            auto ref = value_or_throw(registry::parse_reference(base.reference), ExitCode::usage);
+            ref.digest = digest;
+            reference = ref.str();
+        }
+        try {
+            return registry::resolve_and_pull(reference, *env.store, recipe_platform(*env.recipe),
+                                              options);
+        } catch (const Error& e) {
+            if (!offline) throw;
+            throw Error("offline: the image is not in the store (build once online, or factory "
+                        "pull " +
+                            base.reference + ")",
+                        e.code());
+        }
+    }
+
+    // The manifest blob `digest` when the store has it, described from its own bytes.
+    static std::optional<oci::Descriptor> stored_manifest(oci::Layout& store,
+                                                          const std::string& digest) {
+        auto hex = oci::sha256_hex_of(digest);
+        if (!hex || !store.blobs().has(*hex)) return std::nullopt;
+        auto bytes = read_file(store.blobs().path(*hex), 4u << 20);
+        if (!bytes) return std::nullopt;
+        auto json = nlohmann::json::parse(*bytes, nullptr, false);
+        if (json.is_discarded() || !json.contains("mediaType") || !json["mediaType"].is_string())
+            return std::nullopt;
+        return oci::describe(json["mediaType"].get<std::string>(), *bytes);
+    }
+
     static oci::Descriptor manifest_of(const nlohmann::json& result) {
         return value_or_throw(oci::descriptor_from_json(result.at("manifest")));
     }

@@ -37,6 +37,7 @@
 #include "factory/oci/image_config.hpp"
 #include "factory/oci/layout.hpp"
 #include "factory/oci/manifest.hpp"
+#include "factory/recipe/lockfile.hpp"
 #include "factory/recipe/recipe.hpp"
 #include "factory/runtime/runtime.hpp"
 #include "factory/util/pattern.hpp"
@@ -74,6 +75,8 @@ struct StepEnv {
     cache::ActionStore* actions = nullptr;
     const IgnoreRules* ignore = nullptr; // nullptr when the recipe has none
     bool planning = false;               // true: nothing may be built (dry run, `why`)
+    // --locked: the recipe's pins, checked against it (lock.hpp locked_pin); else nullptr.
+    const recipe::Lockfile* lock = nullptr;
     // A finished stage, or nullptr.
     std::function<const StageState*(const std::string&)> stage;
     // Reads the stage's layers into its tree when it isn't known (content too when others copy

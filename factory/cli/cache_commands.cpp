@@ -11,6 +11,7 @@
 #include "cache/stats.hpp"
 #include "cache/verify.hpp"
 #include "factory/builder/key_fields.hpp"
+#include "factory/builder/source_prune.hpp"
 #include "factory/oci/layout.hpp"
 #include "factory/runtime/snapshot_store.hpp"
 #include "factory/shell/environment.hpp"
@@ -172,6 +173,7 @@ int run_cache_prune(const fs::path& root, const PruneArgs& args) {
     if (!args.older_than.empty())
         o.older_than = value_or_throw(cache::parse_duration(args.older_than), ExitCode::usage);
     o.wait = waiting("cache prune");
+    std::uint64_t sources_removed = 0;
     auto report = cache::prune(root, store.blobs(), o, roots_of(root));
     {
         // Snapshots (unpacked layers) of no image a ref names and of no running shell
@@ -184,18 +186,25 @@ int run_cache_prune(const fs::path& root, const PruneArgs& args) {
             report.bytes_freed += bytes;
             ++report.snapshots_removed;
         }
+        // Mirrors and downloads no remaining step record names (builder/source_prune.hpp).
+        for (auto& item : builder::prune_sources(root, store.blobs(), {o.older_than, o.dry_run})) {
+            report.bytes_freed += item.bytes;
+            ++sources_removed;
+            report.items.push_back(std::move(item));
+        }
     }
     for (const auto& item : report.items)
         std::printf("%s %-10s %-14s %10s  %s\n", args.dry_run ? "would remove" : "removed",
                     item.kind.c_str(), item.name.substr(0, 14).c_str(),
                     human_size(item.bytes).c_str(), item.reason.c_str());
-    std::printf("%s %s: %llu step records, %llu blobs, %llu snapshots, %llu temp files; %s "
-                "kept\n",
+    std::printf("%s %s: %llu step records, %llu blobs, %llu snapshots, %llu temp files, %llu "
+                "mirrors and downloads; %s kept\n",
                 args.dry_run ? "would free" : "freed", human_size(report.bytes_freed).c_str(),
                 static_cast<unsigned long long>(report.records_removed),
                 static_cast<unsigned long long>(report.blobs_removed),
                 static_cast<unsigned long long>(report.snapshots_removed),
                 static_cast<unsigned long long>(report.temps_removed),
+                static_cast<unsigned long long>(sources_removed),
                 human_size(report.bytes_kept).c_str());
     return 0;
 }

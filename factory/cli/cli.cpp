@@ -20,6 +20,7 @@
 #include "factory/cli/commands.hpp"
 #include "factory/cli/disk_outputs.hpp"
 #include "factory/cli/files_commands.hpp"
+#include "factory/cli/lock_commands.hpp"
 #include "factory/cli/registry_commands.hpp"
 #include "factory/cli/shell_commands.hpp"
 #include "factory/runtime/rootless.hpp"
@@ -30,41 +31,6 @@ namespace factory::cli {
 
 namespace {
 
-// --secret id=ID,src=FILE | id=ID,env=VAR → (id, value). The value is read now and kept in
-// memory only; it never reaches a log, a key or the store.
-std::pair<std::string, std::string> parse_secret(const std::string& spec) {
-    std::string id, src, env;
-    std::size_t start = 0;
-    while (start <= spec.size()) {
-        auto end = spec.find(',', start);
-        if (end == std::string::npos) end = spec.size();
-        auto part = spec.substr(start, end - start);
-        start = end + 1;
-        auto eq = part.find('=');
-        if (eq == std::string::npos)
-            throw usage_error("--secret " + spec + ": expected id=ID,src=FILE or id=ID,env=VAR");
-        auto k = part.substr(0, eq), v = part.substr(eq + 1);
-        if (k == "id")
-            id = v;
-        else if (k == "src" || k == "source")
-            src = v;
-        else if (k == "env")
-            env = v;
-        else
-            throw usage_error("--secret " + spec + ": unknown field '" + k + "' (id, src, env)");
-    }
-    if (id.empty() || src.empty() == env.empty())
-        throw usage_error("--secret " + spec + ": expected id=ID and one of src=FILE or env=VAR");
-    if (!src.empty()) {
-        auto value = read_file(src, 1 << 20);
-        if (!value) throw usage_error("--secret id=" + id + ": " + value.error());
-        return {id, *value};
-    }
-    const char* v = std::getenv(env.c_str());
-    if (!v) throw usage_error("--secret id=" + id + ": the variable " + env + " is not set");
-    return {id, v};
-}
-
 struct BuildArgs {
     std::vector<std::string> recipes;
     std::vector<std::string> outputs;
@@ -72,7 +38,7 @@ struct BuildArgs {
     std::string progress = "auto";
     std::string digest_file;
     bool explain = false;
-    bool offline = false;
+    bool offline = false, locked = false;
     std::string runtime;
     std::vector<std::string> secrets;
     unsigned jobs = 0;
@@ -149,6 +115,7 @@ int run_build(BuildArgs a, const std::string& cache_dir, const RegistryFlags& re
     options.disk = parse_disk_options(a.disk);
     options.explain = a.explain;
     options.offline = a.offline;
+    options.locked = a.locked;
     options.runtime = a.runtime;
     for (const auto& spec : a.secrets)
         options.secrets.insert(parse_secret(spec));
@@ -162,6 +129,8 @@ int run_build(BuildArgs a, const std::string& cache_dir, const RegistryFlags& re
         if (!d) throw usage_error("--lock-timeout " + a.lock_timeout + ": " + d.error());
         options.lock_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(*d);
     }
+    if (a.offline && !pushes.empty())
+        throw usage_error("-o " + pushes.front() + ": --offline allows no push to a registry");
     if ((a.outputs.size() > 0 || pushes.size() > 0) && a.recipes.size() > 1)
         throw usage_error("-o takes a single recipe; build the recipes one at a time");
     options.jobs = a.jobs;
@@ -284,7 +253,11 @@ int run(int argc, char** argv) {
     build->add_flag("--explain", build_args.explain,
                     "Say why each step that rebuilds missed the cache");
     build->add_flag("--offline", build_args.offline,
-                    "No network for git and download steps: what the store lacks is an error");
+                    "No network for git, download and base steps: what the store lacks is an "
+                    "error");
+    build->add_flag("--locked", build_args.locked,
+                    "Build the pins of RECIPE.lock (factory lock); a lock not matching the recipe "
+                    "is an error");
     build->add_option(
         "--runtime", build_args.runtime,
         "OCI runtime for RUN steps: crun, runc or a path (default: $FACTORY_RUNTIME, else detect)");
@@ -317,7 +290,9 @@ int run(int argc, char** argv) {
     plan->add_option("--arg", plan_args.args, "Set a recipe [args] value: NAME=VALUE (repeatable)")
         ->allow_extra_args(false);
     plan->add_flag("--offline", plan_args.offline,
-                   "No network for git and download steps: plan from the store");
+                   "No network for git, download and base steps: plan from the store");
+    plan->add_flag("--locked", plan_args.locked,
+                   "Plan the pins of RECIPE.lock; a lock not matching the recipe is an error");
     plan->add_option("--secret", plan_args.secrets,
                      "The secrets the recipe's RUN steps need: id=ID,src=FILE or id=ID,env=VAR")
         ->allow_extra_args(false);
@@ -396,6 +371,7 @@ int run(int argc, char** argv) {
     add_registry_flags(*export_cmd, registry_commands.flags());
     add_registry_flags(*diff, registry_commands.flags(), JobsFlag::no);
     add_pull_flag(*diff, registry_commands.flags());
+    LockCommand lock_command(app, cache_dir, registry_commands.flags());
 
     std::vector<std::string> unshare_args;
     auto* unshare = app.add_subcommand(
@@ -418,6 +394,11 @@ int run(int argc, char** argv) {
                     : shell_commands.parsed() || unshare->parsed() ? Namespace::required
                                                                    : Namespace::wanted;
         if (auto code = maybe_enter_rootless(need, argc, argv, cache_dir, [&] {
+                if (lock_command.parsed()) {
+                    BuildArgs lock_args;
+                    lock_args.recipes = lock_command.recipes();
+                    return build_needs_root(lock_args, cache_dir);
+                }
                 return build->parsed() && build_needs_root(build_args, cache_dir);
             }))
             return *code;
@@ -444,6 +425,7 @@ int run(int argc, char** argv) {
         }
         if (auto code = shell_commands.dispatch(cache_dir)) return *code;
         if (auto code = registry_commands.dispatch(cache_dir)) return *code;
+        if (auto code = lock_command.dispatch(cache_dir)) return *code;
     } catch (const Error& e) {
         std::fflush(stdout);
         if (!e.context().empty()) std::fprintf(stderr, "%s\n", e.context().c_str());

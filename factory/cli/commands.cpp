@@ -1,6 +1,7 @@
 #include "factory/cli/commands.hpp"
 
 #include <cstdio>
+#include <cstdlib>
 #include <optional>
 
 #include "factory/export/export.hpp"
@@ -11,6 +12,7 @@
 #include "factory/oci/layout.hpp"
 #include "factory/oci/manifest.hpp"
 #include "factory/util/error.hpp"
+#include "factory/util/files.hpp"
 #include "factory/util/progress.hpp"
 
 namespace factory::cli {
@@ -53,6 +55,41 @@ oci::Descriptor find_image(const std::filesystem::path& root, const std::string&
 }
 
 } // namespace
+
+// --secret id=ID,src=FILE | id=ID,env=VAR → (id, value). The value is read now and kept in
+// memory only; it never reaches a log, a key or the store.
+std::pair<std::string, std::string> parse_secret(const std::string& spec) {
+    std::string id, src, env;
+    std::size_t start = 0;
+    while (start <= spec.size()) {
+        auto end = spec.find(',', start);
+        if (end == std::string::npos) end = spec.size();
+        auto part = spec.substr(start, end - start);
+        start = end + 1;
+        auto eq = part.find('=');
+        if (eq == std::string::npos)
+            throw usage_error("--secret " + spec + ": expected id=ID,src=FILE or id=ID,env=VAR");
+        auto k = part.substr(0, eq), v = part.substr(eq + 1);
+        if (k == "id")
+            id = v;
+        else if (k == "src" || k == "source")
+            src = v;
+        else if (k == "env")
+            env = v;
+        else
+            throw usage_error("--secret " + spec + ": unknown field '" + k + "' (id, src, env)");
+    }
+    if (id.empty() || src.empty() == env.empty())
+        throw usage_error("--secret " + spec + ": expected id=ID and one of src=FILE or env=VAR");
+    if (!src.empty()) {
+        auto value = read_file(src, 1 << 20);
+        if (!value) throw usage_error("--secret id=" + id + ": " + value.error());
+        return {id, *value};
+    }
+    const char* v = std::getenv(env.c_str());
+    if (!v) throw usage_error("--secret id=" + id + ": the variable " + env + " is not set");
+    return {id, v};
+}
 
 std::map<std::string, std::string> parse_args(const std::vector<std::string>& raw) {
     std::map<std::string, std::string> out;

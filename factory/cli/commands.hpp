@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "factory/cli/disk_outputs.hpp"
@@ -12,6 +13,10 @@ namespace factory::cli {
 
 // --arg NAME=VALUE values → a map; throws a usage Error naming a malformed one.
 std::map<std::string, std::string> parse_args(const std::vector<std::string>& raw);
+
+// --secret id=ID,src=FILE | id=ID,env=VAR → (id, value). The value is read now and kept in
+// memory only; it never reaches a log, a key or the store. Throws a usage Error.
+std::pair<std::string, std::string> parse_secret(const std::string& spec);
 
 struct ImagesArgs {
     bool json = false;
