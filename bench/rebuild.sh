@@ -12,7 +12,10 @@
 #   change         one small file's content changed (a new value each run): that copy step and
 #                  the ones after it rebuild
 # and, in the same rounds, a bare stat walk of the same tree (`find -printf '%s %T@'`), the floor
-# of a no-op rebuild (target: factory's no-op within 2x of it). SKIP_PODMAN=1 leaves podman out
+# of a no-op rebuild (target: factory's no-op within 2x of it), and the raw pipelines a changed
+# tree step stands against: `tar -c | sha256sum` of the step's directory (reading and hashing it
+# again, the floor of any rebuild that yields a new diff_id) and `tar -c | pigz -6 -p2` (what
+# compressing the whole layer again costs). SKIP_PODMAN=1 leaves podman out
 # (a quick run of factory against the stat walk).
 # podman keeps its layers uncompressed; factory writes gzip blobs. Both run on a private tmpfs.
 set -euo pipefail
@@ -90,6 +93,8 @@ mkdir -p "$WORK/podman/tmp"
 
 factory_build() { bench_seconds "$FACTORY" build --progress plain --cache "$WORK/store" "$WORK/tree/bench.toml"; }
 stat_walk() { bench_seconds find "$WORK/tree" -printf '%s %T@\n'; }
+raw_sha() { bench_seconds sh -c "tar -C '$WORK/tree' -cf - src | sha256sum"; }
+raw_pigz() { bench_seconds sh -c "tar -C '$WORK/tree' -cf - src | pigz -6 -p2 >/dev/null"; }
 podman_build() {
     [[ $SKIP_PODMAN == 1 ]] && { echo 0; return; }
     bench_seconds "${pm[@]}" build -q --layers --timestamp 0 -f "$WORK/tree/Containerfile" -t localhost/rebuild:1 "$WORK/tree"
@@ -99,7 +104,8 @@ log "cold builds (not compared): factory $(factory_build) s, podman $(podman_bui
 for tool in factory podman; do
     : >"$WORK/$tool.noop" && : >"$WORK/$tool.touch" && : >"$WORK/$tool.change"
 done
-: >"$WORK/find.noop"
+: >"$WORK/find.noop" && : >"$WORK/raw.sha" && : >"$WORK/raw.pigz"
+log "load at the start: $(cut -d' ' -f1-3 /proc/loadavg)"
 # Each round: one change (both tools see the same edit), then a no-op, then a touch, each
 # measured for both tools, so no tool's measurement sees an edit made for the other.
 for i in $(seq 1 "$RUNS"); do
@@ -108,6 +114,8 @@ for i in $(seq 1 "$RUNS"); do
     for tool in "${tools[@]}"; do "${tool}_build" >>"$WORK/$tool.change"; done
     for tool in "${tools[@]}"; do "${tool}_build" >>"$WORK/$tool.noop"; done
     stat_walk >>"$WORK/find.noop"
+    raw_sha >>"$WORK/raw.sha"
+    command -v pigz >/dev/null && raw_pigz >>"$WORK/raw.pigz"
     touch "$touched"
     for tool in "${tools[@]}"; do "${tool}_build" >>"$WORK/$tool.touch"; done
 done
@@ -128,4 +136,5 @@ done
 w=$(median 3 <"$WORK/find.noop")
 f=$(median 3 <"$WORK/factory.noop")
 echo "stat walk (find -printf '%s %T@') $w s; factory no-op / stat walk $(awk -v f="$f" -v w="$w" 'BEGIN { printf "%.2f", f / w }')"
+echo "raw, the tree step's directory: tar -c | sha256sum $(median 3 <"$WORK/raw.sha") s; tar -c | pigz -6 -p2 $( [[ -s $WORK/raw.pigz ]] && median 3 <"$WORK/raw.pigz" || echo n/a) s"
 log "load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -1,6 +1,7 @@
 #include "cache/gc.hpp"
 
 #include "cache/action_store.hpp"
+#include "cache/block_map.hpp"
 #include "cache/stats.hpp"
 #include "factory/util/files.hpp"
 #include "factory/util/strings.hpp"
@@ -172,6 +173,7 @@ class Pruner {
         evict_old();
         evict_to_size();
         collect_garbage_blobs();
+        collect_block_maps();
         remove_all();
         finish();
         return std::move(report_);
@@ -287,6 +289,35 @@ class Pruner {
         report_.records_kept = kept_.size();
     }
 
+    // A block map lives as long as its blob and is only useful while it tiles it.
+    void collect_block_maps() {
+        BlockMaps maps(root_);
+        std::unordered_set<std::string> removed(garbage_.begin(), garbage_.end());
+        auto hexes = maps.list();
+        std::sort(hexes.begin(), hexes.end());
+        for (const auto& hex : hexes) {
+            auto bytes = tree_bytes(maps.path(hex));
+            auto blob = inventory_.find(hex);
+            std::string why;
+            if (blob == inventory_.end())
+                why = "its blob is gone";
+            else if (removed.count(hex))
+                why = "its blob is removed";
+            else if (auto map = maps.read(hex); !map)
+                why = "unreadable";
+            else if (!check_block_tiling(*map, blob->second))
+                why = "does not match its blob";
+            if (why.empty()) {
+                report_.block_maps_kept++;
+                continue;
+            }
+            report_.items.push_back({"blocks", hex, bytes, std::move(why)});
+            report_.block_maps_removed++;
+            report_.bytes_freed += bytes;
+            garbage_maps_.push_back(hex);
+        }
+    }
+
     void remove_all() {
         if (options_.dry_run) {
             SweepOptions so{options_.temp_max_age, true};
@@ -296,6 +327,10 @@ class Pruner {
         // Records before blobs: a record never names a blob that is gone.
         for (const auto& key : removed_keys_)
             actions_.remove(key);
+        // Maps before their blobs: a map never names a blob that is gone.
+        BlockMaps maps(root_);
+        for (const auto& hex : garbage_maps_)
+            maps.remove(hex);
         for (const auto& hex : garbage_)
             if (::unlink(blobs_.path(hex).c_str()) != 0 && errno != ENOENT)
                 throw Error("cannot remove " + blobs_.path(hex).string() + ": " +
@@ -367,7 +402,7 @@ class Pruner {
     std::unordered_map<std::string, std::uint64_t> inventory_;
     std::unordered_map<std::string, std::uint64_t> refs_; // blob → kept records naming it
     std::vector<Candidate> kept_;
-    std::vector<std::string> removed_keys_, garbage_;
+    std::vector<std::string> removed_keys_, garbage_, garbage_maps_;
     PruneReport report_;
 };
 

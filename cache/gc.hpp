@@ -7,7 +7,8 @@
 // action record. Records are evicted least recently used first (a record's mtime is its last use,
 // bumped by ActionStore::lookup) until the store is under max_size and none is older than
 // older_than; then every blob neither rooted nor named by a kept record is removed. Records that
-// can't be read or that name a missing blob are always removed; so are stale temp files.
+// can't be read or that name a missing blob are always removed; so are stale temp files, and
+// block maps whose blob is gone, removed, or not what they describe.
 //
 // prune() holds the store lock exclusively (StoreLock::maintenance), so it never runs while a
 // build holds the store lock shared: a running build's blobs, records and temps are safe.
@@ -71,7 +72,7 @@ struct PruneOptions {
 };
 
 struct PruneItem {
-    std::string kind; // "record", "blob", "temp", "quarantine"
+    std::string kind; // "record", "blob", "blocks" (a blob's block map), "temp", "quarantine"
     std::string name; // key, hex, or path relative to the root
     std::uint64_t bytes = 0;
     std::string reason; // "least recently used", "unused for 9 d", "unreachable", …
@@ -79,6 +80,7 @@ struct PruneItem {
 
 struct PruneReport {
     std::uint64_t records_removed = 0, blobs_removed = 0, temps_removed = 0;
+    std::uint64_t block_maps_removed = 0, block_maps_kept = 0; // block_map.hpp
     std::uint64_t snapshots_removed = 0; // counted by the caller (runtime::prune_snapshots)
     std::uint64_t records_kept = 0, blobs_kept = 0;
     std::uint64_t bytes_freed = 0; // everything removed, temps and quarantine included

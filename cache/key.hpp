@@ -24,7 +24,9 @@ namespace factory::cache {
 // old key then misses instead of matching something it did not mean.
 //   2: "compression" = "gzip" now means libdeflate members (layer/gzip.hpp), not zlib blocks; a
 //      store's old records would otherwise hand back layers of the other format.
-inline constexpr std::string_view key_format = "factory-key/2";
+//   3: gzip members also end at content-defined cut points between tar entries (layer/gzip.hpp),
+//      so a layer over 512 KiB has other bytes than under 2.
+inline constexpr std::string_view key_format = "factory-key/3";
 // Values longer than this are kept in fields() as "sha256:<hex> (<n> bytes)"; the key itself
 // always hashes the full value.
 inline constexpr std::size_t max_plain_value = 200;

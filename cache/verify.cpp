@@ -1,5 +1,7 @@
 #include "cache/verify.hpp"
 
+#include "cache/block_map.hpp"
+
 #include "cache/action_store.hpp"
 #include "cache/stats.hpp"
 #include "factory/util/files.hpp"
@@ -43,6 +45,7 @@ class Verifier {
     VerifyReport run(const RootBlobs& root_blobs) {
         check_blobs();
         check_records();
+        check_block_maps();
         check_roots(root_blobs);
         check_temps();
         if (options_.repair) record_store_size(root_, store_usage(root_).prunable_bytes());
@@ -168,6 +171,33 @@ class Verifier {
             if (::unlink(it->path().c_str()) == 0)
                 report_.repairs.push_back("removed orphan inputs file " +
                                           fs::relative(it->path(), root_).string());
+        }
+    }
+
+    // A block map must parse and tile its blob, which must be there and sound: a layer writer
+    // copies byte ranges of the blob by it (block_map.hpp).
+    void check_block_maps() {
+        BlockMaps maps(root_);
+        auto hexes = maps.list();
+        std::sort(hexes.begin(), hexes.end());
+        for (const auto& hex : hexes) {
+            report_.block_maps_checked++;
+            std::string why;
+            auto map = maps.read(hex);
+            auto size = blobs_.size(hex);
+            if (!map)
+                why = "is unreadable: " + map.error();
+            else if (bad_.count(hex))
+                why = "is of a corrupt blob";
+            else if (!size)
+                why = "is of a missing blob";
+            else if (auto tiled = check_block_tiling(*map, *size); !tiled)
+                why = "does not match its blob: " + tiled.error();
+            if (why.empty()) continue;
+            problem("block map of blob sha256:" + hex + " " + why);
+            report_.bad_block_maps.push_back(hex);
+            if (options_.repair && maps.remove(hex))
+                report_.repairs.push_back("removed block map of blob sha256:" + hex);
         }
     }
 

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "cache/action_store.hpp"
+#include "cache/block_map.hpp"
 #include "cache/lock.hpp"
 #include "cache/stat_cache.hpp"
 #include "cache/stats.hpp"
@@ -16,6 +17,8 @@
 #include "factory/builder/step_kind.hpp"
 #include "factory/export/export.hpp"
 #include "factory/export/target.hpp"
+#include "factory/layer/block_source.hpp"
+#include "factory/layer/gzip.hpp"
 #include "factory/oci/media_types.hpp"
 #include "factory/util/fd.hpp"
 #include "factory/util/files.hpp"
@@ -129,7 +132,10 @@ class RecipeRun {
     void remember_step(const std::string& step_id, const std::string& key);
     void ensure_tree(const recipe::Stage& stage, StageState& state);
     layer::LayerInfo write_layer_blob(std::vector<layer::Entry> entries,
-                                      std::optional<std::int64_t> epoch = std::nullopt);
+                                      std::optional<std::int64_t> epoch = std::nullopt,
+                                      const std::string& id = {},
+                                      const layer::BlockSource* reuse = nullptr);
+    std::shared_ptr<layer::BlockSource> blocks_of_last_build(const std::string& step_id);
     const runtime::RuntimeChoice& runtime();
     StepEnv env_for(const std::string& progress_id);
     const StageState* finished(const std::string& name);
@@ -382,6 +388,13 @@ void RecipeRun::run_step(const StepRef& ref, PlannedStep& planned, StageState& s
         } else {
             session_.building(hex, id);
             StepMade made;
+            auto reuse = blocks_of_last_build(key.step_id);
+            env.write_layer = [this, id, reuse](std::vector<layer::Entry> e) {
+                return write_layer_blob(std::move(e), std::nullopt, id, reuse.get());
+            };
+            env.write_layer_at = [this, id, reuse](std::vector<layer::Entry> e, std::int64_t t) {
+                return write_layer_blob(std::move(e), t, id, reuse.get());
+            };
             try {
                 made = kind.make(ref, env, state, key);
             } catch (...) {
@@ -455,8 +468,30 @@ void RecipeRun::remember_step(const std::string& step_id, const std::string& key
     actions_.set_last_for_step(step_id, key);
 }
 
+// The compressed blocks of the layers the step's last build wrote (the record its identity
+// points at, steps/): an edit of a big copy step leaves most of them to copy. nullptr when
+// there is none or the recipe's layers are not gzip.
+std::shared_ptr<layer::BlockSource> RecipeRun::blocks_of_last_build(const std::string& step_id) {
+    if (step_id.empty() || recipe_.compression == recipe::Compression::zstd) return nullptr;
+    auto text = read_file(actions_.step_path(step_id), 256);
+    if (!text || text->size() < 64 || !cache::is_sha256_hex(text->substr(0, 64))) return nullptr;
+    auto record = actions_.read(text->substr(0, 64), cache::WithInputs::no);
+    if (!record) return nullptr;
+    auto source = std::make_shared<layer::BlockSource>(layer::gzip_block_format(6));
+    cache::BlockMaps maps(store_.dir());
+    for (const auto& hex : record->blobs) {
+        auto map = maps.read(hex);
+        if (!map) continue;
+        auto fd = store_.blobs().open(hex);
+        if (fd) source->add(std::move(*fd), *map);
+    }
+    return source->size() ? source : nullptr;
+}
+
 layer::LayerInfo RecipeRun::write_layer_blob(std::vector<layer::Entry> entries,
-                                             std::optional<std::int64_t> epoch) {
+                                             std::optional<std::int64_t> epoch,
+                                             const std::string& id,
+                                             const layer::BlockSource* reuse) {
     auto temp = store_.blobs().tmp_dir() / (std::string(temp_prefix) + "layer-" + unique_suffix());
     Fd fd(::open(temp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
     if (!fd) throw Error("cannot create " + temp.string() + ": " + errno_string(errno));
@@ -472,12 +507,21 @@ layer::LayerInfo RecipeRun::write_layer_blob(std::vector<layer::Entry> entries,
     lo.compression = recipe_.compression == recipe::Compression::zstd ? layer::Compression::zstd
                                                                       : layer::Compression::gzip;
     lo.threads = options_.threads;
+    lo.reuse = reuse;
     auto info = layer::write_layer(std::move(entries), lo, fd.get());
     if (!info) throw Error("writing layer: " + info.error());
     fd.reset();
     auto hex = info->digest.substr(info->digest.find(':') + 1);
     store_.blobs().commit_temp(temp, hex);
     guard.armed = false;
+    // A one-block layer gains nothing from a map: compressing it again is one block's work.
+    if (info->blocks.blocks.size() > 1) cache::BlockMaps(store_.dir()).put(hex, info->blocks);
+    if (info->blocks_reused > 0)
+        progress_.event("blocks",
+                        (id.empty() ? "" : id + ": ") + "reused " +
+                            std::to_string(info->blocks_reused) + " of " +
+                            std::to_string(info->blocks.blocks.size()) + " compressed blocks (" +
+                            human_size(info->reused_input_bytes) + " not compressed again)");
     return *info;
 }
 

@@ -1,5 +1,8 @@
 #include "factory/layer/gzip.hpp"
 
+#include "factory/layer/block_source.hpp"
+#include "factory/util/sha256.hpp"
+
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -23,7 +26,9 @@ struct Job {
     std::vector<unsigned char> input; // gzip_block_size bytes, or fewer for the last block
     std::vector<unsigned char> output;
     std::string error;
-    bool done = false; // guarded by the compressor's mutex when workers run
+    std::string key;     // sha256 hex of input, when the stream keeps a BlockReport or reuses
+    bool reused = false; // output copied from a BlockSource
+    bool done = false;   // guarded by the compressor's mutex when workers run
 };
 
 // True when a block's bytes are close to uniformly distributed (order-0 entropy above 7.95
@@ -86,12 +91,46 @@ void store_member(Job& job) {
     put_le32(out, static_cast<std::uint32_t>(in.size()));
 }
 
+std::uint32_t get_le32(const unsigned char* p) {
+    return std::uint32_t{p[0]} | std::uint32_t{p[1]} << 8 | std::uint32_t{p[2]} << 16 |
+           std::uint32_t{p[3]} << 24;
+}
+
+// A stored block is used only if it is a gzip member of this very input: RFC 1952 2.3.1, the
+// trailer's CRC-32 and ISIZE. With the key (sha256 of the input) matching already, this
+// guards against a map or blob that lies, at the cost of a CRC-32 (several GB/s).
+bool member_of(const std::vector<unsigned char>& member, const std::vector<unsigned char>& input) {
+    if (member.size() < 18 || member[0] != 0x1f || member[1] != 0x8b || member[2] != 8)
+        return false;
+    const unsigned char* trailer = member.data() + member.size() - 8;
+    return get_le32(trailer) == libdeflate_crc32(0, input.data(), input.size()) &&
+           get_le32(trailer + 4) == static_cast<std::uint32_t>(input.size());
+}
+
 // A libdeflate compressor, one per thread (libdeflate's are not shared between threads).
 // Reusing it for many blocks doesn't change a byte: each call is a whole-buffer compression.
 class Deflater {
   public:
-    explicit Deflater(int level) : c_(libdeflate_alloc_compressor(level)) {}
+    Deflater(int level, const BlockSource* reuse, bool keyed)
+        : c_(libdeflate_alloc_compressor(level)), reuse_(reuse), keyed_(keyed || reuse) {}
 
+    // The block's member: copied from the BlockSource when it has one of the same input,
+    // else compressed.
+    Result<void> process(Job& job) {
+        job.reused = false;
+        if (!keyed_) return compress(job);
+        job.key = Sha256::hex(
+            std::string_view(reinterpret_cast<const char*>(job.input.data()), job.input.size()));
+        if (reuse_)
+            if (auto found = reuse_->find(job.key))
+                if (reuse_->read(*found, job.output) && member_of(job.output, job.input)) {
+                    job.reused = true;
+                    return {};
+                }
+        return compress(job);
+    }
+
+  private:
     Result<void> compress(Job& job) {
         if (looks_incompressible(job.input)) {
             store_member(job);
@@ -106,19 +145,21 @@ class Deflater {
         return {};
     }
 
-  private:
     struct Free {
         void operator()(libdeflate_compressor* c) const { libdeflate_free_compressor(c); }
     };
     std::unique_ptr<libdeflate_compressor, Free> c_;
+    const BlockSource* reuse_;
+    bool keyed_;
 };
 
 class GzipCompressor final : public Compressor {
   public:
-    GzipCompressor(Sink sink, int level, unsigned threads);
+    GzipCompressor(Sink sink, const GzipOptions& options, unsigned threads);
     ~GzipCompressor() override;
 
     Result<void> write(std::string_view bytes) override;
+    Result<void> cut() override;
     Result<void> finish() override;
 
   private:
@@ -130,6 +171,9 @@ class GzipCompressor final : public Compressor {
 
     Sink sink_;
     int level_;
+    const BlockSource* reuse_;
+    BlockReport* report_;
+    std::uint64_t offset_ = 0; // compressed bytes emitted
     std::size_t max_in_flight_;
     std::optional<Deflater> inline_deflater_;    // single-threaded mode
     std::unique_ptr<Job> current_;               // the block being filled
@@ -145,11 +189,13 @@ class GzipCompressor final : public Compressor {
     std::vector<std::thread> workers_;
 };
 
-GzipCompressor::GzipCompressor(Sink sink, int level, unsigned threads)
-    : sink_(std::move(sink)), level_(level), max_in_flight_(threads == 1 ? 1 : 2 * threads) {
+GzipCompressor::GzipCompressor(Sink sink, const GzipOptions& options, unsigned threads)
+    : sink_(std::move(sink)), level_(options.level), reuse_(options.reuse), report_(options.report),
+      max_in_flight_(threads == 1 ? 1 : 2 * threads) {
     current_ = take_job();
+    if (report_) *report_ = BlockReport{.map = {.format = gzip_block_format(level_), .blocks = {}}};
     if (threads == 1) {
-        inline_deflater_.emplace(level);
+        inline_deflater_.emplace(level_, reuse_, report_ != nullptr);
         return;
     }
     for (unsigned i = 0; i < threads; ++i)
@@ -167,7 +213,7 @@ GzipCompressor::~GzipCompressor() {
 }
 
 void GzipCompressor::worker_loop() {
-    Deflater deflater(level_);
+    Deflater deflater(level_, reuse_, report_ != nullptr);
     for (;;) {
         Job* job = nullptr;
         {
@@ -177,7 +223,7 @@ void GzipCompressor::worker_loop() {
             job = queue_.front();
             queue_.pop_front();
         }
-        auto r = deflater.compress(*job);
+        auto r = deflater.process(*job);
         {
             std::lock_guard lock(mutex_);
             if (!r) job->error = r.error();
@@ -214,7 +260,7 @@ Result<void> GzipCompressor::submit() {
     current_ = take_job();
     submitted_any_ = true;
     if (inline_deflater_) {
-        if (auto r = inline_deflater_->compress(*job); !r) job->error = r.error();
+        if (auto r = inline_deflater_->process(*job); !r) job->error = r.error();
         job->done = true;
     } else {
         {
@@ -238,6 +284,14 @@ Result<void> GzipCompressor::emit_oldest() {
     auto out =
         std::string_view(reinterpret_cast<const char*>(job.output.data()), job.output.size());
     if (auto r = sink_(out); !r) return fail(r.error());
+    if (report_) {
+        report_->map.blocks.push_back({job.key, offset_, job.output.size()});
+        if (job.reused) {
+            report_->reused++;
+            report_->reused_input_bytes += job.input.size();
+        }
+    }
+    offset_ += job.output.size();
     spare_.push_back(std::move(in_flight_.front()));
     in_flight_.pop_front();
     return {};
@@ -254,6 +308,13 @@ Result<void> GzipCompressor::write(std::string_view bytes) {
             if (auto r = submit(); !r) return r;
     }
     return {};
+}
+
+Result<void> GzipCompressor::cut() {
+    if (error_) return Unexpected(*error_);
+    if (finished_) return fail("gzip: cut after finish");
+    if (current_->input.size() < gzip_min_cut) return {};
+    return submit();
 }
 
 Result<void> GzipCompressor::finish() {
@@ -278,8 +339,14 @@ unsigned effective_threads(unsigned requested) {
 Result<std::unique_ptr<Compressor>> make_gzip_compressor(Sink sink, GzipOptions options) {
     if (options.level < 1 || options.level > 9)
         return Unexpected("gzip level must be 1..9, not " + std::to_string(options.level));
-    return std::make_unique<GzipCompressor>(std::move(sink), options.level,
+    return std::make_unique<GzipCompressor>(std::move(sink), options,
                                             effective_threads(options.threads));
+}
+
+std::string gzip_block_format(int level) {
+    // The cut rule's version is part of it: layer_writer.cpp's cut_before and gzip_min_cut.
+    return "gzip-members/1 cut/1 libdeflate-" LIBDEFLATE_VERSION_STRING " level-" +
+           std::to_string(level);
 }
 
 } // namespace factory::layer

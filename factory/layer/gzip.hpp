@@ -1,9 +1,12 @@
 #pragma once
 // Parallel gzip whose output bytes don't depend on the thread count or the machine.
 //
-// The format ("gzip" in a recipe, docs/reproducibility.md): the input is cut into fixed 1 MiB
-// blocks and each block becomes one gzip member (RFC 1952 §2.2: a gzip file is a series of
-// members; gunzip, zlib's gzread, Go's compress/gzip and libarchive read them all):
+// The format ("gzip" in a recipe, docs/reproducibility.md): the input is cut into blocks and
+// each block becomes one gzip member (RFC 1952 §2.2: a gzip file is a series of members;
+// gunzip, zlib's gzread, Go's compress/gzip and libarchive read them all). A block ends when it
+// reaches 1 MiB, or at a cut() once it holds at least 512 KiB: the layer writer calls cut()
+// before the tar entries its content-defined rule picks (layer_writer.hpp), so an edit early in
+// a tar moves no block boundary past the next cut. Each block:
 //   - a block whose bytes look incompressible (order-0 entropy above 7.95 bits a byte) is
 //     written as deflate stored blocks, without running the compressor;
 //   - any other block is libdeflate_gzip_compress() of the block at the level (libdeflate 1.14,
@@ -16,22 +19,43 @@
 //
 // Memory stays bounded whatever the input size: at most 2 blocks per thread are in flight.
 
+#include "cache/block_map.hpp"
 #include "factory/layer/sink.hpp"
 
 #include <cstddef>
 #include <memory>
+#include <string>
 
 namespace factory::layer {
 
 inline constexpr std::size_t gzip_block_size = 1 << 20;
+inline constexpr std::size_t gzip_min_cut = 512 << 10; // a cut() ends only a block this big
+
+class BlockSource;
+
+// What the blocks of a stream were, and how many were copied from a BlockSource.
+struct BlockReport {
+    cache::BlockMap map; // format gzip_block_format(level), a block per member, stream order
+    std::size_t reused = 0;
+    std::uint64_t reused_input_bytes = 0; // uncompressed bytes not compressed again
+};
 
 struct GzipOptions {
     int level = 6;        // libdeflate level, 1..9
     unsigned threads = 0; // compressing threads; 0: the hardware's (capped at 32)
+    // Blocks to copy when a block's input is the same (checked by the member's CRC-32 and
+    // size too): the output is byte for byte what compressing would give. May be null.
+    const BlockSource* reuse = nullptr;
+    // Filled with the stream's blocks when not null (costs a sha256 of every block's input).
+    BlockReport* report = nullptr;
 };
 
+// The BlockMap format of this writer at a level: the cut rule, the codec's version, the level.
+std::string gzip_block_format(int level);
+
 // A compressor writing a gzip stream into `sink`. With threads == 1 all work happens in the
-// caller's thread. Returns an error for a level outside 1..9.
+// caller's thread. Its cut() ends the current block when it holds gzip_min_cut bytes or more.
+// Returns an error for a level outside 1..9.
 Result<std::unique_ptr<Compressor>> make_gzip_compressor(Sink sink, GzipOptions options = {});
 
 } // namespace factory::layer

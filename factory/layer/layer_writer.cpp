@@ -20,14 +20,17 @@ class Passthrough final : public Compressor {
     Sink sink_;
 };
 
-Result<std::unique_ptr<Compressor>> make_compressor(const LayerOptions& options, Sink sink) {
+Result<std::unique_ptr<Compressor>> make_compressor(const LayerOptions& options, Sink sink,
+                                                    BlockReport* report) {
     switch (options.compression) {
     case Compression::none:
         return std::make_unique<Passthrough>(std::move(sink));
     case Compression::gzip:
-        return make_gzip_compressor(
-            std::move(sink),
-            {.level = options.level == -1 ? 6 : options.level, .threads = options.threads});
+        return make_gzip_compressor(std::move(sink),
+                                    {.level = options.level == -1 ? 6 : options.level,
+                                     .threads = options.threads,
+                                     .reuse = options.reuse,
+                                     .report = report});
     case Compression::zstd:
         return make_zstd_compressor(
             std::move(sink),
@@ -78,12 +81,23 @@ Result<Compression> parse_compression(std::string_view name) {
                       "\" (expected gzip, zstd or none)");
 }
 
+bool cut_before(std::string_view path) {
+    Sha256 sha;
+    sha.update(std::string_view("factory-cut/1\0", 14));
+    sha.update(path);
+    auto hex = sha.hex_digest();
+    return std::stoi(hex.substr(0, 2), nullptr, 16) % 32 == 0;
+}
+
 Result<LayerInfo> write_layer(std::vector<Entry> entries, const LayerOptions& options, int out_fd) {
     auto sorted = sort_entries(std::move(entries));
     if (!sorted) return Unexpected(sorted.error());
     BlobOutput blob(out_fd);
-    auto compressor =
-        make_compressor(options, [&blob](std::string_view bytes) { return blob.write(bytes); });
+    BlockReport report;
+    bool blocks = options.compression == Compression::gzip;
+    auto compressor = make_compressor(
+        options, [&blob](std::string_view bytes) { return blob.write(bytes); },
+        blocks ? &report : nullptr);
     if (!compressor) return Unexpected(compressor.error());
     Sha256 tar_sha;
     TarWriter tar(
@@ -92,14 +106,22 @@ Result<LayerInfo> write_layer(std::vector<Entry> entries, const LayerOptions& op
             return (*compressor)->write(bytes);
         },
         options.epoch);
-    for (const auto& entry : *sorted)
+    for (const auto& entry : *sorted) {
+        if (blocks && cut_before(entry.path)) {
+            if (auto r = tar.flush(); !r) return Unexpected(r.error());
+            if (auto r = (*compressor)->cut(); !r) return Unexpected(r.error());
+        }
         if (auto r = tar.add(entry); !r) return Unexpected(r.error());
+    }
     if (auto r = tar.finish(); !r) return Unexpected(r.error());
     if (auto r = (*compressor)->finish(); !r) return Unexpected(r.error());
     return LayerInfo{.diff_id = "sha256:" + tar_sha.hex_digest(),
                      .digest = blob.digest(),
                      .size = blob.size(),
-                     .media_type = std::string(media_type(options.compression))};
+                     .media_type = std::string(media_type(options.compression)),
+                     .blocks = std::move(report.map),
+                     .blocks_reused = report.reused,
+                     .reused_input_bytes = report.reused_input_bytes};
 }
 
 } // namespace factory::layer

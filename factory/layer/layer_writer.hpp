@@ -8,6 +8,7 @@
 // blocks in flight per thread, in and out, and libdeflate's matchfinder) and ~35 MiB
 // for zstd -3; measured peaks are in bench/raw-compression.sh.
 
+#include "cache/block_map.hpp"
 #include "factory/layer/entry.hpp"
 
 #include <cstdint>
@@ -19,6 +20,8 @@ namespace factory::layer {
 
 enum class Compression { none, gzip, zstd };
 
+class BlockSource;
+
 struct LayerOptions {
     std::int64_t epoch = 0; // mtime of every entry (SOURCE_DATE_EPOCH), seconds
     Compression compression = Compression::gzip;
@@ -27,6 +30,10 @@ struct LayerOptions {
     // tar-and-hash thread runs at about zstd -3's speed, so more workers would only add memory.
     // The output never depends on it.
     unsigned threads = 0;
+    // gzip: compressed blocks of earlier layers to copy where the input is the same (the
+    // output is the same bytes either way; docs/performance.md "Incremental layers"). May be
+    // null.
+    const BlockSource* reuse = nullptr;
 };
 
 struct LayerInfo {
@@ -34,7 +41,17 @@ struct LayerInfo {
     std::string digest;     // "sha256:<hex>" of the blob written to out_fd
     std::uint64_t size = 0; // blob bytes
     std::string media_type; // application/vnd.oci.image.layer.v1.tar(+gzip|+zstd)
+    // gzip: the blob's blocks, for its map (cache/block_map.hpp); no format otherwise.
+    cache::BlockMap blocks;
+    std::size_t blocks_reused = 0;        // of blocks.blocks, copied from options.reuse
+    std::uint64_t reused_input_bytes = 0; // tar bytes those blocks hold
 };
+
+// The content-defined cut rule of gzip layers: true when a new block may start before the
+// entry at `path` (the first byte of sha256("factory-cut/1\0" path) is a multiple of 32, so
+// about one entry in 32). It looks at the path alone, so an edit of a file's content or size
+// moves no cut point; the compressor ends a block at a cut only once it holds 512 KiB.
+bool cut_before(std::string_view path);
 
 // image-spec media-types.md: the layer media type for a compression.
 std::string_view media_type(Compression compression);

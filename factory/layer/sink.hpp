@@ -19,6 +19,10 @@ class Compressor {
   public:
     virtual ~Compressor() = default;
     virtual Result<void> write(std::string_view bytes) = 0;
+    // A point where the compressor may start a new independent piece of its stream (the
+    // layer writer calls it between tar entries). The output stays a function of the input
+    // and the cut points alone. Most compressors ignore it.
+    virtual Result<void> cut() { return {}; }
     virtual Result<void> finish() = 0;
 };
 

@@ -44,11 +44,13 @@ class TarWriter {
     Result<void> add(const Entry& entry);
     // Writes the end-of-archive blocks and flushes. Call once, after the last add().
     Result<void> finish();
+    // Hands every byte written so far to the sink (between entries: the stream then ends on
+    // an entry boundary). The bytes of the stream don't depend on when it is called.
+    Result<void> flush();
 
   private:
     Result<void> put(const void* data, std::size_t size);
     Result<void> pad();
-    Result<void> flush();
     Result<void> write_headers(const Entry& entry, std::uint64_t size);
     Result<void> copy_source(const Entry& entry);
     Result<void> fill_from(int fd, const Entry& entry);

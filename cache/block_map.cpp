@@ -1,0 +1,157 @@
+#include "cache/block_map.hpp"
+
+#include "cache/blob_store.hpp"
+#include "factory/util/files.hpp"
+#include "factory/util/sha256.hpp"
+
+#include <charconv>
+#include <optional>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace factory::cache {
+
+namespace {
+
+constexpr std::string_view magic = "factory-blocks 1\n";
+constexpr std::size_t max_map_size = 64u << 20; // ~700,000 blocks: a 700 GB layer
+
+bool printable_line(std::string_view s) {
+    for (char c : s)
+        if (c < 0x20 || c > 0x7e) return false;
+    return !s.empty();
+}
+
+std::optional<std::uint64_t> parse_u64(std::string_view s) {
+    std::uint64_t v = 0;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc{} || p != s.data() + s.size() || s.empty()) return std::nullopt;
+    if (s.size() > 1 && s[0] == '0') return std::nullopt; // one spelling per number
+    return v;
+}
+
+std::string_view next_line(std::string_view& rest) {
+    auto nl = rest.find('\n');
+    if (nl == std::string_view::npos) {
+        auto line = rest;
+        rest = {};
+        return line;
+    }
+    auto line = rest.substr(0, nl);
+    rest.remove_prefix(nl + 1);
+    return line;
+}
+
+Result<Block> parse_block_line(std::string_view line, std::size_t number) {
+    auto where = "line " + std::to_string(number) + ": ";
+    auto s1 = line.find(' ');
+    auto s2 = s1 == std::string_view::npos ? s1 : line.find(' ', s1 + 1);
+    if (s2 == std::string_view::npos) return Unexpected(where + "expected KEY OFFSET SIZE");
+    Block b;
+    b.key = std::string(line.substr(0, s1));
+    if (!is_sha256_hex(b.key)) return Unexpected(where + "the key is not 64 hex digits");
+    auto offset = parse_u64(line.substr(s1 + 1, s2 - s1 - 1));
+    auto size = parse_u64(line.substr(s2 + 1));
+    if (!offset) return Unexpected(where + "bad offset");
+    if (!size) return Unexpected(where + "bad size");
+    b.offset = *offset;
+    b.size = *size;
+    return b;
+}
+
+} // namespace
+
+std::string serialize_block_map(const BlockMap& map) {
+    std::string out(magic);
+    out += "format " + map.format + "\n";
+    for (const auto& b : map.blocks)
+        out += b.key + ' ' + std::to_string(b.offset) + ' ' + std::to_string(b.size) + '\n';
+    out += "end " + Sha256::hex(out) + "\n";
+    return out;
+}
+
+Result<BlockMap> parse_block_map(std::string_view text) {
+    if (!text.starts_with(magic)) return Unexpected("not a block map (no \"factory-blocks 1\")");
+    auto end = text.rfind("end ");
+    if (end == std::string_view::npos || text.size() != end + 4 + 64 + 1 || text.back() != '\n')
+        return Unexpected("truncated (no end line)");
+    if (Sha256::hex(text.substr(0, end)) != text.substr(end + 4, 64))
+        return Unexpected("checksum mismatch (edited or corrupt)");
+    auto rest = text.substr(magic.size(), end - magic.size());
+    BlockMap map;
+    auto format = next_line(rest);
+    if (!format.starts_with("format ") || !printable_line(format.substr(7)))
+        return Unexpected("line 2: expected \"format FORMAT\"");
+    map.format = std::string(format.substr(7));
+    for (std::size_t number = 3; !rest.empty(); ++number) {
+        auto block = parse_block_line(next_line(rest), number);
+        if (!block) return Unexpected(block.error());
+        map.blocks.push_back(std::move(*block));
+    }
+    return map;
+}
+
+Result<void> check_block_tiling(const BlockMap& map, std::uint64_t blob_size) {
+    std::uint64_t at = 0;
+    for (std::size_t i = 0; i < map.blocks.size(); ++i) {
+        const auto& b = map.blocks[i];
+        if (b.offset != at || b.size == 0 || b.size > blob_size - at)
+            return Unexpected("block " + std::to_string(i + 1) + " (offset " +
+                              std::to_string(b.offset) + ", " + std::to_string(b.size) +
+                              " bytes) does not follow the one before inside the blob of " +
+                              std::to_string(blob_size) + " bytes");
+        at += b.size;
+    }
+    if (at != blob_size)
+        return Unexpected("the blocks cover " + std::to_string(at) + " of the blob's " +
+                          std::to_string(blob_size) + " bytes");
+    return {};
+}
+
+fs::path BlockMaps::path(std::string_view blob_hex) const {
+    if (!is_sha256_hex(blob_hex))
+        throw Error("invalid blob digest \"" + std::string(blob_hex.substr(0, 80)) + "\"");
+    return root_ / "blocks" / std::string(blob_hex.substr(0, 2)) / std::string(blob_hex);
+}
+
+void BlockMaps::put(std::string_view blob_hex, const BlockMap& map) const {
+    auto p = path(blob_hex);
+    std::error_code ec;
+    fs::create_directories(p.parent_path(), ec);
+    if (ec) throw Error("cannot create " + p.parent_path().string() + ": " + ec.message());
+    write_file_atomic(p, serialize_block_map(map));
+}
+
+Result<BlockMap> BlockMaps::read(std::string_view blob_hex) const {
+    if (!is_sha256_hex(blob_hex)) return Unexpected("invalid blob digest");
+    auto p = path(blob_hex);
+    auto text = read_file(p, max_map_size);
+    if (!text) return Unexpected(text.error());
+    auto map = parse_block_map(*text);
+    if (!map) return Unexpected(p.string() + ": " + map.error());
+    return map;
+}
+
+std::vector<std::string> BlockMaps::list() const {
+    std::vector<std::string> out;
+    std::error_code ec;
+    for (fs::directory_iterator shard(root_ / "blocks", ec), end; !ec && shard != end;
+         shard.increment(ec)) {
+        auto shard_name = shard->path().filename().string();
+        if (shard_name.size() != 2) continue;
+        std::error_code ec2;
+        for (fs::directory_iterator it(shard->path(), ec2); !ec2 && it != end; it.increment(ec2)) {
+            auto name = it->path().filename().string();
+            if (is_sha256_hex(name) && name.compare(0, 2, shard_name) == 0)
+                out.push_back(std::move(name));
+        }
+    }
+    return out;
+}
+
+bool BlockMaps::remove(std::string_view blob_hex) const {
+    if (!is_sha256_hex(blob_hex)) return false;
+    return ::unlink(path(blob_hex).c_str()) == 0;
+}
+
+} // namespace factory::cache

@@ -1,0 +1,308 @@
+// Incremental gzip layers (docs/performance.md "Incremental layers"): members end at
+// content-defined cut points, each is keyed by the sha256 of its input, and a writer given the
+// blocks of an earlier layer copies those whose input is unchanged. The cache must never change
+// the bytes: a layer written with reuse is the layer written cold, for any thread count; an
+// edit leaves every block after the next cut point to be copied.
+#include "factory/layer/block_source.hpp"
+#include "factory/layer/gzip.hpp"
+#include "factory/layer/layer_writer.hpp"
+#include "factory/util/fd.hpp"
+#include "factory/util/files.hpp"
+#include "tests/unit/test_dir.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <fcntl.h>
+#include <fstream>
+#include <gtest/gtest.h>
+#include <random>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace factory::layer {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::pair<std::string, int> run(const std::string& command) {
+    std::string out;
+    FILE* p = ::popen(command.c_str(), "r");
+    if (!p) return {"", -1};
+    char buf[65536];
+    std::size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0)
+        out.append(buf, n);
+    return {out, ::pclose(p)};
+}
+
+// ---- the compressor: cut() and reuse -----------------------------------------------------
+
+struct Compressed {
+    std::string bytes;
+    BlockReport report;
+};
+
+// Compresses `data`, calling cut() before each offset of `cuts` (sorted).
+Compressed gzip(std::string_view data, const std::vector<std::size_t>& cuts, unsigned threads,
+                const BlockSource* reuse = nullptr) {
+    Compressed out;
+    auto c = make_gzip_compressor(
+        [&out](std::string_view b) -> Result<void> {
+            out.bytes.append(b);
+            return {};
+        },
+        {.level = 6, .threads = threads, .reuse = reuse, .report = &out.report});
+    EXPECT_TRUE(c) << c.error();
+    std::size_t at = 0;
+    for (auto cut : cuts) {
+        EXPECT_TRUE((*c)->write(data.substr(at, cut - at)));
+        EXPECT_TRUE((*c)->cut());
+        at = cut;
+    }
+    EXPECT_TRUE((*c)->write(data.substr(at)));
+    EXPECT_TRUE((*c)->finish());
+    return out;
+}
+
+// A BlockSource over `compressed`, written to a file as a layer blob would be.
+BlockSource source_of(const fs::path& file, const Compressed& compressed) {
+    write_file_atomic(file, compressed.bytes);
+    BlockSource source(gzip_block_format(6));
+    EXPECT_TRUE(source.add(Fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC)), compressed.report.map));
+    return source;
+}
+
+std::string text(std::size_t size, unsigned seed) {
+    static const char* words[] = {"layer ", "tar ", "digest ", "\n", "factory ", "0123 "};
+    std::mt19937 rng(seed);
+    std::string s;
+    while (s.size() < size) {
+        s += words[rng() % std::size(words)];
+        if (rng() % 16 == 0) s.push_back(static_cast<char>(rng()));
+    }
+    s.resize(size);
+    return s;
+}
+
+TEST(LayerBlocks, CutEndsABlockOnlyPastTheMinimum) {
+    std::string data = text(3 * gzip_block_size, 1);
+    auto small = gzip(data, {gzip_min_cut - 1}, 1);
+    ASSERT_EQ(small.report.map.blocks.size(), 3u); // ignored: 1 MiB blocks as without cuts
+    auto cut = gzip(data, {gzip_min_cut, gzip_min_cut + 1000, 2 * gzip_block_size}, 2);
+    // [0, 512K) [512K, 1.5M) [1.5M, 2M) [2M, 3M) (MiB): the second cut came too soon after the
+    // first, and the block it was in ended at 1 MiB.
+    ASSERT_EQ(cut.report.map.blocks.size(), 4u);
+    std::uint64_t at = 0;
+    for (const auto& b : cut.report.map.blocks) {
+        EXPECT_EQ(b.offset, at);
+        at += b.size;
+    }
+    EXPECT_EQ(at, cut.bytes.size());
+    EXPECT_EQ(cut.report.map.format, gzip_block_format(6));
+    EXPECT_EQ(gzip(data, {gzip_min_cut, gzip_min_cut + 1000, 2 * gzip_block_size}, 8).bytes,
+              cut.bytes);
+}
+
+// An edit at a position changes the blocks from the cut before it to the cut after it; the
+// rest are copied, and the stream is the one compressing gives.
+TEST(LayerBlocks, ReuseGivesTheColdBytesAndCopiesTheUnchangedBlocks) {
+    testing::TestDir dir;
+    std::string data = text(8 * gzip_block_size, 2);
+    // Cuts 800 KB apart: each block is the bytes between two cuts.
+    std::vector<std::size_t> cuts, shifted;
+    for (std::size_t at = 700'000; at < data.size(); at += 800'000) {
+        cuts.push_back(at);
+        shifted.push_back(at > 3'000'000 ? at + 13 : at);
+    }
+    auto before = gzip(data, cuts, 2);
+    ASSERT_EQ(before.report.map.blocks.size(), cuts.size() + 1);
+    auto source = source_of(dir / "blob", before);
+    std::string edited = data;
+    edited.insert(3'000'000, "a grown line\n"); // in the block [2.3 MB, 3.1 MB)
+    auto cold = gzip(edited, shifted, 1);
+    for (unsigned threads : {1u, 2u, 8u}) {
+        auto warm = gzip(edited, shifted, threads, &source);
+        EXPECT_EQ(warm.bytes, cold.bytes) << threads;
+        EXPECT_EQ(warm.report.map.blocks.size(), cold.report.map.blocks.size());
+        EXPECT_EQ(warm.report.reused, cold.report.map.blocks.size() - 1) << threads;
+        EXPECT_EQ(warm.report.reused_input_bytes, edited.size() - 800'013) << threads;
+    }
+    // Without the source, nothing is reused.
+    EXPECT_EQ(cold.report.reused, 0u);
+}
+
+// A map that names the wrong bytes (another input's member) is not trusted: the member's
+// CRC-32 and size are checked against the input, and the block is compressed instead.
+TEST(LayerBlocks, ALyingMapIsNotUsed) {
+    testing::TestDir dir;
+    std::string a = text(2 * gzip_block_size, 3), b = text(2 * gzip_block_size, 4);
+    auto ca = gzip(a, {}, 1), cb = gzip(b, {}, 1);
+    auto lying = cb.report.map;
+    for (std::size_t i = 0; i < lying.blocks.size(); ++i)
+        lying.blocks[i].key = ca.report.map.blocks[i].key; // a's keys on b's bytes
+    write_file_atomic(dir / "blob", cb.bytes);
+    BlockSource source(gzip_block_format(6));
+    ASSERT_TRUE(source.add(Fd(::open((dir / "blob").c_str(), O_RDONLY)), lying));
+    auto again = gzip(a, {}, 2, &source);
+    EXPECT_EQ(again.bytes, ca.bytes);
+    EXPECT_EQ(again.report.reused, 0u);
+    // And a map of another format is refused whole.
+    BlockSource other(gzip_block_format(9));
+    EXPECT_FALSE(other.add(Fd(::open((dir / "blob").c_str(), O_RDONLY)), cb.report.map));
+}
+
+// The hostile corpus as byte streams with cuts every 600 KB: cold and reused the same bytes
+// for 1, 2 and 8 threads, after an edit in the middle.
+TEST(LayerBlocks, HostileCorpusColdAndReusedAlike) {
+    testing::TestDir dir;
+    auto out = dir / "layers";
+    auto [log, status] = run("python3 " FACTORY_SOURCE_DIR "/tests/data/make-hostile-layers.py '" +
+                             out.string() + "' '" + (dir / "sentinel").string() + "' 2>&1");
+    ASSERT_EQ(status, 0) << log;
+    std::size_t cases = 0;
+    for (const auto& file : fs::directory_iterator(out)) {
+        auto name = file.path().filename().string();
+        if (!name.ends_with(".tar") && !name.ends_with(".tar.gz")) continue;
+        std::ifstream in(file.path(), std::ios::binary);
+        std::string data((std::istreambuf_iterator<char>(in)), {});
+        std::string big;
+        while (big.size() < 4 * gzip_block_size)
+            big += data.empty() ? std::string(4096, '\0') : data;
+        std::vector<std::size_t> cuts;
+        for (std::size_t at = 600'000; at < big.size(); at += 600'000)
+            cuts.push_back(at);
+        auto before = gzip(big, cuts, 2);
+        auto source = source_of(dir / "blob", before);
+        std::string edited = big;
+        edited[big.size() / 2] ^= 1;
+        auto cold = gzip(edited, cuts, 1);
+        for (unsigned threads : {1u, 2u, 8u}) {
+            auto warm = gzip(edited, cuts, threads, &source);
+            EXPECT_EQ(warm.bytes, cold.bytes) << name << " " << threads;
+            EXPECT_GE(warm.report.reused + 2, cold.report.map.blocks.size()) << name;
+        }
+        ++cases;
+    }
+    EXPECT_GT(cases, 10u);
+}
+
+// ---- the layer writer: the cut rule on a real tree -----------------------------------------
+
+std::vector<Entry> entries_of(const fs::path& root) {
+    std::vector<Entry> out;
+    for (const auto& item : fs::recursive_directory_iterator(root)) {
+        struct stat st {};
+        if (::lstat(item.path().c_str(), &st) != 0) continue;
+        Entry e;
+        e.path = item.path().lexically_relative(root).string();
+        e.mode = st.st_mode & 07777;
+        if (S_ISDIR(st.st_mode)) {
+            e.type = Entry::Type::dir;
+        } else if (S_ISREG(st.st_mode)) {
+            e.source = item.path().string();
+            e.size = static_cast<std::uint64_t>(st.st_size);
+        } else {
+            continue;
+        }
+        out.push_back(std::move(e));
+    }
+    return out;
+}
+
+struct Written {
+    LayerInfo info;
+    std::string bytes;
+};
+
+Written write(const fs::path& file, const std::vector<Entry>& entries, unsigned threads,
+              const BlockSource* reuse = nullptr) {
+    Fd fd(::open(file.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    auto info = write_layer(entries, {.epoch = 1, .threads = threads, .reuse = reuse}, fd.get());
+    EXPECT_TRUE(info) << info.error();
+    return {info.value_or(LayerInfo{}), read_file(file, std::uint64_t{1} << 30).value()};
+}
+
+// The sorted regular files of a tree, to pick edits at the start, middle and end.
+std::vector<fs::path> files_of(const fs::path& root) {
+    std::vector<fs::path> out;
+    for (const auto& item : fs::recursive_directory_iterator(root))
+        if (item.is_regular_file()) out.push_back(item.path());
+    std::sort(out.begin(), out.end(), [&](const fs::path& a, const fs::path& b) {
+        return path_less(a.lexically_relative(root).string(), b.lexically_relative(root).string());
+    });
+    return out;
+}
+
+void append(const fs::path& file, std::string_view bytes) {
+    std::ofstream(file, std::ios::binary | std::ios::app) << bytes;
+}
+
+// bench/gen_tree.py at a small size: each edit, written with the blocks of the layer before
+// it, gives the blob of a cold write of the edited tree (for 1, 2 and 8 threads), and copies
+// all but a few blocks.
+TEST(LayerBlocks, CopyHeavyTreeEditsGiveTheColdLayer) {
+    testing::TestDir dir;
+    auto root = dir / "root";
+    auto [log, status] = run("python3 " FACTORY_SOURCE_DIR "/bench/gen_tree.py '" + root.string() +
+                             "' 1500 12 0 2>&1");
+    ASSERT_EQ(status, 0) << log;
+    auto files = files_of(root);
+    ASSERT_GT(files.size(), 1000u);
+    auto before = write(dir / "before", entries_of(root), 2);
+    ASSERT_GT(before.info.blocks.blocks.size(), 8u);
+    struct Edit {
+        std::string name;
+        std::function<void()> apply;
+    };
+    std::vector<Edit> edits = {
+        {"start", [&] { append(files[1], "x"); }},
+        {"middle", [&] { append(files[files.size() / 2], "one more line\n"); }},
+        {"end", [&] { append(files.back(), "y"); }},
+        {"grow", [&] { append(files[files.size() / 3], std::string(300'000, 'g')); }},
+        {"shrink", [&] { fs::resize_file(files[2 * files.size() / 3], 10); }},
+        {"add", [&] { write_file_atomic(files[files.size() / 4].string() + "-new", "new\n"); }},
+        {"remove", [&] { fs::remove(files[3 * files.size() / 4]); }},
+    };
+    for (const auto& edit : edits) {
+        auto blob = dir / "previous";
+        write_file_atomic(blob, before.bytes);
+        BlockSource source(gzip_block_format(6));
+        ASSERT_TRUE(source.add(Fd(::open(blob.c_str(), O_RDONLY)), before.info.blocks));
+        edit.apply();
+        auto entries = entries_of(root);
+        auto cold = write(dir / "cold", entries, 1);
+        for (unsigned threads : {1u, 2u, 8u}) {
+            auto warm = write(dir / "warm", entries, threads, &source);
+            EXPECT_EQ(warm.info.digest, cold.info.digest) << edit.name << " " << threads;
+            EXPECT_EQ(warm.info.diff_id, cold.info.diff_id) << edit.name;
+            EXPECT_EQ(warm.bytes, cold.bytes) << edit.name << " " << threads;
+            // A few blocks around the edit are new (the grown file spans its own).
+            std::size_t fresh = warm.info.blocks.blocks.size() - warm.info.blocks_reused;
+            EXPECT_LE(fresh, edit.name == "grow" ? 4u : 3u) << edit.name;
+            EXPECT_GE(fresh, 1u) << edit.name;
+        }
+        before = std::move(cold);
+    }
+}
+
+// The cut rule itself is pinned: it decides the bytes of every gzip layer. The figures are
+// Python's: [i for i in range(3200) if sha256(b"factory-cut/1\0usr/share/doc/f%d" % i)
+// .digest()[0] % 32 == 0] has 96 items, starting 20, 21, 152.
+TEST(LayerBlocks, CutRuleIsPinned) {
+    std::size_t hits = 0;
+    std::string first;
+    for (int i = 0; i < 3200; ++i) {
+        auto path = "usr/share/doc/f" + std::to_string(i);
+        if (cut_before(path)) {
+            if (first.empty()) first = path;
+            ++hits;
+        }
+    }
+    EXPECT_EQ(hits, 96u);
+    EXPECT_EQ(first, "usr/share/doc/f20");
+    EXPECT_TRUE(cut_before("usr/share/doc/f152"));
+    EXPECT_FALSE(cut_before("usr/share/doc/f151"));
+}
+
+} // namespace
+} // namespace factory::layer
