@@ -75,7 +75,7 @@ struct BuildArgs {
     std::string runtime;
     std::vector<std::string> secrets;
     unsigned jobs = 0;
-    bool dry_run = false, json = false;
+    bool dry_run = false, json = false, push = false;
     std::string max_size, lock_timeout;
     DiskArgs disk;
 };
@@ -163,6 +163,7 @@ int run_build(BuildArgs a, const std::string& cache_dir, const RegistryFlags& re
     if ((a.outputs.size() > 0 || pushes.size() > 0) && a.recipes.size() > 1)
         throw usage_error("-o takes a single recipe; build the recipes one at a time");
     options.jobs = a.jobs;
+    if (a.push) check_recipe_push(a.recipes, options.args);
     Progress progress(*mode);
     if (a.dry_run) return print_plans(a.recipes, options, a.json, progress);
     std::vector<std::filesystem::path> recipes(a.recipes.begin(), a.recipes.end());
@@ -171,6 +172,12 @@ int run_build(BuildArgs a, const std::string& cache_dir, const RegistryFlags& re
         const auto& r = *outcomes.front().result;
         push_outputs(pushes, r.name + ":" + r.tags.front(), options.store_root, registry_flags);
     }
+    for (const auto& o : outcomes) // --push: each recipe's image to its own name and tags
+        if (a.push && o.result) {
+            auto p = recipe_push(o.result->name, o.result->tags);
+            push_outputs({p.destination}, p.destination.substr(9), options.store_root,
+                         registry_flags, p.extra_tags);
+        }
     return print_outcomes(outcomes, a.recipes, a.digest_file);
 }
 
@@ -294,6 +301,9 @@ int run(int argc, char** argv) {
                       "store (default: wait)");
     build->add_option("-j,--jobs", build_args.jobs,
                       "Stages to run at once over all recipes (default: the number of cores)");
+    build->add_flag(
+        "--push", build_args.push,
+        "Push the image to its recipe name (a registry reference) with each of its tags");
     build->add_flag("--dry-run", build_args.dry_run,
                     "Print the plan (stages, steps, keys, cached or not); build nothing");
     build->add_flag("--json", build_args.json, "With --dry-run: the plan as JSON");
