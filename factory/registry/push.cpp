@@ -78,6 +78,17 @@ bool put_manifest(Client& client, const std::string& repository, const std::stri
     return true;
 }
 
+// True if every tag (at least one) already names digest: one HEAD per tag.
+bool all_tags_name(Client& client, const std::string& repository,
+                   const std::vector<std::string>& tags, const std::string& digest) {
+    if (tags.empty()) return false;
+    for (const auto& t : tags) {
+        auto head = head_manifest(client, repository, t);
+        if (!head || head->digest != digest) return false;
+    }
+    return true;
+}
+
 } // namespace
 
 PushResult push(Client& client, const oci::Layout& store, const oci::Descriptor& image,
@@ -93,6 +104,18 @@ PushResult push(Client& client, const oci::Layout& store, const oci::Descriptor&
             .push_back(d);
     PushResult out;
     out.digest = image.digest;
+    std::vector<std::string> tags;
+    if (!dest.tag.empty()) tags.push_back(dest.tag);
+    for (const auto& t : options.extra_tags)
+        if (std::find(tags.begin(), tags.end(), t) == tags.end()) tags.push_back(t);
+    if (all_tags_name(client, dest.repository, tags, image.digest)) {
+        // A registry accepts a manifest only when it has its blobs: nothing to send or check.
+        out.blobs_present = blobs.size();
+        out.manifest_present = true;
+        for (const auto& b : blobs)
+            BlobSources(store).record(b.digest, client.host(), dest.repository);
+        return out;
+    }
     std::atomic<std::size_t> uploaded{0}, mounted{0}, present{0};
     std::atomic<std::uint64_t> bytes{0}, sent{0};
     std::atomic<std::size_t> resumes{0};
@@ -123,10 +146,6 @@ PushResult push(Client& client, const oci::Layout& store, const oci::Descriptor&
     }
     auto top = store.read_blob(image);
     if (!top) throw Error("push: " + top.error());
-    std::vector<std::string> tags;
-    if (!dest.tag.empty()) tags.push_back(dest.tag);
-    for (const auto& t : options.extra_tags)
-        if (std::find(tags.begin(), tags.end(), t) == tags.end()) tags.push_back(t);
     for (const auto& t : tags)
         any_put |= put_manifest(client, dest.repository, t, image, *top);
     out.blobs_uploaded = uploaded;

@@ -5,7 +5,8 @@
 // mounted, 202 an upload session to use instead), else uploaded (upload.hpp:
 // one PUT for a small blob, resumable PATCH chunks for a large one). Manifests go last, child
 // manifests before an index, each with its exact bytes and checked against the digest the
-// registry reports; then the tags.
+// registry reports; then the tags. When every tag already names the image (a HEAD each), nothing
+// else is asked: the registry has the manifest, so it has its blobs.
 
 #include <cstddef>
 #include <string>

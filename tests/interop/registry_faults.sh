@@ -75,6 +75,16 @@ set_rules '[]'
 FACTORY_CACHE=$TEST_DIR/pushed-back expect_ok pull --tls-verify=false "$REGISTRY/t/pushed:v1"
 assert_eq "$REGISTRY/t/pushed:v1 $HELLO" "$(last_line)" "what was pushed under faults is intact"
 
+step "a no-op push asks one HEAD per tag and nothing else"
+: >"$TEST_DIR/proxy.requests"
+expect_ok push "${opts[@]}" --tag v1b hello:latest "$P/t/pushed:v1"
+: >"$TEST_DIR/proxy.requests"
+expect_ok push "${opts[@]}" --tag v1b hello:latest "$P/t/pushed:v1"
+assert_contains "$ERR" "0 uploaded (0 B), 0 mounted, 3 already there, manifest unchanged" "the no-op push"
+assert_eq "HEAD /v2/t/pushed/manifests/v1
+HEAD /v2/t/pushed/manifests/v1b" "$(grep -v ' GET /v2/ ' "$TEST_DIR/proxy.requests" | cut -d' ' -f2,3)" \
+    "the requests of a no-op push"
+
 step "push: a chunked upload cut mid-PATCH goes on from the registry's offset"
 layer_size=$(stat -c %s "$(blob "$TEST_DIR/store" "$layer")")
 [[ $layer_size -gt $((3 * 256 * 1024)) ]] || fail "the first layer ($layer_size bytes) is too small for 3 chunks"
