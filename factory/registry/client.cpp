@@ -76,7 +76,7 @@ ClientOptions for_host(const std::string& host, ClientOptions o) {
     if (!o.registries) return o;
     const auto* h = o.registries->find(host);
     if (!h) return o;
-    if (h->ca.empty() == false && o.tls.ca_file.empty()) o.tls.ca_file = h->ca;
+    if (!h->ca.empty() && o.tls.ca_file.empty()) o.tls.ca_file = h->ca;
     if (h->insecure && !o.tls_verify_given && o.tls.verify) {
         o.tls.verify = false;
         warn_insecure(host, "insecure = true in " + o.registries->file.string());

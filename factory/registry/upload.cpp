@@ -104,7 +104,7 @@ class Upload {
         int range_errors = 0;
         for (;;) {
             if (offset >= size_) {
-                if (finish(location)) return;
+                if (finish(location, *retry)) return;
             } else {
                 auto n = std::min(options_.chunk_size, size_ - offset);
                 auto req = body_request("PATCH", location, offset, n);
@@ -154,10 +154,10 @@ class Upload {
         return req;
     }
 
-    // PUT ?digest= with no body: true when the blob is complete, false to resume and retry.
-    bool finish(std::string& location) {
+    // PUT ?digest= with no body: true when the blob is complete, false to resume and retry
+    // (retry: the upload's bound, so that a PUT that keeps failing gives up).
+    bool finish(const std::string& location, Client::Retry& retry) {
         Operation op{repository_, "PUT blob " + d_.digest};
-        Client::Retry retry(client_, op);
         HttpRequest req;
         req.method = "PUT";
         req.url = with_digest(location, d_.digest);

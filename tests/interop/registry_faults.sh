@@ -121,6 +121,11 @@ FACTORY_CACHE=$TEST_DIR/never expect_exit 1 pull --tls-verify=false --retries 2 
 assert_match "^factory: error: registry $P: repository t/hello: GET blob sha256:[0-9a-f]{64}: HTTP 503 \(UNAVAILABLE: injected\); gave up after 3 attempts in [0-9.]+s$" \
     "$(error_line)" "the final error"
 nothing_stored "$TEST_DIR/never"
+rm -rf "$TEST_DIR/store/registry-sources"
+set_rules '[{"match": " PATCH /v2/t/never/blobs/uploads/", "fault": "503", "after": 1, "times": -1}]'
+expect_exit 1 push --tls-verify=false --retries 2 --chunk-size 256KiB hello:latest "$P/t/never:v1"
+assert_match "^factory: error: registry $P: repository t/never: PATCH blob $layer: HTTP 503 \(UNAVAILABLE: injected\); gave up after 3 attempts in [0-9.]+s$" \
+    "$(error_line)" "a chunk that keeps failing gives up"
 set_rules '[{"match": " GET /v2/t/hello/blobs/", "fault": "503", "times": -1}]'
 FACTORY_CACHE=$TEST_DIR/never2 expect_exit 1 pull --tls-verify=false --retries 100 --retry-time 2 "$P/t/hello:v1"
 assert_match "gave up after [0-9]+ attempts in [0-9.]+s$" "$(error_line)" "bounded in total time"
