@@ -192,7 +192,7 @@ void add_registry_flags(CLI::App& cmd, RegistryFlags& flags, JobsFlag jobs) {
         cmd.add_option("--jobs", flags.jobs, "Blobs transferred at once (default 4)");
     if (cmd.get_name() != "pull" && cmd.get_name() != "login")
         cmd.add_option("--chunk-size", flags.chunk_size,
-                       "Push blobs larger than SIZE in resumable chunks of SIZE (default 32MiB)");
+                       "Push blobs larger than SIZE in resumable chunks of SIZE (default 128MiB)");
 }
 
 std::uint64_t chunk_size(const RegistryFlags& flags) {
