@@ -6,6 +6,7 @@
 #   bash bench/registry.sh                       # as root; FACTORY defaults to build/factory
 #   RUNS=5 bash bench/registry.sh
 #   SMALL_FILES=500 SMALL_MB=10 BIG_MB=20 RUNS=1 bash bench/registry.sh   # a quick smoke run
+#   PUSH_FLAGS="--chunk-size 1GiB" bash bench/registry.sh   # extra flags of the measured push
 #
 # Each measured push goes to a fresh registry (new storage: nothing to skip or mount) with a
 # fresh skopeo blob-info cache (HOME); each pull into a fresh store / layout. Medians of RUNS.
@@ -27,6 +28,7 @@ SMALL_FILES=${SMALL_FILES:-5000}
 SMALL_MB=${SMALL_MB:-100}
 BIG_MB=${BIG_MB:-300}
 TIMEOUT=${TIMEOUT:-600}
+read -r -a push_flags <<<"${PUSH_FLAGS:-}"
 
 [[ -x $FACTORY ]] || { echo "registry: no factory binary at $FACTORY" >&2; exit 1; }
 for tool in python3 skopeo docker-registry curl /usr/bin/time; do
@@ -118,7 +120,7 @@ for i in $(seq 0 "$RUNS"); do # run 0: unmeasured warm-up
     log "run $i"
     start_registry
     timed "$WORK/fpush$suffix" "$FACTORY" push --cache "$store" --tls-verify=false --progress plain \
-        bench-registry:latest "$R/bench/f:1"
+        "${push_flags[@]}" bench-registry:latest "$R/bench/f:1"
     timed "$WORK/noop$suffix" "$FACTORY" push --cache "$store" --tls-verify=false --progress plain \
         bench-registry:latest "$R/bench/f:1"
     timed "$WORK/fpull$suffix" "$FACTORY" pull --cache "$WORK/pull-$i" --tls-verify=false \

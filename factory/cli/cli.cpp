@@ -42,7 +42,7 @@ struct BuildArgs {
     std::string runtime;
     std::vector<std::string> secrets;
     unsigned jobs = 0;
-    bool dry_run = false, json = false;
+    bool dry_run = false, json = false, push = false;
     bool check = false;
     std::string max_size, lock_timeout;
     DiskArgs disk;
@@ -131,13 +131,15 @@ int run_build(BuildArgs a, const std::string& cache_dir, const RegistryFlags& re
     }
     if (a.offline && !pushes.empty())
         throw usage_error("-o " + pushes.front() + ": --offline allows no push to a registry");
+    if (a.offline && a.push) throw usage_error("--push: --offline allows no push to a registry");
     if ((a.outputs.size() > 0 || pushes.size() > 0) && a.recipes.size() > 1)
         throw usage_error("-o takes a single recipe; build the recipes one at a time");
     options.jobs = a.jobs;
+    if (a.push) check_recipe_push(a.recipes, options.args);
     Progress progress(*mode);
     if (a.check) {
-        if (a.dry_run || !a.outputs.empty() || !pushes.empty() || !a.digest_file.empty())
-            throw usage_error("--check takes no --dry-run, -o or --digest-file");
+        if (a.dry_run || !a.outputs.empty() || !pushes.empty() || a.push || !a.digest_file.empty())
+            throw usage_error("--check takes no --dry-run, -o, --push or --digest-file");
         return run_check(a.recipes, options, progress);
     }
     if (a.dry_run) return print_plans(a.recipes, options, a.json, progress);
@@ -147,6 +149,12 @@ int run_build(BuildArgs a, const std::string& cache_dir, const RegistryFlags& re
         const auto& r = *outcomes.front().result;
         push_outputs(pushes, r.name + ":" + r.tags.front(), options.store_root, registry_flags);
     }
+    for (const auto& o : outcomes) // --push: each recipe's image to its own name and tags
+        if (a.push && o.result) {
+            auto p = recipe_push(o.result->name, o.result->tags);
+            push_outputs({p.destination}, p.destination.substr(9), options.store_root,
+                         registry_flags, p.extra_tags);
+        }
     return print_outcomes(outcomes, a.recipes, a.digest_file);
 }
 
@@ -274,6 +282,9 @@ int run(int argc, char** argv) {
                       "store (default: wait)");
     build->add_option("-j,--jobs", build_args.jobs,
                       "Stages to run at once over all recipes (default: the number of cores)");
+    build->add_flag(
+        "--push", build_args.push,
+        "Push the image to its recipe name (a registry reference) with each of its tags");
     build->add_flag("--dry-run", build_args.dry_run,
                     "Print the plan (stages, steps, keys, cached or not); build nothing");
     build->add_flag("--json", build_args.json, "With --dry-run: the plan as JSON");

@@ -3,6 +3,7 @@
 // docker:// destinations of `factory build -o` and `factory export`.
 
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -18,12 +19,13 @@ namespace factory::cli {
 
 // The options every registry command shares.
 struct RegistryFlags {
-    std::string tls_verify = "true"; // --tls-verify=false
+    std::string tls_verify; // --tls-verify=true|false; empty: true unless the config says insecure
     std::string tls_ca;
     int retries = 4;         // retries after the first attempt
     double retry_time = 120; // seconds
     double timeout = 30;     // a stall longer than this fails the attempt
     std::size_t jobs = 4;
+    std::string chunk_size; // push: --chunk-size SIZE (default registry::default_chunk_size)
     std::string progress = "auto";
     std::string pull = "missing"; // build: --pull never|missing|always
 };
@@ -34,6 +36,9 @@ struct RegistryFlags {
 // --jobs counts stages; its registry transfers take the default).
 enum class JobsFlag { yes, no };
 void add_registry_flags(CLI::App& cmd, RegistryFlags& flags, JobsFlag jobs = JobsFlag::yes);
+
+// --chunk-size in bytes (a usage error when malformed or below registry::min_chunk_size).
+std::uint64_t chunk_size(const RegistryFlags& flags);
 
 // The client options of the flags (TLS, retries, timeouts), validated (usage errors); warns on
 // stderr when TLS verification is off for `host`.
@@ -63,6 +68,7 @@ class RegistryCommands {
     std::vector<std::string> push_tags_;
     std::string login_host_, username_, password_;
     bool password_stdin_ = false;
+    bool all_tags_ = false;
 };
 
 // Removes the docker:// destinations from outputs and returns them, so the rest can go to
@@ -76,5 +82,22 @@ void push_outputs(const std::vector<std::string>& destinations, const std::strin
                   const std::filesystem::path& store_root, const RegistryFlags& flags,
                   const std::vector<std::string>& extra_tags = {},
                   const std::string& mount_from = {});
+
+// `push --all-tags`: every store tag NAME:TAG of name (no tag) to dest (HOST/REPO, no tag) as
+// DEST:TAG, each image once with all its tags; prints "docker://DEST:TAG DIGEST" per tag.
+void push_all_tags(const std::string& name, const std::string& dest,
+                   const std::filesystem::path& store_root, const RegistryFlags& flags,
+                   const std::string& mount_from = {});
+
+// `build --push`: the destination of a recipe's image (docker://NAME:TAG, its first tag) and
+// the recipe's other tags. A usage error when name names no registry host.
+struct RecipePush {
+    std::string destination;
+    std::vector<std::string> extra_tags;
+};
+RecipePush recipe_push(const std::string& name, const std::vector<std::string>& tags);
+// Reads each recipe's name before a build --push does any work (recipe_push's errors).
+void check_recipe_push(const std::vector<std::string>& recipes,
+                       const std::map<std::string, std::string>& args);
 
 } // namespace factory::cli

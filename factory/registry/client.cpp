@@ -71,10 +71,23 @@ std::string seconds_text(Seconds s) {
     return buf;
 }
 
+// options with the settings the registries config has for host.
+ClientOptions for_host(const std::string& host, ClientOptions o) {
+    if (!o.registries) return o;
+    const auto* h = o.registries->find(host);
+    if (!h) return o;
+    if (!h->ca.empty() && o.tls.ca_file.empty()) o.tls.ca_file = h->ca;
+    if (h->insecure && !o.tls_verify_given && o.tls.verify) {
+        o.tls.verify = false;
+        warn_insecure(host, "insecure = true in " + o.registries->file.string());
+    }
+    return o;
+}
+
 } // namespace
 
 Client::Client(std::string host, ClientOptions options)
-    : host_(std::move(host)), options_(std::move(options)),
+    : host_(std::move(host)), options_(for_host(host_, std::move(options))),
       http_(options_.tls, options_.connect_timeout, options_.stall_timeout),
       rng_(std::random_device{}()) {}
 

@@ -12,12 +12,14 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "factory/registry/config.hpp"
 #include "factory/registry/credentials.hpp"
 #include "factory/registry/http.hpp"
 #include "factory/registry/retry.hpp"
@@ -28,6 +30,10 @@ namespace factory::registry {
 
 struct ClientOptions {
     TlsOptions tls;
+    // The per-registry settings (config.hpp): a host listed there gets its ca (unless tls has
+    // one) and, with insecure = true, no verification (unless tls_verify_given).
+    std::shared_ptr<const RegistriesConfig> registries;
+    bool tls_verify_given = false; // tls.verify was asked for explicitly (--tls-verify)
     RetryPolicy retry;
     Seconds connect_timeout{30};
     Seconds stall_timeout{30};

@@ -111,10 +111,12 @@ std::size_t on_read(char* buffer, std::size_t size, std::size_t n, void* p) {
         want = static_cast<std::size_t>(
             std::min<std::uint64_t>(want, req.body_size - t->upload_offset));
         for (;;) {
-            auto got = ::pread(req.body_fd, buffer, want, static_cast<off_t>(t->upload_offset));
+            auto got = ::pread(req.body_fd, buffer, want,
+                               static_cast<off_t>(req.body_offset + t->upload_offset));
             if (got < 0 && errno == EINTR) continue;
             if (got <= 0) return CURL_READFUNC_ABORT;
             t->upload_offset += static_cast<std::uint64_t>(got);
+            if (req.on_sent) req.on_sent(static_cast<std::uint64_t>(got));
             return static_cast<std::size_t>(got);
         }
     }

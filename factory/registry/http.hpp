@@ -30,8 +30,11 @@ struct HttpRequest {
     std::string url;
     std::vector<std::string> headers; // "Name: value"
     std::string body;                 // request body (PUT/POST/PATCH), unless body_fd is set
-    int body_fd = -1;                 // stream the body from this file (pread from offset 0)
+    int body_fd = -1;                 // stream the body from this file (pread from body_offset)
     std::uint64_t body_size = 0;      // bytes of body_fd
+    std::uint64_t body_offset = 0;    // where in body_fd the body starts (a chunk of a blob)
+    // Called with the number of body bytes handed to curl, as they go (upload progress).
+    std::function<void(std::uint64_t)> on_sent;
     // Receives the body of a 2xx answer chunk by chunk (instead of HttpResponse::body), with the
     // response's status and headers; false aborts the transfer (HttpResponse::aborted is set).
     std::function<bool(const struct HttpResponse&, const char*, std::size_t)> on_body;

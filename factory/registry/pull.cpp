@@ -5,6 +5,8 @@
 
 #include "factory/oci/digest.hpp"
 #include "factory/oci/media_types.hpp"
+#include "factory/registry/blob_progress.hpp"
+#include "factory/registry/blob_sources.hpp"
 #include "factory/registry/blob_transfer.hpp"
 
 namespace factory::registry {
@@ -15,12 +17,6 @@ namespace mt = oci::media_type;
 
 std::string short_digest(const std::string& d) {
     return d.size() > 19 ? d.substr(0, 19) : d;
-}
-
-std::string rate(std::uint64_t bytes, Seconds s) {
-    if (s.count() <= 0) return "";
-    return ", " + human_size(static_cast<std::uint64_t>(static_cast<double>(bytes) / s.count())) +
-           "/s";
 }
 
 // A Range answer must start where we asked (RFC 9110 §14.4: "bytes START-END/TOTAL").
@@ -40,8 +36,8 @@ bool fetch_blob(Client& client, const std::string& repository, const oci::Descri
     if (d.size < 0) throw Error("blob " + d.digest + ": negative size");
     auto size = static_cast<std::uint64_t>(d.size);
     Operation op{repository, "GET blob " + d.digest};
-    auto start = std::chrono::steady_clock::now();
     auto writer = std::make_optional(blobs.writer());
+    BlobProgress shown(progress, "pull", d);
     Client::Retry retry(client, op);
     for (;;) {
         std::uint64_t have = writer->size();
@@ -72,6 +68,7 @@ bool fetch_blob(Client& client, const std::string& repository, const oci::Descri
                 return false;
             }
             writer->write(data, n);
+            shown.add(n);
             return true;
         };
         auto resp = client.send_once(op, req, Access::pull);
@@ -99,10 +96,7 @@ bool fetch_blob(Client& client, const std::string& repository, const oci::Descri
     }
     auto committed = writer->commit_verified(*hex, size);
     if (!committed) throw Error(client.error_message(op, committed.error()));
-    if (progress) {
-        auto secs = std::chrono::duration_cast<Seconds>(std::chrono::steady_clock::now() - start);
-        progress->event("pull", short_digest(d.digest) + " " + human_size(size) + rate(size, secs));
-    }
+    shown.done("", size);
     return true;
 }
 
@@ -193,6 +187,7 @@ PulledImage pull(Client& client, const Reference& ref, oci::Layout& store,
     blobs.insert(blobs.end(), manifest.layers.begin(), manifest.layers.end());
     std::atomic<std::size_t> fetched{0};
     std::atomic<std::uint64_t> bytes{0};
+    BlobSources sources(store);
     for_each_parallel(blobs.size(), options.jobs,
                       [&](std::size_t i, const std::atomic<bool>& cancelled) {
                           if (fetch_blob(client, ref.repository, blobs[i], store.blobs(), cancelled,
@@ -200,6 +195,7 @@ PulledImage pull(Client& client, const Reference& ref, oci::Layout& store,
                               ++fetched;
                               bytes += static_cast<std::uint64_t>(blobs[i].size);
                           }
+                          sources.record(blobs[i].digest, client.host(), ref.repository);
                       });
     auto config_bytes = store.read_blob(manifest.config);
     if (!config_bytes)

@@ -1,11 +1,15 @@
 #include "factory/registry/push.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 
 #include "factory/oci/media_types.hpp"
+#include "factory/registry/blob_progress.hpp"
+#include "factory/registry/blob_sources.hpp"
 #include "factory/registry/blob_transfer.hpp"
 #include "factory/registry/pull.hpp"
+#include "factory/registry/upload.hpp"
 
 namespace factory::registry {
 
@@ -26,65 +30,32 @@ bool blob_exists(Client& client, const std::string& repository, const oci::Descr
     return true;
 }
 
-std::string with_digest(const std::string& location, const std::string& digest) {
-    return location + (location.find('?') == std::string::npos ? "?" : "&") +
-           "digest=" + url_escape(digest);
-}
+struct BlobPushed {
+    BlobOutcome outcome;
+    UploadResult upload;
+};
 
-// POST …/uploads/ (with ?mount= when from is given): the upload URL, or "" when mounted.
-std::string start_upload(Client& client, const std::string& repository, const oci::Descriptor& d,
-                         const std::string& from) {
-    Operation op{repository, from.empty() ? "POST blob upload" : "POST blob mount " + d.digest};
-    HttpRequest req;
-    req.method = "POST";
-    req.url = repository + "/blobs/uploads/";
-    std::vector<std::string> scopes;
-    if (!from.empty()) {
-        req.url += "?mount=" + url_escape(d.digest) + "&from=" + url_escape(from);
-        scopes.push_back("repository:" + from + ":pull");
-    }
-    auto resp = client.send(op, req, Access::push, scopes);
-    if (resp.status == 201 && !from.empty()) return "";
-    if (resp.status != 202) client.fail(op, resp);
-    auto location = resp.header("location");
-    if (location.empty()) throw Error(client.error_message(op, "202 without a Location"));
-    auto url = resolve_url(client.api_base(), location);
-    if (!url) throw Error(client.error_message(op, "malformed Location"));
-    return *url;
-}
-
-BlobOutcome push_blob(Client& client, const oci::Layout& store, const std::string& repository,
-                      const oci::Descriptor& d, const PushOptions& options) {
-    if (blob_exists(client, repository, d)) return BlobOutcome::present;
+BlobPushed push_blob(Client& client, const oci::Layout& store, const std::string& repository,
+                     const oci::Descriptor& d, const PushOptions& options, BlobProgress& shown) {
+    if (blob_exists(client, repository, d)) return {BlobOutcome::present, {}};
     auto hex = d.sha256_hex();
     if (!hex) throw Error("blob " + d.digest + ": " + hex.error());
     auto fd = store.blobs().open(*hex);
     if (!fd) throw Error("push: " + fd.error());
-    Operation op{repository, "PUT blob " + d.digest};
-    Client::Retry retry(client, op);
-    bool mount = !options.mount_from.empty() && options.mount_from != repository;
-    for (;;) {
-        auto location = start_upload(client, repository, d, mount ? options.mount_from : "");
-        if (location.empty()) return BlobOutcome::mounted;
-        mount = false; // a 202 to a mount is an upload session; a retry starts a plain one
-        HttpRequest req;
-        req.method = "PUT";
-        req.url = with_digest(location, d.digest);
-        req.headers.push_back("Content-Type: application/octet-stream");
-        req.body_fd = fd->get();
-        req.body_size = static_cast<std::uint64_t>(d.size);
-        // The upload URL is the registry's own (or where it pointed): credentials only go to
-        // the registry's origin (Client::follow).
-        auto resp = client.send_once(op, req, Access::push);
-        if (resp.status == 201 || (resp.ok() && resp.status != 202)) {
-            auto got = resp.header("docker-content-digest");
-            if (!got.empty() && got != d.digest)
-                throw Error(client.error_message(op, "the registry stored digest " + got));
-            return BlobOutcome::uploaded;
-        }
-        if (resp.curl_code == 0 && !retryable_status(resp.status)) client.fail(op, resp);
-        if (!retry.again(resp)) client.fail(op, resp, retry.attempts(), retry.elapsed());
-    }
+    UploadOptions upload;
+    upload.chunk_size = options.chunk_size;
+    upload.on_sent = [&shown](std::uint64_t n) { shown.add(n); };
+    if (!options.mount_from.empty()) upload.mount_from.push_back(options.mount_from);
+    // Repositories of this registry the blob was pulled from or pushed to (blob_sources.hpp).
+    if (options.discover_mounts)
+        for (auto& repo : BlobSources(store).repositories(d.digest, client.host()))
+            if (repo != repository && std::find(upload.mount_from.begin(), upload.mount_from.end(),
+                                                repo) == upload.mount_from.end())
+                upload.mount_from.push_back(std::move(repo));
+    // The upload URL is the registry's own (or where it pointed): credentials only go to the
+    // registry's origin (Client::follow).
+    auto result = upload_blob(client, repository, d, fd->get(), upload);
+    return {result.mounted ? BlobOutcome::mounted : BlobOutcome::uploaded, result};
 }
 
 // PUT manifests/<reference> with the exact bytes; false if it was already there (same digest).
@@ -107,6 +78,17 @@ bool put_manifest(Client& client, const std::string& repository, const std::stri
     return true;
 }
 
+// True if every tag (at least one) already names digest: one HEAD per tag.
+bool all_tags_name(Client& client, const std::string& repository,
+                   const std::vector<std::string>& tags, const std::string& digest) {
+    if (tags.empty()) return false;
+    for (const auto& t : tags) {
+        auto head = head_manifest(client, repository, t);
+        if (!head || head->digest != digest) return false;
+    }
+    return true;
+}
+
 } // namespace
 
 PushResult push(Client& client, const oci::Layout& store, const oci::Descriptor& image,
@@ -122,11 +104,28 @@ PushResult push(Client& client, const oci::Layout& store, const oci::Descriptor&
             .push_back(d);
     PushResult out;
     out.digest = image.digest;
+    std::vector<std::string> tags;
+    if (!dest.tag.empty()) tags.push_back(dest.tag);
+    for (const auto& t : options.extra_tags)
+        if (std::find(tags.begin(), tags.end(), t) == tags.end()) tags.push_back(t);
+    if (all_tags_name(client, dest.repository, tags, image.digest)) {
+        // A registry accepts a manifest only when it has its blobs: nothing to send or check.
+        out.blobs_present = blobs.size();
+        out.manifest_present = true;
+        for (const auto& b : blobs)
+            BlobSources(store).record(b.digest, client.host(), dest.repository);
+        return out;
+    }
     std::atomic<std::size_t> uploaded{0}, mounted{0}, present{0};
-    std::atomic<std::uint64_t> bytes{0};
+    std::atomic<std::uint64_t> bytes{0}, sent{0};
+    std::atomic<std::size_t> resumes{0};
     for_each_parallel(blobs.size(), options.jobs, [&](std::size_t i, const std::atomic<bool>&) {
-        auto start = std::chrono::steady_clock::now();
-        auto outcome = push_blob(client, store, dest.repository, blobs[i], options);
+        BlobProgress shown(options.progress, "push", blobs[i]);
+        auto pushed = push_blob(client, store, dest.repository, blobs[i], options, shown);
+        BlobSources(store).record(blobs[i].digest, client.host(), dest.repository);
+        auto outcome = pushed.outcome;
+        sent += pushed.upload.bytes_sent;
+        resumes += static_cast<std::size_t>(pushed.upload.resumes);
         auto size = static_cast<std::uint64_t>(blobs[i].size);
         if (outcome == BlobOutcome::present) ++present;
         if (outcome == BlobOutcome::mounted) ++mounted;
@@ -134,20 +133,10 @@ PushResult push(Client& client, const oci::Layout& store, const oci::Descriptor&
             ++uploaded;
             bytes += size;
         }
-        if (options.progress) {
-            auto secs =
-                std::chrono::duration_cast<Seconds>(std::chrono::steady_clock::now() - start);
-            const char* what = outcome == BlobOutcome::present   ? "exists"
-                               : outcome == BlobOutcome::mounted ? "mounted"
-                                                                 : "pushed";
-            std::string line = blobs[i].digest.substr(0, 19) + " " + human_size(size) + " " + what;
-            if (outcome == BlobOutcome::uploaded && secs.count() > 0)
-                line += ", " +
-                        human_size(
-                            static_cast<std::uint64_t>(static_cast<double>(size) / secs.count())) +
-                        "/s";
-            options.progress->event("push", line);
-        }
+        shown.done(outcome == BlobOutcome::present   ? "exists"
+                   : outcome == BlobOutcome::mounted ? "mounted from " + pushed.upload.mounted_from
+                                                     : "pushed",
+                   pushed.upload.bytes_sent);
     });
     bool any_put = false;
     for (const auto& m : manifests) {
@@ -157,16 +146,14 @@ PushResult push(Client& client, const oci::Layout& store, const oci::Descriptor&
     }
     auto top = store.read_blob(image);
     if (!top) throw Error("push: " + top.error());
-    std::vector<std::string> tags;
-    if (!dest.tag.empty()) tags.push_back(dest.tag);
-    for (const auto& t : options.extra_tags)
-        if (std::find(tags.begin(), tags.end(), t) == tags.end()) tags.push_back(t);
     for (const auto& t : tags)
         any_put |= put_manifest(client, dest.repository, t, image, *top);
     out.blobs_uploaded = uploaded;
     out.blobs_mounted = mounted;
     out.blobs_present = present;
     out.bytes_uploaded = bytes;
+    out.bytes_sent = sent;
+    out.resumes = resumes;
     out.manifest_present = !any_put;
     return out;
 }

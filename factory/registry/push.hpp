@@ -1,10 +1,12 @@
 #pragma once
 // Pushing an image of the store to a registry (distribution-spec "Push"): each blob is skipped
 // when a HEAD finds it, else mounted from another repository of the same registry when one is
-// given (201 mounted; 202 means an upload session to use instead), else uploaded monolithically
-// (POST, then PUT ?digest= with the bytes streamed from the store). Manifests go last, child
+// given or known to the store (blob_sources.hpp: where it was pulled from or pushed to; 201
+// mounted, 202 an upload session to use instead), else uploaded (upload.hpp:
+// one PUT for a small blob, resumable PATCH chunks for a large one). Manifests go last, child
 // manifests before an index, each with its exact bytes and checked against the digest the
-// registry reports; then the tags.
+// registry reports; then the tags. When every tag already names the image (a HEAD each), nothing
+// else is asked: the registry has the manifest, so it has its blobs.
 
 #include <cstddef>
 #include <string>
@@ -14,6 +16,7 @@
 #include "factory/oci/layout.hpp"
 #include "factory/registry/client.hpp"
 #include "factory/registry/reference.hpp"
+#include "factory/registry/upload.hpp"
 
 namespace factory::registry {
 
@@ -22,6 +25,9 @@ struct PushOptions {
     Progress* progress = nullptr;
     std::vector<std::string> extra_tags; // also tagged (--all-tags, a recipe's tags)
     std::string mount_from;              // a repository of the same registry to mount from
+    // Also try to mount from the repositories the store knows have the blob (blob_sources.hpp).
+    bool discover_mounts = true;
+    std::uint64_t chunk_size = default_chunk_size; // larger blobs go in PATCH chunks
 };
 
 struct PushResult {
@@ -30,6 +36,8 @@ struct PushResult {
     std::size_t blobs_mounted = 0;  // mounted from mount_from
     std::size_t blobs_present = 0;  // found by HEAD
     std::uint64_t bytes_uploaded = 0;
+    std::uint64_t bytes_sent = 0;  // blob bytes sent, resent ones included
+    std::size_t resumes = 0;       // chunked uploads that went on from the registry's offset
     bool manifest_present = false; // every manifest and tag was already there
 };
 

@@ -120,6 +120,8 @@ void Progress::redraw_locked() {
         const auto& r = running_[i];
         // A line that wraps would break the cursor arithmetic: the description is cut.
         auto what = r.what.size() > 60 ? r.what.substr(0, 57) + "..." : r.what;
+        if (!r.status.empty())
+            what += " " + (r.status.size() > 40 ? r.status.substr(0, 40) : r.status);
         std::fprintf(out_, "%s%s=> [%s]%s %s %.1fs", i ? "\n" : "", dim, r.id.c_str(), reset,
                      what.c_str(), std::chrono::duration<double>(now - r.started).count());
     }
@@ -215,6 +217,13 @@ void Progress::step_failed(const std::string& id, const std::string& message) {
         break;
     }
     std::fflush(out_);
+}
+
+void Progress::step_status(const std::string& id, const std::string& status) {
+    if (mode_ != ProgressMode::tty) return;
+    std::lock_guard lock(mutex_);
+    for (auto& r : running_)
+        if (r.id == id) r.status = status; // drawn by the next tick
 }
 
 void Progress::output(const std::string& id, std::string_view line) {

@@ -37,6 +37,9 @@ class Progress {
     // The running step finished; `result` like "sha256:ab12… 3.1 MB".
     void step_done(const std::string& id, const std::string& result, bool cached = false);
     void step_failed(const std::string& id, const std::string& message);
+    // tty: a running step's live status, drawn after its description ("3.1 MB / 12 MB,
+    // 5.0 MB/s"); the other forms print nothing for it (their lines are the events).
+    void step_status(const std::string& id, const std::string& status);
     // One line of a running step's command output.
     void output(const std::string& id, std::string_view line);
     // Any other event: "base", "export", "done" … with a message.
@@ -46,6 +49,7 @@ class Progress {
     struct Running {
         std::string id, what;
         std::chrono::steady_clock::time_point started;
+        std::string status = {}; // step_status
     };
     void tick_loop();
     void redraw_locked();

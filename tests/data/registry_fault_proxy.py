@@ -9,13 +9,15 @@ changes) whose "match" regex matches "HOST METHOD PATH" (HOST as the Host header
 
     {"match": " GET /v2/.*/blobs/", "fault": "reset", "times": 2}
 
-faults: reset (half the body, then a TCP reset), truncate (half the body, then a clean close),
+faults: cut (half the request body is read, the first line of an answer sent, then a TCP reset;
+nothing reaches the registry),
+reset (half the response body, then a TCP reset), truncate (half the body, then a clean close),
 stall (half the body, then silence for "seconds"), 500, 503, 429 (with "retry_after"),
 redirect (307 to the same path on "localhost", another origin), serve (answer "status" with
 "headers" and "body", or "body_size" spaces, instead of the registry), basic (answer 401 with a Basic
 challenge unless an Authorization header came; used to see whether a redirected request still
-carries credentials). "times": -1 never runs out. Each request is logged to LOG_FILE as
-"HOST METHOD PATH auth=yes|no fault=NAME".
+carries credentials). "times": -1 never runs out; "after": N lets the first N matching requests through. Each request is logged to LOG_FILE as
+"HOST METHOD PATH auth=yes|no fault=NAME bytes=N" (N: request body bytes received).
 """
 import http.client
 import json
@@ -30,7 +32,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 PORT_FILE, UPSTREAM, RULES_FILE, LOG_FILE = sys.argv[1:5]
 lock = threading.Lock()
-state = {"mtime": None, "rules": [], "used": []}
+state = {"mtime": None, "rules": [], "used": [], "seen": []}
 
 
 def rule_for(line):
@@ -43,9 +45,15 @@ def rule_for(line):
             state["mtime"] = mtime
             state["rules"] = json.load(open(RULES_FILE)) if mtime else []
             state["used"] = [0] * len(state["rules"])
+            state["seen"] = [0] * len(state["rules"])
         for i, r in enumerate(state["rules"]):
             times = r.get("times", 1)
-            if re.search(r["match"], line) and (times < 0 or state["used"][i] < times):
+            if not re.search(r["match"], line):
+                continue
+            state["seen"][i] += 1
+            if state["seen"][i] <= r.get("after", 0):
+                continue
+            if times < 0 or state["used"][i] < times:
                 state["used"][i] += 1
                 return r
     return None
@@ -59,14 +67,27 @@ class Proxy(BaseHTTPRequestHandler):
 
     def handle_any(self):
         length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
         host = self.headers.get("Host", "")
         line = f"{self.command} {self.path}"
         rule = rule_for(f"{host} {line}")
         fault = rule["fault"] if rule else "none"
         has_auth = "Authorization" in self.headers
+        if fault == "cut":
+            # Half the request body arrives, then the connection breaks; the registry sees none.
+            body = self.rfile.read(length // 2) if length else b""
+        else:
+            body = self.rfile.read(length) if length else b""
         with lock, open(LOG_FILE, "a") as log:
-            log.write(f"{host} {line} auth={'yes' if has_auth else 'no'} fault={fault}\n")
+            log.write(f"{host} {line} auth={'yes' if has_auth else 'no'} fault={fault} bytes={len(body)}\n")
+        if fault == "cut":
+            # A response begun (so that curl can't take it for a dead idle connection and resend
+            # by itself), then the reset.
+            self.wfile.write(b"HTTP/1.1 202 Accepted\r\n")
+            self.wfile.flush()
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_connection = True
+            self.connection.close()
+            return
         if fault == "basic":
             if not has_auth:
                 return self.reply(401, b"", {"WWW-Authenticate": 'Basic realm="proxy"'})

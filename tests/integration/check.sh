@@ -97,5 +97,5 @@ expect_ok cache verify
 
 step "usage errors"
 expect_exit 2 build --check --dry-run "$ctx/stamp.toml"
-assert_contains "$(error_line)" "--check takes no --dry-run, -o or --digest-file" "error"
+assert_contains "$(error_line)" "--check takes no --dry-run, -o, --push or --digest-file" "error"
 expect_exit 2 build --check -o "oci:$TEST_DIR/out" "$ctx/stamp.toml"

@@ -30,6 +30,12 @@ for t in v2 extra; do
     assert_eq "$HELLO" "$(skopeo inspect --tls-verify=false --format '{{.Digest}}' "docker://$R/other/hello:$t")" "tag $t"
 done
 
+step "mount sources the store knows: a push to a third repository mounts without --mount-from"
+expect_ok push "${insecure[@]}" --progress plain hello:latest "$R/third/hello:v1"
+assert_contains "$ERR" "0 uploaded (0 B), 3 mounted, 0 already there" "mounted from a repository the store knows"
+assert_eq "$HELLO" "$(skopeo inspect --tls-verify=false --format '{{.Digest}}' "docker://$R/third/hello:v1")" \
+    "the mounted image is whole"
+
 step "pull into an empty store: same digest, verified, named by the reference"
 export FACTORY_CACHE=$TEST_DIR/store2
 expect_ok pull "${insecure[@]}" "$R/test/hello:v1"
@@ -40,6 +46,8 @@ expect_ok images
 assert_contains "$OUT" "$R/test/hello:v1" "the pulled ref"
 expect_ok pull "${insecure[@]}" "$R/test/hello@$HELLO"
 assert_eq "$R/test/hello@$HELLO $HELLO" "$(last_line)" "pull by digest"
+expect_ok push "${insecure[@]}" --progress plain "$R/test/hello:v1" "$R/from-pull/hello:v1"
+assert_contains "$ERR" "0 uploaded (0 B), 3 mounted" "a pulled image's blobs are mounted from where they came"
 expect_ok export "$R/test/hello:v1" "oci:$TEST_DIR/pulled:p"
 assert_eq "$HELLO" "$(layout_digest "$TEST_DIR/pulled" p)" "the pulled image exports unchanged"
 
@@ -64,6 +72,34 @@ expect_ok export "${insecure[@]}" hello:latest "docker://$R/exported/hello:e1"
 assert_eq "docker://$R/exported/hello:e1 $HELLO" "$(last_line)" "export pushes"
 assert_eq "$HELLO" "$(skopeo inspect --tls-verify=false --format '{{.Digest}}' "docker://$R/exported/hello:e1")" \
     "exported digest"
+
+step "build --push: the recipe's own name and every tag; push --all-tags"
+mkdir -p "$TEST_DIR/team"
+cp -a "$FACTORY_SOURCE_DIR/recipes/hello" "$TEST_DIR/team/hello"
+sed -e "s|^name = \"hello\"|name = \"$R/team/hello\"|" -e 's|^tags = \["latest"\]|tags = ["1.0", "latest"]|' \
+    "$FACTORY_SOURCE_DIR/recipes/hello.toml" >"$TEST_DIR/team/hello.toml"
+grep -q "^name = \"$R/team/hello\"" "$TEST_DIR/team/hello.toml" || fail "the recipe was not renamed"
+expect_ok build "${insecure[@]}" --push "$TEST_DIR/team/hello.toml"
+team=$(last_line)
+team=${team##* }
+assert_contains "$OUT" "docker://$R/team/hello:1.0 $team" "--push pushes the recipe's first tag"
+for t in 1.0 latest; do
+    assert_eq "$team" "$(skopeo inspect --tls-verify=false --format '{{.Digest}}' "docker://$R/team/hello:$t")" \
+        "--push tag $t"
+done
+expect_exit 2 build "${insecure[@]}" --push "$FACTORY_SOURCE_DIR/recipes/hello.toml"
+assert_contains "$(error_line)" "--push: the recipe's image name 'hello' names no registry" "--push needs a registry name"
+expect_ok push "${insecure[@]}" --all-tags "$R/team/hello" "$R/mirror/hello"
+assert_eq "docker://$R/mirror/hello:1.0 $team
+docker://$R/mirror/hello:latest $team" "$OUT" "--all-tags pushes each tag"
+assert_eq "$team" "$(skopeo inspect --tls-verify=false --format '{{.Digest}}' "docker://$R/mirror/hello:latest")" \
+    "--all-tags tag latest"
+expect_exit 2 push "${insecure[@]}" --all-tags hello:latest "$R/mirror/hello"
+assert_contains "$(error_line)" "push --all-tags: give the source as a name without a tag" "--all-tags takes a name"
+expect_exit 2 push "${insecure[@]}" --all-tags hello "$R/mirror/hello:v1"
+assert_contains "$(error_line)" "push --all-tags: give the destination as HOST/REPO without a tag" "--all-tags takes a repository"
+expect_exit 2 push "${insecure[@]}" --all-tags nothing-here "$R/mirror/hello"
+assert_contains "$(error_line)" "push --all-tags: no tags of 'nothing-here' in the store" "--all-tags of an unknown name"
 
 step "errors: unknown tag, no registry, bad reference, TLS verification on a plain registry"
 expect_exit 1 pull "${insecure[@]}" "$R/test/hello:nope"

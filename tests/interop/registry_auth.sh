@@ -41,7 +41,7 @@ run_registry basic "auth:
     path: $TEST_DIR/htpasswd"
 B=$REGISTRY
 expect_exit 1 push --tls-verify=false hello:latest "$B/t/hello:v1"
-assert_contains "$(error_line)" "registry $B: repository t/hello: HEAD blob" "anonymous push names the request"
+assert_contains "$(error_line)" "registry $B: repository t/hello: HEAD manifest v1: HTTP 401" "anonymous push names the request"
 assert_contains "$(error_line)" "HTTP 401" "and the status"
 run_factory login --tls-verify=false -u alice --password-stdin "$B" <<<"wrong"
 assert_eq 1 "$RC" "a wrong password fails the login"

@@ -75,12 +75,57 @@ set_rules '[]'
 FACTORY_CACHE=$TEST_DIR/pushed-back expect_ok pull --tls-verify=false "$REGISTRY/t/pushed:v1"
 assert_eq "$REGISTRY/t/pushed:v1 $HELLO" "$(last_line)" "what was pushed under faults is intact"
 
+step "a no-op push asks one HEAD per tag and nothing else"
+: >"$TEST_DIR/proxy.requests"
+expect_ok push "${opts[@]}" --tag v1b hello:latest "$P/t/pushed:v1"
+: >"$TEST_DIR/proxy.requests"
+expect_ok push "${opts[@]}" --tag v1b hello:latest "$P/t/pushed:v1"
+assert_contains "$ERR" "0 uploaded (0 B), 0 mounted, 3 already there, manifest unchanged" "the no-op push"
+assert_eq "HEAD /v2/t/pushed/manifests/v1
+HEAD /v2/t/pushed/manifests/v1b" "$(grep -v ' GET /v2/ ' "$TEST_DIR/proxy.requests" | cut -d' ' -f2,3)" \
+    "the requests of a no-op push"
+
+step "push: a chunked upload cut mid-PATCH goes on from the registry's offset"
+layer_size=$(stat -c %s "$(blob "$TEST_DIR/store" "$layer")")
+[[ $layer_size -gt $((3 * 256 * 1024)) ]] || fail "the first layer ($layer_size bytes) is too small for 3 chunks"
+: >"$TEST_DIR/proxy.requests"
+# The store knows t/pushed has every blob now; forget it, or the push would mount them all.
+rm -rf "$TEST_DIR/store/registry-sources"
+set_rules '[{"match": " PATCH /v2/t/chunked/blobs/uploads/", "fault": "cut", "after": 2, "times": 1}]'
+NO_COLOR=1 expect_ok push --tls-verify=false --progress tty --timeout 2 --retries 4 --chunk-size 256KiB hello:latest "$P/t/chunked:v1"
+assert_eq "docker://$P/t/chunked:v1 $HELLO" "$(last_line)" "chunked push under a cut"
+assert_contains "$ERR" "PATCH blob $layer: resuming at byte 524288" "resumed at the registry's offset"
+grep -q "PATCH .* fault=cut" "$TEST_DIR/proxy.requests" || fail "the cut was not applied"
+assert_match "=> \[push ${layer:0:19}\] [0-9.]+ [kM]B pushed, [0-9.]+ [kMG]?B/s" "$ERR" "the blob's line says its rate"
+sent=$(grep " PATCH /v2/t/chunked/blobs/uploads/" "$TEST_DIR/proxy.requests" | sed 's/.* bytes=//' | paste -sd+ | bc)
+[[ $sent -ge $layer_size && $sent -lt $((2 * layer_size)) ]] ||
+    fail "chunked upload sent $sent bytes for a $layer_size-byte layer (expected under twice)"
+assert_eq 3 "$(grep -c " POST /v2/t/chunked/blobs/uploads/" "$TEST_DIR/proxy.requests")" \
+    "one upload session per blob: no restart from byte 0"
+rm -rf "$TEST_DIR/store/registry-sources"
+set_rules '[{"match": " PATCH /v2/t/chunked416/blobs/uploads/", "fault": "serve", "status": 416, "headers": {"Range": "0-0"}, "after": 1, "times": 1}]'
+expect_ok push "${opts[@]}" --chunk-size 256KiB hello:latest "$P/t/chunked416:v1"
+assert_eq "docker://$P/t/chunked416:v1 $HELLO" "$(last_line)" "chunked push after a 416"
+assert_contains "$ERR" "PATCH blob $layer: resuming at byte 262144" "a 416 asks the registry where it is"
+set_rules '[]'
+for r in chunked chunked416; do
+    FACTORY_CACHE=$TEST_DIR/$r-back expect_ok pull --tls-verify=false "$REGISTRY/t/$r:v1"
+    assert_eq "$REGISTRY/t/$r:v1 $HELLO" "$(last_line)" "what was pushed in chunks is intact ($r)"
+done
+expect_exit 2 push --tls-verify=false --chunk-size 1K hello:latest "$P/t/chunked:v2"
+assert_eq "factory: error: --chunk-size 1K: at least 64KiB" "$(error_line)" "a too-small chunk size"
+
 step "a fault that never ends: the documented error, exit 1"
 set_rules '[{"match": " GET /v2/t/hello/blobs/", "fault": "503", "times": -1}]'
 FACTORY_CACHE=$TEST_DIR/never expect_exit 1 pull --tls-verify=false --retries 2 --jobs 1 "$P/t/hello:v1"
 assert_match "^factory: error: registry $P: repository t/hello: GET blob sha256:[0-9a-f]{64}: HTTP 503 \(UNAVAILABLE: injected\); gave up after 3 attempts in [0-9.]+s$" \
     "$(error_line)" "the final error"
 nothing_stored "$TEST_DIR/never"
+rm -rf "$TEST_DIR/store/registry-sources"
+set_rules '[{"match": " PATCH /v2/t/never/blobs/uploads/", "fault": "503", "after": 1, "times": -1}]'
+expect_exit 1 push --tls-verify=false --retries 2 --chunk-size 256KiB hello:latest "$P/t/never:v1"
+assert_match "^factory: error: registry $P: repository t/never: PATCH blob $layer: HTTP 503 \(UNAVAILABLE: injected\); gave up after 3 attempts in [0-9.]+s$" \
+    "$(error_line)" "a chunk that keeps failing gives up"
 set_rules '[{"match": " GET /v2/t/hello/blobs/", "fault": "503", "times": -1}]'
 FACTORY_CACHE=$TEST_DIR/never2 expect_exit 1 pull --tls-verify=false --retries 100 --retry-time 2 "$P/t/hello:v1"
 assert_match "gave up after [0-9]+ attempts in [0-9.]+s$" "$(error_line)" "bounded in total time"

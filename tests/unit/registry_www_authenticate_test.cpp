@@ -45,7 +45,9 @@ TEST(WwwAuthenticate, RejectsMalformedHeaders) {
                             "=x", "Bearer \"quoted\"", "Bea\x01rer realm=a"}) {
         auto r = parse_www_authenticate(bad);
         EXPECT_FALSE(r) << "accepted: " << bad;
-        if (!r) EXPECT_TRUE(r.error().starts_with("WWW-Authenticate: ")) << r.error();
+        if (!r) {
+            EXPECT_TRUE(r.error().starts_with("WWW-Authenticate: ")) << r.error();
+        }
     }
     EXPECT_FALSE(parse_www_authenticate("Bearer realm=\"" + std::string(20000, 'a') + "\""));
 }
