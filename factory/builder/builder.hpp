@@ -36,6 +36,9 @@ struct BuildOptions {
     registry::BaseOptions registry; // bases by registry reference: --pull, TLS, retries
     bool offline = false;           // --offline: git and download steps use the store only
     exporter::DiskOptions disk;     // --size, --label for ext4: and raw: outputs
+    // --cache-from / --cache-to: registry caches (docs/cache.md "Remote cache").
+    std::vector<std::string> cache_from; // docker://HOST/REPO:TAG, looked up in order
+    std::string cache_to;                // docker://HOST/REPO:TAG[,mode=min|max][,keep=N] or ""
 };
 
 // One step as `factory why` reports it.
