@@ -70,6 +70,17 @@ Result<CacheEntry> entry_from(const Json& v, const std::string& where) {
                               " is not the record's blob " + record->blobs[i]);
         e.blobs.push_back(std::move(*d));
     }
+    // A layer result must name one of the record's blobs: the one a hit appends to the image.
+    if (record->result.is_object() && record->result.contains("layer")) {
+        const auto& layer = record->result.at("layer");
+        if (!layer.is_object() || !layer.contains("digest") || !layer.at("digest").is_string())
+            return Unexpected(where + ".record: its result's layer has no digest");
+        auto digest = layer.at("digest").get<std::string>();
+        if (std::none_of(e.blobs.begin(), e.blobs.end(),
+                         [&](const oci::Descriptor& d) { return d.digest == digest; }))
+            return Unexpected(where + ".record: its result's layer " + digest +
+                              " is not one of its blobs");
+    }
     e.record = std::move(*record);
     return e;
 }
