@@ -49,18 +49,20 @@ recipe=$here/recipes/ci-agent.toml
 sed 's/libc6-dev"/libc6-dev less"/' "$recipe" >"$WORK/changed.toml"
 grep -q 'libc6-dev less' "$WORK/changed.toml" || { echo "remote-cache: could not change the apt step" >&2; exit 1; }
 ref=docker://$R/bench/ci-agent:cache
-n=0
-# agent_build ARGS…: a build in a new store and HOME; prints its seconds.
+# agent_build ARGS…: a build in a new store and HOME (a directory of its own: it runs in a
+# command substitution, where no counter survives); prints its seconds.
 agent_build() {
-    n=$((n + 1))
-    mkdir -p "$WORK/agent$n/home"
-    FACTORY_CACHE=$WORK/agent$n/store HOME=$WORK/agent$n/home \
+    local agent
+    agent=$(mktemp -d "$WORK/agent.XXXXXX")
+    mkdir -p "$agent/home"
+    FACTORY_CACHE=$agent/store HOME=$agent/home \
         bench_seconds "$FACTORY" build --tls-verify=false --progress plain "$@"
+    LAST_AGENT=$agent
 }
 
 log "filling the registry cache (one cold build with --cache-to)"
 agent_build --cache-to "$ref" "$recipe" >/dev/null
-FACTORY_CACHE=$WORK/agent1/store timeout "$TIMEOUT" "$FACTORY" cache export --tls-verify=false \
+FACTORY_CACHE=$LAST_AGENT/store timeout "$TIMEOUT" "$FACTORY" cache export --tls-verify=false \
     "$ref-nomount,mode=min" >/dev/null 2>&1
 cold=() warm=() restored=() bare=()
 for i in $(seq 1 "$RUNS"); do
