@@ -44,7 +44,9 @@ json to_json(const Counters& c) {
     return {{"hits", c.hits},
             {"misses", c.misses},
             {"bytes_written", c.bytes_written},
-            {"bytes_reused", c.bytes_reused}};
+            {"bytes_reused", c.bytes_reused},
+            {"remote_hits", c.remote_hits},
+            {"bytes_downloaded", c.bytes_downloaded}};
 }
 
 Counters counters_from(const json& j) {
@@ -53,6 +55,8 @@ Counters counters_from(const json& j) {
     c.misses = j.value("misses", std::uint64_t{0});
     c.bytes_written = j.value("bytes_written", std::uint64_t{0});
     c.bytes_reused = j.value("bytes_reused", std::uint64_t{0});
+    c.remote_hits = j.value("remote_hits", std::uint64_t{0});
+    c.bytes_downloaded = j.value("bytes_downloaded", std::uint64_t{0});
     return c;
 }
 
@@ -147,6 +151,8 @@ Counters& Counters::operator+=(const Counters& o) {
     misses += o.misses;
     bytes_written += o.bytes_written;
     bytes_reused += o.bytes_reused;
+    remote_hits += o.remote_hits;
+    bytes_downloaded += o.bytes_downloaded;
     return *this;
 }
 
@@ -154,6 +160,14 @@ void Stats::hit(const std::string& kind, std::uint64_t bytes_reused) {
     Counters c;
     c.hits = 1;
     c.bytes_reused = bytes_reused;
+    total += c;
+    kinds[kind] += c;
+}
+
+void Stats::remote_hit(const std::string& kind, std::uint64_t bytes_downloaded) {
+    Counters c;
+    c.remote_hits = 1;
+    c.bytes_downloaded = bytes_downloaded;
     total += c;
     kinds[kind] += c;
 }

@@ -21,8 +21,10 @@ namespace fs = std::filesystem;
 struct Counters {
     std::uint64_t hits = 0;
     std::uint64_t misses = 0;
-    std::uint64_t bytes_written = 0; // new blob bytes stored by misses
-    std::uint64_t bytes_reused = 0;  // blob bytes a hit did not have to produce
+    std::uint64_t bytes_written = 0;    // new blob bytes stored by misses
+    std::uint64_t bytes_reused = 0;     // blob bytes a hit did not have to produce
+    std::uint64_t remote_hits = 0;      // hits found in a --cache-from registry cache
+    std::uint64_t bytes_downloaded = 0; // blob bytes fetched from one
 
     Counters& operator+=(const Counters& o);
     bool operator==(const Counters&) const = default;
@@ -36,6 +38,9 @@ struct Stats {
     // Count one step in both its kind and the total.
     void hit(const std::string& kind, std::uint64_t bytes_reused);
     void miss(const std::string& kind, std::uint64_t bytes_written);
+    // A hit of hit() that came from a registry cache, with the bytes it downloaded (counted in
+    // addition to hit()).
+    void remote_hit(const std::string& kind, std::uint64_t bytes_downloaded);
 
     Stats& operator+=(const Stats& o);
 };

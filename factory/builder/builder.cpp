@@ -1,10 +1,14 @@
 #include "factory/builder/builder.hpp"
 
+#include <set>
 #include <thread>
+
+#include "cache/lock.hpp"
 
 #include "cache/gc.hpp"
 #include "factory/builder/execute.hpp"
 #include "factory/builder/plan.hpp"
+#include "factory/builder/remote_cache.hpp"
 #include "factory/oci/layout.hpp"
 #include "factory/recipe/parser.hpp"
 
@@ -57,6 +61,47 @@ void auto_prune(const fs::path& root, std::optional<std::uint64_t> max_size, Pro
                                     human_size(*limit) + ")");
 }
 
+// The cache client: a registry that is down costs seconds, not the minutes of a pull's retries.
+registry::ClientOptions cache_client_options(const BuildOptions& options) {
+    auto o = options.registry.client;
+    o.retry.max_attempts = std::min(o.retry.max_attempts, 3);
+    o.retry.max_total = std::min(o.retry.max_total, registry::Seconds(20));
+    o.connect_timeout = std::min(o.connect_timeout, registry::Seconds(10));
+    return o;
+}
+
+// --cache-to after the builds: a failure is a warning and the exit code stays the build's
+// (docs/cache.md "When the registry fails").
+void export_build_cache(const CacheRef& ref, BuildSession& session, const BuildOptions& options,
+                        const std::vector<recipe::Recipe>& recipes, Progress& progress) {
+    CacheExportItems items;
+    std::set<std::string> seen;
+    for (const auto& [key, output] : session.resolved_keys())
+        if ((output || ref.mode == CacheMode::max) && seen.insert(key).second)
+            items.keys.push_back(key);
+    for (const auto& r : recipes)
+        for (const auto& stage : r.stages)
+            for (const auto& step : stage.steps) {
+                const recipe::RunStep* run = step.run    ? &*step.run
+                                             : step.deps ? &step.deps->run
+                                                         : nullptr;
+                if (run)
+                    for (const auto& c : run->cache) {
+                        auto id = c.id.empty() ? c.target : c.id;
+                        if (seen.insert("mount " + id).second)
+                            items.mounts.emplace_back(cache_mount_name(id), id);
+                    }
+            }
+    try {
+        auto store = oci::Layout::open(options.store_root, {.tmp_dir = options.store_root / "tmp"});
+        auto lock = cache::StoreLock::build(options.store_root);
+        export_cache(ref, store, items, cache_client_options(options), &progress);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "factory: warning: --cache-to %s: %s; the cache was not exported\n",
+                     ref.text.c_str(), e.what());
+    }
+}
+
 } // namespace
 
 BuildResult build_recipe(const fs::path& recipe_path, const BuildOptions& options,
@@ -77,7 +122,18 @@ std::vector<RecipeOutcome> build_recipes(const std::vector<fs::path>& recipe_pat
         recipes.push_back(load_recipe(path, options));
         plans.push_back(plan_steps(recipes.back(), options));
     }
+    std::optional<CacheRef> cache_to;
+    if (!options.cache_to.empty()) cache_to = parse_cache_ref(options.cache_to, "--cache-to");
+    std::vector<CacheRef> cache_from;
+    for (const auto& text : options.cache_from)
+        cache_from.push_back(parse_cache_ref(text, "--cache-from"));
     BuildSession session(options.jobs);
+    std::optional<RemoteCache> remote;
+    if (!cache_from.empty()) {
+        remote.emplace(cache_client_options(options));
+        remote->load(cache_from);
+        session.remote = &*remote;
+    }
     std::vector<RecipeOutcome> outcomes(recipes.size());
     auto build_one = [&](std::size_t i) {
         std::string label = recipes.size() > 1 ? recipes[i].name + " " : "";
@@ -97,6 +153,7 @@ std::vector<RecipeOutcome> build_recipes(const std::vector<fs::path>& recipe_pat
         for (auto& t : threads)
             t.join();
     }
+    if (cache_to) export_build_cache(*cache_to, session, options, recipes, progress);
     auto_prune(options.store_root, options.max_size, progress);
     return outcomes;
 }

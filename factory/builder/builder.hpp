@@ -37,6 +37,9 @@ struct BuildOptions {
     bool offline = false;           // --offline: no network for factory's own fetches
     bool locked = false;            // --locked: pinned steps use RECIPE.lock (lock.hpp)
     exporter::DiskOptions disk;     // --size, --label for ext4: and raw: outputs
+    // --cache-from / --cache-to: registry caches (docs/cache.md "Remote cache").
+    std::vector<std::string> cache_from; // docker://HOST/REPO:TAG, looked up in order
+    std::string cache_to;                // docker://HOST/REPO:TAG[,mode=min|max][,keep=N] or ""
 };
 
 // One step as `factory why` reports it.

@@ -13,6 +13,7 @@
 #include "cache/stat_cache.hpp"
 #include "cache/stats.hpp"
 #include "factory/builder/lock.hpp"
+#include "factory/builder/remote_cache.hpp"
 #include "factory/builder/step_cache.hpp"
 #include "factory/builder/step_kind.hpp"
 #include "factory/export/export.hpp"
@@ -60,6 +61,29 @@ std::string BuildSession::builder_of(const std::string& key) {
     return it == building_.end() ? "" : it->second;
 }
 
+bool BuildSession::remote_usable() {
+    std::lock_guard lock(mutex_);
+    return remote && !remote_failed_;
+}
+
+void BuildSession::remote_failed(const std::string& why) {
+    std::lock_guard lock(mutex_);
+    if (remote_failed_) return;
+    remote_failed_ = true;
+    std::fprintf(stderr, "factory: warning: --cache-from: %s; building the rest without it\n",
+                 why.c_str());
+}
+
+void BuildSession::resolved(const std::string& key, bool output_stage) {
+    std::lock_guard lock(mutex_);
+    resolved_.emplace_back(key, output_stage);
+}
+
+std::vector<std::pair<std::string, bool>> BuildSession::resolved_keys() {
+    std::lock_guard lock(mutex_);
+    return resolved_;
+}
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -91,6 +115,7 @@ class RecipeRun {
         if (options.locked) pins_ = load_lock_for(recipe);
         load_ignore_rules();
         find_stage_sources();
+        find_needed_stages();
     }
     ~RecipeRun() {
         try {
@@ -121,6 +146,11 @@ class RecipeRun {
     std::string progress_id(const StepRef& s) const { return label_ + s.id(); }
     void load_ignore_rules();
     void find_stage_sources();
+    void find_needed_stages();
+    std::optional<cache::ActionRecord> remote_hit(const std::string& key, const StepRef& ref,
+                                                  std::uint64_t& downloaded);
+    void ensure_local(const StageState& state);
+    void restore_mounts(const StepRef& ref);
     void run_stage_task(Plan& plan, std::size_t index);
     StageState run_stage(const recipe::Stage& stage, PlannedStage& planned);
     StageState start_stage(const recipe::Stage& stage);
@@ -156,6 +186,8 @@ class RecipeRun {
     IgnoreRules ignore_;
     std::set<std::string> copied_from_; // stages other stages copy files from
     std::atomic<std::size_t> extracted_dirs_ = 0;
+    // Stages whose layers a build reads or outputs: a remote hit there is downloaded at once.
+    std::set<std::string> needed_;
 
     std::mutex mutex_; // guards what follows
     std::condition_variable stage_done_;
@@ -165,6 +197,10 @@ class RecipeRun {
     std::exception_ptr error_;               // the first failure
     std::optional<runtime::RuntimeChoice> runtime_;
     std::optional<recipe::Lockfile> pins_; // --locked
+    // Remote hits not downloaded yet (their stage's layers were not needed): blob digest → the
+    // source and descriptor, and the records to publish once their blobs are here.
+    std::map<std::string, std::pair<std::size_t, oci::Descriptor>> pending_blobs_;
+    std::vector<cache::ActionRecord> pending_records_;
 };
 
 void RecipeRun::load_ignore_rules() {
@@ -184,6 +220,19 @@ void RecipeRun::find_stage_sources() {
     for (auto it = recipe_.stages.rbegin(); it != recipe_.stages.rend(); ++it)
         if (copied_from_.count(it->name) && it->base.kind == recipe::Base::Kind::stage)
             copied_from_.insert(it->base.stage);
+}
+
+// The output stage, the stages others copy from, and the stages those start from: their
+// layers are read (the output's, the trees of copies) whatever the cache says.
+void RecipeRun::find_needed_stages() {
+    needed_ = copied_from_;
+    needed_.insert(recipe_.output_stage);
+    for (bool grew = true; grew;) {
+        grew = false;
+        for (const auto& stage : recipe_.stages)
+            if (needed_.count(stage.name) && stage.base.kind == recipe::Base::Kind::stage)
+                grew |= needed_.insert(stage.base.stage).second;
+    }
 }
 
 const StageState* RecipeRun::finished(const std::string& name) {
@@ -315,6 +364,7 @@ StageState RecipeRun::start_stage(const recipe::Stage& stage) {
 // blob the store verified on the way in.
 void RecipeRun::ensure_tree(const recipe::Stage& stage, StageState& state) {
     if (state.tree_known) return;
+    ensure_local(state);
     fs::path content;
     if (copied_from_.count(stage.name)) {
         content = scratch_.path() / ("layers-" + std::to_string(extracted_dirs_++));
@@ -364,6 +414,12 @@ void RecipeRun::run_step(const StepRef& ref, PlannedStep& planned, StageState& s
 
         std::optional<cache::KeyLock> lock;
         auto record = lookup_or_lock(hex, id, lock);
+        std::uint64_t downloaded = 0;
+        bool remote = false;
+        if (!record && !planning()) {
+            record = remote_hit(hex, ref, downloaded);
+            remote = record.has_value();
+        }
         planned.cached = record.has_value();
         if (!record && (planning() || options_.explain)) {
             auto last = key.step_id.empty() ? std::nullopt : actions_.last_for_step(key.step_id);
@@ -396,6 +452,8 @@ void RecipeRun::run_step(const StepRef& ref, PlannedStep& planned, StageState& s
                 return write_layer_blob(std::move(e), t, id, reuse.get());
             };
             try {
+                ensure_local(state);
+                restore_mounts(ref);
                 made = kind.make(ref, env, state, key);
             } catch (...) {
                 session_.built(hex);
@@ -413,11 +471,14 @@ void RecipeRun::run_step(const StepRef& ref, PlannedStep& planned, StageState& s
                 stats_.hit(std::string(kind.name()), bytes);
             else
                 stats_.miss(std::string(kind.name()), bytes);
+            if (remote) stats_.remote_hit(std::string(kind.name()), downloaded);
         }
+        if (!planning()) session_.resolved(hex, ref.stage->name == recipe_.output_stage);
         if (!planning() && !key.step_id.empty()) remember_step(key.step_id, hex);
         state.missed = !record;
         kind.apply(ref, env, state, key, &result);
-        progress_.step_done(id, kind.summary(result), record.has_value());
+        progress_.step_done(id, kind.summary(result) + (remote ? " (registry cache)" : ""),
+                            record.has_value());
     } catch (const Error& e) {
         progress_.step_failed(id, e.what());
         throw;
@@ -441,6 +502,84 @@ std::optional<cache::ActionRecord> RecipeRun::lookup_or_lock(const std::string& 
     };
     lock.emplace(cache::KeyLock::acquire(store_.dir(), key, wait));
     return actions_.lookup(key);
+}
+
+// A local miss found in a --cache-from cache. A stage whose layers will be read gets the
+// record's blobs now (a failed download: the step is built here, after one warning); another
+// keeps them remote until a later step needs them (ensure_local), and for good when none does.
+std::optional<cache::ActionRecord> RecipeRun::remote_hit(const std::string& key, const StepRef& ref,
+                                                         std::uint64_t& downloaded) {
+    if (!session_.remote_usable()) return std::nullopt;
+    auto found = session_.remote->find(key);
+    if (!found) return std::nullopt;
+    auto record = found->entry.record;
+    if (ref.is_base() || needed_.count(ref.stage->name)) {
+        try {
+            downloaded = session_.remote->fetch(found->source, found->entry.blobs, store_.blobs(),
+                                                &progress_);
+            actions_.put(record);
+        } catch (const std::exception& e) {
+            session_.remote_failed(session_.remote->ref(found->source).text + ": " + e.what());
+            return std::nullopt;
+        }
+        return record;
+    }
+    std::lock_guard lock(mutex_);
+    for (const auto& d : found->entry.blobs)
+        if (!store_.blobs().has(*d.sha256_hex())) pending_blobs_[d.digest] = {found->source, d};
+    pending_records_.push_back(record);
+    return record;
+}
+
+// Downloads the stage's layers that are still remote, then publishes the records that were
+// waiting for them. Throws Error (the build needs them now; it can't go back to a miss).
+void RecipeRun::ensure_local(const StageState& state) {
+    std::vector<std::pair<std::size_t, oci::Descriptor>> wanted;
+    {
+        std::lock_guard lock(mutex_);
+        for (const auto& layer : state.manifest.layers)
+            if (auto it = pending_blobs_.find(layer.digest); it != pending_blobs_.end())
+                wanted.push_back(it->second);
+    }
+    if (wanted.empty()) return;
+    std::uint64_t bytes = 0;
+    for (const auto& [source, d] : wanted)
+        bytes += session_.remote->fetch(source, {d}, store_.blobs(), &progress_);
+    std::lock_guard lock(mutex_);
+    for (const auto& [source, d] : wanted)
+        pending_blobs_.erase(d.digest);
+    stats_.total.bytes_downloaded += bytes;
+    std::erase_if(pending_records_, [&](const cache::ActionRecord& r) {
+        for (const auto& hex : r.blobs)
+            if (!store_.blobs().has(hex)) return false;
+        actions_.put(r);
+        return true;
+    });
+}
+
+// Before a RUN or deps step runs: its cache mounts that are empty here and in a --cache-from
+// cache are filled from it, so a step that misses still finds a warm package cache.
+void RecipeRun::restore_mounts(const StepRef& ref) {
+    if (ref.is_base() || !session_.remote_usable()) return;
+    const auto& step = ref.step();
+    const recipe::RunStep* run = step.run ? &*step.run : step.deps ? &step.deps->run : nullptr;
+    if (!run) return;
+    for (const auto& c : run->cache) {
+        auto dir = cache_mount_dir(store_.dir(), c.id.empty() ? c.target : c.id);
+        auto found = session_.remote->find_mount(dir.filename().string());
+        if (!found) continue;
+        try {
+            auto bytes = session_.remote->restore_mount(found->second, found->first, dir, store_);
+            if (bytes == 0) continue;
+            progress_.event("cache",
+                            "cache mount " + c.target + " restored (" + human_size(bytes) + ")");
+            std::lock_guard lock(mutex_);
+            stats_.total.bytes_downloaded += bytes;
+        } catch (const std::exception& e) {
+            session_.remote_failed(session_.remote->ref(found->second).text + ": " + e.what());
+            return;
+        }
+    }
 }
 
 // The one action record of every kind: what the key was made of, the step's identity and
@@ -577,6 +716,7 @@ void RecipeRun::write_outputs(const oci::Descriptor& manifest) {
 // the tags: a failed output leaves every ref as it was (docs/cli.md).
 BuildResult RecipeRun::publish_output() {
     StageState& out = done_.at(recipe_.output_stage);
+    ensure_local(out);
     auto config_bytes = out.config.serialize();
     out.manifest.config = store_.put_blob(std::string(oci::media_type::config), config_bytes);
     out.manifest.annotations = recipe_.annotations;

@@ -9,6 +9,8 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "factory/builder/builder.hpp"
 #include "factory/builder/plan.hpp"
@@ -16,6 +18,8 @@
 #include "factory/util/progress.hpp"
 
 namespace factory::builder {
+
+class RemoteCache;
 
 // What the recipes of one command share: the bound on running stages and who is building
 // which key (for "waiting for …" in the progress). Thread-safe.
@@ -33,12 +37,24 @@ class BuildSession {
     void built(const std::string& key);
     std::string builder_of(const std::string& key);
 
+    // --cache-from: the registry caches a local miss is looked up in (nullptr: none). After a
+    // first download failure they are given up for the rest of the command (one warning).
+    RemoteCache* remote = nullptr;
+    bool remote_usable();
+    void remote_failed(const std::string& why);
+    // Every key a build resolved (made, hit or imported), and whether its step is in the output
+    // stage: what --cache-to exports.
+    void resolved(const std::string& key, bool output_stage);
+    std::vector<std::pair<std::string, bool>> resolved_keys();
+
   private:
     unsigned jobs_;
     unsigned running_ = 0;
     std::mutex mutex_;
     std::condition_variable cv_;
     std::map<std::string, std::string> building_;
+    bool remote_failed_ = false;
+    std::vector<std::pair<std::string, bool>> resolved_;
 };
 
 enum class ExecMode {

@@ -116,11 +116,15 @@ int run_cache_stats(const fs::path& root, bool json, bool zero) {
         j["misses"] = stats.total.misses;
         j["bytes_written"] = stats.total.bytes_written;
         j["bytes_reused"] = stats.total.bytes_reused;
+        j["remote_hits"] = stats.total.remote_hits;
+        j["bytes_downloaded"] = stats.total.bytes_downloaded;
         for (const auto& [kind, c] : stats.kinds)
             j["kinds"][kind] = {{"hits", c.hits},
                                 {"misses", c.misses},
                                 {"bytes_written", c.bytes_written},
-                                {"bytes_reused", c.bytes_reused}};
+                                {"bytes_reused", c.bytes_reused},
+                                {"remote_hits", c.remote_hits},
+                                {"bytes_downloaded", c.bytes_downloaded}};
         j["store"] = {{"blobs", usage.blobs}, {"records", usage.records}};
         for (const auto& [name, bytes] : usage_parts(usage))
             j["store"][std::string(name) + "_bytes"] = bytes;
@@ -128,12 +132,15 @@ int run_cache_stats(const fs::path& root, bool json, bool zero) {
         std::printf("%s\n", j.dump().c_str());
     } else {
         print_usage(root, usage);
-        std::printf("%-8s %8s %8s %12s %12s\n", "KIND", "HITS", "MISSES", "WRITTEN", "REUSED");
+        std::printf("%-8s %8s %8s %12s %12s %8s %12s\n", "KIND", "HITS", "MISSES", "WRITTEN",
+                    "REUSED", "REMOTE", "DOWNLOADED");
         auto row = [](const std::string& kind, const cache::Counters& c) {
-            std::printf("%-8s %8llu %8llu %12s %12s\n", kind.c_str(),
+            std::printf("%-8s %8llu %8llu %12s %12s %8llu %12s\n", kind.c_str(),
                         static_cast<unsigned long long>(c.hits),
                         static_cast<unsigned long long>(c.misses),
-                        human_size(c.bytes_written).c_str(), human_size(c.bytes_reused).c_str());
+                        human_size(c.bytes_written).c_str(), human_size(c.bytes_reused).c_str(),
+                        static_cast<unsigned long long>(c.remote_hits),
+                        human_size(c.bytes_downloaded).c_str());
         };
         for (const auto& [kind, c] : stats.kinds)
             row(kind, c);

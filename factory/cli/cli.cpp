@@ -22,6 +22,7 @@
 #include "factory/cli/files_commands.hpp"
 #include "factory/cli/lock_commands.hpp"
 #include "factory/cli/registry_commands.hpp"
+#include "factory/cli/remote_cache_commands.hpp"
 #include "factory/cli/shell_commands.hpp"
 #include "factory/runtime/rootless.hpp"
 #include "factory/util/error.hpp"
@@ -46,6 +47,8 @@ struct BuildArgs {
     bool check = false;
     std::string max_size, lock_timeout;
     DiskArgs disk;
+    std::vector<std::string> cache_from;
+    std::string cache_to;
 };
 
 builder::BuildOptions base_options(const std::string& cache_dir,
@@ -136,6 +139,8 @@ int run_build(BuildArgs a, const std::string& cache_dir, const RegistryFlags& re
         throw usage_error("-o takes a single recipe; build the recipes one at a time");
     options.jobs = a.jobs;
     if (a.push) check_recipe_push(a.recipes, options.args);
+    options.cache_from = a.cache_from;
+    options.cache_to = a.cache_to;
     Progress progress(*mode);
     if (a.check) {
         if (a.dry_run || !a.outputs.empty() || !pushes.empty() || a.push || !a.digest_file.empty())
@@ -308,6 +313,7 @@ int run(int argc, char** argv) {
                      "The secrets the recipe's RUN steps need: id=ID,src=FILE or id=ID,env=VAR")
         ->allow_extra_args(false);
     plan->add_flag("--json", plan_args.json, "The plan as JSON");
+    add_remote_cache_flags(*build, build_args.cache_from, build_args.cache_to);
 
     ExportArgs export_args;
     auto* export_cmd = app.add_subcommand("export", "Write an image of the store to destinations");
@@ -347,6 +353,7 @@ int run(int argc, char** argv) {
     auto* verify = cache_cmd->add_subcommand("verify", "Re-hash every blob and check every record");
     verify->add_option("--cache", cache_dir, "Store directory");
     verify->add_flag("--repair", repair, "Quarantine corrupt blobs and drop broken records");
+    RemoteCacheCommands remote_cache_commands(*cache_cmd, cache_dir);
 
     ImagesArgs images_args;
     auto* images = app.add_subcommand("images", "List the images in the store");
@@ -425,6 +432,7 @@ int run(int argc, char** argv) {
         if (ls->parsed()) return run_cache_ls(cache::store_root(cache_dir));
         if (prune->parsed()) return run_cache_prune(cache::store_root(cache_dir), prune_args);
         if (verify->parsed()) return run_cache_verify(cache::store_root(cache_dir), repair);
+        if (auto code = remote_cache_commands.dispatch(cache_dir)) return *code;
         if (inspect->parsed() && inspect_files)
             return run_inspect_files({inspect_args.ref, inspect_args.json},
                                      base_options(cache_dir, {}));

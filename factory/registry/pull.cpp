@@ -215,4 +215,10 @@ PulledImage pull(Client& client, const Reference& ref, oci::Layout& store,
     return out;
 }
 
+bool fetch_blob_into(Client& client, const std::string& repository, const oci::Descriptor& d,
+                     cache::BlobStore& blobs, Progress* progress) {
+    std::atomic<bool> never{false};
+    return fetch_blob(client, repository, d, blobs, never, progress);
+}
+
 } // namespace factory::registry

@@ -48,6 +48,11 @@ std::optional<oci::Descriptor> head_manifest(Client& client, const std::string& 
 oci::Descriptor resolve_manifest(Client& client, const Reference& ref,
                                  const oci::Platform& platform);
 
+// Streams the blob d of repository into blobs (verified against its digest and size, resumed
+// with Range); false, with no request, when blobs has it already. Throws Error.
+bool fetch_blob_into(Client& client, const std::string& repository, const oci::Descriptor& d,
+                     cache::BlobStore& blobs, Progress* progress = nullptr);
+
 // Pulls ref into store. Throws Error (nothing is named in the store then).
 PulledImage pull(Client& client, const Reference& ref, oci::Layout& store,
                  const PullOptions& options = {});

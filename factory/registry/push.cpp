@@ -158,4 +158,15 @@ PushResult push(Client& client, const oci::Layout& store, const oci::Descriptor&
     return out;
 }
 
+bool push_store_blob(Client& client, const oci::Layout& store, const std::string& repository,
+                     const oci::Descriptor& blob) {
+    BlobProgress quiet(nullptr, "push", blob);
+    return push_blob(client, store, repository, blob, {}, quiet).outcome == BlobOutcome::uploaded;
+}
+
+void put_manifest_bytes(Client& client, const std::string& repository, const std::string& reference,
+                        const oci::Descriptor& manifest, const std::string& bytes) {
+    put_manifest(client, repository, reference, manifest, bytes);
+}
+
 } // namespace factory::registry

@@ -46,4 +46,14 @@ struct PushResult {
 PushResult push(Client& client, const oci::Layout& store, const oci::Descriptor& image,
                 const Reference& dest, const PushOptions& options = {});
 
+// One blob of store into repository, unless a HEAD finds it there: true if it was uploaded.
+// Throws Error.
+bool push_store_blob(Client& client, const oci::Layout& store, const std::string& repository,
+                     const oci::Descriptor& blob);
+
+// PUT manifests/<reference> with these exact bytes (skipped when a HEAD finds the same digest),
+// checked against the digest the registry reports. Throws Error.
+void put_manifest_bytes(Client& client, const std::string& repository, const std::string& reference,
+                        const oci::Descriptor& manifest, const std::string& bytes);
+
 } // namespace factory::registry

@@ -137,3 +137,17 @@ TEST(CacheStats, UsagePartsAddUpToTheTotal) {
     EXPECT_EQ(u.other_bytes, 24u);
     EXPECT_EQ(u.total_bytes(), 100u + 200u + 75u + 7u + 24u);
 }
+
+TEST(CacheStats, RemoteHitsAndDownloadsAreKept) {
+    factory::testing::TestDir dir;
+    Stats d;
+    d.hit("run", 10);
+    d.remote_hit("run", 4096);
+    add_stats(dir.path(), d);
+    add_stats(dir.path(), d);
+    auto s = read_stats(dir.path());
+    EXPECT_EQ(s.total.hits, 2u);
+    EXPECT_EQ(s.total.remote_hits, 2u);
+    EXPECT_EQ(s.total.bytes_downloaded, 8192u);
+    EXPECT_EQ(s.kinds["run"].remote_hits, 2u);
+}

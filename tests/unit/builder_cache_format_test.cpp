@@ -1,0 +1,180 @@
+// The registry cache's config and manifest (cache_format.hpp): what is encoded decodes to the
+// same entries, hostile configs are refused with a reason, and a merge keeps the newest entries
+// of each step.
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "factory/builder/cache_format.hpp"
+#include "factory/builder/remote_cache.hpp"
+#include "factory/oci/media_types.hpp"
+#include "factory/util/error.hpp"
+#include "factory/util/sha256.hpp"
+
+using namespace factory::builder;
+namespace mt = factory::oci::media_type;
+
+namespace {
+
+std::string hex(const std::string& seed) {
+    return factory::Sha256::hex(seed);
+}
+
+CacheEntry entry(const std::string& key_seed, const std::string& step_seed, std::int64_t created,
+                 const std::string& blob_seed = "layer") {
+    CacheEntry e;
+    e.record.key = hex(key_seed);
+    e.record.step_id = step_seed.empty() ? "" : hex(step_seed);
+    e.record.created = created;
+    e.record.fields = {{"format", "factory-key/2"}, {"kind", "run"}};
+    e.record.blobs = {hex(blob_seed)};
+    factory::oci::Descriptor d;
+    d.media_type = std::string(mt::layer_gzip);
+    d.digest = "sha256:" + hex(blob_seed);
+    d.size = 123;
+    e.record.result = {{"layer", {{"mediaType", d.media_type}, {"digest", d.digest}}}};
+    e.blobs = {d};
+    return e;
+}
+
+factory::oci::Descriptor desc(std::string_view type, const std::string& seed, std::int64_t size) {
+    factory::oci::Descriptor d;
+    d.media_type = std::string(type);
+    d.digest = "sha256:" + hex(seed);
+    d.size = size;
+    return d;
+}
+
+std::vector<std::string> keys(const CacheIndex& index) {
+    std::vector<std::string> out;
+    for (const auto& e : index.entries)
+        out.push_back(e.record.key);
+    return out;
+}
+
+TEST(CacheFormat, RoundTrip) {
+    CacheIndex index;
+    index.entries = {entry("b", "s1", 2), entry("a", "s2", 1, "other")};
+    CacheMount m;
+    m.name = hex("apt").substr(0, 32);
+    m.id = "/var/cache/apt";
+    m.created = 5;
+    m.layer = desc(cache_mount_type, "m", 9);
+    index.mounts = {m};
+    auto text = encode_cache_config(index);
+    auto back = decode_cache_config(text);
+    ASSERT_TRUE(back) << back.error();
+    ASSERT_EQ(2u, back->entries.size());
+    EXPECT_LT(back->entries[0].record.key, back->entries[1].record.key); // sorted by key
+    for (const auto& e : back->entries)
+        EXPECT_EQ(e.record.key == hex("a") ? hex("s2") : hex("s1"), e.record.step_id);
+    EXPECT_EQ(back->entries[0].record.blobs[0], *back->entries[0].blobs[0].sha256_hex());
+    ASSERT_EQ(1u, back->mounts.size());
+    EXPECT_EQ("/var/cache/apt", back->mounts[0].id);
+    EXPECT_EQ(text, encode_cache_config(*back)) << "encoding is stable";
+
+    auto config = factory::oci::describe(std::string(cache_config_type), text);
+    auto manifest = cache_manifest(*back, config);
+    EXPECT_EQ(3u, manifest.layers.size()); // two layers and the mount, each once
+    EXPECT_TRUE(check_cache_manifest(manifest));
+    EXPECT_TRUE(check_cache_layers(manifest, *back));
+}
+
+TEST(CacheFormat, HostileConfigsAreRefused) {
+    CacheIndex index;
+    index.entries = {entry("a", "s", 1)};
+    auto good = nlohmann::json::parse(encode_cache_config(index));
+    auto refused = [](const nlohmann::json& j, const std::string& why) {
+        auto text = j.is_string() ? j.get<std::string>() : j.dump();
+        auto r = decode_cache_config(text);
+        ASSERT_FALSE(r) << "accepted: " << text;
+        EXPECT_NE(std::string::npos, r.error().find(why)) << r.error();
+    };
+    auto bad = [&](auto change) {
+        auto j = good;
+        change(j);
+        return j;
+    };
+    auto entry0 = [](nlohmann::json& j) -> nlohmann::json& { return j["entries"][0]; };
+    ASSERT_TRUE(decode_cache_config(good.dump()));
+    refused(nlohmann::json::array(), "not JSON");
+    refused(bad([](auto& j) { j["version"] = 2; }), "version is not 1");
+    refused(bad([](auto& j) { j["mediaType"] = "application/json"; }), "mediaType");
+    refused(bad([&](auto& j) {
+                entry0(j)["record"]["result"]["layer"]["digest"] = "sha256:" + hex("x");
+            }),
+            "is not one of its blobs");
+    refused(bad([&](auto& j) { entry0(j)["blobs"][0]["digest"] = "sha256:" + hex("x"); }),
+            "is not the record's blob");
+    refused(bad([&](auto& j) { entry0(j)["blobs"].push_back(entry0(j)["blobs"][0]); }),
+            "2 descriptors for a record of 1 blobs");
+    refused(bad([&](auto& j) { entry0(j)["blobs"][0]["mediaType"] = "text/html"; }),
+            "is not a cache blob's");
+    refused(bad([&](auto& j) { entry0(j)["record"]["key"] = "../../etc"; }), "record");
+    refused(bad([&](auto& j) { j["entries"].push_back(entry0(j)); }), "listed twice");
+    refused(bad([](auto& j) {
+                j["mounts"].push_back({{"name", "../x"}, {"layer", nlohmann::json::object()}});
+            }),
+            "name is not 32 hex digits");
+    refused(nlohmann::json(std::string(max_cache_config_size + 1, ' ')), "larger than");
+}
+
+TEST(CacheFormat, ManifestChecks) {
+    factory::oci::Manifest m;
+    m.config = desc(mt::config, "c", 10);
+    EXPECT_FALSE(check_cache_manifest(m)) << "an image config is no cache";
+    m.config.media_type = std::string(cache_config_type);
+    m.config.size = static_cast<std::int64_t>(max_cache_config_size) + 1;
+    auto big = check_cache_manifest(m);
+    ASSERT_FALSE(big);
+    EXPECT_NE(std::string::npos, big.error().find("over the cap"));
+    m.config.size = 10;
+    m.layers = {desc("application/x-evil", "l", 1)};
+    EXPECT_FALSE(check_cache_manifest(m));
+    // An entry's blob that the manifest does not list.
+    CacheIndex index;
+    index.entries = {entry("a", "s", 1)};
+    m.layers.clear();
+    EXPECT_FALSE(check_cache_layers(m, index));
+}
+
+TEST(CacheFormat, MergeKeepsNewestPerStep) {
+    CacheIndex there;
+    there.entries = {entry("old1", "step", 1), entry("old2", "step", 2), entry("agentA", "a", 1)};
+    CacheIndex mine;
+    mine.entries = {entry("new", "step", 3), entry("agentB", "b", 1)};
+    auto merged = merge_cache(there, mine, 2);
+    auto k = keys(merged);
+    std::sort(k.begin(), k.end());
+    std::vector<std::string> want = {hex("agentA"), hex("agentB"), hex("new"), hex("old2")};
+    std::sort(want.begin(), want.end());
+    EXPECT_EQ(want, k) << "A's entry survives B's export; the oldest of 'step' falls out";
+
+    // The same key again: the incoming record replaces the old one.
+    CacheIndex again;
+    again.entries = {entry("agentA", "a", 9)};
+    auto replaced = merge_cache(merged, again, 2);
+    for (const auto& e : replaced.entries)
+        if (e.record.key == hex("agentA")) {
+            EXPECT_EQ(9, e.record.created);
+        }
+    EXPECT_EQ(4u, replaced.entries.size());
+}
+
+TEST(CacheRefs, Parse) {
+    auto r = parse_cache_ref("docker://127.0.0.1:5000/ci/cache:main,mode=min,keep=7", "--cache-to");
+    EXPECT_EQ("127.0.0.1:5000", r.ref.host);
+    EXPECT_EQ("ci/cache", r.ref.repository);
+    EXPECT_EQ("main", r.ref.tag);
+    EXPECT_EQ(CacheMode::min, r.mode);
+    EXPECT_EQ(7u, r.keep);
+    EXPECT_EQ(CacheMode::max, parse_cache_ref("docker://h.io/c", "x").mode);
+    EXPECT_THROW(parse_cache_ref("oci:dir", "--cache-to"), factory::Error);
+    EXPECT_THROW(parse_cache_ref("docker://h.io/c,keep=0", "--cache-to"), factory::Error);
+    EXPECT_THROW(parse_cache_ref("docker://h.io/c,mode=mid", "--cache-to"), factory::Error);
+    EXPECT_THROW(parse_cache_ref("docker://h.io/c@sha256:" + hex("d"), "--cache-to"),
+                 factory::Error);
+}
+
+} // namespace
