@@ -35,6 +35,9 @@ struct BuildOptions {
     std::optional<std::chrono::milliseconds> lock_timeout;
     registry::BaseOptions registry; // bases by registry reference: --pull, TLS, retries
     bool offline = false;           // --offline: no network for factory's own fetches
+    // git and download steps from the store's mirrors and downloads only, bases as usual
+    // (build --check's rebuild: the sources as the first build fetched them).
+    bool sources_from_store = false;
     bool locked = false;            // --locked: pinned steps use RECIPE.lock (lock.hpp)
     exporter::DiskOptions disk;     // --size, --label for ext4: and raw: outputs
     // --cache-from / --cache-to: registry caches (docs/cache.md "Remote cache").

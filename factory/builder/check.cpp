@@ -71,7 +71,7 @@ BuildOptions scratch_options(const BuildOptions& options, const fs::path& root) 
     o.outputs.clear();
     o.max_size.reset();
     o.explain = false;
-    o.offline = true; // git and download steps: the shared mirrors and downloads only
+    o.sources_from_store = true; // git and download steps: the store's mirrors and downloads
     o.registry.policy = registry::PullPolicy::never;
     return o;
 }

@@ -40,7 +40,7 @@ class DownloadKind final : public LayerKind {
     StepMade make(const StepRef& s, StepEnv& env, StageState&, StepKey&) const override {
         SourceContext ctx;
         ctx.store_root = env.store->dir();
-        ctx.offline = env.options->offline;
+        ctx.offline = env.options->offline || env.options->sources_from_store;
         ctx.on_log = env.output;
         auto out = execute_download(ctx, *s.step().download, s.id());
         return layer_made(env.write_layer(std::move(out.entries)));

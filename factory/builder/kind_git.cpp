@@ -19,7 +19,7 @@ namespace {
 SourceContext source_context(StepEnv& env) {
     SourceContext ctx;
     ctx.store_root = env.store->dir();
-    ctx.offline = env.options->offline;
+    ctx.offline = env.options->offline || env.options->sources_from_store;
     ctx.on_log = env.output;
     ctx.secrets = &env.options->secrets;
     return ctx;

@@ -73,14 +73,13 @@ std::string seconds_text(Seconds s) {
 
 // options with the settings the registries config has for host.
 ClientOptions for_host(const std::string& host, ClientOptions o) {
-    if (!o.registries) return o;
-    const auto* h = o.registries->find(host);
-    if (!h) return o;
-    if (!h->ca.empty() && o.tls.ca_file.empty()) o.tls.ca_file = h->ca;
-    if (h->insecure && !o.tls_verify_given && o.tls.verify) {
+    const auto* h = o.registries ? o.registries->find(host) : nullptr;
+    if (h && !h->ca.empty() && o.tls.ca_file.empty()) o.tls.ca_file = h->ca;
+    if (h && h->insecure && !o.tls_verify_given && o.tls.verify) {
         o.tls.verify = false;
         warn_insecure(host, "insecure = true in " + o.registries->file.string());
     }
+    if (o.tls.verify && o.tls.ca_file.empty()) o.tls.ca_file = o.default_ca_file;
     return o;
 }
 

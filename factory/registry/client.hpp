@@ -34,6 +34,9 @@ struct ClientOptions {
     // one) and, with insecure = true, no verification (unless tls_verify_given).
     std::shared_ptr<const RegistriesConfig> registries;
     bool tls_verify_given = false; // tls.verify was asked for explicitly (--tls-verify)
+    // The CA bundle for a host that neither tls nor the registries config gives one (a build's
+    // bases: the host's trust store); "" = libcurl's default.
+    std::string default_ca_file;
     RetryPolicy retry;
     Seconds connect_timeout{30};
     Seconds stall_timeout{30};
