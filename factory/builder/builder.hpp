@@ -38,8 +38,8 @@ struct BuildOptions {
     // git and download steps from the store's mirrors and downloads only, bases as usual
     // (build --check's rebuild: the sources as the first build fetched them).
     bool sources_from_store = false;
-    bool locked = false;            // --locked: pinned steps use RECIPE.lock (lock.hpp)
-    exporter::DiskOptions disk;     // --size, --label for ext4: and raw: outputs
+    bool locked = false;        // --locked: pinned steps use RECIPE.lock (lock.hpp)
+    exporter::DiskOptions disk; // --size, --label for ext4: and raw: outputs
     // --cache-from / --cache-to: registry caches (docs/cache.md "Remote cache").
     std::vector<std::string> cache_from; // docker://HOST/REPO:TAG, looked up in order
     std::string cache_to;                // docker://HOST/REPO:TAG[,mode=min|max][,keep=N] or ""
