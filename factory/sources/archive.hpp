@@ -4,8 +4,9 @@
 // counted and capped, with its words for every error), a zip seekable (its modes are in the
 // central directory at its end); both by libarchive's reader only — never its disk writer:
 // each file's content is written to a file of its own in a scratch directory, named by a
-// counter, so no path of the archive is ever used on the host. Paths are normalized ("./", leading "/" dropped) and must be layer paths:
-// a ".." component is an error naming the entry, so nothing can land outside `dest`.
+// counter, so no path of the archive is ever used on the host. Paths are normalized ("./", leading
+// "/" dropped) and must be layer paths: a ".." component is an error naming the entry, so nothing
+// can land outside `dest`.
 
 #include <cstdint>
 #include <filesystem>
