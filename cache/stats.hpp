@@ -66,7 +66,7 @@ struct Usage {
     std::uint64_t shell_bytes = 0;               // homes/, volumes/, envs/ of `factory shell`
     std::uint64_t temp_bytes = 0;                // tmp/
     std::uint64_t quarantine_bytes = 0;          // quarantine/
-    std::uint64_t other_bytes = 0; // statcache/, steps/, blocks/, index.json, locks …
+    std::uint64_t other_bytes = 0;               // statcache/, steps/, blocks/, locks …
 
     // What `cache prune --max-size` bounds: blobs and records (mounts are managed apart).
     std::uint64_t prunable_bytes() const noexcept { return blob_bytes + record_bytes; }
