@@ -1,5 +1,6 @@
 #include "cache/action_store.hpp"
 
+#include "cache/sharded.hpp"
 #include "factory/util/files.hpp"
 
 #include <cerrno>
@@ -308,28 +309,17 @@ void ActionStore::set_last_for_step(std::string_view step_id, std::string_view k
 
 std::vector<RecordFile> ActionStore::list() const {
     std::vector<RecordFile> out;
-    std::error_code ec;
-    for (fs::directory_iterator shard(root_ / "actions", ec), end; !ec && shard != end;
-         shard.increment(ec)) {
-        auto shard_name = shard->path().filename().string();
-        if (shard_name.size() != 2) continue;
-        std::error_code ec2;
-        for (fs::directory_iterator it(shard->path(), ec2); !ec2 && it != end; it.increment(ec2)) {
-            auto name = it->path().filename().string();
-            if (name.size() != 64 + 5 || !name.ends_with(".json")) continue;
-            auto key = name.substr(0, 64);
-            if (!is_sha256_hex(key) || key.compare(0, 2, shard_name) != 0) continue;
-            struct stat st {};
-            if (::lstat(it->path().c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
-            RecordFile f{key, it->path(), static_cast<std::uint64_t>(st.st_size),
-                         static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 +
-                             st.st_mtim.tv_nsec};
-            struct stat ist {};
-            if (::lstat(inputs_path(key).c_str(), &ist) == 0)
-                f.bytes += static_cast<std::uint64_t>(ist.st_size);
-            out.push_back(std::move(f));
-        }
-    }
+    for_each_sharded(root_ / "actions", ".json", [&](const std::string& key, const fs::path& p) {
+        struct stat st {};
+        if (::lstat(p.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return;
+        RecordFile f{key, p, static_cast<std::uint64_t>(st.st_size),
+                     static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 +
+                         st.st_mtim.tv_nsec};
+        struct stat ist {};
+        if (::lstat(inputs_path(key).c_str(), &ist) == 0)
+            f.bytes += static_cast<std::uint64_t>(ist.st_size);
+        out.push_back(std::move(f));
+    });
     return out;
 }
 

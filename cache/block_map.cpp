@@ -1,6 +1,7 @@
 #include "cache/block_map.hpp"
 
 #include "cache/blob_store.hpp"
+#include "cache/sharded.hpp"
 #include "factory/util/files.hpp"
 #include "factory/util/sha256.hpp"
 
@@ -134,18 +135,8 @@ Result<BlockMap> BlockMaps::read(std::string_view blob_hex) const {
 
 std::vector<std::string> BlockMaps::list() const {
     std::vector<std::string> out;
-    std::error_code ec;
-    for (fs::directory_iterator shard(root_ / "blocks", ec), end; !ec && shard != end;
-         shard.increment(ec)) {
-        auto shard_name = shard->path().filename().string();
-        if (shard_name.size() != 2) continue;
-        std::error_code ec2;
-        for (fs::directory_iterator it(shard->path(), ec2); !ec2 && it != end; it.increment(ec2)) {
-            auto name = it->path().filename().string();
-            if (is_sha256_hex(name) && name.compare(0, 2, shard_name) == 0)
-                out.push_back(std::move(name));
-        }
-    }
+    for_each_sharded(root_ / "blocks", "",
+                     [&](const std::string& hex, const fs::path&) { out.push_back(hex); });
     return out;
 }
 
