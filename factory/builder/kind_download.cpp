@@ -38,11 +38,8 @@ class DownloadKind final : public LayerKind {
     }
 
     StepMade make(const StepRef& s, StepEnv& env, StageState&, StepKey&) const override {
-        SourceContext ctx;
-        ctx.store_root = env.store->dir();
-        ctx.offline = env.options->offline || env.options->sources_from_store;
-        ctx.on_log = env.output;
-        auto out = execute_download(ctx, *s.step().download, s.id());
+        auto out =
+            execute_download(source_context(*env.options, env.output), *s.step().download, s.id());
         return layer_made(env.write_layer(std::move(out.entries)));
     }
 

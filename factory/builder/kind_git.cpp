@@ -17,12 +17,7 @@ namespace factory::builder {
 namespace {
 
 SourceContext source_context(StepEnv& env) {
-    SourceContext ctx;
-    ctx.store_root = env.store->dir();
-    ctx.offline = env.options->offline || env.options->sources_from_store;
-    ctx.on_log = env.output;
-    ctx.secrets = &env.options->secrets;
-    return ctx;
+    return builder::source_context(*env.options, env.output);
 }
 
 class GitKind final : public LayerKind {

@@ -120,11 +120,8 @@ class Resolver {
 
   private:
     void resolve_git_pin(const StepRef& ref, recipe::Pin& pin) {
-        SourceContext ctx;
-        ctx.store_root = options_.store_root;
-        ctx.offline = options_.offline;
-        ctx.secrets = &options_.secrets;
-        ctx.on_log = [this, id = ref.id()](std::string_view line) { progress_.output(id, line); };
+        auto ctx = source_context(
+            options_, [this, id = ref.id()](std::string_view line) { progress_.output(id, line); });
         auto resolved = resolve_git(ctx, *ref.step().git, ref.id());
         pin.fields["commit"] = resolved.commit;
         if (!resolved.name.empty()) pin.fields["name"] = resolved.name;

@@ -1,5 +1,6 @@
 #include "factory/builder/source_step.hpp"
 
+#include "factory/builder/builder.hpp"
 #include "factory/builder/key_fields.hpp"
 
 #include <cctype>
@@ -9,6 +10,16 @@
 #include "factory/sources/trust.hpp"
 
 namespace factory::builder {
+
+SourceContext source_context(const BuildOptions& options,
+                             std::function<void(std::string_view)> on_log) {
+    SourceContext ctx;
+    ctx.store_root = options.store_root;
+    ctx.offline = options.offline || options.sources_from_store;
+    ctx.secrets = &options.secrets;
+    ctx.on_log = std::move(on_log);
+    return ctx;
+}
 
 namespace {
 

@@ -29,6 +29,12 @@ struct SourceContext {
     std::function<void(std::string_view)> on_log;                // fetch and retry lines
 };
 
+struct BuildOptions;
+// The context of a build's options: its store, its secrets, and the store only under
+// --offline or for --check's rebuild (sources_from_store).
+SourceContext source_context(const BuildOptions& options,
+                             std::function<void(std::string_view)> on_log);
+
 // A source step's layer: its entries, whose contents live in `scratch` (keep it until the
 // layer is written), and the mtime of every entry when it isn't the image's epoch.
 struct SourceOutcome {
