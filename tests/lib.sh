@@ -396,6 +396,39 @@ free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# start_http_server DIR SECONDS: serves DIR (tests/data/http-server.py, smart-HTTP git under
+# /git/ when DIR has git-repos/) on 127.0.0.1 for at most SECONDS; sets HTTP_PORT and HTTP_PID.
+# Stopped by the test's exit.
+start_http_server() {
+    local dir=$1 seconds=$2 port_file
+    port_file=$(mktemp "$TEST_DIR/http-port.XXXXXX")
+    rm -f "$port_file"
+    timeout "$seconds" python3 "$FACTORY_SOURCE_DIR/tests/data/http-server.py" "$dir" "$port_file" \
+        "$((seconds - 10))" &
+    HTTP_PID=$!
+    _lib_on_exit "kill $HTTP_PID 2>/dev/null"
+    for _ in $(seq 1 100); do [[ -s $port_file ]] && break; sleep 0.1; done
+    [[ -s $port_file ]] || fail "the HTTP server on $dir did not start"
+    HTTP_PORT=$(cat "$port_file")
+}
+
+# start_git_daemon DIR SECONDS [REPO]: `git daemon` exporting the repositories of DIR on
+# 127.0.0.1 for at most SECONDS, ready once REPO (default app.git) answers; sets GIT_PORT and
+# GIT_DAEMON_PID.
+start_git_daemon() {
+    local dir=$1 seconds=$2 repo=${3:-app.git}
+    GIT_PORT=$(free_port)
+    timeout "$seconds" git daemon --reuseaddr --listen=127.0.0.1 --port="$GIT_PORT" --export-all \
+        --base-path="$dir" "$dir" &
+    GIT_DAEMON_PID=$!
+    _lib_on_exit "kill $GIT_DAEMON_PID 2>/dev/null"
+    for _ in $(seq 1 100); do
+        git ls-remote "git://127.0.0.1:$GIT_PORT/$repo" >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    fail "git daemon on $dir did not answer"
+}
+
 # start_registry: runs docker-registry on 127.0.0.1 (storage under $TEST_DIR), sets REGISTRY to
 # host:port; stopped by the test's exit. Only loopback traffic.
 start_registry() {

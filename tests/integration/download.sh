@@ -23,11 +23,8 @@ t.close()
 PY
 sha() { sha256sum "$1" | cut -c1-64; }
 
-timeout 300 python3 "$FACTORY_SOURCE_DIR/tests/data/http-server.py" "$www" "$TEST_DIR/port" 290 &
-server=$!
-_lib_on_exit "kill $server 2>/dev/null"
-for _ in $(seq 1 100); do [[ -s $TEST_DIR/port ]] && break; sleep 0.1; done
-base=http://127.0.0.1:$(cat "$TEST_DIR/port")
+start_http_server "$www" 300
+base=http://127.0.0.1:$HTTP_PORT
 
 ctx=$TEST_DIR/ctx
 mkdir -p "$ctx"
@@ -78,8 +75,8 @@ assert_missing "$FACTORY_CACHE/escaped"
 [[ -z $(find "$TEST_DIR" -name escaped) ]] || fail "an escaped file: $(find "$TEST_DIR" -name escaped)"
 
 step "the server gone: a fresh build from the store's downloads, --offline too, same digest"
-kill "$server"
-wait "$server" 2>/dev/null || true
+kill "$HTTP_PID"
+wait "$HTTP_PID" 2>/dev/null || true
 rm -rf "$FACTORY_CACHE/actions"
 expect_ok build "$ctx/recipe.toml"
 assert_eq "$first" "$(last_line)" "rebuilt from the store"

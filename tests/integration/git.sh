@@ -38,20 +38,10 @@ git -C "$work/app" tag -a v1 -m v1
 git -C "$work/app" push -q origin v1
 v1=$(git -C "$work/app" rev-parse HEAD)
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-port=$(free_port)
-timeout 600 git daemon --reuseaddr --listen=127.0.0.1 --port="$port" --export-all \
-    --base-path="$srv/git-repos" "$srv/git-repos" &
-daemon=$!
-_lib_on_exit "kill $daemon 2>/dev/null"
-timeout 600 python3 "$FACTORY_SOURCE_DIR/tests/data/http-server.py" "$srv" "$TEST_DIR/http.port" 590 &
-http=$!
-_lib_on_exit "kill $http 2>/dev/null"
-for _ in $(seq 1 100); do
-    [[ -s $TEST_DIR/http.port ]] && git ls-remote "git://127.0.0.1:$port/app.git" >/dev/null 2>&1 && break
-    sleep 0.1
-done
-hport=$(cat "$TEST_DIR/http.port")
+start_git_daemon "$srv/git-repos" 600
+port=$GIT_PORT
+start_http_server "$srv" 600
+hport=$HTTP_PORT
 
 ctx=$TEST_DIR/ctx
 mkdir -p "$ctx"
@@ -214,8 +204,8 @@ assert_eq "$(last_line)" "$other" "keep_git digest across stores"
 step "--offline: the daemon and the server stopped, the same digest from the mirror"
 expect_ok build "$r"
 online=$(last_line)
-kill "$daemon" "$http" 2>/dev/null
-wait "$daemon" "$http" 2>/dev/null || true
+kill "$GIT_DAEMON_PID" "$HTTP_PID" 2>/dev/null
+wait "$GIT_DAEMON_PID" "$HTTP_PID" 2>/dev/null || true
 expect_ok build --offline --progress plain "$r"
 assert_eq "$online" "$(last_line)" "offline digest"
 expect_exit 1 build --offline "$rn"

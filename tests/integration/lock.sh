@@ -35,19 +35,10 @@ lib1=$(git -C "$work/lib" rev-parse HEAD)
 printf '#!/bin/sh\necho tool\n' >"$srv/www/tool"
 tool_sha=$(sha256sum "$srv/www/tool" | cut -c1-64)
 
-port=$(free_port)
-timeout 900 git daemon --reuseaddr --listen=127.0.0.1 --port="$port" --export-all \
-    --base-path="$srv/git-repos" "$srv/git-repos" &
-daemon=$!
-_lib_on_exit "kill $daemon 2>/dev/null"
-timeout 900 python3 "$FACTORY_SOURCE_DIR/tests/data/http-server.py" "$srv/www" "$TEST_DIR/http.port" 890 &
-http=$!
-_lib_on_exit "kill $http 2>/dev/null"
-for _ in $(seq 1 100); do
-    [[ -s $TEST_DIR/http.port ]] && git ls-remote "git://127.0.0.1:$port/app.git" >/dev/null 2>&1 && break
-    sleep 0.1
-done
-www=http://127.0.0.1:$(cat "$TEST_DIR/http.port")
+start_git_daemon "$srv/git-repos" 900
+port=$GIT_PORT
+start_http_server "$srv/www" 900
+www=http://127.0.0.1:$HTTP_PORT
 git_url=git://127.0.0.1:$port
 
 step "a registry base: hello, copied to docker-registry"
@@ -177,8 +168,8 @@ locked2=$(build "${opts[@]}" --locked "$r")
 assert_eq "$moved" "$locked2" "the moved pins build what main builds"
 
 step "--offline --locked with every server stopped: the same digest, rebuilt from the store"
-kill "$daemon" "$http" "$REGISTRY_PID" 2>/dev/null
-wait "$daemon" "$http" "$REGISTRY_PID" 2>/dev/null || true
+kill "$GIT_DAEMON_PID" "$HTTP_PID" "$REGISTRY_PID" 2>/dev/null
+wait "$GIT_DAEMON_PID" "$HTTP_PID" "$REGISTRY_PID" 2>/dev/null || true
 rm -rf "$FACTORY_CACHE/actions" # every step made again: from the mirrors, downloads and blobs
 assert_eq "$locked2" "$(build --offline --locked --progress plain "$r")" "offline locked digest"
 assert_contains "$(cat "$TEST_DIR/last.stderr")" "[main 1/3] done" "the git step was made again"

@@ -52,10 +52,8 @@ PY
 greet10=$(wheel greet 1.0)
 greet11=$(wheel greet 1.1)
 shout10=$(wheel shout 1.0)
-timeout 1500 python3 "$FACTORY_SOURCE_DIR/tests/data/http-server.py" "$www" "$TEST_DIR/http.port" 1490 &
-_lib_on_exit "kill $! 2>/dev/null"
-for _ in $(seq 1 100); do [[ -s $TEST_DIR/http.port ]] && break; sleep 0.1; done
-index=http://127.0.0.1:$(cat "$TEST_DIR/http.port")/simple
+start_http_server "$www" 1500
+index=http://127.0.0.1:$HTTP_PORT/simple
 
 # The recipes as shipped, with the app and its requirements replaced by the local wheels'.
 cp -a "$FACTORY_SOURCE_DIR/recipes/pip-app.toml" "$FACTORY_SOURCE_DIR/recipes/pip-app" \
@@ -142,11 +140,8 @@ git -C "$TEST_DIR/work" checkout -q -b main
 echo one >"$TEST_DIR/work/README"
 git -C "$TEST_DIR/work" add -A && git -C "$TEST_DIR/work" commit -q -m first
 git -C "$TEST_DIR/work" push -q origin HEAD:main
-port=$(free_port)
-timeout 600 git daemon --reuseaddr --listen=127.0.0.1 --port="$port" --export-all \
-    --base-path="$srv" "$srv" &
-_lib_on_exit "kill $! 2>/dev/null"
-for _ in $(seq 1 100); do git ls-remote "git://127.0.0.1:$port/app.git" >/dev/null 2>&1 && break; sleep 0.1; done
+start_git_daemon "$srv" 600
+port=$GIT_PORT
 expect_ok export apt-tools:latest "oci:$TEST_DIR/apt-layout:latest"
 write "$TEST_DIR/keep/keep.toml" <<TOML
 [image]
