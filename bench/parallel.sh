@@ -53,37 +53,45 @@ for i in 1 2 3 4; do
         "$i" "$i" "$i" >"$WORK/ctx/r$i.toml"
 done
 
-# measure JOBS RECIPE...: "seconds peak_rss_kib" of a cold build.
+# measure JOBS RECIPE...: "seconds peak_rss_kib cpu_seconds" of a cold build (cpu: user + sys).
 measure() {
     local jobs=$1
     shift
     rm -rf "$WORK/store"
     local start end
     start=$(date +%s.%N)
-    timeout "$TIMEOUT" /usr/bin/time -f '%M' -o "$WORK/rss" \
+    timeout "$TIMEOUT" /usr/bin/time -f '%M %U %S' -o "$WORK/rss" \
         "$FACTORY" --cache "$WORK/store" build --progress plain --jobs "$jobs" "$@" \
         >"$WORK/cmd.log" 2>&1 || { tail -n 20 "$WORK/cmd.log" >&2; exit 1; }
     end=$(date +%s.%N)
-    awk -v a="$start" -v b="$end" -v r="$(tail -n 1 "$WORK/rss")" 'BEGIN { printf "%.3f %d\n", b - a, r }'
+    awk -v a="$start" -v b="$end" -v r="$(tail -n 1 "$WORK/rss")" \
+        'BEGIN { split(r, f, " "); printf "%.3f %d %.2f\n", b - a, f[1], f[2] + f[3] }'
 }
 
 report() {
     local name=$1
     shift
-    local j1=() j2=() r1=() r2=() t r
+    local j1=() j2=() r1=() r2=() c1=() c2=() t r c
     measure 2 "$@" >/dev/null # warm-up: page cache, fresh RAM pages
     for _ in $(seq 1 "$RUNS"); do
-        read -r t r < <(measure 1 "$@"); j1+=("$t"); r1+=("$r")
-        read -r t r < <(measure 2 "$@"); j2+=("$t"); r2+=("$r")
+        read -r t r c < <(measure 1 "$@"); j1+=("$t"); r1+=("$r"); c1+=("$c")
+        read -r t r c < <(measure 2 "$@"); j2+=("$t"); r2+=("$r"); c2+=("$c")
     done
-    local m1 m2 p1 p2
+    local m1 m2 p1 p2 u1 u2
     m1=$(printf '%s\n' "${j1[@]}" | median)
     m2=$(printf '%s\n' "${j2[@]}" | median)
     p1=$(printf '%s\n' "${r1[@]}" | median 0)
     p2=$(printf '%s\n' "${r2[@]}" | median 0)
+    u1=$(printf '%s\n' "${c1[@]}" | median)
+    u2=$(printf '%s\n' "${c2[@]}" | median)
     printf '%-8s --jobs 1 %7.2f s (peak RSS %6.1f MiB)   --jobs 2 %7.2f s (peak RSS %6.1f MiB)   ratio %.2f\n' \
         "$name" "$m1" "$(awk -v k="$p1" 'BEGIN{print k/1024}')" "$m2" \
         "$(awk -v k="$p2" 'BEGIN{print k/1024}')" "$(awk -v a="$m1" -v b="$m2" 'BEGIN{print b/a}')"
+    # CPU-seconds / wall seconds: how many cores the build kept busy. A sequential build that
+    # already keeps all of them busy leaves --jobs nothing to fill.
+    printf '%-8s CPU (user+sys) --jobs 1 %7.2f s, %.2f cores busy   --jobs 2 %7.2f s, %.2f cores busy (of %d)\n' \
+        "$name" "$u1" "$(awk -v c="$u1" -v w="$m1" 'BEGIN{print c/w}')" "$u2" \
+        "$(awk -v c="$u2" -v w="$m2" 'BEGIN{print c/w}')" "$(nproc)"
 }
 
 cd "$WORK/ctx"
