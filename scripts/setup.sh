@@ -49,6 +49,9 @@ packages=(
     util-linux procps findutils coreutils file shellcheck strace
     # disk exports (ext4:, raw:) and the boot of their images
     e2fsprogs dosfstools mtools fdisk gdisk qemu-system-x86 ovmf
+    # the Maven repository (/usr/share/maven-repo) tests/interop/maven_app.sh serves as a mirror
+    libmaven-compiler-plugin-java libmaven-resources-plugin-java libmaven-jar-plugin-java
+    libsurefire-java libmaven-dependency-plugin-java libcommons-lang3-java
 )
 
 export DEBIAN_FRONTEND=noninteractive
