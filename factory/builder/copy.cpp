@@ -546,7 +546,8 @@ std::vector<layer::Entry> plan_copy(const recipe::Step& step, const CopyContext&
         ctx.stats->reserve(out.size());
     }
     for (auto& [path, p] : out) { // in canonical order: EntryMap sorts by path_less
-        if (ctx.stats) ctx.stats->push_back(p.st); // zero but for host files
+        bool host_file = p.entry.type == Entry::Type::file && p.st.st_mode != 0;
+        if (ctx.stats) ctx.stats->emplace_back(host_file ? p.st : Planned{}.st);
         entries.push_back(std::move(p.entry));
     }
     return entries;
