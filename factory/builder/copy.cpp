@@ -1,6 +1,7 @@
 #include "factory/builder/copy.hpp"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -9,6 +10,7 @@
 #include <cstdlib>
 #include <set>
 
+#include "factory/builder/host_walk.hpp"
 #include "factory/util/files.hpp"
 
 namespace factory::builder {
@@ -18,6 +20,20 @@ namespace {
 using layer::Entry;
 
 using layer::path_less;
+
+// Entries by path in canonical order (layer::path_less), so the plan needs no sort at the end.
+struct PathLess {
+    using is_transparent = void;
+    bool operator()(std::string_view a, std::string_view b) const noexcept {
+        return path_less(a, b);
+    }
+};
+// A planned entry and, for a host file, its lstat (st_mode 0 otherwise).
+struct Planned {
+    Entry entry;
+    struct stat st {};
+};
+using EntryMap = std::map<std::string, Planned, PathLess>;
 
 std::string join(const std::string& dir, const std::string& name) {
     if (dir.empty()) return name;
@@ -59,29 +75,43 @@ class Collector {
     Collector(const recipe::CopyItem& item, const CopyContext& ctx) : item_(item), ctx_(ctx) {}
 
     // Two sources of one item that write one path are an error, whatever their order would
-    // make of it (BuildKit overwrites silently); two directories merge.
-    void add(Entry e) {
+    // make of it (BuildKit overwrites silently); two directories merge. One source never
+    // writes a path twice, so an item of one source keeps no claims.
+    void add(Entry e, const struct stat* st = nullptr) {
         if (item_.uid) e.uid = *item_.uid;
         if (item_.gid) e.gid = *item_.gid;
         if (item_.mode && e.type != Entry::Type::symlink) e.mode = *item_.mode;
-        bool is_dir = e.type == Entry::Type::dir;
-        auto [it, fresh] = claimed_.emplace(e.path, std::pair{origin_, is_dir});
-        if (!fresh && !(is_dir && it->second.second))
-            fail(item_, "'" + it->second.first + "' and '" + origin_ +
-                            "' would both be copied to /" + e.path);
-        (*out_)[e.path] = std::move(e);
+        if (track_claims_) claim(e);
+        Planned p{std::move(e), {}};
+        if (st) p.st = *st;
+        if (auto it = out_->lower_bound(p.entry.path);
+            it != out_->end() && it->first == p.entry.path)
+            it->second = std::move(p);
+        else
+            out_->emplace_hint(it, p.entry.path, std::move(p));
     }
-    void set_output(std::map<std::string, Entry>* out) { out_ = out; }
+    void set_output(EntryMap* out) { out_ = out; }
     // The source (as matched) that the next entries come from, for the collision error.
     void set_origin(std::string origin) { origin_ = std::move(origin); }
+    // How many sources the item has (claims are kept only for more than one).
+    void set_sources(std::size_t n) { track_claims_ = n > 1; }
     const recipe::CopyItem& item() const { return item_; }
     const CopyContext& ctx() const { return ctx_; }
 
   private:
     const recipe::CopyItem& item_;
     const CopyContext& ctx_;
-    std::map<std::string, Entry>* out_ = nullptr;
+    void claim(const Entry& e) {
+        bool is_dir = e.type == Entry::Type::dir;
+        auto [it, fresh] = claimed_.emplace(e.path, std::pair{origin_, is_dir});
+        if (!fresh && !(is_dir && it->second.second))
+            fail(item_, "'" + it->second.first + "' and '" + origin_ +
+                            "' would both be copied to /" + e.path);
+    }
+
+    EntryMap* out_ = nullptr;
     std::string origin_;
+    bool track_claims_ = true;
     std::map<std::string, std::pair<std::string, bool>> claimed_; // path → (origin, is_dir)
 };
 
@@ -161,99 +191,75 @@ using InodeMap = std::map<std::pair<dev_t, ino_t>, std::vector<std::string>>;
 class HostWalker {
   public:
     HostWalker(const HostRoot& root, Collector& out, InodeMap& inodes)
-        : root_(root), out_(out), links_(inodes) {}
+        : root_(root), out_(out), links_(inodes), walk_(root.real.string(), root.ignore) {}
 
     // Adds the file or tree at root-relative `rel` (already resolved) as `target`.
-    void add(const std::string& rel, const std::string& target, bool contents_only) {
-        auto path = root_.real / rel;
-        struct stat st {};
-        if (::lstat(path.c_str(), &st) != 0)
-            fail(out_.item(), "cannot stat " + path.string() + ": " + errno_string(errno),
-                 ExitCode::failure);
-        if (S_ISDIR(st.st_mode)) {
-            if (!target.empty()) out_.add(dir_entry(target, st));
-            walk_dir(rel, target);
-            return;
-        }
-        (void)contents_only;
-        add_entry(rel, target, st);
+    void add(const std::string& rel, const std::string& target) {
+        auto st = walk_.stat(rel);
+        if (!st) fail(out_.item(), st.error(), ExitCode::failure);
+        auto full = (root_.real / rel).string();
+        add_entry(rel, full, target, *st, AT_FDCWD, full);
     }
 
   private:
-    Entry dir_entry(const std::string& target, const struct stat& st) {
+    Entry dir_entry(const std::string& target) {
         Entry e;
         e.path = target;
         e.type = Entry::Type::dir;
-        e.mode = normalized_mode(st.st_mode, true);
+        e.mode = normalized_mode(0, true);
         return e;
     }
 
-    void add_entry(const std::string& rel, const std::string& target, const struct stat& st) {
-        auto host = root_.real / rel;
+    // One entry: `name` is its name in the open directory `dir_fd` (or its full path with
+    // AT_FDCWD). A directory's contents follow it.
+    void add_entry(std::string_view rel, std::string_view full, const std::string& target,
+                   const struct stat& st, int dir_fd, std::string_view name) {
+        if (S_ISDIR(st.st_mode)) {
+            if (!target.empty()) out_.add(dir_entry(target));
+            if (dir_fd == AT_FDCWD) walk_dir(std::string(rel), target);
+            return;
+        }
         Entry e;
         e.path = target;
         if (S_ISREG(st.st_mode)) {
             e.type = Entry::Type::file;
             e.mode = normalized_mode(st.st_mode, false);
             e.size = static_cast<std::uint64_t>(st.st_size);
-            e.source = host.string();
+            e.source = full;
             if (st.st_nlink > 1) links_[{st.st_dev, st.st_ino}].push_back(target);
-            if (out_.ctx().stats) (*out_.ctx().stats)[e.source] = st;
         } else if (S_ISLNK(st.st_mode)) {
             e.type = Entry::Type::symlink;
             e.mode = 0777;
-            std::string buf(PATH_MAX, '\0');
-            auto n = ::readlink(host.c_str(), buf.data(), buf.size());
-            if (n < 0)
-                fail(out_.item(), "cannot read link " + host.string() + ": " + errno_string(errno),
-                     ExitCode::failure);
-            buf.resize(static_cast<std::size_t>(n));
-            e.link = std::move(buf);
-        } else if (S_ISDIR(st.st_mode)) {
-            out_.add(dir_entry(target, st));
-            walk_dir(rel, target);
-            return;
+            auto link = readlink_at(dir_fd, name, full);
+            if (!link) fail(out_.item(), link.error(), ExitCode::failure);
+            e.link = std::move(*link);
         } else {
-            fail(out_.item(), "'" + rel + "' in " + root_.label + " is " + type_name(st.st_mode) +
+            fail(out_.item(), "'" + std::string(rel) + "' in " + root_.label + " is " +
+                                  type_name(st.st_mode) +
                                   "; only files, directories and symlinks can be copied");
         }
-        out_.add(std::move(e));
+        out_.add(std::move(e), &st);
     }
 
+    // Everything below the directory `rel`, as `target`'s contents. Directories are shown
+    // before their contents, so the target of a child is its parent's target and its name.
     void walk_dir(const std::string& rel, const std::string& target) {
-        auto dir = root_.real / rel;
-        std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(dir.c_str()), ::closedir);
-        if (!d)
-            fail(out_.item(), "cannot read directory " + dir.string() + ": " + errno_string(errno),
-                 ExitCode::failure);
-        std::vector<std::string> names;
-        while (auto* ent = ::readdir(d.get())) {
-            std::string name = ent->d_name;
-            if (name == "." || name == "..") continue;
-            names.push_back(std::move(name));
-        }
-        std::sort(names.begin(), names.end());
-        for (const auto& name : names) {
-            auto child = join(rel, name);
-            bool ignored = root_.ignore && root_.ignore->ignored(child);
-            auto full = root_.real / child;
-            struct stat st {};
-            if (::lstat(full.c_str(), &st) != 0)
-                fail(out_.item(), "cannot stat " + full.string() + ": " + errno_string(errno),
-                     ExitCode::failure);
-            if (ignored && !(S_ISDIR(st.st_mode) && root_.ignore->may_reinclude_below(child)))
-                continue;
-            if (ignored) { // walk for re-included children, but don't add the directory itself
-                walk_dir(child, join(target, name));
-                continue;
-            }
-            add_entry(child, join(target, name), st);
-        }
+        const std::size_t skip = rel.empty() ? 0 : rel.size() + 1;
+        std::string child_target;
+        auto walked = walk_.walk(rel, [&](const HostEntry& h) {
+            child_target = target;
+            if (!child_target.empty()) child_target.push_back('/');
+            child_target.append(h.rel.substr(skip));
+            add_entry(h.rel, h.full, child_target, h.st, h.dir_fd, h.name);
+            return S_ISDIR(h.st.st_mode) ? Descend::yes : Descend::no;
+        });
+        if (!walked) fail(out_.item(), walked.error(), ExitCode::failure);
     }
 
     const HostRoot& root_;
     Collector& out_;
     InodeMap& links_; // host files with more than one link, by inode
+    HostWalk walk_;
 };
 
 // Expands `pattern` (relative, maybe a glob) to root-relative paths, sorted.
@@ -383,12 +389,16 @@ std::string resolve_dest(const CopyContext& ctx, const std::string& dest) {
     return real_parent ? join(*real_parent, basename_of(rel)) : rel;
 }
 
-void add_parents(std::map<std::string, Entry>& entries, const CopyContext& ctx) {
+void add_parents(EntryMap& entries, const CopyContext& ctx) {
     std::vector<std::string> missing;
+    auto parent_view = [](std::string_view p) {
+        auto slash = p.rfind('/');
+        return slash == std::string_view::npos ? std::string_view() : p.substr(0, slash);
+    };
     for (const auto& [path, e] : entries) {
-        for (auto p = parent_of(path); !p.empty(); p = parent_of(p)) {
-            if (entries.count(p)) break;
-            missing.push_back(p);
+        for (auto p = parent_view(path); !p.empty(); p = parent_view(p)) {
+            if (entries.contains(p)) break;
+            missing.emplace_back(p);
         }
     }
     for (const auto& p : missing) {
@@ -404,12 +414,12 @@ void add_parents(std::map<std::string, Entry>& entries, const CopyContext& ctx) 
             dir.gid = lower->gid;
             dir.xattrs = lower->xattrs;
         }
-        entries.emplace(p, std::move(dir));
+        entries.emplace(p, Planned{std::move(dir)});
     }
 }
 
-void copy_item(const recipe::CopyItem& item, const CopyContext& ctx,
-               std::map<std::string, Entry>& out, InodeMap& inodes) {
+void copy_item(const recipe::CopyItem& item, const CopyContext& ctx, EntryMap& out,
+               InodeMap& inodes) {
     Collector collector(item, ctx);
     collector.set_output(&out);
     bool dest_dir = item.dest.ends_with("/") || item.src.size() > 1;
@@ -418,10 +428,17 @@ void copy_item(const recipe::CopyItem& item, const CopyContext& ctx,
     if (!item.from_stage.empty()) {
         const Tree* tree = ctx.stage_tree ? ctx.stage_tree(item.from_stage) : nullptr;
         if (!tree) fail(item, "stage '" + item.from_stage + "' has not been built");
+        std::vector<std::vector<std::string>> all;
+        std::size_t sources = 0;
         for (const auto& pattern : item.src) {
-            auto matches = expand_tree(*tree, pattern, item, item.from_stage);
-            check_matches(item, pattern, matches);
-            for (const auto& rel : matches) {
+            all.push_back(expand_tree(*tree, pattern, item, item.from_stage));
+            check_matches(item, pattern, all.back());
+            sources += all.back().size();
+        }
+        collector.set_sources(sources);
+        for (std::size_t p = 0; p < item.src.size(); ++p) {
+            const auto& pattern = item.src[p];
+            for (const auto& rel : all[p]) {
                 auto resolved = tree->resolve(rel);
                 const Entry* e = resolved ? tree->find(*resolved) : nullptr;
                 bool is_dir = rel.empty() || (e && e->type == Entry::Type::dir);
@@ -452,10 +469,17 @@ void copy_item(const recipe::CopyItem& item, const CopyContext& ctx,
     root.real = buf;
 
     HostWalker walker(root, collector, inodes);
+    std::vector<std::vector<std::string>> all;
+    std::size_t sources = 0;
     for (const auto& pattern : item.src) {
-        auto matches = expand_host(root, pattern, item);
-        check_matches(item, pattern, matches);
-        for (const auto& rel : matches) {
+        all.push_back(expand_host(root, pattern, item));
+        check_matches(item, pattern, all.back());
+        sources += all.back().size();
+    }
+    collector.set_sources(sources);
+    for (std::size_t p = 0; p < item.src.size(); ++p) {
+        const auto& pattern = item.src[p];
+        for (const auto& rel : all[p]) {
             if (root.ignore && !rel.empty() && root.ignore->ignored(rel))
                 fail(item, "source '" + rel + "' is excluded by the ignore file");
             auto real = resolve_inside(root, rel, item);
@@ -467,14 +491,14 @@ void copy_item(const recipe::CopyItem& item, const CopyContext& ctx,
             if (!is_dir && target.empty())
                 fail(item,
                      "cannot copy file '" + rel + "' onto '/'; give a file or directory dest");
-            walker.add(real, target, is_dir);
+            walker.add(real, target);
         }
     }
 }
 
 // Host files sharing an inode: the first path (in layer order) keeps the content, the
 // others become hardlinks to it, as `tar` would write them.
-void link_shared_inodes(std::map<std::string, Entry>& out, const InodeMap& inodes) {
+void link_shared_inodes(EntryMap& out, const InodeMap& inodes) {
     for (const auto& [inode, paths] : inodes) {
         // Copies of one host file with different metadata (two items, one with a mode
         // override) can't share an inode in the image: group by metadata too.
@@ -482,15 +506,15 @@ void link_shared_inodes(std::map<std::string, Entry>& out, const InodeMap& inode
             groups;
         for (const auto& p : paths) {
             auto it = out.find(p);
-            if (it == out.end() || it->second.type != Entry::Type::file) continue;
-            const Entry& e = it->second;
+            if (it == out.end() || it->second.entry.type != Entry::Type::file) continue;
+            const Entry& e = it->second.entry;
             groups[{e.mode, e.uid, e.gid}].push_back(p);
         }
         for (auto& [meta, live] : groups) {
             if (live.size() < 2) continue;
             std::sort(live.begin(), live.end(), path_less);
             for (std::size_t i = 1; i < live.size(); ++i) {
-                Entry& e = out.at(live[i]);
+                Entry& e = out.at(live[i]).entry;
                 e.type = Entry::Type::hardlink;
                 e.link = live.front();
                 e.source.clear();
@@ -508,7 +532,7 @@ unsigned normalized_mode(unsigned host_mode, bool is_dir) {
 }
 
 std::vector<layer::Entry> plan_copy(const recipe::Step& step, const CopyContext& ctx) {
-    std::map<std::string, Entry> out;
+    EntryMap out;
     InodeMap inodes;
     for (const auto& item : step.copy)
         copy_item(item, ctx, out, inodes);
@@ -517,10 +541,15 @@ std::vector<layer::Entry> plan_copy(const recipe::Step& step, const CopyContext&
     add_parents(out, ctx);
     std::vector<Entry> entries;
     entries.reserve(out.size());
-    for (auto& [path, e] : out)
-        entries.push_back(std::move(e));
-    std::sort(entries.begin(), entries.end(),
-              [](const Entry& a, const Entry& b) { return path_less(a.path, b.path); });
+    if (ctx.stats) {
+        ctx.stats->clear();
+        ctx.stats->reserve(out.size());
+    }
+    for (auto& [path, p] : out) { // in canonical order: EntryMap sorts by path_less
+        bool host_file = p.entry.type == Entry::Type::file && p.st.st_mode != 0;
+        if (ctx.stats) ctx.stats->emplace_back(host_file ? p.st : Planned{}.st);
+        entries.push_back(std::move(p.entry));
+    }
     return entries;
 }
 

@@ -6,7 +6,6 @@
 #include <filesystem>
 #include <functional>
 #include <map>
-#include <unordered_map>
 
 #include <sys/stat.h>
 #include <string>
@@ -25,9 +24,10 @@ struct CopyContext {
     const std::map<std::string, std::filesystem::path>* named = nullptr; // [contexts]
     std::function<const Tree*(const std::string&)> stage_tree;           // a finished stage's tree
     const Tree* lower = nullptr; // the stage so far: parent directories keep its metadata
-    // When set, receives the lstat of every host file planned, by source path, so hashing
-    // can consult the stat cache without a second stat.
-    std::unordered_map<std::string, struct stat>* stats = nullptr;
+    // When set, receives one lstat per planned entry, at the entry's index: that of the host
+    // file it is read from (st_mode 0 for every other entry), so hashing can consult the stat
+    // cache without a second stat.
+    std::vector<struct stat>* stats = nullptr;
 };
 
 // Throws Error (ExitCode::usage) naming the recipe location for a missing or escaping

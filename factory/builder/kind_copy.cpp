@@ -8,8 +8,6 @@
 
 #include <sys/stat.h>
 
-#include <unordered_map>
-
 #include "factory/builder/copy.hpp"
 #include "factory/builder/key_fields.hpp"
 #include "factory/builder/step_cache.hpp"
@@ -98,7 +96,7 @@ class CopyKind final : public LayerKind {
             return st ? &st->tree : nullptr;
         };
         ctx.lower = &state.tree;
-        std::unordered_map<std::string, struct stat> stats;
+        std::vector<struct stat> stats;
         ctx.stats = &stats;
         k.entries = plan_copy(s.step(), ctx);
         k.inputs = hash_inputs(k.entries, *env.stat_cache, env.options->threads, &stats);
@@ -111,10 +109,13 @@ class CopyKind final : public LayerKind {
         for (const auto& item : s.step().copy)
             k.fields.add(field::copy, describe_item(item));
         k.fields.add(field::inputs, cache::merkle_digest(k.inputs));
+        const std::string context = recipe.context.string() + "/";
         for (const auto& e : k.entries)
             if (!e.source.empty())
                 k.sources["/" + e.path] =
-                    fs::path(e.source).lexically_proximate(recipe.context).string();
+                    e.source.starts_with(context)
+                        ? e.source.substr(context.size())
+                        : fs::path(e.source).lexically_proximate(recipe.context).string();
         return k;
     }
 

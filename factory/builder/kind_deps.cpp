@@ -85,7 +85,7 @@ class DepsKind final : public LayerKind {
         cc.ignore = env.ignore;
         cc.named = &recipe.contexts;
         cc.lower = &state.tree;
-        std::unordered_map<std::string, struct stat> stats;
+        std::vector<struct stat> stats;
         cc.stats = &stats;
         k.entries = plan_copy(copy, cc);
         k.inputs = hash_inputs(k.entries, *env.stat_cache, env.options->threads, &stats);

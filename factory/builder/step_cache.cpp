@@ -40,9 +40,10 @@ std::string owner_mode(const Entry& e) {
 
 } // namespace
 
-std::vector<cache::InputFile>
-hash_inputs(const std::vector<Entry>& entries, cache::StatCache& stat_cache, unsigned threads,
-            const std::unordered_map<std::string, struct stat>* stats) {
+std::vector<cache::InputFile> hash_inputs(const std::vector<Entry>& entries,
+                                          cache::StatCache& stat_cache, unsigned threads,
+                                          const std::vector<struct stat>* stats) {
+    if (stats && stats->size() != entries.size()) stats = nullptr;
     std::vector<cache::InputFile> inputs(entries.size());
     std::vector<std::size_t> to_hash;
     for (std::size_t i = 0; i < entries.size(); ++i) {
@@ -58,14 +59,11 @@ hash_inputs(const std::vector<Entry>& entries, cache::StatCache& stat_cache, uns
             in.sha256 = Sha256::hex(e.data);
             continue;
         }
-        if (stats) {
-            auto st = stats->find(e.source);
-            if (st != stats->end())
-                if (auto hex = stat_cache.get(e.source, st->second)) {
-                    in.sha256 = std::move(*hex);
-                    continue;
-                }
-        }
+        if (stats && (*stats)[i].st_mode != 0)
+            if (auto hex = stat_cache.get(e.source, (*stats)[i])) {
+                in.sha256 = std::move(*hex);
+                continue;
+            }
         to_hash.push_back(i);
     }
     // Most files hit the stat cache; the misses are read in parallel.

@@ -4,7 +4,6 @@
 
 #include <filesystem>
 #include <map>
-#include <unordered_map>
 
 #include <sys/stat.h>
 #include <optional>
@@ -20,11 +19,11 @@ namespace factory::builder {
 
 // A copy step's inputs: one InputFile per planned entry, content hashed through the stat
 // cache (in parallel when files must be read). Throws Error if a source can't be hashed.
-// `stats` (optional) holds the lstat of sources taken while planning: a stat-cache hit then
-// costs no system call.
-std::vector<cache::InputFile>
-hash_inputs(const std::vector<layer::Entry>& entries, cache::StatCache& stat_cache,
-            unsigned threads, const std::unordered_map<std::string, struct stat>* stats = nullptr);
+// `stats` (optional, one per entry as CopyContext::stats gives them) holds the lstat of sources
+// taken while planning: a stat-cache hit then costs no system call.
+std::vector<cache::InputFile> hash_inputs(const std::vector<layer::Entry>& entries,
+                                          cache::StatCache& stat_cache, unsigned threads,
+                                          const std::vector<struct stat>* stats = nullptr);
 
 // Why a step missed, in words, comparing what it is keyed on now with the record of its last
 // build (nullopt: the step was never built, or its record is gone). One line per reason, e.g.

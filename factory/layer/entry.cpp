@@ -96,13 +96,14 @@ Result<void> check_hardlinks(const std::vector<Entry>& sorted) {
 } // namespace
 
 bool path_less(std::string_view a, std::string_view b) noexcept {
-    // Component-wise comparison; string_view compares as unsigned bytes (char_traits<char>).
-    while (!a.empty() && !b.empty()) {
-        auto ca = next_component(a);
-        auto cb = next_component(b);
-        if (int c = ca.compare(cb); c != 0) return c < 0;
-    }
-    return a.empty() && !b.empty();
+    // Component-wise, each component compared as unsigned bytes: the same as comparing the
+    // whole paths bytewise with '/' below every other byte, since a valid path has no empty
+    // component. So: the first differing byte decides ('/' first), else the shorter path.
+    auto n = std::min(a.size(), b.size());
+    auto diff = std::mismatch(a.begin(), a.begin() + static_cast<std::ptrdiff_t>(n), b.begin());
+    if (diff.first == a.begin() + static_cast<std::ptrdiff_t>(n)) return a.size() < b.size();
+    auto rank = [](char c) { return c == '/' ? 0 : static_cast<unsigned char>(c) + 1; };
+    return rank(*diff.first) < rank(*diff.second);
 }
 
 Result<void> check_path(std::string_view path) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <optional>
+#include <span>
 
 namespace factory {
 
@@ -94,8 +95,9 @@ bool match_component(std::string_view pat, std::string_view name) {
     return p == pat.size();
 }
 
-bool match_parts(const std::vector<std::string_view>& pat, std::size_t pi,
-                 const std::vector<std::string_view>& path, std::size_t ni) {
+template <class Parts>
+bool match_parts(const Parts& pat, std::size_t pi, std::span<const std::string_view> path,
+                 std::size_t ni) {
     while (pi < pat.size()) {
         if (pat[pi] == "**") {
             // `**` matches zero or more components.
@@ -168,6 +170,8 @@ IgnoreRules IgnoreRules::parse(std::string_view text, const std::string& origin)
         if (rule.pattern.empty()) continue;
         if (auto ok = validate_pattern(rule.pattern); !ok)
             throw usage_error(origin + ":" + std::to_string(line_no) + ": " + ok.error());
+        for (auto part : split_components(rule.pattern))
+            rule.parts.emplace_back(part);
         rules.rules_.push_back(std::move(rule));
     }
     return rules;
@@ -176,12 +180,11 @@ IgnoreRules IgnoreRules::parse(std::string_view text, const std::string& origin)
 bool IgnoreRules::ignored(std::string_view path) const {
     bool result = false;
     auto parts = split_components(path);
+    std::span<const std::string_view> all(parts);
     for (const auto& rule : rules_) {
-        auto pat = split_components(rule.pattern);
         // A rule matches the path itself or any of its parent directories.
         for (std::size_t len = 1; len <= parts.size(); ++len) {
-            std::vector<std::string_view> prefix(parts.begin(), parts.begin() + len);
-            if (match_parts(pat, 0, prefix, 0)) {
+            if (match_parts(rule.parts, 0, all.first(len), 0)) {
                 result = !rule.negate;
                 break;
             }

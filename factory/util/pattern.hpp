@@ -35,6 +35,7 @@ class IgnoreRules {
   private:
     struct Rule {
         std::string pattern;
+        std::vector<std::string> parts; // its components, split once
         bool negate = false;
     };
     std::vector<Rule> rules_;

@@ -200,3 +200,33 @@ TEST(PlanCopy, FromStageTreeFollowsSymlinkedParents) {
     EXPECT_TRUE(entries.count("usr/bin/tool"));
     EXPECT_FALSE(entries.count("bin"));
 }
+
+// The plan comes out in canonical layer order (a directory right before its children, '/' below
+// every other byte) and, when asked, with the lstat of each host file at the entry's index.
+TEST(PlanCopy, CanonicalOrderAndOneLstatPerEntry) {
+    factory::testing::TestDir dir;
+    write(dir / "ctx/t/a/b", "1");
+    write(dir / "ctx/t/a-b", "22");
+    write(dir / "ctx/t/a.txt", "333");
+    fs::create_symlink("a.txt", dir / "ctx/t/l");
+    CopyContext ctx;
+    ctx.context = dir / "ctx";
+    std::vector<struct stat> stats;
+    ctx.stats = &stats;
+    auto entries = plan_copy(copy_step({"t"}, "/x/"), ctx);
+    std::vector<std::string> paths;
+    for (const auto& e : entries)
+        paths.push_back(e.path);
+    EXPECT_EQ(paths, (std::vector<std::string>{"x", "x/a", "x/a/b", "x/a-b", "x/a.txt", "x/l"}));
+    ASSERT_EQ(stats.size(), entries.size());
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+        if (entries[i].type != Entry::Type::file) {
+            EXPECT_EQ(stats[i].st_mode, 0u) << entries[i].path;
+            continue;
+        }
+        struct stat st {};
+        ASSERT_EQ(::lstat(entries[i].source.c_str(), &st), 0) << entries[i].source;
+        EXPECT_EQ(stats[i].st_ino, st.st_ino) << entries[i].path;
+        EXPECT_EQ(stats[i].st_size, static_cast<off_t>(entries[i].size)) << entries[i].path;
+    }
+}

@@ -300,6 +300,38 @@ TEST(LayerTar, CanonicalOrderWhateverTheInputOrder) {
     }
 }
 
+// path_less compares bytes with '/' first; it must agree with comparing component by
+// component, on paths whose components share prefixes and hold bytes on both sides of '/'.
+TEST(LayerTar, PathLessIsComponentOrder) {
+    auto by_components = [](std::string_view a, std::string_view b) {
+        auto split = [](std::string_view p) {
+            std::vector<std::string_view> out;
+            for (std::size_t start = 0;;) {
+                auto slash = p.find('/', start);
+                out.push_back(p.substr(start, slash - start));
+                if (slash == std::string_view::npos) return out;
+                start = slash + 1;
+            }
+        };
+        return split(a) < split(b);
+    };
+    const std::vector<std::string> parts = {"a", "ab", "a-b", "a.b", "a0", "A", "\xc3\xa9", "a b"};
+    std::vector<std::string> paths;
+    for (const auto& x : parts) {
+        paths.push_back(x);
+        for (const auto& y : parts) {
+            paths.push_back(x + "/" + y);
+            for (const auto& z : {"a", "a.b", "b"})
+                paths.push_back(x + "/" + y + "/" + z);
+        }
+    }
+    for (const auto& a : paths)
+        for (const auto& b : paths)
+            ASSERT_EQ(path_less(a, b), by_components(a, b)) << a << " vs " << b;
+    EXPECT_TRUE(path_less("", "a"));
+    EXPECT_FALSE(path_less("a", ""));
+}
+
 TEST(LayerTar, DuplicatePathIsAnError) {
     auto r = try_tar({file("etc/passwd", "a"), dir("etc"), file("etc/passwd", "b")});
     ASSERT_FALSE(r);

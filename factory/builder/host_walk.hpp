@@ -1,0 +1,69 @@
+#pragma once
+// A walk of a directory tree on the host, for the copy planner: every directory is opened
+// relative to its parent's descriptor with O_NOFOLLOW, and every entry is lstat'ed relative to
+// its directory (fstatat(dirfd, name, AT_SYMLINK_NOFOLLOW)), so the kernel never resolves a full
+// path again and a symlink is never followed, wherever it points. Names are read with
+// getdents64 into one buffer per directory and visited in byte order.
+
+#include <sys/stat.h>
+
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "factory/util/error.hpp"
+#include "factory/util/fd.hpp"
+#include "factory/util/pattern.hpp"
+
+namespace factory::builder {
+
+// One entry met by the walk. The views are valid only during the visit.
+struct HostEntry {
+    std::string_view rel;  // root-relative path, '/'-separated ("src/a/b.txt")
+    std::string_view full; // absolute host path (root + "/" + rel)
+    std::string_view name; // the last component
+    const struct stat& st; // its lstat
+    int dir_fd;            // the open directory holding it (for readlink_at)
+};
+
+// What the visitor wants done with a directory it was shown (ignored for other entries).
+enum class Descend { no, yes };
+
+class HostWalk {
+  public:
+    // `root` is the realpath of the root; `ignore` (optional) names root-relative paths to
+    // leave out (an ignored directory is still walked when a rule may re-include something
+    // below it, but not shown).
+    HostWalk(std::string root, const IgnoreRules* ignore);
+
+    using Visitor = std::function<Descend(const HostEntry&)>;
+
+    // Shows every entry below the root-relative directory `rel` ("" for the root) to
+    // `visit`, depth first, each directory's entries in byte order of their names, a directory
+    // before its contents. `rel` is opened one component at a time with O_NOFOLLOW, so a
+    // symlink on the way is an error. Errors name the full host path: a directory that can't
+    // be opened or read, an entry that vanished between the directory read and its stat. An
+    // exception thrown by `visit` passes through.
+    Result<void> walk(std::string_view rel, const Visitor& visit);
+
+    // The lstat of root-relative `rel`, its parent directory opened as walk() does.
+    Result<struct stat> stat(std::string_view rel);
+
+    const std::string& root() const noexcept { return root_; }
+
+  private:
+    Result<Fd> open_dir(std::string_view rel);
+    Result<void> walk_fd(const Fd& dir, const Visitor& visit);
+    Result<void> read_names(int fd, std::string& names, std::vector<std::string_view>& sorted);
+
+    std::string root_;
+    const IgnoreRules* ignore_;
+    std::string path_;        // root_ + "/" + the relative path being walked
+    std::vector<char> dents_; // getdents64's buffer, shared by every directory
+};
+
+// The target of the symlink `name` in the directory `dir_fd`.
+Result<std::string> readlink_at(int dir_fd, std::string_view name, std::string_view full);
+
+} // namespace factory::builder
