@@ -198,6 +198,7 @@ void changes_of(const recipe::Pin* old, const recipe::Pin& now, std::vector<std:
         std::string before = old->field(name);
         if (before == value) continue;
         bool resolved = is_resolved_field(now.kind, name);
+        if (before.empty()) before = "(none)"; // a field older locks lack (release-date)
         out.push_back(now.id() + ": " + describe_pin(now) + ": " + (resolved ? "" : name + " ") +
                       (resolved ? short_hex(before) : before) + " → " +
                       (resolved ? short_hex(value) : value));
