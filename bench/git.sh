@@ -11,6 +11,7 @@
 #   one-new   after one new upstream commit (incremental fetch, the step rebuilt)
 #   nothing   nothing changed (one ls-remote, the step cached)
 #   locked    nothing changed, `build --locked` after `factory lock` (no ls-remote)
+# each in wall seconds and in CPU-seconds (user + sys, the server's side not counted).
 # Targets (issue 12): first ≤ 1.2 × floor; one-new ≤ 0.2 × first; nothing ≤ 100 ms + one
 # ls-remote (the ls-remote alone is measured too). Not compared: `RUN git clone` under podman
 # build (needs a base image with git, which this machine can't pull).
@@ -41,6 +42,7 @@ trap cleanup EXIT
 export GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null GIT_AUTHOR_NAME=b GIT_AUTHOR_EMAIL=b@b
 export GIT_COMMITTER_NAME=b GIT_COMMITTER_EMAIL=b@b
 
+log "load: $(uptime | sed 's/.*load average: //')"
 log "generating $FILES files and $COMMITS commits"
 up=$WORK/up
 git init -q -b main "$up"
@@ -91,28 +93,44 @@ name = "bench-git"
 git = { url = "$url", ref = "main", dest = "/src" }
 EOF2
 
+# timed NAME CMD...: bench_seconds CMD, and the CPU-seconds (user + sys of CMD and every child
+# it waited for; not the git daemon's side) appended to $WORK/cpu.NAME. On a shared machine the
+# CPU-seconds are the steadier figure.
+timed() {
+    local name=$1
+    shift
+    bench_seconds /usr/bin/time -f '%U %S' -o "$WORK/time.out" "$@"
+    awk '{ printf "%.2f\n", $1 + $2 }' "$WORK/time.out" >>"$WORK/cpu.$name"
+}
+
 floor=() first=() onenew=() nothing=() lsremote=() locked=()
 for run in $(seq 1 "$RUNS"); do
     d=$WORK/run$run
     mkdir -p "$d"
-    floor+=("$(bench_seconds bash -c "git clone -q --mirror '$url' '$d/floor.git' && mkdir '$d/floor' && git --git-dir='$d/floor.git' archive main | tar -x -C '$d/floor'")")
-    first+=("$(bench_seconds "$FACTORY" build --cache "$d/store" --progress plain "$WORK/recipe.toml")")
+    floor+=("$(timed floor bash -c "git clone -q --mirror '$url' '$d/floor.git' && mkdir '$d/floor' && git --git-dir='$d/floor.git' archive main | tar -x -C '$d/floor'")")
+    first+=("$(timed first "$FACTORY" build --cache "$d/store" --progress plain "$WORK/recipe.toml")")
     echo "run $run $(date +%s%N)" >>"$up/src/m000/p00/f00000.txt"
     git -C "$up" commit -q -am "run $run"
-    onenew+=("$(bench_seconds "$FACTORY" build --cache "$d/store" --progress plain "$WORK/recipe.toml")")
-    nothing+=("$(bench_seconds "$FACTORY" build --cache "$d/store" --progress plain "$WORK/recipe.toml")")
-    lsremote+=("$(bench_seconds git ls-remote "$url" refs/heads/main)")
+    onenew+=("$(timed onenew "$FACTORY" build --cache "$d/store" --progress plain "$WORK/recipe.toml")")
+    nothing+=("$(timed nothing "$FACTORY" build --cache "$d/store" --progress plain "$WORK/recipe.toml")")
+    lsremote+=("$(timed lsremote git ls-remote "$url" refs/heads/main)")
     "$FACTORY" lock --cache "$d/store" "$WORK/recipe.toml" >/dev/null
-    locked+=("$(bench_seconds "$FACTORY" build --cache "$d/store" --progress plain --locked "$WORK/recipe.toml")")
+    locked+=("$(timed locked "$FACTORY" build --cache "$d/store" --progress plain --locked "$WORK/recipe.toml")")
     rm -rf "$d" "$WORK/recipe.toml.lock"
     log "run $run: floor ${floor[-1]} s, first ${first[-1]} s, one new commit ${onenew[-1]} s, nothing ${nothing[-1]} s (ls-remote ${lsremote[-1]} s), nothing --locked ${locked[-1]} s"
 done
 m() { printf '%s\n' "$@" | median; }
 f=$(m "${floor[@]}") a=$(m "${first[@]}") b=$(m "${onenew[@]}") c=$(m "${nothing[@]}") l=$(m "${lsremote[@]}") k=$(m "${locked[@]}")
-printf '\n%-34s %10s\n' "git step, $COMMITS commits, $FILES files" "median s"
-printf '%-34s %10s\n' "floor: clone --mirror + archive|tar" "$f" "factory first build" "$a" \
-    "factory, one new upstream commit" "$b" "factory, nothing changed" "$c" "git ls-remote alone" "$l" \
-    "factory --locked, nothing changed" "$k"
+cpu() { median 2 <"$WORK/cpu.$1"; }
+printf '\n%-36s %10s %10s\n' "git step, $COMMITS commits, $FILES files" "median s" "CPU s"
+printf '%-36s %10s %10s\n' "floor: clone --mirror + archive|tar" "$f" "$(cpu floor)" \
+    "factory first build" "$a" "$(cpu first)" \
+    "factory, one new upstream commit" "$b" "$(cpu onenew)" \
+    "factory, nothing changed" "$c" "$(cpu nothing)" "git ls-remote alone" "$l" "$(cpu lsremote)" \
+    "factory --locked, nothing changed" "$k" "$(cpu locked)"
+log "load: $(uptime | sed 's/.*load average: //')"
 awk -v f="$f" -v a="$a" -v b="$b" -v c="$c" -v l="$l" 'BEGIN {
     printf "first / floor = %.2f (target <= 1.2); one-new / first = %.2f (target <= 0.2); nothing - ls-remote = %.0f ms (target <= 100)\n",
         a / f, b / a, (c - l) * 1000 }'
+awk -v f="$(cpu floor)" -v a="$(cpu first)" -v b="$(cpu onenew)" 'BEGIN {
+    printf "CPU-seconds: first / floor = %.2f; one-new / first = %.2f\n", a / f, b / a }'

@@ -4,6 +4,7 @@
 #include "factory/builder/step_kind.hpp"
 #include "factory/oci/layout.hpp"
 #include "factory/runtime/tar_reader.hpp"
+#include "factory/sources/debian_release.hpp"
 #include "factory/util/files.hpp"
 
 namespace factory::builder {
@@ -71,9 +72,8 @@ std::map<std::string, std::string> package_map(const std::string& lines) {
     return out;
 }
 
-std::optional<std::map<std::string, std::string>>
-stored_debian_packages(const recipe::Recipe& recipe, const StepRef& base,
-                       const BuildOptions& options) {
+std::optional<StoredDebian> stored_debian(const recipe::Recipe& recipe, const StepRef& base,
+                                          const BuildOptions& options) {
     StepEnv env;
     env.recipe = &recipe;
     env.options = &options;
@@ -92,7 +92,25 @@ stored_debian_packages(const recipe::Recipe& recipe, const StepRef& base,
         throw Error(base.id() + ": " + r.error());
     auto lines = sources::resolved_packages(work.path());
     if (!lines) throw Error(base.id() + ": " + lines.error());
-    return package_map(*lines);
+    StoredDebian out;
+    out.packages = package_map(*lines);
+    if (auto it = record->result.find("release_date");
+        it != record->result.end() && it->is_string())
+        out.release_date = it->get<std::string>();
+    return out;
+}
+
+std::string release_drift(const recipe::Pin& pin, const std::string& mirror, const std::string& now,
+                          const std::string& recipe_file) {
+    std::string pinned = pin.field("release-date");
+    if (pinned.empty() || pinned == now) return "";
+    return "the debian base drifted from the lock file: " + pin.id() + ": debian " +
+           pin.field("suite") + ": the Release date of " + mirror + " moved " + pinned + " → " +
+           now + "; build from a snapshot mirror that keeps " + pinned +
+           " (mirror = \"http://snapshot.debian.org/archive/debian/" +
+           sources::snapshot_time(pinned) +
+           "\" or the first snapshot after it), or move the pin (factory lock --update " +
+           pin.id() + " " + recipe_file + ")";
 }
 
 std::vector<std::string> package_drift(const std::string& id,

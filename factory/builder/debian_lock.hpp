@@ -7,6 +7,7 @@
 #include <string>
 
 #include "factory/builder/builder.hpp"
+#include "factory/recipe/lockfile.hpp"
 #include "factory/recipe/recipe.hpp"
 #include "factory/sources/debian.hpp"
 
@@ -21,11 +22,25 @@ sources::DebianSpec debian_spec(const recipe::Stage& stage, const recipe::Recipe
 // "name=version\n" lines (sources::resolved_packages) → name → version.
 std::map<std::string, std::string> package_map(const std::string& lines);
 
-// The packages of the base layer recorded for the stage's debian base (its key as a build
-// computes it), nullopt when the store has no record of it. Throws Error: the layer unreadable.
-std::optional<std::map<std::string, std::string>>
-stored_debian_packages(const recipe::Recipe& recipe, const StepRef& base,
-                       const BuildOptions& options);
+// What a bootstrapped base was made of: its packages, and the mirror's Release date when it
+// was bootstrapped ("" for a base built before factory recorded it).
+struct StoredDebian {
+    std::map<std::string, std::string> packages;
+    std::string release_date;
+};
+
+// The base layer recorded for the stage's debian base (its key as a build computes it):
+// packages read from its layer, the Release date from its record; nullopt when the store has
+// no record of it. Throws Error: the layer unreadable.
+std::optional<StoredDebian> stored_debian(const recipe::Recipe& recipe, const StepRef& base,
+                                          const BuildOptions& options);
+
+// Under --locked, before a bootstrap: the error message when the mirror's Release date is not
+// the pinned one (the mirror moved on, so its packages may have), naming both dates, a snapshot
+// mirror that keeps the pinned one, and `factory lock --update ID RECIPE`; "" when they match
+// or the pin has no date.
+std::string release_drift(const recipe::Pin& pin, const std::string& mirror, const std::string& now,
+                          const std::string& recipe_file);
 
 // Under --locked, after a bootstrap: every package whose version is not the pinned one, as
 // "ID: debian package NAME: PINNED → INSTALLED" ("(none)" for one missing on either side).

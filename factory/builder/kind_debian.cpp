@@ -9,6 +9,8 @@
 #include "factory/builder/step_cache.hpp"
 #include "factory/builder/step_kind.hpp"
 #include "factory/sources/debian.hpp"
+#include "factory/sources/debian_release.hpp"
+#include "factory/sources/trust.hpp"
 #include "factory/util/files.hpp"
 
 namespace factory::builder {
@@ -56,13 +58,45 @@ class DebianBaseKind final : public LayerKind {
         if (env.options->offline)
             throw Error(where.str() + ": debian base: offline: " + spec.suite + " from " +
                         spec.mirror + " is not in the store (build it once online)");
+        const auto* pin = locked_pin(env, s);
+        auto date = release_date(s, env, spec, pin);
         TempDir work(env.store->dir() / "tmp", "debian-");
         auto rootfs = sources::bootstrap_debian(spec, work.path(), env.recipe->epoch, env.output);
         if (!rootfs) throw Error(where.str() + ": debian base: " + rootfs.error());
-        if (const auto* pin = locked_pin(env, s)) check_packages(s, *pin, rootfs->dir);
+        if (pin) check_packages(s, *pin, rootfs->dir);
         auto entries = sources::debian_entries(rootfs->dir);
         if (!entries) throw Error(where.str() + ": debian base: " + entries.error());
-        return layer_made(env.write_layer(std::move(*entries)));
+        auto made = layer_made(env.write_layer(std::move(*entries)));
+        // For the lock file (debian_lock.hpp stored_debian); not part of the layer or the key.
+        if (!date.empty()) made.result["release_date"] = date;
+        return made;
+    }
+
+    // The mirror's Release date, fetched just before mmdebstrap reads the same file. Under
+    // --locked a date other than the pinned one stops the build before the bootstrap (minutes
+    // saved, and the message says how to keep the pinned date); unlocked, a mirror that can't
+    // tell only leaves the date out of the lock.
+    static std::string release_date(const StepRef& s, StepEnv& env, const sources::DebianSpec& spec,
+                                    const recipe::Pin* pin) {
+        sources::DownloadOptions o;
+        o.ca_bundle = sources::host_ca_bundle();
+        o.max_bytes = 16 << 20;
+        auto date = sources::fetch_release_date(spec.mirror, spec.suite, o);
+        bool pinned = pin && !pin->field("release-date").empty();
+        if (!date) {
+            if (pinned)
+                throw Error(s.id() +
+                            ": cannot check the mirror's Release date against the lock "
+                            "file: " +
+                            date.error());
+            env.output("debian base: the lock will have no Release date: " + date.error());
+            return "";
+        }
+        if (pinned)
+            if (auto drift = release_drift(*pin, spec.mirror, *date, env.recipe->file.string());
+                !drift.empty())
+                throw Error(drift);
+        return *date;
     }
 
     void apply(const StepRef& s, StepEnv& env, StageState& state, const StepKey& key,

@@ -2,9 +2,9 @@
 //
 // Key: parent, kind=git, platform, epoch, compression, git-url (without credentials),
 // git-commit (the ref resolved: one ls-remote, none for a commit id, --offline or --locked,
-// where it is the lock file's pin), git-ref (with
-// keep_git only), dest, submodules, keep-git, depth, mtime. An unmoved branch is a hit; a moved
-// one rebuilds this step and the ones after it.
+// where it is the lock file's pin; the mirror is fetched only when the step is made), git-ref
+// (with keep_git only), dest, submodules, keep-git, depth, mtime. An unmoved branch is a hit; a
+// moved one rebuilds this step and the ones after it.
 
 #include "factory/builder/key_fields.hpp"
 #include "factory/builder/lock.hpp"
@@ -56,34 +56,41 @@ class GitKind final : public LayerKind {
     }
 
     // The commit comes from the key, not from a second ls-remote: the layer is the commit the
-    // key names even if the branch moved in between.
+    // key names even if the branch moved in between. The mirror is made to hold it here, not
+    // while keying: a cache hit needs no mirror (nor a git process to look into one).
     StepMade make(const StepRef& s, StepEnv& env, StageState&, StepKey& k) const override {
         const auto& step = *s.step().git;
         auto ctx = source_context(env);
-        sources::ResolvedRef resolved;
-        resolved.url = value_or_throw(sources::parse_remote_url(step.url)).url;
-        resolved.commit = field_value(k.fields.fields(), field::git_commit);
+        recipe::GitStep by_commit = step;
+        by_commit.ref = field_value(k.fields.fields(), field::git_commit);
+        auto resolved = resolve_git(ctx, by_commit, s.id());
         resolved.name = field_value(k.fields.fields(), field::git_ref);
         resolved.ref = step.ref;
-        resolved.mirror = sources::GitMirrors::mirror_path(ctx.store_root, resolved.url);
         auto out = execute_git(ctx, step, resolved, s.id());
         if (out.epoch) return layer_made(env.write_layer_at(std::move(out.entries), *out.epoch));
         return layer_made(env.write_layer(std::move(out.entries)));
     }
 
-    // Under --locked the pinned commit, fetched into the mirror only when it lacks it (no
-    // ls-remote); else the ref resolved now.
+    // Under --locked the pinned commit (no network: make() fetches it into the mirror if it
+    // must); a branch or tag online, what it names upstream now (one ls-remote); else — a
+    // commit id, --offline — resolved in the mirror.
     static sources::ResolvedRef resolve(const StepRef& s, StepEnv& env) {
+        const auto& step = *s.step().git;
+        auto ctx = source_context(env);
         const auto* pin = locked_pin(env, s);
-        if (!pin) return resolve_git(source_context(env), *s.step().git, s.id());
-        recipe::GitStep pinned = *s.step().git;
-        pinned.ref = pin->field("commit");
-        if (!sources::is_commit_id(pinned.ref))
-            throw Error(s.id() + ": the lock file's commit '" + pinned.ref +
-                        "' is not a commit id (40 hex digits)");
-        auto resolved = resolve_git(source_context(env), pinned, s.id());
-        resolved.ref = s.step().git->ref;
+        if (!pin) {
+            if (ctx.offline || sources::is_commit_id(step.ref))
+                return resolve_git(ctx, step, s.id());
+            return peek_git(ctx, step, s.id());
+        }
+        sources::ResolvedRef resolved;
+        resolved.url = value_or_throw(sources::parse_remote_url(step.url)).url;
+        resolved.ref = step.ref;
+        resolved.commit = pin->field("commit");
         resolved.name = pin->field("name");
+        if (!sources::is_commit_id(resolved.commit))
+            throw Error(s.id() + ": the lock file's commit '" + resolved.commit +
+                        "' is not a commit id (40 hex digits)");
         return resolved;
     }
 

@@ -114,15 +114,43 @@ class Resolver {
         auto ref = step_of(recipe_, want);
         if (want.kind == "git") resolve_git_pin(ref, want);
         if (want.kind == "registry") resolve_registry_pin(ref, want);
-        if (want.kind == "debian") want.packages = debian_packages(ref, want.id());
+        if (want.kind == "debian") {
+            auto base = debian_base(ref, want.id());
+            want.packages = std::move(base.packages);
+            if (!base.release_date.empty()) want.fields["release-date"] = base.release_date;
+        }
         return want;
     }
 
+    // A line when the kept pin's branch or tag names another commit upstream now (one
+    // ls-remote), nullopt when it doesn't or can't move (a commit id, --offline).
+    std::optional<std::string> upstream_move(const recipe::Pin& kept) {
+        if (options_.offline || kept.kind != "git") return std::nullopt;
+        auto ref = step_of(recipe_, kept);
+        if (sources::is_commit_id(ref.step().git->ref)) return std::nullopt;
+        std::string head = kept.id() + ": " + describe_pin(kept) + ": ";
+        try {
+            auto now = peek_git(git_context(ref), *ref.step().git, ref.id());
+            if (now.commit == kept.field("commit")) return std::nullopt;
+            return head + "moved upstream " + short_hex(kept.field("commit")) + " → " +
+                   short_hex(now.commit) + ", kept (factory lock --update " + kept.id() + " " +
+                   path_.string() + " moves it)";
+        } catch (const Error& e) {
+            // The pin is kept either way: a server down doesn't stop the lock.
+            std::string why = e.what();
+            if (why.starts_with(ref.id() + ": ")) why.erase(0, ref.id().size() + 2);
+            return head + "cannot check upstream: " + why;
+        }
+    }
+
   private:
-    void resolve_git_pin(const StepRef& ref, recipe::Pin& pin) {
-        auto ctx = source_context(
+    SourceContext git_context(const StepRef& ref) {
+        return source_context(
             options_, [this, id = ref.id()](std::string_view line) { progress_.output(id, line); });
-        auto resolved = resolve_git(ctx, *ref.step().git, ref.id());
+    }
+
+    void resolve_git_pin(const StepRef& ref, recipe::Pin& pin) {
+        auto resolved = resolve_git(git_context(ref), *ref.step().git, ref.id());
         pin.fields["commit"] = resolved.commit;
         if (!resolved.name.empty()) pin.fields["name"] = resolved.name;
     }
@@ -143,14 +171,14 @@ class Resolver {
 
     // A Debian base's packages are known once it is bootstrapped: from its layer in the store,
     // built first (the whole recipe, as `factory build` would) when the store lacks it.
-    std::map<std::string, std::string> debian_packages(const StepRef& ref, const std::string& id) {
-        if (auto p = stored_debian_packages(recipe_, ref, options_)) return *p;
+    StoredDebian debian_base(const StepRef& ref, const std::string& id) {
+        if (auto p = stored_debian(recipe_, ref, options_)) return *p;
         if (options_.offline)
             throw Error(id + ": offline: the debian base " + ref.stage->base.debian.suite +
                         " is not in the store");
         progress_.event("lock", id + ": building the recipe to learn its packages");
         build_recipe(path_, options_, progress_);
-        if (auto p = stored_debian_packages(recipe_, ref, options_)) return *p;
+        if (auto p = stored_debian(recipe_, ref, options_)) return *p;
         throw Error(id + ": the debian base is not in the store after the build");
     }
 
@@ -170,6 +198,7 @@ void changes_of(const recipe::Pin* old, const recipe::Pin& now, std::vector<std:
         std::string before = old->field(name);
         if (before == value) continue;
         bool resolved = is_resolved_field(now.kind, name);
+        if (before.empty()) before = "(none)"; // a field older locks lack (release-date)
         out.push_back(now.id() + ": " + describe_pin(now) + ": " + (resolved ? "" : name + " ") +
                       (resolved ? short_hex(before) : before) + " → " +
                       (resolved ? short_hex(value) : value));
@@ -287,6 +316,8 @@ LockOutcome lock_recipe(const fs::path& path, const BuildOptions& options,
                     used_names.insert(name);
                 }
         recipe::Pin now = move ? resolver.resolve(want) : *have;
+        if (!move)
+            if (auto line = resolver.upstream_move(now)) outcome.notices.push_back(*line);
         changes_of(have, now, outcome.changes);
         lock.put(std::move(now));
     }

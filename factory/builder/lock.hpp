@@ -8,8 +8,10 @@
 //   registry base      reference                                     digest
 //   git step           url (without credentials), ref                commit, name
 //   download step      url (without credentials), sha256             —
-//   debian base        suite, variant, mirror, include, components,   packages (checked once
-//                      architecture                                    bootstrapped)
+//   debian base        suite, variant, mirror, include, components,   release-date (checked
+//                      architecture                                    before a bootstrap),
+//                                                                      packages (checked once
+//                                                                      bootstrapped)
 
 #include <filesystem>
 #include <optional>
@@ -52,12 +54,17 @@ struct LockRequest {
 struct LockOutcome {
     std::filesystem::path file;
     std::vector<std::string> changes; // "main.2: git URL main: 1a2b3c4d5e6f → 4d5e6f…"
+    // Kept pins whose branch or tag moved upstream since (not under --offline): "main.2: git
+    // URL main: moved upstream 1a2b3c4d5e6f → 4d5e6f7a8b9c, kept (factory lock --update main.2
+    // RECIPE moves it)"; or "main.2: git URL main: cannot check upstream: WHY".
+    std::vector<std::string> notices;
     std::size_t pins = 0;
 };
 
 // Resolves the recipe's pins (an ls-remote per git step, a manifest request per registry base,
 // a Debian base built when the store lacks it) and writes RECIPE.lock atomically. Pins not to
-// be moved are kept as the existing lock has them. Throws Error: a NAME that matches no pin
+// be moved are kept as the existing lock has them; a kept git pin of a branch or tag costs one
+// ls-remote, to tell of a move (LockOutcome::notices). Throws Error: a NAME that matches no pin
 // (ExitCode::usage), a fetch failing.
 LockOutcome lock_recipe(const std::filesystem::path& recipe, const BuildOptions& options,
                         const LockRequest& request, Progress& progress);

@@ -107,20 +107,32 @@ std::string describe_download(const recipe::DownloadStep& step) {
            sources::printable_url(step.url) + " → " + step.dest;
 }
 
+namespace {
+
+// The step's URL with its --secret's credentials in it (taken out again before anything is
+// stored or printed).
+std::string fetch_url(const SourceContext& ctx, const recipe::GitStep& step) {
+    if (step.secret.empty()) return step.url;
+    auto it = ctx.secrets ? ctx.secrets->find(step.secret) : decltype(ctx.secrets->end()){};
+    if (!ctx.secrets || it == ctx.secrets->end())
+        throw Error(step.where.str() + ": the step uses secret '" + step.secret +
+                        "', but no --secret id=" + step.secret + ",src=FILE (or env=VAR) was given",
+                    ExitCode::usage);
+    return with_credentials(step.url, it->second);
+}
+
+} // namespace
+
 sources::ResolvedRef resolve_git(const SourceContext& ctx, const recipe::GitStep& step,
                                  const std::string& id) {
-    auto m = mirrors(ctx);
-    std::string url = step.url;
-    if (!step.secret.empty()) {
-        auto it = ctx.secrets ? ctx.secrets->find(step.secret) : decltype(ctx.secrets->end()){};
-        if (!ctx.secrets || it == ctx.secrets->end())
-            throw Error(step.where.str() + ": the step uses secret '" + step.secret +
-                            "', but no --secret id=" + step.secret +
-                            ",src=FILE (or env=VAR) was given",
-                        ExitCode::usage);
-        url = with_credentials(step.url, it->second);
-    }
-    auto r = m.resolve(url, step.ref);
+    auto r = mirrors(ctx).resolve(fetch_url(ctx, step), step.ref);
+    if (!r) throw Error(id + ": " + r.error());
+    return *r;
+}
+
+sources::ResolvedRef peek_git(const SourceContext& ctx, const recipe::GitStep& step,
+                              const std::string& id) {
+    auto r = mirrors(ctx).remote_ref(fetch_url(ctx, step), step.ref);
     if (!r) throw Error(id + ": " + r.error());
     return *r;
 }

@@ -48,6 +48,11 @@ struct SourceOutcome {
 sources::ResolvedRef resolve_git(const SourceContext& ctx, const recipe::GitStep& step,
                                  const std::string& id);
 
+// What the step's ref names upstream now (one ls-remote; no fetch), for `factory lock` to
+// notice a pin the branch or tag moved away from. Throws Error naming the step.
+sources::ResolvedRef peek_git(const SourceContext& ctx, const recipe::GitStep& step,
+                              const std::string& id);
+
 // The git step's key fields: the URL without credentials, the commit, and the options that
 // shape the layer (dest, submodules, keep_git, depth, mtime).
 void add_git_key(cache::KeyBuilder& kb, const recipe::GitStep& step,

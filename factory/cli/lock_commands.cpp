@@ -66,6 +66,8 @@ std::optional<int> LockCommand::dispatch(const std::string& cache_dir) {
         auto outcome = builder::lock_recipe(recipe, options, request, progress);
         for (const auto& change : outcome.changes)
             std::printf("%s\n", change.c_str());
+        for (const auto& notice : outcome.notices)
+            std::printf("%s\n", notice.c_str());
         std::printf("%s: %zu pins%s\n", outcome.file.c_str(), outcome.pins,
                     outcome.changes.empty() ? ", unchanged" : "");
     }

@@ -2,6 +2,7 @@
 
 #include <curl/curl.h>
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -25,7 +26,7 @@ void global_init() {
 }
 
 struct Sink {
-    AtomicFile* file;
+    std::function<Result<void>(const char*, std::size_t)> write;
     Sha256 hash;
     std::uint64_t bytes = 0, max_bytes = 0;
     std::string error;
@@ -40,7 +41,7 @@ std::size_t on_data(char* data, std::size_t size, std::size_t n, void* user) {
         return 0;
     }
     s->hash.update(data, len);
-    if (auto r = write_all(s->file->fd(), data, len); !r) {
+    if (auto r = s->write(data, len); !r) {
         s->error = r.error();
         return 0;
     }
@@ -52,11 +53,12 @@ struct Attempt {
     std::string error;  // empty: success
 };
 
-// One GET into `file`; the digest in `hex`.
-Attempt get(const std::string& url, const DownloadOptions& o, AtomicFile& file, std::string& hex) {
+// One GET, its body handed to `write`; the digest in `hex`.
+Attempt get(const std::string& url, const DownloadOptions& o,
+            std::function<Result<void>(const char*, std::size_t)> write, std::string& hex) {
     std::unique_ptr<CURL, CurlFree> curl(curl_easy_init());
     if (!curl) return {false, "cannot initialize libcurl"};
-    Sink sink{&file, Sha256(), 0, o.max_bytes, {}};
+    Sink sink{std::move(write), Sha256(), 0, o.max_bytes, {}};
     char errbuf[CURL_ERROR_SIZE] = "";
     CURL* c = curl.get();
     curl_easy_setopt(c, CURLOPT_URL, url.c_str());
@@ -127,7 +129,10 @@ Result<fs::path> fetch_download(const fs::path& store_root, const std::string& u
         // A fresh temp file per try: it is removed unless committed.
         AtomicFile file(target);
         std::string hex;
-        Attempt a = get(url, options, file, hex);
+        Attempt a = get(
+            url, options,
+            [&file](const char* data, std::size_t n) { return write_all(file.fd(), data, n); },
+            hex);
         if (a.error.empty()) {
             if (hex != sha256_hex)
                 return Unexpected("download " + shown + ": sha256 mismatch: expected sha256:" +
@@ -139,6 +144,31 @@ Result<fs::path> fetch_download(const fs::path& store_root, const std::string& u
             return Unexpected("download " + shown + ": " + a.error);
         if (options.on_log)
             options.on_log("download " + shown + ": " + a.error + "; trying again in " +
+                           std::to_string(delay.count()) + " ms");
+        std::this_thread::sleep_for(delay);
+        delay *= 2;
+    }
+}
+
+Result<std::string> fetch_text(const std::string& url, const DownloadOptions& options) {
+    std::string shown = printable_url(url);
+    if (options.offline) return Unexpected("offline: cannot fetch " + shown);
+    global_init();
+    auto delay = options.backoff;
+    for (int attempt = 1;; ++attempt) {
+        if (options.on_log) options.on_log("fetching " + shown);
+        std::string body, hex;
+        Attempt a = get(
+            url, options,
+            [&body](const char* data, std::size_t n) -> Result<void> {
+                body.append(data, n);
+                return {};
+            },
+            hex);
+        if (a.error.empty()) return body;
+        if (!a.retry || attempt >= options.attempts) return Unexpected(shown + ": " + a.error);
+        if (options.on_log)
+            options.on_log(shown + ": " + a.error + "; trying again in " +
                            std::to_string(delay.count()) + " ms");
         std::this_thread::sleep_for(delay);
         delay *= 2;

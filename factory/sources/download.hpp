@@ -38,6 +38,11 @@ fs::path download_path(const fs::path& store_root, std::string_view sha256_hex);
 Result<fs::path> fetch_download(const fs::path& store_root, const std::string& url,
                                 const std::string& sha256_hex, const DownloadOptions& options);
 
+// The body of a small document at `url` (at most options.max_bytes), held in memory and not
+// stored, with the same retries as a download. Errors: "URL: HTTP 404", network errors after
+// the last try, "offline: cannot fetch URL" under options.offline (nothing is asked).
+Result<std::string> fetch_text(const std::string& url, const DownloadOptions& options);
+
 // The URL without "user:password@", for messages.
 std::string printable_url(const std::string& url);
 

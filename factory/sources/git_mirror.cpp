@@ -435,6 +435,21 @@ Result<ResolvedRef> GitMirrors::resolve(const std::string& url, const std::strin
     return Unexpected("commit " + out.commit + " not found in " + remote->url);
 }
 
+Result<ResolvedRef> GitMirrors::remote_ref(const std::string& url, const std::string& ref) {
+    auto remote = parse_remote_url(url);
+    if (!remote) return Unexpected("git url: " + remote.error());
+    if (auto r = check_ref(ref); !r) return Unexpected(r.error() + " for " + remote->url);
+    if (options_.offline) return Unexpected("offline: cannot ask " + remote->url);
+    ResolvedRef out;
+    out.url = remote->url;
+    out.ref = ref;
+    out.mirror = mirror_path(root_, remote->url);
+    auto c = ls_remote(*remote, ref, &out.name);
+    if (!c) return Unexpected(c.error());
+    out.commit = *c;
+    return out;
+}
+
 Result<std::int64_t> GitMirrors::commit_time(const ResolvedRef& resolved) {
     auto r = git({"log", "-1", "--format=%ct", resolved.commit}, resolved.mirror);
     if (!r) return Unexpected(r.error());

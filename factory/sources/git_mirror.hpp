@@ -86,6 +86,11 @@ class GitMirrors {
     // git's last error line after the last try.
     Result<ResolvedRef> resolve(const std::string& url, const std::string& ref);
 
+    // What `ref` (a branch or tag; not a commit id) names on the remote now: one ls-remote, no
+    // fetch, nothing written. The result's commit and name; its mirror is where resolve()
+    // would keep it. Errors: offline ("offline: cannot ask URL"), those of resolve().
+    Result<ResolvedRef> remote_ref(const std::string& url, const std::string& ref);
+
     // The commit's committer time (seconds since the epoch).
     Result<std::int64_t> commit_time(const ResolvedRef& resolved);
 

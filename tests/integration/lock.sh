@@ -1,7 +1,8 @@
 # factory lock and build --locked against real peers on 127.0.0.1: a registry base
 # (docker-registry), two git steps (git daemon) and a download (tests/data/http-server.py).
 # The lock file is exact and byte-identical when written twice; a new upstream commit rebuilds
-# the git step without --locked while --locked builds the old digest; a lock that no longer
+# the git step without --locked while --locked builds the old digest, and `factory lock` keeps
+# the pin but names it with the command that moves it; a lock that no longer
 # matches the recipe names each drifted item; `lock --update NAME` moves exactly that pin; with
 # every server stopped, `--offline --locked` rebuilds the same digest from the store, and a
 # store without the pins' content is an error naming what is missing.
@@ -151,12 +152,22 @@ expect_exit 2 build "${opts[@]}" --locked "$r"
 assert_eq "factory: error: $r.lock: no lock file (run factory lock $r)" "$(error_line)"
 mv "$TEST_DIR/lock.moved" "$r.lock"
 
+step "lock without --update keeps moved pins and names each with the command that moves it"
+expect_ok lock "${opts[@]}" "$r"
+assert_eq "main.1: git $git_url/app.git main: moved upstream ${app1:0:12} → ${app2:0:12}, kept (factory lock --update main.1 $r moves it)
+main.2: git $git_url/lib.git main: moved upstream ${lib1:0:12} → ${lib2:0:12}, kept (factory lock --update main.2 $r moves it)
+$r.lock: 4 pins, unchanged" "$OUT" "lock's notice of moved branches"
+cmp "$TEST_DIR/lock.1" "$r.lock" || fail "lock without --update moved a pin"
+expect_ok lock "${opts[@]}" --offline "$r"
+assert_eq "$r.lock: 4 pins, unchanged" "$OUT" "--offline: no ls-remote, no notice"
+
 step "lock --update NAME moves exactly that pin"
 expect_exit 2 lock "${opts[@]}" --update main.9 "$r"
 assert_contains "$(error_line)" "--update main.9: no pinned step of $r is named so"
 cmp "$TEST_DIR/lock.1" "$r.lock" || fail "a failed --update changed the lock file"
 expect_ok lock "${opts[@]}" --update main.1 "$r"
 assert_eq "main.1: git $git_url/app.git main: ${app1:0:12} → ${app2:0:12}
+main.2: git $git_url/lib.git main: moved upstream ${lib1:0:12} → ${lib2:0:12}, kept (factory lock --update main.2 $r moves it)
 $r.lock: 4 pins" "$OUT" "lock --update main.1 output"
 assert_eq "< commit = \"$app1\"
 ---

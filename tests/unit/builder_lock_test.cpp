@@ -126,4 +126,24 @@ TEST(BuilderDebianLock, PackageDriftNamesEachPackage) {
     EXPECT_EQ(factory::builder::package_drift("b", pinned, pinned), std::vector<std::string>{});
 }
 
+TEST(BuilderDebianLock, ReleaseDriftNamesBothDatesAndTheWaysOut) {
+    Pin pin;
+    pin.stage = "main";
+    pin.kind = "debian";
+    pin.fields = {{"suite", "bookworm"}, {"release-date", "2024-11-09T10:12:04Z"}};
+    EXPECT_EQ(factory::builder::release_drift(pin, "http://deb.debian.org/debian",
+                                              "2024-11-09T10:12:04Z", "app.toml"),
+              "");
+    EXPECT_EQ(factory::builder::release_drift(pin, "http://deb.debian.org/debian",
+                                              "2025-01-11T08:59:40Z", "app.toml"),
+              "the debian base drifted from the lock file: main.base: debian bookworm: the "
+              "Release date of http://deb.debian.org/debian moved 2024-11-09T10:12:04Z → "
+              "2025-01-11T08:59:40Z; build from a snapshot mirror that keeps "
+              "2024-11-09T10:12:04Z (mirror = "
+              "\"http://snapshot.debian.org/archive/debian/20241109T101204Z\" or the first "
+              "snapshot after it), or move the pin (factory lock --update main.base app.toml)");
+    pin.fields.erase("release-date"); // a lock written before the date was recorded
+    EXPECT_EQ(factory::builder::release_drift(pin, "m", "2025-01-11T08:59:40Z", "app.toml"), "");
+}
+
 } // namespace

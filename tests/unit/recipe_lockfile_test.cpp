@@ -30,9 +30,12 @@ Lockfile sample() {
                   {"ref", "main"},
                   {"commit", std::string(40, '1')},
                   {"name", "refs/heads/main"}}));
-    lock.put(pin(
-        "builder", 0, "debian", {{"suite", "bookworm"}, {"mirror", "http://deb.debian.org/debian"}},
-        {{"libc6", "2.36-9+deb12u4"}, {"g++", "4:12.2.0-3"}, {"libgcc-s1:i386", "12.2.0-14"}}));
+    lock.put(
+        pin("builder", 0, "debian",
+            {{"suite", "bookworm"},
+             {"release-date", "2024-11-09T10:12:04Z"},
+             {"mirror", "http://deb.debian.org/debian"}},
+            {{"libc6", "2.36-9+deb12u4"}, {"g++", "4:12.2.0-3"}, {"libgcc-s1:i386", "12.2.0-14"}}));
     lock.put(pin(
         "main", 0, "registry",
         {{"reference", "127.0.0.1:5000/base:1"}, {"digest", "sha256:" + std::string(64, 'b')}}));
@@ -46,6 +49,7 @@ const char* const sample_text =
 [builder.base]
 kind = "debian"
 mirror = "http://deb.debian.org/debian"
+release-date = "2024-11-09T10:12:04Z"
 suite = "bookworm"
 
 [builder.base.packages]
@@ -93,6 +97,7 @@ TEST(RecipeLockfile, RoundTripIsByteIdentical) {
     EXPECT_EQ(lock.pins[3].id(), "main.10");
     EXPECT_EQ(lock.find("main.2")->field("commit"), std::string(40, '1'));
     EXPECT_EQ(lock.find("builder.base")->packages.at("libgcc-s1:i386"), "12.2.0-14");
+    EXPECT_EQ(lock.find("builder.base")->field("release-date"), "2024-11-09T10:12:04Z");
     EXPECT_EQ(lockfile_text(lock, "app.toml"), sample_text);
 }
 
