@@ -121,7 +121,7 @@ Result<std::string> release_date(std::string_view release_text) {
     std::time_t t = static_cast<std::time_t>(*secs);
     std::tm tm{};
     ::gmtime_r(&t, &tm);
-    char buf[32];
+    char buf[64]; // room for any int the fields could hold
     std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900,
                   tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
     return std::string(buf);
