@@ -8,6 +8,7 @@
 #
 #   OLD=/path/to/old/factory bash bench/incremental.sh        # as root (private tmpfs)
 #   SMALL_FILES=5000 SMALL_MB=50 RUNS=3 bash bench/incremental.sh   # without OLD: this binary only
+#   EDIT_AT=10000 bash bench/incremental.sh   # edit the 10,000th .dat file (the middle), not the 500th
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 FACTORY=${FACTORY:-$here/build/factory}
@@ -15,6 +16,7 @@ OLD=${OLD:-}
 RUNS=${RUNS:-3}
 SMALL_FILES=${SMALL_FILES:-20000}
 SMALL_MB=${SMALL_MB:-200}
+EDIT_AT=${EDIT_AT:-500} # the N-th .dat file in sorted order is the one edited
 [[ $(id -u) -eq 0 ]] || { echo "incremental: run as root (private tmpfs)" >&2; exit 1; }
 W=$(mktemp -d /tmp/factory-incremental.XXXXXX)
 mount -t tmpfs -o size=4g tmpfs "$W"
@@ -23,7 +25,7 @@ python3 "$here/bench/gen_tree.py" "$W/tree" "$SMALL_FILES" "$SMALL_MB" 0 >/dev/n
 printf '[image]\nname = "incremental"\n[[step]]\ncopy = [{ src = "src", dest = "/data/src/" }]\n' \
     >"$W/tree/bench.toml"
 printf 'bench.toml\n' >"$W/tree/.factoryignore"
-changed=$(find "$W/tree/src" -type f -name '*.dat' | sort | sed -n 500p)
+changed=$(find "$W/tree/src" -type f -name '*.dat' | sort | sed -n "${EDIT_AT}p")
 seconds() {
     local s e
     s=$(date +%s.%N)
@@ -37,7 +39,7 @@ echo "cold: factory $(build "$FACTORY" new) s${OLD:+, old $(build "$OLD" old) s}
 for i in $(seq 1 "$RUNS"); do
     echo "change $i $RANDOM" >>"$changed"
     new=$(build "$FACTORY" new)
-    reused=$(grep -o 'reused [0-9]* of [0-9]* compressed blocks' "$W/log" || echo "no blocks reused")
+    reused=$(grep -oE 'reused [0-9]+ of [0-9]+ compressed blocks[^)]*' "$W/log" || echo "no blocks reused")
     old=n/a
     [[ -z $OLD ]] || old=$(build "$OLD" old)
     sha=$(seconds sh -c "tar -C '$W/tree' -cf - src | sha256sum")

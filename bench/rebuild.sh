@@ -16,7 +16,9 @@
 # tree step stands against: `tar -c | sha256sum` of the step's directory (reading and hashing it
 # again, the floor of any rebuild that yields a new diff_id) and `tar -c | pigz -6 -p2` (what
 # compressing the whole layer again costs). SKIP_PODMAN=1 leaves podman out
-# (a quick run of factory against the stat walk).
+# (a quick run of factory against the stat walk). EDIT_AT=N picks the file the change round
+# edits: the N-th of the tree's ~20,000 .dat files in sorted order (500 by default, early in
+# the layer; 10000 is the middle).
 # podman keeps its layers uncompressed; factory writes gzip blobs. Both run on a private tmpfs.
 set -euo pipefail
 # shellcheck source=bench/lib.sh
@@ -28,6 +30,7 @@ RUNS=${RUNS:-5}
 SMALL_FILES=${SMALL_FILES:-20000}
 SMALL_MB=${SMALL_MB:-200}
 BIG_MB=${BIG_MB:-500}
+EDIT_AT=${EDIT_AT:-500} # the change round edits the EDIT_AT-th .dat file of the tree, sorted
 TIMEOUT=${TIMEOUT:-600}
 
 [[ $(id -u) -eq 0 ]] || { echo "rebuild: run as root (private tmpfs, rootful podman)" >&2; exit 1; }
@@ -52,7 +55,7 @@ python3 "$here/bench/gen_tree.py" "$WORK/tree" "$SMALL_FILES" "$SMALL_MB" "$BIG_
 mkdir -p "$WORK/tree/etc" "$WORK/tree/scripts"
 echo "setting = 1" >"$WORK/tree/etc/app.conf"
 printf '#!/bin/sh\necho run\n' >"$WORK/tree/scripts/run.sh"
-changed=$(find "$WORK/tree/src" -type f -name '*.dat' | sort | sed -n 500p) # in the big tree step
+changed=$(find "$WORK/tree/src" -type f -name '*.dat' | sort | sed -n "${EDIT_AT}p") # in the big tree step
 touched=$(find "$WORK/tree/src" -type f -name '*.dat' | sort | sed -n 501p)
 bb=$(dirname "$(readlink -f /bin/busybox)")
 cat >"$WORK/tree/bench.toml" <<EOF

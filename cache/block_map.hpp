@@ -4,7 +4,7 @@
 // made it, so that a later layer with a piece of the same input can copy its compressed bytes
 // instead of compressing them again.
 //
-//   blocks/<hh>/<blob hex>   the map of blob <blob hex>             (format: blocks 1)
+//   blocks/<hh>/<blob hex>   the map of blob <blob hex>        (format: blocks 2, reads 1)
 //
 // cache/ knows nothing of gzip: a block is a byte range of the blob, and its key is a hex
 // string the layer writer chose (the sha256 of the block's uncompressed bytes); `format` says
@@ -28,6 +28,13 @@ struct Block {
     std::string key;          // 64 lower-case hex
     std::uint64_t offset = 0; // in the blob
     std::uint64_t size = 0;   // compressed bytes
+    // Version 2: where the stream stands at the block's end, so a writer can resume there.
+    // input_end is the uncompressed bytes up to the end; input_state and blob_state the SHA-256
+    // midstates of the uncompressed and the compressed stream at the end (after input_end and
+    // offset + size bytes), in the layer writer's spelling (hex and '.'). All empty/0 in a
+    // version 1 map.
+    std::uint64_t input_end = 0;
+    std::string input_state{}, blob_state{};
 };
 
 struct BlockMap {
@@ -35,14 +42,21 @@ struct BlockMap {
     std::vector<Block> blocks; // in stream order
 };
 
-// The file's bytes: "factory-blocks 1\n" "format " FORMAT "\n" ("KEY OFFSET SIZE\n")*
-// "end " sha256-hex-of-everything-before "\n".
+// True when every block carries its midstates (a version 2 map).
+bool has_midstates(const BlockMap& map);
+// The file's bytes: "factory-blocks 2\n" "format " FORMAT "\n"
+// ("KEY OFFSET SIZE INPUT_END INPUT_STATE BLOB_STATE\n")* "end " sha256-hex-of-everything-before
+// "\n" when has_midstates(map), else version 1: "factory-blocks 1\n", lines "KEY OFFSET SIZE".
 std::string serialize_block_map(const BlockMap& map);
-// The inverse. Errors say what is wrong ("line 3: bad offset"); a truncated or edited file
-// fails its checksum.
+// The inverse, for both versions. Errors say what is wrong ("line 3: bad offset"); a truncated
+// or edited file fails its checksum.
 Result<BlockMap> parse_block_map(std::string_view text);
 // True when the blocks cover [0, blob_size) exactly, in order, none empty.
 Result<void> check_block_tiling(const BlockMap& map, std::uint64_t blob_size);
+
+// For a map with midstates: its last block's blob midstate, finished, must be blob_hex (the
+// whole blob hashed); an error says it isn't. A map without midstates passes.
+Result<void> check_block_midstates(const BlockMap& map, std::string_view blob_hex);
 
 class BlockMaps {
   public:

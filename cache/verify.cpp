@@ -193,6 +193,8 @@ class Verifier {
                 why = "is of a missing blob";
             else if (auto tiled = check_block_tiling(*map, *size); !tiled)
                 why = "does not match its blob: " + tiled.error();
+            else if (auto states = check_block_midstates(*map, hex); !states)
+                why = "does not match its blob: " + states.error();
             if (why.empty()) continue;
             problem("block map of blob sha256:" + hex + " " + why);
             report_.bad_block_maps.push_back(hex);

@@ -660,7 +660,11 @@ layer::LayerInfo RecipeRun::write_layer_blob(std::vector<layer::Entry> entries,
                         (id.empty() ? "" : id + ": ") + "reused " +
                             std::to_string(info->blocks_reused) + " of " +
                             std::to_string(info->blocks.blocks.size()) + " compressed blocks (" +
-                            human_size(info->reused_input_bytes) + " not compressed again)");
+                            human_size(info->reused_input_bytes) + " not compressed again" +
+                            (info->skipped_input_bytes
+                                 ? ", " + human_size(info->skipped_input_bytes) + " not read again"
+                                 : std::string()) +
+                            ")");
     return *info;
 }
 

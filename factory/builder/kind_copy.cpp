@@ -130,6 +130,10 @@ class CopyKind final : public LayerKind {
             return made;
         }
         auto entries = k.entries; // the tree keeps its own copy (apply)
+        // The content digests the key was made of name the layer's blocks without reading
+        // them, so a rebuild resumes after the unchanged ones (layer/block_plan.hpp).
+        for (std::size_t i = 0; i < entries.size() && i < k.inputs.size(); ++i)
+            entries[i].sha256 = k.inputs[i].sha256;
         auto made = layer_made(env.write_layer(std::move(entries)));
         env.put_record(content, made.result, made.blobs);
         return made;

@@ -1,5 +1,7 @@
 #include "factory/layer/block_source.hpp"
 
+#include "factory/util/sha256_midstate.hpp"
+
 #include <cerrno>
 #include <unistd.h>
 
@@ -9,8 +11,11 @@ bool BlockSource::add(Fd blob, const cache::BlockMap& map) {
     if (map.format != format_ || !blob) return false;
     std::size_t index = blobs_.size();
     blobs_.push_back(std::move(blob));
-    for (const auto& b : map.blocks)
-        where_.try_emplace(b.key, Found{index, b.offset, b.size});
+    maps_.push_back(map);
+    for (std::size_t i = 0; i < map.blocks.size(); ++i) {
+        const auto& b = map.blocks[i];
+        where_.try_emplace(b.key, Found{index, b.offset, b.size, i});
+    }
     return true;
 }
 
@@ -31,6 +36,24 @@ Result<void> BlockSource::read(const Found& found, std::vector<unsigned char>& o
         if (n == 0) return Unexpected("a stored block ends past its blob");
         done += static_cast<std::uint64_t>(n);
     }
+    return check_bytes(found, out);
+}
+
+Result<void> BlockSource::check_bytes(const Found& found,
+                                      const std::vector<unsigned char>& bytes) const {
+    const auto& map = maps_[found.blob];
+    if (!cache::has_midstates(map)) return {};
+    const auto& block = map.blocks[found.index];
+    ResumableSha256 sha;
+    if (found.index > 0) {
+        const auto& before = map.blocks[found.index - 1];
+        auto start = Sha256Midstate::parse(before.blob_state, before.offset + before.size);
+        if (!start) return Unexpected("a block map's state: " + start.error());
+        sha = ResumableSha256(*start);
+    }
+    sha.update(bytes.data(), bytes.size());
+    if (sha.state().text() != block.blob_state)
+        return Unexpected("a stored block's bytes are not those its map hashed");
     return {};
 }
 

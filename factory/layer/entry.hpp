@@ -30,6 +30,11 @@ struct Entry {
     // bytes when the layer is written. Empty: the content is `data`.
     std::string source;
     std::string data; // in-memory content (whiteouts, generated files)
+    // sha256 (64 lower-case hex) of the content read from `source`, when the caller knows it
+    // (a copy step, from its stat cache); "" otherwise. It never changes a byte of a layer:
+    // it lets a gzip layer name its blocks without reading them (block_plan.hpp), so a
+    // rebuild can resume after the unchanged ones.
+    std::string sha256;
     // Extended attributes, name → value (values are binary). Order doesn't matter; names must
     // be unique. `trusted.overlay.*` names are dropped when written.
     std::vector<std::pair<std::string, std::string>> xattrs;

@@ -26,9 +26,12 @@ struct Job {
     std::vector<unsigned char> input; // gzip_block_size bytes, or fewer for the last block
     std::vector<unsigned char> output;
     std::string error;
-    std::string key;     // sha256 hex of input, when the stream keeps a BlockReport or reuses
-    bool reused = false; // output copied from a BlockSource
-    bool done = false;   // guarded by the compressor's mutex when workers run
+    std::string key;        // 64 hex, when the stream keeps a BlockReport or reuses
+    bool key_known = false; // key set from the plan; else the sha256 of input, made by process()
+    std::uint64_t input_end = 0; // uncompressed bytes of the stream up to this block's end
+    std::string input_state;     // the input's SHA-256 midstate there, when it is hashed
+    bool reused = false;         // output copied from a BlockSource
+    bool done = false;           // guarded by the compressor's mutex when workers run
 };
 
 // True when a block's bytes are close to uniformly distributed (order-0 entropy above 7.95
@@ -119,8 +122,9 @@ class Deflater {
     Result<void> process(Job& job) {
         job.reused = false;
         if (!keyed_) return compress(job);
-        job.key = Sha256::hex(
-            std::string_view(reinterpret_cast<const char*>(job.input.data()), job.input.size()));
+        if (!job.key_known)
+            job.key = Sha256::hex(std::string_view(reinterpret_cast<const char*>(job.input.data()),
+                                                   job.input.size()));
         if (reuse_)
             if (auto found = reuse_->find(job.key))
                 if (reuse_->read(*found, job.output) && member_of(job.output, job.input)) {
@@ -164,6 +168,7 @@ class GzipCompressor final : public Compressor {
 
   private:
     Result<void> fail(std::string message);
+    void label(Job& job);
     Result<void> submit();
     Result<void> emit_oldest();
     std::unique_ptr<Job> take_job();
@@ -173,7 +178,12 @@ class GzipCompressor final : public Compressor {
     int level_;
     const BlockSource* reuse_;
     BlockReport* report_;
-    std::uint64_t offset_ = 0; // compressed bytes emitted
+    const std::vector<PlannedBlock>* plan_;
+    ResumableSha256* input_sha_;
+    ResumableSha256* output_sha_;
+    std::size_t block_index_ = 0; // of the next block submitted, in the whole stream
+    std::uint64_t input_end_ = 0; // uncompressed bytes submitted, in the whole stream
+    std::uint64_t offset_ = 0;    // compressed bytes emitted, in the whole stream
     std::size_t max_in_flight_;
     std::optional<Deflater> inline_deflater_;    // single-threaded mode
     std::unique_ptr<Job> current_;               // the block being filled
@@ -191,9 +201,20 @@ class GzipCompressor final : public Compressor {
 
 GzipCompressor::GzipCompressor(Sink sink, const GzipOptions& options, unsigned threads)
     : sink_(std::move(sink)), level_(options.level), reuse_(options.reuse), report_(options.report),
+      plan_(options.plan), input_sha_(options.input_sha), output_sha_(options.output_sha),
       max_in_flight_(threads == 1 ? 1 : 2 * threads) {
     current_ = take_job();
-    if (report_) *report_ = BlockReport{.map = {.format = gzip_block_format(level_), .blocks = {}}};
+    block_index_ = options.prefix.size();
+    if (!options.prefix.empty()) {
+        input_end_ = options.prefix.back().input_end;
+        offset_ = options.prefix.back().offset + options.prefix.back().size;
+    }
+    if (report_) {
+        *report_ = BlockReport{.map = {.format = gzip_block_format(level_), .blocks = {}}};
+        report_->map.blocks = options.prefix;
+        report_->reused = options.prefix.size();
+        report_->reused_input_bytes = input_end_;
+    }
     if (threads == 1) {
         inline_deflater_.emplace(level_, reuse_, report_ != nullptr);
         return;
@@ -252,9 +273,31 @@ Result<void> GzipCompressor::fail(std::string message) {
     return Unexpected(*error_);
 }
 
+// Where the block stands in the stream, its input's midstate, and its key when the plan has
+// one for a block that ends where this one does. Once a block ends elsewhere, the plan is
+// not used again: its keys would name other bytes.
+void GzipCompressor::label(Job& job) {
+    input_end_ += job.input.size();
+    job.input_end = input_end_;
+    job.input_state.clear();
+    if (input_sha_) {
+        input_sha_->update(job.input.data(), job.input.size());
+        if (report_) job.input_state = input_sha_->state().text();
+    }
+    job.key_known = false;
+    if (plan_ && block_index_ < plan_->size() && (*plan_)[block_index_].input_end == input_end_) {
+        job.key = (*plan_)[block_index_].key;
+        job.key_known = !job.key.empty();
+    } else {
+        plan_ = nullptr;
+    }
+    ++block_index_;
+}
+
 // Hands the current block to the workers (or compresses it here), starts the next one, and
 // writes finished members once too many are in flight.
 Result<void> GzipCompressor::submit() {
+    label(*current_);
     Job* job = current_.get();
     in_flight_.push_back(std::move(current_));
     current_ = take_job();
@@ -284,8 +327,15 @@ Result<void> GzipCompressor::emit_oldest() {
     auto out =
         std::string_view(reinterpret_cast<const char*>(job.output.data()), job.output.size());
     if (auto r = sink_(out); !r) return fail(r.error());
+    if (output_sha_) output_sha_->update(out);
     if (report_) {
-        report_->map.blocks.push_back({job.key, offset_, job.output.size()});
+        report_->map.blocks.push_back(
+            {.key = job.key,
+             .offset = offset_,
+             .size = job.output.size(),
+             .input_end = job.input_state.empty() ? 0 : job.input_end,
+             .input_state = job.input_state,
+             .blob_state = output_sha_ && input_sha_ ? output_sha_->state().text() : ""});
         if (job.reused) {
             report_->reused++;
             report_->reused_input_bytes += job.input.size();

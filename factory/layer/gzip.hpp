@@ -20,7 +20,9 @@
 // Memory stays bounded whatever the input size: at most 2 blocks per thread are in flight.
 
 #include "cache/block_map.hpp"
+#include "factory/layer/block_plan.hpp"
 #include "factory/layer/sink.hpp"
+#include "factory/util/sha256_midstate.hpp"
 
 #include <cstddef>
 #include <memory>
@@ -46,8 +48,22 @@ struct GzipOptions {
     // Blocks to copy when a block's input is the same (checked by the member's CRC-32 and
     // size too): the output is byte for byte what compressing would give. May be null.
     const BlockSource* reuse = nullptr;
-    // Filled with the stream's blocks when not null (costs a sha256 of every block's input).
+    // Filled with the stream's blocks when not null (costs a sha256 of the input of every
+    // block that `plan` gives no key).
     BlockReport* report = nullptr;
+    // The keys of the blocks, worked out from the entries (block_plan.hpp). A block takes its
+    // planned key only if it ends where the plan says; from the first one that doesn't, and
+    // for a planned block without a key, the key is the sha256 of the block's bytes.
+    const std::vector<PlannedBlock>* plan = nullptr;
+    // When not null, updated with the stream's input (at each block's end) and output, in
+    // order, and their midstates written into the report's blocks.
+    ResumableSha256* input_sha = nullptr;
+    ResumableSha256* output_sha = nullptr;
+    // A stream that continues one whose first blocks are already written (layer_writer.cpp
+    // resumes after a previous layer's unchanged blocks): `prefix` are those blocks (their
+    // map entries, counted as reused in the report); the first block of this compressor is
+    // plan[prefix.size()], and the hashes above already hold the prefix.
+    std::vector<cache::Block> prefix{};
 };
 
 // The BlockMap format of this writer at a level: the cut rule, the codec's version, the level.

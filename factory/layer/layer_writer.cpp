@@ -1,10 +1,17 @@
 #include "factory/layer/layer_writer.hpp"
 
+#include "factory/layer/block_plan.hpp"
+#include "factory/layer/block_source.hpp"
 #include "factory/layer/gzip.hpp"
 #include "factory/layer/tar_writer.hpp"
 #include "factory/layer/zstd.hpp"
 #include "factory/util/files.hpp"
 #include "factory/util/sha256.hpp"
+#include "factory/util/sha256_midstate.hpp"
+
+#include <cerrno>
+#include <optional>
+#include <unistd.h>
 
 namespace factory::layer {
 
@@ -20,44 +27,179 @@ class Passthrough final : public Compressor {
     Sink sink_;
 };
 
-Result<std::unique_ptr<Compressor>> make_compressor(const LayerOptions& options, Sink sink,
-                                                    BlockReport* report) {
+Result<std::unique_ptr<Compressor>> make_compressor(const LayerOptions& options, Sink sink) {
     switch (options.compression) {
     case Compression::none:
         return std::make_unique<Passthrough>(std::move(sink));
-    case Compression::gzip:
-        return make_gzip_compressor(std::move(sink),
-                                    {.level = options.level == -1 ? 6 : options.level,
-                                     .threads = options.threads,
-                                     .reuse = options.reuse,
-                                     .report = report});
     case Compression::zstd:
         return make_zstd_compressor(
             std::move(sink),
             {.level = options.level == -1 ? 3 : options.level, .workers = 1, .checksum = true});
+    case Compression::gzip:
+        break;
     }
     return Unexpected("unknown compression");
 }
 
-// The blob's end of the pipe: hashed and counted as it is written.
+// The blob's end of the pipe: counted (and hashed, when `sha` is not null) as it is written.
 class BlobOutput {
   public:
-    explicit BlobOutput(int fd) : fd_(fd) {}
+    BlobOutput(int fd, ResumableSha256* sha) : fd_(fd), sha_(sha) {}
     Result<void> write(std::string_view bytes) {
-        sha_.update(bytes);
+        if (sha_) sha_->update(bytes);
         size_ += bytes.size();
         if (auto r = write_all(fd_, bytes.data(), bytes.size()); !r)
             return Unexpected("cannot write layer blob: " + r.error());
         return {};
     }
-    std::string digest() { return "sha256:" + sha_.hex_digest(); }
     std::uint64_t size() const { return size_; }
+    void add_size(std::uint64_t n) { size_ += n; }
 
   private:
     int fd_;
-    Sha256 sha_;
+    ResumableSha256* sha_;
     std::uint64_t size_ = 0;
 };
+
+// Writes `entries` from `first` on through a tar writer into `compressor`, ending a block
+// before each entry the cut rule picks (gzip), then finishes both.
+Result<void> write_entries(const std::vector<Entry>& entries, std::size_t first, bool cuts,
+                           std::int64_t epoch, Compressor& compressor, ResumableSha256* tar_sha) {
+    TarWriter tar(
+        [&](std::string_view bytes) {
+            if (tar_sha) tar_sha->update(bytes);
+            return compressor.write(bytes);
+        },
+        epoch);
+    for (std::size_t i = first; i < entries.size(); ++i) {
+        if (cuts && cut_before(entries[i].path)) {
+            if (auto r = tar.flush(); !r) return r;
+            if (auto r = compressor.cut(); !r) return r;
+        }
+        if (auto r = tar.add(entries[i]); !r) return r;
+    }
+    if (auto r = tar.finish(); !r) return r;
+    return compressor.finish();
+}
+
+// Where a gzip layer can start: after the leading blocks a previous layer of the step shares
+// with this one (docs/performance.md "Incremental layers").
+struct Resume {
+    std::size_t blob = 0;             // in the BlockSource
+    std::vector<cache::Block> prefix; // the shared blocks, as in that layer's map
+    std::size_t first_entry = 0;      // the entries before it are in the prefix
+    Sha256Midstate input, output;     // both hashes at the prefix's end
+};
+
+// How many leading blocks of `map` are those `plan` names: same keys (made from the entries,
+// never from unread bytes) and same ends.
+std::size_t shared_blocks(const cache::BlockMap& map, const std::vector<PlannedBlock>& plan) {
+    std::size_t n = 0;
+    while (n < map.blocks.size() && n < plan.size() && !plan[n].key.empty() &&
+           plan[n].key == map.blocks[n].key && plan[n].input_end == map.blocks[n].input_end)
+        ++n;
+    return n;
+}
+
+// The longest resumable prefix among the source's maps: it must end between two entries (the
+// tar writer starts at an entry) and leave at least the last block (the archive's end) to
+// write. nullopt when there is none or its states don't parse.
+std::optional<Resume> find_resume(const BlockSource& source,
+                                  const std::vector<PlannedBlock>& plan) {
+    std::optional<Resume> best;
+    for (std::size_t m = 0; m < source.maps().size(); ++m) {
+        const auto& map = source.maps()[m];
+        if (!cache::has_midstates(map) || plan.size() < 2) continue;
+        std::size_t k = std::min(shared_blocks(map, plan), plan.size() - 1);
+        while (k > 0 && !plan[k - 1].entries_before)
+            --k;
+        if (k == 0 || (best && best->prefix.size() >= k)) continue;
+        const auto& last = map.blocks[k - 1];
+        auto input = Sha256Midstate::parse(last.input_state, last.input_end);
+        auto output = Sha256Midstate::parse(last.blob_state, last.offset + last.size);
+        if (!input || !output) continue;
+        best = Resume{.blob = m,
+                      .prefix = {map.blocks.begin(), map.blocks.begin() + std::ptrdiff_t(k)},
+                      .first_entry = *plan[k - 1].entries_before,
+                      .input = *input,
+                      .output = *output};
+    }
+    return best;
+}
+
+// Copies the prefix's compressed bytes from the old blob to out_fd, hashing them: the result
+// must be the map's midstate, or the blob or map is not what it claims and nothing is
+// resumed. Returns the hash, ready to continue.
+Result<ResumableSha256> copy_prefix(const BlockSource& source, const Resume& resume, int out_fd) {
+    ResumableSha256 sha;
+    std::vector<char> buf(1 << 20);
+    std::uint64_t total = resume.output.bytes, done = 0;
+    int in = source.blob_fd(resume.blob);
+    while (done < total) {
+        auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), total - done));
+        auto n = ::pread(in, buf.data(), want, static_cast<off_t>(done));
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return Unexpected("cannot read a stored layer: " + errno_string(errno));
+        if (n == 0) return Unexpected("a stored layer is shorter than its block map");
+        sha.update(buf.data(), static_cast<std::size_t>(n));
+        if (auto r = write_all(out_fd, buf.data(), static_cast<std::size_t>(n)); !r)
+            return Unexpected("cannot write layer blob: " + r.error());
+        done += static_cast<std::uint64_t>(n);
+    }
+    if (!(sha.state() == resume.output))
+        return Unexpected("a stored layer's bytes are not those its block map hashed");
+    return sha;
+}
+
+// A gzip layer: its blocks planned from the entries, resumed after the blocks the step's
+// previous layer shares when there are such, else from the start.
+Result<LayerInfo> write_gzip_layer(const std::vector<Entry>& entries, const LayerOptions& options,
+                                   int out_fd) {
+    auto plan = plan_gzip_blocks(entries, options.epoch);
+    if (!plan) return Unexpected(plan.error());
+    std::optional<Resume> resume;
+    ResumableSha256 tar_sha, blob_sha;
+    if (options.reuse) resume = find_resume(*options.reuse, *plan);
+    if (resume) {
+        off_t start = ::lseek(out_fd, 0, SEEK_CUR);
+        auto copied = copy_prefix(*options.reuse, *resume, out_fd);
+        if (copied) {
+            tar_sha = ResumableSha256(resume->input);
+            blob_sha = std::move(*copied);
+        } else {
+            // Only speed is lost: the layer is written whole, as a cold build would.
+            resume.reset();
+            if (start < 0 || ::ftruncate(out_fd, start) != 0 ||
+                ::lseek(out_fd, start, SEEK_SET) != start)
+                return Unexpected("cannot rewind the layer blob: " + errno_string(errno));
+        }
+    }
+    BlobOutput blob(out_fd, nullptr);
+    if (resume) blob.add_size(resume->output.bytes);
+    BlockReport report;
+    auto compressor =
+        make_gzip_compressor([&blob](std::string_view bytes) { return blob.write(bytes); },
+                             {.level = options.level == -1 ? 6 : options.level,
+                              .threads = options.threads,
+                              .reuse = options.reuse,
+                              .report = &report,
+                              .plan = &*plan,
+                              .input_sha = &tar_sha,
+                              .output_sha = &blob_sha,
+                              .prefix = resume ? resume->prefix : std::vector<cache::Block>{}});
+    if (!compressor) return Unexpected(compressor.error());
+    auto written = write_entries(entries, resume ? resume->first_entry : 0, true, options.epoch,
+                                 **compressor, nullptr);
+    if (!written) return Unexpected(written.error());
+    return LayerInfo{.diff_id = "sha256:" + tar_sha.hex_digest(),
+                     .digest = "sha256:" + blob_sha.hex_digest(),
+                     .size = blob.size(),
+                     .media_type = std::string(media_type(Compression::gzip)),
+                     .blocks = std::move(report.map),
+                     .blocks_reused = report.reused,
+                     .reused_input_bytes = report.reused_input_bytes,
+                     .skipped_input_bytes = resume ? resume->input.bytes : 0};
+}
 
 } // namespace
 
@@ -92,36 +234,22 @@ bool cut_before(std::string_view path) {
 Result<LayerInfo> write_layer(std::vector<Entry> entries, const LayerOptions& options, int out_fd) {
     auto sorted = sort_entries(std::move(entries));
     if (!sorted) return Unexpected(sorted.error());
-    BlobOutput blob(out_fd);
-    BlockReport report;
-    bool blocks = options.compression == Compression::gzip;
-    auto compressor = make_compressor(
-        options, [&blob](std::string_view bytes) { return blob.write(bytes); },
-        blocks ? &report : nullptr);
+    if (options.compression == Compression::gzip) return write_gzip_layer(*sorted, options, out_fd);
+    ResumableSha256 tar_sha, blob_sha;
+    BlobOutput blob(out_fd, &blob_sha);
+    auto compressor =
+        make_compressor(options, [&blob](std::string_view bytes) { return blob.write(bytes); });
     if (!compressor) return Unexpected(compressor.error());
-    Sha256 tar_sha;
-    TarWriter tar(
-        [&](std::string_view bytes) {
-            tar_sha.update(bytes);
-            return (*compressor)->write(bytes);
-        },
-        options.epoch);
-    for (const auto& entry : *sorted) {
-        if (blocks && cut_before(entry.path)) {
-            if (auto r = tar.flush(); !r) return Unexpected(r.error());
-            if (auto r = (*compressor)->cut(); !r) return Unexpected(r.error());
-        }
-        if (auto r = tar.add(entry); !r) return Unexpected(r.error());
-    }
-    if (auto r = tar.finish(); !r) return Unexpected(r.error());
-    if (auto r = (*compressor)->finish(); !r) return Unexpected(r.error());
+    auto written = write_entries(*sorted, 0, false, options.epoch, **compressor, &tar_sha);
+    if (!written) return Unexpected(written.error());
     return LayerInfo{.diff_id = "sha256:" + tar_sha.hex_digest(),
-                     .digest = blob.digest(),
+                     .digest = "sha256:" + blob_sha.hex_digest(),
                      .size = blob.size(),
                      .media_type = std::string(media_type(options.compression)),
-                     .blocks = std::move(report.map),
-                     .blocks_reused = report.reused,
-                     .reused_input_bytes = report.reused_input_bytes};
+                     .blocks = {},
+                     .blocks_reused = 0,
+                     .reused_input_bytes = 0,
+                     .skipped_input_bytes = 0};
 }
 
 } // namespace factory::layer

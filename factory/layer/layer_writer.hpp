@@ -31,8 +31,9 @@ struct LayerOptions {
     // The output never depends on it.
     unsigned threads = 0;
     // gzip: compressed blocks of earlier layers to copy where the input is the same (the
-    // output is the same bytes either way; docs/performance.md "Incremental layers"). May be
-    // null.
+    // output is the same bytes either way; docs/performance.md "Incremental layers"). When the
+    // leading blocks of one of them are those of this layer (block_plan.hpp keys), the writer
+    // copies them and starts reading, tarring and hashing after them. May be null.
     const BlockSource* reuse = nullptr;
 };
 
@@ -45,6 +46,9 @@ struct LayerInfo {
     cache::BlockMap blocks;
     std::size_t blocks_reused = 0;        // of blocks.blocks, copied from options.reuse
     std::uint64_t reused_input_bytes = 0; // tar bytes those blocks hold
+    // Of those, the tar bytes before the point the writer resumed at: neither read, tarred nor
+    // hashed again (both hashes continued from the map's midstates).
+    std::uint64_t skipped_input_bytes = 0;
 };
 
 // The content-defined cut rule of gzip layers: true when a new block may start before the

@@ -248,6 +248,31 @@ bool same_time(const struct timespec& a, const struct timespec& b) {
 
 } // namespace
 
+Result<std::string> tar_headers(const Entry& entry, std::uint64_t size, std::int64_t epoch) {
+    Header h = header_of(entry, size, epoch);
+    std::string out;
+    if (!h.pax.empty()) {
+        std::string data;
+        for (const auto& [key, value] : h.pax)
+            data += pax_record(key, value);
+        if (data.size() > max_pax_size)
+            return Unexpected("entry " + entry.path + ": extended header of " +
+                              std::to_string(data.size()) + " bytes exceeds 1 MiB (xattrs?)");
+        Block b = pax_block(h, data.size());
+        out.append(b.data(), b.size());
+        out += data;
+        out.resize((out.size() + block_size - 1) / block_size * block_size, '\0');
+    }
+    Block b = main_block(entry, h, epoch);
+    out.append(b.data(), b.size());
+    return out;
+}
+
+std::uint64_t tar_content_size(const Entry& entry) {
+    if (entry.type != Entry::Type::file) return 0;
+    return entry.source.empty() ? entry.data.size() : entry.size;
+}
+
 TarWriter::TarWriter(Sink sink, std::int64_t epoch)
     : sink_(std::move(sink)), epoch_(epoch), buffer_(buffer_capacity) {}
 
@@ -282,21 +307,9 @@ Result<void> TarWriter::pad() {
 }
 
 Result<void> TarWriter::write_headers(const Entry& entry, std::uint64_t size) {
-    Header h = header_of(entry, size, epoch_);
-    if (!h.pax.empty()) {
-        std::string data;
-        for (const auto& [key, value] : h.pax)
-            data += pax_record(key, value);
-        if (data.size() > max_pax_size)
-            return Unexpected("entry " + entry.path + ": extended header of " +
-                              std::to_string(data.size()) + " bytes exceeds 1 MiB (xattrs?)");
-        Block b = pax_block(h, data.size());
-        if (auto r = put(b.data(), b.size()); !r) return r;
-        if (auto r = put(data.data(), data.size()); !r) return r;
-        if (auto r = pad(); !r) return r;
-    }
-    Block b = main_block(entry, h, epoch_);
-    return put(b.data(), b.size());
+    auto headers = tar_headers(entry, size, epoch_);
+    if (!headers) return Unexpected(headers.error());
+    return put(headers->data(), headers->size());
 }
 
 // Reads exactly entry.size bytes straight into the output buffer, then checks the file ended
@@ -360,7 +373,7 @@ Result<void> TarWriter::add(const Entry& entry) {
                                     previous_path_ + ")");
     bool is_file = entry.type == Entry::Type::file;
     bool in_memory = entry.source.empty();
-    std::uint64_t size = !is_file ? 0 : in_memory ? entry.data.size() : entry.size;
+    std::uint64_t size = tar_content_size(entry);
     if (auto r = write_headers(entry, size); !r) return r;
     if (is_file) {
         auto r = in_memory ? put(entry.data.data(), entry.data.size()) : copy_source(entry);

@@ -64,6 +64,13 @@ class TarWriter {
     bool failed_ = false;
 };
 
+// The header bytes add() writes before an entry's content: the PAX extended header (padded)
+// when there is one, then the ustar header; a multiple of 512 bytes. `size` is the content
+// size (tar_content_size). An error for an extended header over 1 MiB.
+Result<std::string> tar_headers(const Entry& entry, std::uint64_t size, std::int64_t epoch);
+// The content bytes add() writes for an entry: a file's size (or its data's), 0 otherwise.
+std::uint64_t tar_content_size(const Entry& entry);
+
 // Checks and sorts `entries` (sort_entries) and writes the whole archive to `sink`.
 Result<void> write_tar(std::vector<Entry> entries, std::int64_t epoch, Sink sink);
 

@@ -1,9 +1,10 @@
 # Incremental gzip layers (docs/performance.md "Incremental layers"): after an edit of one file
 # in a big copy step, the rebuild copies the unchanged compressed blocks of the step's last
-# layer instead of compressing them, and its image is the image a cold build of the same tree
-# gives in a new store — for edits at the start, middle and end, a file that grows, one that
-# shrinks, one added, one removed. `cache verify` checks the block maps; `cache prune` removes
-# those of removed layers.
+# layer instead of compressing them — and resumes both SHA-256s after the unchanged leading
+# blocks, without reading their files — and its image is the image a cold build of the same
+# tree gives in a new store, for edits at the start, middle and end, a file that grows, one
+# that shrinks, one added, one removed. A damaged block map only costs the reuse. `cache
+# verify` checks the block maps; `cache prune` removes those of removed layers.
 source "$(dirname "$0")/../lib.sh"
 need jq python3
 
@@ -23,8 +24,9 @@ build --cache "$store" ctx/big.toml >/dev/null
 maps=$(find "$store/blocks" -type f | wc -l)
 assert_eq 1 "$maps" "one block map for the one big layer"
 
-# rebuild_matches_cold WHAT: an incremental rebuild reuses blocks, and its digest is a cold
-# build's in a new store.
+# rebuild_matches_cold WHAT [SKIPS]: an incremental rebuild reuses blocks (and, with SKIPS,
+# skips reading the unchanged leading part of the tree), and its digest is a cold build's in a
+# new store.
 n=0
 rebuild_matches_cold() {
     n=$((n + 1))
@@ -32,6 +34,10 @@ rebuild_matches_cold() {
     warm=$(build --cache "$store" ctx/big.toml)
     ERR=$(cat "$TEST_DIR/last.stderr") # build ran in a subshell
     assert_match "reused [0-9]+ of [0-9]+ compressed blocks" "$ERR" "$1: blocks reused"
+    if [[ ${2:-} == skips ]]; then
+        assert_match "not compressed again, [0-9.]+ [KMG]i?B not read again" "$ERR" \
+            "$1: the unchanged start is not read"
+    fi
     local reused total
     reused=$(grep -oE 'reused [0-9]+ of' <<<"$ERR" | grep -oE '[0-9]+')
     total=$(grep -oE 'of [0-9]+ compressed' <<<"$ERR" | grep -oE '[0-9]+')
@@ -48,23 +54,38 @@ echo x >>"ctx/tree/${files[1]}"
 rebuild_matches_cold start
 step "edit in the middle"
 echo "one more line" >>"ctx/tree/${files[${#files[@]} / 2]}"
-rebuild_matches_cold middle
+rebuild_matches_cold middle skips
 step "edit at the end"
 echo y >>"ctx/tree/${files[${#files[@]} - 1]}"
-rebuild_matches_cold end
+rebuild_matches_cold end skips
 step "a file grows"
 head -c 200000 /dev/zero | tr '\0' g >>"ctx/tree/${files[${#files[@]} / 3]}"
-rebuild_matches_cold grow
+rebuild_matches_cold grow skips
 step "a file shrinks"
 truncate -s 10 "ctx/tree/${files[2 * ${#files[@]} / 3]}"
-rebuild_matches_cold shrink
+rebuild_matches_cold shrink skips
 step "a file is added"
 echo new >"ctx/tree/${files[${#files[@]} / 4]}-new"
-rebuild_matches_cold add
+rebuild_matches_cold add skips
 step "a file is removed"
 rm "ctx/tree/${files[3 * ${#files[@]} / 4]}"
-rebuild_matches_cold remove
+rebuild_matches_cold remove skips
 
+layer_hex=$(basename "$(image_layers "$store" big:latest | head -n 1)")
+
+step "a damaged block map costs only the reuse"
+last_map="$store/blocks/${layer_hex:0:2}/$layer_hex"
+assert_match "^factory-blocks 2" "$(head -n 1 "$last_map")" "maps carry midstates"
+truncate -s 3000 "$last_map"
+echo "after the damage" >>"ctx/tree/${files[${#files[@]} / 2]}"
+warm=$(build --cache "$store" ctx/big.toml)
+assert_not_contains "$(cat "$TEST_DIR/last.stderr")" "reused" "a truncated map is not used"
+cold=$(build --cache "$TEST_DIR/cold-damaged" ctx/big.toml)
+assert_eq "$cold" "$warm" "damaged map: incremental image = cold image"
+rm -rf "$TEST_DIR/cold-damaged"
+expect_exit 1 --cache "$store" cache verify
+assert_contains "$OUT" "block map of blob sha256:$layer_hex" "verify names the truncated map"
+rm "$last_map"
 layer_hex=$(basename "$(image_layers "$store" big:latest | head -n 1)")
 
 step "cache verify checks the block maps"

@@ -6,6 +6,7 @@
 #include "cache/verify.hpp"
 #include "factory/util/files.hpp"
 #include "factory/util/sha256.hpp"
+#include "factory/util/sha256_midstate.hpp"
 #include "tests/unit/test_dir.hpp"
 
 #include <gtest/gtest.h>
@@ -43,7 +44,48 @@ TEST(CacheBlockMap, RoundTripsAndRefusesDamage) {
     auto edited = text;
     edited[edited.find(" 333\n") + 1] = '4';
     EXPECT_EQ(parse_block_map(edited).error(), "checksum mismatch (edited or corrupt)");
-    EXPECT_FALSE(parse_block_map("factory-blocks 2\n"));
+    EXPECT_FALSE(parse_block_map("factory-blocks 3\n"));
+}
+
+// Version 2: each block with the input's end and both SHA-256 midstates; the last blob state
+// must finish to the blob's digest.
+TEST(CacheBlockMap, MidstatesRoundTripAndAreChecked) {
+    std::string blob = std::string(1000, 'b'), tar = std::string(3 * 512, 't');
+    auto map = map_of(blob.size(), 3);
+    ResumableSha256 in, out;
+    for (std::size_t i = 0; i < 3; ++i) {
+        auto& b = map.blocks[i];
+        in.update(tar.substr(i * 512, 512));
+        out.update(blob.substr(b.offset, b.size));
+        b.input_end = (i + 1) * 512;
+        b.input_state = in.state().text();
+        b.blob_state = out.state().text();
+    }
+    auto text = serialize_block_map(map);
+    ASSERT_TRUE(text.starts_with("factory-blocks 2\n"));
+    auto back = parse_block_map(text);
+    ASSERT_TRUE(back) << back.error();
+    ASSERT_TRUE(has_midstates(*back));
+    EXPECT_EQ(back->blocks[1].input_end, 1024u);
+    EXPECT_EQ(back->blocks[2].blob_state, map.blocks[2].blob_state);
+    EXPECT_TRUE(check_block_midstates(*back, Sha256::hex(blob)));
+    EXPECT_EQ(check_block_midstates(*back, Sha256::hex("another blob")).error(),
+              "the last block's blob state is not that of the blob's bytes");
+
+    auto shrinking = map;
+    shrinking.blocks[2].input_end = 512;
+    EXPECT_EQ(parse_block_map(serialize_block_map(shrinking)).error(),
+              "line 5: the input end does not grow");
+    auto bad = map;
+    bad.blocks[0].input_state = "zz";
+    EXPECT_EQ(parse_block_map(serialize_block_map(bad)).error(), "line 3: bad SHA-256 state");
+    // A map with a block lacking states is written as version 1, and reads back without them.
+    auto partial = map;
+    partial.blocks[1].blob_state.clear();
+    auto v1 = parse_block_map(serialize_block_map(partial));
+    ASSERT_TRUE(v1) << v1.error();
+    EXPECT_FALSE(has_midstates(*v1));
+    EXPECT_TRUE(check_block_midstates(*v1, Sha256::hex("anything")));
 }
 
 TEST(CacheBlockMap, TilingIsCheckedAgainstTheBlob) {

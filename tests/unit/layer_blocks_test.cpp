@@ -1,13 +1,17 @@
 // Incremental gzip layers (docs/performance.md "Incremental layers"): members end at
-// content-defined cut points, each is keyed by the sha256 of its input, and a writer given the
-// blocks of an earlier layer copies those whose input is unchanged. The cache must never change
-// the bytes: a layer written with reuse is the layer written cold, for any thread count; an
-// edit leaves every block after the next cut point to be copied.
+// content-defined cut points, each is keyed by what made it (its entries, or the sha256 of its
+// input), and a writer given the blocks of an earlier layer copies those whose input is
+// unchanged, and resumes after the unchanged leading ones without reading them. The cache must
+// never change the bytes: a layer written with reuse is the layer written cold, for any thread
+// count; an edit leaves every block after the next cut point to be copied.
+#include "factory/layer/block_plan.hpp"
 #include "factory/layer/block_source.hpp"
 #include "factory/layer/gzip.hpp"
 #include "factory/layer/layer_writer.hpp"
 #include "factory/util/fd.hpp"
 #include "factory/util/files.hpp"
+#include "factory/util/sha256.hpp"
+#include "factory/util/sha256_midstate.hpp"
 #include "tests/unit/test_dir.hpp"
 
 #include <algorithm>
@@ -282,6 +286,187 @@ TEST(LayerBlocks, CopyHeavyTreeEditsGiveTheColdLayer) {
             EXPECT_GE(fresh, 1u) << edit.name;
         }
         before = std::move(cold);
+    }
+}
+
+// ---- keys from the entries, and resuming after the unchanged blocks -----------------------
+
+// entries_of, with each file's content digest known, as a copy step gives it (the stat cache).
+std::vector<Entry> keyed_entries_of(const fs::path& root) {
+    auto entries = entries_of(root);
+    for (auto& e : entries)
+        if (!e.source.empty()) e.sha256 = sha256_file(e.source).value();
+    return entries;
+}
+
+BlockSource source_of_blob(const fs::path& blob, const Written& previous) {
+    write_file_atomic(blob, previous.bytes);
+    BlockSource source(gzip_block_format(6));
+    EXPECT_TRUE(source.add(Fd(::open(blob.c_str(), O_RDONLY)), previous.info.blocks));
+    return source;
+}
+
+// The blocks the writer made are those planned from the entries alone: same ends, and the
+// planned keys, so a rebuild can compare keys without reading a file.
+TEST(LayerBlocks, PlannedBlocksAreTheWrittenOnes) {
+    testing::TestDir dir;
+    auto root = dir / "root";
+    auto [log, status] = run("python3 " FACTORY_SOURCE_DIR "/bench/gen_tree.py '" + root.string() +
+                             "' 1500 12 0 2>&1");
+    ASSERT_EQ(status, 0) << log;
+    auto entries = keyed_entries_of(root);
+    auto written = write(dir / "layer", entries, 2);
+    auto plan = plan_gzip_blocks(sort_entries(entries).value(), 1);
+    ASSERT_TRUE(plan) << plan.error();
+    const auto& blocks = written.info.blocks.blocks;
+    ASSERT_EQ(plan->size(), blocks.size());
+    ASSERT_TRUE(cache::has_midstates(written.info.blocks));
+    for (std::size_t i = 0; i < blocks.size(); ++i) {
+        EXPECT_EQ((*plan)[i].key, blocks[i].key) << i;
+        EXPECT_EQ((*plan)[i].input_end, blocks[i].input_end) << i;
+        EXPECT_EQ((*plan)[i].key.size(), 64u);
+    }
+    // The last block's midstates are those of the whole streams.
+    auto tar =
+        ResumableSha256(*Sha256Midstate::parse(blocks.back().input_state, blocks.back().input_end));
+    EXPECT_EQ("sha256:" + tar.hex_digest(), written.info.diff_id);
+    auto blob =
+        ResumableSha256(*Sha256Midstate::parse(blocks.back().blob_state, written.bytes.size()));
+    EXPECT_EQ("sha256:" + blob.hex_digest(), written.info.digest);
+    // Without digests a file's blocks have no planned key: they are keyed by their bytes.
+    auto unkeyed = write(dir / "unkeyed", entries_of(root), 2);
+    EXPECT_EQ(unkeyed.bytes, written.bytes);
+    EXPECT_NE(unkeyed.info.blocks.blocks[1].key, blocks[1].key);
+    EXPECT_EQ(unkeyed.info.diff_id, written.info.diff_id);
+}
+
+// Each edit, written with the previous layer, resumes after its unchanged leading blocks (not
+// reading those files) and still gives the cold layer of the edited tree, for 1, 2 and 8
+// threads: start, middle and end of the tree, a file that grows, one that shrinks, one added,
+// one removed.
+TEST(LayerBlocks, ResumedLayersAreTheColdOnes) {
+    testing::TestDir dir;
+    auto root = dir / "root";
+    auto [log, status] = run("python3 " FACTORY_SOURCE_DIR "/bench/gen_tree.py '" + root.string() +
+                             "' 1500 12 0 2>&1");
+    ASSERT_EQ(status, 0) << log;
+    auto files = files_of(root);
+    auto before = write(dir / "before", keyed_entries_of(root), 2);
+    std::uint64_t tar_size = before.info.blocks.blocks.back().input_end;
+    struct Edit {
+        std::string name;
+        std::function<void()> apply;
+        double at; // where the edit is, as a fraction of the tree
+    };
+    std::vector<Edit> edits = {
+        {"start", [&] { append(files[1], "x"); }, 0},
+        {"middle", [&] { append(files[files.size() / 2], "one more line\n"); }, 0.5},
+        {"end", [&] { append(files.back(), "y"); }, 1},
+        {"grow", [&] { append(files[files.size() / 3], std::string(300'000, 'g')); }, 0.33},
+        {"shrink", [&] { fs::resize_file(files[2 * files.size() / 3], 10); }, 0.66},
+        {"add", [&] { write_file_atomic(files[files.size() / 4].string() + "-new", "new\n"); },
+         0.25},
+        {"remove", [&] { fs::remove(files[3 * files.size() / 4]); }, 0.75},
+    };
+    for (const auto& edit : edits) {
+        auto source = source_of_blob(dir / "previous", before);
+        edit.apply();
+        auto entries = keyed_entries_of(root);
+        auto cold = write(dir / "cold", entries, 1);
+        for (unsigned threads : {1u, 2u, 8u}) {
+            auto warm = write(dir / "warm", entries, threads, &source);
+            EXPECT_EQ(warm.info.digest, cold.info.digest) << edit.name << " " << threads;
+            EXPECT_EQ(warm.info.diff_id, cold.info.diff_id) << edit.name;
+            EXPECT_EQ(warm.bytes, cold.bytes) << edit.name << " " << threads;
+            EXPECT_EQ(serialize_block_map(warm.info.blocks), serialize_block_map(cold.info.blocks))
+                << edit.name;
+            std::size_t fresh = warm.info.blocks.blocks.size() - warm.info.blocks_reused;
+            EXPECT_LE(fresh, edit.name == "grow" ? 4u : 3u) << edit.name;
+            // What was skipped ends within ~2 blocks of the edit (a resume point is an entry
+            // boundary at a block's end).
+            double skipped = double(warm.info.skipped_input_bytes) / double(tar_size);
+            EXPECT_LE(skipped, edit.at + 0.01) << edit.name;
+            EXPECT_GE(skipped + 3.0 * gzip_block_size / double(tar_size), edit.at) << edit.name;
+        }
+        before = std::move(cold);
+    }
+}
+
+// Damage to the previous layer or its map costs only the resume: the layer written is the
+// cold one, and nothing is skipped.
+TEST(LayerBlocks, ADamagedPreviousLayerOnlyCostsTheResume) {
+    testing::TestDir dir;
+    auto root = dir / "root";
+    auto [log, status] = run("python3 " FACTORY_SOURCE_DIR "/bench/gen_tree.py '" + root.string() +
+                             "' 600 5 0 2>&1");
+    ASSERT_EQ(status, 0) << log;
+    auto files = files_of(root);
+    auto before = write(dir / "before", keyed_entries_of(root), 2);
+    ASSERT_GT(before.info.blocks.blocks.size(), 3u);
+    append(files.back(), "changed");
+    auto entries = keyed_entries_of(root);
+    auto cold = write(dir / "cold", entries, 1);
+    {
+        auto source = source_of_blob(dir / "ok", before);
+        auto warm = write(dir / "warm", entries, 2, &source);
+        EXPECT_GT(warm.info.skipped_input_bytes, 0u); // the undamaged case does resume
+        EXPECT_EQ(warm.bytes, cold.bytes);
+    }
+    {
+        // A flipped byte in the old blob's prefix: its hash is not the map's midstate.
+        auto damaged = before;
+        damaged.bytes[damaged.bytes.size() / 4] ^= 0x20;
+        auto source = source_of_blob(dir / "flipped", damaged);
+        auto warm = write(dir / "warm", entries, 2, &source);
+        EXPECT_EQ(warm.info.skipped_input_bytes, 0u);
+        EXPECT_EQ(warm.bytes, cold.bytes);
+        EXPECT_EQ(warm.info.digest, cold.info.digest);
+    }
+    {
+        // A blob cut short.
+        auto damaged = before;
+        damaged.bytes.resize(damaged.bytes.size() / 8);
+        auto source = source_of_blob(dir / "short", damaged);
+        auto warm = write(dir / "warm", entries, 2, &source);
+        EXPECT_EQ(warm.info.skipped_input_bytes, 0u);
+        EXPECT_EQ(warm.bytes, cold.bytes);
+    }
+    {
+        // Midstates that parse but are another stream's, or don't parse.
+        auto lying = before;
+        for (auto& b : lying.info.blocks.blocks)
+            b.blob_state =
+                cold.info.blocks.blocks.back().blob_state.substr(0, 65) + b.blob_state.substr(65);
+        auto source = source_of_blob(dir / "lying", lying);
+        auto warm = write(dir / "warm", entries, 2, &source);
+        EXPECT_EQ(warm.info.skipped_input_bytes, 0u);
+        EXPECT_EQ(warm.bytes, cold.bytes);
+        auto garbled = before;
+        for (auto& b : garbled.info.blocks.blocks)
+            b.input_state = b.input_state.substr(0, 64) + ".00";
+        auto source2 = source_of_blob(dir / "garbled", garbled);
+        auto warm2 = write(dir / "warm", entries, 2, &source2);
+        EXPECT_EQ(warm2.info.skipped_input_bytes, 0u);
+        EXPECT_EQ(warm2.bytes, cold.bytes);
+    }
+    {
+        // A version 1 map (no midstates) is still a source of blocks, never of a resume.
+        auto old = before;
+        for (auto& b : old.info.blocks.blocks) {
+            b.input_end = 0;
+            b.input_state.clear();
+            b.blob_state.clear();
+        }
+        auto text = serialize_block_map(old.info.blocks);
+        ASSERT_TRUE(text.starts_with("factory-blocks 1\n"));
+        auto parsed = cache::parse_block_map(text);
+        ASSERT_TRUE(parsed) << parsed.error();
+        old.info.blocks = *parsed;
+        auto source = source_of_blob(dir / "v1", old);
+        auto warm = write(dir / "warm", entries, 2, &source);
+        EXPECT_EQ(warm.info.skipped_input_bytes, 0u);
+        EXPECT_GT(warm.info.blocks_reused, 0u);
+        EXPECT_EQ(warm.bytes, cold.bytes);
     }
 }
 
