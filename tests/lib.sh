@@ -288,6 +288,22 @@ EOF
 
 pm() { podman "${PODMAN_ARGS[@]}" "$@"; }
 
+# pm_run ARGS...: `podman run ARGS`, its stdout printed, its stderr passed on, its exit status
+# returned. A run that exits 0 having printed nothing is run once more, and says so: podman 4.3
+# can lose a short-lived container's output under load (seen once in a full suite run: an empty
+# result, no error, and the same command printing its line right after).
+pm_run() {
+    local out rc=0
+    out=$(pm run "$@" 2>"$TEST_DIR/pm_run.err") || rc=$?
+    if ((rc == 0)) && [[ -z $out ]]; then
+        echo "pm_run: podman run $* exited 0 and printed nothing; once more" >&2
+        out=$(pm run "$@" 2>"$TEST_DIR/pm_run.err") || rc=$?
+    fi
+    cat "$TEST_DIR/pm_run.err" >&2
+    printf '%s\n' "$out"
+    return "$rc"
+}
+
 # ---- layers ---------------------------------------------------------------------------------
 
 # tar_list FILE: one line per entry of a (gzip-, zstd- or un-compressed) tar:

@@ -75,8 +75,8 @@ expect_ok diff "docker-archive:$TEST_DIR/a-docker.tar" "$b" --json
 assert_eq "$a" "$(jq -r .a <<<"$OUT")" "the archive keeps A's manifest digest"
 assert_eq 3 "$(jq '.changes | length' <<<"$OUT")" "three changes from the docker-archive"
 skopeo copy -q "oci:$TEST_DIR/layout-a:v1" "docker-archive:$TEST_DIR/a-legacy.tar:ns/legacy:1" >/dev/null
-tar -tf a-legacy.tar | grep -q '^manifest.json$' || fail "skopeo wrote no manifest.json"
-tar -tf a-legacy.tar | grep -q '^index.json$' && fail "skopeo's docker-archive has an index.json: not the legacy form"
+grep -qx 'manifest.json' <<<"$(tar -tf a-legacy.tar)" || fail "skopeo wrote no manifest.json"
+grep -qx 'index.json' <<<"$(tar -tf a-legacy.tar)" && fail "skopeo's docker-archive has an index.json: not the legacy form"
 expect_ok diff "docker-archive:$TEST_DIR/a-legacy.tar:ns/legacy:1" "$b" --json
 assert_eq 3 "$(jq '.changes | length' <<<"$OUT")" "three changes from the legacy archive:"$'\n'"$OUT"
 assert_eq '["mode"]' "$(jq -c '.changes[] | select(.path == "/app/tool.sh") | .what' <<<"$OUT")" "the legacy archive's modes"

@@ -61,7 +61,7 @@ assert_eq null "$(jq -r .packages "$json")" "json: no dpkg status, no package li
 uuid=$(jq -r .uuid "$json")
 assert_match '^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$' "$uuid" "json: uuid"
 assert_contains "$(dumpe2fs -h "$TEST_DIR/one.ext4" 2>/dev/null)" "$uuid" "the file system's UUID"
-ls -a "$TEST_DIR" | grep -q '^\.tmp-' && fail "a temp directory was left: $(ls -a "$TEST_DIR")"
+grep -q '^\.tmp-' <<<"$(ls -a "$TEST_DIR")" && fail "a temp directory was left: $(ls -a "$TEST_DIR")"
 
 step "rootfs-tar exported twice: the same bytes too"
 expect_ok export --cache "$TEST_DIR/store" "$digest" "rootfs-tar:$TEST_DIR/one.tar" "rootfs-tar:$TEST_DIR/two.tar"
@@ -241,5 +241,5 @@ unshare -m --propagation private sh -c '
 assert_eq 1 "$RC" "exit code without mke2fs"
 assert_contains "$(error_line)" "mke2fs not found" "missing mke2fs"
 assert_missing "$TEST_DIR/nomk.ext4"
-ls -a "$TEST_DIR" | grep -q '^\.tmp-' && fail "a temp directory was left: $(ls -a "$TEST_DIR")"
+grep -q '^\.tmp-' <<<"$(ls -a "$TEST_DIR")" && fail "a temp directory was left: $(ls -a "$TEST_DIR")"
 true

@@ -101,5 +101,5 @@ expect_exit 1 export "$noloader" "raw:$TEST_DIR/nl.img"
 assert_contains "$(error_line)" "no /usr/lib/systemd/boot/efi/systemd-bootx64.efi (install systemd-boot in the image)" "kernel without a loader"
 assert_missing "$TEST_DIR/nl.img"
 assert_missing "$TEST_DIR/nl.img.json"
-ls -a "$TEST_DIR" | grep -q '^\.tmp-' && fail "a temp directory was left: $(ls -a "$TEST_DIR")"
+grep -q '^\.tmp-' <<<"$(ls -a "$TEST_DIR")" && fail "a temp directory was left: $(ls -a "$TEST_DIR")"
 true

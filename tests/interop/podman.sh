@@ -11,9 +11,9 @@ step "docker-archive: podman load + run"
 build -o "docker-archive:$TEST_DIR/hello-docker.tar" -o "oci-archive:$TEST_DIR/hello-oci.tar:latest" \
     "$hello" >/dev/null
 pm load -q -i "$TEST_DIR/hello-docker.tar" >/dev/null || fail "podman load of the docker-archive failed"
-out=$(pm run --rm --network none --pull never hello:latest) || fail "podman run failed"
+out=$(pm_run --rm --network none --pull never hello:latest) || fail "podman run failed"
 assert_eq "Hello from factory" "$out" "podman run of the docker-archive image"
-out=$(pm run --rm --network none --pull never hello:latest /bin/sh -c 'echo $((6*7)); ls -l /bin/sh')
+out=$(pm_run --rm --network none --pull never hello:latest /bin/sh -c 'echo $((6*7)); ls -l /bin/sh')
 assert_contains "$out" "42" "/bin/sh works"
 assert_contains "$out" "/bin/sh -> busybox" "/bin/sh is a symlink to busybox"
 assert_eq '["/bin/hello"]' "$(pm image inspect hello:latest | jq -c '.[0].Config.Cmd')" "Cmd"
@@ -23,7 +23,7 @@ assert_eq "hello" "$(pm image inspect hello:latest | jq -r '.[0].Labels["org.ope
 step "docker-archive with an explicit name"
 build -o "docker-archive:$TEST_DIR/named.tar:example.com/me/greeter:v2" "$hello" >/dev/null
 pm load -q -i "$TEST_DIR/named.tar" >/dev/null
-assert_eq "Hello from factory" "$(pm run --rm --network none --pull never example.com/me/greeter:v2)" \
+assert_eq "Hello from factory" "$(pm_run --rm --network none --pull never example.com/me/greeter:v2)" \
     "docker-archive:FILE:NAME:TAG"
 
 step "oci-archive: podman load + run"
@@ -31,7 +31,7 @@ pm rmi -a -f >/dev/null
 pm load -q -i "$TEST_DIR/hello-oci.tar" >/dev/null || fail "podman load of the oci-archive failed"
 img=$(pm images --format '{{.ID}}' | sed -n 1p)
 [[ -n $img ]] || fail "no image after loading the oci-archive"
-assert_eq "Hello from factory" "$(pm run --rm --network none --pull never "$img")" "oci-archive image"
+assert_eq "Hello from factory" "$(pm_run --rm --network none --pull never "$img")" "oci-archive image"
 
 step "zstd: podman load + run"
 sed -e 's/^\[image\]$/[image]\ncompression = "zstd"/' \
@@ -43,9 +43,9 @@ build -o "oci-archive:$TEST_DIR/zstd.tar:latest" -o "docker-archive:$TEST_DIR/zs
 pm rmi -a -f >/dev/null
 pm load -q -i "$TEST_DIR/zstd.tar" >/dev/null || fail "podman load of the zstd oci-archive failed"
 img=$(pm images --format '{{.ID}}' | sed -n 1p)
-assert_eq "Hello from factory" "$(pm run --rm --network none --pull never "$img")" "zstd image runs"
+assert_eq "Hello from factory" "$(pm_run --rm --network none --pull never "$img")" "zstd image runs"
 pm load -q -i "$TEST_DIR/zstd-docker.tar" >/dev/null || fail "podman load of the zstd docker-archive failed"
-assert_eq "Hello from factory" "$(pm run --rm --network none --pull never hello-zstd:latest)" \
+assert_eq "Hello from factory" "$(pm_run --rm --network none --pull never hello-zstd:latest)" \
     "zstd docker-archive runs"
 
 step "the image's config reaches the container: env, workdir, user"
@@ -76,6 +76,6 @@ user = "1234:1234"
 EOF
 build -o "docker-archive:$TEST_DIR/cfg.tar" ctx/config.toml >/dev/null
 pm load -q -i "$TEST_DIR/cfg.tar" >/dev/null
-assert_eq "hi from /work as 1234:1234" "$(pm run --rm --network none --pull never cfg:latest)" \
+assert_eq "hi from /work as 1234:1234" "$(pm_run --rm --network none --pull never cfg:latest)" \
     "env, workdir, user, entrypoint + cmd"
 echo "PASS: $TEST_NAME"
