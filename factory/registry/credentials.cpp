@@ -142,9 +142,20 @@ std::pair<int, std::string> spawn_capture(const std::string& program, std::strin
     if (rc != 0) throw Error("credentials: cannot run " + program + ": " + errno_string(rc));
     in_r = Fd();
     out_w = Fd();
-    // The input is one short line: it fits in the pipe, so writing first can't deadlock.
+    // The input is one short line: it fits in the pipe, so writing first can't deadlock. A
+    // helper may exit without reading it: that is EPIPE for this write, never a SIGPIPE that
+    // kills the process (SIGPIPE blocked in this thread for the write, and one it raised taken
+    // before unblocking).
     std::string line = std::string(input) + "\n";
+    sigset_t pipe_only, old_mask;
+    sigemptyset(&pipe_only);
+    sigaddset(&pipe_only, SIGPIPE);
+    ::pthread_sigmask(SIG_BLOCK, &pipe_only, &old_mask);
     (void)write_all(in_w.get(), line.data(), line.size());
+    const timespec no_wait{};
+    while (::sigtimedwait(&pipe_only, nullptr, &no_wait) > 0) {
+    }
+    ::pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
     in_w = Fd();
     std::string output;
     char buf[4096];

@@ -126,6 +126,25 @@ TEST_F(CredentialsTest, CredentialHelpersAreAskedWithTheHost) {
     }
 }
 
+TEST_F(CredentialsTest, AHelperThatNeverReadsItsInputIsAnErrorNotASignal) {
+    // It closes its stdin at once: when that happens before the server name is written (a
+    // matter of scheduling, hence the rounds), the write gets EPIPE. A SIGPIPE there used to kill
+    // the whole process.
+    auto bin = dir_.path() / "bin";
+    write(bin / "docker-credential-deaf", "#!/bin/sh\nexec 0<&-\necho '{}'\nexit 1\n", 0755);
+    ::setenv("PATH", (bin.string() + ":" + old_path_).c_str(), 1);
+    write(home_ / ".docker/config.json", R"({"credHelpers":{"deaf.io":"deaf"}})");
+    for (int i = 0; i < 20; ++i) {
+        try {
+            find_credentials("deaf.io", "x");
+            FAIL() << "a helper that fails must be an error";
+        } catch (const factory::Error& e) {
+            EXPECT_NE(std::string(e.what()).find("docker-credential-deaf get"), std::string::npos)
+                << e.what();
+        }
+    }
+}
+
 TEST_F(CredentialsTest, AMalformedAuthFieldIsAnErrorWithoutTheSecret) {
     write(home_ / ".docker/config.json",
           R"({"auths":{"r.io":{"auth":")" + auth("nocolon") + R"("}}})");
