@@ -3,7 +3,7 @@
 #
 #   1. scripts/setup.sh                      packages (idempotent)
 #   2. build/       g++, RelWithDebInfo      ctest: unit, integration, interop
-#   3. build-asan/  g++, ASan + UBSan        ctest -L unit
+#   3. build-asan/  g++, ASan + UBSan        ctest -L unit (built during stage 2's ctest, nice 19)
 #   4. build-fuzz/  clang-16 + libFuzzer     each tests/fuzz/*_fuzzer for FUZZ_SECONDS (30) s,
 #                                            JOBS at a time
 #
@@ -94,33 +94,51 @@ fi
 say "build (g++, RelWithDebInfo) in build/"
 # -g1: line tables (backtraces, perf) without full debug info, which costs a fifth more compile
 # time and four times the object size; configure another directory with -g to debug.
+main_built=0
 if cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" >/dev/null &&
     ninja -C build -j "$jobs"; then
-    say "ctest in build/ (unit, integration, interop)"
-    # shellcheck disable=SC2086 # CTEST_ARGS is a list on purpose
-    ctest_in build "ctest" ${CTEST_ARGS:-}
+    main_built=1
 else
     stage_failed "build"
     failed=$((failed + 1))
 fi
 
-# ---- 3. ASan + UBSan unit tests ------------------------------------------------------------
+# The ASan build (stage 3) compiles beside the main ctest run, at nice 19: the tests that
+# bootstrap Debian wait on the mirror and the disk for minutes, and the compiler takes the CPU
+# they leave, while any test that wants a core gets it first.
+# -O1: sanitizer builds compile faster and still catch what they catch at -O2. -g1: the line
+# tables a sanitizer's report needs, without the full debug info's compile and link time.
+# unit_tests: the test programs only, not the CLI and the binary.
+asan_pid=
 if [[ -z ${SKIP_ASAN:-} ]]; then
-    say "build (g++, ASan+UBSan) in build-asan/"
-    # -O1: sanitizer builds compile faster and still catch what they catch at -O2. -g1: the
-    # line tables a sanitizer's report needs, without the full debug info's compile and link
-    # time. unit_tests: the test programs only, not the CLI and the binary.
-    if cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-g1 -O1" \
-        -DFACTORY_SANITIZE=ON >/dev/null && ninja -C build-asan -j "$jobs" unit_tests; then
+    say "build (g++, ASan+UBSan) in build-asan/ starts, at nice 19 (log: build-asan/build.log)"
+    mkdir -p build-asan
+    (cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-g1 -O1" \
+        -DFACTORY_SANITIZE=ON >/dev/null && nice -n 19 ninja -C build-asan -j "$jobs" unit_tests) \
+        >build-asan/build.log 2>&1 &
+    asan_pid=$!
+fi
+
+if ((main_built)); then
+    say "ctest in build/ (unit, integration, interop)"
+    # shellcheck disable=SC2086 # CTEST_ARGS is a list on purpose
+    ctest_in build "ctest" ${CTEST_ARGS:-}
+fi
+
+# ---- 3. ASan + UBSan unit tests ------------------------------------------------------------
+if [[ -n $asan_pid ]]; then
+    say "build (g++, ASan+UBSan) in build-asan/: waiting for it"
+    if wait "$asan_pid"; then
+        tail -n 1 build-asan/build.log
         say "ctest -L unit in build-asan/"
+        # The Debian bootstrap (a minute of mmdebstrap through the mirror) already ran in the
+        # main run; under the sanitizers it would test the mirror, not our code.
         ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:strict_string_checks=1} \
             UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
-            # The Debian bootstrap (a minute of mmdebstrap through the mirror) already ran in
-            # the main run; under the sanitizers it would test the mirror, not our code.
             ctest_in build-asan "ctest -L unit (ASan+UBSan)" -L unit -E '^DebianBootstrap\.'
-
     else
+        tail -n 60 build-asan/build.log
         stage_failed "build-asan"
         failed=$((failed + 1))
     fi
