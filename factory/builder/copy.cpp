@@ -154,6 +154,22 @@ void check_matches(const recipe::CopyItem& item, const std::string& pattern,
                    item.dest + "\"");
 }
 
+// Each of item's patterns expanded (expand(pattern) → its matches, each checked), and the sources
+// they make told to the collector: the matches, one list per pattern, in the item's order.
+template <class Expand>
+std::vector<std::vector<std::string>> expand_sources(const recipe::CopyItem& item,
+                                                     Collector& collector, Expand&& expand) {
+    std::vector<std::vector<std::string>> all;
+    std::size_t sources = 0;
+    for (const auto& pattern : item.src) {
+        all.push_back(expand(pattern));
+        check_matches(item, pattern, all.back());
+        sources += all.back().size();
+    }
+    collector.set_sources(sources);
+    return all;
+}
+
 // ---- host sources ---------------------------------------------------------------------------
 
 struct HostRoot {
@@ -428,14 +444,9 @@ void copy_item(const recipe::CopyItem& item, const CopyContext& ctx, EntryMap& o
     if (!item.from_stage.empty()) {
         const Tree* tree = ctx.stage_tree ? ctx.stage_tree(item.from_stage) : nullptr;
         if (!tree) fail(item, "stage '" + item.from_stage + "' has not been built");
-        std::vector<std::vector<std::string>> all;
-        std::size_t sources = 0;
-        for (const auto& pattern : item.src) {
-            all.push_back(expand_tree(*tree, pattern, item, item.from_stage));
-            check_matches(item, pattern, all.back());
-            sources += all.back().size();
-        }
-        collector.set_sources(sources);
+        auto all = expand_sources(item, collector, [&](const std::string& pattern) {
+            return expand_tree(*tree, pattern, item, item.from_stage);
+        });
         for (std::size_t p = 0; p < item.src.size(); ++p) {
             const auto& pattern = item.src[p];
             for (const auto& rel : all[p]) {
@@ -469,14 +480,9 @@ void copy_item(const recipe::CopyItem& item, const CopyContext& ctx, EntryMap& o
     root.real = buf;
 
     HostWalker walker(root, collector, inodes);
-    std::vector<std::vector<std::string>> all;
-    std::size_t sources = 0;
-    for (const auto& pattern : item.src) {
-        all.push_back(expand_host(root, pattern, item));
-        check_matches(item, pattern, all.back());
-        sources += all.back().size();
-    }
-    collector.set_sources(sources);
+    auto all = expand_sources(item, collector, [&](const std::string& pattern) {
+        return expand_host(root, pattern, item);
+    });
     for (std::size_t p = 0; p < item.src.size(); ++p) {
         const auto& pattern = item.src[p];
         for (const auto& rel : all[p]) {

@@ -5,6 +5,7 @@
 #include "factory/util/files.hpp"
 #include "factory/util/sha256.hpp"
 #include "tests/unit/test_dir.hpp"
+#include "tests/unit/test_util.hpp"
 
 #include <algorithm>
 #include <archive.h>
@@ -146,13 +147,7 @@ void write_host_file(const std::filesystem::path& path, const std::string& data)
     std::ofstream(path, std::ios::binary) << data;
 }
 
-std::string random_bytes(std::size_t n, unsigned seed) {
-    std::mt19937 rng(seed);
-    std::string s(n, '\0');
-    for (auto& c : s)
-        c = static_cast<char>(rng());
-    return s;
-}
+using factory::testing::random_bytes;
 
 TEST(LayerTar, OneFileHeaderBytes) {
     Entry e = file("hello.txt", "hello\n");

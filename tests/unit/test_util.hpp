@@ -1,5 +1,5 @@
 #pragma once
-// Helpers every unit test may use: whole files in and out, gzip of a buffer.
+// Helpers every unit test may use: whole files in and out, gzip of a buffer, random bytes.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <zlib.h>
@@ -7,9 +7,19 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <random>
 #include <string>
 
 namespace factory::testing {
+
+// n bytes from a seeded generator: the same bytes for the same seed, every run.
+inline std::string random_bytes(std::size_t n, unsigned seed) {
+    std::mt19937 rng(seed);
+    std::string s(n, '\0');
+    for (auto& c : s)
+        c = static_cast<char>(rng());
+    return s;
+}
 
 // The whole content of a file ("" when it can't be read).
 inline std::string slurp(const std::filesystem::path& p) {

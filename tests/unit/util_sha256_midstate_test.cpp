@@ -3,6 +3,7 @@
 // way, so the digest must be the one-shot one to the bit.
 #include "factory/util/sha256.hpp"
 #include "factory/util/sha256_midstate.hpp"
+#include "tests/unit/test_util.hpp"
 
 #include <gtest/gtest.h>
 #include <random>
@@ -10,13 +11,7 @@
 namespace factory {
 namespace {
 
-std::string random_bytes(std::size_t n, unsigned seed) {
-    std::mt19937 rng(seed);
-    std::string s(n, '\0');
-    for (auto& c : s)
-        c = static_cast<char>(rng());
-    return s;
-}
+using factory::testing::random_bytes;
 
 TEST(Sha256Midstate, ResumedFromTextGivesTheOneShotDigest) {
     std::string data = random_bytes(5000, 1);
