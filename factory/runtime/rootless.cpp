@@ -413,29 +413,39 @@ int run_rootless(const RootlessEntry& entry, const RootlessMaps& maps) {
     while (::flock(lock.get(), LOCK_SH) != 0)
         if (errno != EINTR)
             throw Error("rootless: flock " + lock_path.string() + ": " + errno_string(errno));
-    pid_t holder_pid = live_holder(pid_path);
-    if (holder_pid == 0) {
-        Fd create(::open((root / "userns.create.lock").c_str(),
-                         O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
-        if (!create || ::flock(create.get(), LOCK_EX) != 0)
-            throw Error("rootless: cannot lock " + (root / "userns.create.lock").string() + ": " +
-                        errno_string(errno));
+    // A holder that saw the last user leave is on its way out: it held the lock exclusively,
+    // so it let go just before this shared lock was granted, and its pid file may still name
+    // it (alive for a moment, or a zombie whose namespaces can no longer be opened). Wait for
+    // it to go, then start a new one.
+    pid_t holder_pid = 0;
+    Fd user_ns, mnt_ns;
+    for (int attempt = 0;; ++attempt) {
         holder_pid = live_holder(pid_path);
         if (holder_pid == 0) {
-            holder_pid = start_holder(maps, lock_path, lock.get());
-            write_file_atomic(pid_path,
-                              std::to_string(holder_pid) + " " +
-                                  std::to_string(process_start_time(holder_pid)) + "\n",
-                              0600);
+            Fd create(::open((root / "userns.create.lock").c_str(),
+                             O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
+            if (!create || ::flock(create.get(), LOCK_EX) != 0)
+                throw Error("rootless: cannot lock " + (root / "userns.create.lock").string() +
+                            ": " + errno_string(errno));
+            holder_pid = live_holder(pid_path);
+            if (holder_pid == 0) {
+                holder_pid = start_holder(maps, lock_path, lock.get());
+                write_file_atomic(pid_path,
+                                  std::to_string(holder_pid) + " " +
+                                      std::to_string(process_start_time(holder_pid)) + "\n",
+                                  0600);
+            }
         }
+        user_ns = Fd(::open(("/proc/" + std::to_string(holder_pid) + "/ns/user").c_str(),
+                            O_RDONLY | O_CLOEXEC));
+        mnt_ns = Fd(::open(("/proc/" + std::to_string(holder_pid) + "/ns/mnt").c_str(),
+                           O_RDONLY | O_CLOEXEC));
+        if (user_ns && mnt_ns && live_holder(pid_path) == holder_pid) break;
+        if (attempt == 200) // 2 s: a holder that neither lives nor goes
+            throw Error("rootless: the namespace holder (pid " + std::to_string(holder_pid) +
+                        ") went away; run the command again");
+        ::usleep(10'000);
     }
-    Fd user_ns(
-        ::open(("/proc/" + std::to_string(holder_pid) + "/ns/user").c_str(), O_RDONLY | O_CLOEXEC));
-    Fd mnt_ns(
-        ::open(("/proc/" + std::to_string(holder_pid) + "/ns/mnt").c_str(), O_RDONLY | O_CLOEXEC));
-    if (!user_ns || !mnt_ns || live_holder(pid_path) != holder_pid)
-        throw Error("rootless: the namespace holder (pid " + std::to_string(holder_pid) +
-                    ") went away; run the command again");
 
     uid_t uid = ::getuid();
     gid_t gid = ::getgid();
