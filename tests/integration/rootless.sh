@@ -25,9 +25,16 @@ remove_users() {
     local u
     for u in "$user" "$nosub"; do
         id "$u" >/dev/null 2>&1 || continue
-        pkill -KILL -u "$u" 2>/dev/null && sleep 0.2 # a failed step's leftovers
         usermod --del-subuids 200000-265535 --del-subgids 200000-265535 "$u" 2>/dev/null
-        userdel "$u" || echo "rootless.sh: could not remove user $u" >&2
+        # A failed step's leftovers, and the store's namespace holder still on its way out
+        # (userdel refuses a user who has a process): killed, and userdel tried again, 5 s at
+        # most.
+        for _ in $(seq 1 50); do
+            pkill -KILL -u "$u" 2>/dev/null
+            userdel "$u" 2>/dev/null && break
+            sleep 0.1
+        done
+        id "$u" >/dev/null 2>&1 && echo "rootless.sh: could not remove user $u" >&2
     done
 }
 _lib_on_exit remove_users
