@@ -406,6 +406,14 @@ TEST(LayerBlocks, ADamagedPreviousLayerOnlyCostsTheResume) {
     append(files.back(), "changed");
     auto entries = keyed_entries_of(root);
     auto cold = write(dir / "cold", entries, 1);
+    // A rebuild from the damaged previous layer: the cold bytes, nothing skipped.
+    auto rebuilt_cold = [&](const std::string& name, const auto& previous) {
+        auto source = source_of_blob(dir / name, previous);
+        auto warm = write(dir / "warm", entries, 2, &source);
+        EXPECT_EQ(warm.info.skipped_input_bytes, 0u) << name;
+        EXPECT_EQ(warm.bytes, cold.bytes) << name;
+        return warm;
+    };
     {
         auto source = source_of_blob(dir / "ok", before);
         auto warm = write(dir / "warm", entries, 2, &source);
@@ -416,20 +424,13 @@ TEST(LayerBlocks, ADamagedPreviousLayerOnlyCostsTheResume) {
         // A flipped byte in the old blob's prefix: its hash is not the map's midstate.
         auto damaged = before;
         damaged.bytes[damaged.bytes.size() / 4] ^= 0x20;
-        auto source = source_of_blob(dir / "flipped", damaged);
-        auto warm = write(dir / "warm", entries, 2, &source);
-        EXPECT_EQ(warm.info.skipped_input_bytes, 0u);
-        EXPECT_EQ(warm.bytes, cold.bytes);
-        EXPECT_EQ(warm.info.digest, cold.info.digest);
+        EXPECT_EQ(rebuilt_cold("flipped", damaged).info.digest, cold.info.digest);
     }
     {
         // A blob cut short.
         auto damaged = before;
         damaged.bytes.resize(damaged.bytes.size() / 8);
-        auto source = source_of_blob(dir / "short", damaged);
-        auto warm = write(dir / "warm", entries, 2, &source);
-        EXPECT_EQ(warm.info.skipped_input_bytes, 0u);
-        EXPECT_EQ(warm.bytes, cold.bytes);
+        rebuilt_cold("short", damaged);
     }
     {
         // Midstates that parse but are another stream's, or don't parse.
@@ -437,17 +438,11 @@ TEST(LayerBlocks, ADamagedPreviousLayerOnlyCostsTheResume) {
         for (auto& b : lying.info.blocks.blocks)
             b.blob_state =
                 cold.info.blocks.blocks.back().blob_state.substr(0, 65) + b.blob_state.substr(65);
-        auto source = source_of_blob(dir / "lying", lying);
-        auto warm = write(dir / "warm", entries, 2, &source);
-        EXPECT_EQ(warm.info.skipped_input_bytes, 0u);
-        EXPECT_EQ(warm.bytes, cold.bytes);
+        rebuilt_cold("lying", lying);
         auto garbled = before;
         for (auto& b : garbled.info.blocks.blocks)
             b.input_state = b.input_state.substr(0, 64) + ".00";
-        auto source2 = source_of_blob(dir / "garbled", garbled);
-        auto warm2 = write(dir / "warm", entries, 2, &source2);
-        EXPECT_EQ(warm2.info.skipped_input_bytes, 0u);
-        EXPECT_EQ(warm2.bytes, cold.bytes);
+        rebuilt_cold("garbled", garbled);
     }
     {
         // A version 1 map (no midstates) is still a source of blocks, never of a resume.
@@ -462,11 +457,7 @@ TEST(LayerBlocks, ADamagedPreviousLayerOnlyCostsTheResume) {
         auto parsed = cache::parse_block_map(text);
         ASSERT_TRUE(parsed) << parsed.error();
         old.info.blocks = *parsed;
-        auto source = source_of_blob(dir / "v1", old);
-        auto warm = write(dir / "warm", entries, 2, &source);
-        EXPECT_EQ(warm.info.skipped_input_bytes, 0u);
-        EXPECT_GT(warm.info.blocks_reused, 0u);
-        EXPECT_EQ(warm.bytes, cold.bytes);
+        EXPECT_GT(rebuilt_cold("v1", old).info.blocks_reused, 0u);
     }
 }
 
