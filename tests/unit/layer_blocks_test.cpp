@@ -39,6 +39,13 @@ std::pair<std::string, int> run(const std::string& command) {
     return {out, ::pclose(p)};
 }
 
+// bench/gen_tree.py's tree of FILES files, MB megabytes at root: "" when made, else its output.
+std::string generate_tree(const fs::path& root, int files, int mb) {
+    auto [log, status] = run("python3 " FACTORY_SOURCE_DIR "/bench/gen_tree.py '" + root.string() +
+                             "' " + std::to_string(files) + " " + std::to_string(mb) + " 0 2>&1");
+    return status == 0 ? "" : log.empty() ? "gen_tree.py failed" : log;
+}
+
 // ---- the compressor: cut() and reuse -----------------------------------------------------
 
 struct Compressed {
@@ -247,9 +254,7 @@ void append(const fs::path& file, std::string_view bytes) {
 TEST(LayerBlocks, CopyHeavyTreeEditsGiveTheColdLayer) {
     testing::TestDir dir;
     auto root = dir / "root";
-    auto [log, status] = run("python3 " FACTORY_SOURCE_DIR "/bench/gen_tree.py '" + root.string() +
-                             "' 1500 12 0 2>&1");
-    ASSERT_EQ(status, 0) << log;
+    ASSERT_EQ(generate_tree(root, 1500, 12), "");
     auto files = files_of(root);
     ASSERT_GT(files.size(), 1000u);
     auto before = write(dir / "before", entries_of(root), 2);
@@ -311,9 +316,7 @@ BlockSource source_of_blob(const fs::path& blob, const Written& previous) {
 TEST(LayerBlocks, PlannedBlocksAreTheWrittenOnes) {
     testing::TestDir dir;
     auto root = dir / "root";
-    auto [log, status] = run("python3 " FACTORY_SOURCE_DIR "/bench/gen_tree.py '" + root.string() +
-                             "' 1500 12 0 2>&1");
-    ASSERT_EQ(status, 0) << log;
+    ASSERT_EQ(generate_tree(root, 1500, 12), "");
     auto entries = keyed_entries_of(root);
     auto written = write(dir / "layer", entries, 2);
     auto plan = plan_gzip_blocks(sort_entries(entries).value(), 1);
@@ -347,9 +350,7 @@ TEST(LayerBlocks, PlannedBlocksAreTheWrittenOnes) {
 TEST(LayerBlocks, ResumedLayersAreTheColdOnes) {
     testing::TestDir dir;
     auto root = dir / "root";
-    auto [log, status] = run("python3 " FACTORY_SOURCE_DIR "/bench/gen_tree.py '" + root.string() +
-                             "' 1500 12 0 2>&1");
-    ASSERT_EQ(status, 0) << log;
+    ASSERT_EQ(generate_tree(root, 1500, 12), "");
     auto files = files_of(root);
     auto before = write(dir / "before", keyed_entries_of(root), 2);
     std::uint64_t tar_size = before.info.blocks.blocks.back().input_end;
@@ -397,9 +398,7 @@ TEST(LayerBlocks, ResumedLayersAreTheColdOnes) {
 TEST(LayerBlocks, ADamagedPreviousLayerOnlyCostsTheResume) {
     testing::TestDir dir;
     auto root = dir / "root";
-    auto [log, status] = run("python3 " FACTORY_SOURCE_DIR "/bench/gen_tree.py '" + root.string() +
-                             "' 600 5 0 2>&1");
-    ASSERT_EQ(status, 0) << log;
+    ASSERT_EQ(generate_tree(root, 600, 5), "");
     auto files = files_of(root);
     auto before = write(dir / "before", keyed_entries_of(root), 2);
     ASSERT_GT(before.info.blocks.blocks.size(), 3u);
