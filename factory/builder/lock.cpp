@@ -124,17 +124,30 @@ class Resolver {
 
     // A line when the kept pin's branch or tag names another commit upstream now (one
     // ls-remote), nullopt when it doesn't or can't move (a commit id, --offline).
+    // A registry base's tag costs one manifest request the same way; a reference by digest
+    // can't move and is not asked.
     std::optional<std::string> upstream_move(const recipe::Pin& kept) {
-        if (options_.offline || kept.kind != "git") return std::nullopt;
+        if (options_.offline || (kept.kind != "git" && kept.kind != "registry"))
+            return std::nullopt;
         auto ref = step_of(recipe_, kept);
-        if (sources::is_commit_id(ref.step().git->ref)) return std::nullopt;
+        if (kept.kind == "git" && sources::is_commit_id(ref.step().git->ref)) return std::nullopt;
         std::string head = kept.id() + ": " + describe_pin(kept) + ": ";
         try {
-            auto now = peek_git(git_context(ref), *ref.step().git, ref.id());
-            if (now.commit == kept.field("commit")) return std::nullopt;
-            return head + "moved upstream " + short_hex(kept.field("commit")) + " → " +
-                   short_hex(now.commit) + ", kept (factory lock --update " + kept.id() + " " +
-                   path_.string() + " moves it)";
+            std::string pinned = kept.field(kept.kind == "git" ? "commit" : "digest");
+            std::string now;
+            if (kept.kind == "git") {
+                now = peek_git(git_context(ref), *ref.step().git, ref.id()).commit;
+            } else {
+                auto reg = base_registry_options(options_, &progress_);
+                auto d = registry::peek_base(ref.stage->base.reference, recipe_platform(recipe_),
+                                             reg.client);
+                if (!d) return std::nullopt;
+                now = d->digest;
+            }
+            if (now == pinned) return std::nullopt;
+            return head + "moved upstream " + short_hex(pinned) + " → " + short_hex(now) +
+                   ", kept (factory lock --update " + kept.id() + " " + path_.string() +
+                   " moves it)";
         } catch (const Error& e) {
             // The pin is kept either way: a server down doesn't stop the lock.
             std::string why = e.what();

@@ -56,4 +56,13 @@ oci::Descriptor resolve_and_pull(const std::string& reference, oci::Layout& stor
     return report(pulled.manifest_desc, "pulled");
 }
 
+std::optional<oci::Descriptor> peek_base(const std::string& reference,
+                                         const oci::Platform& platform,
+                                         const ClientOptions& options) {
+    auto ref = value_or_throw(parse_reference(reference), ExitCode::usage);
+    if (!ref.digest.empty()) return std::nullopt;
+    Client client(ref.api_host(), options);
+    return resolve_manifest(client, ref, platform);
+}
+
 } // namespace factory::registry

@@ -3,6 +3,7 @@
 // the reference is resolved to a manifest digest once, the image is pulled into the store when
 // the policy says so, and the digest is what the build keys its steps on.
 
+#include <optional>
 #include <string>
 
 #include "factory/oci/layout.hpp"
@@ -31,5 +32,11 @@ struct BaseOptions {
 // Progress gets a "base" event "REFERENCE → sha256:…". Throws Error (messages name the reference).
 oci::Descriptor resolve_and_pull(const std::string& reference, oci::Layout& store,
                                  const oci::Platform& platform, const BaseOptions& options);
+
+// What `reference`'s tag names in the registry now, for `platform` (one request, nothing
+// pulled); nullopt for a reference by digest, which can't move. Throws Error.
+std::optional<oci::Descriptor> peek_base(const std::string& reference,
+                                         const oci::Platform& platform,
+                                         const ClientOptions& options);
 
 } // namespace factory::registry

@@ -161,6 +161,19 @@ cmp "$TEST_DIR/lock.1" "$r.lock" || fail "lock without --update moved a pin"
 expect_ok lock "${opts[@]}" --offline "$r"
 assert_eq "$r.lock: 4 pins, unchanged" "$OUT" "--offline: no ls-remote, no notice"
 
+step "a registry tag that moved is named the same way, and kept"
+# The same image pushed as an OCI manifest: the tag now names another manifest digest.
+skopeo copy -q --format oci --dest-tls-verify=false "oci:$TEST_DIR/hello-oci:h" "docker://$REGISTRY/base/hello:1" >/dev/null
+oci_digest=$(skopeo inspect --tls-verify=false --format '{{.Digest}}' "docker://$REGISTRY/base/hello:1")
+assert_ne "$base_digest" "$oci_digest" "the tag names another manifest"
+expect_ok lock "${opts[@]}" "$r"
+assert_eq "main.base: registry $REGISTRY/base/hello:1: moved upstream ${base_digest:0:19} → ${oci_digest:0:19}, kept (factory lock --update main.base $r moves it)" "$(head -n1 <<<"$OUT")" "lock's notice of a moved tag"
+cmp "$TEST_DIR/lock.1" "$r.lock" || fail "lock without --update moved the registry pin"
+expect_ok lock "${opts[@]}" --offline "$r"
+assert_eq "$r.lock: 4 pins, unchanged" "$OUT" "--offline: no registry request, no notice"
+skopeo copy -q --format v2s2 --dest-tls-verify=false "oci:$TEST_DIR/hello-oci:h" "docker://$REGISTRY/base/hello:1" >/dev/null
+assert_eq "$base_digest" "$(skopeo inspect --tls-verify=false --format '{{.Digest}}' "docker://$REGISTRY/base/hello:1")" "the tag back where the lock pins it"
+
 step "lock --update NAME moves exactly that pin"
 expect_exit 2 lock "${opts[@]}" --update main.9 "$r"
 assert_contains "$(error_line)" "--update main.9: no pinned step of $r is named so"

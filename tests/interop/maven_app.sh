@@ -2,7 +2,8 @@
 # 127.0.0.1 (the Maven-layout repository Debian's packages install in /usr/share/maven-repo,
 # standing in for Central or a team's Nexus), the package step builds offline, and the jar runs
 # on the runtime stage. The deps step is not re-run when only the source changes, is when
-# pom.xml does, and a source change still builds once the mirror is gone. One Debian bootstrap.
+# pom.xml does, a source change still builds once the mirror is gone, and `build --check`
+# reproduces every step (a second bootstrap and fetch, in a scratch store).
 source "$(dirname "$0")/../lib.sh"
 need mmdebstrap jq curl
 need_root
@@ -49,6 +50,11 @@ step "a pom.xml change re-runs the deps step"
 sed -i 's|<version>1.0</version>|<version>1.1</version>|' "$app/pom.xml"
 assert_eq "build 2 build 3 build 4 main 1" "$(rebuilt)" "after pom.xml changed"
 assert_eq 2 "$(fetched)" "commons-lang3 fetched again"
+
+step "build --check: every step rebuilt in a scratch store, the bootstrap and Maven's fetch included, reproduces"
+expect_ok build --check "${args[@]}"
+assert_match '^maven-app:latest sha256:[0-9a-f]{64}: [0-9]+ steps reproduced$' "$(last_line)" "the check's verdict"
+assert_eq 3 "$(fetched)" "the scratch store's deps step fetched from the mirror again"
 
 step "the mirror gone: a source change still builds (the package step runs offline)"
 kill "$HTTP_PID"
