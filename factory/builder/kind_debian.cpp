@@ -64,7 +64,7 @@ class DebianBaseKind final : public LayerKind {
         auto rootfs = sources::bootstrap_debian(spec, work.path(), env.recipe->epoch, env.output);
         if (!rootfs) throw Error(where.str() + ": debian base: " + rootfs.error());
         if (pin) check_packages(s, *pin, rootfs->dir);
-        auto entries = sources::debian_entries(rootfs->dir);
+        auto entries = sources::debian_entries(rootfs->dir, env.recipe->epoch);
         if (!entries) throw Error(where.str() + ": debian base: " + entries.error());
         auto made = layer_made(env.write_layer(std::move(*entries)));
         // For the lock file (debian_lock.hpp stored_debian); not part of the layer or the key.

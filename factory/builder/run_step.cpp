@@ -291,6 +291,7 @@ RunOutcome execute_run(const RunContext& ctx, const recipe::RunStep& step, const
     runtime::NormalizeOptions norm;
     norm.drop_noise = true;
     norm.mount_stubs = rootfs->stub_paths();
+    norm.epoch = ctx.epoch;
     auto entries = runtime::diff_upper(rootfs->upper(), norm);
     if (!entries) throw Error(id + ": reading the step's changes: " + entries.error());
     out.entries = std::move(*entries);

@@ -12,6 +12,8 @@
 #include <set>
 
 #include "factory/runtime/in_root.hpp"
+#include "factory/runtime/java_keystore.hpp"
+#include "factory/util/files.hpp"
 #include "factory/util/pattern.hpp"
 
 namespace factory::runtime {
@@ -37,6 +39,9 @@ const char* const noise_patterns[] = {
 // Content emptied, file kept (systemd's postinst writes a fresh id; each container gets its
 // own at boot when the file is empty).
 constexpr std::string_view emptied_file = "etc/machine-id";
+
+// A JKS trust store is a few hundred kB (Debian's: 160 kB for 140 certificates).
+constexpr std::uint64_t keystore_max_size = 64u << 20;
 
 bool under_scratch_dir(std::string_view path) {
     return path.starts_with("run/") || path.starts_with("tmp/");
@@ -244,6 +249,40 @@ void prune_scratch_dirs(std::vector<layer::Entry>& entries) {
     });
 }
 
+// Java's trust store, if the upper dir has one, as content with its dates at the epoch; left
+// to be streamed as it is when it is no JKS store of Debian's (java_keystore.hpp).
+Result<void> keystore_at_epoch(int root_fd, std::vector<layer::Entry>& entries,
+                               std::int64_t epoch) {
+    auto e = std::find_if(entries.begin(), entries.end(), [](const layer::Entry& x) {
+        return x.path == java_cacerts_path && x.type == layer::Entry::Type::file &&
+               !x.source.empty();
+    });
+    if (e == entries.end()) return {};
+    auto slash = e->path.rfind('/');
+    auto dir = open_dir_in_root(root_fd, e->path.substr(0, slash), Resolver::automatic, false);
+    if (!dir) return Unexpected(dir.error());
+    Fd fd(::openat(dir->get(), e->path.c_str() + slash + 1, O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+    struct stat st {};
+    if (!fd || ::fstat(fd.get(), &st) != 0)
+        return Unexpected(e->path + ": " + errno_string(errno));
+    if (!S_ISREG(st.st_mode) || static_cast<std::uint64_t>(st.st_size) != e->size ||
+        e->size > keystore_max_size)
+        return {}; // changed under us or too big to be a trust store: written as it is
+    std::string bytes(e->size, '\0');
+    for (std::size_t at = 0; at < bytes.size();) {
+        auto n = read_some(fd.get(), bytes.data() + at, bytes.size() - at);
+        if (!n) return Unexpected(e->path + ": " + n.error());
+        if (*n == 0) return Unexpected(e->path + ": shorter than its size");
+        at += *n;
+    }
+    auto normalized = java_keystore_at_epoch(bytes, epoch);
+    if (!normalized) return {};
+    e->data = std::move(*normalized);
+    e->source.clear();
+    e->sha256.clear();
+    return {};
+}
+
 } // namespace
 
 bool is_noise(std::string_view path) {
@@ -262,6 +301,9 @@ Result<std::vector<layer::Entry>> diff_upper(const fs::path& upper,
     if (auto r = w.walk_dir(root.get(), ""); !r) return Unexpected(r.error());
     link_hardlinks(w);
     if (options.drop_noise) prune_scratch_dirs(w.entries);
+    if (options.epoch)
+        if (auto r = keystore_at_epoch(root.get(), w.entries, *options.epoch); !r)
+            return Unexpected(upper.string() + ": " + r.error());
     auto sorted = layer::sort_entries(std::move(w.entries));
     if (!sorted) return Unexpected(upper.string() + ": " + sorted.error());
     return sorted;

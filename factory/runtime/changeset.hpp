@@ -18,7 +18,9 @@
 // noise that makes builds differ for nothing.
 
 #include <filesystem>
+#include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -44,6 +46,9 @@ struct NormalizeOptions {
     // Which xattrs carry overlayfs's marks in this upper directory: trusted.overlay.* or, when
     // the overlay was mounted with userxattr (rootless), user.overlay.* (overlay.hpp).
     OverlayXattrs overlay_xattrs = OverlayXattrs::automatic;
+    // The image's epoch, when set: Java's trust store (java_keystore.hpp) is written with it
+    // as every entry's date instead of the time the step ran.
+    std::optional<std::int64_t> epoch;
     // Told about every entry skipped because a layer can't hold it (path, reason).
     std::function<void(const std::string& path, const std::string& why)> on_skip;
 };

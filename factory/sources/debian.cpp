@@ -449,9 +449,11 @@ Result<DebianRootfs> bootstrap_debian(const DebianSpec& spec, const fs::path& wo
     return rootfs;
 }
 
-Result<std::vector<layer::Entry>> debian_entries(const fs::path& dir, const SkipCallback& on_skip) {
+Result<std::vector<layer::Entry>> debian_entries(const fs::path& dir, std::int64_t epoch,
+                                                 const SkipCallback& on_skip) {
     runtime::NormalizeOptions options;
     options.drop_noise = false; // judge() applies the base's own rules
+    options.epoch = epoch;
     options.on_skip = [&](const std::string& path, const std::string& why) {
         if (!under(path, "dev") && on_skip) on_skip(path, why);
     };

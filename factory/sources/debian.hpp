@@ -98,9 +98,11 @@ using SkipCallback = std::function<void(const std::string& path, const std::stri
 //   runtime::is_noise files    dropped (logs, apt's binary caches, ldconfig's aux-cache,
 //                              dpkg and debconf *-old backups)
 //   files under run/ and tmp/  dropped; the directories stay (base-files makes run/lock)
+//   etc/ssl/certs/java/cacerts Java's trust store: each entry's date set to `epoch`
+//                              (runtime/java_keystore.hpp)
 // A name starting with ".wh." is an error (a reader would take it for a whiteout). Other
 // devices, FIFOs and sockets outside dev/ are skipped and reported to `on_skip`.
-Result<std::vector<layer::Entry>> debian_entries(const fs::path& dir,
+Result<std::vector<layer::Entry>> debian_entries(const fs::path& dir, std::int64_t epoch,
                                                  const SkipCallback& on_skip = {});
 
 // The packages installed in the tree at `dir`, from var/lib/dpkg/status (Status "install ok

@@ -211,7 +211,7 @@ TEST_F(DebianEntries, DropsDevicesHostFilesAndNoise) {
     ASSERT_EQ(::mkfifo((t / "var/fifo").c_str(), 0600), 0);
 
     std::vector<std::string> skipped;
-    auto entries = debian_entries(t, [&](const std::string& path, const std::string& why) {
+    auto entries = debian_entries(t, 0, [&](const std::string& path, const std::string& why) {
         skipped.push_back(path + ": " + why);
     });
     ASSERT_TRUE(entries) << entries.error();
@@ -240,7 +240,7 @@ TEST_F(DebianEntries, AHardlinkToADroppedFileTakesItsPlace) {
     fs::create_directories(t / "var/x");
     ASSERT_EQ(::link((t / "var/log/dpkg.log").c_str(), (t / "var/x/a").c_str()), 0);
     ASSERT_EQ(::link((t / "var/log/dpkg.log").c_str(), (t / "var/x/b").c_str()), 0);
-    auto entries = debian_entries(t);
+    auto entries = debian_entries(t, 0);
     ASSERT_TRUE(entries) << entries.error();
     auto e = by_path(*entries);
     EXPECT_FALSE(e.contains("var/log/dpkg.log"));
@@ -252,14 +252,14 @@ TEST_F(DebianEntries, AHardlinkToADroppedFileTakesItsPlace) {
 
 TEST_F(DebianEntries, WhiteoutNamesAreRefused) {
     write(tree / "etc/.wh.passwd", "");
-    auto entries = debian_entries(tree.path());
+    auto entries = debian_entries(tree.path(), 0);
     ASSERT_FALSE(entries);
     EXPECT_EQ(entries.error(), tree.path().string() +
                                    ": etc/.wh.passwd: a base file system can't hold a whiteout "
                                    "name (\".wh.\")");
     factory::testing::TestDir other;
     ASSERT_EQ(::mknod((other / "oops").c_str(), S_IFCHR | 0600, makedev(0, 0)), 0);
-    entries = debian_entries(other.path());
+    entries = debian_entries(other.path(), 0);
     ASSERT_FALSE(entries);
     EXPECT_EQ(entries.error(), other.path().string() +
                                    ": .wh.oops: a base file system can't hold a whiteout name "
@@ -335,7 +335,7 @@ TEST_F(DebianBootstrap, MinbaseBookworm) {
     // The layer entries: no devices, no host files (one bootstrap serves every check: ctest
     // runs each test in a process of its own).
     Strings skipped;
-    auto entries = debian_entries(rootfs->dir, [&](const std::string& p, const std::string& why) {
+    auto entries = debian_entries(rootfs->dir, 0, [&](const std::string& p, const std::string& why) {
         skipped.push_back(p + ": " + why);
     });
     ASSERT_TRUE(entries) << entries.error();
@@ -405,8 +405,8 @@ TEST_F(DebianBootstrap, TwoBootstrapsGiveTheSameEntries) {
     ASSERT_TRUE(first) << first.error();
     auto second = bootstrap_debian(spec(), work(), epoch, {});
     ASSERT_TRUE(second) << second.error();
-    auto a = debian_entries(first->dir);
-    auto b = debian_entries(second->dir);
+    auto a = debian_entries(first->dir, 0);
+    auto b = debian_entries(second->dir, 0);
     ASSERT_TRUE(a) << a.error();
     ASSERT_TRUE(b) << b.error();
     Strings da = describe_all(*a), db = describe_all(*b);
