@@ -24,7 +24,10 @@ constexpr unsigned max_threads = 32;
 // One block of the stream (one gzip member) on its way through a worker.
 struct Job {
     std::vector<unsigned char> input; // gzip_block_size bytes, or fewer for the last block
+    // The member is output[0, output_size): the buffer keeps its size between blocks, so
+    // compressing into it doesn't zero it first every time.
     std::vector<unsigned char> output;
+    std::size_t output_size = 0;
     std::string error;
     std::string key;        // 64 hex, when the stream keeps a BlockReport or reuses
     bool key_known = false; // key set from the plan; else the sha256 of input, made by process()
@@ -92,6 +95,7 @@ void store_member(Job& job) {
     } while (pos < in.size());
     put_le32(out, libdeflate_crc32(0, in.data(), in.size()));
     put_le32(out, static_cast<std::uint32_t>(in.size()));
+    job.output_size = out.size();
 }
 
 std::uint32_t get_le32(const unsigned char* p) {
@@ -128,6 +132,7 @@ class Deflater {
         if (reuse_)
             if (auto found = reuse_->find(job.key))
                 if (reuse_->read(*found, job.output) && member_of(job.output, job.input)) {
+                    job.output_size = job.output.size();
                     job.reused = true;
                     return {};
                 }
@@ -141,11 +146,12 @@ class Deflater {
             return {};
         }
         if (!c_) return Unexpected("libdeflate: cannot allocate a compressor");
-        job.output.resize(libdeflate_gzip_compress_bound(c_.get(), job.input.size()));
+        std::size_t bound = libdeflate_gzip_compress_bound(c_.get(), job.input.size());
+        if (job.output.size() < bound) job.output.resize(bound);
         std::size_t n = libdeflate_gzip_compress(c_.get(), job.input.data(), job.input.size(),
                                                  job.output.data(), job.output.size());
         if (n == 0) return Unexpected("libdeflate: gzip_compress ran out of space");
-        job.output.resize(n);
+        job.output_size = n;
         return {};
     }
 
@@ -168,7 +174,8 @@ class GzipCompressor final : public Compressor {
 
   private:
     Result<void> fail(std::string message);
-    void label(Job& job);
+    void place(Job& job);
+    void hash_input(Job& job);
     Result<void> submit();
     Result<void> emit_oldest();
     std::unique_ptr<Job> take_job();
@@ -273,17 +280,12 @@ Result<void> GzipCompressor::fail(std::string message) {
     return Unexpected(*error_);
 }
 
-// Where the block stands in the stream, its input's midstate, and its key when the plan has
-// one for a block that ends where this one does. Once a block ends elsewhere, the plan is
-// not used again: its keys would name other bytes.
-void GzipCompressor::label(Job& job) {
+// Where the block ends in the stream, and its key when the plan has one for a block that
+// ends where this one does. Once a block ends elsewhere, the plan is not used again: its keys
+// would name other bytes.
+void GzipCompressor::place(Job& job) {
     input_end_ += job.input.size();
     job.input_end = input_end_;
-    job.input_state.clear();
-    if (input_sha_) {
-        input_sha_->update(job.input.data(), job.input.size());
-        if (report_) job.input_state = input_sha_->state().text();
-    }
     job.key_known = false;
     if (plan_ && block_index_ < plan_->size() && (*plan_)[block_index_].input_end == input_end_) {
         job.key = (*plan_)[block_index_].key;
@@ -294,15 +296,25 @@ void GzipCompressor::label(Job& job) {
     ++block_index_;
 }
 
+// The stream's input hash over the block, and its midstate there for the report. submit()
+// calls it once a worker may have the block: the hash (this thread) and the compression only
+// read job.input, and a worker never touches job.input_state, so the two overlap.
+void GzipCompressor::hash_input(Job& job) {
+    job.input_state.clear();
+    if (!input_sha_) return;
+    input_sha_->update(job.input.data(), job.input.size());
+    if (report_) job.input_state = input_sha_->state().text();
+}
+
 // Hands the current block to the workers (or compresses it here), starts the next one, and
 // writes finished members once too many are in flight.
 Result<void> GzipCompressor::submit() {
-    label(*current_);
+    place(*current_);
     Job* job = current_.get();
     in_flight_.push_back(std::move(current_));
-    current_ = take_job();
     submitted_any_ = true;
     if (inline_deflater_) {
+        hash_input(*job);
         if (auto r = inline_deflater_->process(*job); !r) job->error = r.error();
         job->done = true;
     } else {
@@ -311,7 +323,9 @@ Result<void> GzipCompressor::submit() {
             queue_.push_back(job);
         }
         work_ready_.notify_one();
+        hash_input(*job);
     }
+    current_ = take_job();
     while (in_flight_.size() >= max_in_flight_)
         if (auto r = emit_oldest(); !r) return r;
     return {};
@@ -324,15 +338,14 @@ Result<void> GzipCompressor::emit_oldest() {
         job_done_.wait(lock, [&job] { return job.done; });
     }
     if (!job.error.empty()) return fail(job.error);
-    auto out =
-        std::string_view(reinterpret_cast<const char*>(job.output.data()), job.output.size());
+    auto out = std::string_view(reinterpret_cast<const char*>(job.output.data()), job.output_size);
     if (auto r = sink_(out); !r) return fail(r.error());
     if (output_sha_) output_sha_->update(out);
     if (report_) {
         report_->map.blocks.push_back(
             {.key = job.key,
              .offset = offset_,
-             .size = job.output.size(),
+             .size = job.output_size,
              .input_end = job.input_state.empty() ? 0 : job.input_end,
              .input_state = job.input_state,
              .blob_state = output_sha_ && input_sha_ ? output_sha_->state().text() : ""});
@@ -341,7 +354,7 @@ Result<void> GzipCompressor::emit_oldest() {
             report_->reused_input_bytes += job.input.size();
         }
     }
-    offset_ += job.output.size();
+    offset_ += job.output_size;
     spare_.push_back(std::move(in_flight_.front()));
     in_flight_.pop_front();
     return {};
@@ -352,7 +365,10 @@ Result<void> GzipCompressor::write(std::string_view bytes) {
     if (finished_) return fail("gzip: write after finish");
     while (!bytes.empty()) {
         auto n = std::min(bytes.size(), gzip_block_size - current_->input.size());
-        current_->input.insert(current_->input.end(), bytes.begin(), bytes.begin() + n);
+        // Through unsigned char pointers: from a char iterator the insert would convert byte
+        // by byte instead of one memcpy.
+        const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
+        current_->input.insert(current_->input.end(), p, p + n);
         bytes.remove_prefix(n);
         if (current_->input.size() == gzip_block_size)
             if (auto r = submit(); !r) return r;
