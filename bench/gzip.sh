@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # factory's gzip writer against pigz -6 -p2 on the same bytes, in one run, medians: the
 # compressor alone on a tar of text (the first MB megabytes of a sorted tar of /usr/include,
-# or of the TREE you give), and libdeflate-gzip -6 on two halves at once as the raw limit of
-# libdeflate on 2 cores. Prints wall seconds, output MB and the ratios to pigz.
+# or of the TREE you give), the compressor with a layer's extra work (both SHA-256s, block
+# keys and map), and libdeflate-gzip -6 on two halves at once as the raw limit of libdeflate
+# on 2 cores. Prints wall seconds, output MB and the ratios to pigz.
 #
 #   BUILD_DIR=build bash bench/gzip.sh [TREE]
 #   MB=20 RUNS=3 BUILD_DIR=build bash bench/gzip.sh      # quick, for a loaded machine
@@ -32,11 +33,13 @@ head -c "$half" "$WORK/input.tar" >"$WORK/a"
 tail -c +$((half + 1)) "$WORK/input.tar" >"$WORK/b"
 log "input: $tree, $((bytes / 1000000)) MB; $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg)"
 
-factory_gzip() {
-    FACTORY_BENCH_FILE=$WORK/input.tar FACTORY_BENCH_THREADS=2 "$test_binary" \
-        --gtest_also_run_disabled_tests --gtest_filter='LayerGzip.DISABLED_Throughput' |
-        awk '/^[0-9.]+ [0-9]+$/ { print $2 }' >"$WORK/factory.size"
+factory_gzip() { # [LAYER]: 1 for a layer's hashing too
+    FACTORY_BENCH_FILE=$WORK/input.tar FACTORY_BENCH_THREADS=2 FACTORY_BENCH_LAYER=${1:-0} \
+        "$test_binary" --gtest_also_run_disabled_tests \
+        --gtest_filter='LayerGzip.DISABLED_Throughput' |
+        awk '/^[0-9.]+ [0-9]+$/ { print $2 }' >"$WORK/factory${1:-}.size"
 }
+factory_layer() { factory_gzip 1; }
 pigz_gzip() { pigz -6 -n -p2 -c "$WORK/input.tar" | wc -c >"$WORK/pigz.size"; }
 libdeflate_halves() {
     { libdeflate-gzip -6 -c "$WORK/a" | wc -c >"$WORK/a.size"; } &
@@ -45,8 +48,8 @@ libdeflate_halves() {
     echo $(($(cat "$WORK/a.size") + $(cat "$WORK/b.size"))) >"$WORK/halves.size"
 }
 export WORK test_binary
-export -f factory_gzip pigz_gzip libdeflate_halves
-tools=(pigz_gzip factory_gzip)
+export -f factory_gzip factory_layer pigz_gzip libdeflate_halves
+tools=(pigz_gzip factory_gzip factory_layer)
 command -v libdeflate-gzip >/dev/null && tools+=(libdeflate_halves)
 
 # One warm-up round, then RUNS rounds with the tools interleaved, so load hits all alike.
@@ -68,6 +71,7 @@ row() { # NAME TIMES SIZE
 }
 row "pigz -6 -p2" "$WORK/pigz_gzip.times" "$pigz_size"
 row "factory gzip, 2 threads" "$WORK/factory_gzip.times" "$(cat "$WORK/factory.size")"
+row "  + layer hashing and keys" "$WORK/factory_layer.times" "$(cat "$WORK/factory1.size")"
 [[ -f $WORK/libdeflate_halves.times ]] &&
     row "libdeflate-gzip -6, 2 halves" "$WORK/libdeflate_halves.times" "$(cat "$WORK/halves.size")"
 log "load at the end: $(cut -d' ' -f1-3 /proc/loadavg); medians of $runs"

@@ -24,7 +24,10 @@ constexpr unsigned max_threads = 32;
 // One block of the stream (one gzip member) on its way through a worker.
 struct Job {
     std::vector<unsigned char> input; // gzip_block_size bytes, or fewer for the last block
+    // The member is output[0, output_size): the buffer keeps its size between blocks, so
+    // compressing into it doesn't zero it first every time.
     std::vector<unsigned char> output;
+    std::size_t output_size = 0;
     std::string error;
     std::string key;        // 64 hex, when the stream keeps a BlockReport or reuses
     bool key_known = false; // key set from the plan; else the sha256 of input, made by process()
@@ -34,34 +37,86 @@ struct Job {
     bool done = false;           // guarded by the compressor's mutex when workers run
 };
 
-// True when a block's bytes are close to uniformly distributed (order-0 entropy above 7.95
-// bits a byte): random data, or data compressed already. deflate can't shrink such a block
-// (it would end up in stored blocks anyway) but spends as long on it as on text, so the block
-// is stored without trying. The test is a function of the block's bytes alone, so the output
-// still doesn't depend on the thread count.
-bool looks_incompressible(const std::vector<unsigned char>& input) {
-    constexpr std::size_t min_size = 16 << 10;
-    if (input.size() < min_size) return false;
-    // Four histograms, summed: the same counts, without each increment waiting on the last.
-    std::array<std::array<std::uint32_t, 256>, 4> part{};
-    const unsigned char* p = input.data();
-    std::size_t i = 0;
-    for (; i + 4 <= input.size(); i += 4) {
+constexpr double stored_entropy = 7.95; // bits a byte, above which a block is stored
+
+using Histogram = std::array<std::array<std::uint32_t, 256>, 4>;
+
+// Counts the bytes [from, to) of p into four histograms, to be summed: the same counts,
+// without each increment waiting on the last.
+void count_bytes(Histogram& part, const unsigned char* p, std::size_t from, std::size_t to) {
+    std::size_t i = from;
+    for (; i + 4 <= to; i += 4) {
         ++part[0][p[i]];
         ++part[1][p[i + 1]];
         ++part[2][p[i + 2]];
         ++part[3][p[i + 3]];
     }
-    for (; i < input.size(); ++i)
+    for (; i < to; ++i)
         ++part[0][p[i]];
-    double n = static_cast<double>(input.size());
+}
+
+std::array<double, 256> summed(const Histogram& part) {
+    std::array<double, 256> c{};
+    for (std::size_t b = 0; b < 256; ++b)
+        c[b] = part[0][b] + part[1][b] + part[2][b] + part[3][b];
+    return c;
+}
+
+// Order-0 entropy, in bits a byte, of n bytes with these counts (they may be fractional).
+double entropy(const std::array<double, 256>& counts, double n) {
     double sum = 0;
-    for (std::size_t b = 0; b < 256; ++b) {
-        std::uint32_t c = part[0][b] + part[1][b] + part[2][b] + part[3][b];
-        if (c) sum += c * std::log2(static_cast<double>(c));
+    for (double c : counts)
+        if (c > 0) sum += c * std::log2(c);
+    return std::log2(n) - sum / n;
+}
+
+// The highest entropy an n-byte block can have when its first bytes have these counts: the
+// block's counts c are at least the prefix's a, and sum to n. Entropy is concave and
+// symmetric, so the most even such c is the maximum: the smallest counts raised to one level
+// t, the others kept, c_b = max(a_b, t) with t set by the sum (real-valued c, so a bound for
+// whole counts too).
+double entropy_ceiling(std::array<double, 256> a, double n) {
+    std::sort(a.begin(), a.end());
+    double kept = 0; // the counts not raised: a[k..255]
+    for (double c : a)
+        kept += c;
+    for (std::size_t k = 1; k <= 256; ++k) {
+        kept -= a[k - 1];
+        double t = (n - kept) / static_cast<double>(k);
+        if (k < 256 && t > a[k]) continue; // a[k] is below the level too
+        for (std::size_t j = 0; j < k; ++j)
+            a[j] = t;
+        return entropy(a, n);
     }
-    double entropy = std::log2(n) - sum / n;
-    return entropy > 7.95;
+    return 8;
+}
+
+// True when a block's bytes are close to uniformly distributed (order-0 entropy above 7.95
+// bits a byte): random data, or data compressed already. deflate can't shrink such a block
+// (it would end up in stored blocks anyway) but spends as long on it as on text, so the block
+// is stored without trying. The test is a function of the block's bytes alone, so the output
+// still doesn't depend on the thread count.
+//
+// Text is known to be below the line long before its last byte: after an eighth, a quarter
+// and half of the block the counts so far give a ceiling on the whole block's entropy
+// (entropy_ceiling), and one under 7.9 settles it. The answer is the full count's, only
+// sooner (the 0.05 margin is far above rounding); on C sources most blocks settle at a
+// quarter, random data is counted to the end.
+bool looks_incompressible(const std::vector<unsigned char>& input) {
+    constexpr std::size_t min_size = 16 << 10;
+    constexpr double settled = stored_entropy - 0.05;
+    const std::size_t size = input.size();
+    if (size < min_size) return false;
+    const double n = static_cast<double>(size);
+    Histogram part{};
+    std::size_t done = 0;
+    for (std::size_t checkpoint : {size / 8, size / 4, size / 2}) {
+        count_bytes(part, input.data(), done, checkpoint);
+        done = checkpoint;
+        if (entropy_ceiling(summed(part), n) < settled) return false;
+    }
+    count_bytes(part, input.data(), done, size);
+    return entropy(summed(part), n) > stored_entropy;
 }
 
 void put_le32(std::vector<unsigned char>& out, std::uint32_t v) {
@@ -92,6 +147,7 @@ void store_member(Job& job) {
     } while (pos < in.size());
     put_le32(out, libdeflate_crc32(0, in.data(), in.size()));
     put_le32(out, static_cast<std::uint32_t>(in.size()));
+    job.output_size = out.size();
 }
 
 std::uint32_t get_le32(const unsigned char* p) {
@@ -128,6 +184,7 @@ class Deflater {
         if (reuse_)
             if (auto found = reuse_->find(job.key))
                 if (reuse_->read(*found, job.output) && member_of(job.output, job.input)) {
+                    job.output_size = job.output.size();
                     job.reused = true;
                     return {};
                 }
@@ -141,11 +198,12 @@ class Deflater {
             return {};
         }
         if (!c_) return Unexpected("libdeflate: cannot allocate a compressor");
-        job.output.resize(libdeflate_gzip_compress_bound(c_.get(), job.input.size()));
+        std::size_t bound = libdeflate_gzip_compress_bound(c_.get(), job.input.size());
+        if (job.output.size() < bound) job.output.resize(bound);
         std::size_t n = libdeflate_gzip_compress(c_.get(), job.input.data(), job.input.size(),
                                                  job.output.data(), job.output.size());
         if (n == 0) return Unexpected("libdeflate: gzip_compress ran out of space");
-        job.output.resize(n);
+        job.output_size = n;
         return {};
     }
 
@@ -168,7 +226,8 @@ class GzipCompressor final : public Compressor {
 
   private:
     Result<void> fail(std::string message);
-    void label(Job& job);
+    void place(Job& job);
+    void hash_input(Job& job);
     Result<void> submit();
     Result<void> emit_oldest();
     std::unique_ptr<Job> take_job();
@@ -273,17 +332,12 @@ Result<void> GzipCompressor::fail(std::string message) {
     return Unexpected(*error_);
 }
 
-// Where the block stands in the stream, its input's midstate, and its key when the plan has
-// one for a block that ends where this one does. Once a block ends elsewhere, the plan is
-// not used again: its keys would name other bytes.
-void GzipCompressor::label(Job& job) {
+// Where the block ends in the stream, and its key when the plan has one for a block that
+// ends where this one does. Once a block ends elsewhere, the plan is not used again: its keys
+// would name other bytes.
+void GzipCompressor::place(Job& job) {
     input_end_ += job.input.size();
     job.input_end = input_end_;
-    job.input_state.clear();
-    if (input_sha_) {
-        input_sha_->update(job.input.data(), job.input.size());
-        if (report_) job.input_state = input_sha_->state().text();
-    }
     job.key_known = false;
     if (plan_ && block_index_ < plan_->size() && (*plan_)[block_index_].input_end == input_end_) {
         job.key = (*plan_)[block_index_].key;
@@ -294,15 +348,25 @@ void GzipCompressor::label(Job& job) {
     ++block_index_;
 }
 
+// The stream's input hash over the block, and its midstate there for the report. submit()
+// calls it once a worker may have the block: the hash (this thread) and the compression only
+// read job.input, and a worker never touches job.input_state, so the two overlap.
+void GzipCompressor::hash_input(Job& job) {
+    job.input_state.clear();
+    if (!input_sha_) return;
+    input_sha_->update(job.input.data(), job.input.size());
+    if (report_) job.input_state = input_sha_->state().text();
+}
+
 // Hands the current block to the workers (or compresses it here), starts the next one, and
 // writes finished members once too many are in flight.
 Result<void> GzipCompressor::submit() {
-    label(*current_);
+    place(*current_);
     Job* job = current_.get();
     in_flight_.push_back(std::move(current_));
-    current_ = take_job();
     submitted_any_ = true;
     if (inline_deflater_) {
+        hash_input(*job);
         if (auto r = inline_deflater_->process(*job); !r) job->error = r.error();
         job->done = true;
     } else {
@@ -311,7 +375,9 @@ Result<void> GzipCompressor::submit() {
             queue_.push_back(job);
         }
         work_ready_.notify_one();
+        hash_input(*job);
     }
+    current_ = take_job();
     while (in_flight_.size() >= max_in_flight_)
         if (auto r = emit_oldest(); !r) return r;
     return {};
@@ -324,15 +390,14 @@ Result<void> GzipCompressor::emit_oldest() {
         job_done_.wait(lock, [&job] { return job.done; });
     }
     if (!job.error.empty()) return fail(job.error);
-    auto out =
-        std::string_view(reinterpret_cast<const char*>(job.output.data()), job.output.size());
+    auto out = std::string_view(reinterpret_cast<const char*>(job.output.data()), job.output_size);
     if (auto r = sink_(out); !r) return fail(r.error());
     if (output_sha_) output_sha_->update(out);
     if (report_) {
         report_->map.blocks.push_back(
             {.key = job.key,
              .offset = offset_,
-             .size = job.output.size(),
+             .size = job.output_size,
              .input_end = job.input_state.empty() ? 0 : job.input_end,
              .input_state = job.input_state,
              .blob_state = output_sha_ && input_sha_ ? output_sha_->state().text() : ""});
@@ -341,7 +406,7 @@ Result<void> GzipCompressor::emit_oldest() {
             report_->reused_input_bytes += job.input.size();
         }
     }
-    offset_ += job.output.size();
+    offset_ += job.output_size;
     spare_.push_back(std::move(in_flight_.front()));
     in_flight_.pop_front();
     return {};
@@ -352,7 +417,10 @@ Result<void> GzipCompressor::write(std::string_view bytes) {
     if (finished_) return fail("gzip: write after finish");
     while (!bytes.empty()) {
         auto n = std::min(bytes.size(), gzip_block_size - current_->input.size());
-        current_->input.insert(current_->input.end(), bytes.begin(), bytes.begin() + n);
+        // Through unsigned char pointers: from a char iterator the insert would convert byte
+        // by byte instead of one memcpy.
+        const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
+        current_->input.insert(current_->input.end(), p, p + n);
         bytes.remove_prefix(n);
         if (current_->input.size() == gzip_block_size)
             if (auto r = submit(); !r) return r;
