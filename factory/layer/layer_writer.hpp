@@ -6,7 +6,8 @@
 // File content is streamed in chunks, so memory stays bounded whatever the file sizes: the
 // 1 MiB tar buffer plus the compressor's state, ~15 MiB for gzip on 2 threads (two 1 MiB
 // blocks in flight per thread, in and out, and libdeflate's matchfinder), about as much for
-// zstd -3 (the same blocks, and a libzstd context per thread sized for a 1 MiB input).
+// zstd -3 (the same blocks, and a libzstd context per thread sized for a 1 MiB input): peaks
+// of +17.7 and +19.0 MiB measured by layer_writer_test's Throughput over /usr/include.
 
 #include "cache/block_map.hpp"
 #include "factory/layer/entry.hpp"
