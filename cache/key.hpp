@@ -26,7 +26,8 @@ namespace factory::cache {
 //      store's old records would otherwise hand back layers of the other format.
 //   3: gzip members also end at content-defined cut points between tar entries (layer/gzip.hpp),
 //      so a layer over 512 KiB has other bytes than under 2.
-inline constexpr std::string_view key_format = "factory-key/3";
+//   4: "compression" = "zstd" now means a zstd frame per block (layer/zstd.hpp), not one frame.
+inline constexpr std::string_view key_format = "factory-key/4";
 // Values longer than this are kept in fields() as "sha256:<hex> (<n> bytes)"; the key itself
 // always hashes the full value.
 inline constexpr std::size_t max_plain_value = 200;

@@ -19,7 +19,7 @@
 #include "factory/export/export.hpp"
 #include "factory/export/target.hpp"
 #include "factory/layer/block_source.hpp"
-#include "factory/layer/gzip.hpp"
+#include "factory/layer/layer_writer.hpp"
 #include "factory/oci/media_types.hpp"
 #include "factory/util/fd.hpp"
 #include "factory/util/files.hpp"
@@ -166,6 +166,10 @@ class RecipeRun {
                                       const std::string& id = {},
                                       const layer::BlockSource* reuse = nullptr);
     std::shared_ptr<layer::BlockSource> blocks_of_last_build(const std::string& step_id);
+    layer::Compression layer_compression() const {
+        return recipe_.compression == recipe::Compression::zstd ? layer::Compression::zstd
+                                                                : layer::Compression::gzip;
+    }
     const runtime::RuntimeChoice& runtime();
     StepEnv env_for(const std::string& progress_id);
     const StageState* finished(const std::string& name);
@@ -609,14 +613,14 @@ void RecipeRun::remember_step(const std::string& step_id, const std::string& key
 
 // The compressed blocks of the layers the step's last build wrote (the record its identity
 // points at, steps/): an edit of a big copy step leaves most of them to copy. nullptr when
-// there is none or the recipe's layers are not gzip.
+// there is none. Only maps of this recipe's compression are taken (BlockSource's format).
 std::shared_ptr<layer::BlockSource> RecipeRun::blocks_of_last_build(const std::string& step_id) {
-    if (step_id.empty() || recipe_.compression == recipe::Compression::zstd) return nullptr;
+    if (step_id.empty()) return nullptr;
     auto text = read_file(actions_.step_path(step_id), 256);
     if (!text || text->size() < 64 || !cache::is_sha256_hex(text->substr(0, 64))) return nullptr;
     auto record = actions_.read(text->substr(0, 64), cache::WithInputs::no);
     if (!record) return nullptr;
-    auto source = std::make_shared<layer::BlockSource>(layer::gzip_block_format(6));
+    auto source = std::make_shared<layer::BlockSource>(layer::block_format(layer_compression()));
     cache::BlockMaps maps(store_.dir());
     for (const auto& hex : record->blobs) {
         auto map = maps.read(hex);
@@ -643,8 +647,7 @@ layer::LayerInfo RecipeRun::write_layer_blob(std::vector<layer::Entry> entries,
     } guard{temp};
     layer::LayerOptions lo;
     lo.epoch = epoch.value_or(recipe_.epoch);
-    lo.compression = recipe_.compression == recipe::Compression::zstd ? layer::Compression::zstd
-                                                                      : layer::Compression::gzip;
+    lo.compression = layer_compression();
     lo.threads = options_.threads;
     lo.reuse = reuse;
     auto info = layer::write_layer(std::move(entries), lo, fd.get());

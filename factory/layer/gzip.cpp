@@ -127,10 +127,8 @@ void put_le32(std::vector<unsigned char>& out, std::uint32_t v) {
 // One member of stored blocks. RFC 1952: ID1 ID2 CM=deflate FLG=0 MTIME=0 XFL=0 OS=255, the
 // deflate data, CRC-32 and size; RFC 1951 3.2.4: stored blocks of at most 65535 bytes, each a
 // header byte (BFINAL on the last, BTYPE=00), LEN and NLEN.
-void store_member(Job& job) {
+void store_member(const std::vector<unsigned char>& in, std::vector<unsigned char>& out) {
     static constexpr unsigned char header[10] = {0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff};
-    const auto& in = job.input;
-    auto& out = job.output;
     out.assign(header, header + sizeof header);
     out.reserve(in.size() + (in.size() / 65535 + 1) * 5 + 18);
     std::size_t pos = 0;
@@ -147,7 +145,6 @@ void store_member(Job& job) {
     } while (pos < in.size());
     put_le32(out, libdeflate_crc32(0, in.data(), in.size()));
     put_le32(out, static_cast<std::uint32_t>(in.size()));
-    job.output_size = out.size();
 }
 
 std::uint32_t get_le32(const unsigned char* p) {
@@ -166,15 +163,46 @@ bool member_of(const std::vector<unsigned char>& member, const std::vector<unsig
            get_le32(trailer + 4) == static_cast<std::uint32_t>(input.size());
 }
 
-// A libdeflate compressor, one per thread (libdeflate's are not shared between threads).
-// Reusing it for many blocks doesn't change a byte: each call is a whole-buffer compression.
+// The gzip codec: a libdeflate compressor, one per thread (libdeflate's are not shared
+// between threads). Reusing it for many blocks doesn't change a byte: each call is a
+// whole-buffer compression.
+class GzipCodec final : public BlockCodec {
+  public:
+    explicit GzipCodec(int level) : c_(libdeflate_alloc_compressor(level)) {}
+
+    Result<std::size_t> compress(const std::vector<unsigned char>& input,
+                                 std::vector<unsigned char>& output) override {
+        if (looks_incompressible(input)) {
+            store_member(input, output);
+            return output.size();
+        }
+        if (!c_) return Unexpected("libdeflate: cannot allocate a compressor");
+        std::size_t bound = libdeflate_gzip_compress_bound(c_.get(), input.size());
+        if (output.size() < bound) output.resize(bound);
+        std::size_t n = libdeflate_gzip_compress(c_.get(), input.data(), input.size(),
+                                                 output.data(), output.size());
+        if (n == 0) return Unexpected("libdeflate: gzip_compress ran out of space");
+        return n;
+    }
+    bool holds(const std::vector<unsigned char>& piece,
+               const std::vector<unsigned char>& input) override {
+        return member_of(piece, input);
+    }
+
+  private:
+    struct Free {
+        void operator()(libdeflate_compressor* c) const { libdeflate_free_compressor(c); }
+    };
+    std::unique_ptr<libdeflate_compressor, Free> c_;
+};
+
+// One thread's side of the work on a block: copied from the BlockSource when it has one of
+// the same input, else compressed by the thread's codec.
 class Deflater {
   public:
-    Deflater(int level, const BlockSource* reuse, bool keyed)
-        : c_(libdeflate_alloc_compressor(level)), reuse_(reuse), keyed_(keyed || reuse) {}
+    Deflater(std::unique_ptr<BlockCodec> codec, const BlockSource* reuse, bool keyed)
+        : codec_(std::move(codec)), reuse_(reuse), keyed_(keyed || reuse) {}
 
-    // The block's member: copied from the BlockSource when it has one of the same input,
-    // else compressed.
     Result<void> process(Job& job) {
         job.reused = false;
         if (!keyed_) return compress(job);
@@ -183,7 +211,7 @@ class Deflater {
                                                    job.input.size()));
         if (reuse_)
             if (auto found = reuse_->find(job.key))
-                if (reuse_->read(*found, job.output) && member_of(job.output, job.input)) {
+                if (reuse_->read(*found, job.output) && codec_->holds(job.output, job.input)) {
                     job.output_size = job.output.size();
                     job.reused = true;
                     return {};
@@ -193,31 +221,22 @@ class Deflater {
 
   private:
     Result<void> compress(Job& job) {
-        if (looks_incompressible(job.input)) {
-            store_member(job);
-            return {};
-        }
-        if (!c_) return Unexpected("libdeflate: cannot allocate a compressor");
-        std::size_t bound = libdeflate_gzip_compress_bound(c_.get(), job.input.size());
-        if (job.output.size() < bound) job.output.resize(bound);
-        std::size_t n = libdeflate_gzip_compress(c_.get(), job.input.data(), job.input.size(),
-                                                 job.output.data(), job.output.size());
-        if (n == 0) return Unexpected("libdeflate: gzip_compress ran out of space");
-        job.output_size = n;
+        auto n = codec_->compress(job.input, job.output);
+        if (!n) return Unexpected(n.error());
+        job.output_size = *n;
         return {};
     }
 
-    struct Free {
-        void operator()(libdeflate_compressor* c) const { libdeflate_free_compressor(c); }
-    };
-    std::unique_ptr<libdeflate_compressor, Free> c_;
+    std::unique_ptr<BlockCodec> codec_;
     const BlockSource* reuse_;
     bool keyed_;
 };
 
 class GzipCompressor final : public Compressor {
   public:
-    GzipCompressor(Sink sink, const GzipOptions& options, unsigned threads);
+    // The block compressor of any codec (make_block_compressor), gzip's first.
+    GzipCompressor(Sink sink, const BlockOptions& options, unsigned threads,
+                   std::function<std::unique_ptr<BlockCodec>()> make_codec, std::string format);
     ~GzipCompressor() override;
 
     Result<void> write(std::string_view bytes) override;
@@ -234,7 +253,8 @@ class GzipCompressor final : public Compressor {
     void worker_loop();
 
     Sink sink_;
-    int level_;
+    std::function<std::unique_ptr<BlockCodec>()> make_codec_;
+    std::string format_;
     const BlockSource* reuse_;
     BlockReport* report_;
     const std::vector<PlannedBlock>* plan_;
@@ -258,8 +278,11 @@ class GzipCompressor final : public Compressor {
     std::vector<std::thread> workers_;
 };
 
-GzipCompressor::GzipCompressor(Sink sink, const GzipOptions& options, unsigned threads)
-    : sink_(std::move(sink)), level_(options.level), reuse_(options.reuse), report_(options.report),
+GzipCompressor::GzipCompressor(Sink sink, const BlockOptions& options, unsigned threads,
+                               std::function<std::unique_ptr<BlockCodec>()> make_codec,
+                               std::string format)
+    : sink_(std::move(sink)), make_codec_(std::move(make_codec)), format_(std::move(format)),
+      reuse_(options.reuse), report_(options.report),
       plan_(options.plan), input_sha_(options.input_sha), output_sha_(options.output_sha),
       max_in_flight_(threads == 1 ? 1 : 2 * threads) {
     current_ = take_job();
@@ -269,13 +292,13 @@ GzipCompressor::GzipCompressor(Sink sink, const GzipOptions& options, unsigned t
         offset_ = options.prefix.back().offset + options.prefix.back().size;
     }
     if (report_) {
-        *report_ = BlockReport{.map = {.format = gzip_block_format(level_), .blocks = {}}};
+        *report_ = BlockReport{.map = {.format = format_, .blocks = {}}};
         report_->map.blocks = options.prefix;
         report_->reused = options.prefix.size();
         report_->reused_input_bytes = input_end_;
     }
     if (threads == 1) {
-        inline_deflater_.emplace(level_, reuse_, report_ != nullptr);
+        inline_deflater_.emplace(make_codec_(), reuse_, report_ != nullptr);
         return;
     }
     for (unsigned i = 0; i < threads; ++i)
@@ -293,7 +316,7 @@ GzipCompressor::~GzipCompressor() {
 }
 
 void GzipCompressor::worker_loop() {
-    Deflater deflater(level_, reuse_, report_ != nullptr);
+    Deflater deflater(make_codec_(), reuse_, report_ != nullptr);
     for (;;) {
         Job* job = nullptr;
         {
@@ -454,11 +477,21 @@ unsigned effective_threads(unsigned requested) {
 
 } // namespace
 
-Result<std::unique_ptr<Compressor>> make_gzip_compressor(Sink sink, GzipOptions options) {
-    if (options.level < 1 || options.level > 9)
-        return Unexpected("gzip level must be 1..9, not " + std::to_string(options.level));
+Result<std::unique_ptr<Compressor>>
+make_block_compressor(Sink sink, std::function<std::unique_ptr<BlockCodec>()> make_codec,
+                      std::string format, BlockOptions options) {
     return std::make_unique<GzipCompressor>(std::move(sink), options,
-                                            effective_threads(options.threads));
+                                            effective_threads(options.threads),
+                                            std::move(make_codec), std::move(format));
+}
+
+Result<std::unique_ptr<Compressor>> make_gzip_compressor(Sink sink, GzipOptions options) {
+    int level = options.level == -1 ? 6 : options.level;
+    if (level < 1 || level > 9)
+        return Unexpected("gzip level must be 1..9, not " + std::to_string(level));
+    return make_block_compressor(
+        std::move(sink), [level] { return std::make_unique<GzipCodec>(level); },
+        gzip_block_format(level), std::move(options));
 }
 
 std::string gzip_block_format(int level) {

@@ -18,6 +18,10 @@
 // (docs/performance.md). The bytes still depend on the libdeflate version, which is pinned.
 //
 // Memory stays bounded whatever the input size: at most 2 blocks per thread are in flight.
+//
+// The machinery is not gzip's alone: make_block_compressor() cuts, keys, reuses and
+// compresses blocks the same way with any BlockCodec — zstd layers are the same blocks, each
+// one zstd frame (zstd.hpp).
 
 #include "cache/block_map.hpp"
 #include "factory/layer/block_plan.hpp"
@@ -25,8 +29,10 @@
 #include "factory/util/sha256_midstate.hpp"
 
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace factory::layer {
 
@@ -37,16 +43,33 @@ class BlockSource;
 
 // What the blocks of a stream were, and how many were copied from a BlockSource.
 struct BlockReport {
-    cache::BlockMap map; // format gzip_block_format(level), a block per member, stream order
+    cache::BlockMap map; // the compressor's format, a block per member/frame, stream order
     std::size_t reused = 0;
     std::uint64_t reused_input_bytes = 0; // uncompressed bytes not compressed again
 };
 
-struct GzipOptions {
-    int level = 6;        // libdeflate level, 1..9
+// One block's compression, for make_block_compressor. Each thread has its own codec.
+class BlockCodec {
+  public:
+    virtual ~BlockCodec() = default;
+    // output[0, n) becomes a self-contained piece of the stream (a gzip member, a zstd frame)
+    // holding `input`, a function of `input` alone, whatever was compressed before; returns n.
+    // `output` keeps its size between blocks (grown when a block needs more), so a buffer is
+    // not zeroed again for every block.
+    virtual Result<std::size_t> compress(const std::vector<unsigned char>& input,
+                                         std::vector<unsigned char>& output) = 0;
+    // True when `piece` (bytes a BlockSource gave for the input's key) really is a piece of
+    // this codec holding `input`: a guard against a map or blob that lies.
+    virtual bool holds(const std::vector<unsigned char>& piece,
+                       const std::vector<unsigned char>& input) = 0;
+};
+
+struct BlockOptions {
+    int level = -1;       // the codec's level, -1 for its default: libdeflate 1..9 (6)
     unsigned threads = 0; // compressing threads; 0: the hardware's (capped at 32)
-    // Blocks to copy when a block's input is the same (checked by the member's CRC-32 and
-    // size too): the output is byte for byte what compressing would give. May be null.
+    // Blocks to copy when a block's input is the same (checked by BlockCodec::holds too: a
+    // member's CRC-32 and size): the output is byte for byte what compressing would give.
+    // May be null.
     const BlockSource* reuse = nullptr;
     // Filled with the stream's blocks when not null (costs a sha256 of the input of every
     // block that `plan` gives no key).
@@ -65,9 +88,17 @@ struct GzipOptions {
     // plan[prefix.size()], and the hashes above already hold the prefix.
     std::vector<cache::Block> prefix{};
 };
+using GzipOptions = BlockOptions;
 
 // The BlockMap format of this writer at a level: the cut rule, the codec's version, the level.
 std::string gzip_block_format(int level);
+
+// The generic form: a compressor of blocks cut as above, each compressed by a codec that
+// `make_codec` makes (once per thread), its report's map of format `format`. options.level
+// is the codec's business (make_codec's), not read here.
+Result<std::unique_ptr<Compressor>>
+make_block_compressor(Sink sink, std::function<std::unique_ptr<BlockCodec>()> make_codec,
+                      std::string format, BlockOptions options);
 
 // A compressor writing a gzip stream into `sink`. With threads == 1 all work happens in the
 // caller's thread. Its cut() ends the current block when it holds gzip_min_cut bytes or more.

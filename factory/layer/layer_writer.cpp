@@ -27,20 +27,6 @@ class Passthrough final : public Compressor {
     Sink sink_;
 };
 
-Result<std::unique_ptr<Compressor>> make_compressor(const LayerOptions& options, Sink sink) {
-    switch (options.compression) {
-    case Compression::none:
-        return std::make_unique<Passthrough>(std::move(sink));
-    case Compression::zstd:
-        return make_zstd_compressor(
-            std::move(sink),
-            {.level = options.level == -1 ? 3 : options.level, .workers = 1, .checksum = true});
-    case Compression::gzip:
-        break;
-    }
-    return Unexpected("unknown compression");
-}
-
 // The blob's end of the pipe: counted (and hashed, when `sha` is not null) as it is written.
 class BlobOutput {
   public:
@@ -62,7 +48,7 @@ class BlobOutput {
 };
 
 // Writes `entries` from `first` on through a tar writer into `compressor`, ending a block
-// before each entry the cut rule picks (gzip), then finishes both.
+// before each entry the cut rule picks (gzip, zstd), then finishes both.
 Result<void> write_entries(const std::vector<Entry>& entries, std::size_t first, bool cuts,
                            std::int64_t epoch, Compressor& compressor, ResumableSha256* tar_sha) {
     TarWriter tar(
@@ -82,7 +68,7 @@ Result<void> write_entries(const std::vector<Entry>& entries, std::size_t first,
     return compressor.finish();
 }
 
-// Where a gzip layer can start: after the leading blocks a previous layer of the step shares
+// Where a layer of blocks can start: after the leading blocks a previous layer of the step shares
 // with this one (docs/performance.md "Incremental layers").
 struct Resume {
     std::size_t blob = 0;             // in the BlockSource
@@ -151,10 +137,10 @@ Result<ResumableSha256> copy_prefix(const BlockSource& source, const Resume& res
     return sha;
 }
 
-// A gzip layer: its blocks planned from the entries, resumed after the blocks the step's
-// previous layer shares when there are such, else from the start.
-Result<LayerInfo> write_gzip_layer(const std::vector<Entry>& entries, const LayerOptions& options,
-                                   int out_fd) {
+// A gzip or zstd layer: its blocks planned from the entries, resumed after the blocks the
+// step's previous layer shares when there are such, else from the start.
+Result<LayerInfo> write_block_layer(const std::vector<Entry>& entries, const LayerOptions& options,
+                                    int out_fd) {
     auto plan = plan_gzip_blocks(entries, options.epoch);
     if (!plan) return Unexpected(plan.error());
     std::optional<Resume> resume;
@@ -177,16 +163,18 @@ Result<LayerInfo> write_gzip_layer(const std::vector<Entry>& entries, const Laye
     BlobOutput blob(out_fd, nullptr);
     if (resume) blob.add_size(resume->output.bytes);
     BlockReport report;
-    auto compressor =
-        make_gzip_compressor([&blob](std::string_view bytes) { return blob.write(bytes); },
-                             {.level = options.level == -1 ? 6 : options.level,
-                              .threads = options.threads,
-                              .reuse = options.reuse,
-                              .report = &report,
-                              .plan = &*plan,
-                              .input_sha = &tar_sha,
-                              .output_sha = &blob_sha,
-                              .prefix = resume ? resume->prefix : std::vector<cache::Block>{}});
+    BlockOptions block_options{.level = options.level,
+                               .threads = options.threads,
+                               .reuse = options.reuse,
+                               .report = &report,
+                               .plan = &*plan,
+                               .input_sha = &tar_sha,
+                               .output_sha = &blob_sha,
+                               .prefix = resume ? resume->prefix : std::vector<cache::Block>{}};
+    Sink sink = [&blob](std::string_view bytes) { return blob.write(bytes); };
+    auto compressor = options.compression == Compression::zstd
+                          ? make_zstd_compressor(std::move(sink), std::move(block_options))
+                          : make_gzip_compressor(std::move(sink), std::move(block_options));
     if (!compressor) return Unexpected(compressor.error());
     auto written = write_entries(entries, resume ? resume->first_entry : 0, true, options.epoch,
                                  **compressor, nullptr);
@@ -194,7 +182,7 @@ Result<LayerInfo> write_gzip_layer(const std::vector<Entry>& entries, const Laye
     return LayerInfo{.diff_id = "sha256:" + tar_sha.hex_digest(),
                      .digest = "sha256:" + blob_sha.hex_digest(),
                      .size = blob.size(),
-                     .media_type = std::string(media_type(Compression::gzip)),
+                     .media_type = std::string(media_type(options.compression)),
                      .blocks = std::move(report.map),
                      .blocks_reused = report.reused,
                      .reused_input_bytes = report.reused_input_bytes,
@@ -223,6 +211,18 @@ Result<Compression> parse_compression(std::string_view name) {
                       "\" (expected gzip, zstd or none)");
 }
 
+std::string block_format(Compression compression, int level) {
+    switch (compression) {
+    case Compression::gzip:
+        return gzip_block_format(level == -1 ? 6 : level);
+    case Compression::zstd:
+        return zstd_block_format(level == -1 ? 3 : level);
+    case Compression::none:
+        break;
+    }
+    return "";
+}
+
 bool cut_before(std::string_view path) {
     Sha256 sha;
     sha.update(std::string_view("factory-cut/1\0", 14));
@@ -234,18 +234,17 @@ bool cut_before(std::string_view path) {
 Result<LayerInfo> write_layer(std::vector<Entry> entries, const LayerOptions& options, int out_fd) {
     auto sorted = sort_entries(std::move(entries));
     if (!sorted) return Unexpected(sorted.error());
-    if (options.compression == Compression::gzip) return write_gzip_layer(*sorted, options, out_fd);
+    if (options.compression != Compression::none)
+        return write_block_layer(*sorted, options, out_fd);
     ResumableSha256 tar_sha, blob_sha;
     BlobOutput blob(out_fd, &blob_sha);
-    auto compressor =
-        make_compressor(options, [&blob](std::string_view bytes) { return blob.write(bytes); });
-    if (!compressor) return Unexpected(compressor.error());
-    auto written = write_entries(*sorted, 0, false, options.epoch, **compressor, &tar_sha);
+    Passthrough compressor([&blob](std::string_view bytes) { return blob.write(bytes); });
+    auto written = write_entries(*sorted, 0, false, options.epoch, compressor, &tar_sha);
     if (!written) return Unexpected(written.error());
     return LayerInfo{.diff_id = "sha256:" + tar_sha.hex_digest(),
                      .digest = "sha256:" + blob_sha.hex_digest(),
                      .size = blob.size(),
-                     .media_type = std::string(media_type(options.compression)),
+                     .media_type = std::string(media_type(Compression::none)),
                      .blocks = {},
                      .blocks_reused = 0,
                      .reused_input_bytes = 0,

@@ -1,7 +1,6 @@
 #include "factory/layer/zstd.hpp"
 
-#include <algorithm>
-#include <optional>
+#include <cstring>
 #include <vector>
 #include <zstd.h>
 
@@ -9,98 +8,84 @@ namespace factory::layer {
 
 namespace {
 
-struct FreeCCtx {
-    void operator()(ZSTD_CCtx* cctx) const noexcept { ZSTD_freeCCtx(cctx); }
-};
-using CCtx = std::unique_ptr<ZSTD_CCtx, FreeCCtx>;
-
-class ZstdCompressor final : public Compressor {
+// One thread's zstd contexts. ZSTD_compress2 is a one-shot compression of the whole block
+// with the context's sticky parameters, so reusing the context changes no byte. Without
+// ZSTD_c_nbWorkers (0: single-threaded) the frame doesn't depend on any job size.
+class ZstdCodec final : public BlockCodec {
   public:
-    ZstdCompressor(Sink sink, CCtx cctx)
-        : sink_(std::move(sink)), cctx_(std::move(cctx)), out_(ZSTD_CStreamOutSize()) {}
+    explicit ZstdCodec(int level) : level_(level), c_(ZSTD_createCCtx()), d_(ZSTD_createDCtx()) {}
 
-    Result<void> write(std::string_view bytes) override;
-    Result<void> finish() override;
+    Result<std::size_t> compress(const std::vector<unsigned char>& input,
+                                 std::vector<unsigned char>& output) override {
+        if (!c_) return Unexpected("zstd: cannot create a compression context");
+        if (!configured_) {
+            for (auto r : {set(ZSTD_c_compressionLevel, level_, "level"),
+                           set(ZSTD_c_checksumFlag, 1, "checksum"),
+                           set(ZSTD_c_contentSizeFlag, 1, "content size")})
+                if (!r) return Unexpected(r.error());
+            configured_ = true;
+        }
+        std::size_t bound = ZSTD_compressBound(input.size());
+        if (output.size() < bound) output.resize(bound);
+        std::size_t n =
+            ZSTD_compress2(c_.get(), output.data(), output.size(), input.data(), input.size());
+        if (ZSTD_isError(n)) return Unexpected(std::string("zstd: ") + ZSTD_getErrorName(n));
+        return n;
+    }
+
+    // One whole frame, of the input's size, that decompresses (checksum checked) to the input.
+    // libzstd doesn't export XXH64, so the check is a decompression: ~1 ms a block, against
+    // ~5 ms to compress it again.
+    bool holds(const std::vector<unsigned char>& piece,
+               const std::vector<unsigned char>& input) override {
+        if (!d_ || ZSTD_getFrameContentSize(piece.data(), piece.size()) != input.size() ||
+            ZSTD_findFrameCompressedSize(piece.data(), piece.size()) != piece.size())
+            return false;
+        scratch_.resize(input.size());
+        std::size_t n = ZSTD_decompressDCtx(d_.get(), scratch_.data(), scratch_.size(),
+                                            piece.data(), piece.size());
+        return !ZSTD_isError(n) && n == input.size() &&
+               std::memcmp(scratch_.data(), input.data(), n) == 0;
+    }
 
   private:
-    Result<void> fail(std::string message);
-    // One ZSTD_compressStream2 call; passes whatever it produced to the sink. Returns zstd's
-    // "bytes left to flush" hint.
-    Result<std::size_t> step(ZSTD_inBuffer& in, ZSTD_EndDirective mode);
-
-    Sink sink_;
-    CCtx cctx_;
-    std::vector<char> out_;
-    bool finished_ = false;
-    std::optional<std::string> error_;
-};
-
-Result<void> ZstdCompressor::fail(std::string message) {
-    error_ = std::move(message);
-    return Unexpected(*error_);
-}
-
-Result<std::size_t> ZstdCompressor::step(ZSTD_inBuffer& in, ZSTD_EndDirective mode) {
-    ZSTD_outBuffer out{out_.data(), out_.size(), 0};
-    std::size_t rc = ZSTD_compressStream2(cctx_.get(), &out, &in, mode);
-    if (ZSTD_isError(rc)) return Unexpected(std::string("zstd: ") + ZSTD_getErrorName(rc));
-    if (out.pos > 0)
-        if (auto r = sink_(std::string_view(out_.data(), out.pos)); !r)
-            return Unexpected(r.error());
-    return rc;
-}
-
-Result<void> ZstdCompressor::write(std::string_view bytes) {
-    if (error_) return Unexpected(*error_);
-    if (finished_) return fail("zstd: write after finish");
-    // An empty write is skipped: the first call of a stream must not be the ZSTD_e_end.
-    ZSTD_inBuffer in{bytes.data(), bytes.size(), 0};
-    while (in.pos < in.size)
-        if (auto r = step(in, ZSTD_e_continue); !r) return fail(r.error());
-    return {};
-}
-
-Result<void> ZstdCompressor::finish() {
-    if (error_) return Unexpected(*error_);
-    if (finished_) return fail("zstd: finish called twice");
-    finished_ = true;
-    ZSTD_inBuffer in{nullptr, 0, 0};
-    for (;;) {
-        auto left = step(in, ZSTD_e_end);
-        if (!left) return fail(left.error());
-        if (*left == 0) return {};
+    Result<void> set(ZSTD_cParameter param, int value, const char* what) {
+        std::size_t rc = ZSTD_CCtx_setParameter(c_.get(), param, value);
+        if (ZSTD_isError(rc))
+            return Unexpected(std::string("zstd: cannot set ") + what + " to " +
+                              std::to_string(value) + ": " + ZSTD_getErrorName(rc));
+        return {};
     }
-}
 
-Result<void> set(ZSTD_CCtx* cctx, ZSTD_cParameter param, int value, const char* what) {
-    std::size_t rc = ZSTD_CCtx_setParameter(cctx, param, value);
-    if (ZSTD_isError(rc))
-        return Unexpected(std::string("zstd: cannot set ") + what + " to " + std::to_string(value) +
-                          ": " + ZSTD_getErrorName(rc));
-    return {};
-}
+    struct FreeC {
+        void operator()(ZSTD_CCtx* c) const noexcept { ZSTD_freeCCtx(c); }
+    };
+    struct FreeD {
+        void operator()(ZSTD_DCtx* d) const noexcept { ZSTD_freeDCtx(d); }
+    };
+    int level_;
+    bool configured_ = false;
+    std::unique_ptr<ZSTD_CCtx, FreeC> c_;
+    std::unique_ptr<ZSTD_DCtx, FreeD> d_;
+    std::vector<unsigned char> scratch_;
+};
 
 } // namespace
 
-Result<std::unique_ptr<Compressor>> make_zstd_compressor(Sink sink, ZstdOptions options) {
-    if (options.level < 1 || options.level > 19)
-        return Unexpected("zstd level must be 1..19, not " + std::to_string(options.level));
-    CCtx cctx(ZSTD_createCCtx());
-    if (!cctx) return Unexpected("zstd: cannot create a compression context");
-    auto workers = static_cast<int>(std::max(options.workers, 1u));
-    if (auto r = set(cctx.get(), ZSTD_c_nbWorkers, workers, "nbWorkers"); !r)
-        return Unexpected(r.error() + " (libzstd built without multithreading? its output "
-                                      "would depend on it)");
-    if (auto r = set(cctx.get(), ZSTD_c_compressionLevel, options.level, "level"); !r)
-        return Unexpected(r.error());
-    if (auto r = set(cctx.get(), ZSTD_c_checksumFlag, options.checksum ? 1 : 0, "checksum"); !r)
-        return Unexpected(r.error());
-    // A fixed job size: the default (4 windows, 8 MiB at level 3) keeps several jobs' input and
-    // output buffered; 2 MiB jobs keep a layer well under 64 MiB of memory. Fixed, so the bytes
-    // still don't depend on the number of workers.
-    if (auto r = set(cctx.get(), ZSTD_c_jobSize, 2 << 20, "jobSize"); !r)
-        return Unexpected(r.error());
-    return std::make_unique<ZstdCompressor>(std::move(sink), std::move(cctx));
+Result<std::unique_ptr<Compressor>> make_zstd_compressor(Sink sink, BlockOptions options) {
+    int level = options.level == -1 ? 3 : options.level;
+    if (level < 1 || level > 19)
+        return Unexpected("zstd level must be 1..19, not " + std::to_string(level));
+    return make_block_compressor(
+        std::move(sink), [level] { return std::make_unique<ZstdCodec>(level); },
+        zstd_block_format(level), std::move(options));
+}
+
+std::string zstd_block_format(int level) {
+    // The cut rule's version is part of it, as for gzip (gzip_block_format). The library's
+    // version is the one that runs: it decides the bytes.
+    return std::string("zstd-frames/1 cut/1 libzstd-") + ZSTD_versionString() + " level-" +
+           std::to_string(level);
 }
 
 } // namespace factory::layer

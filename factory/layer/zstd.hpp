@@ -1,33 +1,33 @@
 #pragma once
-// zstd compression whose output bytes don't depend on the thread count.
+// zstd layers whose bytes don't depend on the thread count or on which blocks were reused.
 //
-// libzstd's multithreaded mode (ZSTD_c_nbWorkers >= 1) cuts the input into jobs whose size
-// depends on the parameters only, so a stream compressed with any number of workers is the
-// same bytes (facebook/zstd#2238, #2327); single-threaded mode (0 workers) gives other bytes.
-// So we always use at least one worker, even on one core, and never start a stream with
-// ZSTD_e_end (the one-shot path of #2327). The frame carries a content checksum (XXH64), as
-// the zstd CLI writes by default, and no content size (the stream length isn't known up
-// front). As with gzip, the bytes depend on the libzstd version.
+// The format ("zstd" in a recipe, docs/reproducibility.md): the blocks of gzip.hpp — the same
+// content-defined cut rule, at most 1 MiB each — each compressed into one zstd frame, and the
+// frames concatenated (RFC 8878 §3.1: a zstd stream is a series of frames; zstd(1), libzstd's
+// streaming decoder and podman read them all, tests/interop/podman.sh). A frame is ZSTD_compress2() of the block with pinned libzstd (1.5.4) at the level (3
+// by default) in single-threaded mode, its content size in the header and a content checksum
+// (XXH64) at its end, as `zstd -3` writes a file. A frame is a function of its block and the
+// level alone, so the blocks are compressed by the same pool of threads as gzip members,
+// copied from an earlier layer when their input is unchanged, and resumed after (the
+// "Incremental layers" of docs/performance.md).
+//
+// Incompressible blocks need no rule of ours: zstd itself writes raw blocks for them, at
+// ~1.6 GB/s on random data here (`zstd -b3 -B1M`), faster than the SHA-256 of the tar. deflate
+// spends as long on such data as on text, hence gzip's stored members.
 
-#include "factory/layer/sink.hpp"
+#include "factory/layer/gzip.hpp"
 
 #include <memory>
+#include <string>
 
 namespace factory::layer {
 
-struct ZstdOptions {
-    int level = 3; // 1..19 (the "ultra" levels 20..22 are refused)
-    // libzstd worker threads, at least 1 (0 means 1). Any count gives the same bytes. Each
-    // worker holds its own job buffers (8 MiB in and out at level 3): measured peak is 34 MiB
-    // with 1 worker, 46 with 2, 68 with 4, and higher levels need more (~80 MiB at 9 with 2
-    // workers, ~200 MiB at 19).
-    unsigned workers = 1;
-    bool checksum = true; // ZSTD_c_checksumFlag
-};
+// The BlockMap format of zstd layers at a level: the cut rule, libzstd's version, the level.
+std::string zstd_block_format(int level);
 
-// A compressor writing one zstd frame into `sink`, with libzstd's default job size for the
-// level, so the frame is the one `zstd -N` writes from a pipe. Returns an error for a level
-// outside 1..19 or a libzstd built without multithreading.
-Result<std::unique_ptr<Compressor>> make_zstd_compressor(Sink sink, ZstdOptions options = {});
+// A compressor writing zstd frames into `sink`, a frame per block (gzip.hpp's options: level
+// 1..19, 3 by default; threads; reuse, plan, hashes). Returns an error for a level outside
+// 1..19 (the "ultra" levels 20..22 are refused).
+Result<std::unique_ptr<Compressor>> make_zstd_compressor(Sink sink, BlockOptions options = {});
 
 } // namespace factory::layer

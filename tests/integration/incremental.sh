@@ -1,17 +1,25 @@
-# Incremental gzip layers (docs/performance.md "Incremental layers"): after an edit of one file
+# Incremental layers (docs/performance.md "Incremental layers"): after an edit of one file
 # in a big copy step, the rebuild copies the unchanged compressed blocks of the step's last
 # layer instead of compressing them — and resumes both SHA-256s after the unchanged leading
 # blocks, without reading their files — and its image is the image a cold build of the same
 # tree gives in a new store, for edits at the start, middle and end, a file that grows, one
 # that shrinks, one added, one removed. A damaged block map only costs the reuse. `cache
-# verify` checks the block maps; `cache prune` removes those of removed layers.
+# verify` checks the block maps; `cache prune` removes those of removed layers. gzip layers, or
+# zstd with COMPRESSION=zstd (ctest runs both: integration.incremental_zstd).
 source "$(dirname "$0")/../lib.sh"
 need jq python3
+compression=${COMPRESSION:-gzip}
+case $compression in
+gzip) map_format="gzip-members/1 " ;;
+zstd) map_format="zstd-frames/1 " ;;
+*) fail "COMPRESSION=$compression: expected gzip or zstd" ;;
+esac
 
 python3 "$FACTORY_SOURCE_DIR/bench/gen_tree.py" ctx/tree 1200 12 2 >/dev/null
-write ctx/big.toml <<'EOF2'
+write ctx/big.toml <<EOF2
 [image]
 name = "big"
+compression = "$compression"
 
 [[step]]
 copy = [{ src = "tree", dest = "/data/" }]
@@ -23,6 +31,10 @@ mapfile -t files < <(cd ctx/tree && find . -type f -name '*' ! -name big.bin | L
 build --cache "$store" ctx/big.toml >/dev/null
 maps=$(find "$store/blocks" -type f | wc -l)
 assert_eq 1 "$maps" "one block map for the one big layer"
+assert_contains "$(sed -n 2p "$(find "$store/blocks" -type f)")" "format $map_format" \
+    "the map is of $compression blocks"
+media=$(jq -r '.layers[0].mediaType' "$(blob "$store" "$(layout_digest "$store" big:latest)")")
+assert_eq "application/vnd.oci.image.layer.v1.tar+$compression" "$media" "the layer's media type"
 
 # rebuild_matches_cold WHAT [SKIPS]: an incremental rebuild reuses blocks (and, with SKIPS,
 # skips reading the unchanged leading part of the tree), and its digest is a cold build's in a

@@ -1,8 +1,9 @@
 # podman (rootful, private storage, runc, --network none) loads and runs factory's images:
-# docker-archive and oci-archive, gzip and zstd; the hello image prints its greeting.
+# docker-archive and oci-archive, gzip and zstd; the hello image prints its greeting; a zstd
+# layer of many frames (one per block) reads back whole.
 # shellcheck disable=SC2016 # single-quoted text runs in the container
 source "$(dirname "$0")/../lib.sh"
-need jq
+need jq zstd sha256sum
 podman_setup
 
 hello=$FACTORY_SOURCE_DIR/recipes/hello.toml
@@ -47,6 +48,35 @@ assert_eq "Hello from factory" "$(pm_run --rm --network none --pull never "$img"
 pm load -q -i "$TEST_DIR/zstd-docker.tar" >/dev/null || fail "podman load of the zstd docker-archive failed"
 assert_eq "Hello from factory" "$(pm_run --rm --network none --pull never hello-zstd:latest)" \
     "zstd docker-archive runs"
+
+step "zstd: a layer of many frames reads back whole"
+# ~4 MB of text: a layer of several blocks, each its own zstd frame (RFC 8878 §3.1).
+mkdir -p ctx/frames
+head -c 3000000 /dev/urandom | base64 >ctx/frames/big.txt
+write ctx/frames.toml <<EOF
+[image]
+name = "frames"
+compression = "zstd"
+
+[contexts]
+busybox = "$(busybox_context)"
+
+[[step]]
+copy = [{ context = "busybox", src = "busybox", dest = "/bin/busybox" }]
+
+[[step]]
+copy = [{ src = "frames", dest = "/data/" }]
+EOF
+build -o "oci-archive:$TEST_DIR/frames.tar:latest" ctx/frames.toml >/dev/null
+big_layer=$(image_layers "$TEST_DIR/store" frames:latest | tail -n 1)
+frames=$(zstd -lv "$big_layer" 2>/dev/null | sed -n 's/^# Zstandard Frames: //p')
+((frames >= 4)) || fail "the big zstd layer has ${frames:-no} frames, expected one per block"
+pm rmi -a -f >/dev/null
+pm load -q -i "$TEST_DIR/frames.tar" >/dev/null || fail "podman load of the many-frame image failed"
+img=$(pm images --format '{{.ID}}' | sed -n 1p)
+assert_eq "$(sha256sum <ctx/frames/big.txt | cut -d' ' -f1)" \
+    "$(pm_run --rm --network none --pull never "$img" /bin/busybox sha256sum /data/big.txt | cut -d' ' -f1)" \
+    "the file of a many-frame layer reads back whole in the container"
 
 step "the image's config reaches the container: env, workdir, user"
 mkdir -p ctx && printf '#!/bin/sh\necho "$GREETING from $(pwd) as $(id -u):$(id -g)"\n' >ctx/show.sh

@@ -60,10 +60,10 @@ TEST(CacheKey, BytesFollowTheDocumentedGrammar) {
     KeyBuilder k;
     k.add("kind", "run").add("epoch", std::int64_t{-5});
     auto expected =
-        Sha256::hex(field("format", "factory-key/3") + field("kind", "run") + field("epoch", "-5"));
+        Sha256::hex(field("format", "factory-key/4") + field("kind", "run") + field("epoch", "-5"));
     EXPECT_EQ(k.hex(), expected);
     // Pinned: changing the framing must be a deliberate format bump.
-    EXPECT_EQ(KeyBuilder().hex(), Sha256::hex(field("format", "factory-key/3")));
+    EXPECT_EQ(KeyBuilder().hex(), Sha256::hex(field("format", "factory-key/4")));
 }
 
 TEST(CacheKey, FieldsStartWithTheFormatAndElideLongValues) {
@@ -74,7 +74,7 @@ TEST(CacheKey, FieldsStartWithTheFormatAndElideLongValues) {
     b.add("run", long2);
     EXPECT_NE(a.hex(), b.hex()); // the key hashes the whole value
     ASSERT_EQ(a.fields().size(), 2u);
-    EXPECT_EQ(a.fields()[0], (std::pair<std::string, std::string>{"format", "factory-key/3"}));
+    EXPECT_EQ(a.fields()[0], (std::pair<std::string, std::string>{"format", "factory-key/4"}));
     EXPECT_EQ(a.fields()[1].first, "run");
     EXPECT_EQ(a.fields()[1].second, "sha256:" + Sha256::hex(long1) + " (300 bytes)");
     KeyBuilder c;

@@ -1,13 +1,14 @@
-// Incremental gzip layers (docs/performance.md "Incremental layers"): members end at
-// content-defined cut points, each is keyed by what made it (its entries, or the sha256 of its
-// input), and a writer given the blocks of an earlier layer copies those whose input is
-// unchanged, and resumes after the unchanged leading ones without reading them. The cache must
+// Incremental layers, gzip and zstd alike (docs/performance.md "Incremental layers"): members
+// (frames) end at content-defined cut points, each is keyed by what made it (its entries, or the
+// sha256 of its input), and a writer given the blocks of an earlier layer copies those whose input
+// is unchanged, and resumes after the unchanged leading ones without reading them. The cache must
 // never change the bytes: a layer written with reuse is the layer written cold, for any thread
 // count; an edit leaves every block after the next cut point to be copied.
 #include "factory/layer/block_plan.hpp"
 #include "factory/layer/block_source.hpp"
 #include "factory/layer/gzip.hpp"
 #include "factory/layer/layer_writer.hpp"
+#include "factory/layer/zstd.hpp"
 #include "factory/util/fd.hpp"
 #include "factory/util/files.hpp"
 #include "factory/util/sha256.hpp"
@@ -46,6 +47,10 @@ std::string generate_tree(const fs::path& root, int files, int mb) {
     return status == 0 ? "" : log.empty() ? "gen_tree.py failed" : log;
 }
 
+// Every test but the cut rule's runs for both codecs: their blocks are cut, keyed, reused and
+// resumed by the same code, only the member (frame) format differs.
+class LayerBlocks : public ::testing::TestWithParam<Compression> {};
+
 // ---- the compressor: cut() and reuse -----------------------------------------------------
 
 struct Compressed {
@@ -53,16 +58,18 @@ struct Compressed {
     BlockReport report;
 };
 
-// Compresses `data`, calling cut() before each offset of `cuts` (sorted).
-Compressed gzip(std::string_view data, const std::vector<std::size_t>& cuts, unsigned threads,
-                const BlockSource* reuse = nullptr) {
+// Compresses `data` with `codec` (gzip or zstd) at its default level, calling cut() before
+// each offset of `cuts` (sorted).
+Compressed compress(Compression codec, std::string_view data, const std::vector<std::size_t>& cuts,
+                    unsigned threads, const BlockSource* reuse = nullptr) {
     Compressed out;
-    auto c = make_gzip_compressor(
-        [&out](std::string_view b) -> Result<void> {
-            out.bytes.append(b);
-            return {};
-        },
-        {.level = 6, .threads = threads, .reuse = reuse, .report = &out.report});
+    Sink sink = [&out](std::string_view b) -> Result<void> {
+        out.bytes.append(b);
+        return {};
+    };
+    BlockOptions options{.threads = threads, .reuse = reuse, .report = &out.report};
+    auto c = codec == Compression::zstd ? make_zstd_compressor(std::move(sink), options)
+                                        : make_gzip_compressor(std::move(sink), options);
     EXPECT_TRUE(c) << c.error();
     std::size_t at = 0;
     for (auto cut : cuts) {
@@ -76,9 +83,9 @@ Compressed gzip(std::string_view data, const std::vector<std::size_t>& cuts, uns
 }
 
 // A BlockSource over `compressed`, written to a file as a layer blob would be.
-BlockSource source_of(const fs::path& file, const Compressed& compressed) {
+BlockSource source_of(Compression codec, const fs::path& file, const Compressed& compressed) {
     write_file_atomic(file, compressed.bytes);
-    BlockSource source(gzip_block_format(6));
+    BlockSource source(block_format(codec));
     EXPECT_TRUE(source.add(Fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC)), compressed.report.map));
     return source;
 }
@@ -95,11 +102,12 @@ std::string text(std::size_t size, unsigned seed) {
     return s;
 }
 
-TEST(LayerBlocks, CutEndsABlockOnlyPastTheMinimum) {
+TEST_P(LayerBlocks, CutEndsABlockOnlyPastTheMinimum) {
+    const Compression codec = GetParam();
     std::string data = text(3 * gzip_block_size, 1);
-    auto small = gzip(data, {gzip_min_cut - 1}, 1);
+    auto small = compress(codec, data, {gzip_min_cut - 1}, 1);
     ASSERT_EQ(small.report.map.blocks.size(), 3u); // ignored: 1 MiB blocks as without cuts
-    auto cut = gzip(data, {gzip_min_cut, gzip_min_cut + 1000, 2 * gzip_block_size}, 2);
+    auto cut = compress(codec, data, {gzip_min_cut, gzip_min_cut + 1000, 2 * gzip_block_size}, 2);
     // [0, 512K) [512K, 1.5M) [1.5M, 2M) [2M, 3M) (MiB): the second cut came too soon after the
     // first, and the block it was in ended at 1 MiB.
     ASSERT_EQ(cut.report.map.blocks.size(), 4u);
@@ -109,14 +117,16 @@ TEST(LayerBlocks, CutEndsABlockOnlyPastTheMinimum) {
         at += b.size;
     }
     EXPECT_EQ(at, cut.bytes.size());
-    EXPECT_EQ(cut.report.map.format, gzip_block_format(6));
-    EXPECT_EQ(gzip(data, {gzip_min_cut, gzip_min_cut + 1000, 2 * gzip_block_size}, 8).bytes,
-              cut.bytes);
+    EXPECT_EQ(cut.report.map.format, block_format(codec));
+    EXPECT_EQ(
+        compress(codec, data, {gzip_min_cut, gzip_min_cut + 1000, 2 * gzip_block_size}, 8).bytes,
+        cut.bytes);
 }
 
 // An edit at a position changes the blocks from the cut before it to the cut after it; the
 // rest are copied, and the stream is the one compressing gives.
-TEST(LayerBlocks, ReuseGivesTheColdBytesAndCopiesTheUnchangedBlocks) {
+TEST_P(LayerBlocks, ReuseGivesTheColdBytesAndCopiesTheUnchangedBlocks) {
+    const Compression codec = GetParam();
     testing::TestDir dir;
     std::string data = text(8 * gzip_block_size, 2);
     // Cuts 800 KB apart: each block is the bytes between two cuts.
@@ -125,14 +135,14 @@ TEST(LayerBlocks, ReuseGivesTheColdBytesAndCopiesTheUnchangedBlocks) {
         cuts.push_back(at);
         shifted.push_back(at > 3'000'000 ? at + 13 : at);
     }
-    auto before = gzip(data, cuts, 2);
+    auto before = compress(codec, data, cuts, 2);
     ASSERT_EQ(before.report.map.blocks.size(), cuts.size() + 1);
-    auto source = source_of(dir / "blob", before);
+    auto source = source_of(codec, dir / "blob", before);
     std::string edited = data;
     edited.insert(3'000'000, "a grown line\n"); // in the block [2.3 MB, 3.1 MB)
-    auto cold = gzip(edited, shifted, 1);
+    auto cold = compress(codec, edited, shifted, 1);
     for (unsigned threads : {1u, 2u, 8u}) {
-        auto warm = gzip(edited, shifted, threads, &source);
+        auto warm = compress(codec, edited, shifted, threads, &source);
         EXPECT_EQ(warm.bytes, cold.bytes) << threads;
         EXPECT_EQ(warm.report.map.blocks.size(), cold.report.map.blocks.size());
         EXPECT_EQ(warm.report.reused, cold.report.map.blocks.size() - 1) << threads;
@@ -142,29 +152,32 @@ TEST(LayerBlocks, ReuseGivesTheColdBytesAndCopiesTheUnchangedBlocks) {
     EXPECT_EQ(cold.report.reused, 0u);
 }
 
-// A map that names the wrong bytes (another input's member) is not trusted: the member's
-// CRC-32 and size are checked against the input, and the block is compressed instead.
-TEST(LayerBlocks, ALyingMapIsNotUsed) {
+// A map that names the wrong bytes (another input's member) is not trusted: the member is
+// checked against the input (a gzip trailer's CRC-32 and size, a zstd frame decompressed),
+// and the block is compressed instead.
+TEST_P(LayerBlocks, ALyingMapIsNotUsed) {
+    const Compression codec = GetParam();
     testing::TestDir dir;
     std::string a = text(2 * gzip_block_size, 3), b = text(2 * gzip_block_size, 4);
-    auto ca = gzip(a, {}, 1), cb = gzip(b, {}, 1);
+    auto ca = compress(codec, a, {}, 1), cb = compress(codec, b, {}, 1);
     auto lying = cb.report.map;
     for (std::size_t i = 0; i < lying.blocks.size(); ++i)
         lying.blocks[i].key = ca.report.map.blocks[i].key; // a's keys on b's bytes
     write_file_atomic(dir / "blob", cb.bytes);
-    BlockSource source(gzip_block_format(6));
+    BlockSource source(block_format(codec));
     ASSERT_TRUE(source.add(Fd(::open((dir / "blob").c_str(), O_RDONLY)), lying));
-    auto again = gzip(a, {}, 2, &source);
+    auto again = compress(codec, a, {}, 2, &source);
     EXPECT_EQ(again.bytes, ca.bytes);
     EXPECT_EQ(again.report.reused, 0u);
     // And a map of another format is refused whole.
-    BlockSource other(gzip_block_format(9));
+    BlockSource other(block_format(codec, 9));
     EXPECT_FALSE(other.add(Fd(::open((dir / "blob").c_str(), O_RDONLY)), cb.report.map));
 }
 
 // The hostile corpus as byte streams with cuts every 600 KB: cold and reused the same bytes
 // for 1, 2 and 8 threads, after an edit in the middle.
-TEST(LayerBlocks, HostileCorpusColdAndReusedAlike) {
+TEST_P(LayerBlocks, HostileCorpusColdAndReusedAlike) {
+    const Compression codec = GetParam();
     testing::TestDir dir;
     auto out = dir / "layers";
     auto [log, status] = run("python3 " FACTORY_SOURCE_DIR "/tests/data/make-hostile-layers.py '" +
@@ -182,13 +195,13 @@ TEST(LayerBlocks, HostileCorpusColdAndReusedAlike) {
         std::vector<std::size_t> cuts;
         for (std::size_t at = 600'000; at < big.size(); at += 600'000)
             cuts.push_back(at);
-        auto before = gzip(big, cuts, 2);
-        auto source = source_of(dir / "blob", before);
+        auto before = compress(codec, big, cuts, 2);
+        auto source = source_of(codec, dir / "blob", before);
         std::string edited = big;
         edited[big.size() / 2] ^= 1;
-        auto cold = gzip(edited, cuts, 1);
+        auto cold = compress(codec, edited, cuts, 1);
         for (unsigned threads : {1u, 2u, 8u}) {
-            auto warm = gzip(edited, cuts, threads, &source);
+            auto warm = compress(codec, edited, cuts, threads, &source);
             EXPECT_EQ(warm.bytes, cold.bytes) << name << " " << threads;
             EXPECT_GE(warm.report.reused + 2, cold.report.map.blocks.size()) << name;
         }
@@ -225,10 +238,11 @@ struct Written {
     std::string bytes;
 };
 
-Written write(const fs::path& file, const std::vector<Entry>& entries, unsigned threads,
-              const BlockSource* reuse = nullptr) {
+Written write(Compression codec, const fs::path& file, const std::vector<Entry>& entries,
+              unsigned threads, const BlockSource* reuse = nullptr) {
     Fd fd(::open(file.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-    auto info = write_layer(entries, {.epoch = 1, .threads = threads, .reuse = reuse}, fd.get());
+    auto info = write_layer(
+        entries, {.epoch = 1, .compression = codec, .threads = threads, .reuse = reuse}, fd.get());
     EXPECT_TRUE(info) << info.error();
     return {info.value_or(LayerInfo{}), read_file(file, std::uint64_t{1} << 30).value()};
 }
@@ -251,13 +265,14 @@ void append(const fs::path& file, std::string_view bytes) {
 // bench/gen_tree.py at a small size: each edit, written with the blocks of the layer before
 // it, gives the blob of a cold write of the edited tree (for 1, 2 and 8 threads), and copies
 // all but a few blocks.
-TEST(LayerBlocks, CopyHeavyTreeEditsGiveTheColdLayer) {
+TEST_P(LayerBlocks, CopyHeavyTreeEditsGiveTheColdLayer) {
+    const Compression codec = GetParam();
     testing::TestDir dir;
     auto root = dir / "root";
     ASSERT_EQ(generate_tree(root, 1500, 12), "");
     auto files = files_of(root);
     ASSERT_GT(files.size(), 1000u);
-    auto before = write(dir / "before", entries_of(root), 2);
+    auto before = write(codec, dir / "before", entries_of(root), 2);
     ASSERT_GT(before.info.blocks.blocks.size(), 8u);
     struct Edit {
         std::string name;
@@ -275,13 +290,13 @@ TEST(LayerBlocks, CopyHeavyTreeEditsGiveTheColdLayer) {
     for (const auto& edit : edits) {
         auto blob = dir / "previous";
         write_file_atomic(blob, before.bytes);
-        BlockSource source(gzip_block_format(6));
+        BlockSource source(block_format(codec));
         ASSERT_TRUE(source.add(Fd(::open(blob.c_str(), O_RDONLY)), before.info.blocks));
         edit.apply();
         auto entries = entries_of(root);
-        auto cold = write(dir / "cold", entries, 1);
+        auto cold = write(codec, dir / "cold", entries, 1);
         for (unsigned threads : {1u, 2u, 8u}) {
-            auto warm = write(dir / "warm", entries, threads, &source);
+            auto warm = write(codec, dir / "warm", entries, threads, &source);
             EXPECT_EQ(warm.info.digest, cold.info.digest) << edit.name << " " << threads;
             EXPECT_EQ(warm.info.diff_id, cold.info.diff_id) << edit.name;
             EXPECT_EQ(warm.bytes, cold.bytes) << edit.name << " " << threads;
@@ -304,21 +319,22 @@ std::vector<Entry> keyed_entries_of(const fs::path& root) {
     return entries;
 }
 
-BlockSource source_of_blob(const fs::path& blob, const Written& previous) {
+BlockSource source_of_blob(Compression codec, const fs::path& blob, const Written& previous) {
     write_file_atomic(blob, previous.bytes);
-    BlockSource source(gzip_block_format(6));
+    BlockSource source(block_format(codec));
     EXPECT_TRUE(source.add(Fd(::open(blob.c_str(), O_RDONLY)), previous.info.blocks));
     return source;
 }
 
 // The blocks the writer made are those planned from the entries alone: same ends, and the
 // planned keys, so a rebuild can compare keys without reading a file.
-TEST(LayerBlocks, PlannedBlocksAreTheWrittenOnes) {
+TEST_P(LayerBlocks, PlannedBlocksAreTheWrittenOnes) {
+    const Compression codec = GetParam();
     testing::TestDir dir;
     auto root = dir / "root";
     ASSERT_EQ(generate_tree(root, 1500, 12), "");
     auto entries = keyed_entries_of(root);
-    auto written = write(dir / "layer", entries, 2);
+    auto written = write(codec, dir / "layer", entries, 2);
     auto plan = plan_gzip_blocks(sort_entries(entries).value(), 1);
     ASSERT_TRUE(plan) << plan.error();
     const auto& blocks = written.info.blocks.blocks;
@@ -337,7 +353,7 @@ TEST(LayerBlocks, PlannedBlocksAreTheWrittenOnes) {
         ResumableSha256(*Sha256Midstate::parse(blocks.back().blob_state, written.bytes.size()));
     EXPECT_EQ("sha256:" + blob.hex_digest(), written.info.digest);
     // Without digests a file's blocks have no planned key: they are keyed by their bytes.
-    auto unkeyed = write(dir / "unkeyed", entries_of(root), 2);
+    auto unkeyed = write(codec, dir / "unkeyed", entries_of(root), 2);
     EXPECT_EQ(unkeyed.bytes, written.bytes);
     EXPECT_NE(unkeyed.info.blocks.blocks[1].key, blocks[1].key);
     EXPECT_EQ(unkeyed.info.diff_id, written.info.diff_id);
@@ -347,12 +363,13 @@ TEST(LayerBlocks, PlannedBlocksAreTheWrittenOnes) {
 // reading those files) and still gives the cold layer of the edited tree, for 1, 2 and 8
 // threads: start, middle and end of the tree, a file that grows, one that shrinks, one added,
 // one removed.
-TEST(LayerBlocks, ResumedLayersAreTheColdOnes) {
+TEST_P(LayerBlocks, ResumedLayersAreTheColdOnes) {
+    const Compression codec = GetParam();
     testing::TestDir dir;
     auto root = dir / "root";
     ASSERT_EQ(generate_tree(root, 1500, 12), "");
     auto files = files_of(root);
-    auto before = write(dir / "before", keyed_entries_of(root), 2);
+    auto before = write(codec, dir / "before", keyed_entries_of(root), 2);
     std::uint64_t tar_size = before.info.blocks.blocks.back().input_end;
     struct Edit {
         std::string name;
@@ -370,12 +387,12 @@ TEST(LayerBlocks, ResumedLayersAreTheColdOnes) {
         {"remove", [&] { fs::remove(files[3 * files.size() / 4]); }, 0.75},
     };
     for (const auto& edit : edits) {
-        auto source = source_of_blob(dir / "previous", before);
+        auto source = source_of_blob(codec, dir / "previous", before);
         edit.apply();
         auto entries = keyed_entries_of(root);
-        auto cold = write(dir / "cold", entries, 1);
+        auto cold = write(codec, dir / "cold", entries, 1);
         for (unsigned threads : {1u, 2u, 8u}) {
-            auto warm = write(dir / "warm", entries, threads, &source);
+            auto warm = write(codec, dir / "warm", entries, threads, &source);
             EXPECT_EQ(warm.info.digest, cold.info.digest) << edit.name << " " << threads;
             EXPECT_EQ(warm.info.diff_id, cold.info.diff_id) << edit.name;
             EXPECT_EQ(warm.bytes, cold.bytes) << edit.name << " " << threads;
@@ -395,27 +412,28 @@ TEST(LayerBlocks, ResumedLayersAreTheColdOnes) {
 
 // Damage to the previous layer or its map costs only the resume: the layer written is the
 // cold one, and nothing is skipped.
-TEST(LayerBlocks, ADamagedPreviousLayerOnlyCostsTheResume) {
+TEST_P(LayerBlocks, ADamagedPreviousLayerOnlyCostsTheResume) {
+    const Compression codec = GetParam();
     testing::TestDir dir;
     auto root = dir / "root";
     ASSERT_EQ(generate_tree(root, 600, 5), "");
     auto files = files_of(root);
-    auto before = write(dir / "before", keyed_entries_of(root), 2);
+    auto before = write(codec, dir / "before", keyed_entries_of(root), 2);
     ASSERT_GT(before.info.blocks.blocks.size(), 3u);
     append(files.back(), "changed");
     auto entries = keyed_entries_of(root);
-    auto cold = write(dir / "cold", entries, 1);
+    auto cold = write(codec, dir / "cold", entries, 1);
     // A rebuild from the damaged previous layer: the cold bytes, nothing skipped.
     auto rebuilt_cold = [&](const std::string& name, const auto& previous) {
-        auto source = source_of_blob(dir / name, previous);
-        auto warm = write(dir / "warm", entries, 2, &source);
+        auto source = source_of_blob(codec, dir / name, previous);
+        auto warm = write(codec, dir / "warm", entries, 2, &source);
         EXPECT_EQ(warm.info.skipped_input_bytes, 0u) << name;
         EXPECT_EQ(warm.bytes, cold.bytes) << name;
         return warm;
     };
     {
-        auto source = source_of_blob(dir / "ok", before);
-        auto warm = write(dir / "warm", entries, 2, &source);
+        auto source = source_of_blob(codec, dir / "ok", before);
+        auto warm = write(codec, dir / "warm", entries, 2, &source);
         EXPECT_GT(warm.info.skipped_input_bytes, 0u); // the undamaged case does resume
         EXPECT_EQ(warm.bytes, cold.bytes);
     }
@@ -460,10 +478,10 @@ TEST(LayerBlocks, ADamagedPreviousLayerOnlyCostsTheResume) {
     }
 }
 
-// The cut rule itself is pinned: it decides the bytes of every gzip layer. The figures are
+// The cut rule itself is pinned: it decides the bytes of every gzip and zstd layer. The figures are
 // Python's: [i for i in range(3200) if sha256(b"factory-cut/1\0usr/share/doc/f%d" % i)
 // .digest()[0] % 32 == 0] has 96 items, starting 20, 21, 152.
-TEST(LayerBlocks, CutRuleIsPinned) {
+TEST(LayerCutRule, IsPinned) {
     std::size_t hits = 0;
     std::string first;
     for (int i = 0; i < 3200; ++i) {
@@ -478,6 +496,12 @@ TEST(LayerBlocks, CutRuleIsPinned) {
     EXPECT_TRUE(cut_before("usr/share/doc/f152"));
     EXPECT_FALSE(cut_before("usr/share/doc/f151"));
 }
+
+INSTANTIATE_TEST_SUITE_P(Codecs, LayerBlocks,
+                         ::testing::Values(Compression::gzip, Compression::zstd),
+                         [](const auto& info) {
+                             return info.param == Compression::zstd ? "zstd" : "gzip";
+                         });
 
 } // namespace
 } // namespace factory::layer
