@@ -118,14 +118,31 @@ void evict(StatCache::Map& entries, std::size_t max_entries) {
         entries.erase(v);
 }
 
+// Byte order with '/' below every other byte: the order a copy step walks its sources in
+// (layer::path_less), so that its lookups go through a file written this way front to back.
+bool walk_order_less(std::string_view a, std::string_view b) {
+    auto n = std::min(a.size(), b.size());
+    auto diff = std::mismatch(a.begin(), a.begin() + static_cast<std::ptrdiff_t>(n), b.begin());
+    if (diff.first == a.begin() + static_cast<std::ptrdiff_t>(n)) return a.size() < b.size();
+    auto rank = [](char c) { return c == '/' ? 0 : static_cast<unsigned char>(c) + 1; };
+    return rank(*diff.first) < rank(*diff.second);
+}
+
 } // namespace
 
 std::string serialize_stat_cache(const StatCache::Map& entries) {
+    std::vector<const StatCache::Map::value_type*> sorted;
+    sorted.reserve(entries.size());
+    for (const auto& entry : entries)
+        sorted.push_back(&entry);
+    std::sort(sorted.begin(), sorted.end(),
+              [](auto* a, auto* b) { return walk_order_less(a->first, b->first); });
     std::string out;
     out.reserve(magic.size() + 8 + entries.size() * (fixed_entry_size + 64) + 32);
     out.append(magic);
     put_u(out, entries.size(), 8);
-    for (const auto& [path, e] : entries) {
+    for (const auto* entry : sorted) {
+        const auto& [path, e] = *entry;
         put_u(out, path.size(), 4);
         out.append(path);
         put_u(out, e.dev, 8);
@@ -218,6 +235,8 @@ StatCache::StatCache(StatCache&& other) noexcept
     offsets_ = std::move(other.offsets_);
     slots_ = std::move(other.slots_);
     loaded_count_ = other.loaded_count_;
+    sequential_ = other.sequential_;
+    cursor_ = other.cursor_;
     entries_ = std::move(other.entries_);
     changed_ = other.changed_;
 }
@@ -243,11 +262,15 @@ void StatCache::index_loaded() {
         n *= 2;
     slots_.assign(n, Slot{});
     loaded_count_ = 0;
+    sequential_ = true;
     for (std::size_t i = 0; i < offsets_.size(); ++i) {
         StatCache::Entry e;
         auto path = decode_entry(loaded_, offsets_[i], e);
         auto [slot, found] = find_slot(path);
-        if (!found) ++loaded_count_;
+        if (found)
+            sequential_ = false; // the cursor could meet the entry that lost
+        else
+            ++loaded_count_;
         // A path twice in the file: the later entry wins, as parse_stat_cache has it.
         slots_[slot] = Slot{static_cast<std::uint32_t>(std::hash<std::string_view>{}(path) >> 32),
                             static_cast<std::uint32_t>(i + 1)};
@@ -269,10 +292,18 @@ std::pair<std::size_t, bool> StatCache::find_slot(std::string_view path) const {
 }
 
 std::optional<StatCache::Entry> StatCache::loaded_entry(std::string_view path) const {
+    StatCache::Entry e;
+    // A copy step looks its files up in walk order, the order save() writes: the entry after
+    // the last one found is usually the one, and reading on through the file costs no probe.
+    if (sequential_ && cursor_ < offsets_.size() &&
+        decode_entry(loaded_, offsets_[cursor_], e) == path) {
+        ++cursor_;
+        return e;
+    }
     auto [slot, found] = find_slot(path);
     if (!found) return std::nullopt;
-    StatCache::Entry e;
-    decode_entry(loaded_, offsets_[slots_[slot].index - 1], e);
+    cursor_ = slots_[slot].index; // the entry's position + 1
+    decode_entry(loaded_, offsets_[cursor_ - 1], e);
     return e;
 }
 
@@ -364,6 +395,7 @@ void StatCache::save() {
     offsets_.clear();
     slots_.clear();
     loaded_count_ = 0;
+    cursor_ = 0;
     changed_ = false;
 }
 

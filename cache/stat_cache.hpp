@@ -52,7 +52,8 @@ class StatCache {
              std::optional<std::int64_t> hash_started_ns = std::nullopt);
 
     // Writes the cache if anything changed: merges with the file as it is now (entries put by
-    // this process win), keeps the max_entries most recently used, renames atomically.
+    // this process win), keeps the max_entries most recently used, renames atomically. The
+    // entries are written in walk order (bytes, '/' first), the order a copy step looks up.
     // Throws Error.
     void save();
 
@@ -93,7 +94,9 @@ class StatCache {
     std::string loaded_;
     std::vector<std::size_t> offsets_;
     std::vector<Slot> slots_;
-    std::size_t loaded_count_ = 0; // distinct paths in loaded_
+    std::size_t loaded_count_ = 0;   // distinct paths in loaded_
+    bool sequential_ = true;         // no path twice in loaded_: the cursor may be trusted
+    mutable std::size_t cursor_ = 0; // the entry after the last one found in loaded_
     // Entries put, or used again, by this process; they hide a loaded entry of the same path.
     mutable Map entries_;
     mutable bool changed_ = false;
