@@ -10,6 +10,7 @@
 #include <cstring>
 #include <ctime>
 #include <fcntl.h>
+#include <limits>
 #include <unistd.h>
 #include <vector>
 
@@ -117,14 +118,31 @@ void evict(StatCache::Map& entries, std::size_t max_entries) {
         entries.erase(v);
 }
 
+// Byte order with '/' below every other byte: the order a copy step walks its sources in
+// (layer::path_less), so that its lookups go through a file written this way front to back.
+bool walk_order_less(std::string_view a, std::string_view b) {
+    auto n = std::min(a.size(), b.size());
+    auto diff = std::mismatch(a.begin(), a.begin() + static_cast<std::ptrdiff_t>(n), b.begin());
+    if (diff.first == a.begin() + static_cast<std::ptrdiff_t>(n)) return a.size() < b.size();
+    auto rank = [](char c) { return c == '/' ? 0 : static_cast<unsigned char>(c) + 1; };
+    return rank(*diff.first) < rank(*diff.second);
+}
+
 } // namespace
 
 std::string serialize_stat_cache(const StatCache::Map& entries) {
+    std::vector<const StatCache::Map::value_type*> sorted;
+    sorted.reserve(entries.size());
+    for (const auto& entry : entries)
+        sorted.push_back(&entry);
+    std::sort(sorted.begin(), sorted.end(),
+              [](auto* a, auto* b) { return walk_order_less(a->first, b->first); });
     std::string out;
     out.reserve(magic.size() + 8 + entries.size() * (fixed_entry_size + 64) + 32);
     out.append(magic);
     put_u(out, entries.size(), 8);
-    for (const auto& [path, e] : entries) {
+    for (const auto* entry : sorted) {
+        const auto& [path, e] = *entry;
         put_u(out, path.size(), 4);
         out.append(path);
         put_u(out, e.dev, 8);
@@ -142,42 +160,67 @@ std::string serialize_stat_cache(const StatCache::Map& entries) {
     return out;
 }
 
-std::optional<StatCache::Map> parse_stat_cache(std::string_view data) {
+namespace {
+
+// Checks the whole file (magic, checksum, every entry's bounds) and returns where each entry
+// starts (its u32 path length), in file order; nullopt if anything is wrong.
+std::optional<std::vector<std::size_t>> entry_offsets(std::string_view data) {
     if (data.size() < magic.size() + 8 + 32 || !data.starts_with(magic)) return std::nullopt;
     auto body = data.substr(0, data.size() - 32);
     std::array<unsigned char, 32> sum{};
     to_binary(Sha256::hex(body), sum);
     if (std::memcmp(sum.data(), data.data() + body.size(), 32) != 0) return std::nullopt;
 
-    auto p = reinterpret_cast<const unsigned char*>(body.data()) + magic.size();
-    auto end = reinterpret_cast<const unsigned char*>(body.data()) + body.size();
+    auto base = reinterpret_cast<const unsigned char*>(body.data());
+    auto p = base + magic.size();
+    auto end = base + body.size();
     auto count = get_u(p, 8);
     p += 8;
     if (count > static_cast<std::uint64_t>(end - p) / (fixed_entry_size)) return std::nullopt;
-    StatCache::Map map;
-    map.reserve(static_cast<std::size_t>(count));
+    std::vector<std::size_t> offsets;
+    offsets.reserve(static_cast<std::size_t>(count));
     for (std::uint64_t i = 0; i < count; ++i) {
         if (end - p < 4) return std::nullopt;
         auto len = get_u(p, 4);
-        p += 4;
         if (len == 0 || len > max_path ||
-            static_cast<std::uint64_t>(end - p) < len + fixed_entry_size - 4)
+            static_cast<std::uint64_t>(end - p) < len + fixed_entry_size)
             return std::nullopt;
-        std::string path(reinterpret_cast<const char*>(p), static_cast<std::size_t>(len));
-        p += len;
-        StatCache::Entry e;
-        e.dev = get_u(p, 8);
-        e.ino = get_u(p + 8, 8);
-        e.size = get_u(p + 16, 8);
-        e.mtime_ns = static_cast<std::int64_t>(get_u(p + 24, 8));
-        e.ctime_ns = static_cast<std::int64_t>(get_u(p + 32, 8));
-        e.mode = static_cast<std::uint32_t>(get_u(p + 40, 4));
-        e.used = static_cast<std::int64_t>(get_u(p + 44, 8));
-        std::memcpy(e.sha256.data(), p + 52, 32);
-        p += fixed_entry_size - 4;
-        map.insert_or_assign(std::move(path), e);
+        offsets.push_back(static_cast<std::size_t>(p - base));
+        p += len + fixed_entry_size;
     }
     if (p != end) return std::nullopt;
+    return offsets;
+}
+
+// The entry at `offset` of a checked file (entry_offsets), and its path.
+std::string_view decode_entry(std::string_view data, std::size_t offset, StatCache::Entry& e) {
+    auto p = reinterpret_cast<const unsigned char*>(data.data()) + offset;
+    auto len = static_cast<std::size_t>(get_u(p, 4));
+    std::string_view path(data.data() + offset + 4, len);
+    p += 4 + len;
+    e.dev = get_u(p, 8);
+    e.ino = get_u(p + 8, 8);
+    e.size = get_u(p + 16, 8);
+    e.mtime_ns = static_cast<std::int64_t>(get_u(p + 24, 8));
+    e.ctime_ns = static_cast<std::int64_t>(get_u(p + 32, 8));
+    e.mode = static_cast<std::uint32_t>(get_u(p + 40, 4));
+    e.used = static_cast<std::int64_t>(get_u(p + 44, 8));
+    std::memcpy(e.sha256.data(), p + 52, 32);
+    return path;
+}
+
+} // namespace
+
+std::optional<StatCache::Map> parse_stat_cache(std::string_view data) {
+    auto offsets = entry_offsets(data);
+    if (!offsets) return std::nullopt;
+    StatCache::Map map;
+    map.reserve(offsets->size());
+    for (auto offset : *offsets) {
+        StatCache::Entry e;
+        auto path = decode_entry(data, offset, e);
+        map.insert_or_assign(std::string(path), e);
+    }
     return map;
 }
 
@@ -188,6 +231,12 @@ StatCache::StatCache(StatCache&& other) noexcept
     : file_(std::move(other.file_)), max_entries_(other.max_entries_),
       racy_window_(other.racy_window_) {
     std::lock_guard lock(other.mutex_);
+    loaded_ = std::move(other.loaded_);
+    offsets_ = std::move(other.offsets_);
+    slots_ = std::move(other.slots_);
+    loaded_count_ = other.loaded_count_;
+    sequential_ = other.sequential_;
+    cursor_ = other.cursor_;
     entries_ = std::move(other.entries_);
     changed_ = other.changed_;
 }
@@ -195,26 +244,105 @@ StatCache::StatCache(StatCache&& other) noexcept
 StatCache StatCache::load(fs::path file, std::size_t max_entries) {
     StatCache cache(std::move(file), max_entries);
     auto data = read_file(cache.file_, std::uint64_t{1} << 32);
-    if (data)
-        if (auto map = parse_stat_cache(*data)) cache.entries_ = std::move(*map);
+    if (!data) return cache;
+    auto offsets = entry_offsets(*data);
+    if (!offsets || offsets->size() >= std::numeric_limits<std::uint32_t>::max()) return cache;
+    cache.loaded_ = std::move(*data);
+    cache.offsets_ = std::move(*offsets);
+    cache.index_loaded();
     return cache;
+}
+
+// An open-addressing table over the loaded file (linear probing, at most half full): a
+// lookup hashes the path once and usually touches one slot and one entry, where a map of
+// strings would cost an allocation per entry to build and a chain of nodes per lookup.
+void StatCache::index_loaded() {
+    std::size_t n = 16;
+    while (n < 2 * offsets_.size())
+        n *= 2;
+    slots_.assign(n, Slot{});
+    loaded_count_ = 0;
+    sequential_ = true;
+    for (std::size_t i = 0; i < offsets_.size(); ++i) {
+        StatCache::Entry e;
+        auto path = decode_entry(loaded_, offsets_[i], e);
+        auto [slot, found] = find_slot(path);
+        if (found)
+            sequential_ = false; // the cursor could meet the entry that lost
+        else
+            ++loaded_count_;
+        // A path twice in the file: the later entry wins, as parse_stat_cache has it.
+        slots_[slot] = Slot{static_cast<std::uint32_t>(std::hash<std::string_view>{}(path) >> 32),
+                            static_cast<std::uint32_t>(i + 1)};
+    }
+}
+
+std::pair<std::size_t, bool> StatCache::find_slot(std::string_view path) const {
+    if (slots_.empty()) return {0, false};
+    auto hash = std::hash<std::string_view>{}(path);
+    auto tag = static_cast<std::uint32_t>(hash >> 32);
+    const std::size_t mask = slots_.size() - 1;
+    for (std::size_t i = hash & mask;; i = (i + 1) & mask) {
+        const Slot& slot = slots_[i];
+        if (slot.index == 0) return {i, false};
+        if (slot.tag != tag) continue;
+        StatCache::Entry e;
+        if (decode_entry(loaded_, offsets_[slot.index - 1], e) == path) return {i, true};
+    }
+}
+
+std::optional<StatCache::Entry> StatCache::loaded_entry(std::string_view path) const {
+    StatCache::Entry e;
+    // A copy step looks its files up in walk order, the order save() writes: the entry after
+    // the last one found is usually the one, and reading on through the file costs no probe.
+    if (sequential_ && cursor_ < offsets_.size() &&
+        decode_entry(loaded_, offsets_[cursor_], e) == path) {
+        ++cursor_;
+        return e;
+    }
+    auto [slot, found] = find_slot(path);
+    if (!found) return std::nullopt;
+    cursor_ = slots_[slot].index; // the entry's position + 1
+    decode_entry(loaded_, offsets_[cursor_ - 1], e);
+    return e;
+}
+
+StatCache::Map StatCache::all_entries() const {
+    Map all;
+    all.reserve(loaded_count_ + entries_.size());
+    for (std::size_t i = 0; i < offsets_.size(); ++i) {
+        StatCache::Entry e;
+        auto path = decode_entry(loaded_, offsets_[i], e);
+        all.insert_or_assign(std::string(path), e);
+    }
+    for (const auto& [path, e] : entries_)
+        all.insert_or_assign(path, e);
+    return all;
 }
 
 std::size_t StatCache::size() const {
     std::lock_guard lock(mutex_);
-    return entries_.size();
+    std::size_t n = loaded_count_;
+    for (const auto& [path, e] : entries_)
+        if (!find_slot(path).second) ++n;
+    return n;
 }
 
 std::optional<std::string> StatCache::get(const std::string& path, const struct stat& st) const {
     std::lock_guard lock(mutex_);
-    auto it = entries_.find(path);
-    if (it == entries_.end() || !matches(it->second, st)) return std::nullopt;
+    // What this process put or touched first, then the file as loaded.
+    auto it = entries_.empty() ? entries_.end() : entries_.find(path);
+    std::optional<Entry> loaded;
+    if (it == entries_.end()) loaded = loaded_entry(path);
+    const Entry* e = it != entries_.end() ? &it->second : loaded ? &*loaded : nullptr;
+    if (!e || !matches(*e, st)) return std::nullopt;
     auto now = now_seconds();
-    if (now - it->second.used > used_resolution) {
+    if (now - e->used > used_resolution) {
+        if (it == entries_.end()) it = entries_.emplace(path, *e).first;
         it->second.used = now;
         changed_ = true;
     }
-    return to_hex(it->second.sha256);
+    return to_hex(e->sha256);
 }
 
 void StatCache::put(const std::string& path, const struct stat& st, std::string_view sha256_hex,
@@ -250,7 +378,7 @@ void StatCache::save() {
     Map merged;
     if (auto data = read_file(file_, std::uint64_t{1} << 32); data)
         if (auto map = parse_stat_cache(*data)) merged = std::move(*map);
-    for (auto& [path, ours] : entries_) {
+    for (auto& [path, ours] : all_entries()) {
         auto it = merged.find(path);
         if (it == merged.end() || ours.dirty) {
             merged.insert_or_assign(path, ours);
@@ -263,6 +391,11 @@ void StatCache::save() {
         e.dirty = false;
     write_file_atomic(file_, serialize_stat_cache(merged));
     entries_ = std::move(merged);
+    loaded_.clear();
+    offsets_.clear();
+    slots_.clear();
+    loaded_count_ = 0;
+    cursor_ = 0;
     changed_ = false;
 }
 

@@ -23,6 +23,8 @@
 #include <string_view>
 #include <sys/stat.h>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 namespace factory::cache {
 
@@ -50,7 +52,8 @@ class StatCache {
              std::optional<std::int64_t> hash_started_ns = std::nullopt);
 
     // Writes the cache if anything changed: merges with the file as it is now (entries put by
-    // this process win), keeps the max_entries most recently used, renames atomically.
+    // this process win), keeps the max_entries most recently used, renames atomically. The
+    // entries are written in walk order (bytes, '/' first), the order a copy step looks up.
     // Throws Error.
     void save();
 
@@ -70,10 +73,31 @@ class StatCache {
     using Map = std::unordered_map<std::string, Entry>;
 
   private:
+    // A slot of the index over the loaded file: the path hash's high half, and the entry's
+    // position in offsets_ + 1 (0: empty).
+    struct Slot {
+        std::uint32_t tag = 0;
+        std::uint32_t index = 0;
+    };
+    void index_loaded();
+    // The slot holding `path` (true), or the empty slot where it would go (false).
+    std::pair<std::size_t, bool> find_slot(std::string_view path) const;
+    std::optional<Entry> loaded_entry(std::string_view path) const;
+    Map all_entries() const; // the loaded file with entries_ over it
+
     fs::path file_;
     std::size_t max_entries_;
     std::chrono::nanoseconds racy_window_ = default_racy_window;
     mutable std::mutex mutex_;
+    // The file as loaded, kept whole and read in place (a no-op build reads every entry of
+    // a big context and changes none): its bytes, each entry's offset, a hash index of paths.
+    std::string loaded_;
+    std::vector<std::size_t> offsets_;
+    std::vector<Slot> slots_;
+    std::size_t loaded_count_ = 0;   // distinct paths in loaded_
+    bool sequential_ = true;         // no path twice in loaded_: the cursor may be trusted
+    mutable std::size_t cursor_ = 0; // the entry after the last one found in loaded_
+    // Entries put, or used again, by this process; they hide a loaded entry of the same path.
     mutable Map entries_;
     mutable bool changed_ = false;
 };

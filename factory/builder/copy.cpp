@@ -21,19 +21,115 @@ using layer::Entry;
 
 using layer::path_less;
 
-// Entries by path in canonical order (layer::path_less), so the plan needs no sort at the end.
-struct PathLess {
-    using is_transparent = void;
-    bool operator()(std::string_view a, std::string_view b) const noexcept {
-        return path_less(a, b);
+// The entries a step plans, each with the lstat of the host file it is read from (st_mode 0 for
+// every other entry): flat arrays, in the order they were added. A walk adds them in canonical
+// order (host_walk.hpp), so the usual plan is already sorted and is handed on as it is; only
+// when sources overlap or come out of order does finish() sort them.
+class Plan {
+    // What the stat cache compares of a host file's lstat (StatCache::get): a third of a
+    // struct stat, which counts when the plan grows by 20,000 files.
+    struct Stamp {
+        dev_t dev = 0;
+        ino_t ino = 0;
+        off_t size = 0;
+        timespec mtime{};
+        timespec ctime{};
+        mode_t mode = 0;
+    };
+    static Stamp stamp_of(const struct stat* st) {
+        if (!st) return {};
+        return {st->st_dev, st->st_ino, st->st_size, st->st_mtim, st->st_ctim, st->st_mode};
     }
+
+  public:
+    // Later entries of one path replace earlier ones (a later item overrides an earlier one).
+    void add(Entry e, const struct stat* st) {
+        if (!entries_.empty() && !path_less(entries_.back().path, e.path)) {
+            if (entries_.back().path == e.path) {
+                entries_.back() = std::move(e);
+                stats_.back() = stamp_of(st);
+                return;
+            }
+            sorted_ = false;
+        }
+        entries_.push_back(std::move(e));
+        stats_.push_back(stamp_of(st));
+    }
+
+    // Sorts into canonical order, keeping the last entry added of each path.
+    void finish() {
+        if (sorted_) return;
+        std::vector<std::size_t> order(entries_.size());
+        for (std::size_t i = 0; i < order.size(); ++i)
+            order[i] = i;
+        std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+            return path_less(entries_[a].path, entries_[b].path);
+        });
+        std::vector<Entry> entries;
+        std::vector<Stamp> stats;
+        entries.reserve(order.size());
+        stats.reserve(order.size());
+        for (std::size_t k = 0; k < order.size(); ++k) {
+            if (k + 1 < order.size() && entries_[order[k]].path == entries_[order[k + 1]].path)
+                continue; // replaced by a later one
+            entries.push_back(std::move(entries_[order[k]]));
+            stats.push_back(stats_[order[k]]);
+        }
+        entries_ = std::move(entries);
+        stats_ = std::move(stats);
+        sorted_ = true;
+    }
+
+    // After finish(): the entry at `path`, or nullptr.
+    Entry* find(std::string_view path) {
+        auto it = std::lower_bound(
+            entries_.begin(), entries_.end(), path,
+            [](const Entry& e, std::string_view p) { return path_less(e.path, p); });
+        return it != entries_.end() && it->path == path ? &*it : nullptr;
+    }
+
+    // After finish(): adds entries of paths not planned yet, sorted by path_less, in one
+    // merge from the back (no second copy of the plan).
+    void merge(std::vector<Entry> more) {
+        std::size_t i = entries_.size(), j = more.size();
+        entries_.resize(i + j);
+        stats_.resize(i + j);
+        for (std::size_t k = i + j; j > 0;) {
+            --k;
+            if (i > 0 && path_less(more[j - 1].path, entries_[i - 1].path)) {
+                --i;
+                entries_[k] = std::move(entries_[i]);
+                stats_[k] = stats_[i];
+            } else {
+                --j;
+                entries_[k] = std::move(more[j]);
+                stats_[k] = {};
+            }
+        }
+    }
+
+    std::vector<Entry>& entries() noexcept { return entries_; }
+    // One lstat per entry (CopyContext::stats): a host file's, st_mode 0 for any other entry.
+    std::vector<struct stat> stats() const {
+        std::vector<struct stat> out(entries_.size());
+        for (std::size_t i = 0; i < out.size(); ++i) {
+            if (entries_[i].type != Entry::Type::file) continue;
+            const Stamp& s = stats_[i];
+            out[i].st_dev = s.dev;
+            out[i].st_ino = s.ino;
+            out[i].st_size = s.size;
+            out[i].st_mtim = s.mtime;
+            out[i].st_ctim = s.ctime;
+            out[i].st_mode = s.mode;
+        }
+        return out;
+    }
+
+  private:
+    std::vector<Entry> entries_;
+    std::vector<Stamp> stats_;
+    bool sorted_ = true;
 };
-// A planned entry and, for a host file, its lstat (st_mode 0 otherwise).
-struct Planned {
-    Entry entry;
-    struct stat st {};
-};
-using EntryMap = std::map<std::string, Planned, PathLess>;
 
 std::string join(const std::string& dir, const std::string& name) {
     if (dir.empty()) return name;
@@ -82,15 +178,10 @@ class Collector {
         if (item_.gid) e.gid = *item_.gid;
         if (item_.mode && e.type != Entry::Type::symlink) e.mode = *item_.mode;
         if (track_claims_) claim(e);
-        Planned p{std::move(e), {}};
-        if (st) p.st = *st;
-        if (auto it = out_->lower_bound(p.entry.path);
-            it != out_->end() && it->first == p.entry.path)
-            it->second = std::move(p);
-        else
-            out_->emplace_hint(it, p.entry.path, std::move(p));
+        if (e.path.empty()) return; // the root itself is never an entry
+        out_->add(std::move(e), st);
     }
-    void set_output(EntryMap* out) { out_ = out; }
+    void set_output(Plan* out) { out_ = out; }
     // The source (as matched) that the next entries come from, for the collision error.
     void set_origin(std::string origin) { origin_ = std::move(origin); }
     // How many sources the item has (claims are kept only for more than one).
@@ -109,7 +200,7 @@ class Collector {
                             "' would both be copied to /" + e.path);
     }
 
-    EntryMap* out_ = nullptr;
+    Plan* out_ = nullptr;
     std::string origin_;
     bool track_claims_ = true;
     std::map<std::string, std::pair<std::string, bool>> claimed_; // path → (origin, is_dir)
@@ -405,37 +496,45 @@ std::string resolve_dest(const CopyContext& ctx, const std::string& dest) {
     return real_parent ? join(*real_parent, basename_of(rel)) : rel;
 }
 
-void add_parents(EntryMap& entries, const CopyContext& ctx) {
+void add_parents(Plan& plan, const CopyContext& ctx) {
     std::vector<std::string> missing;
     auto parent_view = [](std::string_view p) {
         auto slash = p.rfind('/');
         return slash == std::string_view::npos ? std::string_view() : p.substr(0, slash);
     };
-    for (const auto& [path, e] : entries) {
-        for (auto p = parent_view(path); !p.empty(); p = parent_view(p)) {
-            if (entries.contains(p)) break;
+    // Entries come in canonical order, so siblings follow each other: a parent seen for the
+    // entry before (and so its own parents) needs no second search.
+    std::string_view seen;
+    for (const auto& e : plan.entries()) {
+        for (auto p = parent_view(e.path); !p.empty(); p = parent_view(p)) {
+            if (p == seen) break;
+            if (plan.find(p)) break;
             missing.emplace_back(p);
         }
+        seen = parent_view(e.path);
     }
-    for (const auto& p : missing) {
-        if (entries.count(p)) continue;
+    std::sort(missing.begin(), missing.end(), path_less);
+    missing.erase(std::unique(missing.begin(), missing.end()), missing.end());
+    std::vector<Entry> dirs;
+    dirs.reserve(missing.size());
+    for (auto& p : missing) {
         Entry dir;
-        dir.path = p;
+        dir.path = std::move(p);
         dir.type = Entry::Type::dir;
         dir.mode = 0755;
-        if (const Entry* lower = ctx.lower ? ctx.lower->find(p) : nullptr;
+        if (const Entry* lower = ctx.lower ? ctx.lower->find(dir.path) : nullptr;
             lower && lower->type == Entry::Type::dir) {
             dir.mode = lower->mode;
             dir.uid = lower->uid;
             dir.gid = lower->gid;
             dir.xattrs = lower->xattrs;
         }
-        entries.emplace(p, Planned{std::move(dir)});
+        dirs.push_back(std::move(dir));
     }
+    plan.merge(std::move(dirs));
 }
 
-void copy_item(const recipe::CopyItem& item, const CopyContext& ctx, EntryMap& out,
-               InodeMap& inodes) {
+void copy_item(const recipe::CopyItem& item, const CopyContext& ctx, Plan& out, InodeMap& inodes) {
     Collector collector(item, ctx);
     collector.set_output(&out);
     bool dest_dir = item.dest.ends_with("/") || item.src.size() > 1;
@@ -504,23 +603,22 @@ void copy_item(const recipe::CopyItem& item, const CopyContext& ctx, EntryMap& o
 
 // Host files sharing an inode: the first path (in layer order) keeps the content, the
 // others become hardlinks to it, as `tar` would write them.
-void link_shared_inodes(EntryMap& out, const InodeMap& inodes) {
+void link_shared_inodes(Plan& out, const InodeMap& inodes) {
     for (const auto& [inode, paths] : inodes) {
         // Copies of one host file with different metadata (two items, one with a mode
         // override) can't share an inode in the image: group by metadata too.
         std::map<std::tuple<unsigned, std::uint32_t, std::uint32_t>, std::vector<std::string>>
             groups;
         for (const auto& p : paths) {
-            auto it = out.find(p);
-            if (it == out.end() || it->second.entry.type != Entry::Type::file) continue;
-            const Entry& e = it->second.entry;
-            groups[{e.mode, e.uid, e.gid}].push_back(p);
+            const Entry* e = out.find(p);
+            if (!e || e->type != Entry::Type::file) continue;
+            groups[{e->mode, e->uid, e->gid}].push_back(p);
         }
         for (auto& [meta, live] : groups) {
             if (live.size() < 2) continue;
             std::sort(live.begin(), live.end(), path_less);
             for (std::size_t i = 1; i < live.size(); ++i) {
-                Entry& e = out.at(live[i]).entry;
+                Entry& e = *out.find(live[i]);
                 e.type = Entry::Type::hardlink;
                 e.link = live.front();
                 e.source.clear();
@@ -538,25 +636,15 @@ unsigned normalized_mode(unsigned host_mode, bool is_dir) {
 }
 
 std::vector<layer::Entry> plan_copy(const recipe::Step& step, const CopyContext& ctx) {
-    EntryMap out;
+    Plan plan;
     InodeMap inodes;
     for (const auto& item : step.copy)
-        copy_item(item, ctx, out, inodes);
-    link_shared_inodes(out, inodes);
-    out.erase(std::string()); // the root itself is never an entry
-    add_parents(out, ctx);
-    std::vector<Entry> entries;
-    entries.reserve(out.size());
-    if (ctx.stats) {
-        ctx.stats->clear();
-        ctx.stats->reserve(out.size());
-    }
-    for (auto& [path, p] : out) { // in canonical order: EntryMap sorts by path_less
-        bool host_file = p.entry.type == Entry::Type::file && p.st.st_mode != 0;
-        if (ctx.stats) ctx.stats->emplace_back(host_file ? p.st : Planned{}.st);
-        entries.push_back(std::move(p.entry));
-    }
-    return entries;
+        copy_item(item, ctx, plan, inodes);
+    plan.finish();
+    link_shared_inodes(plan, inodes);
+    add_parents(plan, ctx);
+    if (ctx.stats) *ctx.stats = plan.stats();
+    return std::move(plan.entries());
 }
 
 } // namespace factory::builder

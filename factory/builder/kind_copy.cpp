@@ -109,6 +109,7 @@ class CopyKind final : public LayerKind {
         for (const auto& item : s.step().copy)
             k.fields.add(field::copy, describe_item(item));
         k.fields.add(field::inputs, cache::merkle_digest(k.inputs));
+        if (!env.planning && !env.options->explain) return k;
         const std::string context = recipe.context.string() + "/";
         for (const auto& e : k.entries)
             if (!e.source.empty())
@@ -139,9 +140,9 @@ class CopyKind final : public LayerKind {
         return made;
     }
 
-    void apply(const StepRef& s, StepEnv& env, StageState& state, const StepKey& k,
+    void apply(const StepRef& s, StepEnv& env, StageState& state, StepKey& k,
                const nlohmann::json* result) const override {
-        state.tree.apply(k.entries);
+        state.tree.apply(std::move(k.entries));
         if (result) add_result_layer(state, *result, describe(s, *env.recipe), *env.recipe);
     }
 

@@ -99,7 +99,7 @@ class DebianBaseKind final : public LayerKind {
         return *date;
     }
 
-    void apply(const StepRef& s, StepEnv& env, StageState& state, const StepKey& key,
+    void apply(const StepRef& s, StepEnv& env, StageState& state, StepKey& key,
                const nlohmann::json* result) const override {
         state.config = oci::ImageConfig(recipe_platform(*env.recipe));
         state.config.set_env_var("PATH",

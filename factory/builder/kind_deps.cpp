@@ -99,6 +99,7 @@ class DepsKind final : public LayerKind {
         k.fields.add(field::copy, describe_lockfiles(copy));
         k.fields.add(field::inputs, cache::merkle_digest(k.inputs));
         add_run_fields(k.fields, ctx, deps.run);
+        if (!env.planning && !env.options->explain) return k;
         for (const auto& e : k.entries)
             if (!e.source.empty())
                 k.sources["/" + e.path] =

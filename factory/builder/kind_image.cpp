@@ -76,7 +76,7 @@ class ImageBaseKind final : public StepKind {
         return made;
     }
 
-    void apply(const StepRef& s, StepEnv& env, StageState& state, const StepKey&,
+    void apply(const StepRef& s, StepEnv& env, StageState& state, StepKey&,
                const nlohmann::json* result) const override {
         const auto& base = s.stage->base;
         if (!result) throw Error(base.where.str() + ": base " + ref_of(base) + ": not imported");

@@ -71,7 +71,7 @@ class RegistryBaseKind final : public StepKind {
         return made;
     }
 
-    void apply(const StepRef& s, StepEnv& env, StageState& state, const StepKey&,
+    void apply(const StepRef& s, StepEnv& env, StageState& state, StepKey&,
                const nlohmann::json* result) const override {
         const auto& base = s.stage->base;
         std::string what = base.where.str() + ": base " + base.reference;

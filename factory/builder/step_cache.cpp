@@ -32,10 +32,21 @@ std::string short_hash(const std::string& hex) {
     return hex.substr(0, 12) + "…";
 }
 
+// "uid:gid:mode", as "%u:%u:%04o" would print it; by hand, since it runs once per copied file.
 std::string owner_mode(const Entry& e) {
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "%u:%u:%04o", e.uid, e.gid, e.mode);
-    return buf;
+    char buf[40];
+    char* end = buf + sizeof buf;
+    char* p = end;
+    unsigned mode = e.mode;
+    for (int digits = 0; digits < 4 || mode != 0; ++digits, mode >>= 3)
+        *--p = static_cast<char>('0' + (mode & 7));
+    for (std::uint32_t id : {e.gid, e.uid}) {
+        *--p = ':';
+        do
+            *--p = static_cast<char>('0' + id % 10);
+        while (id /= 10);
+    }
+    return std::string(p, end);
 }
 
 } // namespace

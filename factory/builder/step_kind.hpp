@@ -99,9 +99,11 @@ struct StepEnv {
 // What a step is keyed on.
 struct StepKey {
     cache::KeyBuilder fields;
-    std::vector<cache::InputFile> inputs;       // files copied (copy steps), for the record
-    std::map<std::string, std::string> sources; // image path → source file, for `why`
-    std::vector<layer::Entry> entries;          // a layer planned while keying (copy steps)
+    std::vector<cache::InputFile> inputs; // files copied (copy steps), for the record
+    // image path → source file, for `why`: filled only when a miss will be explained
+    // (env.planning or options->explain), so a cached step doesn't pay a map of its files.
+    std::map<std::string, std::string> sources;
+    std::vector<layer::Entry> entries; // a layer planned while keying (copy steps)
     // The step's identity for `why`: its recipe, stage and position.
     std::string step_id;
     // false while planning when the key depends on a layer that is not built yet (a copy on
@@ -143,7 +145,9 @@ class StepKind {
     // The result onto the stage. `result` is nullptr while planning a step that would rebuild:
     // apply what is known without it (a copy's entries to the tree, a base's config).
     // state.key is already the step's key; a kind whose stages are keyed otherwise sets it.
-    virtual void apply(const StepRef& step, StepEnv& env, StageState& state, const StepKey& key,
+    // The key is spent: apply() is its last use, and may move what it keeps out of it (a
+    // copy's entries into the tree).
+    virtual void apply(const StepRef& step, StepEnv& env, StageState& state, StepKey& key,
                        const nlohmann::json* result) const = 0;
     // The progress line's result: "ab12cd34ef56 3.1 MB".
     virtual std::string summary(const nlohmann::json& result) const = 0;
@@ -159,7 +163,7 @@ class StepKind {
 // tree to be read back from its layers when a copy needs it.
 class LayerKind : public StepKind {
   public:
-    void apply(const StepRef& step, StepEnv& env, StageState& state, const StepKey& key,
+    void apply(const StepRef& step, StepEnv& env, StageState& state, StepKey& key,
                const nlohmann::json* result) const override;
     std::string summary(const nlohmann::json& result) const override;
     std::uint64_t result_bytes(const nlohmann::json& result) const override;

@@ -123,7 +123,7 @@ void use_base_manifest(StepEnv& env, StageState& state, const oci::Descriptor& d
     state.key = desc.digest;
 }
 
-void LayerKind::apply(const StepRef& s, StepEnv& env, StageState& state, const StepKey&,
+void LayerKind::apply(const StepRef& s, StepEnv& env, StageState& state, StepKey&,
                       const nlohmann::json* result) const {
     state.tree_known = false;
     if (result) add_result_layer(state, *result, describe(s, *env.recipe), *env.recipe);

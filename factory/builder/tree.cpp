@@ -27,6 +27,10 @@ std::string base_name(const std::string& path) {
     return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
+bool is_whiteout(std::string_view path) {
+    return path.substr(path.rfind('/') + 1).starts_with(whiteout_prefix); // npos + 1 == 0
+}
+
 std::string dir_name(const std::string& path) {
     auto slash = path.rfind('/');
     return slash == std::string::npos ? std::string() : path.substr(0, slash);
@@ -128,7 +132,7 @@ void Tree::remove_subtree(const std::string& path, bool keep_self) {
     }
 }
 
-void Tree::apply(const std::vector<Entry>& entries) {
+void Tree::apply_whiteouts(const std::vector<Entry>& entries) {
     // image-spec layer.md: whiteouts hide lower content only, so apply them all first.
     for (const auto& e : entries) {
         auto name = base_name(e.path);
@@ -139,16 +143,36 @@ void Tree::apply(const std::vector<Entry>& entries) {
         else if (name.size() > whiteout_prefix.size() && !name.starts_with(".wh..wh."))
             remove_subtree(join(dir, name.substr(whiteout_prefix.size())), false);
     }
-    for (const auto& e : entries) {
-        if (base_name(e.path).starts_with(whiteout_prefix)) continue;
-        auto it = entries_.find(e.path);
-        if (it != entries_.end()) {
-            bool both_dirs = it->second.type == Entry::Type::dir && e.type == Entry::Type::dir;
-            if (!both_dirs) remove_subtree(e.path, false);
+}
+
+void Tree::put(Entry&& e) {
+    auto it = entries_.lower_bound(e.path);
+    if (it != entries_.end() && it->first == e.path) {
+        bool both_dirs = it->second.type == Entry::Type::dir && e.type == Entry::Type::dir;
+        if (!both_dirs) {
+            remove_subtree(e.path, false);
+            it = entries_.lower_bound(e.path);
         }
-        entries_[e.path] = e;
-        pending_.erase(e.path);
     }
+    if (!pending_.empty()) pending_.erase(e.path);
+    if (it != entries_.end() && it->first == e.path) {
+        it->second = std::move(e);
+    } else {
+        std::string path = e.path;
+        entries_.emplace_hint(it, std::move(path), std::move(e));
+    }
+}
+
+void Tree::apply(const std::vector<Entry>& entries) {
+    apply_whiteouts(entries);
+    for (const auto& e : entries)
+        if (!is_whiteout(e.path)) put(Entry(e));
+}
+
+void Tree::apply(std::vector<Entry>&& entries) {
+    apply_whiteouts(entries);
+    for (auto& e : entries)
+        if (!is_whiteout(e.path)) put(std::move(e));
 }
 
 void Tree::apply_layer_blob(const std::filesystem::path& blob,

@@ -24,6 +24,8 @@ class Tree {
     // replaces what was at its path (a directory over a directory keeps its children), a
     // `.wh.NAME` removes NAME and what is below it, `.wh..wh..opq` empties its directory.
     void apply(const std::vector<layer::Entry>& entries);
+    // The same, taking the entries' strings instead of copying them (a copy step's plan).
+    void apply(std::vector<layer::Entry>&& entries);
     // Reads a layer blob (tar, tar+gzip or tar+zstd) through runtime's TarReader — the one
     // reader of every layer, with its caps on size and compression ratio — and applies it.
     // With a `content_dir` ("" = none), the content of its regular files can be had later with
@@ -67,6 +69,9 @@ class Tree {
         std::size_t files = 0;
     };
     void remove_subtree(const std::string& path, bool keep_self);
+    void apply_whiteouts(const std::vector<layer::Entry>& entries);
+    // One entry that is not a whiteout, in place of what is at its path.
+    void put(layer::Entry&& entry);
     std::map<std::string, layer::Entry> entries_;
     std::map<std::string, Pending> pending_;
     std::shared_ptr<Lazy> lazy_;

@@ -3,6 +3,7 @@
 #include "factory/util/sha256.hpp"
 #include "tests/unit/test_dir.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <fcntl.h>
 #include <fstream>
@@ -255,4 +256,76 @@ TEST(StatCache, TwentyThousandFilesLoadAndCheckFast) {
     // still catches a re-hash or a quadratic load.
     EXPECT_LT(total, 300);
 #endif
+}
+
+// A file not written by save() (any order, a path twice): lookups in any order find what
+// parse_stat_cache finds, the later entry of a path winning.
+TEST(StatCache, AnyOrderAndRepeatedPathsReadAsParsed) {
+    factory::testing::TestDir dir;
+    auto put_u = [](std::string& out, std::uint64_t v, int bytes) {
+        for (int i = 0; i < bytes; ++i)
+            out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+    };
+    std::string body = "factory-statcache 1\n";
+    const std::vector<std::pair<std::string, std::uint64_t>> entries = {
+        {"/z", 1}, {"/a", 2}, {"/m", 3}, {"/a", 4}, {"/b", 5}};
+    put_u(body, entries.size(), 8);
+    for (const auto& [path, ino] : entries) {
+        put_u(body, path.size(), 4);
+        body += path;
+        for (std::uint64_t v :
+             {std::uint64_t{7}, ino, std::uint64_t{1}, std::uint64_t{0}, std::uint64_t{0}})
+            put_u(body, v, 8);
+        put_u(body, S_IFREG | 0644, 4);
+        put_u(body, 0, 8);
+        body += std::string(32, static_cast<char>(ino));
+    }
+    std::string sum;
+    auto hex = Sha256::hex(body);
+    for (std::size_t i = 0; i < 64; i += 2)
+        sum.push_back(static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
+    write(dir / "v1", body + sum);
+
+    auto stat_for = [](std::uint64_t ino) {
+        struct stat st {};
+        st.st_dev = 7;
+        st.st_ino = ino;
+        st.st_size = 1;
+        st.st_mode = S_IFREG | 0644;
+        return st;
+    };
+    auto cache = StatCache::load(dir / "v1");
+    EXPECT_EQ(cache.size(), 4u);
+    EXPECT_TRUE(cache.get("/z", stat_for(1)));
+    EXPECT_FALSE(cache.get("/a", stat_for(2))); // the next entry in the file, but it lost
+    EXPECT_TRUE(cache.get("/a", stat_for(4)));
+    for (auto [path, ino] : {std::pair{"/b", 5}, std::pair{"/m", 3}, std::pair{"/z", 1}})
+        EXPECT_TRUE(cache.get(path, stat_for(static_cast<std::uint64_t>(ino)))) << path;
+    EXPECT_FALSE(cache.get("/c", stat_for(5)));
+}
+
+// save() writes in walk order, and lookups in that order (and out of it) all hit.
+TEST(StatCache, SavedInWalkOrder) {
+    factory::testing::TestDir dir;
+    std::vector<std::string> names = {"a-b", "a/x", "a/y", "a.c", "b"};
+    fs::create_directories(dir / "a");
+    for (const auto& n : names)
+        write(dir / n, n);
+    let_time_pass();
+    {
+        auto cache = quick_cache(dir / "statcache/v1");
+        for (auto it = names.rbegin(); it != names.rend(); ++it)
+            ASSERT_TRUE(hash_file_cached(cache, (dir / *it).string()));
+        cache.save();
+    }
+    auto data = factory::read_file(dir / "statcache/v1").value();
+    std::vector<std::size_t> at;
+    for (const char* n : {"/a/x", "/a/y", "/a-b", "/a.c", "/b"}) {
+        at.push_back(data.find(dir.path().string() + n));
+        ASSERT_NE(at.back(), std::string::npos) << n;
+    }
+    EXPECT_TRUE(std::is_sorted(at.begin(), at.end()));
+    auto cache = StatCache::load(dir / "statcache/v1");
+    for (const char* n : {"a/x", "a/y", "a-b", "a.c", "b", "a/x", "b", "a-b"})
+        EXPECT_EQ(cache.get((dir / n).string(), lstat_of(dir / n)), Sha256::hex(n)) << n;
 }
