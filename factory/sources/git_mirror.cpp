@@ -249,12 +249,12 @@ std::vector<std::string> GitMirrors::environment(const RemoteUrl* remote) const 
         if (const char* v = std::getenv(name)) env.push_back(std::string(name) + "=" + v);
     if (!options_.ca_bundle.empty()) env.push_back("GIT_SSL_CAINFO=" + options_.ca_bundle.string());
     // Settings for every git process, through the environment so no config file holds them:
-    // the mirror is never garbage-collected under a reader, packs are made by one thread (the
-    // same bytes every time), and a commit id may be fetched from a mirror.
+    // the mirror is never garbage-collected under a reader and a commit id may be fetched from
+    // a mirror. Threads are left to git (index-pack resolves a clone's deltas on every core);
+    // the one pack whose bytes matter, a working clone's, is made by one thread (--threads=1).
     std::vector<std::pair<std::string, std::string>> config = {
         {"gc.auto", "0"},
         {"core.logAllRefUpdates", "false"},
-        {"pack.threads", "1"},
         {"transfer.unpackLimit", "1"},
         {"protocol.version", "2"},
         {"uploadpack.allowAnySHA1InWant", "true"},
@@ -633,7 +633,7 @@ Result<std::vector<layer::Entry>> GitMirrors::working_clone(const ResolvedRef& r
     }
     // One pack with every delta computed afresh (-F), by one thread: its bytes depend on the
     // objects alone, not on how the mirror happens to be packed after its fetches.
-    steps.push_back({"repack", "-a", "-d", "-F", "-q", "-n"});
+    steps.push_back({"repack", "-a", "-d", "-F", "-q", "-n", "--threads=1"});
     // An index without stat data: the same bytes on every machine; git status refreshes it.
     steps.push_back({"read-tree", resolved.commit});
     for (const auto& s : steps)
