@@ -64,13 +64,15 @@ class BlobOutput {
 // Writes `entries` from `first` on through a tar writer into `compressor`, ending a block
 // before each entry the cut rule picks (gzip), then finishes both.
 Result<void> write_entries(const std::vector<Entry>& entries, std::size_t first, bool cuts,
-                           std::int64_t epoch, Compressor& compressor, ResumableSha256* tar_sha) {
+                           const LayerOptions& options, Compressor& compressor,
+                           ResumableSha256* tar_sha) {
     TarWriter tar(
         [&](std::string_view bytes) {
             if (tar_sha) tar_sha->update(bytes);
             return compressor.write(bytes);
         },
-        epoch);
+        options.epoch);
+    tar.set_content(options.content);
     for (std::size_t i = first; i < entries.size(); ++i) {
         if (cuts && cut_before(entries[i].path)) {
             if (auto r = tar.flush(); !r) return r;
@@ -188,7 +190,7 @@ Result<LayerInfo> write_gzip_layer(const std::vector<Entry>& entries, const Laye
                               .output_sha = &blob_sha,
                               .prefix = resume ? resume->prefix : std::vector<cache::Block>{}});
     if (!compressor) return Unexpected(compressor.error());
-    auto written = write_entries(entries, resume ? resume->first_entry : 0, true, options.epoch,
+    auto written = write_entries(entries, resume ? resume->first_entry : 0, true, options,
                                  **compressor, nullptr);
     if (!written) return Unexpected(written.error());
     return LayerInfo{.diff_id = "sha256:" + tar_sha.hex_digest(),
@@ -240,7 +242,7 @@ Result<LayerInfo> write_layer(std::vector<Entry> entries, const LayerOptions& op
     auto compressor =
         make_compressor(options, [&blob](std::string_view bytes) { return blob.write(bytes); });
     if (!compressor) return Unexpected(compressor.error());
-    auto written = write_entries(*sorted, 0, false, options.epoch, **compressor, &tar_sha);
+    auto written = write_entries(*sorted, 0, false, options, **compressor, &tar_sha);
     if (!written) return Unexpected(written.error());
     return LayerInfo{.diff_id = "sha256:" + tar_sha.hex_digest(),
                      .digest = "sha256:" + blob_sha.hex_digest(),

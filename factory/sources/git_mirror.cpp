@@ -12,6 +12,7 @@
 
 #include "cache/lock.hpp"
 #include "factory/sources/command.hpp"
+#include "factory/sources/git_blob_stream.hpp"
 #include "factory/util/files.hpp"
 #include "factory/util/sha256.hpp"
 
@@ -45,87 +46,6 @@ std::string trim(std::string s) {
         s.pop_back();
     return s;
 }
-
-// `git cat-file --batch` output → one file per blob, named by its id, in `dir`.
-class BatchWriter {
-  public:
-    explicit BatchWriter(fs::path dir) : dir_(std::move(dir)) {}
-
-    Result<void> feed(std::string_view chunk) {
-        while (!chunk.empty()) {
-            if (remaining_ == 0 && !in_body_) {
-                auto nl = chunk.find('\n');
-                header_.append(chunk.substr(0, nl));
-                if (nl == std::string_view::npos) return {};
-                chunk.remove_prefix(nl + 1);
-                if (auto r = start(); !r) return r;
-                continue;
-            }
-            if (remaining_ > 0) {
-                auto n = std::min<std::uint64_t>(remaining_, chunk.size());
-                if (auto r = write_all(fd_.get(), chunk.data(), n); !r) return r;
-                remaining_ -= n;
-                chunk.remove_prefix(n);
-                if (remaining_ > 0) continue;
-            }
-            // The newline after the content.
-            if (chunk.empty()) return {};
-            if (chunk.front() != '\n') return Unexpected("git cat-file: malformed output");
-            chunk.remove_prefix(1);
-            in_body_ = false;
-            if (auto r = publish(); !r) return r;
-        }
-        return {};
-    }
-    bool complete() const { return remaining_ == 0 && !in_body_ && header_.empty(); }
-
-  private:
-    Result<void> start() {
-        std::string h = std::move(header_);
-        header_.clear();
-        auto sp1 = h.find(' '), sp2 = h.rfind(' ');
-        if (sp1 == std::string::npos || sp1 == sp2)
-            return Unexpected("git cat-file: " + h); // "<id> missing"
-        std::string id = h.substr(0, sp1);
-        if (!is_commit_id(id) || h.compare(sp1 + 1, sp2 - sp1 - 1, "blob") != 0)
-            return Unexpected("git cat-file: unexpected object " + h);
-        remaining_ = std::stoull(h.substr(sp2 + 1));
-        in_body_ = true;
-        // A temp name, renamed when complete: another build may read the same blob's file.
-        id_ = id;
-        temp_ = dir_ / (std::string(temp_prefix) + id + "-" + unique_suffix());
-        fd_.reset(
-            ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644));
-        if (!fd_) return Unexpected("cannot create " + temp_.string() + ": " + errno_string(errno));
-        return {};
-    }
-
-    Result<void> publish() {
-        fd_.reset();
-        if (::rename(temp_.c_str(), (dir_ / id_).c_str()) != 0) {
-            int err = errno;
-            ::unlink(temp_.c_str());
-            return Unexpected("cannot rename " + temp_.string() + ": " + errno_string(err));
-        }
-        temp_.clear();
-        return {};
-    }
-
-  public:
-    ~BatchWriter() {
-        if (!temp_.empty()) ::unlink(temp_.c_str());
-    }
-
-  private:
-    std::string id_;
-    fs::path temp_;
-
-    fs::path dir_;
-    std::string header_;
-    std::uint64_t remaining_ = 0;
-    bool in_body_ = false;
-    Fd fd_;
-};
 
 struct TreeRecord {
     std::string mode, type, id, path;
@@ -462,6 +382,7 @@ Result<std::int64_t> GitMirrors::commit_time(const ResolvedRef& resolved) {
 
 Result<Tree> GitMirrors::tree_entries(const ResolvedRef& resolved, const TreeOptions& options) {
     Tree tree;
+    if (options.stream) tree.stream = std::make_unique<GitBlobStream>(options.content_dir);
     std::string dest = options.dest;
     while (dest.starts_with('/'))
         dest.erase(0, 1);
@@ -482,6 +403,7 @@ Result<Tree> GitMirrors::tree_entries(const ResolvedRef& resolved, const TreeOpt
     }
     for (const auto& d : dirs)
         if (!seen.contains(d)) tree.entries.push_back(dir_entry(d));
+    if (tree.stream && tree.stream->empty()) tree.stream.reset();
     return tree;
 }
 
@@ -495,7 +417,11 @@ Result<void> GitMirrors::add_tree(const ResolvedRef& resolved, const std::string
 
     std::string wanted; // blob ids for cat-file, one a line, each once
     std::unordered_set<std::string> queued;
-    std::vector<const TreeRecord*> links, gitlinks;
+    std::vector<const TreeRecord*> gitlinks;
+    Command cat_file;
+    cat_file.argv = {program_.string(), "cat-file", "--batch"};
+    cat_file.env = environment(nullptr);
+    cat_file.cwd = resolved.mirror;
     for (const auto& r : *records) {
         std::string path = join_path(prefix, r.path);
         if (auto c = layer::check_path(path); !c)
@@ -508,44 +434,32 @@ Result<void> GitMirrors::add_tree(const ResolvedRef& resolved, const std::string
             continue;
         }
         if (r.type != "blob") continue;
-        if (!fs::exists(options.content_dir / r.id) && queued.insert(r.id).second)
-            wanted += r.id + "\n";
+        bool kept = fs::exists(options.content_dir / r.id);
         layer::Entry e;
         e.path = path;
         e.source = (options.content_dir / r.id).string();
         if (r.mode == "120000") {
             e.type = layer::Entry::Type::symlink;
             e.mode = 0777;
-            links.push_back(&r);
+            if (!kept && queued.insert(r.id).second) wanted += r.id + "\n";
         } else {
             e.mode = r.mode == "100755" ? 0755 : 0644;
             e.size = r.size;
             ++tree.files;
             tree.bytes += r.size;
+            if (!kept && tree.stream) {
+                tree.stream->add(cat_file, resolved.url, path, r.id);
+            } else if (!kept && queued.insert(r.id).second) {
+                wanted += r.id + "\n";
+            }
         }
         tree.entries.push_back(std::move(e));
     }
 
-    if (!wanted.empty()) {
-        // The ids go in through a file: cat-file's output is read while nothing is written.
-        fs::path list =
-            options.content_dir / (std::string(temp_prefix) + "blobs-" + unique_suffix());
-        write_file_atomic(list, wanted);
-        Fd in(::open(list.c_str(), O_RDONLY | O_CLOEXEC));
-        std::error_code ec;
-        fs::remove(list, ec);
-        if (!in) return Unexpected("cannot open " + list.string() + ": " + errno_string(errno));
-        Command c;
-        c.argv = {program_.string(), "cat-file", "--batch"};
-        c.env = environment(nullptr);
-        c.cwd = resolved.mirror;
-        c.stdin_fd = in.get();
-        BatchWriter writer(options.content_dir);
-        auto r = run_command(c, [&](std::string_view chunk) { return writer.feed(chunk); });
-        if (!r) return Unexpected(r.error());
-        if (r->status != 0 || !writer.complete())
-            return Unexpected("git cat-file failed: " + last_line(r->error));
-    }
+    // Symlinks' blobs now (their targets are in the entries), and without a stream the files'.
+    if (!wanted.empty())
+        if (auto r = extract_blobs(cat_file, wanted, options.content_dir); !r)
+            return Unexpected(r.error());
     // Symlink targets are their blobs' contents.
     for (auto& e : tree.entries)
         if (e.type == layer::Entry::Type::symlink && !e.source.empty()) {
