@@ -76,7 +76,13 @@ Result<std::vector<TreeRecord>> parse_ls_tree(const std::string& out) {
         auto size = head.substr(s3 + 1);
         while (!size.empty() && size.front() == ' ')
             size.remove_prefix(1);
-        if (r.type == "blob") r.size = std::stoull(std::string(size));
+        // ls-tree -l prints "BAD" for a blob it can't read.
+        if (r.type == "blob") {
+            if (size.empty() || size.find_first_not_of("0123456789") != std::string_view::npos)
+                return Unexpected("git ls-tree: blob " + r.id + " of " + quote(r.path) +
+                                  " cannot be read from the mirror");
+            r.size = std::stoull(std::string(size));
+        }
         records.push_back(std::move(r));
     }
     return records;
@@ -413,7 +419,7 @@ Result<void> GitMirrors::add_tree(const ResolvedRef& resolved, const std::string
         git({"ls-tree", "-r", "-z", "-l", "--full-tree", resolved.commit}, resolved.mirror);
     if (!listing) return Unexpected(listing.error() + " (" + resolved.url + ")");
     auto records = parse_ls_tree(*listing);
-    if (!records) return Unexpected(records.error());
+    if (!records) return Unexpected(records.error() + " (" + resolved.url + ")");
 
     std::string wanted; // blob ids for cat-file, one a line, each once
     std::unordered_set<std::string> queued;

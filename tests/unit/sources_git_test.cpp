@@ -357,6 +357,23 @@ TEST(GitMirror, AStreamedBlobMissingFromTheMirrorIsAnError) {
     EXPECT_EQ(digest.error(), "git cat-file: " + blob + " missing (" + f.repo.string() + ")");
 }
 
+// A blob the mirror can't read when the tree is listed: an error naming it, not a crash.
+TEST(GitMirror, ABlobMissingWhenListingIsAnError) {
+    Fixture f;
+    auto m = f.mirrors(f.dir / "store");
+    auto r = m.resolve(f.repo.string(), "main");
+    ASSERT_TRUE(r) << r.error();
+    // A mirror cloned from a local path holds its objects loose: a.txt's blob taken away.
+    std::string blob = sh("git -C " + f.repo.string() + " rev-parse HEAD:a.txt");
+    ASSERT_TRUE(fs::remove(r->mirror / "objects" / blob.substr(0, 2) / blob.substr(2)));
+    fs::create_directories(f.dir / "content");
+    auto tree = m.tree_entries(*r, {"", false, f.dir / "content", true});
+    ASSERT_FALSE(tree);
+    EXPECT_EQ(tree.error(), "git ls-tree: blob " + blob +
+                                " of 'a.txt' cannot be read from the mirror (" + f.repo.string() +
+                                ")");
+}
+
 TEST(GitMirror, WorkingCloneHoldsTheHistoryAndTracksOrigin) {
     Fixture f;
     f.commit("b.txt");
