@@ -164,7 +164,8 @@ class RecipeRun {
     layer::LayerInfo write_layer_blob(std::vector<layer::Entry> entries,
                                       std::optional<std::int64_t> epoch = std::nullopt,
                                       const std::string& id = {},
-                                      const layer::BlockSource* reuse = nullptr);
+                                      const layer::BlockSource* reuse = nullptr,
+                                      layer::ContentSource* content = nullptr);
     std::shared_ptr<layer::BlockSource> blocks_of_last_build(const std::string& step_id);
     layer::Compression layer_compression() const {
         return recipe_.compression == recipe::Compression::zstd ? layer::Compression::zstd
@@ -261,8 +262,9 @@ StepEnv RecipeRun::env_for(const std::string& id) {
     env.write_layer = [this](std::vector<layer::Entry> e) {
         return write_layer_blob(std::move(e));
     };
-    env.write_layer_at = [this](std::vector<layer::Entry> e, std::int64_t epoch) {
-        return write_layer_blob(std::move(e), epoch);
+    env.write_layer_at = [this](std::vector<layer::Entry> e, std::optional<std::int64_t> epoch,
+                                layer::ContentSource* content) {
+        return write_layer_blob(std::move(e), epoch, {}, nullptr, content);
     };
     env.output = [this, id](std::string_view line) { progress_.output(id, line); };
     env.progress = &progress_;
@@ -452,8 +454,10 @@ void RecipeRun::run_step(const StepRef& ref, PlannedStep& planned, StageState& s
             env.write_layer = [this, id, reuse](std::vector<layer::Entry> e) {
                 return write_layer_blob(std::move(e), std::nullopt, id, reuse.get());
             };
-            env.write_layer_at = [this, id, reuse](std::vector<layer::Entry> e, std::int64_t t) {
-                return write_layer_blob(std::move(e), t, id, reuse.get());
+            env.write_layer_at = [this, id, reuse](std::vector<layer::Entry> e,
+                                                   std::optional<std::int64_t> t,
+                                                   layer::ContentSource* content) {
+                return write_layer_blob(std::move(e), t, id, reuse.get(), content);
             };
             try {
                 ensure_local(state);
@@ -633,8 +637,8 @@ std::shared_ptr<layer::BlockSource> RecipeRun::blocks_of_last_build(const std::s
 
 layer::LayerInfo RecipeRun::write_layer_blob(std::vector<layer::Entry> entries,
                                              std::optional<std::int64_t> epoch,
-                                             const std::string& id,
-                                             const layer::BlockSource* reuse) {
+                                             const std::string& id, const layer::BlockSource* reuse,
+                                             layer::ContentSource* content) {
     auto temp = store_.blobs().tmp_dir() / (std::string(temp_prefix) + "layer-" + unique_suffix());
     Fd fd(::open(temp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
     if (!fd) throw Error("cannot create " + temp.string() + ": " + errno_string(errno));
@@ -650,6 +654,7 @@ layer::LayerInfo RecipeRun::write_layer_blob(std::vector<layer::Entry> entries,
     lo.compression = layer_compression();
     lo.threads = options_.threads;
     lo.reuse = reuse;
+    lo.content = content;
     auto info = layer::write_layer(std::move(entries), lo, fd.get());
     if (!info) throw Error("writing layer: " + info.error());
     fd.reset();

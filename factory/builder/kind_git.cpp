@@ -67,8 +67,7 @@ class GitKind final : public LayerKind {
         resolved.name = field_value(k.fields.fields(), field::git_ref);
         resolved.ref = step.ref;
         auto out = execute_git(ctx, step, resolved, s.id());
-        if (out.epoch) return layer_made(env.write_layer_at(std::move(out.entries), *out.epoch));
-        return layer_made(env.write_layer(std::move(out.entries)));
+        return layer_made(env.write_layer_at(std::move(out.entries), out.epoch, out.content.get()));
     }
 
     // Under --locked the pinned commit (no network: make() fetches it into the mirror if it

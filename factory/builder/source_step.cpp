@@ -156,16 +156,19 @@ SourceOutcome execute_git(const SourceContext& ctx, const recipe::GitStep& step,
     out.scratch = std::make_unique<TempDir>(ctx.store_root / "tmp", "git-");
     // The blobs' contents stay beside the mirror, one file per blob id, from build to build: a
     // new commit writes only the blobs it changed (and creating thousands of files right after
-    // deleting as many is very slow on ext4: MACHINE-NOTES.md "The disk and memory").
+    // deleting as many is very slow on ext4: MACHINE-NOTES.md "The disk and memory"). Those not
+    // there yet are streamed from the mirror while the layer is written (out.content), and
+    // written there on the way.
     fs::path content = resolved.mirror.parent_path() / (resolved.mirror.stem().string() + ".blobs");
     std::error_code ec;
     fs::create_directories(content, ec);
     if (ec) throw Error(id + ": cannot create " + content.string() + ": " + ec.message());
     auto m = mirrors(ctx);
     std::string dest = relative_dest(step.dest);
-    auto tree = m.tree_entries(resolved, {dest, step.submodules, content});
+    auto tree = m.tree_entries(resolved, {dest, step.submodules, content, true});
     if (!tree) throw Error(id + ": " + tree.error());
     out.entries = std::move(tree->entries);
+    out.content = std::move(tree->stream);
     if (step.keep_git) {
         auto clone = m.working_clone(resolved, dest, out.scratch->path(), step.depth);
         if (!clone) throw Error(id + ": " + clone.error());

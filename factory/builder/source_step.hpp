@@ -41,6 +41,9 @@ struct SourceOutcome {
     std::vector<layer::Entry> entries;
     std::unique_ptr<TempDir> scratch;
     std::optional<std::int64_t> epoch;
+    // The contents of some file entries, read while their layer is written (a git step's
+    // blobs not yet kept beside the mirror); null: every entry's source is a file.
+    std::unique_ptr<layer::ContentSource> content;
 };
 
 // The ref resolved to a commit (one ls-remote for a branch or tag; none for a commit id or

@@ -85,8 +85,12 @@ struct StepEnv {
     std::function<const runtime::RuntimeChoice&()> runtime;
     // Writes a layer blob into the store. Throws Error.
     std::function<layer::LayerInfo(std::vector<layer::Entry>)> write_layer;
-    // The same with every mtime at `epoch` instead of the image's (a git step's mtime = "commit").
-    std::function<layer::LayerInfo(std::vector<layer::Entry>, std::int64_t)> write_layer_at;
+    // The same with every mtime at `epoch` (when set) instead of the image's (a git step's
+    // mtime = "commit"), and the contents of the files `content` provides read from it (a git
+    // step's blobs streamed from the mirror; layer/content_source.hpp), when not null.
+    std::function<layer::LayerInfo(std::vector<layer::Entry>, std::optional<std::int64_t>,
+                                   layer::ContentSource*)>
+        write_layer_at;
     // One line of a running step's output.
     std::function<void(std::string_view)> output;
     Progress* progress = nullptr; // events of a kind's own (a registry base's resolved digest)

@@ -50,13 +50,15 @@ class BlobOutput {
 // Writes `entries` from `first` on through a tar writer into `compressor`, ending a block
 // before each entry the cut rule picks (gzip, zstd), then finishes both.
 Result<void> write_entries(const std::vector<Entry>& entries, std::size_t first, bool cuts,
-                           std::int64_t epoch, Compressor& compressor, ResumableSha256* tar_sha) {
+                           const LayerOptions& options, Compressor& compressor,
+                           ResumableSha256* tar_sha) {
     TarWriter tar(
         [&](std::string_view bytes) {
             if (tar_sha) tar_sha->update(bytes);
             return compressor.write(bytes);
         },
-        epoch);
+        options.epoch);
+    tar.set_content(options.content);
     for (std::size_t i = first; i < entries.size(); ++i) {
         if (cuts && cut_before(entries[i].path)) {
             if (auto r = tar.flush(); !r) return r;
@@ -176,7 +178,7 @@ Result<LayerInfo> write_block_layer(const std::vector<Entry>& entries, const Lay
                           ? make_zstd_compressor(std::move(sink), std::move(block_options))
                           : make_gzip_compressor(std::move(sink), std::move(block_options));
     if (!compressor) return Unexpected(compressor.error());
-    auto written = write_entries(entries, resume ? resume->first_entry : 0, true, options.epoch,
+    auto written = write_entries(entries, resume ? resume->first_entry : 0, true, options,
                                  **compressor, nullptr);
     if (!written) return Unexpected(written.error());
     return LayerInfo{.diff_id = "sha256:" + tar_sha.hex_digest(),
@@ -239,7 +241,7 @@ Result<LayerInfo> write_layer(std::vector<Entry> entries, const LayerOptions& op
     ResumableSha256 tar_sha, blob_sha;
     BlobOutput blob(out_fd, &blob_sha);
     Passthrough compressor([&blob](std::string_view bytes) { return blob.write(bytes); });
-    auto written = write_entries(*sorted, 0, false, options.epoch, compressor, &tar_sha);
+    auto written = write_entries(*sorted, 0, false, options, compressor, &tar_sha);
     if (!written) return Unexpected(written.error());
     return LayerInfo{.diff_id = "sha256:" + tar_sha.hex_digest(),
                      .digest = "sha256:" + blob_sha.hex_digest(),

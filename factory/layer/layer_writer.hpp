@@ -22,6 +22,7 @@ namespace factory::layer {
 enum class Compression { none, gzip, zstd };
 
 class BlockSource;
+class ContentSource;
 
 struct LayerOptions {
     std::int64_t epoch = 0; // mtime of every entry (SOURCE_DATE_EPOCH), seconds
@@ -35,6 +36,9 @@ struct LayerOptions {
     // leading blocks of one of them are those of this layer (block_plan.hpp keys), the writer
     // copies them and starts reading, tarring and hashing after them. May be null.
     const BlockSource* reuse = nullptr;
+    // Where the contents of the file entries it provides come from instead of their source
+    // files (content_source.hpp); read in the writing thread, in canonical order. May be null.
+    ContentSource* content = nullptr;
 };
 
 struct LayerInfo {

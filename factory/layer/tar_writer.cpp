@@ -1,5 +1,7 @@
 #include "factory/layer/tar_writer.hpp"
 
+#include "factory/layer/content_source.hpp"
+
 #include "factory/util/fd.hpp"
 #include "factory/util/files.hpp"
 
@@ -362,6 +364,32 @@ Result<void> TarWriter::copy_source(const Entry& entry) {
     return {};
 }
 
+Result<void> TarWriter::copy_stream(const Entry& entry) {
+    if (auto r = content_->open(entry); !r) return r;
+    std::uint64_t remaining = entry.size;
+    while (remaining > 0) {
+        if (used_ == buffer_.size())
+            if (auto r = flush(); !r) return r;
+        std::size_t want = std::min<std::uint64_t>(remaining, buffer_.size() - used_);
+        auto n = content_->read(buffer_.data() + used_, want);
+        if (!n) return Unexpected(n.error());
+        if (*n == 0)
+            return Unexpected("the content of " + entry.path + " ended early: expected " +
+                              std::to_string(entry.size) + " bytes, got " +
+                              std::to_string(entry.size - remaining));
+        used_ += *n;
+        offset_ += *n;
+        remaining -= *n;
+    }
+    char probe;
+    auto n = content_->read(&probe, 1);
+    if (!n) return Unexpected(n.error());
+    if (*n != 0)
+        return Unexpected("the content of " + entry.path + " is longer than " +
+                          std::to_string(entry.size) + " bytes");
+    return {};
+}
+
 Result<void> TarWriter::add(const Entry& entry) {
     if (failed_) return Unexpected("tar writer: an earlier entry failed");
     failed_ = true; // until this entry is complete
@@ -376,7 +404,9 @@ Result<void> TarWriter::add(const Entry& entry) {
     std::uint64_t size = tar_content_size(entry);
     if (auto r = write_headers(entry, size); !r) return r;
     if (is_file) {
-        auto r = in_memory ? put(entry.data.data(), entry.data.size()) : copy_source(entry);
+        auto r = in_memory                               ? put(entry.data.data(), entry.data.size())
+                 : content_ && content_->provides(entry) ? copy_stream(entry)
+                                                         : copy_source(entry);
         if (!r) return r;
     }
     if (auto r = pad(); !r) return r;

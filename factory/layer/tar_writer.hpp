@@ -28,6 +28,8 @@
 
 namespace factory::layer {
 
+class ContentSource;
+
 class TarWriter {
   public:
     // `epoch` is the mtime of every entry, in seconds since 1970.
@@ -44,6 +46,9 @@ class TarWriter {
     Result<void> add(const Entry& entry);
     // Writes the end-of-archive blocks and flushes. Call once, after the last add().
     Result<void> finish();
+    // File entries that `content` provides take their bytes from it, not from their source
+    // (content_source.hpp); null (the default): every source is opened. Not owned.
+    void set_content(ContentSource* content) { content_ = content; }
     // Hands every byte written so far to the sink (between entries: the stream then ends on
     // an entry boundary). The bytes of the stream don't depend on when it is called.
     Result<void> flush();
@@ -54,6 +59,7 @@ class TarWriter {
     Result<void> write_headers(const Entry& entry, std::uint64_t size);
     Result<void> copy_source(const Entry& entry);
     Result<void> fill_from(int fd, const Entry& entry);
+    Result<void> copy_stream(const Entry& entry);
 
     Sink sink_;
     std::int64_t epoch_;
@@ -62,6 +68,7 @@ class TarWriter {
     std::uint64_t offset_ = 0; // bytes produced so far, for 512-byte padding
     std::string previous_path_;
     bool failed_ = false;
+    ContentSource* content_ = nullptr;
 };
 
 // The header bytes add() writes before an entry's content: the PAX extended header (padded)

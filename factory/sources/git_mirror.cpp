@@ -12,6 +12,7 @@
 
 #include "cache/lock.hpp"
 #include "factory/sources/command.hpp"
+#include "factory/sources/git_blob_stream.hpp"
 #include "factory/util/files.hpp"
 #include "factory/util/sha256.hpp"
 
@@ -46,87 +47,6 @@ std::string trim(std::string s) {
     return s;
 }
 
-// `git cat-file --batch` output → one file per blob, named by its id, in `dir`.
-class BatchWriter {
-  public:
-    explicit BatchWriter(fs::path dir) : dir_(std::move(dir)) {}
-
-    Result<void> feed(std::string_view chunk) {
-        while (!chunk.empty()) {
-            if (remaining_ == 0 && !in_body_) {
-                auto nl = chunk.find('\n');
-                header_.append(chunk.substr(0, nl));
-                if (nl == std::string_view::npos) return {};
-                chunk.remove_prefix(nl + 1);
-                if (auto r = start(); !r) return r;
-                continue;
-            }
-            if (remaining_ > 0) {
-                auto n = std::min<std::uint64_t>(remaining_, chunk.size());
-                if (auto r = write_all(fd_.get(), chunk.data(), n); !r) return r;
-                remaining_ -= n;
-                chunk.remove_prefix(n);
-                if (remaining_ > 0) continue;
-            }
-            // The newline after the content.
-            if (chunk.empty()) return {};
-            if (chunk.front() != '\n') return Unexpected("git cat-file: malformed output");
-            chunk.remove_prefix(1);
-            in_body_ = false;
-            if (auto r = publish(); !r) return r;
-        }
-        return {};
-    }
-    bool complete() const { return remaining_ == 0 && !in_body_ && header_.empty(); }
-
-  private:
-    Result<void> start() {
-        std::string h = std::move(header_);
-        header_.clear();
-        auto sp1 = h.find(' '), sp2 = h.rfind(' ');
-        if (sp1 == std::string::npos || sp1 == sp2)
-            return Unexpected("git cat-file: " + h); // "<id> missing"
-        std::string id = h.substr(0, sp1);
-        if (!is_commit_id(id) || h.compare(sp1 + 1, sp2 - sp1 - 1, "blob") != 0)
-            return Unexpected("git cat-file: unexpected object " + h);
-        remaining_ = std::stoull(h.substr(sp2 + 1));
-        in_body_ = true;
-        // A temp name, renamed when complete: another build may read the same blob's file.
-        id_ = id;
-        temp_ = dir_ / (std::string(temp_prefix) + id + "-" + unique_suffix());
-        fd_.reset(
-            ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644));
-        if (!fd_) return Unexpected("cannot create " + temp_.string() + ": " + errno_string(errno));
-        return {};
-    }
-
-    Result<void> publish() {
-        fd_.reset();
-        if (::rename(temp_.c_str(), (dir_ / id_).c_str()) != 0) {
-            int err = errno;
-            ::unlink(temp_.c_str());
-            return Unexpected("cannot rename " + temp_.string() + ": " + errno_string(err));
-        }
-        temp_.clear();
-        return {};
-    }
-
-  public:
-    ~BatchWriter() {
-        if (!temp_.empty()) ::unlink(temp_.c_str());
-    }
-
-  private:
-    std::string id_;
-    fs::path temp_;
-
-    fs::path dir_;
-    std::string header_;
-    std::uint64_t remaining_ = 0;
-    bool in_body_ = false;
-    Fd fd_;
-};
-
 struct TreeRecord {
     std::string mode, type, id, path;
     std::uint64_t size = 0;
@@ -156,7 +76,13 @@ Result<std::vector<TreeRecord>> parse_ls_tree(const std::string& out) {
         auto size = head.substr(s3 + 1);
         while (!size.empty() && size.front() == ' ')
             size.remove_prefix(1);
-        if (r.type == "blob") r.size = std::stoull(std::string(size));
+        // ls-tree -l prints "BAD" for a blob it can't read.
+        if (r.type == "blob") {
+            if (size.empty() || size.find_first_not_of("0123456789") != std::string_view::npos)
+                return Unexpected("git ls-tree: blob " + r.id + " of " + quote(r.path) +
+                                  " cannot be read from the mirror");
+            r.size = std::stoull(std::string(size));
+        }
         records.push_back(std::move(r));
     }
     return records;
@@ -249,12 +175,12 @@ std::vector<std::string> GitMirrors::environment(const RemoteUrl* remote) const 
         if (const char* v = std::getenv(name)) env.push_back(std::string(name) + "=" + v);
     if (!options_.ca_bundle.empty()) env.push_back("GIT_SSL_CAINFO=" + options_.ca_bundle.string());
     // Settings for every git process, through the environment so no config file holds them:
-    // the mirror is never garbage-collected under a reader, packs are made by one thread (the
-    // same bytes every time), and a commit id may be fetched from a mirror.
+    // the mirror is never garbage-collected under a reader and a commit id may be fetched from
+    // a mirror. Threads are left to git (index-pack resolves a clone's deltas on every core);
+    // the one pack whose bytes matter, a working clone's, is made by one thread (--threads=1).
     std::vector<std::pair<std::string, std::string>> config = {
         {"gc.auto", "0"},
         {"core.logAllRefUpdates", "false"},
-        {"pack.threads", "1"},
         {"transfer.unpackLimit", "1"},
         {"protocol.version", "2"},
         {"uploadpack.allowAnySHA1InWant", "true"},
@@ -462,6 +388,7 @@ Result<std::int64_t> GitMirrors::commit_time(const ResolvedRef& resolved) {
 
 Result<Tree> GitMirrors::tree_entries(const ResolvedRef& resolved, const TreeOptions& options) {
     Tree tree;
+    if (options.stream) tree.stream = std::make_unique<GitBlobStream>(options.content_dir);
     std::string dest = options.dest;
     while (dest.starts_with('/'))
         dest.erase(0, 1);
@@ -482,6 +409,7 @@ Result<Tree> GitMirrors::tree_entries(const ResolvedRef& resolved, const TreeOpt
     }
     for (const auto& d : dirs)
         if (!seen.contains(d)) tree.entries.push_back(dir_entry(d));
+    if (tree.stream && tree.stream->empty()) tree.stream.reset();
     return tree;
 }
 
@@ -491,11 +419,15 @@ Result<void> GitMirrors::add_tree(const ResolvedRef& resolved, const std::string
         git({"ls-tree", "-r", "-z", "-l", "--full-tree", resolved.commit}, resolved.mirror);
     if (!listing) return Unexpected(listing.error() + " (" + resolved.url + ")");
     auto records = parse_ls_tree(*listing);
-    if (!records) return Unexpected(records.error());
+    if (!records) return Unexpected(records.error() + " (" + resolved.url + ")");
 
     std::string wanted; // blob ids for cat-file, one a line, each once
     std::unordered_set<std::string> queued;
-    std::vector<const TreeRecord*> links, gitlinks;
+    std::vector<const TreeRecord*> gitlinks;
+    Command cat_file;
+    cat_file.argv = {program_.string(), "cat-file", "--batch"};
+    cat_file.env = environment(nullptr);
+    cat_file.cwd = resolved.mirror;
     for (const auto& r : *records) {
         std::string path = join_path(prefix, r.path);
         if (auto c = layer::check_path(path); !c)
@@ -508,44 +440,32 @@ Result<void> GitMirrors::add_tree(const ResolvedRef& resolved, const std::string
             continue;
         }
         if (r.type != "blob") continue;
-        if (!fs::exists(options.content_dir / r.id) && queued.insert(r.id).second)
-            wanted += r.id + "\n";
+        bool kept = fs::exists(options.content_dir / r.id);
         layer::Entry e;
         e.path = path;
         e.source = (options.content_dir / r.id).string();
         if (r.mode == "120000") {
             e.type = layer::Entry::Type::symlink;
             e.mode = 0777;
-            links.push_back(&r);
+            if (!kept && queued.insert(r.id).second) wanted += r.id + "\n";
         } else {
             e.mode = r.mode == "100755" ? 0755 : 0644;
             e.size = r.size;
             ++tree.files;
             tree.bytes += r.size;
+            if (!kept && tree.stream) {
+                tree.stream->add(cat_file, resolved.url, path, r.id);
+            } else if (!kept && queued.insert(r.id).second) {
+                wanted += r.id + "\n";
+            }
         }
         tree.entries.push_back(std::move(e));
     }
 
-    if (!wanted.empty()) {
-        // The ids go in through a file: cat-file's output is read while nothing is written.
-        fs::path list =
-            options.content_dir / (std::string(temp_prefix) + "blobs-" + unique_suffix());
-        write_file_atomic(list, wanted);
-        Fd in(::open(list.c_str(), O_RDONLY | O_CLOEXEC));
-        std::error_code ec;
-        fs::remove(list, ec);
-        if (!in) return Unexpected("cannot open " + list.string() + ": " + errno_string(errno));
-        Command c;
-        c.argv = {program_.string(), "cat-file", "--batch"};
-        c.env = environment(nullptr);
-        c.cwd = resolved.mirror;
-        c.stdin_fd = in.get();
-        BatchWriter writer(options.content_dir);
-        auto r = run_command(c, [&](std::string_view chunk) { return writer.feed(chunk); });
-        if (!r) return Unexpected(r.error());
-        if (r->status != 0 || !writer.complete())
-            return Unexpected("git cat-file failed: " + last_line(r->error));
-    }
+    // Symlinks' blobs now (their targets are in the entries), and without a stream the files'.
+    if (!wanted.empty())
+        if (auto r = extract_blobs(cat_file, wanted, options.content_dir); !r)
+            return Unexpected(r.error());
     // Symlink targets are their blobs' contents.
     for (auto& e : tree.entries)
         if (e.type == layer::Entry::Type::symlink && !e.source.empty()) {
@@ -633,7 +553,7 @@ Result<std::vector<layer::Entry>> GitMirrors::working_clone(const ResolvedRef& r
     }
     // One pack with every delta computed afresh (-F), by one thread: its bytes depend on the
     // objects alone, not on how the mirror happens to be packed after its fetches.
-    steps.push_back({"repack", "-a", "-d", "-F", "-q", "-n"});
+    steps.push_back({"repack", "-a", "-d", "-F", "-q", "-n", "--threads=1"});
     // An index without stat data: the same bytes on every machine; git status refreshes it.
     steps.push_back({"read-tree", resolved.commit});
     for (const auto& s : steps)

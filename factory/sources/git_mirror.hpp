@@ -6,7 +6,8 @@
 //                         nothing; offline: the mirror's refs only)
 //   commit ──tree_entries──▶ layer::Entry list (modes 0644/0755 as git records them, symlinks
 //                         kept, submodules pinned at their recorded commits) whose contents are
-//                         files named by their blob id in a directory the caller keeps
+//                         files named by their blob id in a directory the caller keeps, or
+//                         (those not there yet) a stream read as the layer is written
 //   commit ──working_clone──▶ a .git directory holding exactly that history, origin = url, so
 //                         `git pull` in the image fetches only what is new
 //
@@ -21,11 +22,13 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "factory/layer/entry.hpp"
+#include "factory/sources/git_blob_stream.hpp"
 #include "factory/sources/remote_url.hpp"
 #include "factory/util/error.hpp"
 
@@ -63,12 +66,20 @@ struct TreeOptions {
     // there is not written again, so a directory kept from build to build makes a new commit
     // cost only the blobs it changed.
     fs::path content_dir;
+    // true: the regular files' blobs not yet in content_dir are not extracted here but read
+    // while the layer is written, through Tree::stream (git_blob_stream.hpp), which keeps them
+    // in content_dir as it goes. false: every blob is in content_dir on return.
+    bool stream = false;
 };
 
 struct Tree {
     std::vector<layer::Entry> entries; // not sorted; directories for every parent under dest
     std::vector<Submodule> submodules; // those included, depth first
     std::uint64_t files = 0, bytes = 0;
+    // With TreeOptions::stream, the contents of the entries whose blobs are not in content_dir
+    // yet (null when there are none): pass it to the layer writer (LayerOptions::content).
+    // Their sources name the files the stream writes.
+    std::unique_ptr<GitBlobStream> stream;
 };
 
 class GitMirrors {

@@ -4,6 +4,7 @@
 // as entries (modes, symlinks, submodules) that give the same layer from two stores, a working
 // clone, and credentials kept out of errors and the mirror's config.
 #include "factory/sources/git_mirror.hpp"
+#include "factory/layer/content_source.hpp"
 #include "factory/layer/layer_writer.hpp"
 #include "factory/util/files.hpp"
 #include "factory/util/sha256.hpp"
@@ -92,13 +93,24 @@ std::map<std::string, layer::Entry> by_path(const std::vector<layer::Entry>& ent
     return out;
 }
 
-std::string layer_digest(std::vector<layer::Entry> entries, const fs::path& out) {
+Result<std::string> try_layer_digest(std::vector<layer::Entry> entries, const fs::path& out,
+                                     layer::ContentSource* content = nullptr,
+                                     layer::Compression compression = layer::Compression::none) {
     Fd fd(::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
     layer::LayerOptions o;
-    o.compression = layer::Compression::none;
+    o.compression = compression;
+    o.content = content;
     auto info = layer::write_layer(std::move(entries), o, fd.get());
-    EXPECT_TRUE(info) << (info ? "" : info.error());
-    return info ? info->digest : "";
+    if (!info) return Unexpected(info.error());
+    return info->digest;
+}
+
+std::string layer_digest(std::vector<layer::Entry> entries, const fs::path& out,
+                         layer::ContentSource* content = nullptr,
+                         layer::Compression compression = layer::Compression::none) {
+    auto digest = try_layer_digest(std::move(entries), out, content, compression);
+    EXPECT_TRUE(digest) << (digest ? "" : digest.error());
+    return digest ? *digest : "";
 }
 
 } // namespace
@@ -279,6 +291,87 @@ TEST(GitMirror, SubmodulesArePinnedAtTheirCommits) {
     EXPECT_FALSE(w.contains("lib/sub/inner.txt"));
     ASSERT_TRUE(w.contains("lib/sub"));
     EXPECT_EQ(w["lib/sub"].type, layer::Entry::Type::dir);
+}
+
+// Blobs streamed from cat-file while the layer is written give the layer that extracting them
+// to files first gives (gzip: many blocks, two threads), submodules included, and stay behind
+// as files, so the next tree of the commit needs no stream at all.
+TEST(GitMirror, StreamedBlobsGiveTheSameLayerAndStayKept) {
+    Fixture f;
+    auto sub = f.dir / "sub";
+    sh("git init -q -b main " + sub.string() + " && cd " + sub.string() +
+       " && echo inner > inner.txt && : > empty && git add -A && git commit -q -m s");
+    sh("cd " + f.repo.string() + " && mkdir -p big && for i in $(seq 1 300); do head -c 20000 " +
+       "/dev/urandom | base64 > big/f$i; done && cp a.txt big/same && git add -A && " +
+       "git -c protocol.file.allow=always submodule add -q " + sub.string() +
+       " lib/sub && git commit -q -m big");
+    auto m = f.mirrors(f.dir / "store");
+    auto r = m.resolve(f.repo.string(), "main");
+    ASSERT_TRUE(r) << r.error();
+    fs::create_directories(f.dir / "files");
+    auto extracted = m.tree_entries(*r, {"src", true, f.dir / "files"});
+    ASSERT_TRUE(extracted) << extracted.error();
+    EXPECT_FALSE(extracted->stream);
+    auto gz = layer::Compression::gzip;
+    std::string want = layer_digest(extracted->entries, f.dir / "a.tgz", nullptr, gz);
+
+    fs::create_directories(f.dir / "streamed");
+    auto streamed = m.tree_entries(*r, {"src", true, f.dir / "streamed", true});
+    ASSERT_TRUE(streamed) << streamed.error();
+    ASSERT_TRUE(streamed->stream);
+    EXPECT_FALSE(fs::exists(f.dir / "streamed" /
+                            sh("git -C " + f.repo.string() + " rev-parse HEAD:big/f1")));
+    EXPECT_EQ(layer_digest(streamed->entries, f.dir / "b.tgz", streamed->stream.get(), gz), want);
+    streamed->stream.reset();
+    std::size_t kept = 0;
+    for (const auto& e : fs::directory_iterator(f.dir / "streamed")) {
+        EXPECT_FALSE(e.path().filename().string().starts_with(".tmp-")) << e.path();
+        ++kept;
+    }
+    // big/f*, a.txt (also big/same), run.sh, d/e/f, the link's target, .gitmodules, inner.txt,
+    // empty
+    EXPECT_EQ(kept, 307u);
+
+    auto again = m.tree_entries(*r, {"src", true, f.dir / "streamed", true});
+    ASSERT_TRUE(again) << again.error();
+    EXPECT_FALSE(again->stream);
+    EXPECT_EQ(layer_digest(again->entries, f.dir / "c.tgz", nullptr, gz), want);
+}
+
+// A blob the mirror lost is an error of the layer, naming git's complaint and the URL.
+TEST(GitMirror, AStreamedBlobMissingFromTheMirrorIsAnError) {
+    Fixture f;
+    auto m = f.mirrors(f.dir / "store");
+    auto r = m.resolve(f.repo.string(), "main");
+    ASSERT_TRUE(r) << r.error();
+    fs::create_directories(f.dir / "content");
+    auto tree = m.tree_entries(*r, {"", false, f.dir / "content", true});
+    ASSERT_TRUE(tree) << tree.error();
+    ASSERT_TRUE(tree->stream);
+    // Every object gone: the packs and the loose objects.
+    fs::remove_all(r->mirror / "objects");
+    fs::create_directories(r->mirror / "objects");
+    auto digest = try_layer_digest(tree->entries, f.dir / "l.tar", tree->stream.get());
+    ASSERT_FALSE(digest);
+    std::string blob = sh("git -C " + f.repo.string() + " rev-parse HEAD:a.txt");
+    EXPECT_EQ(digest.error(), "git cat-file: " + blob + " missing (" + f.repo.string() + ")");
+}
+
+// A blob the mirror can't read when the tree is listed: an error naming it, not a crash.
+TEST(GitMirror, ABlobMissingWhenListingIsAnError) {
+    Fixture f;
+    auto m = f.mirrors(f.dir / "store");
+    auto r = m.resolve(f.repo.string(), "main");
+    ASSERT_TRUE(r) << r.error();
+    // A mirror cloned from a local path holds its objects loose: a.txt's blob taken away.
+    std::string blob = sh("git -C " + f.repo.string() + " rev-parse HEAD:a.txt");
+    ASSERT_TRUE(fs::remove(r->mirror / "objects" / blob.substr(0, 2) / blob.substr(2)));
+    fs::create_directories(f.dir / "content");
+    auto tree = m.tree_entries(*r, {"", false, f.dir / "content", true});
+    ASSERT_FALSE(tree);
+    EXPECT_EQ(tree.error(), "git ls-tree: blob " + blob +
+                                " of 'a.txt' cannot be read from the mirror (" + f.repo.string() +
+                                ")");
 }
 
 TEST(GitMirror, WorkingCloneHoldsTheHistoryAndTracksOrigin) {
