@@ -314,28 +314,40 @@ Result<void> TarWriter::write_headers(const Entry& entry, std::uint64_t size) {
     return put(headers->data(), headers->size());
 }
 
+template <class Read> Result<TarWriter::Filled> TarWriter::fill(std::uint64_t size, Read read) {
+    Filled filled;
+    while (filled.got < size) {
+        if (used_ == buffer_.size())
+            if (auto r = flush(); !r) return Unexpected(r.error());
+        std::size_t want = std::min<std::uint64_t>(size - filled.got, buffer_.size() - used_);
+        auto n = read(buffer_.data() + used_, want);
+        if (!n) return Unexpected(n.error());
+        if (*n == 0) return filled;
+        used_ += *n;
+        offset_ += *n;
+        filled.got += *n;
+    }
+    char probe;
+    auto n = read(&probe, 1);
+    if (!n) return Unexpected(n.error());
+    filled.longer = *n != 0;
+    return filled;
+}
+
 // Reads exactly entry.size bytes straight into the output buffer, then checks the file ended
 // there: a tar whose header promised another size would be corrupt.
 Result<void> TarWriter::fill_from(int fd, const Entry& entry) {
-    std::uint64_t remaining = entry.size;
-    while (remaining > 0) {
-        if (used_ == buffer_.size())
-            if (auto r = flush(); !r) return r;
-        std::size_t want = std::min<std::uint64_t>(remaining, buffer_.size() - used_);
-        auto n = read_some(fd, buffer_.data() + used_, want);
-        if (!n) return Unexpected("cannot read " + describe_source(entry) + ": " + n.error());
-        if (*n == 0)
-            return Unexpected(describe_source(entry) + " shrank while being read: expected " +
-                              std::to_string(entry.size) + " bytes, got " +
-                              std::to_string(entry.size - remaining));
-        used_ += *n;
-        offset_ += *n;
-        remaining -= *n;
-    }
-    char probe;
-    auto n = read_some(fd, &probe, 1);
-    if (!n) return Unexpected("cannot read " + describe_source(entry) + ": " + n.error());
-    if (*n != 0)
+    auto filled = fill(entry.size, [&](char* p, std::size_t n) -> Result<std::size_t> {
+        auto got = read_some(fd, p, n);
+        if (!got) return Unexpected("cannot read " + describe_source(entry) + ": " + got.error());
+        return got;
+    });
+    if (!filled) return Unexpected(filled.error());
+    if (filled->got < entry.size)
+        return Unexpected(describe_source(entry) + " shrank while being read: expected " +
+                          std::to_string(entry.size) + " bytes, got " +
+                          std::to_string(filled->got));
+    if (filled->longer)
         return Unexpected(describe_source(entry) + " grew while being read beyond " +
                           std::to_string(entry.size) + " bytes");
     return {};
@@ -366,25 +378,14 @@ Result<void> TarWriter::copy_source(const Entry& entry) {
 
 Result<void> TarWriter::copy_stream(const Entry& entry) {
     if (auto r = content_->open(entry); !r) return r;
-    std::uint64_t remaining = entry.size;
-    while (remaining > 0) {
-        if (used_ == buffer_.size())
-            if (auto r = flush(); !r) return r;
-        std::size_t want = std::min<std::uint64_t>(remaining, buffer_.size() - used_);
-        auto n = content_->read(buffer_.data() + used_, want);
-        if (!n) return Unexpected(n.error());
-        if (*n == 0)
-            return Unexpected("the content of " + entry.path + " ended early: expected " +
-                              std::to_string(entry.size) + " bytes, got " +
-                              std::to_string(entry.size - remaining));
-        used_ += *n;
-        offset_ += *n;
-        remaining -= *n;
-    }
-    char probe;
-    auto n = content_->read(&probe, 1);
-    if (!n) return Unexpected(n.error());
-    if (*n != 0)
+    auto filled =
+        fill(entry.size, [this](char* p, std::size_t n) { return content_->read(p, n); });
+    if (!filled) return Unexpected(filled.error());
+    if (filled->got < entry.size)
+        return Unexpected("the content of " + entry.path + " ended early: expected " +
+                          std::to_string(entry.size) + " bytes, got " +
+                          std::to_string(filled->got));
+    if (filled->longer)
         return Unexpected("the content of " + entry.path + " is longer than " +
                           std::to_string(entry.size) + " bytes");
     return {};

@@ -60,6 +60,15 @@ class TarWriter {
     Result<void> copy_source(const Entry& entry);
     Result<void> fill_from(int fd, const Entry& entry);
     Result<void> copy_stream(const Entry& entry);
+    // What fill() read: `got` bytes (fewer than asked when the content ended early), and
+    // whether more followed.
+    struct Filled {
+        std::uint64_t got = 0;
+        bool longer = false;
+    };
+    // Reads `size` bytes with read(char*, n) straight into the output buffer, then probes for
+    // one more. Errors are read()'s and the sink's.
+    template <class Read> Result<Filled> fill(std::uint64_t size, Read read);
 
     Sink sink_;
     std::int64_t epoch_;
