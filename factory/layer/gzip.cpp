@@ -282,8 +282,8 @@ GzipCompressor::GzipCompressor(Sink sink, const BlockOptions& options, unsigned 
                                std::function<std::unique_ptr<BlockCodec>()> make_codec,
                                std::string format)
     : sink_(std::move(sink)), make_codec_(std::move(make_codec)), format_(std::move(format)),
-      reuse_(options.reuse), report_(options.report),
-      plan_(options.plan), input_sha_(options.input_sha), output_sha_(options.output_sha),
+      reuse_(options.reuse), report_(options.report), plan_(options.plan),
+      input_sha_(options.input_sha), output_sha_(options.output_sha),
       max_in_flight_(threads == 1 ? 1 : 2 * threads) {
     current_ = take_job();
     block_index_ = options.prefix.size();

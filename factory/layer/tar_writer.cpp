@@ -378,8 +378,7 @@ Result<void> TarWriter::copy_source(const Entry& entry) {
 
 Result<void> TarWriter::copy_stream(const Entry& entry) {
     if (auto r = content_->open(entry); !r) return r;
-    auto filled =
-        fill(entry.size, [this](char* p, std::size_t n) { return content_->read(p, n); });
+    auto filled = fill(entry.size, [this](char* p, std::size_t n) { return content_->read(p, n); });
     if (!filled) return Unexpected(filled.error());
     if (filled->got < entry.size)
         return Unexpected("the content of " + entry.path + " ended early: expected " +

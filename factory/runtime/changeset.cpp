@@ -263,8 +263,7 @@ Result<void> keystore_at_epoch(int root_fd, std::vector<layer::Entry>& entries,
     if (!dir) return Unexpected(dir.error());
     Fd fd(::openat(dir->get(), e->path.c_str() + slash + 1, O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
     struct stat st {};
-    if (!fd || ::fstat(fd.get(), &st) != 0)
-        return Unexpected(e->path + ": " + errno_string(errno));
+    if (!fd || ::fstat(fd.get(), &st) != 0) return Unexpected(e->path + ": " + errno_string(errno));
     if (!S_ISREG(st.st_mode) || static_cast<std::uint64_t>(st.st_size) != e->size ||
         e->size > keystore_max_size)
         return {}; // changed under us or too big to be a trust store: written as it is

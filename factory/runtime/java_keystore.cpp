@@ -84,8 +84,9 @@ std::optional<std::string> java_keystore_at_epoch(std::string_view bytes,
     }
     if (r.at != r.bytes.size()) return std::nullopt; // something after the entries
     auto digest = keystore_digest(r.bytes);
-    if (!digest || bytes.substr(r.at) != std::string_view(reinterpret_cast<const char*>(digest->data()),
-                                                          digest->size()))
+    if (!digest ||
+        bytes.substr(r.at) !=
+            std::string_view(reinterpret_cast<const char*>(digest->data()), digest->size()))
         return std::nullopt;
 
     std::string out(bytes);

@@ -42,10 +42,10 @@ std::string store_body(std::uint64_t date_a, std::uint64_t date_b, std::uint32_t
     return b;
 }
 
-const std::string built = store_body(1796225268086, 1796225268099) +
-                          from_hex("74440877976a1041699bc50c83248bb2d802983f");
-const std::string at_epoch = store_body(1700000000000, 1700000000000) +
-                             from_hex("67bef126d538de86641e2cd9b4b44d1621210fdf");
+const std::string built =
+    store_body(1796225268086, 1796225268099) + from_hex("74440877976a1041699bc50c83248bb2d802983f");
+const std::string at_epoch =
+    store_body(1700000000000, 1700000000000) + from_hex("67bef126d538de86641e2cd9b4b44d1621210fdf");
 
 } // namespace
 
@@ -69,8 +69,8 @@ TEST(JavaKeystore, AnythingElseIsLeftAlone) {
     std::string magic = built;
     magic[0] = '\xfe', magic[1] = '\xfe';
     for (const auto& bytes :
-         {other_password, flipped, built + "x", built.substr(0, built.size() - 1),
-          built.substr(1), key_entry, magic, std::string(19, '\0'), std::string()})
+         {other_password, flipped, built + "x", built.substr(0, built.size() - 1), built.substr(1),
+          key_entry, magic, std::string(19, '\0'), std::string()})
         EXPECT_FALSE(java_keystore_at_epoch(bytes, 1700000000)) << bytes.size() << " bytes";
     EXPECT_FALSE(java_keystore_at_epoch(built, -1));
 }

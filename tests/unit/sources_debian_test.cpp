@@ -335,9 +335,10 @@ TEST_F(DebianBootstrap, MinbaseBookworm) {
     // The layer entries: no devices, no host files (one bootstrap serves every check: ctest
     // runs each test in a process of its own).
     Strings skipped;
-    auto entries = debian_entries(rootfs->dir, 0, [&](const std::string& p, const std::string& why) {
-        skipped.push_back(p + ": " + why);
-    });
+    auto entries =
+        debian_entries(rootfs->dir, 0, [&](const std::string& p, const std::string& why) {
+            skipped.push_back(p + ": " + why);
+        });
     ASSERT_TRUE(entries) << entries.error();
     EXPECT_TRUE(skipped.empty()) << skipped.front();
     auto e = by_path(*entries);
