@@ -8,6 +8,8 @@
 #include <cerrno>
 #include <signal.h>
 
+#include "factory/util/curl_loader.hpp"
+
 namespace factory::registry {
 
 namespace {
@@ -31,7 +33,10 @@ void global_init() {
         ::signal(SIGPIPE, SIG_IGN);
         return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
     }();
-    if (!done) throw Error("libcurl: global initialization failed");
+    if (!done) {
+        std::string why = curl_load_error();
+        throw Error(why.empty() ? "libcurl: global initialization failed" : why);
+    }
 }
 
 struct Transfer {

@@ -9,6 +9,7 @@
 
 #include "cache/blob_store.hpp"
 #include "factory/sources/remote_url.hpp"
+#include "factory/util/curl_loader.hpp"
 #include "factory/util/files.hpp"
 #include "factory/util/sha256.hpp"
 
@@ -57,7 +58,10 @@ struct Attempt {
 Attempt get(const std::string& url, const DownloadOptions& o,
             std::function<Result<void>(const char*, std::size_t)> write, std::string& hex) {
     std::unique_ptr<CURL, CurlFree> curl(curl_easy_init());
-    if (!curl) return {false, "cannot initialize libcurl"};
+    if (!curl) {
+        std::string why = curl_load_error();
+        return {false, why.empty() ? "cannot initialize libcurl" : why};
+    }
     Sink sink{std::move(write), Sha256(), 0, o.max_bytes, {}};
     char errbuf[CURL_ERROR_SIZE] = "";
     CURL* c = curl.get();

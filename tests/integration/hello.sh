@@ -100,6 +100,13 @@ while IFS= read -r line; do
         fail "--progress json printed a line that is not a JSON object: $line"
 done <"$TEST_DIR/last.stderr"
 
+step "a local build never loads libcurl (factory loads it when a step first reaches the network)"
+LD_DEBUG=files "$FACTORY" build "$recipe" >/dev/null 2>"$TEST_DIR/ld.log" ||
+    fail "LD_DEBUG=files factory build exited non-zero"$'\n'"$(tail -n 5 "$TEST_DIR/ld.log")"
+loaded=$(grep -oE 'file=[^ ]+' "$TEST_DIR/ld.log" | sort -u | tr '\n' ' ')
+assert_contains "$loaded" "file=libcrypto.so" "LD_DEBUG=files names the libraries the build loaded"
+assert_not_contains "$loaded" "libcurl" "a build of a local recipe loaded libcurl"
+
 step "store location: --cache, FACTORY_CACHE, XDG_CACHE_HOME, HOME/.cache"
 build --cache "$TEST_DIR/s1" "$recipe" >/dev/null
 assert_eq "$digest" "$(layout_digest "$TEST_DIR/s1" hello:latest)" "--cache DIR"
