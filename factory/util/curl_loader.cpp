@@ -73,7 +73,9 @@ const Curl& curl() {
 
 } // namespace
 
-std::string curl_load_error() { return curl().error; }
+std::string curl_load_error() {
+    return curl().error;
+}
 
 } // namespace factory
 
@@ -151,10 +153,16 @@ CURLSHcode(curl_share_setopt)(CURLSH* share, CURLSHoption option, ...) {
     CURLSHcode rc;
     switch (option) {
     case CURLSHOPT_SHARE:
-    case CURLSHOPT_UNSHARE: rc = c.share_setopt(share, option, va_arg(ap, int)); break;
+    case CURLSHOPT_UNSHARE:
+        rc = c.share_setopt(share, option, va_arg(ap, int));
+        break;
     case CURLSHOPT_LOCKFUNC:
-    case CURLSHOPT_UNLOCKFUNC: rc = c.share_setopt(share, option, va_arg(ap, void (*)())); break;
-    default: rc = c.share_setopt(share, option, va_arg(ap, void*)); break;
+    case CURLSHOPT_UNLOCKFUNC:
+        rc = c.share_setopt(share, option, va_arg(ap, void (*)()));
+        break;
+    default:
+        rc = c.share_setopt(share, option, va_arg(ap, void*));
+        break;
     }
     va_end(ap);
     return rc;
