@@ -3,7 +3,7 @@
 # digests printed, nothing stored), an archive with "../" entries refused with nothing written
 # outside, the URL's server gone: cached by digest, --offline too.
 source "$(dirname "$0")/../lib.sh"
-need python3 jq timeout tar
+need python3 jq timeout tar cc
 
 www=$TEST_DIR/www
 mkdir -p "$www/pkg/bin"
@@ -38,6 +38,19 @@ download = { url = "$base/tool", sha256 = "$(sha "$www/tool")", dest = "/usr/loc
 [[step]]
 download = { url = "$base/sdk.tar.gz", sha256 = "$(sha "$www/sdk.tar.gz")", dest = "/opt/sdk", extract = true }
 TOML
+
+step "a libcurl without its functions: the download says so, exits non-zero, stores nothing"
+# factory loads libcurl.so.4 on first use; a library of that name that lacks curl's functions
+# (first on LD_LIBRARY_PATH) must be an error naming what is missing, not a crash.
+mkdir -p "$TEST_DIR/fakecurl"
+cc -shared -fPIC -x c -o "$TEST_DIR/fakecurl/libcurl.so.4" /dev/null
+RC=0
+LD_LIBRARY_PATH=$TEST_DIR/fakecurl "$FACTORY" build "$ctx/recipe.toml" >"$TEST_DIR/last.stdout" \
+    2>"$TEST_DIR/last.stderr" || RC=$?
+((RC != 0 && RC < 128)) || fail "with a fake libcurl factory exited $RC"$'\n'"$(cat "$TEST_DIR/last.stderr")"
+assert_contains "$(error_line)" "cannot load libcurl: libcurl.so.4 has no curl_global_init" \
+    "the error names the missing function"
+assert_missing "$FACTORY_CACHE/downloads/$(sha "$www/tool")"
 
 step "a file with its mode and an extracted archive"
 expect_ok build "$ctx/recipe.toml" -o "rootfs:$TEST_DIR/rootfs"
