@@ -4,28 +4,33 @@
 #   1. scripts/setup.sh                      packages (idempotent)
 #   2. build/       g++, RelWithDebInfo      the binary; ctest: integration, interop, and the
 #                                            Debian bootstrap's unit tests (DebianBootstrap.*)
-#   3. build-asan/  g++, ASan + UBSan        ctest -L unit: every other unit test (built beside
-#                                            stage 2, nice 19)
-#   4. build-fuzz/  clang-16 + libFuzzer     each tests/fuzz/*_fuzzer for FUZZ_SECONDS (30) s,
+#   3. build-san/   clang-16, ASan + UBSan   ctest -L unit: every other unit test; built beside
+#                   + libFuzzer coverage     stage 2, at nice 19
+#   4. build-san/   (the same build)         each tests/fuzz/*_fuzzer for FUZZ_SECONDS (30) s,
 #                                            JOBS at a time
 #
 # The unit tests are compiled and run once, under the sanitizers: compiling them a second time
 # at -O2 in build/ cost CI ~700 CPU-seconds (a sixth of the suite's compiling) and found nothing
 # the ASan run doesn't. `ninja -C build && ctest --test-dir build -L unit` still runs them at -O2.
+# The unit tests and the fuzz targets share one instrumented build of the libraries (they were
+# two, g++ for the tests and clang for the fuzzers, each compiling util … registry). The code
+# under test compiles at -O1; the test programs' own code at -O0 (tests/CMakeLists.txt), where
+# UBSan's checks don't make the optimizer work on gtest's macros: one test file took 18 CPU-s
+# with g++ -O1, 12 with clang -O1, 4 with clang -O0, all with ASan + UBSan.
 #
 # Every stage runs even when an earlier one failed (so one run shows every problem); the exit
 # code is non-zero when any failed. The last line is "summary: N passed, N failed, N skipped"
 # over all tests run. Budget: 40 minutes on CI's 2 cores, fresh machine (the apt installs and three
 # cold builds included).
 #
-# Environment: FUZZ_SECONDS (default 30), JOBS (default nproc), SKIP_ASAN=1, SKIP_FUZZ=1,
-# CTEST_ARGS (extra arguments for the main ctest run, e.g. "-R integration").
+# Environment: FUZZ_SECONDS (default 30), JOBS (default nproc), SKIP_SAN=1 (neither stage 3
+# nor 4), SKIP_FUZZ=1 (stage 3 without 4), CTEST_ARGS (extra arguments for the main ctest run, e.g. "-R integration").
 #
-# Why clang-16 and a macro for the fuzz build: libFuzzer needs clang, and the code uses
+# Why clang-16 and a macro for the sanitizer build: libFuzzer needs clang, and the code uses
 # std::expected. libstdc++ 12 (the only C++ library here) hides <expected> unless
 # __cpp_concepts >= 202002L. Clang 14 (Debian's default) can't compile it even when forced;
 # clang 16 implements what <expected> needs (P0848, conditionally trivial special members) but
-# still reports 201907L, so the fuzz build tells it the value. The main and ASan builds use g++.
+# still reports 201907L, so the sanitizer build tells it the value. The main build uses g++.
 set -uo pipefail
 
 cd "$(dirname "$0")/.." || exit 1
@@ -97,21 +102,30 @@ if ! bash scripts/setup.sh; then
 fi
 
 # ---- 2. main build and its ctest run ------------------------------------------------------
-# The ASan build (stage 3) starts first, at nice 19, and compiles beside the main build and the
-# main ctest run: the tests that bootstrap Debian wait on the mirror and the disk for minutes, and
-# the compiler takes the CPU they leave, while the main build and any test that wants a core get
-# it first.
+# The sanitizer build (stages 3 and 4) starts first, at nice 19, and compiles beside the main
+# build and the main ctest run: the tests that bootstrap Debian wait on the mirror and the disk
+# for minutes, and the compiler takes the CPU they leave, while the main build and any test that
+# wants a core get it first.
 # -O1: sanitizer builds compile faster and still catch what they catch at -O2. -g1: the line
 # tables a sanitizer's report needs, without the full debug info's compile and link time.
-# unit_tests: the test programs only, not the CLI and the binary.
-asan_pid=
-if [[ -z ${SKIP_ASAN:-} ]]; then
-    say "build (g++, ASan+UBSan) in build-asan/ starts, at nice 19 (log: build-asan/build.log)"
-    mkdir -p build-asan
-    (cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-g1 -O1" \
-        -DFACTORY_SANITIZE=ON >/dev/null && nice -n 19 ninja -C build-asan -j "$jobs" unit_tests) \
-        >build-asan/build.log 2>&1 &
-    asan_pid=$!
+# unit_tests: the test programs only, not the CLI and the binary; and the fuzz targets.
+san_flags="-Wno-builtin-macro-redefined -U__cpp_concepts -D__cpp_concepts=202002L"
+fuzzers=()
+if [[ -z ${SKIP_FUZZ:-} ]]; then
+    mapfile -t fuzzers < <(find tests/fuzz -maxdepth 1 -name '*_fuzzer.cpp' -printf '%f\n' |
+        sed 's/\.cpp$//' | sort)
+fi
+san_pid=
+if [[ -z ${SKIP_SAN:-} ]]; then
+    say "build (clang-16, ASan+UBSan, libFuzzer) in build-san/ starts, at nice 19 (log: build-san/build.log)"
+    mkdir -p build-san
+    (cmake -S . -B build-san -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-g1 -O1" \
+        -DFACTORY_SANITIZE=ON -DFACTORY_FUZZ=ON \
+        -DCMAKE_C_COMPILER=clang-16 -DCMAKE_CXX_COMPILER=clang++-16 \
+        -DCMAKE_CXX_FLAGS="$san_flags" >/dev/null &&
+        nice -n 19 ninja -C build-san -j "$jobs" unit_tests "${fuzzers[@]}") \
+        >build-san/build.log 2>&1 &
+    san_pid=$!
 fi
 
 say "build (g++, RelWithDebInfo) in build/"
@@ -135,90 +149,79 @@ if ((main_built)); then
 fi
 
 # ---- 3. ASan + UBSan unit tests ------------------------------------------------------------
-if [[ -n $asan_pid ]]; then
-    say "build (g++, ASan+UBSan) in build-asan/: waiting for it"
-    if wait "$asan_pid"; then
-        tail -n 1 build-asan/build.log
-        say "ctest -L unit in build-asan/"
+san_built=0
+if [[ -n $san_pid ]]; then
+    say "build (clang-16, ASan+UBSan, libFuzzer) in build-san/: waiting for it"
+    if wait "$san_pid"; then
+        san_built=1
+        tail -n 1 build-san/build.log
+        say "ctest -L unit in build-san/"
         # The Debian bootstrap (a minute of mmdebstrap through the mirror) already ran in the
         # main run; under the sanitizers it would test the mirror, not our code.
         ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:strict_string_checks=1} \
             UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
-            ctest_in build-asan "ctest -L unit (ASan+UBSan)" -L unit -E '^DebianBootstrap\.'
+            ctest_in build-san "ctest -L unit (ASan+UBSan)" -L unit -E '^DebianBootstrap\.'
     else
-        tail -n 60 build-asan/build.log
-        stage_failed "build-asan"
+        tail -n 60 build-san/build.log
+        stage_failed "build-san"
         failed=$((failed + 1))
     fi
 fi
 
 # run_fuzzer NAME: one libFuzzer target for FUZZ_SECONDS; its exit code goes to
-# build-fuzz/NAME.rc, its output to build-fuzz/NAME.log.
+# build-san/NAME.rc, its output to build-san/NAME.log.
 run_fuzzer() {
     local f=$1 short=${1%_fuzzer} c
-    local work="$top/build-fuzz/corpus-work/$short" artifacts="$top/build-fuzz/artifacts/$short/"
+    local work="$top/build-san/corpus-work/$short" artifacts="$top/build-san/artifacts/$short/"
     local seeds=()
     mkdir -p "$work" "$artifacts"
     for c in "$top/tests/fuzz/corpus/$short" "$top/tests/fuzz/corpus/$f"; do
         [[ -d $c ]] && seeds+=("$c")
     done
     # New inputs go to the work dir (the first), never into the source tree.
-    "build-fuzz/tests/fuzz/$f" -max_total_time="$fuzz_seconds" -timeout=10 \
+    "build-san/tests/fuzz/$f" -max_total_time="$fuzz_seconds" -timeout=10 \
         -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$artifacts" \
-        "$work" "${seeds[@]}" >"build-fuzz/$f.log" 2>&1
-    echo $? >"build-fuzz/$f.rc"
+        "$work" "${seeds[@]}" >"build-san/$f.log" 2>&1
+    echo $? >"build-san/$f.rc"
 }
 
 # ---- 4. fuzzing ----------------------------------------------------------------------------
-fuzz_flags="-Wno-builtin-macro-redefined -U__cpp_concepts -D__cpp_concepts=202002L"
-if [[ -z ${SKIP_FUZZ:-} ]]; then
-    mapfile -t fuzzers < <(find tests/fuzz -maxdepth 1 -name '*_fuzzer.cpp' -printf '%f\n' |
-        sed 's/\.cpp$//' | sort)
+# The fuzz targets were built with the unit tests, in build-san/ (stage 3's build).
+if [[ -z ${SKIP_FUZZ:-} && -z ${SKIP_SAN:-} ]] && ((san_built)); then
     if ((${#fuzzers[@]} == 0)); then
         say "fuzz: no tests/fuzz/*_fuzzer.cpp yet"
-    else
-        say "build (clang-16, libFuzzer + ASan/UBSan) in build-fuzz/: ${fuzzers[*]}"
-        if cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-g1 -O1" \
-            -DFACTORY_FUZZ=ON -DFACTORY_TESTS=OFF \
-            -DCMAKE_C_COMPILER=clang-16 -DCMAKE_CXX_COMPILER=clang++-16 \
-            -DCMAKE_CXX_FLAGS="$fuzz_flags" >/dev/null &&
-            ninja -C build-fuzz -j "$jobs" "${fuzzers[@]}"; then
-            # The fuzzers run $jobs at a time, each on one core for FUZZ_SECONDS.
-            running=0
-            for f in "${fuzzers[@]}"; do
-                if [[ ! -x build-fuzz/tests/fuzz/$f ]]; then
-                    echo "test.sh: build-fuzz/tests/fuzz/$f was not built" >&2
-                    echo 1 >"build-fuzz/$f.rc"
-                    continue
-                fi
-                if ((running >= jobs)); then
-                    wait -n
-                    running=$((running - 1))
-                fi
-                say "fuzz $f for ${fuzz_seconds}s"
-                run_fuzzer "$f" &
-                running=$((running + 1))
-            done
-            wait
-            for f in "${fuzzers[@]}"; do
-                if [[ $(cat "build-fuzz/$f.rc" 2>/dev/null) == 0 ]]; then
-                    echo "$f:"
-                    grep -E '^Done |stat::number_of_executed_units|stat::new_units_added' \
-                        "build-fuzz/$f.log" || true
-                    passed=$((passed + 1))
-                else
-                    [[ -f build-fuzz/$f.log ]] && tail -n 60 "build-fuzz/$f.log"
-                    echo "test.sh: crash input(s) in build-fuzz/artifacts/${f%_fuzzer}/;" \
-                        "full log build-fuzz/$f.log" >&2
-                    failed=$((failed + 1))
-                    stage_failed "fuzz $f"
-                fi
-            done
-        else
-            stage_failed "build-fuzz"
-            failed=$((failed + 1))
-        fi
     fi
+    # The fuzzers run $jobs at a time, each on one core for FUZZ_SECONDS.
+    running=0
+    for f in "${fuzzers[@]}"; do
+        if [[ ! -x build-san/tests/fuzz/$f ]]; then
+            echo "test.sh: build-san/tests/fuzz/$f was not built" >&2
+            echo 1 >"build-san/$f.rc"
+            continue
+        fi
+        if ((running >= jobs)); then
+            wait -n
+            running=$((running - 1))
+        fi
+        say "fuzz $f for ${fuzz_seconds}s"
+        run_fuzzer "$f" &
+        running=$((running + 1))
+    done
+    wait
+    for f in "${fuzzers[@]}"; do
+        if [[ $(cat "build-san/$f.rc" 2>/dev/null) == 0 ]]; then
+            echo "$f:"
+            grep -E '^Done |stat::number_of_executed_units|stat::new_units_added' \
+                "build-san/$f.log" || true
+            passed=$((passed + 1))
+        else
+            [[ -f build-san/$f.log ]] && tail -n 60 "build-san/$f.log"
+            echo "test.sh: crash input(s) in build-san/artifacts/${f%_fuzzer}/;" \
+                "full log build-san/$f.log" >&2
+            failed=$((failed + 1))
+            stage_failed "fuzz $f"
+        fi
+    done
 fi
 
 # ---- summary -------------------------------------------------------------------------------
