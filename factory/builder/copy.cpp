@@ -297,15 +297,15 @@ using InodeMap = std::map<std::pair<dev_t, ino_t>, std::vector<std::string>>;
 
 class HostWalker {
   public:
-    HostWalker(const HostRoot& root, Collector& out, InodeMap& inodes)
-        : root_(root), out_(out), links_(inodes), walk_(root.real.string(), root.ignore) {}
+    HostWalker(const HostRoot& root, Collector& out, InodeMap& inodes, unsigned threads)
+        : root_(root), out_(out), links_(inodes), walk_(root.real.string(), root.ignore, threads) {}
 
     // Adds the file or tree at root-relative `rel` (already resolved) as `target`.
     void add(const std::string& rel, const std::string& target) {
         auto st = walk_.stat(rel);
         if (!st) fail(out_.item(), st.error(), ExitCode::failure);
         auto full = (root_.real / rel).string();
-        add_entry(rel, full, target, *st, AT_FDCWD, full);
+        add_entry(rel, full, target, *st, AT_FDCWD, full, nullptr);
     }
 
   private:
@@ -318,9 +318,11 @@ class HostWalker {
     }
 
     // One entry: `name` is its name in the open directory `dir_fd` (or its full path with
-    // AT_FDCWD). A directory's contents follow it.
+    // AT_FDCWD); `link`, a symlink's target as the walk read it (or nullptr). A directory's
+    // contents follow it.
     void add_entry(std::string_view rel, std::string_view full, const std::string& target,
-                   const struct stat& st, int dir_fd, std::string_view name) {
+                   const struct stat& st, int dir_fd, std::string_view name,
+                   const Result<std::string>* link_read) {
         if (S_ISDIR(st.st_mode)) {
             if (!target.empty()) out_.add(dir_entry(target));
             if (dir_fd == AT_FDCWD) walk_dir(std::string(rel), target);
@@ -337,7 +339,7 @@ class HostWalker {
         } else if (S_ISLNK(st.st_mode)) {
             e.type = Entry::Type::symlink;
             e.mode = 0777;
-            auto link = readlink_at(dir_fd, name, full);
+            auto link = link_read ? *link_read : readlink_at(dir_fd, name, full);
             if (!link) fail(out_.item(), link.error(), ExitCode::failure);
             e.link = std::move(*link);
         } else {
@@ -357,7 +359,7 @@ class HostWalker {
             child_target = target;
             if (!child_target.empty()) child_target.push_back('/');
             child_target.append(h.rel.substr(skip));
-            add_entry(h.rel, h.full, child_target, h.st, h.dir_fd, h.name);
+            add_entry(h.rel, h.full, child_target, h.st, h.dir_fd, h.name, h.link);
             return S_ISDIR(h.st.st_mode) ? Descend::yes : Descend::no;
         });
         if (!walked) fail(out_.item(), walked.error(), ExitCode::failure);
@@ -578,7 +580,7 @@ void copy_item(const recipe::CopyItem& item, const CopyContext& ctx, Plan& out, 
              "cannot open " + root.label + " " + root.real.string() + ": " + errno_string(errno));
     root.real = buf;
 
-    HostWalker walker(root, collector, inodes);
+    HostWalker walker(root, collector, inodes, ctx.threads);
     auto all = expand_sources(item, collector, [&](const std::string& pattern) {
         return expand_host(root, pattern, item);
     });

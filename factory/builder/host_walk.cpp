@@ -7,7 +7,14 @@
 #include <algorithm>
 #include <cerrno>
 #include <climits>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <queue>
+#include <thread>
 
 #include "factory/util/files.hpp"
 
@@ -41,10 +48,247 @@ Result<Fd> open_child(int parent, const char* name, const struct stat& st, std::
     return fd;
 }
 
+// The names in the directory `fd` (`path` for errors), '\0'-terminated in `names`, and views of
+// them in byte order in `sorted`.
+Result<void> read_names(int fd, std::vector<char>& dents, const std::string& path,
+                        std::string& names, std::vector<std::string_view>& sorted) {
+    if (dents.empty()) dents.resize(dents_buffer_size);
+    std::vector<std::size_t> starts;
+    for (;;) {
+        auto n = ::getdents64(fd, dents.data(), dents.size());
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return Unexpected("cannot read directory " + path + ": " + errno_string(errno));
+        }
+        if (n == 0) break;
+        for (long off = 0; off < n;) {
+            auto* d = reinterpret_cast<const struct dirent64*>(dents.data() + off);
+            off += d->d_reclen;
+            std::string_view name(d->d_name);
+            if (name == "." || name == "..") continue;
+            starts.push_back(names.size());
+            names.append(name);
+            names.push_back('\0');
+        }
+    }
+    sorted.reserve(starts.size());
+    for (auto start : starts)
+        sorted.emplace_back(names.data() + start, std::strlen(names.data() + start));
+    std::sort(sorted.begin(), sorted.end());
+    return {};
+}
+
+// The order a walk visits directories in: component by component, each compared bytewise
+// ('/' below every other byte), so "a" < "a/b" < "a-b", as the depth-first walk meets them.
+bool walk_order_less(std::string_view a, std::string_view b) {
+    auto n = std::min(a.size(), b.size());
+    auto diff = std::mismatch(a.begin(), a.begin() + static_cast<std::ptrdiff_t>(n), b.begin());
+    if (diff.first == a.begin() + static_cast<std::ptrdiff_t>(n)) return a.size() < b.size();
+    auto rank = [](char c) { return c == '/' ? 0 : static_cast<unsigned char>(c) + 1; };
+    return rank(*diff.first) < rank(*diff.second);
+}
+
+// The state of a parallel walk (HostWalk::walk_parallel): one Listing per directory met, listed
+// by whichever thread claims it first — a worker, or the visitor's thread when it needs one no
+// worker has started. Workers take the pending directory the visitor will reach first.
+class ParallelWalk {
+  public:
+    static constexpr std::size_t none = static_cast<std::size_t>(-1);
+
+    struct Listed {
+        std::uint32_t name_at = 0, name_len = 0; // in Listing::names
+        struct stat st {};
+        int stat_errno = 0;       // the walk stops here with this error
+        bool shown = true;        // false: ignored, walked only for what a rule may re-include
+        std::size_t child = none; // a directory's Listing
+        std::optional<Result<std::string>> link; // a symlink's target
+    };
+    struct Listing {
+        std::string rel;            // root-relative
+        std::shared_ptr<Fd> parent; // to open it from, until it is listed
+        std::string name;           // in parent
+        dev_t dev = 0;              // what its lstat in the parent said it is
+        ino_t ino = 0;
+        std::shared_ptr<Fd> fd; // open while directories below it wait to be opened
+        enum class State { pending, claimed, done } state = State::pending;
+        std::string error;
+        std::string names;
+        std::vector<Listed> entries;
+    };
+
+    ParallelWalk(const std::string& root, const IgnoreRules* ignore)
+        : root_(root), ignore_(ignore) {}
+    ~ParallelWalk() { stop(); }
+    ParallelWalk(const ParallelWalk&) = delete;
+    ParallelWalk& operator=(const ParallelWalk&) = delete;
+
+    // The walk's start: `dir`, open, at root-relative `rel`.
+    std::size_t start(Fd dir, std::string rel) {
+        std::lock_guard lock(mutex_);
+        Listing& l = listings_.emplace_back();
+        l.rel = std::move(rel);
+        l.fd = std::make_shared<Fd>(std::move(dir));
+        return 0;
+    }
+
+    void start_workers(unsigned n) {
+        for (unsigned i = 0; i < n; ++i)
+            workers_.emplace_back([this] { work(); });
+    }
+
+    void stop() {
+        {
+            std::lock_guard lock(mutex_);
+            stopping_ = true;
+        }
+        wake_.notify_all();
+        for (auto& t : workers_)
+            t.join();
+        workers_.clear();
+    }
+
+    // The listing `i`, listed: by this thread if no worker has claimed it yet.
+    Listing& get(std::size_t i) {
+        std::unique_lock lock(mutex_);
+        Listing& l = listings_[i];
+        if (l.state == Listing::State::pending) {
+            l.state = Listing::State::claimed;
+            lock.unlock();
+            list(l, dents_);
+            lock.lock();
+        }
+        done_.wait(lock, [&] { return l.state == Listing::State::done; });
+        return l;
+    }
+
+    bool has_pending() {
+        std::lock_guard lock(mutex_);
+        return !queue_.empty();
+    }
+
+  private:
+    struct Later {
+        const std::deque<Listing>* all;
+        bool operator()(std::size_t a, std::size_t b) const {
+            return walk_order_less((*all)[b].rel, (*all)[a].rel);
+        }
+    };
+
+    void work() {
+        std::vector<char> dents;
+        std::unique_lock lock(mutex_);
+        for (;;) {
+            wake_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+            if (stopping_) return;
+            std::size_t i = queue_.top();
+            queue_.pop();
+            Listing& l = listings_[i];
+            if (l.state != Listing::State::pending) continue; // the visitor took it
+            l.state = Listing::State::claimed;
+            lock.unlock();
+            list(l, dents);
+            lock.lock();
+        }
+    }
+
+    // As walk_fd's path_ spells it.
+    std::string full_path(const std::string& rel) const {
+        return root_ == "/" ? "/" + rel : root_ + "/" + rel;
+    }
+
+    // list_entries, and the listing marked done whatever happens (a worker's exception would
+    // end the process; the visitor would wait for ever).
+    void list(Listing& l, std::vector<char>& dents) {
+        try {
+            list_entries(l, dents);
+        } catch (const std::exception& e) {
+            std::lock_guard lock(mutex_);
+            l.entries.clear();
+            l.error = "cannot read directory " + full_path(l.rel) + ": " + e.what();
+            l.state = Listing::State::done;
+            done_.notify_all();
+        }
+    }
+
+    // Opens (unless open) and reads the directory `l`, lstats its entries and reads its
+    // symlinks, queues its directories; then marks it done. What HostWalk::walk_fd does before
+    // each visit, for a whole directory.
+    void list_entries(Listing& l, std::vector<char>& dents) {
+        std::vector<std::size_t> children;
+        std::string full = full_path(l.rel);
+        if (!l.fd) {
+            struct stat expected {};
+            expected.st_dev = l.dev;
+            expected.st_ino = l.ino;
+            auto fd = open_child(l.parent->get(), l.name.c_str(), expected, full);
+            l.parent.reset();
+            if (fd)
+                l.fd = std::make_shared<Fd>(std::move(*fd));
+            else
+                l.error = fd.error();
+        }
+        std::vector<std::string_view> sorted;
+        if (l.fd) {
+            if (auto r = read_names(l.fd->get(), dents, full, l.names, sorted); !r)
+                l.error = r.error();
+        }
+        std::vector<Listing> made; // this directory's directories, queued below
+        l.entries.reserve(sorted.size());
+        std::string rel;
+        for (auto name : sorted) {
+            rel = l.rel;
+            if (!rel.empty()) rel.push_back('/');
+            rel.append(name);
+            bool ignored = ignore_ && ignore_->ignored(rel);
+            if (ignored && !ignore_->may_reinclude_below(rel)) continue;
+            Listed& e = l.entries.emplace_back();
+            e.name_at = static_cast<std::uint32_t>(name.data() - l.names.data());
+            e.name_len = static_cast<std::uint32_t>(name.size());
+            e.shown = !ignored;
+            if (::fstatat(l.fd->get(), name.data(), &e.st, AT_SYMLINK_NOFOLLOW) != 0) {
+                e.stat_errno = errno;
+                break; // the walk ends here
+            }
+            if (S_ISLNK(e.st.st_mode) && e.shown) {
+                e.link = readlink_at(l.fd->get(), name, full_path(rel));
+            } else if (S_ISDIR(e.st.st_mode)) {
+                Listing& c = made.emplace_back();
+                c.rel = rel;
+                c.parent = l.fd;
+                c.name = std::string(name);
+                c.dev = e.st.st_dev;
+                c.ino = e.st.st_ino;
+                children.push_back(l.entries.size() - 1);
+            }
+        }
+        l.fd.reset(); // open only while a directory below waits to be opened from it
+        std::lock_guard lock(mutex_);
+        for (std::size_t k = 0; k < made.size(); ++k) {
+            l.entries[children[k]].child = listings_.size();
+            listings_.push_back(std::move(made[k]));
+            queue_.push(listings_.size() - 1);
+        }
+        l.state = Listing::State::done;
+        done_.notify_all();
+        if (!made.empty()) wake_.notify_all();
+    }
+
+    const std::string& root_;
+    const IgnoreRules* ignore_;
+    std::mutex mutex_;
+    std::condition_variable wake_; // workers: a directory was queued, or the walk stops
+    std::condition_variable done_; // the visitor: a listing is done
+    std::deque<Listing> listings_; // stable addresses as it grows
+    std::priority_queue<std::size_t, std::vector<std::size_t>, Later> queue_{Later{&listings_}};
+    bool stopping_ = false;
+    std::vector<std::thread> workers_;
+    std::vector<char> dents_; // the visitor's thread's buffer
+};
+
 } // namespace
 
-HostWalk::HostWalk(std::string root, const IgnoreRules* ignore)
-    : root_(std::move(root)), ignore_(ignore) {}
+HostWalk::HostWalk(std::string root, const IgnoreRules* ignore, unsigned threads)
+    : root_(std::move(root)), ignore_(ignore), threads_(threads) {}
 
 Result<Fd> HostWalk::open_dir(std::string_view rel) {
     Fd fd(::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
@@ -85,41 +329,50 @@ Result<void> HostWalk::walk(std::string_view rel, const Visitor& visit) {
     if (!dir) return Unexpected(dir.error());
     path_ = root_ == "/" ? "/" : root_ + "/";
     path_ += rel;
-    if (dents_.empty()) dents_.resize(dents_buffer_size);
+    if (threads_ > 1) return walk_parallel(std::move(*dir), rel, visit);
     return walk_fd(*dir, visit);
 }
 
-Result<void> HostWalk::read_names(int fd, std::string& names,
-                                  std::vector<std::string_view>& sorted) {
-    std::vector<std::size_t> starts;
-    for (;;) {
-        auto n = ::getdents64(fd, dents_.data(), dents_.size());
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return Unexpected("cannot read directory " + path_ + ": " + errno_string(errno));
+Result<void> HostWalk::walk_parallel(Fd dir, std::string_view rel, const Visitor& visit) {
+    ParallelWalk state(root_, ignore_);
+    std::size_t root_listing = state.start(std::move(dir), std::string(rel));
+    const std::size_t prefix = prefix_length(root_);
+    bool started = false;
+    // Depth first over the listings, as walk_fd goes over the directories.
+    std::function<Result<void>(std::size_t)> show = [&](std::size_t i) -> Result<void> {
+        auto& l = state.get(i);
+        if (!started && state.has_pending()) {
+            state.start_workers(threads_);
+            started = true;
         }
-        if (n == 0) break;
-        for (long off = 0; off < n;) {
-            auto* d = reinterpret_cast<const struct dirent64*>(dents_.data() + off);
-            off += d->d_reclen;
-            std::string_view name(d->d_name);
-            if (name == "." || name == "..") continue;
-            starts.push_back(names.size());
-            names.append(name);
-            names.push_back('\0');
+        if (!l.error.empty()) return Unexpected(l.error);
+        const std::size_t base = path_.size();
+        for (const auto& e : l.entries) {
+            std::string_view name(l.names.data() + e.name_at, e.name_len);
+            path_.resize(base);
+            if (base > prefix) path_.push_back('/');
+            path_.append(name);
+            if (e.stat_errno) return Unexpected(stat_error(path_, e.stat_errno));
+            std::string_view rel_now = std::string_view(path_).substr(prefix);
+            bool is_dir = S_ISDIR(e.st.st_mode);
+            if (e.shown && visit(HostEntry{rel_now, path_, name, e.st, -1,
+                                           e.link ? &*e.link : nullptr}) == Descend::no)
+                continue;
+            if (!is_dir || e.child == ParallelWalk::none) continue;
+            if (auto r = show(e.child); !r) return r;
         }
-    }
-    sorted.reserve(starts.size());
-    for (auto start : starts)
-        sorted.emplace_back(names.data() + start, std::strlen(names.data() + start));
-    std::sort(sorted.begin(), sorted.end());
-    return {};
+        path_.resize(base);
+        return {};
+    };
+    auto r = show(root_listing);
+    state.stop();
+    return r;
 }
 
 Result<void> HostWalk::walk_fd(const Fd& dir, const Visitor& visit) {
     std::string names;
     std::vector<std::string_view> sorted;
-    if (auto r = read_names(dir.get(), names, sorted); !r) return r;
+    if (auto r = read_names(dir.get(), dents_, path_, names, sorted); !r) return r;
     const std::size_t prefix = prefix_length(root_);
     const std::size_t base = path_.size();
     for (auto name : sorted) {
@@ -152,6 +405,11 @@ Result<std::string> readlink_at(int dir_fd, std::string_view name, std::string_v
         return Unexpected("cannot read link " + std::string(full) + ": " + errno_string(errno));
     buf.resize(static_cast<std::size_t>(n));
     return buf;
+}
+
+Result<std::string> link_target(const HostEntry& e) {
+    if (e.link) return *e.link;
+    return readlink_at(e.dir_fd, e.name, e.full);
 }
 
 } // namespace factory::builder

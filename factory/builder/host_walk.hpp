@@ -4,6 +4,11 @@
 // its directory (fstatat(dirfd, name, AT_SYMLINK_NOFOLLOW)), so the kernel never resolves a full
 // path again and a symlink is never followed, wherever it points. Names are read with
 // getdents64 into one buffer per directory and visited in byte order.
+//
+// With more than one thread, directories are listed and their entries lstat'ed by worker
+// threads ahead of the visitor (the system calls are most of a no-op rebuild's walk), in the
+// order the visitor will need them; the visitor still runs on the calling thread and sees
+// exactly what, and in the order, a walk on one thread shows it.
 
 #include <sys/stat.h>
 
@@ -24,7 +29,10 @@ struct HostEntry {
     std::string_view full; // absolute host path (root + "/" + rel)
     std::string_view name; // the last component
     const struct stat& st; // its lstat
-    int dir_fd;            // the open directory holding it (for readlink_at)
+    int dir_fd;            // the open directory holding it (for readlink_at); -1 in a parallel walk
+    // A parallel walk reads a symlink's target when it lists the directory: that target, or the
+    // error readlink_at gave. nullptr otherwise: read it with readlink_at(dir_fd, …).
+    const Result<std::string>* link = nullptr;
 };
 
 // What the visitor wants done with a directory it was shown (ignored for other entries).
@@ -35,7 +43,9 @@ class HostWalk {
     // `root` is the realpath of the root; `ignore` (optional) names root-relative paths to
     // leave out (an ignored directory is still walked when a rule may re-include something
     // below it, but not shown).
-    HostWalk(std::string root, const IgnoreRules* ignore);
+    // `threads` > 1: a parallel walk, `threads` workers listing ahead of the visitor (which
+    // waits on them most of the time).
+    HostWalk(std::string root, const IgnoreRules* ignore, unsigned threads = 1);
 
     using Visitor = std::function<Descend(const HostEntry&)>;
 
@@ -44,7 +54,9 @@ class HostWalk {
     // before its contents. `rel` is opened one component at a time with O_NOFOLLOW, so a
     // symlink on the way is an error. Errors name the full host path: a directory that can't
     // be opened or read, an entry that vanished between the directory read and its stat. An
-    // exception thrown by `visit` passes through.
+    // exception thrown by `visit` passes through. A parallel walk lists a directory before the
+    // visitor has seen it (a Descend::no then only skips what was read), and reports the first
+    // error in the order of the walk, as one thread would.
     Result<void> walk(std::string_view rel, const Visitor& visit);
 
     // The lstat of root-relative `rel`, its parent directory opened as walk() does.
@@ -55,15 +67,19 @@ class HostWalk {
   private:
     Result<Fd> open_dir(std::string_view rel);
     Result<void> walk_fd(const Fd& dir, const Visitor& visit);
-    Result<void> read_names(int fd, std::string& names, std::vector<std::string_view>& sorted);
+    Result<void> walk_parallel(Fd dir, std::string_view rel, const Visitor& visit);
 
     std::string root_;
     const IgnoreRules* ignore_;
+    unsigned threads_;
     std::string path_;        // root_ + "/" + the relative path being walked
     std::vector<char> dents_; // getdents64's buffer, shared by every directory
 };
 
 // The target of the symlink `name` in the directory `dir_fd`.
 Result<std::string> readlink_at(int dir_fd, std::string_view name, std::string_view full);
+
+// The target of the symlink `e`: the one its walk read, or readlink_at.
+Result<std::string> link_target(const HostEntry& e);
 
 } // namespace factory::builder
