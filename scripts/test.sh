@@ -7,7 +7,7 @@
 #   3. build-san/   clang-16, ASan + UBSan   ctest -L unit: every other unit test; built beside
 #                   + libFuzzer coverage     stage 2, at nice 19
 #   4. build-san/   (the same build)         each tests/fuzz/*_fuzzer for FUZZ_SECONDS (30) s,
-#                                            JOBS at a time
+#                                            JOBS at a time, beside stage 3's ctest
 #
 # The unit tests are compiled and run once, under the sanitizers: compiling them a second time
 # at -O2 in build/ cost CI ~700 CPU-seconds (a sixth of the suite's compiling) and found nothing
@@ -148,26 +148,7 @@ if ((main_built)); then
     ctest_in build "ctest" -R '^(integration|interop)\.|^DebianBootstrap\.' ${CTEST_ARGS:-}
 fi
 
-# ---- 3. ASan + UBSan unit tests ------------------------------------------------------------
-san_built=0
-if [[ -n $san_pid ]]; then
-    say "build (clang-16, ASan+UBSan, libFuzzer) in build-san/: waiting for it"
-    if wait "$san_pid"; then
-        san_built=1
-        tail -n 1 build-san/build.log
-        say "ctest -L unit in build-san/"
-        # The Debian bootstrap (a minute of mmdebstrap through the mirror) already ran in the
-        # main run; under the sanitizers it would test the mirror, not our code.
-        ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:strict_string_checks=1} \
-            UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
-            ctest_in build-san "ctest -L unit (ASan+UBSan)" -L unit -E '^DebianBootstrap\.'
-    else
-        tail -n 60 build-san/build.log
-        stage_failed "build-san"
-        failed=$((failed + 1))
-    fi
-fi
-
+# ---- 3. and 4. ASan + UBSan unit tests, and the fuzzers beside them ---------------------------
 # run_fuzzer NAME: one libFuzzer target for FUZZ_SECONDS; its exit code goes to
 # build-san/NAME.rc, its output to build-san/NAME.log.
 run_fuzzer() {
@@ -185,14 +166,9 @@ run_fuzzer() {
     echo $? >"build-san/$f.rc"
 }
 
-# ---- 4. fuzzing ----------------------------------------------------------------------------
-# The fuzz targets were built with the unit tests, in build-san/ (stage 3's build).
-if [[ -z ${SKIP_FUZZ:-} && -z ${SKIP_SAN:-} ]] && ((san_built)); then
-    if ((${#fuzzers[@]} == 0)); then
-        say "fuzz: no tests/fuzz/*_fuzzer.cpp yet"
-    fi
-    # The fuzzers run $jobs at a time, each on one core for FUZZ_SECONDS.
-    running=0
+# run_fuzzers: every fuzz target, $jobs at a time, each on one core for FUZZ_SECONDS.
+run_fuzzers() {
+    local running=0 f
     for f in "${fuzzers[@]}"; do
         if [[ ! -x build-san/tests/fuzz/$f ]]; then
             echo "test.sh: build-san/tests/fuzz/$f was not built" >&2
@@ -208,6 +184,38 @@ if [[ -z ${SKIP_FUZZ:-} && -z ${SKIP_SAN:-} ]] && ((san_built)); then
         running=$((running + 1))
     done
     wait
+}
+
+# The fuzzers run while the unit tests do: those leave most of a core idle (sleeps, timeouts,
+# processes they wait on), and the fuzzers are bound by time, not by work.
+fuzz_pid=
+if [[ -n $san_pid ]]; then
+    say "build (clang-16, ASan+UBSan, libFuzzer) in build-san/: waiting for it"
+    if wait "$san_pid"; then
+        tail -n 1 build-san/build.log
+        if [[ -z ${SKIP_FUZZ:-} ]]; then
+            if ((${#fuzzers[@]} == 0)); then
+                say "fuzz: no tests/fuzz/*_fuzzer.cpp yet"
+            fi
+            run_fuzzers &
+            fuzz_pid=$!
+        fi
+        say "ctest -L unit in build-san/"
+        # The Debian bootstrap (a minute of mmdebstrap through the mirror) already ran in the
+        # main run; under the sanitizers it would test the mirror, not our code.
+        ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:strict_string_checks=1} \
+            UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
+            ctest_in build-san "ctest -L unit (ASan+UBSan)" -L unit -E '^DebianBootstrap\.'
+    else
+        tail -n 60 build-san/build.log
+        stage_failed "build-san"
+        failed=$((failed + 1))
+    fi
+fi
+
+if [[ -n $fuzz_pid ]]; then
+    say "fuzz: waiting for the fuzzers"
+    wait "$fuzz_pid"
     for f in "${fuzzers[@]}"; do
         if [[ $(cat "build-san/$f.rc" 2>/dev/null) == 0 ]]; then
             echo "$f:"
