@@ -8,6 +8,7 @@
 #include "factory/util/error.hpp"
 #include "factory/util/files.hpp"
 #include "factory/util/sha256.hpp"
+#include "factory/util/archive_loader.hpp"
 
 namespace factory::exporter {
 
@@ -22,7 +23,7 @@ void TarWriter::Free::operator()(archive* a) const noexcept {
 }
 
 TarWriter::TarWriter(int fd) : a_(archive_write_new()) {
-    if (!a_) throw Error("libarchive: out of memory");
+    if (!a_) throw Error(archive_null_error());
     // pax_restricted: plain ustar headers, a PAX extended header only when an entry needs one
     // (long name, size over 8 GiB), so the bytes are what any reader expects.
     if (archive_write_set_format_pax_restricted(a_.get()) != ARCHIVE_OK ||
@@ -42,7 +43,7 @@ void TarWriter::fail(const std::string& what) {
 
 void TarWriter::header(const std::string& name, bool directory, std::uint64_t size) {
     std::unique_ptr<archive_entry, EntryFree> e(archive_entry_new());
-    if (!e) throw Error("libarchive: out of memory");
+    if (!e) throw Error(archive_null_error());
     archive_entry_set_pathname(e.get(), name.c_str());
     archive_entry_set_filetype(e.get(), directory ? AE_IFDIR : AE_IFREG);
     archive_entry_set_perm(e.get(), directory ? 0755 : 0644);

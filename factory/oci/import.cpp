@@ -22,6 +22,7 @@
 #include "factory/oci/reference.hpp"
 #include "factory/util/files.hpp"
 #include "factory/util/sha256.hpp"
+#include "factory/util/archive_loader.hpp"
 
 namespace factory::oci {
 
@@ -220,7 +221,7 @@ class ArchiveReader {
 
 Result<void> ArchiveReader::run() {
     a_.reset(archive_read_new());
-    if (!a_) return fail("out of memory");
+    if (!a_) return fail(archive_null_error());
     // Plain tar only (ustar, pax, GNU): an OCI archive is uncompressed, and no external
     // decompressor is ever run (CVE-2014-9357).
     archive_read_support_format_tar(a_.get());

@@ -1,5 +1,7 @@
 #include "factory/runtime/tar_reader.hpp"
 
+#include "factory/util/archive_loader.hpp"
+
 #include <algorithm>
 #include <cerrno>
 
@@ -28,7 +30,7 @@ Result<std::unique_ptr<TarReader>> TarReader::open(const std::filesystem::path& 
     r->prefix_ = (name.empty() ? "layer " + blob.string() : name) + ": ";
     r->limits_ = limits;
     r->a_ = archive_read_new();
-    if (!r->a_) return Unexpected("libarchive: out of memory");
+    if (!r->a_) return Unexpected(archive_null_error());
     archive_read_support_format_tar(r->a_);
     archive_read_support_filter_none(r->a_);
     if (archive_read_open(r->a_, r.get(), nullptr, read_callback, nullptr) != ARCHIVE_OK)

@@ -13,6 +13,7 @@
 #include "factory/runtime/tar_reader.hpp"
 #include "factory/util/fd.hpp"
 #include "factory/util/files.hpp"
+#include "factory/util/archive_loader.hpp"
 
 namespace factory::sources {
 
@@ -29,7 +30,7 @@ class ZipReader {
         std::unique_ptr<ZipReader> r(new ZipReader());
         r->prefix_ = std::move(name) + ": ";
         r->a_ = archive_read_new();
-        if (!r->a_) return Unexpected("libarchive: out of memory");
+        if (!r->a_) return Unexpected(archive_null_error());
         archive_read_support_format_zip_seekable(r->a_);
         if (archive_read_open_filename(r->a_, path.c_str(), 1 << 16) != ARCHIVE_OK)
             return Unexpected(r->error(""));

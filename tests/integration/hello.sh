@@ -100,12 +100,26 @@ while IFS= read -r line; do
         fail "--progress json printed a line that is not a JSON object: $line"
 done <"$TEST_DIR/last.stderr"
 
-step "a local build never loads libcurl (factory loads it when a step first reaches the network)"
+step "a local build never loads libcurl (factory loads it when a step first reaches the network) nor libarchive"
 LD_DEBUG=files "$FACTORY" build "$recipe" >/dev/null 2>"$TEST_DIR/ld.log" ||
     fail "LD_DEBUG=files factory build exited non-zero"$'\n'"$(tail -n 5 "$TEST_DIR/ld.log")"
 loaded=$(grep -oE 'file=[^ ]+' "$TEST_DIR/ld.log" | sort -u | tr '\n' ' ')
 assert_contains "$loaded" "file=libcrypto.so" "LD_DEBUG=files names the libraries the build loaded"
 assert_not_contains "$loaded" "libcurl" "a build of a local recipe loaded libcurl"
+assert_not_contains "$loaded" "libarchive" "a build of copy steps onto scratch loaded libarchive"
+
+step "a libarchive without its functions: export says so, exits non-zero, writes nothing"
+# factory loads libarchive.so.13 on first use, as libcurl; a library of that name without
+# libarchive's functions (first on LD_LIBRARY_PATH) is an error naming what is missing.
+mkdir -p "$TEST_DIR/fakearchive"
+cc -shared -fPIC -x c -o "$TEST_DIR/fakearchive/libarchive.so.13" /dev/null
+RC=0
+LD_LIBRARY_PATH=$TEST_DIR/fakearchive "$FACTORY" export hello:latest "rootfs:$TEST_DIR/fake-rootfs" \
+    >"$TEST_DIR/last.stdout" 2>"$TEST_DIR/last.stderr" || RC=$?
+((RC != 0 && RC < 128)) || fail "with a fake libarchive factory exited $RC"$'\n'"$(cat "$TEST_DIR/last.stderr")"
+assert_contains "$(error_line)" "cannot load libarchive: libarchive.so.13 has no archive_entry_atime" \
+    "the error names the missing function"
+assert_missing "$TEST_DIR/fake-rootfs"
 
 step "store location: --cache, FACTORY_CACHE, XDG_CACHE_HOME, HOME/.cache"
 build --cache "$TEST_DIR/s1" "$recipe" >/dev/null
