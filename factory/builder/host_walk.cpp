@@ -16,6 +16,7 @@
 #include <queue>
 #include <thread>
 
+#include "factory/layer/entry.hpp"
 #include "factory/util/files.hpp"
 
 namespace factory::builder {
@@ -76,16 +77,6 @@ Result<void> read_names(int fd, std::vector<char>& dents, const std::string& pat
         sorted.emplace_back(names.data() + start, std::strlen(names.data() + start));
     std::sort(sorted.begin(), sorted.end());
     return {};
-}
-
-// The order a walk visits directories in: component by component, each compared bytewise
-// ('/' below every other byte), so "a" < "a/b" < "a-b", as the depth-first walk meets them.
-bool walk_order_less(std::string_view a, std::string_view b) {
-    auto n = std::min(a.size(), b.size());
-    auto diff = std::mismatch(a.begin(), a.begin() + static_cast<std::ptrdiff_t>(n), b.begin());
-    if (diff.first == a.begin() + static_cast<std::ptrdiff_t>(n)) return a.size() < b.size();
-    auto rank = [](char c) { return c == '/' ? 0 : static_cast<unsigned char>(c) + 1; };
-    return rank(*diff.first) < rank(*diff.second);
 }
 
 // The state of a parallel walk (HostWalk::walk_parallel): one Listing per directory met, listed
@@ -170,7 +161,8 @@ class ParallelWalk {
     struct Later {
         const std::deque<Listing>* all;
         bool operator()(std::size_t a, std::size_t b) const {
-            return walk_order_less((*all)[b].rel, (*all)[a].rel);
+            // The walk meets directories in layer::path_less order ("a" < "a/b" < "a-b").
+            return layer::path_less((*all)[b].rel, (*all)[a].rel);
         }
     };
 

@@ -8,14 +8,14 @@
 
 #include "factory/util/archive_loader.hpp"
 
+#include "factory/util/dynamic_library.hpp"
+
 #include <archive.h>
 #include <archive_entry.h>
-#include <dlfcn.h>
 
 #include <cstdarg>
 #include <cstdio>
 #include <string>
-#include <type_traits>
 
 // X(return type, name, (parameters), (arguments), what it returns when the library is missing)
 #define FACTORY_ARCHIVE_FUNCTIONS(X)                                                               \
@@ -114,27 +114,13 @@ struct Archive {
 const Archive& archive_library() {
     static const Archive a = [] {
         Archive a;
-        void* lib = ::dlopen("libarchive.so.13", RTLD_NOW | RTLD_LOCAL);
-        if (!lib) {
-            const char* why = ::dlerror();
-            a.error = std::string("cannot load libarchive: ") + (why ? why : "dlopen failed");
-            return a;
-        }
-        bool ok = true;
-        auto bind = [&](auto& member, const char* name) {
-            if (!ok) return;
-            member =
-                reinterpret_cast<std::remove_reference_t<decltype(member)>>(::dlsym(lib, name));
-            if (!member) {
-                a.error = std::string("cannot load libarchive: libarchive.so.13 has no ") + name;
-                ok = false;
-            }
-        };
-#define FACTORY_ARCHIVE_BIND(ret, name, params, args, fallback) bind(a.name, #name);
+        DynamicLibrary lib("libarchive.so.13", "libarchive");
+#define FACTORY_ARCHIVE_BIND(ret, name, params, args, fallback) lib.bind(a.name, #name);
         FACTORY_ARCHIVE_FUNCTIONS(FACTORY_ARCHIVE_BIND)
 #undef FACTORY_ARCHIVE_BIND
-        bind(a.archive_set_error, "archive_set_error");
-        a.loaded = ok;
+        lib.bind(a.archive_set_error, "archive_set_error");
+        a.loaded = lib.ok();
+        a.error = lib.error();
         return a;
     }();
     return a;

@@ -8,8 +8,9 @@
 
 #include "factory/util/curl_loader.hpp"
 
+#include "factory/util/dynamic_library.hpp"
+
 #include <curl/curl.h>
-#include <dlfcn.h>
 
 #include <cstdarg>
 #include <string>
@@ -48,24 +49,12 @@ struct Curl {
 const Curl& curl() {
     static const Curl c = [] {
         Curl c;
-        void* lib = ::dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
-        if (!lib) {
-            const char* why = ::dlerror();
-            c.error = std::string("cannot load libcurl: ") + (why ? why : "dlopen failed");
-            return c;
-        }
-        bool ok = true;
-#define FACTORY_CURL_BIND(member, name)                                                            \
-    if (ok) {                                                                                      \
-        c.member = reinterpret_cast<decltype(c.member)>(::dlsym(lib, #name));                      \
-        if (!c.member) {                                                                           \
-            c.error = "cannot load libcurl: libcurl.so.4 has no " #name;                           \
-            ok = false;                                                                            \
-        }                                                                                          \
-    }
+        DynamicLibrary lib("libcurl.so.4", "libcurl");
+#define FACTORY_CURL_BIND(member, name) lib.bind(c.member, #name);
         FACTORY_CURL_FUNCTIONS(FACTORY_CURL_BIND)
 #undef FACTORY_CURL_BIND
-        c.loaded = ok;
+        c.loaded = lib.ok();
+        c.error = lib.error();
         return c;
     }();
     return c;
