@@ -305,7 +305,7 @@ class HostWalker {
         auto st = walk_.stat(rel);
         if (!st) fail(out_.item(), st.error(), ExitCode::failure);
         auto full = (root_.real / rel).string();
-        add_entry(rel, full, target, *st, AT_FDCWD, full, nullptr);
+        add_entry(HostEntry{rel, full, full, *st, AT_FDCWD}, target);
     }
 
   private:
@@ -317,15 +317,13 @@ class HostWalker {
         return e;
     }
 
-    // One entry: `name` is its name in the open directory `dir_fd` (or its full path with
-    // AT_FDCWD); `link`, a symlink's target as the walk read it (or nullptr). A directory's
-    // contents follow it.
-    void add_entry(std::string_view rel, std::string_view full, const std::string& target,
-                   const struct stat& st, int dir_fd, std::string_view name,
-                   const Result<std::string>* link_read) {
+    // One entry, as a walk shows it (or, for a source itself, with its full path as its name
+    // and AT_FDCWD as its directory). A directory's contents follow it.
+    void add_entry(const HostEntry& h, const std::string& target) {
+        const struct stat& st = h.st;
         if (S_ISDIR(st.st_mode)) {
             if (!target.empty()) out_.add(dir_entry(target));
-            if (dir_fd == AT_FDCWD) walk_dir(std::string(rel), target);
+            if (h.dir_fd == AT_FDCWD) walk_dir(std::string(h.rel), target);
             return;
         }
         Entry e;
@@ -334,16 +332,16 @@ class HostWalker {
             e.type = Entry::Type::file;
             e.mode = normalized_mode(st.st_mode, false);
             e.size = static_cast<std::uint64_t>(st.st_size);
-            e.source = full;
+            e.source = h.full;
             if (st.st_nlink > 1) links_[{st.st_dev, st.st_ino}].push_back(target);
         } else if (S_ISLNK(st.st_mode)) {
             e.type = Entry::Type::symlink;
             e.mode = 0777;
-            auto link = link_read ? *link_read : readlink_at(dir_fd, name, full);
+            auto link = link_target(h);
             if (!link) fail(out_.item(), link.error(), ExitCode::failure);
             e.link = std::move(*link);
         } else {
-            fail(out_.item(), "'" + std::string(rel) + "' in " + root_.label + " is " +
+            fail(out_.item(), "'" + std::string(h.rel) + "' in " + root_.label + " is " +
                                   type_name(st.st_mode) +
                                   "; only files, directories and symlinks can be copied");
         }
@@ -359,7 +357,7 @@ class HostWalker {
             child_target = target;
             if (!child_target.empty()) child_target.push_back('/');
             child_target.append(h.rel.substr(skip));
-            add_entry(h.rel, h.full, child_target, h.st, h.dir_fd, h.name, h.link);
+            add_entry(h, child_target);
             return S_ISDIR(h.st.st_mode) ? Descend::yes : Descend::no;
         });
         if (!walked) fail(out_.item(), walked.error(), ExitCode::failure);

@@ -28,8 +28,8 @@ struct CopyContext {
     // file it is read from (st_mode 0 for every other entry), so hashing can consult the stat
     // cache without a second stat.
     std::vector<struct stat>* stats = nullptr;
-    // Threads walking a host directory (host_walk.hpp): more than one lists and lstats its
-    // directories ahead of the planner; the plan is the same.
+    // Threads walking a host directory (host_walk.hpp; 0: one per core): more than one lists
+    // and lstats its directories ahead of the planner; the plan is the same.
     unsigned threads = 1;
 };
 

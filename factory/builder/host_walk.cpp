@@ -113,13 +113,12 @@ class ParallelWalk {
     ParallelWalk(const ParallelWalk&) = delete;
     ParallelWalk& operator=(const ParallelWalk&) = delete;
 
-    // The walk's start: `dir`, open, at root-relative `rel`.
-    std::size_t start(Fd dir, std::string rel) {
+    // The walk's start, listing 0: `dir`, open, at root-relative `rel`.
+    void start(Fd dir, std::string rel) {
         std::lock_guard lock(mutex_);
         Listing& l = listings_.emplace_back();
         l.rel = std::move(rel);
         l.fd = std::make_shared<Fd>(std::move(dir));
-        return 0;
     }
 
     void start_workers(unsigned n) {
@@ -280,7 +279,8 @@ class ParallelWalk {
 } // namespace
 
 HostWalk::HostWalk(std::string root, const IgnoreRules* ignore, unsigned threads)
-    : root_(std::move(root)), ignore_(ignore), threads_(threads) {}
+    : root_(std::move(root)), ignore_(ignore),
+      threads_(threads ? threads : std::max(1u, std::thread::hardware_concurrency())) {}
 
 Result<Fd> HostWalk::open_dir(std::string_view rel) {
     Fd fd(::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
@@ -327,7 +327,7 @@ Result<void> HostWalk::walk(std::string_view rel, const Visitor& visit) {
 
 Result<void> HostWalk::walk_parallel(Fd dir, std::string_view rel, const Visitor& visit) {
     ParallelWalk state(root_, ignore_);
-    std::size_t root_listing = state.start(std::move(dir), std::string(rel));
+    state.start(std::move(dir), std::string(rel));
     const std::size_t prefix = prefix_length(root_);
     bool started = false;
     // Depth first over the listings, as walk_fd goes over the directories.
@@ -356,7 +356,7 @@ Result<void> HostWalk::walk_parallel(Fd dir, std::string_view rel, const Visitor
         path_.resize(base);
         return {};
     };
-    auto r = show(root_listing);
+    auto r = show(0);
     state.stop();
     return r;
 }

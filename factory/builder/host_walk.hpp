@@ -43,8 +43,8 @@ class HostWalk {
     // `root` is the realpath of the root; `ignore` (optional) names root-relative paths to
     // leave out (an ignored directory is still walked when a rule may re-include something
     // below it, but not shown).
-    // `threads` > 1: a parallel walk, `threads` workers listing ahead of the visitor (which
-    // waits on them most of the time).
+    // `threads` > 1 (0: one per core): a parallel walk, `threads` workers listing ahead of the
+    // visitor (which waits on them most of the time).
     HostWalk(std::string root, const IgnoreRules* ignore, unsigned threads = 1);
 
     using Visitor = std::function<Descend(const HostEntry&)>;

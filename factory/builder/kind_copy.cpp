@@ -8,9 +8,6 @@
 
 #include <sys/stat.h>
 
-#include <algorithm>
-#include <thread>
-
 #include "factory/builder/copy.hpp"
 #include "factory/builder/key_fields.hpp"
 #include "factory/builder/step_cache.hpp"
@@ -101,8 +98,7 @@ class CopyKind final : public LayerKind {
         ctx.lower = &state.tree;
         std::vector<struct stat> stats;
         ctx.stats = &stats;
-        ctx.threads = env.options->threads ? env.options->threads
-                                           : std::max(1u, std::thread::hardware_concurrency());
+        ctx.threads = env.options->threads;
         k.entries = plan_copy(s.step(), ctx);
         k.inputs = hash_inputs(k.entries, *env.stat_cache, env.options->threads, &stats);
 
