@@ -52,6 +52,7 @@ class GitKind final : public LayerKind {
         k.fields.add(field::epoch, recipe.epoch);
         k.fields.add(field::compression, compression_name(recipe));
         add_git_key(k.fields, *s.step().git, resolved);
+        k.resolved["name"] = resolved.name; // what make() fetches the commit by
         return k;
     }
 
@@ -61,11 +62,10 @@ class GitKind final : public LayerKind {
     StepMade make(const StepRef& s, StepEnv& env, StageState&, StepKey& k) const override {
         const auto& step = *s.step().git;
         auto ctx = source_context(env);
-        recipe::GitStep by_commit = step;
-        by_commit.ref = field_value(k.fields.fields(), field::git_commit);
-        auto resolved = resolve_git(ctx, by_commit, s.id());
+        std::string name = k.resolved.is_object() ? k.resolved.value("name", "") : "";
+        auto resolved =
+            fetch_git(ctx, step, field_value(k.fields.fields(), field::git_commit), name, s.id());
         resolved.name = field_value(k.fields.fields(), field::git_ref);
-        resolved.ref = step.ref;
         auto out = execute_git(ctx, step, resolved, s.id());
         return layer_made(env.write_layer_at(std::move(out.entries), out.epoch, out.content.get()));
     }

@@ -125,8 +125,18 @@ std::string fetch_url(const SourceContext& ctx, const recipe::GitStep& step) {
 
 sources::ResolvedRef resolve_git(const SourceContext& ctx, const recipe::GitStep& step,
                                  const std::string& id) {
-    auto r = mirrors(ctx).resolve(fetch_url(ctx, step), step.ref);
+    // A working clone needs the commit's history; the tree alone needs its tip.
+    auto r = mirrors(ctx).resolve(fetch_url(ctx, step), step.ref, step.keep_git);
     if (!r) throw Error(id + ": " + r.error());
+    return *r;
+}
+
+sources::ResolvedRef fetch_git(const SourceContext& ctx, const recipe::GitStep& step,
+                               const std::string& commit, const std::string& name,
+                               const std::string& id) {
+    auto r = mirrors(ctx).fetch_commit(fetch_url(ctx, step), commit, name, step.keep_git);
+    if (!r) throw Error(id + ": " + r.error());
+    r->ref = step.ref;
     return *r;
 }
 

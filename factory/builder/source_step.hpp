@@ -51,6 +51,13 @@ struct SourceOutcome {
 sources::ResolvedRef resolve_git(const SourceContext& ctx, const recipe::GitStep& step,
                                  const std::string& id);
 
+// The mirror made to hold `commit`, which the step's ref named (`name`: the full ref, "HEAD",
+// or "" for a commit id) when the step was keyed: fetched by that name, so the next new commit
+// of it is an incremental fetch. Throws Error naming the step.
+sources::ResolvedRef fetch_git(const SourceContext& ctx, const recipe::GitStep& step,
+                               const std::string& commit, const std::string& name,
+                               const std::string& id);
+
 // What the step's ref names upstream now (one ls-remote; no fetch), for `factory lock` to
 // notice a pin the branch or tag moved away from. Throws Error naming the step.
 sources::ResolvedRef peek_git(const SourceContext& ctx, const recipe::GitStep& step,

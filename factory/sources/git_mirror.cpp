@@ -220,11 +220,12 @@ Result<std::string> GitMirrors::git(const std::vector<std::string>& args, const 
 }
 
 Result<std::string> GitMirrors::git_network(const std::vector<std::string>& args,
-                                            const fs::path& cwd, const RemoteUrl& remote) {
+                                            const fs::path& cwd, const RemoteUrl& remote,
+                                            bool (*permanent)(const std::string&)) {
     auto delay = options_.backoff;
     for (int attempt = 1;; ++attempt) {
         auto r = git(args, cwd, &remote);
-        if (r || attempt >= options_.attempts) return r;
+        if (r || attempt >= options_.attempts || (permanent && permanent(r.error()))) return r;
         log("git " + args.front() + " " + remote.url + ": " + r.error() + "; trying again in " +
             std::to_string(delay.count()) + " ms");
         std::this_thread::sleep_for(delay);
@@ -237,33 +238,111 @@ bool GitMirrors::has_commit(const fs::path& mirror, const std::string& commit) {
     return git({"cat-file", "-e", commit + "^{commit}"}, mirror).has_value();
 }
 
-Result<void> GitMirrors::update_mirror(const RemoteUrl& remote, const fs::path& mirror) {
-    if (fs::exists(mirror / "HEAD")) {
-        log("git: fetching " + remote.url);
-        auto r = git_network({"fetch", "--prune", "--quiet", "origin"}, mirror, remote);
-        if (!r) return Unexpected(r.error());
-        return {};
+// Every ancestor of the commit is in the mirror: none of its shallow boundaries (the commits
+// whose parents a depth-limited fetch left out) is the commit or below it.
+bool GitMirrors::has_history(const fs::path& mirror, const std::string& commit) {
+    auto shallow = read_file(mirror / "shallow", 1 << 26);
+    if (!shallow) return true; // no such file: a complete repository
+    std::size_t pos = 0;
+    while (pos < shallow->size()) {
+        auto end = shallow->find('\n', pos);
+        if (end == std::string::npos) end = shallow->size();
+        std::string boundary = shallow->substr(pos, end - pos);
+        pos = end + 1;
+        if (!is_commit_id(boundary)) continue;
+        if (git({"merge-base", "--is-ancestor", boundary, commit}, mirror)) return false;
     }
-    log("git: mirroring " + remote.url);
-    std::error_code ec;
-    fs::create_directories(mirror.parent_path(), ec);
-    if (ec)
-        return Unexpected("cannot create " + mirror.parent_path().string() + ": " + ec.message());
-    fs::path tmp = mirror.parent_path() /
-                   (std::string(temp_prefix) + mirror.filename().string() + "-" + unique_suffix());
-    auto r =
-        git_network({"clone", "--mirror", "--quiet", "--", remote.url, tmp.string()}, {}, remote);
-    if (r) r = git({"config", "gc.auto", "0"}, tmp);
-    if (!r) {
-        fs::remove_all(tmp, ec);
-        return Unexpected(r.error());
-    }
-    fs::rename(tmp, mirror, ec);
-    if (ec) {
-        fs::remove_all(tmp, ec);
-        return Unexpected("cannot rename the mirror into " + mirror.string() + ": " + ec.message());
-    }
+    return true;
+}
+
+namespace {
+
+// What no retry mends: a transport or a server without shallow fetches (dumb HTTP, very old
+// servers); such a remote is fetched whole.
+bool shallow_unsupported(const std::string& error) {
+    return error.find("does not support shallow") != std::string::npos;
+}
+
+} // namespace
+
+Result<void> GitMirrors::fetch(const RemoteUrl& remote, const fs::path& repo,
+                               const std::string& refspec, Depth depth) {
+    // FETCH_HEAD is written: its time is when the mirror was last fetched (cache prune).
+    std::vector<std::string> args = {"fetch", "--quiet", "--no-tags"};
+    if (depth == Depth::tip) args.push_back("--depth=1");
+    if (depth == Depth::history && fs::exists(repo / "shallow")) args.push_back("--unshallow");
+    args.insert(args.end(), {"origin", refspec});
+    auto r = git_network(args, repo, remote, shallow_unsupported);
+    if (!r && depth == Depth::tip && shallow_unsupported(r.error()))
+        return fetch(remote, repo, refspec, Depth::history);
+    if (!r) return Unexpected(r.error());
     return {};
+}
+
+// Fetches what `want` names into its mirror (made on first use, in a temporary directory
+// renamed into place once it holds the commit): the ref by its name, else the commit by id;
+// the ref's tip alone when the mirror has not seen it, with `history` every ancestor.
+Result<void> GitMirrors::update_mirror(const RemoteUrl& remote, const ResolvedRef& want,
+                                       bool history) {
+    const fs::path& mirror = want.mirror;
+    fs::path repo = mirror;
+    std::error_code ec;
+    bool made = !fs::exists(mirror / "HEAD");
+    if (made) {
+        log("git: mirroring " + remote.url);
+        fs::create_directories(mirror.parent_path(), ec);
+        if (ec)
+            return Unexpected("cannot create " + mirror.parent_path().string() + ": " +
+                              ec.message());
+        repo = mirror.parent_path() /
+               (std::string(temp_prefix) + mirror.filename().string() + "-" + unique_suffix());
+        for (const auto& args : std::vector<std::vector<std::string>>{
+                 {"init", "--bare", "--quiet", "--template=", repo.string()},
+                 {"config", "remote.origin.url", remote.url},
+                 {"config", "remote.origin.fetch", "+refs/*:refs/*"},
+                 {"config", "remote.origin.mirror", "true"},
+                 {"config", "gc.auto", "0"}})
+            if (auto r = git(args, args.front() == "init" ? fs::path() : repo); !r) {
+                fs::remove_all(repo, ec);
+                return Unexpected(r.error());
+            }
+    } else {
+        log("git: fetching " + remote.url);
+    }
+    // The ref under its own name (the remote's HEAD under refs/factory/HEAD, and the mirror's
+    // HEAD detached at it, which offline resolution reads), so the next fetch of it knows
+    // what the mirror has; a commit id under no name.
+    std::string local = want.name == "HEAD" ? "refs/factory/HEAD" : want.name;
+    Depth depth = history ? Depth::history : Depth::tip;
+    if (!history && !local.empty() && !made &&
+        git({"rev-parse", "--verify", "--quiet", local + "^{commit}"}, repo))
+        depth = Depth::new_commits;
+    std::string refspec = local.empty() ? want.commit : "+" + want.name + ":" + local;
+    auto r = fetch(remote, repo, refspec, depth);
+    bool by_id = local.empty();
+    // The ref moved on since ls-remote: its commit by id.
+    if (r && !by_id && !has_commit(repo, want.commit)) {
+        r = fetch(remote, repo, want.commit, depth);
+        by_id = true;
+    }
+    // A server that hands out no commit by id (or not this one): every ref with its history,
+    // as a full mirror holds them.
+    if (by_id && !has_commit(repo, want.commit))
+        r = fetch(remote, repo, "+refs/*:refs/*", Depth::history);
+    if (r && want.name == "HEAD" && has_commit(repo, want.commit))
+        r = [&]() -> Result<void> {
+            auto u = git({"update-ref", "--no-deref", "HEAD", want.commit}, repo);
+            if (!u) return Unexpected(u.error());
+            return {};
+        }();
+    if (made && r) {
+        fs::rename(repo, mirror, ec);
+        if (ec)
+            r = Unexpected("cannot rename the mirror into " + mirror.string() + ": " +
+                           ec.message());
+    }
+    if (made && !r) fs::remove_all(repo, ec);
+    return r;
 }
 
 Result<std::string> GitMirrors::ls_remote(const RemoteUrl& remote, const std::string& ref,
@@ -322,7 +401,8 @@ Result<std::string> GitMirrors::local_ref(const fs::path& mirror, const std::str
     return Unexpected("ref " + quote(ref) + " not found");
 }
 
-Result<ResolvedRef> GitMirrors::resolve(const std::string& url, const std::string& ref) {
+Result<ResolvedRef> GitMirrors::resolve(const std::string& url, const std::string& ref,
+                                        bool history) {
     auto remote = parse_remote_url(url);
     if (!remote) return Unexpected("git url: " + remote.error());
     if (auto r = check_ref(ref); !r) return Unexpected(r.error() + " for " + remote->url);
@@ -338,27 +418,50 @@ Result<ResolvedRef> GitMirrors::resolve(const std::string& url, const std::strin
         auto c = local_ref(out.mirror, ref, &out.name);
         if (!c) return Unexpected("offline: " + c.error() + " in the mirror of " + remote->url);
         out.commit = *c;
-        return out;
     } else {
         auto c = ls_remote(*remote, ref, &out.name);
         if (!c) return Unexpected(c.error());
         out.commit = *c;
     }
-    if (has_commit(out.mirror, out.commit)) return out;
+    return fetched(*remote, std::move(out), history);
+}
+
+Result<ResolvedRef> GitMirrors::fetch_commit(const std::string& url, const std::string& commit,
+                                             const std::string& name, bool history) {
+    auto remote = parse_remote_url(url);
+    if (!remote) return Unexpected("git url: " + remote.error());
+    if (!is_commit_id(commit))
+        return Unexpected("'" + commit + "' is not a commit id (40 hex digits)");
+    if (!name.empty())
+        if (auto r = check_ref(name); !r) return Unexpected(r.error() + " for " + remote->url);
+    ResolvedRef out;
+    out.url = remote->url;
+    out.ref = commit;
+    out.name = name;
+    out.commit = commit;
+    out.mirror = mirror_path(root_, remote->url);
+    return fetched(*remote, std::move(out), history);
+}
+
+Result<ResolvedRef> GitMirrors::fetched(const RemoteUrl& remote, ResolvedRef out, bool history) {
+    auto ready = [&] {
+        return has_commit(out.mirror, out.commit) &&
+               (!history || has_history(out.mirror, out.commit));
+    };
+    if (ready()) return out;
     if (options_.offline)
-        return Unexpected("offline: commit " + out.commit + " of " + remote->url +
-                          " is not in the store");
+        return Unexpected(
+            "offline: " + std::string(has_commit(out.mirror, out.commit) ? "the history of " : "") +
+            "commit " + out.commit + " of " + remote.url + " is not in the store");
     // One fetch per mirror at a time; whoever waited finds the commit there already.
     auto lock = cache::FileLock::exclusive(root_ / "locks" / "git" /
                                            (out.mirror.stem().string() + ".lock"));
-    if (has_commit(out.mirror, out.commit)) return out;
-    if (auto r = update_mirror(*remote, out.mirror); !r) return Unexpected(r.error());
-    if (has_commit(out.mirror, out.commit)) return out;
-    // A commit no ref points at: servers that allow it hand it out by id.
-    if (auto r = git_network({"fetch", "--quiet", "origin", out.commit}, out.mirror, *remote);
-        r && has_commit(out.mirror, out.commit))
-        return out;
-    return Unexpected("commit " + out.commit + " not found in " + remote->url);
+    if (ready()) return out;
+    auto r = update_mirror(remote, out, history);
+    if (ready()) return out;
+    if (!r) return Unexpected(r.error());
+    return Unexpected(std::string(has_commit(out.mirror, out.commit) ? "the history of " : "") +
+                      "commit " + out.commit + " not found in " + remote.url);
 }
 
 Result<ResolvedRef> GitMirrors::remote_ref(const std::string& url, const std::string& ref) {
@@ -528,6 +631,9 @@ Result<void> GitMirrors::add_tree(const ResolvedRef& resolved, const std::string
 Result<std::vector<layer::Entry>> GitMirrors::working_clone(const ResolvedRef& resolved,
                                                             const std::string& dest,
                                                             const fs::path& work_dir, int depth) {
+    if (!has_history(resolved.mirror, resolved.commit))
+        return Unexpected("the mirror of " + resolved.url + " holds only part of the history of " +
+                          resolved.commit + " (resolve it with its history first)");
     fs::path dir = work_dir / "clone";
     auto step = [&](std::vector<std::string> args) { return git(args, dir); };
     if (auto r = git({"init", "--quiet", "--template=", dir.string()}, {}); !r)

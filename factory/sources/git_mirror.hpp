@@ -4,6 +4,12 @@
 //
 //   url, ref ──resolve──▶ commit (an unmoved branch: one ls-remote; a commit already mirrored:
 //                         nothing; offline: the mirror's refs only)
+//
+// A mirror is a bare repository holding the refs builds asked for, under their own names. It
+// fetches a ref it has not seen at depth 1 (the tree is what a layer needs, and a remote's
+// history often dwarfs its tip), and after that with a plain fetch: only the commits that are
+// new, down to the ones it has. The history behind a tip is fetched (once) when a working
+// clone needs it. A ref rewritten below the mirror's shallow boundary brings its history.
 //   commit ──tree_entries──▶ layer::Entry list (modes 0644/0755 as git records them, symlinks
 //                         kept, submodules pinned at their recorded commits) whose contents are
 //                         files named by their blob id in a directory the caller keeps, or
@@ -91,11 +97,22 @@ class GitMirrors {
     static fs::path mirror_path(const fs::path& store_root, const std::string& url);
 
     // Resolves `ref` (a branch, a tag — annotated ones peeled to their commit —, a full ref
-    // name, or a 40-hex commit id) to a commit and makes sure the mirror holds it: cloned on
-    // first use, fetched when the commit is missing. Errors name the URL (without credentials)
-    // and the ref: "ref 'nope' not found in https://host/r.git", "offline: no mirror of …",
-    // git's last error line after the last try.
-    Result<ResolvedRef> resolve(const std::string& url, const std::string& ref);
+    // name, or a 40-hex commit id) to a commit and makes sure the mirror holds it, fetching
+    // only that ref when the commit is missing: its tip alone (depth 1) the first time the
+    // mirror sees the ref, what is new since then after that. With `history`, the mirror
+    // also holds every ancestor of the commit (a working clone needs them): a shallow mirror
+    // is deepened once. Errors name the URL (without credentials) and the ref: "ref 'nope'
+    // not found in https://host/r.git", "offline: no mirror of …", git's last error line
+    // after the last try.
+    Result<ResolvedRef> resolve(const std::string& url, const std::string& ref,
+                                bool history = false);
+
+    // Makes sure the mirror holds `commit`, which `name` named upstream when it was resolved
+    // (a full ref name or "HEAD"; "" for a commit id): fetched as resolve() fetches that ref,
+    // so the mirror keeps it under its name and the next fetch of it brings only what is new.
+    // Errors: those of resolve(), and "commit … not found in URL".
+    Result<ResolvedRef> fetch_commit(const std::string& url, const std::string& commit,
+                                     const std::string& name, bool history = false);
 
     // What `ref` (a branch or tag; not a commit id) names on the remote now: one ls-remote, no
     // fetch, nothing written. The result's commit and name; its mirror is where resolve()
@@ -111,7 +128,8 @@ class GitMirrors {
     Result<Tree> tree_entries(const ResolvedRef& resolved, const TreeOptions& options);
 
     // A repository at WORK_DIR/clone whose .git holds the history of the commit (all of it, or
-    // the last `depth` commits when depth > 0), packed deterministically, with origin = the
+    // the last `depth` commits when depth > 0; resolve() it with `history` first, or this is
+    // an error naming the missing history), packed deterministically, with origin = the
     // URL, a branch of the ref's name tracking origin (detached HEAD for a tag or a commit) and
     // an index without stat data (git status refreshes it). Returns the entries of its .git
     // directory under DEST/.git; their contents stay in WORK_DIR.
@@ -123,14 +141,22 @@ class GitMirrors {
     struct Run;
     Result<std::string> git(const std::vector<std::string>& args, const fs::path& cwd,
                             const RemoteUrl* remote = nullptr, int stdin_fd = -1);
+    // git() tried options_.attempts times with backoff; an error `permanent` says no retry
+    // can mend is returned at once.
     Result<std::string> git_network(const std::vector<std::string>& args, const fs::path& cwd,
-                                    const RemoteUrl& remote);
-    Result<void> update_mirror(const RemoteUrl& remote, const fs::path& mirror);
+                                    const RemoteUrl& remote,
+                                    bool (*permanent)(const std::string&) = nullptr);
+    enum class Depth { tip, new_commits, history };
+    Result<void> fetch(const RemoteUrl& remote, const fs::path& repo, const std::string& refspec,
+                       Depth depth);
+    Result<void> update_mirror(const RemoteUrl& remote, const ResolvedRef& want, bool history);
+    Result<ResolvedRef> fetched(const RemoteUrl& remote, ResolvedRef out, bool history);
     Result<std::string> ls_remote(const RemoteUrl& remote, const std::string& ref,
                                   std::string* name);
     Result<std::string> local_ref(const fs::path& mirror, const std::string& ref,
                                   std::string* name);
     bool has_commit(const fs::path& mirror, const std::string& commit);
+    bool has_history(const fs::path& mirror, const std::string& commit);
     Result<void> add_tree(const ResolvedRef& resolved, const std::string& prefix,
                           const TreeOptions& options, Tree& tree, int level);
     std::vector<std::string> environment(const RemoteUrl* remote) const;

@@ -99,6 +99,8 @@ assert_contains "$listing" "lrwxrwxrwx src/app/run-link -> bin/run" "symlink"
 assert_not_contains "$listing" ".git" "no .git without keep_git"
 mirror=$FACTORY_CACHE/git/$(printf '%s' "git://127.0.0.1:$port/app.git" | sha256sum | cut -c1-64).git
 assert_exists "$mirror/HEAD"
+# The tree needs the tip alone: the branch is fetched at depth 1.
+assert_eq "true 1" "$(git --git-dir="$mirror" rev-parse --is-shallow-repository) $(git --git-dir="$mirror" rev-list --count refs/heads/main)" "a shallow mirror"
 
 step "unmoved branch: nothing rebuilt, same digest"
 assert_eq "" "$(rebuilt "$r")" "no-op rebuild"
@@ -111,6 +113,7 @@ assert_eq "2 3" "$(rebuilt "$r")" "after a new commit"
 second=$(last_line)
 assert_ne "$first" "$second" "digest after a new commit"
 assert_eq "$head2" "$(git --git-dir="$mirror" rev-parse refs/heads/main)" "mirror fetched"
+assert_eq "2" "$(git --git-dir="$mirror" rev-list --count refs/heads/main)" "only the new commit fetched"
 assert_eq "" "$(rebuilt "$r")" "no-op after the new commit"
 
 step "tag and commit refs pin the same tree as the branch had"
@@ -130,6 +133,14 @@ recipe "$rh" "{ url = \"http://127.0.0.1:$hport/git/app.git\", ref = \"main\", d
 rebuilt "$rh" >/dev/null
 assert_eq "$(layer_digest_of "$second" 2)" "$(layer_digest_of "$(last_line)" 2)" "http = git:// for the same commit"
 over_http=$(last_line)
+
+step "dumb HTTP (no shallow fetches): fetched whole at once, the same layer"
+git --git-dir="$srv/git-repos/app.git" update-server-info
+rd=$ctx/dumb.toml
+recipe "$rd" "{ url = \"http://127.0.0.1:$hport/git-repos/app.git\", ref = \"main\", dest = \"/src/app\" }"
+expect_ok build --progress plain "$rd"
+assert_eq "$(layer_digest_of "$second" 2)" "$(layer_digest_of "$(last_line)" 2)" "dumb http = git:// for the same commit"
+assert_not_contains "$ERR" "trying again" "a shallow fetch dumb HTTP can't do is not retried"
 
 step "credentials never reach the store or the output"
 rs=$ctx/secret.toml
@@ -193,6 +204,10 @@ commit app NEWS "pulled"
 git -C "$clone" -c safe.directory='*' pull -q --ff-only
 assert_eq "$(git -C "$work/app" rev-parse HEAD)" "$(git -C "$clone" rev-parse HEAD)" "git pull"
 assert_eq "pulled" "$(cat "$clone/NEWS")" "pulled content"
+kmirror=$FACTORY_CACHE/git/$(printf '%s' "git://127.0.0.1:$port/app.git" | sha256sum | cut -c1-64).git
+kbuilt=$(git --git-dir="$kmirror" rev-parse refs/heads/main)
+assert_eq "$(git -C "$work/app" rev-list --count "$kbuilt")" "$(git --git-dir="$kmirror" rev-list --count "$kbuilt")" "keep_git: the mirror holds the whole history"
+
 step "keep_git gives the same digest from a second store"
 FACTORY_CACHE=$TEST_DIR/store2 rebuilt "$rk" >/dev/null
 # The second store resolves main after the "pulled" commit: rebuild the first store to match.

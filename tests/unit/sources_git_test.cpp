@@ -141,6 +141,63 @@ TEST(GitMirror, ResolvesABranchAndFetchesOnlyWhenItMoved) {
     EXPECT_EQ(f.fetches(), 2);
 }
 
+// A ref the mirror has not seen is fetched at depth 1; after that only the new commits come,
+// and the history behind them when it is asked for.
+TEST(GitMirror, ARefComesAtItsTipThenItsNewCommits) {
+    Fixture f;
+    f.commit("b.txt");
+    f.commit("c.txt");
+    auto m = f.mirrors(f.dir / "store");
+    auto r = m.resolve(f.repo.string(), "main");
+    ASSERT_TRUE(r) << r.error();
+    auto git = "git -C " + r->mirror.string() + " ";
+    EXPECT_EQ(sh(git + "rev-list --count refs/heads/main"), "1");
+    EXPECT_EQ(sh(git + "rev-parse --is-shallow-repository"), "true");
+
+    f.commit("d.txt");
+    auto moved = m.resolve(f.repo.string(), "main");
+    ASSERT_TRUE(moved) << moved.error();
+    EXPECT_EQ(moved->commit, f.head());
+    EXPECT_EQ(sh(git + "rev-parse refs/heads/main"), f.head());
+    EXPECT_EQ(sh(git + "rev-list --count refs/heads/main"), "2"); // d, down to the tip it had
+
+    auto full = m.resolve(f.repo.string(), "main", true);
+    ASSERT_TRUE(full) << full.error();
+    EXPECT_EQ(sh(git + "rev-list --count refs/heads/main"), "4");
+    EXPECT_EQ(sh(git + "rev-parse --is-shallow-repository"), "false");
+    EXPECT_EQ(f.fetches(), 3);
+    // Complete now: asking for the history again fetches nothing.
+    ASSERT_TRUE(m.resolve(f.repo.string(), "main", true));
+    EXPECT_EQ(f.fetches(), 3);
+}
+
+// The commit a key named, fetched by the ref it came from: the mirror keeps the ref, so the
+// next commit of it is an incremental fetch. The remote's HEAD resolves offline afterwards.
+TEST(GitMirror, FetchCommitKeepsTheRefItCameFrom) {
+    Fixture f;
+    f.commit("b.txt");
+    auto store = f.dir / "store";
+    auto m = f.mirrors(store);
+    auto r = m.fetch_commit(f.repo.string(), f.head(), "refs/heads/main");
+    ASSERT_TRUE(r) << r.error();
+    auto git = "git -C " + r->mirror.string() + " ";
+    EXPECT_EQ(sh(git + "rev-parse refs/heads/main"), f.head());
+    f.commit("c.txt");
+    ASSERT_TRUE(m.fetch_commit(f.repo.string(), f.head(), "refs/heads/main"));
+    EXPECT_EQ(sh(git + "rev-list --count refs/heads/main"), "2");
+
+    auto head = m.resolve(f.repo.string(), "HEAD");
+    ASSERT_TRUE(head) << head.error();
+    EXPECT_EQ(head->commit, f.head());
+    auto offline = f.mirrors(store, true).resolve(f.repo.string(), "HEAD");
+    ASSERT_TRUE(offline) << offline.error();
+    EXPECT_EQ(offline->commit, f.head());
+
+    auto bad = m.fetch_commit(f.repo.string(), "main", "");
+    ASSERT_FALSE(bad);
+    EXPECT_EQ(bad.error(), "'main' is not a commit id (40 hex digits)");
+}
+
 TEST(GitMirror, ConcurrentBuildsMirrorOnce) {
     Fixture f;
     auto store = f.dir / "store";
@@ -363,8 +420,11 @@ TEST(GitMirror, ABlobMissingWhenListingIsAnError) {
     auto m = f.mirrors(f.dir / "store");
     auto r = m.resolve(f.repo.string(), "main");
     ASSERT_TRUE(r) << r.error();
-    // A mirror cloned from a local path holds its objects loose: a.txt's blob taken away.
+    // The mirror's pack unpacked into loose objects, and a.txt's blob taken away.
     std::string blob = sh("git -C " + f.repo.string() + " rev-parse HEAD:a.txt");
+    sh("cd " + r->mirror.string() +
+       " && mv objects/pack/*.pack ../p.pack && rm -f objects/pack/* " +
+       "&& git unpack-objects -q < ../p.pack");
     ASSERT_TRUE(fs::remove(r->mirror / "objects" / blob.substr(0, 2) / blob.substr(2)));
     fs::create_directories(f.dir / "content");
     auto tree = m.tree_entries(*r, {"", false, f.dir / "content", true});
@@ -381,8 +441,19 @@ TEST(GitMirror, WorkingCloneHoldsTheHistoryAndTracksOrigin) {
     for (int i = 0; i < 2; ++i) {
         auto store = f.dir / ("store" + std::to_string(i));
         auto m = f.mirrors(store);
-        auto r = m.resolve(f.repo.string(), "main");
+        // Resolved for its tree first (the tip alone), then with its history.
+        ASSERT_TRUE(m.resolve(f.repo.string(), "main"));
+        fs::create_directories(store / "work");
+        auto shallow = m.resolve(f.repo.string(), "main");
+        ASSERT_TRUE(shallow) << shallow.error();
+        auto refused = m.working_clone(*shallow, "/src", store / "work");
+        ASSERT_FALSE(refused);
+        EXPECT_EQ(refused.error(), "the mirror of " + f.repo.string() +
+                                       " holds only part of the history of " + shallow->commit +
+                                       " (resolve it with its history first)");
+        auto r = m.resolve(f.repo.string(), "main", true);
         ASSERT_TRUE(r) << r.error();
+        fs::remove_all(store / "work");
         fs::create_directories(store / "work");
         auto entries = m.working_clone(*r, "/src", store / "work");
         ASSERT_TRUE(entries) << entries.error();
