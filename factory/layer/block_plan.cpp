@@ -36,8 +36,10 @@ Result<Piece> piece_of(const Entry& entry, std::int64_t epoch) {
     p.size = headers->size() + (content + 511) / 512 * 512;
     std::string digest;
     if (entry.type == Entry::Type::file)
-        digest = entry.source.empty() ? Sha256::hex(entry.data) : entry.sha256;
-    p.known = entry.type != Entry::Type::file || digest.size() == 64;
+        digest = !entry.source.empty() ? (entry.sha256.empty() ? entry.content_id : entry.sha256)
+                                       : Sha256::hex(entry.data);
+    p.known = entry.type != Entry::Type::file || digest.size() == 64 ||
+              (digest.starts_with("git-blob:") && digest.size() == 9 + 40);
     std::string& d = p.description;
     d.assign("entry\0", 6);
     append_u64(d, headers->size());

@@ -8,13 +8,14 @@
 // A block's key, when every entry it overlaps has a known content digest, is
 //   sha256( "factory-block/1\0" u64le(offset of the block in its first piece)
 //           u64le(block bytes) piece* )
-//   piece = "entry\0" u64le(len(headers)) headers u64le(content size) content-sha256-hex
+//   piece = "entry\0" u64le(len(headers)) headers u64le(content size) content-id
 //         | "end\0"                                   (the two zero blocks ending the archive)
 // over the pieces of the tar it overlaps, headers being the exact bytes tar_headers() writes.
 // The tar bytes of an entry are a function of its headers and its content, so equal keys mean
-// equal input up to a SHA-256 collision. The digests are the caller's (Entry::sha256 — for a
-// copy step the stat cache's, the same evidence a step-cache hit rests on); in-memory data is
-// hashed here. A block overlapping a file of unknown digest has no key (""): the compressor
+// equal input up to a SHA-256 collision. content-id is the content's sha256 in hex, the
+// caller's (Entry::sha256 — for a copy step the stat cache's, the same evidence a step-cache
+// hit rests on), or else Entry::content_id ("git-blob:" and the blob's SHA-1 id, for a git
+// step, whose key is a commit id: the same trust); in-memory data is hashed here. A block overlapping a file of unknown digest has no key (""): the compressor
 // then keys it by the sha256 of its bytes, as before.
 
 #include "factory/layer/entry.hpp"

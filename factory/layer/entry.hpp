@@ -35,6 +35,10 @@ struct Entry {
     // it lets a gzip layer name its blocks without reading them (block_plan.hpp), so a
     // rebuild can resume after the unchanged ones.
     std::string sha256;
+    // Where no sha256 is known, another name of that content the caller vouches for, used the
+    // same way: "git-blob:" and the blob's 40-hex id (a git step's file, whose layer the commit
+    // id already names). "" otherwise.
+    std::string content_id;
     // Extended attributes, name → value (values are binary). Order doesn't matter; names must
     // be unique. `trusted.overlay.*` names are dropped when written.
     std::vector<std::pair<std::string, std::string>> xattrs;

@@ -554,6 +554,7 @@ Result<void> GitMirrors::add_tree(const ResolvedRef& resolved, const std::string
         } else {
             e.mode = r.mode == "100755" ? 0755 : 0644;
             e.size = r.size;
+            e.content_id = "git-blob:" + r.id; // keys its gzip blocks (block_plan.hpp)
             ++tree.files;
             tree.bytes += r.size;
             if (!kept && tree.stream) {

@@ -357,6 +357,34 @@ TEST_P(LayerBlocks, PlannedBlocksAreTheWrittenOnes) {
     EXPECT_EQ(unkeyed.bytes, written.bytes);
     EXPECT_NE(unkeyed.info.blocks.blocks[1].key, blocks[1].key);
     EXPECT_EQ(unkeyed.info.diff_id, written.info.diff_id);
+
+    // A git step's files are named by blob id instead (a 40-hex stand-in here): their blocks
+    // are planned too, under other keys than the sha256s give; the bytes are the same.
+    auto by_id = entries_of(root);
+    for (auto& e : by_id)
+        if (!e.source.empty())
+            e.content_id = "git-blob:" + sha256_file(e.source).value().substr(0, 40);
+    auto id_plan = plan_gzip_blocks(sort_entries(by_id).value(), 1);
+    ASSERT_TRUE(id_plan) << id_plan.error();
+    auto id_written = write(codec, dir / "by-id", by_id, 2);
+    EXPECT_EQ(id_written.bytes, written.bytes);
+    ASSERT_EQ(id_plan->size(), blocks.size());
+    for (std::size_t i = 0; i < blocks.size(); ++i) {
+        EXPECT_EQ((*id_plan)[i].key, id_written.info.blocks.blocks[i].key) << i;
+        EXPECT_EQ((*id_plan)[i].key.size(), 64u) << i;
+        EXPECT_NE((*id_plan)[i].key, (*plan)[i].key) << i;
+    }
+    // Another id for one file changes the key of its block alone; a malformed id gives none.
+    auto sorted = sort_entries(by_id).value();
+    std::size_t last_file = 0;
+    for (std::size_t i = 0; i < sorted.size(); ++i)
+        if (!sorted[i].source.empty()) last_file = i;
+    sorted[last_file].content_id = "git-blob:" + std::string(40, 'a');
+    auto moved = plan_gzip_blocks(sorted, 1).value();
+    EXPECT_NE(moved.back().key, id_plan->back().key);
+    EXPECT_EQ(moved.front().key, id_plan->front().key);
+    sorted[last_file].content_id = "git-blob:abc";
+    EXPECT_EQ(plan_gzip_blocks(sorted, 1).value().back().key, "");
 }
 
 // Each edit, written with the previous layer, resumes after its unchanged leading blocks (not
