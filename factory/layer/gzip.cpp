@@ -33,6 +33,8 @@ struct Job {
     bool key_known = false; // key set from the plan; else the sha256 of input, made by process()
     std::uint64_t input_end = 0; // uncompressed bytes of the stream up to this block's end
     std::string input_state;     // the input's SHA-256 midstate there, when it is hashed
+    std::string blob_state;      // the output's midstate after this member, with input_state
+    std::size_t sequence = 0;    // the block's place among those submitted to the workers
     bool reused = false;         // output copied from a BlockSource
     bool done = false;           // guarded by the compressor's mutex when workers run
 };
@@ -246,7 +248,7 @@ class GzipCompressor final : public Compressor {
   private:
     Result<void> fail(std::string message);
     void place(Job& job);
-    void hash_input(Job& job);
+    void hash(Job& job);
     Result<void> submit();
     Result<void> emit_oldest();
     std::unique_ptr<Job> take_job();
@@ -274,6 +276,9 @@ class GzipCompressor final : public Compressor {
     std::mutex mutex_;
     std::condition_variable work_ready_, job_done_;
     std::deque<Job*> queue_;
+    std::size_t submitted_ = 0; // jobs handed to the workers
+    std::size_t hashed_ = 0;    // of those, how many are hashed: the next to hash is this one
+    std::condition_variable hash_turn_;
     bool stopping_ = false;
     std::vector<std::thread> workers_;
 };
@@ -315,6 +320,9 @@ GzipCompressor::~GzipCompressor() {
         worker.join();
 }
 
+// A worker compresses (or reuses) its block, then waits its turn to hash it: both hashes run
+// over the stream in order, so the blocks take turns, oldest first, and the hashing leaves the
+// thread that tars the entries and the others' compression running beside it.
 void GzipCompressor::worker_loop() {
     Deflater deflater(make_codec_(), reuse_, report_ != nullptr);
     for (;;) {
@@ -328,10 +336,18 @@ void GzipCompressor::worker_loop() {
         }
         auto r = deflater.process(*job);
         {
+            std::unique_lock lock(mutex_);
+            hash_turn_.wait(lock, [&] { return stopping_ || hashed_ == job->sequence; });
+        }
+        // Alone here: the turn is this job's until hashed_ moves on.
+        if (r) hash(*job);
+        {
             std::lock_guard lock(mutex_);
             if (!r) job->error = r.error();
             job->done = true;
+            ++hashed_;
         }
+        hash_turn_.notify_all();
         job_done_.notify_all();
     }
 }
@@ -371,14 +387,16 @@ void GzipCompressor::place(Job& job) {
     ++block_index_;
 }
 
-// The stream's input hash over the block, and its midstate there for the report. submit()
-// calls it once a worker may have the block: the hash (this thread) and the compression only
-// read job.input, and a worker never touches job.input_state, so the two overlap.
-void GzipCompressor::hash_input(Job& job) {
+// Both hashes over the block (the stream's input, and the member as it will be written),
+// and their midstates there for the report. Called for each block in stream order: by
+// submit() in single-threaded mode, else by the workers in turn.
+void GzipCompressor::hash(Job& job) {
     job.input_state.clear();
-    if (!input_sha_) return;
-    input_sha_->update(job.input.data(), job.input.size());
-    if (report_) job.input_state = input_sha_->state().text();
+    job.blob_state.clear();
+    if (input_sha_) input_sha_->update(job.input.data(), job.input.size());
+    if (output_sha_) output_sha_->update(job.output.data(), job.output_size);
+    if (report_ && input_sha_) job.input_state = input_sha_->state().text();
+    if (report_ && input_sha_ && output_sha_) job.blob_state = output_sha_->state().text();
 }
 
 // Hands the current block to the workers (or compresses it here), starts the next one, and
@@ -389,16 +407,18 @@ Result<void> GzipCompressor::submit() {
     in_flight_.push_back(std::move(current_));
     submitted_any_ = true;
     if (inline_deflater_) {
-        hash_input(*job);
-        if (auto r = inline_deflater_->process(*job); !r) job->error = r.error();
+        if (auto r = inline_deflater_->process(*job); !r)
+            job->error = r.error();
+        else
+            hash(*job);
         job->done = true;
     } else {
         {
             std::lock_guard lock(mutex_);
+            job->sequence = submitted_++;
             queue_.push_back(job);
         }
         work_ready_.notify_one();
-        hash_input(*job);
     }
     current_ = take_job();
     while (in_flight_.size() >= max_in_flight_)
@@ -415,15 +435,13 @@ Result<void> GzipCompressor::emit_oldest() {
     if (!job.error.empty()) return fail(job.error);
     auto out = std::string_view(reinterpret_cast<const char*>(job.output.data()), job.output_size);
     if (auto r = sink_(out); !r) return fail(r.error());
-    if (output_sha_) output_sha_->update(out);
     if (report_) {
-        report_->map.blocks.push_back(
-            {.key = job.key,
-             .offset = offset_,
-             .size = job.output_size,
-             .input_end = job.input_state.empty() ? 0 : job.input_end,
-             .input_state = job.input_state,
-             .blob_state = output_sha_ && input_sha_ ? output_sha_->state().text() : ""});
+        report_->map.blocks.push_back({.key = job.key,
+                                       .offset = offset_,
+                                       .size = job.output_size,
+                                       .input_end = job.input_state.empty() ? 0 : job.input_end,
+                                       .input_state = job.input_state,
+                                       .blob_state = job.blob_state});
         if (job.reused) {
             report_->reused++;
             report_->reused_input_bytes += job.input.size();
