@@ -12,11 +12,12 @@
 //         | "end\0"                                   (the two zero blocks ending the archive)
 // over the pieces of the tar it overlaps, headers being the exact bytes tar_headers() writes.
 // The tar bytes of an entry are a function of its headers and its content, so equal keys mean
-// equal input up to a SHA-256 collision. content-id is the content's sha256 in hex, the
-// caller's (Entry::sha256 — for a copy step the stat cache's, the same evidence a step-cache
-// hit rests on), or else Entry::content_id ("git-blob:" and the blob's SHA-1 id, for a git
-// step, whose key is a commit id: the same trust); in-memory data is hashed here. A block overlapping a file of unknown digest has no key (""): the compressor
-// then keys it by the sha256 of its bytes, as before.
+// equal input up to a collision of the content's id. content-id is the content's sha256 in
+// hex, the caller's (Entry::sha256 — for a copy step the stat cache's, the same evidence a
+// step-cache hit rests on), or else Entry::content_id ("git-blob:" and the blob's SHA-1 id,
+// for a git step, whose key is a commit id: the same trust); in-memory data is hashed here. A
+// block overlapping a file of unknown content has no key (""): the compressor then keys it by
+// the sha256 of its bytes, as before.
 
 #include "factory/layer/entry.hpp"
 

@@ -41,6 +41,17 @@ Result<void> check_ref(const std::string& ref) {
     return {};
 }
 
+std::vector<std::string> lines(const std::string& text) {
+    std::vector<std::string> out;
+    for (std::size_t pos = 0; pos < text.size();) {
+        auto end = text.find('\n', pos);
+        if (end == std::string::npos) end = text.size();
+        out.push_back(text.substr(pos, end - pos));
+        pos = end + 1;
+    }
+    return out;
+}
+
 std::string trim(std::string s) {
     while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\r'))
         s.pop_back();
@@ -241,17 +252,13 @@ bool GitMirrors::has_commit(const fs::path& mirror, const std::string& commit) {
 // Every ancestor of the commit is in the mirror: none of its shallow boundaries (the commits
 // whose parents a depth-limited fetch left out) is the commit or below it.
 bool GitMirrors::has_history(const fs::path& mirror, const std::string& commit) {
+    if (!fs::exists(mirror / "shallow")) return true; // a complete repository
     auto shallow = read_file(mirror / "shallow", 1 << 26);
-    if (!shallow) return true; // no such file: a complete repository
-    std::size_t pos = 0;
-    while (pos < shallow->size()) {
-        auto end = shallow->find('\n', pos);
-        if (end == std::string::npos) end = shallow->size();
-        std::string boundary = shallow->substr(pos, end - pos);
-        pos = end + 1;
-        if (!is_commit_id(boundary)) continue;
-        if (git({"merge-base", "--is-ancestor", boundary, commit}, mirror)) return false;
-    }
+    if (!shallow) return false;
+    for (const auto& boundary : lines(*shallow))
+        if (is_commit_id(boundary) &&
+            git({"merge-base", "--is-ancestor", boundary, commit}, mirror))
+            return false;
     return true;
 }
 
@@ -362,12 +369,7 @@ Result<std::string> GitMirrors::ls_remote(const RemoteUrl& remote, const std::st
     auto out = git_network(args, {}, remote);
     if (!out) return Unexpected(out.error());
     std::map<std::string, std::string> refs;
-    std::size_t pos = 0;
-    while (pos < out->size()) {
-        auto end = out->find('\n', pos);
-        if (end == std::string::npos) end = out->size();
-        std::string line = out->substr(pos, end - pos);
-        pos = end + 1;
+    for (const auto& line : lines(*out)) {
         auto tab = line.find('\t');
         if (tab == 40 && is_commit_id(line.substr(0, 40)))
             refs[line.substr(41)] = line.substr(0, 40);
