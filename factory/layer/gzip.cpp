@@ -316,6 +316,7 @@ GzipCompressor::~GzipCompressor() {
         stopping_ = true;
     }
     work_ready_.notify_all();
+    hash_turn_.notify_all();
     for (auto& worker : workers_)
         worker.join();
 }
@@ -335,17 +336,19 @@ void GzipCompressor::worker_loop() {
             queue_.pop_front();
         }
         auto r = deflater.process(*job);
+        bool turn = false; // false only when stopping: then nothing is hashed
         {
             std::unique_lock lock(mutex_);
             hash_turn_.wait(lock, [&] { return stopping_ || hashed_ == job->sequence; });
+            turn = hashed_ == job->sequence;
         }
         // Alone here: the turn is this job's until hashed_ moves on.
-        if (r) hash(*job);
+        if (r && turn) hash(*job);
         {
             std::lock_guard lock(mutex_);
             if (!r) job->error = r.error();
             job->done = true;
-            ++hashed_;
+            if (turn) ++hashed_;
         }
         hash_turn_.notify_all();
         job_done_.notify_all();
