@@ -336,9 +336,10 @@ Result<void> GitMirrors::update_mirror(const RemoteUrl& remote, const ResolvedRe
     // as a full mirror holds them.
     if (by_id && !has_commit(repo, want.commit))
         r = fetch(remote, repo, "+refs/*:refs/*", Depth::history);
-    if (r && want.name == "HEAD" && has_commit(repo, want.commit))
+    // The remote's HEAD as last fetched, not the (perhaps older, pinned) commit asked for.
+    if (r && want.name == "HEAD" && has_commit(repo, local))
         r = [&]() -> Result<void> {
-            auto u = git({"update-ref", "--no-deref", "HEAD", want.commit}, repo);
+            auto u = git({"update-ref", "--no-deref", "HEAD", local}, repo);
             if (!u) return Unexpected(u.error());
             return {};
         }();

@@ -192,6 +192,15 @@ TEST(GitMirror, FetchCommitKeepsTheRefItCameFrom) {
     auto offline = f.mirrors(store, true).resolve(f.repo.string(), "HEAD");
     ASSERT_TRUE(offline) << offline.error();
     EXPECT_EQ(offline->commit, f.head());
+    // A pinned, older commit fetched by HEAD on a fresh store: offline, HEAD is still the
+    // newest the remote showed, not the pin.
+    std::string pinned = f.head();
+    f.commit("d.txt");
+    auto fresh = f.dir / "fresh";
+    ASSERT_TRUE(f.mirrors(fresh).fetch_commit(f.repo.string(), pinned, "HEAD"));
+    auto newest = f.mirrors(fresh, true).resolve(f.repo.string(), "HEAD");
+    ASSERT_TRUE(newest) << newest.error();
+    EXPECT_EQ(newest->commit, f.head());
 
     auto bad = m.fetch_commit(f.repo.string(), "main", "");
     ASSERT_FALSE(bad);
