@@ -1,15 +1,11 @@
 #include "cache/block_map.hpp"
 
 #include "cache/blob_store.hpp"
-#include "cache/sharded.hpp"
-#include "factory/util/files.hpp"
 #include "factory/util/sha256.hpp"
 #include "factory/util/sha256_midstate.hpp"
 
 #include <charconv>
 #include <optional>
-#include <sys/stat.h>
-#include <unistd.h>
 
 namespace factory::cache {
 
@@ -165,40 +161,30 @@ Result<void> check_block_midstates(const BlockMap& map, std::string_view blob_he
     return {};
 }
 
+BlockMaps::BlockMaps(const fs::path& root) : files_(root / "blocks", max_map_size) {}
+
 fs::path BlockMaps::path(std::string_view blob_hex) const {
-    if (!is_sha256_hex(blob_hex))
-        throw Error("invalid blob digest \"" + std::string(blob_hex.substr(0, 80)) + "\"");
-    return root_ / "blocks" / std::string(blob_hex.substr(0, 2)) / std::string(blob_hex);
+    return files_.path(blob_hex);
 }
 
 void BlockMaps::put(std::string_view blob_hex, const BlockMap& map) const {
-    auto p = path(blob_hex);
-    std::error_code ec;
-    fs::create_directories(p.parent_path(), ec);
-    if (ec) throw Error("cannot create " + p.parent_path().string() + ": " + ec.message());
-    write_file_atomic(p, serialize_block_map(map));
+    files_.put(blob_hex, serialize_block_map(map));
 }
 
 Result<BlockMap> BlockMaps::read(std::string_view blob_hex) const {
-    if (!is_sha256_hex(blob_hex)) return Unexpected("invalid blob digest");
-    auto p = path(blob_hex);
-    auto text = read_file(p, max_map_size);
+    auto text = files_.read(blob_hex);
     if (!text) return Unexpected(text.error());
     auto map = parse_block_map(*text);
-    if (!map) return Unexpected(p.string() + ": " + map.error());
+    if (!map) return Unexpected(files_.path(blob_hex).string() + ": " + map.error());
     return map;
 }
 
 std::vector<std::string> BlockMaps::list() const {
-    std::vector<std::string> out;
-    for_each_sharded(root_ / "blocks", "",
-                     [&](const std::string& hex, const fs::path&) { out.push_back(hex); });
-    return out;
+    return files_.list();
 }
 
 bool BlockMaps::remove(std::string_view blob_hex) const {
-    if (!is_sha256_hex(blob_hex)) return false;
-    return ::unlink(path(blob_hex).c_str()) == 0;
+    return files_.remove(blob_hex);
 }
 
 } // namespace factory::cache

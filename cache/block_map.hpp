@@ -12,6 +12,7 @@
 // format. A map is derived data: it is only as good as its blob, so it lives and dies with it
 // (prune removes the maps of removed blobs) and a missing or bad map only costs compression.
 
+#include "cache/blob_files.hpp"
 #include "factory/util/error.hpp"
 
 #include <cstdint>
@@ -60,7 +61,7 @@ Result<void> check_block_midstates(const BlockMap& map, std::string_view blob_he
 
 class BlockMaps {
   public:
-    explicit BlockMaps(fs::path root) : root_(std::move(root)) {}
+    explicit BlockMaps(const fs::path& root);
 
     // blocks/<hh>/<blob hex>. Throws Error for an invalid hex.
     fs::path path(std::string_view blob_hex) const;
@@ -74,7 +75,7 @@ class BlockMaps {
     bool remove(std::string_view blob_hex) const;
 
   private:
-    fs::path root_;
+    BlobFiles files_;
 };
 
 } // namespace factory::cache
