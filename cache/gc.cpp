@@ -2,6 +2,7 @@
 
 #include "cache/action_store.hpp"
 #include "cache/block_map.hpp"
+#include "cache/listings.hpp"
 #include "cache/stats.hpp"
 #include "factory/util/files.hpp"
 #include "factory/util/strings.hpp"
@@ -174,6 +175,7 @@ class Pruner {
         evict_to_size();
         collect_garbage_blobs();
         collect_block_maps();
+        collect_listings();
         remove_all();
         finish();
         return std::move(report_);
@@ -318,6 +320,32 @@ class Pruner {
         }
     }
 
+    // A listing lives as long as its blob (listings.hpp).
+    void collect_listings() {
+        Listings listings(root_);
+        std::unordered_set<std::string> removed(garbage_.begin(), garbage_.end());
+        auto hexes = listings.list();
+        std::sort(hexes.begin(), hexes.end());
+        for (const auto& hex : hexes) {
+            std::string why;
+            if (!inventory_.count(hex))
+                why = "its blob is gone";
+            else if (removed.count(hex))
+                why = "its blob is removed";
+            else if (!listings.read(hex))
+                why = "unreadable";
+            if (why.empty()) {
+                report_.listings_kept++;
+                continue;
+            }
+            auto bytes = tree_bytes(listings.path(hex));
+            report_.items.push_back({"listing", hex, bytes, std::move(why)});
+            report_.listings_removed++;
+            report_.bytes_freed += bytes;
+            garbage_listings_.push_back(hex);
+        }
+    }
+
     void remove_all() {
         if (options_.dry_run) {
             SweepOptions so{options_.temp_max_age, true};
@@ -327,10 +355,13 @@ class Pruner {
         // Records before blobs: a record never names a blob that is gone.
         for (const auto& key : removed_keys_)
             actions_.remove(key);
-        // Maps before their blobs: a map never names a blob that is gone.
+        // Maps and listings before their blobs: neither ever names a blob that is gone.
         BlockMaps maps(root_);
         for (const auto& hex : garbage_maps_)
             maps.remove(hex);
+        Listings listings(root_);
+        for (const auto& hex : garbage_listings_)
+            listings.remove(hex);
         for (const auto& hex : garbage_)
             if (::unlink(blobs_.path(hex).c_str()) != 0 && errno != ENOENT)
                 throw Error("cannot remove " + blobs_.path(hex).string() + ": " +
@@ -402,7 +433,7 @@ class Pruner {
     std::unordered_map<std::string, std::uint64_t> inventory_;
     std::unordered_map<std::string, std::uint64_t> refs_; // blob → kept records naming it
     std::vector<Candidate> kept_;
-    std::vector<std::string> removed_keys_, garbage_, garbage_maps_;
+    std::vector<std::string> removed_keys_, garbage_, garbage_maps_, garbage_listings_;
     PruneReport report_;
 };
 

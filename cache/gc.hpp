@@ -8,7 +8,8 @@
 // bumped by ActionStore::lookup) until the store is under max_size and none is older than
 // older_than; then every blob neither rooted nor named by a kept record is removed. Records that
 // can't be read or that name a missing blob are always removed; so are stale temp files, and
-// block maps whose blob is gone, removed, or not what they describe.
+// block maps whose blob is gone, removed, or not what they describe, and listings whose blob is
+// gone or removed or that are damaged.
 //
 // prune() holds the store lock exclusively (StoreLock::maintenance), so it never runs while a
 // build holds the store lock shared: a running build's blobs, records and temps are safe.
@@ -72,7 +73,8 @@ struct PruneOptions {
 };
 
 struct PruneItem {
-    std::string kind; // "record", "blob", "blocks" (a blob's block map), "temp", "quarantine"
+    std::string kind; // "record", "blob", "blocks" (a blob's block map), "listing" (a layer's),
+                      // "temp", "quarantine"
     std::string name; // key, hex, or path relative to the root
     std::uint64_t bytes = 0;
     std::string reason; // "least recently used", "unused for 9 d", "unreachable", …
@@ -81,6 +83,7 @@ struct PruneItem {
 struct PruneReport {
     std::uint64_t records_removed = 0, blobs_removed = 0, temps_removed = 0;
     std::uint64_t block_maps_removed = 0, block_maps_kept = 0; // block_map.hpp
+    std::uint64_t listings_removed = 0, listings_kept = 0;     // listings.hpp
     std::uint64_t snapshots_removed = 0; // counted by the caller (runtime::prune_snapshots)
     std::uint64_t records_kept = 0, blobs_kept = 0;
     std::uint64_t bytes_freed = 0; // everything removed, temps and quarantine included

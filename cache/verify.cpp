@@ -1,6 +1,7 @@
 #include "cache/verify.hpp"
 
 #include "cache/block_map.hpp"
+#include "cache/listings.hpp"
 
 #include "cache/action_store.hpp"
 #include "cache/stats.hpp"
@@ -46,6 +47,7 @@ class Verifier {
         check_blobs();
         check_records();
         check_block_maps();
+        check_listings();
         check_roots(root_blobs);
         check_temps();
         if (options_.repair) record_store_size(root_, store_usage(root_).prunable_bytes());
@@ -200,6 +202,29 @@ class Verifier {
             report_.bad_block_maps.push_back(hex);
             if (options_.repair && maps.remove(hex))
                 report_.repairs.push_back("removed block map of blob sha256:" + hex);
+        }
+    }
+
+    // A listing must be whole (its checksum) and of a blob that is there and sound: a build
+    // takes a stage's file tree from it instead of reading the blob (listings.hpp).
+    void check_listings() {
+        Listings listings(root_);
+        auto hexes = listings.list();
+        std::sort(hexes.begin(), hexes.end());
+        for (const auto& hex : hexes) {
+            report_.listings_checked++;
+            std::string why;
+            if (auto body = listings.read(hex); !body)
+                why = "is unreadable: " + body.error();
+            else if (bad_.count(hex))
+                why = "is of a corrupt blob";
+            else if (!blobs_.size(hex))
+                why = "is of a missing blob";
+            if (why.empty()) continue;
+            problem("listing of blob sha256:" + hex + " " + why);
+            report_.bad_listings.push_back(hex);
+            if (options_.repair && listings.remove(hex))
+                report_.repairs.push_back("removed listing of blob sha256:" + hex);
         }
     }
 

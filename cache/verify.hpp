@@ -9,6 +9,8 @@
 //      bad record is removed (the step rebuilds);
 //   2b. every block map (block_map.hpp) parses and tiles its blob, which exists and is sound —
 //      with repair a bad map is removed (the next rebuild compresses those blocks again);
+//   2c. every listing (listings.hpp) is whole and of a blob that exists and is sound — with
+//      repair a bad one is removed (the next build reads that layer again);
 //   3. every blob the refs need (root_blobs) exists and is sound — reported only: the image must
 //      be rebuilt or pulled again;
 //   4. stale temps (gc.hpp sweep_temps) are counted — with repair, removed. Temps are what any
@@ -37,11 +39,12 @@ struct VerifyOptions {
 
 struct VerifyReport {
     std::uint64_t blobs_checked = 0, records_checked = 0, roots_checked = 0;
-    std::uint64_t block_maps_checked = 0;
+    std::uint64_t block_maps_checked = 0, listings_checked = 0;
     std::vector<std::string> corrupt_blobs;      // hex (or file name) of bad files in blobs/sha256
     std::vector<std::string> bad_records;        // keys of unreadable records or naming bad blobs
     std::vector<std::string> missing_root_blobs; // hex of blobs the refs need that are gone or bad
     std::vector<std::string> bad_block_maps;     // blob hex of maps that are unreadable or wrong
+    std::vector<std::string> bad_listings;       // blob hex of listings unreadable or orphaned
     std::vector<std::string> problems;           // one line per problem, for printing
     std::vector<std::string> repairs;            // one line per change made (repair only)
     std::uint64_t stale_temps = 0;               // found; removed when repairing

@@ -77,8 +77,8 @@ std::vector<RecipeOutcome> build_recipes(const std::vector<std::filesystem::path
                                          const BuildOptions& options, Progress& progress);
 
 // Plans every step of the recipe and computes its cache key, as a build would, without
-// building anything or writing to the store (beyond the stat cache): for each step, whether it
-// would be reused and, if not, why — compared with the last build of the same step.
+// building anything or writing to the store (beyond the stat cache and listings): for each step,
+// whether it would be reused and, if not, why — compared with the last build of the same step.
 std::vector<StepReport> explain_recipe(const std::filesystem::path& recipe,
                                        const BuildOptions& options, Progress& progress);
 

@@ -9,6 +9,7 @@
 
 #include "cache/action_store.hpp"
 #include "cache/block_map.hpp"
+#include "cache/listings.hpp"
 #include "cache/lock.hpp"
 #include "cache/stat_cache.hpp"
 #include "cache/stats.hpp"
@@ -377,11 +378,27 @@ void RecipeRun::ensure_tree(const recipe::Stage& stage, StageState& state) {
         fs::create_directories(content);
     }
     state.tree = Tree{};
+    cache::Listings listings(store_.dir());
     for (const auto& layer : state.manifest.layers) {
         auto hex = layer.sha256_hex();
         if (!hex) throw Error("layer " + layer.digest + ": " + hex.error());
-        if (auto ok = store_.blobs().verify(*hex); !ok) throw Error(ok.error());
-        state.tree.apply_layer_blob(store_.blobs().path(*hex), content);
+        auto blob = store_.blobs().path(*hex);
+        // The listing of a layer read before stands for reading it again (docs/cache.md
+        // "Listings"); content is still read from the blob, so that is checked when needed.
+        std::optional<LayerListing> listing;
+        if (auto body = listings.read(*hex))
+            if (auto parsed = parse_listing(*body, {})) listing = std::move(*parsed);
+        if (!listing || !content.empty())
+            if (auto ok = store_.blobs().verify(*hex); !ok) throw Error(ok.error());
+        if (!listing) {
+            listing = Tree::list_layer_blob(blob);
+            try {
+                listings.put(*hex, serialize_listing(*listing, {}));
+            } catch (const Error&) {
+                // Only a saving lost: the next build reads the layer again.
+            }
+        }
+        state.tree.apply_listing(std::move(*listing), blob, content);
     }
     state.tree_known = true;
 }

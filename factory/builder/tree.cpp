@@ -175,18 +175,16 @@ void Tree::apply(std::vector<Entry>&& entries) {
         if (!is_whiteout(e.path)) put(std::move(e));
 }
 
-void Tree::apply_layer_blob(const std::filesystem::path& blob,
-                            const std::filesystem::path& content_dir,
-                            const runtime::StreamLimits& limits) {
+LayerListing Tree::list_layer_blob(const std::filesystem::path& blob,
+                                   const runtime::StreamLimits& limits) {
     auto reader = runtime::TarReader::open(blob, std::nullopt, limits);
     if (!reader) throw Error(reader.error());
     auto& tar = **reader;
-    std::vector<Entry> entries;
-    std::vector<std::uint64_t> ordinals; // of the entries' tar entries
+    LayerListing listing;
     for (;;) {
         auto ae = value_or_throw(tar.next());
         if (!ae) break;
-        if (entries.size() >= max_layer_entries)
+        if (listing.entries.size() >= max_layer_entries)
             throw Error(tar.prefix() + "more than " + std::to_string(max_layer_entries) +
                         " entries");
         auto e = entry_of(tar, ae);
@@ -196,11 +194,35 @@ void Tree::apply_layer_blob(const std::filesystem::path& blob,
         if (e->type == Entry::Type::file)
             value_or_throw(
                 tar.read_data([](std::int64_t, std::string_view) -> Result<void> { return {}; }));
-        entries.push_back(std::move(*e));
-        ordinals.push_back(tar.entries());
+        listing.entries.push_back(std::move(*e));
+        listing.ordinals.push_back(tar.entries());
     }
     value_or_throw(tar.finish());
-    apply(entries);
+    return listing;
+}
+
+void Tree::apply_layer_blob(const std::filesystem::path& blob,
+                            const std::filesystem::path& content_dir,
+                            const runtime::StreamLimits& limits) {
+    apply_listing(list_layer_blob(blob, limits), blob, content_dir, limits);
+}
+
+void Tree::apply_listing(LayerListing listing, const std::filesystem::path& blob,
+                         const std::filesystem::path& content_dir,
+                         const runtime::StreamLimits& limits) {
+    // Where the content of each path is, noted before apply() takes the entries: applying
+    // drops what lower layers had pending at those paths, so it is set after.
+    struct Placed {
+        std::string path;
+        std::uint64_t ordinal;
+        bool file;
+    };
+    std::vector<Placed> placed;
+    if (!content_dir.empty())
+        for (std::size_t i = 0; i < listing.entries.size(); ++i)
+            if (const auto& e = listing.entries[i]; !is_whiteout(e.path))
+                placed.push_back({e.path, listing.ordinals[i], e.type == Entry::Type::file});
+    apply(std::move(listing.entries));
     if (content_dir.empty()) return;
     if (!lazy_) lazy_ = std::make_shared<Lazy>();
     std::lock_guard lock(lazy_->mutex);
@@ -208,12 +230,11 @@ void Tree::apply_layer_blob(const std::filesystem::path& blob,
     lazy_->blobs.push_back({blob, limits});
     std::size_t index = lazy_->blobs.size() - 1;
     // The last entry of a path in the layer is the one the tree holds.
-    for (std::size_t i = 0; i < entries.size(); ++i) {
-        if (base_name(entries[i].path).starts_with(whiteout_prefix)) continue;
-        if (entries[i].type == Entry::Type::file)
-            pending_[entries[i].path] = {index, ordinals[i]};
+    for (const auto& p : placed) {
+        if (p.file)
+            pending_[p.path] = {index, p.ordinal};
         else
-            pending_.erase(entries[i].path);
+            pending_.erase(p.path);
     }
 }
 

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "factory/layer/entry.hpp"
@@ -17,6 +18,21 @@
 #include "factory/util/error.hpp"
 
 namespace factory::builder {
+
+// What reading a layer blob's tar found (Tree::list_layer_blob): its entries as a tree takes
+// them — in tar order, whiteouts included, no content — and each one's ordinal among the tar's
+// entries (1-based), where its content can be found again.
+struct LayerListing {
+    std::vector<layer::Entry> entries;
+    std::vector<std::uint64_t> ordinals;
+};
+
+// A listing as bytes, for the store (cache/listings.hpp keeps them, framed and checksummed),
+// and back. The bytes name the reader's limits the listing was made under: parse_listing
+// refuses a listing made under other limits (its layer might not pass these), and any body
+// that is not one serialize_listing wrote — what, and at which byte.
+std::string serialize_listing(const LayerListing& listing, const runtime::StreamLimits& limits);
+Result<LayerListing> parse_listing(std::string_view body, const runtime::StreamLimits& limits);
 
 class Tree {
   public:
@@ -34,6 +50,14 @@ class Tree {
     void apply_layer_blob(const std::filesystem::path& blob,
                           const std::filesystem::path& content_dir,
                           const runtime::StreamLimits& limits = {});
+    // The two halves of apply_layer_blob: reading the blob (the costly part: every byte is
+    // inflated and hashed), and applying what was read — from a listing kept since, the blob
+    // itself is not opened until contents() needs a file of it.
+    static LayerListing list_layer_blob(const std::filesystem::path& blob,
+                                        const runtime::StreamLimits& limits = {});
+    void apply_listing(LayerListing listing, const std::filesystem::path& blob,
+                       const std::filesystem::path& content_dir,
+                       const runtime::StreamLimits& limits = {});
     // Host files holding the content of the tree's regular files at `paths` that came from a
     // layer blob read with a content_dir (other paths are left out), extracted now — to
     // numbered files under content_dir, never to a path taken from the archive — in one pass

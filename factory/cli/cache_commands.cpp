@@ -204,12 +204,13 @@ int run_cache_prune(const fs::path& root, const PruneArgs& args) {
         std::printf("%s %-10s %-14s %10s  %s\n", args.dry_run ? "would remove" : "removed",
                     item.kind.c_str(), item.name.substr(0, 14).c_str(),
                     human_size(item.bytes).c_str(), item.reason.c_str());
-    std::printf("%s %s: %llu step records, %llu blobs, %llu block maps, %llu snapshots, %llu "
-                "temp files, %llu mirrors and downloads; %s kept\n",
+    std::printf("%s %s: %llu step records, %llu blobs, %llu block maps, %llu listings, %llu "
+                "snapshots, %llu temp files, %llu mirrors and downloads; %s kept\n",
                 args.dry_run ? "would free" : "freed", human_size(report.bytes_freed).c_str(),
                 static_cast<unsigned long long>(report.records_removed),
                 static_cast<unsigned long long>(report.blobs_removed),
                 static_cast<unsigned long long>(report.block_maps_removed),
+                static_cast<unsigned long long>(report.listings_removed),
                 static_cast<unsigned long long>(report.snapshots_removed),
                 static_cast<unsigned long long>(report.temps_removed),
                 static_cast<unsigned long long>(sources_removed),
@@ -227,10 +228,12 @@ int run_cache_verify(const fs::path& root, bool repair) {
         std::printf("problem: %s\n", p.c_str());
     for (const auto& r : report.repairs)
         std::printf("repaired: %s\n", r.c_str());
-    std::printf("checked %llu blobs, %llu step records, %llu block maps, %llu refs' blobs: %s\n",
+    std::printf("checked %llu blobs, %llu step records, %llu block maps, %llu listings, %llu refs' "
+                "blobs: %s\n",
                 static_cast<unsigned long long>(report.blobs_checked),
                 static_cast<unsigned long long>(report.records_checked),
                 static_cast<unsigned long long>(report.block_maps_checked),
+                static_cast<unsigned long long>(report.listings_checked),
                 static_cast<unsigned long long>(report.roots_checked),
                 report.clean() ? "clean" : (repair ? "repaired" : "NOT clean (run with --repair)"));
     if (report.clean()) return 0;
