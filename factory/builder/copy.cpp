@@ -455,13 +455,17 @@ void add_from_tree(const Tree& tree, const std::string& rel, const std::string& 
             copy_one(*e, join(target, sub));
         }
     }
+    auto* later = out.ctx().content_later;
     std::vector<std::string> from_layers;
     for (const auto& [c, from] : copies)
-        if (!from.empty() && c.source.empty()) from_layers.push_back(from);
+        if (!from.empty() && c.source.empty() && !(later && !c.sha256.empty()))
+            from_layers.push_back(from);
     auto contents = tree.contents(from_layers);
     for (auto& [c, from] : copies) {
         if (auto it = contents.find(from); !from.empty() && it != contents.end())
             c.source = it->second;
+        else if (!from.empty() && c.source.empty() && later && !c.sha256.empty())
+            (*later)[c.path] = {&tree, from};
         out.add(std::move(c));
     }
 }

@@ -31,6 +31,11 @@ struct CopyContext {
     // Threads walking a host directory (host_walk.hpp; 0: one per core): more than one lists
     // and lstats its directories ahead of the planner; the plan is the same.
     unsigned threads = 1;
+    // When set, a file copied `from` a stage whose content digest its tree knows (a layer's
+    // listing) is planned without its content: the entry has that sha256 and no source, and
+    // its destination path is entered here, to be taken out of the layer only if the step is
+    // made. Otherwise every such file is extracted while planning.
+    std::map<std::string, TreeContent>* content_later = nullptr;
 };
 
 // Throws Error (ExitCode::usage) naming the recipe location for a missing or escaping

@@ -384,21 +384,24 @@ void RecipeRun::ensure_tree(const recipe::Stage& stage, StageState& state) {
         if (!hex) throw Error("layer " + layer.digest + ": " + hex.error());
         auto blob = store_.blobs().path(*hex);
         // The listing of a layer read before stands for reading it again (docs/cache.md
-        // "Listings"); content is still read from the blob, so that is checked when needed.
+        // "Listings"). Content is still read from the blob, which is re-hashed first: when a
+        // copy takes a file out of it, not on every build.
         std::optional<LayerListing> listing;
         if (auto body = listings.read(*hex))
             if (auto parsed = parse_listing(*body, {})) listing = std::move(*parsed);
-        if (!listing || !content.empty())
-            if (auto ok = store_.blobs().verify(*hex); !ok) throw Error(ok.error());
+        std::function<Result<void>()> check;
         if (!listing) {
+            if (auto ok = store_.blobs().verify(*hex); !ok) throw Error(ok.error());
             listing = Tree::list_layer_blob(blob);
             try {
                 listings.put(*hex, serialize_listing(*listing, {}));
             } catch (const Error&) {
                 // Only a saving lost: the next build reads the layer again.
             }
+        } else if (!content.empty()) {
+            check = [blobs = store_.blobs(), hex = *hex] { return blobs.verify(hex); };
         }
-        state.tree.apply_listing(std::move(*listing), blob, content);
+        state.tree.apply_listing(std::move(*listing), blob, content, {}, std::move(check));
     }
     state.tree_known = true;
 }

@@ -99,6 +99,7 @@ class CopyKind final : public LayerKind {
         std::vector<struct stat> stats;
         ctx.stats = &stats;
         ctx.threads = env.options->threads;
+        ctx.content_later = &k.content_from;
         k.entries = plan_copy(s.step(), ctx);
         k.inputs = hash_inputs(k.entries, *env.stat_cache, env.options->threads, &stats);
 
@@ -132,6 +133,7 @@ class CopyKind final : public LayerKind {
             return made;
         }
         auto entries = k.entries; // the tree keeps its own copy (apply)
+        take_content_out(entries, k.content_from);
         // The content digests the key was made of name the layer's blocks without reading
         // them, so a rebuild resumes after the unchanged ones (layer/block_plan.hpp).
         for (std::size_t i = 0; i < entries.size() && i < k.inputs.size(); ++i)
@@ -144,6 +146,11 @@ class CopyKind final : public LayerKind {
     void apply(const StepRef& s, StepEnv& env, StageState& state, StepKey& k,
                const nlohmann::json* result) const override {
         state.tree.apply(std::move(k.entries));
+        // Files left in another stage's layers stay readable from this stage's tree too (a
+        // stage copying from this one takes them from there).
+        for (const auto& [path, from] : k.content_from)
+            if (const auto* e = state.tree.find(path); e && e->source.empty())
+                state.tree.adopt_content(path, *from.tree, from.path);
         if (result) add_result_layer(state, *result, describe(s, *env.recipe), *env.recipe);
     }
 
@@ -157,6 +164,29 @@ class CopyKind final : public LayerKind {
     }
 
   private:
+    // The content of the files planned without it, out of their layers, one pass a stage.
+    static void take_content_out(std::vector<layer::Entry>& entries,
+                                 const std::map<std::string, TreeContent>& content_from) {
+        if (content_from.empty()) return;
+        std::map<const Tree*, std::vector<std::string>> wanted;
+        for (const auto& [path, from] : content_from)
+            wanted[from.tree].push_back(from.path);
+        std::map<const Tree*, std::map<std::string, std::string>> got;
+        for (const auto& [tree, paths] : wanted)
+            got[tree] = tree->contents(paths);
+        for (auto& e : entries) {
+            if (!e.source.empty()) continue;
+            auto it = content_from.find(e.path);
+            if (it == content_from.end()) continue;
+            auto& files = got[it->second.tree];
+            auto file = files.find(it->second.path);
+            if (file == files.end())
+                throw Error("the content of /" + it->second.path + " for /" + e.path +
+                            " is no longer in its stage's layers");
+            e.source = file->second;
+        }
+    }
+
     static StepKey unknown(StepKey k, std::string why) {
         k.known = false;
         k.unknown_because = std::move(why);

@@ -4,6 +4,7 @@
 //             varint(count) entry*
 //   entry   = type(1 byte: 0 file, 1 dir, 2 symlink, 3 hardlink) varint(mode) varint(uid)
 //             varint(gid) varint(size) varint(ordinal) bytes(path) bytes(link)
+//             bytes(sha256: 64 lower-case hex of the content, files only; empty when unknown)
 //             varint(xattrs) (bytes(name) bytes(value))*
 //   bytes   = varint(length) the bytes
 //   varint  = LEB128: 7 bits a byte, low first, the high bit set on all but the last
@@ -13,7 +14,6 @@
 
 #include "factory/builder/tree.hpp"
 
-#include <charconv>
 #include <cstdint>
 #include <limits>
 
@@ -121,6 +121,7 @@ std::string serialize_listing(const LayerListing& listing, const runtime::Stream
         put_varint(out, listing.ordinals[i]);
         put_bytes(out, e.path);
         put_bytes(out, e.link);
+        put_bytes(out, e.sha256);
         put_varint(out, e.xattrs.size());
         for (const auto& [name, value] : e.xattrs) {
             put_bytes(out, name);
@@ -165,6 +166,11 @@ Result<LayerListing> parse_listing(std::string_view body, const runtime::StreamL
         e.link = in.bytes("link");
         if (!in.error() && e.type == Entry::Type::hardlink)
             if (auto ok = layer::check_path(e.link); !ok) in.fail("hardlink target", ok.error());
+        e.sha256 = in.bytes("sha256");
+        if (!in.error() && !e.sha256.empty() &&
+            (e.type != Entry::Type::file || e.sha256.size() != 64 ||
+             e.sha256.find_first_not_of("0123456789abcdef") != std::string::npos))
+            in.fail("sha256", "not the 64 hex digits of a file's content");
         auto xattrs = in.varint("xattr count");
         if (!in.error() && xattrs > body.size()) in.fail("xattr count", "runs past the end");
         for (std::uint64_t x = 0; x < xattrs && !in.error(); ++x) {

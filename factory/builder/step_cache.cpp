@@ -67,7 +67,9 @@ std::vector<cache::InputFile> hash_inputs(const std::vector<Entry>& entries,
         in.owner_mode = owner_mode(e);
         if (e.type != Entry::Type::file) continue;
         if (e.source.empty()) {
-            in.sha256 = Sha256::hex(e.data);
+            // In memory, or still in another stage's layer with its digest known (copy.hpp
+            // CopyContext::content_later).
+            in.sha256 = e.data.empty() && !e.sha256.empty() ? e.sha256 : Sha256::hex(e.data);
             continue;
         }
         if (stats && (*stats)[i].st_mode != 0)

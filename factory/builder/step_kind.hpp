@@ -108,6 +108,10 @@ struct StepKey {
     // (env.planning or options->explain), so a cached step doesn't pay a map of its files.
     std::map<std::string, std::string> sources;
     std::vector<layer::Entry> entries; // a layer planned while keying (copy steps)
+    // Of those, the files whose content is still in another stage's layer: destination path →
+    // where (copy.hpp CopyContext::content_later). make() takes them out; apply() hands the
+    // places on to the stage's tree.
+    std::map<std::string, TreeContent> content_from;
     // The step's identity for `why`: its recipe, stage and position.
     std::string step_id;
     // false while planning when the key depends on a layer that is not built yet (a copy on

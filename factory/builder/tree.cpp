@@ -9,6 +9,7 @@
 #include "factory/util/fd.hpp"
 #include "factory/util/files.hpp"
 #include "factory/util/pattern.hpp"
+#include "factory/util/sha256.hpp"
 #include "factory/runtime/tar_reader.hpp"
 
 namespace factory::builder {
@@ -97,6 +98,25 @@ std::optional<Entry> entry_of(runtime::TarReader& tar, archive_entry* ae) {
     }
     e.size = archive_entry_size_is_set(ae) ? static_cast<std::uint64_t>(archive_entry_size(ae)) : 0;
     return e;
+}
+
+// The sha256 of the content an entry's extraction writes (extract() below: the data at its
+// offsets, holes as zeros); "" when that is not `size` bytes (a sparse file ending in a hole),
+// whose digest is then taken from the extracted file.
+std::string content_digest(runtime::TarReader& tar, std::uint64_t size) {
+    Sha256 sha;
+    std::uint64_t at = 0;
+    static const std::string zeros(64 << 10, '\0');
+    value_or_throw(tar.read_data([&](std::int64_t offset, std::string_view data) -> Result<void> {
+        auto start = static_cast<std::uint64_t>(offset);
+        if (start < at) return Unexpected(tar.prefix() + "data out of order");
+        for (; at < start; at += std::min<std::uint64_t>(zeros.size(), start - at))
+            sha.update(zeros.data(), std::min<std::uint64_t>(zeros.size(), start - at));
+        sha.update(data);
+        at += data.size();
+        return {};
+    }));
+    return at == size ? sha.hex_digest() : std::string();
 }
 
 // A file's content to `dest` (a new file of the build's scratch, never a path of the layer).
@@ -189,11 +209,10 @@ LayerListing Tree::list_layer_blob(const std::filesystem::path& blob,
                         " entries");
         auto e = entry_of(tar, ae);
         if (!e) continue;
-        // Read past the data (not kept) so that a damaged entry is refused here, in the
-        // reader's words for that entry, as the applier refuses it.
-        if (e->type == Entry::Type::file)
-            value_or_throw(
-                tar.read_data([](std::int64_t, std::string_view) -> Result<void> { return {}; }));
+        // Read the data (not kept) so that a damaged entry is refused here, in the reader's
+        // words for that entry, as the applier refuses it; and hash it, so that a copy from
+        // the stage is keyed without taking the file out of its layer.
+        if (e->type == Entry::Type::file) e->sha256 = content_digest(tar, e->size);
         listing.entries.push_back(std::move(*e));
         listing.ordinals.push_back(tar.entries());
     }
@@ -209,7 +228,7 @@ void Tree::apply_layer_blob(const std::filesystem::path& blob,
 
 void Tree::apply_listing(LayerListing listing, const std::filesystem::path& blob,
                          const std::filesystem::path& content_dir,
-                         const runtime::StreamLimits& limits) {
+                         const runtime::StreamLimits& limits, std::function<Result<void>()> check) {
     // Where the content of each path is, noted before apply() takes the entries: applying
     // drops what lower layers had pending at those paths, so it is set after.
     struct Placed {
@@ -227,12 +246,12 @@ void Tree::apply_listing(LayerListing listing, const std::filesystem::path& blob
     if (!lazy_) lazy_ = std::make_shared<Lazy>();
     std::lock_guard lock(lazy_->mutex);
     lazy_->dir = content_dir;
-    lazy_->blobs.push_back({blob, limits});
+    lazy_->blobs.push_back({blob, limits, std::move(check)});
     std::size_t index = lazy_->blobs.size() - 1;
     // The last entry of a path in the layer is the one the tree holds.
     for (const auto& p : placed) {
         if (p.file)
-            pending_[p.path] = {index, p.ordinal};
+            pending_[p.path] = {lazy_, index, p.ordinal};
         else
             pending_.erase(p.path);
     }
@@ -240,21 +259,32 @@ void Tree::apply_listing(LayerListing listing, const std::filesystem::path& blob
 
 std::map<std::string, std::string> Tree::contents(const std::vector<std::string>& paths) const {
     std::map<std::string, std::string> out;
-    if (!lazy_) return out;
-    std::lock_guard lock(lazy_->mutex);
-    // blob → ordinal → the paths whose content it is
-    std::map<std::size_t, std::map<std::uint64_t, std::vector<std::string>>> todo;
-    for (const auto& p : paths) {
-        auto it = pending_.find(p);
-        if (it == pending_.end()) continue;
-        auto done = lazy_->extracted.find({it->second.blob, it->second.ordinal});
-        if (done != lazy_->extracted.end())
-            out[p] = done->second;
-        else
-            todo[it->second.blob][it->second.ordinal].push_back(p);
-    }
-    for (const auto& [index, wanted] : todo) {
-        const auto& layer = lazy_->blobs[index];
+    // layers (whose Lazy, which blob) → ordinal → the paths whose content it is
+    using Layer = std::pair<Lazy*, std::size_t>;
+    std::map<Layer, std::map<std::uint64_t, std::vector<std::string>>> todo;
+    for (const auto& p : paths)
+        if (auto it = pending_.find(p); it != pending_.end())
+            todo[{it->second.lazy.get(), it->second.blob}][it->second.ordinal].push_back(p);
+    for (auto& [where, wanted] : todo) {
+        auto& [lazy, index] = where;
+        std::lock_guard lock(lazy->mutex);
+        // What was extracted before (by this tree, a copy of it, or a tree it gave content).
+        for (auto it = wanted.begin(); it != wanted.end();) {
+            auto done = lazy->extracted.find({index, it->first});
+            if (done == lazy->extracted.end()) {
+                ++it;
+                continue;
+            }
+            for (const auto& p : it->second)
+                out[p] = done->second;
+            it = wanted.erase(it);
+        }
+        if (wanted.empty()) continue;
+        auto& layer = lazy->blobs[index];
+        if (layer.check) {
+            if (auto ok = layer.check(); !ok) throw Error(ok.error());
+            layer.check = nullptr;
+        }
         auto reader = runtime::TarReader::open(layer.path, std::nullopt, layer.limits);
         if (!reader) throw Error(reader.error());
         auto& tar = **reader;
@@ -266,15 +296,20 @@ std::map<std::string, std::string> Tree::contents(const std::vector<std::string>
                             " is gone: the layer changed since it was read");
             if (tar.entries() != next->first) continue;
             Entry e;
-            auto file = lazy_->dir / std::to_string(lazy_->files++);
+            auto file = lazy->dir / std::to_string(lazy->files++);
             extract(tar, e, file);
-            lazy_->extracted[{index, next->first}] = file.string();
+            lazy->extracted[{index, next->first}] = file.string();
             for (const auto& p : next->second)
                 out[p] = file.string();
             ++next;
         }
     }
     return out;
+}
+
+void Tree::adopt_content(const std::string& path, const Tree& from, const std::string& from_path) {
+    if (auto it = from.pending_.find(from_path); it != from.pending_.end())
+        pending_[path] = it->second;
 }
 
 const Entry* Tree::find(const std::string& path) const {

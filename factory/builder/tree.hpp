@@ -5,6 +5,7 @@
 // layer's entry until a copy asks for it), so a Tree is small: no file data in memory.
 
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -34,6 +35,15 @@ struct LayerListing {
 std::string serialize_listing(const LayerListing& listing, const runtime::StreamLimits& limits);
 Result<LayerListing> parse_listing(std::string_view body, const runtime::StreamLimits& limits);
 
+class Tree;
+
+// Where the content of a copied file still is: the file at `path` of another stage's tree,
+// inside one of its layers (Tree::contents takes it out, Tree::adopt_content passes it on).
+struct TreeContent {
+    const Tree* tree = nullptr;
+    std::string path;
+};
+
 class Tree {
   public:
     // Applies one layer's entries on top (image-spec layer.md "Applying Changesets"): an entry
@@ -55,15 +65,22 @@ class Tree {
     // itself is not opened until contents() needs a file of it.
     static LayerListing list_layer_blob(const std::filesystem::path& blob,
                                         const runtime::StreamLimits& limits = {});
+    // `check`, when given, is called once before the first content is read from the blob
+    // (ensure_tree re-hashes it there): an error it returns is thrown by contents().
     void apply_listing(LayerListing listing, const std::filesystem::path& blob,
                        const std::filesystem::path& content_dir,
-                       const runtime::StreamLimits& limits = {});
+                       const runtime::StreamLimits& limits = {},
+                       std::function<Result<void>()> check = {});
     // Host files holding the content of the tree's regular files at `paths` that came from a
     // layer blob read with a content_dir (other paths are left out), extracted now — to
     // numbered files under content_dir, never to a path taken from the archive — in one pass
     // per layer for those not extracted before. Safe to call from several threads: the stages
     // copying from one tree at once share what each extracted. Throws Error on a bad layer.
     std::map<std::string, std::string> contents(const std::vector<std::string>& paths) const;
+    // The content of `path` (an entry applied without a source) is that of `from_path` in
+    // `from`, still in its layer: contents() reads it from there when asked. Nothing happens
+    // when `from` holds no such content.
+    void adopt_content(const std::string& path, const Tree& from, const std::string& from_path);
 
     const layer::Entry* find(const std::string& path) const;
     // Resolves symlinks in `path` inside the tree (an absolute link target is taken from the
@@ -75,16 +92,20 @@ class Tree {
     const std::map<std::string, layer::Entry>& entries() const noexcept { return entries_; }
 
   private:
-    // Where a file's content is: entry `ordinal` (1-based) of lazy_->blobs[blob].
+    struct Lazy;
+    // Where a file's content is: entry `ordinal` (1-based) of lazy->blobs[blob].
     struct Pending {
+        std::shared_ptr<Lazy> lazy;
         std::size_t blob;
         std::uint64_t ordinal;
     };
     struct LayerBlob {
         std::filesystem::path path;
         runtime::StreamLimits limits;
+        std::function<Result<void>()> check; // before the first read; then cleared
     };
-    // Shared by the copies of a tree (a stage based on another starts from its tree).
+    // The layers a tree's content is read from. Shared by the copies of a tree (a stage based
+    // on another starts from its tree) and by the trees a copy took content from it into.
     struct Lazy {
         std::mutex mutex;
         std::filesystem::path dir;

@@ -65,3 +65,49 @@ assert_ne "$before" "$(stat -c %Y.%i "$listing")" "the listing was written anew"
 expect_ok cache verify
 assert_match "checked [0-9]+ blobs, [0-9]+ step records, [0-9]+ block maps, [1-9][0-9]* listings" \
     "$OUT" "the listing is whole again"
+
+step "a copy out of a built stage, and out of that copy: the same images as a cold store's"
+write ctx/multi.toml <<EOF2
+[image]
+name = "multi-listed"
+epoch = 1700000000
+stage = "last"
+
+[contexts]
+busybox = "$bb"
+
+[args]
+WORD = "built"
+
+[stage.build.base]
+image = "scratch"
+
+[[stage.build.step]]
+copy = [{ context = "busybox", src = "busybox", dest = "/bin/busybox", mode = "0755" }]
+
+[[stage.build.step]]
+run = ["/bin/busybox", "sh", "-c", "/bin/busybox mkdir -p /out && echo \${WORD} >/out/a && /bin/busybox seq 1 200000 >/out/big"]
+
+[stage.final.base]
+image = "scratch"
+
+[[stage.final.step]]
+copy = [{ from = "build", src = "/out/", dest = "/app/" }]
+
+[stage.last.base]
+image = "scratch"
+
+[[stage.last.step]]
+copy = [{ from = "final", src = "/app/a", dest = "/a" }, { from = "final", src = "/app/big", dest = "/big" }]
+EOF2
+m1=$(build ctx/multi.toml)
+layer=$(image_layers "$store" multi-listed:latest)
+assert_eq "built" "$(tar_cat "$layer" a)" "the file, through a stage that never took it out"
+assert_eq "$(seq 1 200000 | sha256sum)" "$(tar_cat "$layer" big | sha256sum)" "the big one"
+assert_eq "$m1" "$(FACTORY_CACHE=$TEST_DIR/cold3 build ctx/multi.toml)" "a cold store's digest"
+expect_ok build ctx/multi.toml
+assert_contains "$ERR" "[last 1/1] cached" "a no-op"
+m2=$(build ctx/multi.toml --arg WORD=again)
+assert_eq "again" "$(tar_cat "$(image_layers "$store" multi-listed:latest)" a)" "the new content"
+assert_eq "$m2" "$(FACTORY_CACHE=$TEST_DIR/cold4 build ctx/multi.toml --arg WORD=again)" \
+    "a cold store's digest, after a change"

@@ -10,7 +10,9 @@
 #include <fstream>
 #include <sstream>
 
+#include "factory/builder/copy.hpp"
 #include "factory/builder/tree.hpp"
+#include "factory/util/sha256.hpp"
 #include "factory/util/error.hpp"
 #include "tests/unit/test_dir.hpp"
 
@@ -62,6 +64,7 @@ LayerListing odd_listing() {
     file.path = "caf\xe9\ndir/f";
     file.size = 1ull << 40;
     file.xattrs = {{"user.bin", std::string("\0\xff\n", 3)}, {"security.capability", ""}};
+    file.sha256 = std::string(64, 'a');
     Entry link;
     link.path = "l";
     link.type = Entry::Type::symlink;
@@ -163,6 +166,10 @@ TEST(TreeListing, TheParserRefusesWhatItDidNotWrite) {
     EXPECT_FALSE(with([](LayerListing& l) { l.entries[0].path = ""; }));
     EXPECT_FALSE(with([](LayerListing& l) { l.entries[3].link = "../out"; })) << "hardlink target";
     EXPECT_FALSE(with([](LayerListing& l) { l.entries[1].mode = 010644; }));
+    EXPECT_FALSE(with([](LayerListing& l) { l.entries[1].sha256 = std::string(64, 'A'); }));
+    EXPECT_FALSE(with([](LayerListing& l) { l.entries[1].sha256 = std::string(40, 'a'); }));
+    EXPECT_FALSE(with([](LayerListing& l) { l.entries[2].sha256 = std::string(64, 'a'); }))
+        << "a digest on a symlink";
     auto order = with([](LayerListing& l) { l.ordinals[2] = 2; });
     ASSERT_FALSE(order);
     EXPECT_NE(order.error().find("ordinal: not after the last one"), std::string::npos)
@@ -178,4 +185,68 @@ TEST(TreeListing, TheParserRefusesWhatItDidNotWrite) {
     ASSERT_FALSE(refused_count);
     EXPECT_NE(refused_count.error().find("shortest form"), std::string::npos)
         << refused_count.error();
+}
+
+// A copy from a stage whose tree came from listings is keyed by the listing's digests: planned
+// without taking the file out of its layer (which needn't be there), taken out only when asked
+// — after the blob is checked, once — and passed on to the tree the copy lands in.
+TEST(TreeListing, ACopyFromAListedStageTakesItsFileOutOnlyWhenAsked) {
+    factory::testing::TestDir dir;
+    sh("mkdir -p " + (dir / "l/out").string() + " && printf 'built\\n' > " +
+       (dir / "l/out/a").string() + " && tar -C " + (dir / "l").string() + " --sort=name -czf " +
+       (dir / "l.tar.gz").string() + " out");
+    auto blob = dir / "l.tar.gz";
+    fs::create_directories(dir / "content");
+    auto listing = Tree::list_layer_blob(blob);
+    ASSERT_EQ(listing.entries.back().path, "out/a");
+    EXPECT_EQ(listing.entries.back().sha256, factory::Sha256::hex("built\n"));
+    int checks = 0;
+    Tree built;
+    built.apply_listing(std::move(listing), blob, dir / "content", {},
+                        [&checks]() -> factory::Result<void> {
+                            ++checks;
+                            return {};
+                        });
+
+    factory::recipe::Step step;
+    factory::recipe::CopyItem item;
+    item.from_stage = "build";
+    item.src = {"/out/a"};
+    item.dest = "/app/a";
+    item.where = {"recipe.toml", 3, 8};
+    step.copy.push_back(item);
+    factory::builder::CopyContext ctx;
+    ctx.context = dir.path();
+    ctx.stage_tree = [&](const std::string&) { return &built; };
+    std::map<std::string, factory::builder::TreeContent> later;
+    ctx.content_later = &later;
+    fs::rename(blob, dir / "away");
+    auto entries = factory::builder::plan_copy(step, ctx);
+    ASSERT_EQ(entries.size(), 2u); // app, app/a
+    const Entry& a = entries.back();
+    EXPECT_EQ(a.path, "app/a");
+    EXPECT_EQ(a.source, "") << "not taken out while planning";
+    EXPECT_EQ(a.sha256, factory::Sha256::hex("built\n"));
+    EXPECT_EQ(a.size, 6u);
+    ASSERT_EQ(later.count("app/a"), 1u);
+    EXPECT_EQ(later.at("app/a").tree, &built);
+    EXPECT_EQ(later.at("app/a").path, "out/a");
+    EXPECT_EQ(checks, 0);
+    EXPECT_TRUE(fs::is_empty(dir / "content"));
+
+    fs::rename(dir / "away", blob);
+    Tree final_stage;
+    final_stage.apply(entries);
+    final_stage.adopt_content("app/a", built, "out/a");
+    auto got = final_stage.contents({"app/a"});
+    ASSERT_EQ(got.size(), 1u);
+    EXPECT_EQ(read_all(got.at("app/a")), "built\n");
+    EXPECT_EQ(built.contents({"out/a"}).at("out/a"), got.at("app/a")) << "taken out once";
+    EXPECT_EQ(checks, 1) << "the blob is checked before its first file is taken out";
+
+    // Without content_later the file is taken out while planning, with the same digest.
+    ctx.content_later = nullptr;
+    auto eager = factory::builder::plan_copy(step, ctx);
+    EXPECT_EQ(eager.back().source, got.at("app/a"));
+    EXPECT_EQ(eager.back().sha256, a.sha256);
 }
