@@ -5,34 +5,19 @@
 
 #include <gtest/gtest.h>
 
-#include <zlib.h>
-
 #include <fstream>
 #include <random>
 
 #include "factory/runtime/layer_stream.hpp"
 #include "factory/util/sha256.hpp"
 #include "tests/unit/test_dir.hpp"
+#include "tests/unit/test_util.hpp"
 
 namespace fs = std::filesystem;
 using factory::runtime::LayerStream;
+using factory::testing::gzip;
 
 namespace {
-
-// One gzip member of `data` (zlib, level 6).
-std::string member(const std::string& data) {
-    z_stream z{};
-    EXPECT_EQ(deflateInit2(&z, 6, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY), Z_OK);
-    std::string out(deflateBound(&z, data.size()), '\0');
-    z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
-    z.avail_in = static_cast<uInt>(data.size());
-    z.next_out = reinterpret_cast<Bytef*>(out.data());
-    z.avail_out = static_cast<uInt>(out.size());
-    EXPECT_EQ(deflate(&z, Z_FINISH), Z_STREAM_END);
-    out.resize(z.total_out);
-    deflateEnd(&z);
-    return out;
-}
 
 // Text with some noise: compresses, but not to nothing.
 std::string payload(std::size_t n, unsigned seed) {
@@ -45,7 +30,7 @@ std::string payload(std::size_t n, unsigned seed) {
     return s;
 }
 
-fs::path write(const fs::path& p, const std::string& bytes) {
+fs::path blob_file(const fs::path& p, const std::string& bytes) {
     std::ofstream(p, std::ios::binary) << bytes;
     return p;
 }
@@ -82,10 +67,10 @@ TEST(LayerStreamGzip, MembersOfEverySizeReadAsOneStream) {
                                       payload(3 << 20, 3), payload(1, 4), payload(200 << 10, 5)};
     std::string blob, tar;
     for (const auto& p : parts) {
-        blob += member(p);
+        blob += gzip(p);
         tar += p;
     }
-    auto r = read_all(write(dir / "layer.gz", blob));
+    auto r = read_all(blob_file(dir / "layer.gz", blob));
     ASSERT_EQ(r.error, "");
     EXPECT_TRUE(r.bytes == tar) << "the uncompressed stream";
     EXPECT_EQ(r.diff_id, "sha256:" + factory::Sha256::hex(tar));
@@ -94,26 +79,27 @@ TEST(LayerStreamGzip, MembersOfEverySizeReadAsOneStream) {
 
 TEST(LayerStreamGzip, ABadMemberAfterWholeOnesHasTheStreamingWords) {
     factory::testing::TestDir dir;
-    auto good = member(payload(300 << 10, 1)) + member(payload(300 << 10, 2));
-    auto bad = member(payload(300 << 10, 3));
+    auto good = gzip(payload(300 << 10, 1)) + gzip(payload(300 << 10, 2));
+    auto bad = gzip(payload(300 << 10, 3));
     bad[bad.size() / 2] ^= 0x55;
-    auto damaged = read_all(write(dir / "damaged.gz", good + bad));
+    auto damaged = read_all(blob_file(dir / "damaged.gz", good + bad));
     EXPECT_NE(damaged.error.find(": corrupt gzip data: "), std::string::npos) << damaged.error;
     EXPECT_TRUE(damaged.error.starts_with("layer " + (dir / "damaged.gz").string()))
         << damaged.error;
 
-    auto last = member(payload(300 << 10, 4));
-    auto truncated = read_all(write(dir / "truncated.gz", good + last.substr(0, last.size() - 9)));
+    auto last = gzip(payload(300 << 10, 4));
+    auto truncated =
+        read_all(blob_file(dir / "truncated.gz", good + last.substr(0, last.size() - 9)));
     EXPECT_NE(truncated.error.find("truncated gzip stream"), std::string::npos) << truncated.error;
 
-    auto trailing = read_all(write(dir / "trailing.gz", good + "garbage"));
+    auto trailing = read_all(blob_file(dir / "trailing.gz", good + "garbage"));
     EXPECT_NE(trailing.error.find("trailing garbage after the gzip stream"), std::string::npos)
         << trailing.error;
 
     // A member whose trailer lies about its CRC: libdeflate refuses it, so does zlib.
-    auto crc = member(payload(1000, 5));
+    auto crc = gzip(payload(1000, 5));
     crc[crc.size() - 8] ^= 1;
-    auto checked = read_all(write(dir / "crc.gz", good + crc));
+    auto checked = read_all(blob_file(dir / "crc.gz", good + crc));
     EXPECT_NE(checked.error.find("corrupt gzip data: incorrect data check"), std::string::npos)
         << checked.error;
 }
