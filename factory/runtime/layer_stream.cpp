@@ -92,8 +92,11 @@ class GzipStream final : public LayerStream {
         return {};
     }
 
-    // Keeps the window full: at least `window` unconsumed bytes, or the rest of the blob.
+    // Keeps at least half a window of unconsumed bytes (a whole member: at most member_cap of
+    // output), or the rest of the blob; refilled to the whole window only when below that, so
+    // the unconsumed bytes are moved to the front once per half window, not once per member.
     Result<void> fill_window() {
+        if (z_.avail_in >= window / 2) return {};
         while (z_.avail_in < window && !eof_in_)
             if (auto r = fill(); !r) return r;
         return {};
