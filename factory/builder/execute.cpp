@@ -368,18 +368,24 @@ StageState RecipeRun::start_stage(const recipe::Stage& stage) {
 
 // Reads the stage's layers into its tree: metadata always (to resolve destinations through
 // symlinks such as /bin → usr/bin), content only for stages others copy from. Every layer is a
-// blob the store verified on the way in.
+// blob the store verified on the way in. A tree that holds the first layers already (a step
+// added one since) takes only the ones after.
 void RecipeRun::ensure_tree(const recipe::Stage& stage, StageState& state) {
     if (state.tree_known) return;
     ensure_local(state);
+    const bool with_content = copied_from_.count(stage.name) != 0;
     fs::path content;
-    if (copied_from_.count(stage.name)) {
+    if (with_content) {
         content = scratch_.path() / ("layers-" + std::to_string(extracted_dirs_++));
         fs::create_directories(content);
     }
-    state.tree = Tree{};
+    const auto& layers = state.manifest.layers;
+    if (state.tree_layers > layers.size() || state.tree_content != with_content)
+        state.tree_layers = 0;
+    if (state.tree_layers == 0) state.tree = Tree{};
     cache::Listings listings(store_.dir());
-    for (const auto& layer : state.manifest.layers) {
+    for (std::size_t i = state.tree_layers; i < layers.size(); ++i) {
+        const auto& layer = layers[i];
         auto hex = layer.sha256_hex();
         if (!hex) throw Error("layer " + layer.digest + ": " + hex.error());
         auto blob = store_.blobs().path(*hex);
@@ -403,6 +409,8 @@ void RecipeRun::ensure_tree(const recipe::Stage& stage, StageState& state) {
         }
         state.tree.apply_listing(std::move(*listing), blob, content, {}, std::move(check));
     }
+    state.tree_layers = layers.size();
+    state.tree_content = with_content;
     state.tree_known = true;
 }
 

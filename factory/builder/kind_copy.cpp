@@ -152,6 +152,7 @@ class CopyKind final : public LayerKind {
             if (const auto* e = state.tree.find(path); e && e->source.empty())
                 state.tree.adopt_content(path, *from.tree, from.path);
         if (result) add_result_layer(state, *result, describe(s, *env.recipe), *env.recipe);
+        if (state.tree_known) state.tree_layers = state.manifest.layers.size(); // its own too
     }
 
     std::string describe_fields(const cache::Fields& f) const override {

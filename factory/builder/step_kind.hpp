@@ -49,7 +49,11 @@ struct StageState {
     oci::Manifest manifest;
     oci::ImageConfig config;
     Tree tree;
-    bool tree_known = true;  // false until a base's or RUN step's layers are read into the tree
+    bool tree_known = true; // false until a base's or RUN step's layers are read into the tree
+    // How many of manifest.layers (the first ones) the tree holds, and whether their content
+    // can be had from it (Tree::contents): a tree is brought up to date by the layers after.
+    std::size_t tree_layers = 0;
+    bool tree_content = false;
     std::string key;         // cache key of the last step (or the base's identity)
     bool missed = false;     // the last step missed the cache
     bool incomplete = false; // planning: a step would rebuild, so its layer is not there yet

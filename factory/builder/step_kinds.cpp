@@ -120,6 +120,7 @@ void use_base_manifest(StepEnv& env, StageState& state, const oci::Descriptor& d
         l.media_type = std::string(oci::media_type::to_oci_layer(l.media_type));
     state.config = *config;
     state.tree_known = false;
+    state.tree_layers = 0; // another image: its tree is read from its first layer
     state.key = desc.digest;
 }
 
