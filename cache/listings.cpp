@@ -9,8 +9,6 @@ namespace {
 constexpr std::string_view magic = "factory-listing 1\n";
 constexpr std::string_view end_word = "end ";
 constexpr std::size_t trailer_size = 4 + 64 + 1; // "end " hex "\n"
-// A million entries (the tree's cap on a layer) of ~100 bytes each.
-constexpr std::uint64_t max_listing_size = 256u << 20;
 
 } // namespace
 

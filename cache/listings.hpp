@@ -21,6 +21,9 @@
 
 namespace factory::cache {
 
+// The largest listing read back: a million entries (the tree's cap on a layer) of ~100 bytes.
+inline constexpr std::uint64_t max_listing_size = 256u << 20;
+
 // The file's bytes: "factory-listing 1\n" BODY "end " sha256-hex-of-everything-before "\n".
 std::string frame_listing(std::string_view body);
 // The body back; an error for another magic, a missing end line or a checksum that fails.

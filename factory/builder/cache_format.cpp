@@ -103,6 +103,33 @@ Result<CacheMount> mount_from(const Json& v, const std::string& where) {
     return m;
 }
 
+Json listing_json(const CacheListing& l) {
+    Json j;
+    j["layer"] = l.layer;
+    j["listing"] = oci::to_json(l.listing);
+    return j;
+}
+
+Result<CacheListing> listing_from(const Json& v, const std::string& where) {
+    if (!v.is_object() || !v.contains("layer") || !v.contains("listing") ||
+        !v.at("layer").is_string())
+        return Unexpected(where + ": expected {\"layer\", \"listing\"}");
+    CacheListing l;
+    l.layer = v.at("layer").get<std::string>();
+    if (!l.layer.starts_with("sha256:") || !is_hex(std::string_view(l.layer).substr(7), 64))
+        return Unexpected(where + ".layer: not a sha256 digest: " + l.layer);
+    auto listing = blob_from(v.at("listing"), where + ".listing");
+    if (!listing) return Unexpected(listing.error());
+    if (listing->media_type != cache_blob_type)
+        return Unexpected(where + ".listing: media type " + listing->media_type + ", expected " +
+                          std::string(cache_blob_type));
+    if (listing->size < 0 || static_cast<std::uint64_t>(listing->size) > max_cache_listing_size)
+        return Unexpected(where + ".listing: " + std::to_string(listing->size) +
+                          " bytes is over the cap of " + std::to_string(max_cache_listing_size));
+    l.listing = std::move(*listing);
+    return l;
+}
+
 // The step an entry belongs to, for `keep`.
 std::string group_of(const cache::ActionRecord& r) {
     return r.step_id.empty() ? r.key : r.step_id;
@@ -131,6 +158,12 @@ std::string encode_cache_config(const CacheIndex& index) {
     auto& m = j["mounts"] = Json::array();
     for (const auto& mount : mounts)
         m.push_back(mount_json(mount));
+    auto listings = index.listings;
+    std::sort(listings.begin(), listings.end(),
+              [](const auto& a, const auto& b) { return a.layer < b.layer; });
+    auto& l = j["listings"] = Json::array();
+    for (const auto& listing : listings)
+        l.push_back(listing_json(listing));
     return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
@@ -165,6 +198,24 @@ Result<CacheIndex> decode_cache_config(std::string_view bytes) {
             return Unexpected("mounts[" + std::to_string(i) + "]: " + m->name + " is listed twice");
         index.mounts.push_back(std::move(*m));
     }
+    if (!j.contains("listings")) return index; // a cache written before listings were shared
+    if (!j.at("listings").is_array())
+        return Unexpected("the cache config's \"listings\" is no list");
+    std::set<std::string> blobs;
+    for (const auto& e : index.entries)
+        for (const auto& d : e.blobs)
+            blobs.insert(d.digest);
+    std::set<std::string> layers;
+    for (std::size_t i = 0; i < j.at("listings").size(); ++i) {
+        auto where = "listings[" + std::to_string(i) + "]";
+        auto l = listing_from(j.at("listings")[i], where);
+        if (!l) return Unexpected(l.error());
+        if (!blobs.count(l->layer))
+            return Unexpected(where + ": " + l->layer + " is not a blob of any entry");
+        if (!layers.insert(l->layer).second)
+            return Unexpected(where + ": " + l->layer + " is listed twice");
+        index.listings.push_back(std::move(*l));
+    }
     return index;
 }
 
@@ -175,6 +226,8 @@ oci::Manifest cache_manifest(const CacheIndex& index, const oci::Descriptor& con
             blobs.emplace(d.digest, d);
     for (const auto& m : index.mounts)
         blobs.emplace(m.layer.digest, m.layer);
+    for (const auto& l : index.listings)
+        blobs.emplace(l.listing.digest, l.listing);
     oci::Manifest out;
     out.config = config;
     for (auto& [digest, d] : blobs)
@@ -215,6 +268,8 @@ Result<void> check_cache_layers(const oci::Manifest& manifest, const CacheIndex&
             if (auto ok = check(d); !ok) return ok;
     for (const auto& m : index.mounts)
         if (auto ok = check(m.layer); !ok) return ok;
+    for (const auto& l : index.listings)
+        if (auto ok = check(l.listing); !ok) return ok;
     return {};
 }
 
@@ -246,6 +301,16 @@ CacheIndex merge_cache(const CacheIndex& existing, const CacheIndex& incoming, s
         mounts[m.name] = m;
     for (auto& [name, m] : mounts)
         out.mounts.push_back(std::move(m));
+    std::set<std::string> blobs;
+    for (const auto& e : out.entries)
+        for (const auto& d : e.blobs)
+            blobs.insert(d.digest);
+    std::map<std::string, CacheListing> listings;
+    for (const auto* from : {&existing.listings, &incoming.listings})
+        for (const auto& l : *from)
+            if (blobs.count(l.layer)) listings[l.layer] = l;
+    for (auto& [layer, l] : listings)
+        out.listings.push_back(std::move(l));
     return out;
 }
 

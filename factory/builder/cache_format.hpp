@@ -1,8 +1,9 @@
 #pragma once
 // The registry form of the build cache (docs/cache.md "Remote cache"): one plain OCI image
 // manifest per cache reference, whose config (media type cache_config_type) lists step records
-// (key → action record, with the descriptors of the blobs it needs) and cache mounts (name →
-// layer), and whose layers are all those blobs. Every registry accepts it, since it is an
+// (key → action record, with the descriptors of the blobs it needs), cache mounts (name →
+// layer) and the listings of layers (layer → the blob of its listing, cache/listings.hpp), and
+// whose layers are all those blobs. Every registry accepts it, since it is an
 // ordinary image manifest; nothing here talks to one (remote_cache.hpp does).
 
 #include <cstdint>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "cache/action_store.hpp"
+#include "cache/listings.hpp"
 #include "factory/oci/descriptor.hpp"
 #include "factory/oci/manifest.hpp"
 #include "factory/util/error.hpp"
@@ -24,6 +26,8 @@ inline constexpr std::string_view cache_blob_type = "application/vnd.factory.cac
 // A cache mount's content: a tar+gzip layer, applied into mounts/<name>/.
 inline constexpr std::string_view cache_mount_type =
     "application/vnd.factory.cache.mount.v1.tar+gzip";
+// A listing's blob is no bigger than a listing in the store may be.
+inline constexpr std::uint64_t max_cache_listing_size = cache::max_listing_size;
 // A config larger than this is refused before it is read.
 inline constexpr std::uint64_t max_cache_config_size = 16u << 20;
 // Entries kept per step when none is asked for (`keep=N`).
@@ -44,19 +48,31 @@ struct CacheMount {
     oci::Descriptor layer;
 };
 
+// The listing of one of the entries' layers (docs/cache.md "Listings"): what a build reads to
+// know a stage's files without downloading the layer. The blob holds the listing's body, as
+// serialize_listing wrote it; its type is cache_blob_type.
+struct CacheListing {
+    std::string layer; // "sha256:…", one of the entries' blobs
+    oci::Descriptor listing;
+};
+
 struct CacheIndex {
-    std::vector<CacheEntry> entries; // sorted by key
-    std::vector<CacheMount> mounts;  // sorted by name
+    std::vector<CacheEntry> entries;    // sorted by key
+    std::vector<CacheMount> mounts;     // sorted by name
+    std::vector<CacheListing> listings; // sorted by layer
 };
 
 // The config's bytes: {"mediaType", "version": 1, "entries": [{"record", "blobs"}],
-// "mounts": [{"name", "id", "created", "layer"}]}, entries and mounts sorted.
+// "mounts": [{"name", "id", "created", "layer"}], "listings": [{"layer", "listing"}]}, each
+// list sorted. A config without "listings" (written before listings were shared) reads as one
+// with none.
 std::string encode_cache_config(const CacheIndex& index);
 
 // Reads a config, refusing anything a writer of encode_cache_config would not write: another
 // version or media type, a key that is not 64 hex, a record whose key differs from its entry's
 // or whose blob list differs from the descriptors, a descriptor of a type outside
-// allowed_blob_type, a mount name that is not 32 hex or a mount layer of another type.
+// allowed_blob_type, a mount name that is not 32 hex or a mount layer of another type, a
+// listing of a blob no entry names, of one layer twice, or over max_cache_listing_size.
 Result<CacheIndex> decode_cache_config(std::string_view bytes);
 
 // True for the types a cache layer may have: image layers, manifests and configs (a base's),
@@ -74,7 +90,8 @@ Result<void> check_cache_layers(const oci::Manifest& manifest, const CacheIndex&
 
 // What is there merged with what is new: an entry of `incoming` replaces one of `existing` with
 // the same key, a mount the one with the same name; then for each step (the record's step
-// identity, or its key when it has none) the `keep` newest entries (by created, then key) stay.
+// identity, or its key when it has none) the `keep` newest entries (by created, then key) stay,
+// and the listings of their blobs (incoming's for a layer both have).
 CacheIndex merge_cache(const CacheIndex& existing, const CacheIndex& incoming, std::size_t keep);
 
 } // namespace factory::builder

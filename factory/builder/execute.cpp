@@ -151,6 +151,9 @@ class RecipeRun {
     std::optional<cache::ActionRecord> remote_hit(const std::string& key, const StepRef& ref,
                                                   std::uint64_t& downloaded);
     void ensure_local(const StageState& state);
+    void fetch_pending(const std::vector<std::string>& digests);
+    std::optional<std::string> shared_listing(const std::string& layer);
+    Result<void> check_layer(const std::string& digest, const std::optional<std::string>& shared);
     void restore_mounts(const StepRef& ref);
     void run_stage_task(Plan& plan, std::size_t index);
     StageState run_stage(const recipe::Stage& stage, PlannedStage& planned);
@@ -228,10 +231,10 @@ void RecipeRun::find_stage_sources() {
             copied_from_.insert(it->base.stage);
 }
 
-// The output stage, the stages others copy from, and the stages those start from: their
-// layers are read (the output's, the trees of copies) whatever the cache says.
+// The output stage and the stages it starts from: their layers are the image, whatever the
+// cache says. A stage others copy from is not among them: its files are known from the
+// listings of its layers, and a layer is downloaded when a copy that missed takes a file out.
 void RecipeRun::find_needed_stages() {
-    needed_ = copied_from_;
     needed_.insert(recipe_.output_stage);
     for (bool grew = true; grew;) {
         grew = false;
@@ -367,12 +370,14 @@ StageState RecipeRun::start_stage(const recipe::Stage& stage) {
 }
 
 // Reads the stage's layers into its tree: metadata always (to resolve destinations through
-// symlinks such as /bin → usr/bin), content only for stages others copy from. Every layer is a
-// blob the store verified on the way in. A tree that holds the first layers already (a step
-// added one since) takes only the ones after.
+// symlinks such as /bin → usr/bin), content only for stages others copy from. A layer's
+// listing stands for reading it (docs/cache.md "Listings"): the store's, else a --cache-from
+// cache's, so a layer a remote hit left in the registry is not downloaded to know its files.
+// Content is still read from the blob, checked first (check_layer): when a copy takes a file
+// out of it, not on every build. A tree that holds the first layers already (a step added one
+// since) takes only the ones after.
 void RecipeRun::ensure_tree(const recipe::Stage& stage, StageState& state) {
     if (state.tree_known) return;
-    ensure_local(state);
     const bool with_content = copied_from_.count(stage.name) != 0;
     fs::path content;
     if (with_content) {
@@ -389,14 +394,16 @@ void RecipeRun::ensure_tree(const recipe::Stage& stage, StageState& state) {
         auto hex = layer.sha256_hex();
         if (!hex) throw Error("layer " + layer.digest + ": " + hex.error());
         auto blob = store_.blobs().path(*hex);
-        // The listing of a layer read before stands for reading it again (docs/cache.md
-        // "Listings"). Content is still read from the blob, which is re-hashed first: when a
-        // copy takes a file out of it, not on every build.
         std::optional<LayerListing> listing;
         if (auto body = listings.read(*hex))
             if (auto parsed = parse_listing(*body, {})) listing = std::move(*parsed);
+        std::optional<std::string> shared;
+        if (!listing)
+            if ((shared = shared_listing(layer.digest)))
+                if (auto parsed = parse_listing(*shared, {})) listing = std::move(*parsed);
         std::function<Result<void>()> check;
         if (!listing) {
+            fetch_pending({layer.digest});
             if (auto ok = store_.blobs().verify(*hex); !ok) throw Error(ok.error());
             listing = Tree::list_layer_blob(blob);
             try {
@@ -404,14 +411,54 @@ void RecipeRun::ensure_tree(const recipe::Stage& stage, StageState& state) {
             } catch (const Error&) {
                 // Only a saving lost: the next build reads the layer again.
             }
-        } else if (!content.empty()) {
-            check = [blobs = store_.blobs(), hex = *hex] { return blobs.verify(hex); };
-        }
+        } else if (!content.empty())
+            check = [this, digest = layer.digest, shared = std::move(shared)] {
+                return check_layer(digest, shared);
+            };
         state.tree.apply_listing(std::move(*listing), blob, content, {}, std::move(check));
     }
     state.tree_layers = layers.size();
     state.tree_content = with_content;
     state.tree_known = true;
+}
+
+// The listing of `layer` in a --cache-from cache, when there is one and the store has none.
+std::optional<std::string> RecipeRun::shared_listing(const std::string& layer) {
+    if (planning() || !session_.remote_usable()) return std::nullopt;
+    try {
+        std::uint64_t bytes = 0;
+        auto body = session_.remote->listing(layer, store_.blobs(), bytes);
+        std::lock_guard lock(mutex_);
+        stats_.total.bytes_downloaded += bytes;
+        return body;
+    } catch (const std::exception& e) {
+        session_.remote_failed(e.what());
+        return std::nullopt;
+    }
+}
+
+// Before the first file is taken out of a layer: the blob is here (downloaded now when a
+// remote hit left it in the registry) and hashes to its digest, and a listing that came from
+// the registry is the one reading the layer gives — else the keys this build made from it are
+// not to be trusted, and the build stops. A listing checked so is kept in the store.
+Result<void> RecipeRun::check_layer(const std::string& digest,
+                                    const std::optional<std::string>& shared) {
+    const std::string hex = digest.substr(digest.find(':') + 1);
+    try {
+        fetch_pending({digest});
+        if (auto ok = store_.blobs().verify(hex); !ok) return ok;
+        if (!shared) return {};
+        auto read = serialize_listing(Tree::list_layer_blob(store_.blobs().path(hex)), {});
+        if (read != *shared)
+            return Unexpected("--cache-from: the listing of layer " + digest +
+                              " in the registry cache does not match the layer (a damaged or "
+                              "hostile cache), so keys made from it can't be trusted; build "
+                              "without that --cache-from");
+        cache::Listings(store_.dir()).put(hex, read);
+    } catch (const Error& e) {
+        return Unexpected(e.what());
+    }
+    return {};
 }
 
 // ---- steps ----------------------------------------------------------------------------------
@@ -540,16 +587,20 @@ std::optional<cache::ActionRecord> RecipeRun::lookup_or_lock(const std::string& 
     return actions_.lookup(key);
 }
 
-// A local miss found in a --cache-from cache. A stage whose layers will be read gets the
+// A local miss found in a --cache-from cache. A stage whose layers are the image gets the
 // record's blobs now (a failed download: the step is built here, after one warning); another
-// keeps them remote until a later step needs them (ensure_local), and for good when none does.
+// keeps them remote until a later step needs them (ensure_local, or a copy taking a file out:
+// check_layer), and for good when none does.
 std::optional<cache::ActionRecord> RecipeRun::remote_hit(const std::string& key, const StepRef& ref,
                                                          std::uint64_t& downloaded) {
     if (!session_.remote_usable()) return std::nullopt;
     auto found = session_.remote->find(key);
     if (!found) return std::nullopt;
     auto record = found->entry.record;
-    if (ref.is_base() || needed_.count(ref.stage->name)) {
+    // A base of manifest and config (a registry image) is read when it is applied.
+    const bool manifest_base =
+        ref.is_base() && !(record.result.is_object() && record.result.contains("layer"));
+    if (manifest_base || needed_.count(ref.stage->name)) {
         try {
             downloaded = session_.remote->fetch(found->source, found->entry.blobs, store_.blobs(),
                                                 &progress_);
@@ -570,11 +621,20 @@ std::optional<cache::ActionRecord> RecipeRun::remote_hit(const std::string& key,
 // Downloads the stage's layers that are still remote, then publishes the records that were
 // waiting for them. Throws Error (the build needs them now; it can't go back to a miss).
 void RecipeRun::ensure_local(const StageState& state) {
+    std::vector<std::string> digests;
+    for (const auto& layer : state.manifest.layers)
+        digests.push_back(layer.digest);
+    fetch_pending(digests);
+}
+
+// The blobs among `digests` that a remote hit left in the registry, downloaded; then the
+// records whose blobs are all here now are published. Throws Error.
+void RecipeRun::fetch_pending(const std::vector<std::string>& digests) {
     std::vector<std::pair<std::size_t, oci::Descriptor>> wanted;
     {
         std::lock_guard lock(mutex_);
-        for (const auto& layer : state.manifest.layers)
-            if (auto it = pending_blobs_.find(layer.digest); it != pending_blobs_.end())
+        for (const auto& digest : digests)
+            if (auto it = pending_blobs_.find(digest); it != pending_blobs_.end())
                 wanted.push_back(it->second);
     }
     if (wanted.empty()) return;

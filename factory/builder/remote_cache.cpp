@@ -8,6 +8,7 @@
 #include <ctime>
 #include <set>
 
+#include "cache/listings.hpp"
 #include "cache/lock.hpp"
 #include "factory/layer/layer_writer.hpp"
 #include "factory/oci/media_types.hpp"
@@ -86,19 +87,20 @@ std::string cache_mount_name(const std::string& id) {
 
 namespace {
 
-std::string config_bytes(registry::Client& client, const std::string& repository,
-                         const oci::Descriptor& config) {
-    registry::Operation op{repository, "GET cache config " + config.digest};
+// A small blob of the cache (its config, a listing) into memory, under `cap`.
+std::string blob_bytes(registry::Client& client, const std::string& repository,
+                       const oci::Descriptor& blob, std::uint64_t cap, const std::string& what) {
+    registry::Operation op{repository, "GET cache " + what + " " + blob.digest};
     registry::HttpRequest req;
-    req.url = repository + "/blobs/" + config.digest;
-    req.max_body = max_cache_config_size;
+    req.url = repository + "/blobs/" + blob.digest;
+    req.max_body = cap;
     auto resp = client.send(op, req, registry::Access::pull);
     if (resp.too_large)
-        throw Error(client.error_message(op, "the config is over the cap of " +
-                                                 std::to_string(max_cache_config_size) + " bytes"));
+        throw Error(client.error_message(op, "the " + what + " is over the cap of " +
+                                                 std::to_string(cap) + " bytes"));
     if (!resp.ok()) client.fail(op, resp);
-    if (resp.body.size() != static_cast<std::size_t>(config.size) ||
-        "sha256:" + Sha256::hex(resp.body) != config.digest)
+    if (resp.body.size() != static_cast<std::size_t>(blob.size) ||
+        "sha256:" + Sha256::hex(resp.body) != blob.digest)
         throw Error(
             client.error_message(op, "content does not match the digest and size asked for"));
     return std::move(resp.body);
@@ -115,7 +117,8 @@ std::optional<CacheIndex> read_cache(registry::Client& client, const CacheRef& r
     };
     if (!checked.manifest) throw what("it is an index, not an image manifest");
     if (auto ok = check_cache_manifest(*checked.manifest); !ok) throw what(ok.error());
-    auto bytes = config_bytes(client, repo, checked.manifest->config);
+    auto bytes =
+        blob_bytes(client, repo, checked.manifest->config, max_cache_config_size, "config");
     auto index = decode_cache_config(bytes);
     if (!index) throw what(index.error());
     if (auto ok = check_cache_layers(*checked.manifest, *index); !ok) throw what(ok.error());
@@ -192,6 +195,36 @@ std::vector<std::pair<CacheMount, std::size_t>> RemoteCache::mounts() const {
         for (const auto& m : sources_[i]->index.mounts)
             if (seen.insert(m.name).second) out.push_back({m, i});
     return out;
+}
+
+std::optional<std::string> RemoteCache::listing(const std::string& layer, cache::BlobStore& store,
+                                                std::uint64_t& downloaded) {
+    {
+        std::lock_guard lock(mutex_);
+        if (auto it = listings_.find(layer); it != listings_.end()) return it->second;
+    }
+    std::optional<std::string> body;
+    for (const auto& s : sources_) {
+        auto it = std::find_if(s->index.listings.begin(), s->index.listings.end(),
+                               [&](const CacheListing& l) { return l.layer == layer; });
+        if (it == s->index.listings.end()) continue;
+        const auto& d = it->listing;
+        if (auto kept = store.read_exact(*d.sha256_hex(), static_cast<std::uint64_t>(d.size))) {
+            body = std::move(*kept);
+            break;
+        }
+        body = blob_bytes(*s->client, s->ref.ref.repository, d, max_cache_listing_size,
+                          "listing of " + layer);
+        downloaded += body->size();
+        try {
+            store.put(*body);
+        } catch (const Error&) {
+            // Only a saving lost: the next build downloads it again.
+        }
+        break;
+    }
+    std::lock_guard lock(mutex_);
+    return listings_.emplace(layer, std::move(body)).first->second;
 }
 
 const CacheRef& RemoteCache::ref(std::size_t source) const {
@@ -314,6 +347,25 @@ std::optional<CacheMount> mount_layer(const std::string& name, const std::string
     return m;
 }
 
+// The store's listings of the entries' blobs, each put in the store as a blob of its body, so
+// a build on another agent knows those layers' files without downloading them.
+std::vector<CacheListing> local_listings(const CacheIndex& index, oci::Layout& store) {
+    cache::Listings listings(store.dir());
+    std::set<std::string> seen;
+    std::vector<CacheListing> out;
+    for (const auto& e : index.entries)
+        for (const auto& d : e.blobs) {
+            if (!seen.insert(d.digest).second) continue;
+            auto body = listings.read(*d.sha256_hex());
+            if (!body) continue; // never read here, or damaged: the agent reads the layer
+            CacheListing l;
+            l.layer = d.digest;
+            l.listing = store.put_blob(std::string(cache_blob_type), *body);
+            out.push_back(std::move(l));
+        }
+    return out;
+}
+
 } // namespace
 
 CacheExportReport export_cache(const CacheRef& ref, oci::Layout& store,
@@ -328,6 +380,7 @@ CacheExportReport export_cache(const CacheRef& ref, oci::Layout& store,
     if (ref.mode == CacheMode::max)
         for (const auto& [name, id] : items.mounts)
             if (auto m = mount_layer(name, id, store)) mine.mounts.push_back(std::move(*m));
+    mine.listings = local_listings(mine, store);
     // Read, merge, write: two exports at the same instant both read the old cache and the last
     // manifest written wins (docs/cache.md "Two agents at once").
     auto there = read_cache(client, ref).value_or(CacheIndex{});
@@ -338,6 +391,8 @@ CacheExportReport export_cache(const CacheRef& ref, oci::Layout& store,
             ours.insert(d.digest);
     for (const auto& m : mine.mounts)
         ours.insert(m.layer.digest);
+    for (const auto& l : mine.listings)
+        ours.insert(l.listing.digest);
     CacheExportReport report;
     // Only our blobs are sent; the others are in the repository already (they came from it).
     for (const auto& d : cache_manifest(merged, {}).layers)

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -64,6 +65,14 @@ class RemoteCache {
     std::vector<RemoteEntry> entries() const;
     std::vector<std::pair<CacheMount, std::size_t>> mounts() const;
 
+    // The body of the listing of `layer` ("sha256:…") in the first source that has one, as
+    // serialize_listing wrote it (not parsed here), checked against its digest and size: from
+    // `store` when it holds that blob, else downloaded once per command and kept there as a
+    // blob (it is used only while a cache names it); `downloaded` counts the bytes fetched by
+    // this call. nullopt when no source has one. Throws Error when the download fails.
+    std::optional<std::string> listing(const std::string& layer, cache::BlobStore& store,
+                                       std::uint64_t& downloaded);
+
     // Downloads the blobs the store lacks, each verified against its digest and size; returns
     // the bytes downloaded. Throws Error.
     std::uint64_t fetch(std::size_t source, const std::vector<oci::Descriptor>& blobs,
@@ -85,6 +94,7 @@ class RemoteCache {
     std::vector<std::unique_ptr<Source>> sources_;
     std::mutex mutex_;
     std::vector<std::unique_ptr<registry::Client>> clients_;
+    std::map<std::string, std::optional<std::string>> listings_; // by layer, once fetched
 };
 
 // Reads the cache at ref: nullopt when the tag does not exist. Throws Error for any other
@@ -107,8 +117,9 @@ struct CacheExportReport {
 };
 
 // Reads what ref holds, merges the local records of `items` into it (merge_cache, ref.keep per
-// step), uploads the blobs the registry lacks, then the config and the manifest. Records whose
-// blobs are gone from the store are left out. Throws Error.
+// step) with the store's listings of their blobs, uploads the blobs the registry lacks, then
+// the config and the manifest. Records whose blobs are gone from the store are left out.
+// Throws Error.
 CacheExportReport export_cache(const CacheRef& ref, oci::Layout& store,
                                const CacheExportItems& items,
                                const registry::ClientOptions& options, Progress* progress);

@@ -1,8 +1,10 @@
 // The registry cache's config and manifest (cache_format.hpp): what is encoded decodes to the
 // same entries, hostile configs are refused with a reason, and a merge keeps the newest entries
-// of each step.
+// of each step and the listings of their layers.
 
 #include <gtest/gtest.h>
+
+#include <algorithm>
 
 #include <nlohmann/json.hpp>
 
@@ -46,6 +48,20 @@ factory::oci::Descriptor desc(std::string_view type, const std::string& seed, st
     return d;
 }
 
+CacheListing listing_of(const std::string& blob_seed, const std::string& body_seed) {
+    CacheListing l;
+    l.layer = "sha256:" + hex(blob_seed);
+    l.listing = desc(cache_blob_type, body_seed, 40);
+    return l;
+}
+
+std::vector<std::string> listed(const CacheIndex& index) {
+    std::vector<std::string> out;
+    for (const auto& l : index.listings)
+        out.push_back(l.layer);
+    return out;
+}
+
 std::vector<std::string> keys(const CacheIndex& index) {
     std::vector<std::string> out;
     for (const auto& e : index.entries)
@@ -62,6 +78,7 @@ TEST(CacheFormat, RoundTrip) {
     m.created = 5;
     m.layer = desc(cache_mount_type, "m", 9);
     index.mounts = {m};
+    index.listings = {listing_of("other", "listing of other"), listing_of("layer", "listing")};
     auto text = encode_cache_config(index);
     auto back = decode_cache_config(text);
     ASSERT_TRUE(back) << back.error();
@@ -72,13 +89,39 @@ TEST(CacheFormat, RoundTrip) {
     EXPECT_EQ(back->entries[0].record.blobs[0], *back->entries[0].blobs[0].sha256_hex());
     ASSERT_EQ(1u, back->mounts.size());
     EXPECT_EQ("/var/cache/apt", back->mounts[0].id);
+    ASSERT_EQ(2u, back->listings.size());
+    EXPECT_LT(back->listings[0].layer, back->listings[1].layer); // sorted by layer
+    for (const auto& l : back->listings)
+        EXPECT_EQ(l.layer == "sha256:" + hex("other") ? "sha256:" + hex("listing of other")
+                                                      : "sha256:" + hex("listing"),
+                  l.listing.digest);
     EXPECT_EQ(text, encode_cache_config(*back)) << "encoding is stable";
 
     auto config = factory::oci::describe(std::string(cache_config_type), text);
     auto manifest = cache_manifest(*back, config);
-    EXPECT_EQ(3u, manifest.layers.size()); // two layers and the mount, each once
+    EXPECT_EQ(5u, manifest.layers.size()); // two layers, the mount and two listings, each once
     EXPECT_TRUE(check_cache_manifest(manifest));
     EXPECT_TRUE(check_cache_layers(manifest, *back));
+    manifest.layers.erase(
+        std::remove_if(manifest.layers.begin(), manifest.layers.end(),
+                       [](const auto& d) { return d.digest == "sha256:" + hex("listing"); }),
+        manifest.layers.end());
+    auto missing = check_cache_layers(manifest, *back);
+    ASSERT_FALSE(missing) << "a listing the manifest does not carry";
+    EXPECT_NE(std::string::npos, missing.error().find("is not one of the manifest's layers"));
+}
+
+// A cache written before listings were shared has no "listings": it reads as one with none.
+TEST(CacheFormat, ConfigWithoutListings) {
+    CacheIndex index;
+    index.entries = {entry("a", "s", 1)};
+    auto j = nlohmann::json::parse(encode_cache_config(index));
+    ASSERT_TRUE(j.contains("listings"));
+    j.erase("listings");
+    auto back = decode_cache_config(j.dump());
+    ASSERT_TRUE(back) << back.error();
+    EXPECT_EQ(1u, back->entries.size());
+    EXPECT_TRUE(back->listings.empty());
 }
 
 TEST(CacheFormat, HostileConfigsAreRefused) {
@@ -118,6 +161,21 @@ TEST(CacheFormat, HostileConfigsAreRefused) {
             }),
             "name is not 32 hex digits");
     refused(nlohmann::json(std::string(max_cache_config_size + 1, ' ')), "larger than");
+
+    auto listing0 = [](nlohmann::json& j) -> nlohmann::json& { return j["listings"][0]; };
+    index.listings = {listing_of("layer", "listing")};
+    good = nlohmann::json::parse(encode_cache_config(index));
+    ASSERT_TRUE(decode_cache_config(good.dump()));
+    refused(bad([](auto& j) { j["listings"] = "all"; }), "\"listings\" is no list");
+    refused(bad([&](auto& j) { listing0(j)["layer"] = "sha256:" + hex("x"); }),
+            "is not a blob of any entry");
+    refused(bad([&](auto& j) { listing0(j)["layer"] = "../../etc"; }), "not a sha256 digest");
+    refused(bad([&](auto& j) { j["listings"].push_back(listing0(j)); }), "is listed twice");
+    refused(bad([&](auto& j) { listing0(j)["listing"]["mediaType"] = mt::layer_gzip; }),
+            "expected application/vnd.factory.cache.blob.v1");
+    refused(bad([&](auto& j) { listing0(j)["listing"]["size"] = max_cache_listing_size + 1; }),
+            "over the cap");
+    refused(bad([&](auto& j) { listing0(j).erase("listing"); }), "expected {\"layer\"");
 }
 
 TEST(CacheFormat, ManifestChecks) {
@@ -160,6 +218,25 @@ TEST(CacheFormat, MergeKeepsNewestPerStep) {
             EXPECT_EQ(9, e.record.created);
         }
     EXPECT_EQ(4u, replaced.entries.size());
+}
+
+TEST(CacheFormat, MergeKeepsTheListingsOfKeptEntries) {
+    CacheIndex there;
+    there.entries = {entry("old", "step", 1, "old layer"), entry("a", "a", 1, "a layer")};
+    there.listings = {listing_of("old layer", "old listing"), listing_of("a layer", "a listing")};
+    CacheIndex mine;
+    mine.entries = {entry("new", "step", 2, "new layer")};
+    mine.listings = {listing_of("new layer", "new listing"),
+                     listing_of("a layer", "a listing, read again")};
+    auto merged = merge_cache(there, mine, 1);
+    std::vector<std::string> want = {"sha256:" + hex("a layer"), "sha256:" + hex("new layer")};
+    std::sort(want.begin(), want.end());
+    EXPECT_EQ(want, listed(merged)) << "the dropped entry's listing goes with it";
+    for (const auto& l : merged.listings)
+        if (l.layer == "sha256:" + hex("a layer")) {
+            EXPECT_EQ("sha256:" + hex("a listing, read again"), l.listing.digest);
+        }
+    EXPECT_TRUE(decode_cache_config(encode_cache_config(merged)));
 }
 
 TEST(CacheRefs, Parse) {
