@@ -38,3 +38,18 @@ events_logger = "file"
 EOF
     export CONTAINERS_CONF=$WORK/containers.conf
 }
+
+# bench_registry: a docker-registry on a free port of 127.0.0.1, its data in $WORK/registry;
+# sets R (HOST:PORT) and REG_PID (the caller's cleanup kills it).
+bench_registry() {
+    local port
+    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    printf 'version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:%s\n' \
+        "$WORK/registry" "$port" >"$WORK/registry.yml"
+    docker-registry serve "$WORK/registry.yml" >"$WORK/registry.log" 2>&1 &
+    REG_PID=$!
+    R=127.0.0.1:$port
+    for _ in $(seq 1 100); do curl -s -o /dev/null "http://$R/v2/" && return 0; sleep 0.1; done
+    echo "$(basename "$0"): docker-registry did not answer: $(tail -n 3 "$WORK/registry.log")" >&2
+    exit 1
+}

@@ -36,13 +36,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-printf 'version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:%s\n' \
-    "$WORK/registry" "$port" >"$WORK/registry.yml"
-docker-registry serve "$WORK/registry.yml" >"$WORK/registry.log" 2>&1 &
-REG_PID=$!
-R=127.0.0.1:$port
-for _ in $(seq 1 100); do curl -s -o /dev/null "http://$R/v2/" && break; sleep 0.1; done
+bench_registry
 
 recipe=$here/recipes/ci-agent.toml
 # The same recipe with the apt step changed (one more package): a miss on every agent.

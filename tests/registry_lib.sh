@@ -52,3 +52,17 @@ run_python_server() {
 build_hello() {
     HELLO=$(build "$FACTORY_SOURCE_DIR/recipes/hello.toml")
 }
+
+# agent NAME: a CI agent of the registry-cache tests, with its own store and HOME.
+agent() {
+    export FACTORY_CACHE=$TEST_DIR/$1/store HOME=$TEST_DIR/$1/home
+    mkdir -p "$HOME"
+}
+
+# built ARGS…: a build that must succeed; its digest in DIGEST, its stderr in ERR (unlike
+# `DIGEST=$(build …)`, whose ERR stays in the subshell).
+built() {
+    expect_ok build "$@"
+    DIGEST=$(last_line)
+    DIGEST=${DIGEST##* }
+}

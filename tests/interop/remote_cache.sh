@@ -63,19 +63,6 @@ copy = [{ context = "busybox", src = "busybox", dest = "/bin/busybox" }]
 run = ["/bin/busybox", "sh", "-c", "/bin/busybox head -c 64 /dev/urandom > /other"]
 TOML
 
-# built ARGS…: a build that must succeed; its digest in DIGEST, its stderr in ERR.
-built() {
-    expect_ok build "$@"
-    DIGEST=$(last_line)
-    DIGEST=${DIGEST##* }
-}
-
-# agent NAME: its own store and HOME.
-agent() {
-    export FACTORY_CACHE=$TEST_DIR/$1/store HOME=$TEST_DIR/$1/home
-    mkdir -p "$HOME"
-}
-
 step "agent A builds with --cache-to"
 agent A
 built "${opts[@]}" --cache-to "docker://$P/ci/cache:main" ctx/a.toml

@@ -41,16 +41,6 @@ TOML
 recipe ctx/a.toml /tool
 recipe ctx/c.toml /bin/tool
 
-# built ARGS…: a build that must succeed; its digest in DIGEST, its stderr in ERR.
-built() {
-    expect_ok build "$@"
-    DIGEST=$(last_line)
-    DIGEST=${DIGEST##* }
-}
-agent() {
-    export FACTORY_CACHE=$TEST_DIR/$1/store HOME=$TEST_DIR/$1/home
-    mkdir -p "$HOME"
-}
 # blobs_got: the blobs fetched through the proxy since it was last cleared, sorted.
 blobs_got() {
     grep " GET /v2/ci/ms/blobs/" "$TEST_DIR/proxy.requests" | sed 's|.*/blobs/\([^ ]*\).*|\1|' | sort -u
