@@ -12,6 +12,7 @@
 #include "cache/lock.hpp"
 #include "factory/layer/layer_writer.hpp"
 #include "factory/oci/media_types.hpp"
+#include "factory/registry/blob_sources.hpp"
 #include "factory/registry/pull.hpp"
 #include "factory/registry/push.hpp"
 #include "factory/runtime/applier.hpp"
@@ -234,10 +235,13 @@ const CacheRef& RemoteCache::ref(std::size_t source) const {
 std::uint64_t RemoteCache::fetch(std::size_t source, const std::vector<oci::Descriptor>& blobs,
                                  cache::BlobStore& store, Progress* progress) {
     auto& s = *sources_.at(source);
+    registry::BlobSources sources(store); // a push to this registry mounts them from the cache
     std::uint64_t bytes = 0;
-    for (const auto& d : blobs)
+    for (const auto& d : blobs) {
         if (registry::fetch_blob_into(*s.client, s.ref.ref.repository, d, store, progress))
             bytes += static_cast<std::uint64_t>(d.size);
+        sources.record(d.digest, s.client->host(), s.ref.ref.repository);
+    }
     return bytes;
 }
 

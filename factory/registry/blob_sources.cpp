@@ -36,8 +36,10 @@ std::vector<std::pair<std::string, std::string>> read_lines(const fs::path& file
 
 } // namespace
 
-BlobSources::BlobSources(const oci::Layout& store)
-    : dir_(store.blobs().dir().parent_path().parent_path() / "registry-sources") {}
+BlobSources::BlobSources(const oci::Layout& store) : BlobSources(store.blobs()) {}
+
+BlobSources::BlobSources(const cache::BlobStore& blobs)
+    : dir_(blobs.dir().parent_path().parent_path() / "registry-sources") {}
 
 fs::path BlobSources::file(const std::string& digest) const {
     if (!digest.starts_with("sha256:") || digest.size() != 71) return {};

@@ -83,6 +83,14 @@ assert_eq "$A" "$DIGEST" "B builds A's digest again"
 assert_eq "$cfg_digest" "$(blobs_got)" \
     "the image's layer and the listings are in B's store now; only the cache config is read"
 
+step "agent B pushes the image elsewhere on the registry: the layer is mounted from the cache"
+expect_ok push --tls-verify=false ms:latest "docker://$P/team/ms:1"
+assert_contains "$ERR" "1 uploaded" "the image's config, made on B, is uploaded"
+assert_contains "$ERR" ", 1 mounted, 0 already there" "its layer is mounted from ci/ms"
+assert_eq "$A" "$(curl -s -o /dev/null -w '%header{docker-content-digest}' \
+    -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://$REGISTRY/v2/team/ms/manifests/1")" \
+    "the pushed image is A's"
+
 step "agent C: a copy out of the builder that misses downloads the one layer it reads"
 agent C
 : >"$TEST_DIR/proxy.requests"
