@@ -152,6 +152,7 @@ class RecipeRun {
                                                   std::uint64_t& downloaded);
     void ensure_local(const StageState& state);
     void fetch_pending(const std::vector<std::string>& digests);
+    LayerListing read_listing(const std::string& digest);
     std::optional<std::string> shared_listing(const std::string& layer);
     Result<void> check_layer(const std::string& digest, const std::optional<std::string>& shared);
     void restore_mounts(const StepRef& ref);
@@ -404,8 +405,7 @@ void RecipeRun::ensure_tree(const recipe::Stage& stage, StageState& state) {
         std::function<Result<void>()> check;
         if (!listing) {
             fetch_pending({layer.digest});
-            if (auto ok = store_.blobs().verify(*hex); !ok) throw Error(ok.error());
-            listing = Tree::list_layer_blob(blob);
+            listing = read_listing(layer.digest);
             try {
                 listings.put(*hex, serialize_listing(*listing, {}));
             } catch (const Error&) {
@@ -420,6 +420,18 @@ void RecipeRun::ensure_tree(const recipe::Stage& stage, StageState& state) {
     state.tree_layers = layers.size();
     state.tree_content = with_content;
     state.tree_known = true;
+}
+
+// Reads a layer blob of the store for its listing, checking on the way that it hashes to its
+// digest. A blob that fails to read is re-hashed, so that a damaged one is called that.
+LayerListing RecipeRun::read_listing(const std::string& digest) {
+    const std::string hex = digest.substr(digest.find(':') + 1);
+    try {
+        return Tree::list_layer_blob(store_.blobs().path(hex), {}, digest);
+    } catch (const Error&) {
+        if (auto ok = store_.blobs().verify(hex); !ok) throw Error(ok.error());
+        throw;
+    }
 }
 
 // The listing of `layer` in a --cache-from cache, when there is one and the store has none.
@@ -446,9 +458,8 @@ Result<void> RecipeRun::check_layer(const std::string& digest,
     const std::string hex = digest.substr(digest.find(':') + 1);
     try {
         fetch_pending({digest});
-        if (auto ok = store_.blobs().verify(hex); !ok) return ok;
-        if (!shared) return {};
-        auto read = serialize_listing(Tree::list_layer_blob(store_.blobs().path(hex)), {});
+        if (!shared) return store_.blobs().verify(hex);
+        auto read = serialize_listing(read_listing(digest), {});
         if (read != *shared)
             return Unexpected("--cache-from: the listing of layer " + digest +
                               " in the registry cache does not match the layer (a damaged or "

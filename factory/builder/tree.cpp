@@ -196,7 +196,7 @@ void Tree::apply(std::vector<Entry>&& entries) {
 }
 
 LayerListing Tree::list_layer_blob(const std::filesystem::path& blob,
-                                   const runtime::StreamLimits& limits) {
+                                   const runtime::StreamLimits& limits, const std::string& digest) {
     auto reader = runtime::TarReader::open(blob, std::nullopt, limits);
     if (!reader) throw Error(reader.error());
     auto& tar = **reader;
@@ -217,6 +217,8 @@ LayerListing Tree::list_layer_blob(const std::filesystem::path& blob,
         listing.ordinals.push_back(tar.entries());
     }
     value_or_throw(tar.finish());
+    if (!digest.empty() && tar.stream().digest() != digest)
+        throw Error("blob " + digest + " is corrupt: content hashes to " + tar.stream().digest());
     return listing;
 }
 

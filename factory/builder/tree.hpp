@@ -63,8 +63,11 @@ class Tree {
     // The two halves of apply_layer_blob: reading the blob (the costly part: every byte is
     // inflated and hashed), and applying what was read — from a listing kept since, the blob
     // itself is not opened until contents() needs a file of it.
+    // With a `digest` ("sha256:…"), the blob must hash to it, checked on the way (no pass of
+    // its own): else Error "blob sha256:… is corrupt: content hashes to sha256:…".
     static LayerListing list_layer_blob(const std::filesystem::path& blob,
-                                        const runtime::StreamLimits& limits = {});
+                                        const runtime::StreamLimits& limits = {},
+                                        const std::string& digest = {});
     // `check`, when given, is called once before the first content is read from the blob
     // (ensure_tree re-hashes it there): an error it returns is thrown by contents().
     void apply_listing(LayerListing listing, const std::filesystem::path& blob,

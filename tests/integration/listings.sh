@@ -2,7 +2,7 @@
 # destination goes through a symlink a RUN step made — keeps what it read in the store, and
 # later builds take the tree from there. The images are the ones a store without listings
 # builds; a damaged listing is reported by `cache verify`, and the next build reads the layer
-# again and writes the listing anew.
+# again and writes the listing anew; a damaged layer is called corrupt and gets no listing.
 source "$(dirname "$0")/../lib.sh"
 need_root
 need runc jq python3
@@ -111,3 +111,17 @@ m2=$(build ctx/multi.toml --arg WORD=again)
 assert_eq "again" "$(tar_cat "$(image_layers "$store" multi-listed:latest)" a)" "the new content"
 assert_eq "$m2" "$(FACTORY_CACHE=$TEST_DIR/cold4 build ctx/multi.toml --arg WORD=again)" \
     "a cold store's digest, after a change"
+
+step "a damaged layer and no listing: the build calls the blob corrupt and keeps no listing"
+rm -f "$listing"
+python3 - "${layers[1]}" <<'PY'
+import sys
+p = sys.argv[1]
+b = bytearray(open(p, "rb").read())
+b[len(b) // 2] ^= 1
+open(p, "wb").write(bytes(b))
+PY
+printf 'four\n' >ctx/f.txt
+expect_exit 1 build ctx/listed.toml
+assert_contains "$(error_line)" "blob sha256:$run_hex is corrupt: content hashes to sha256:" "what and why"
+assert_missing "$listing"

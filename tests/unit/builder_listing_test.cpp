@@ -140,6 +140,25 @@ TEST(TreeListing, ATreeFromItsListingIsTheTreeFromTheBlob) {
     EXPECT_EQ(read_all(got.at("etc/replaced")), "new");
 }
 
+// Reading a blob for its listing checks its digest on the way: a blob whose bytes are not the
+// digest's (a tar of other content) is refused in verify's words, one of the digest is read.
+TEST(TreeListing, ReadingABlobChecksItsDigest) {
+    factory::testing::TestDir dir;
+    sh("mkdir -p " + (dir / "t").string() + " && cd " + (dir / "t").string() +
+       " && printf one > one && tar -czf ../a.tar.gz one && printf two > one &&"
+       " tar -czf ../b.tar.gz one");
+    auto digest = [](const fs::path& p) { return "sha256:" + factory::Sha256::hex(read_all(p)); };
+    auto a = dir / "a.tar.gz", b = dir / "b.tar.gz";
+    EXPECT_EQ(1u, Tree::list_layer_blob(a, {}, digest(a)).entries.size());
+    try {
+        Tree::list_layer_blob(b, {}, digest(a));
+        FAIL() << "another blob's digest was accepted";
+    } catch (const factory::Error& e) {
+        EXPECT_EQ("blob " + digest(a) + " is corrupt: content hashes to " + digest(b),
+                  std::string(e.what()));
+    }
+}
+
 TEST(TreeListing, TheParserRefusesWhatItDidNotWrite) {
     auto body = serialize_listing(odd_listing(), {});
     // Every shorter prefix is refused (the count says how many entries follow).
