@@ -840,6 +840,11 @@ BuildResult RecipeRun::publish_output() {
         if (!current || current->digest != manifest.digest) store_.set_ref(ref, manifest);
     }
     cache::add_stats(store_.dir(), stats_);
+    if (!pending_records_.empty())
+        progress_.event("cache", label_ + std::to_string(pending_records_.size()) +
+                                     " step records stay in the registry cache (their layers "
+                                     "were not needed here); a build without --cache-from "
+                                     "makes those steps again");
     BuildResult result;
     result.name = recipe_.name;
     result.tags = recipe_.tags;

@@ -71,6 +71,8 @@ agent B
 built "${opts[@]}" --cache-from "docker://$P/ci/ms:main" ctx/a.toml
 assert_eq "$A" "$DIGEST" "B's digest is A's (the RUN step wrote random bytes)"
 assert_not_contains "$ERR" "warning: --cache" "no cache warning"
+assert_contains "$ERR" "cache: 2 step records stay in the registry cache (their layers were not needed here); a build without --cache-from makes those steps again" \
+    "B says the builder's steps were left in the registry"
 expect_ok cache stats --json
 assert_eq 0 "$(jq .misses <<<"$OUT")" "nothing ran on B"
 assert_eq "$(printf '%s\n' "$cfg_digest" $final_layers $listings | sort)" "$(blobs_got)" \
