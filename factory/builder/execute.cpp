@@ -411,10 +411,11 @@ void RecipeRun::ensure_tree(const recipe::Stage& stage, StageState& state) {
             } catch (const Error&) {
                 // Only a saving lost: the next build reads the layer again.
             }
-        } else if (!content.empty())
+        } else if (!content.empty()) {
             check = [this, digest = layer.digest, shared = std::move(shared)] {
                 return check_layer(digest, shared);
             };
+        }
         state.tree.apply_listing(std::move(*listing), blob, content, {}, std::move(check));
     }
     state.tree_layers = layers.size();
