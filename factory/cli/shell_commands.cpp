@@ -11,6 +11,20 @@
 
 namespace factory::cli {
 
+namespace {
+
+// A recipe target is built as `factory build` builds it: from the registry caches given, with
+// the registry options (docs/shell.md).
+void add_cache_from(CLI::App& cmd, std::vector<std::string>& cache_from, RegistryFlags& flags) {
+    cmd.add_option("--cache-from", cache_from,
+                   "Build a recipe target with the registry cache docker://HOST/REPO:TAG too "
+                   "(repeatable, as factory build --cache-from)")
+        ->allow_extra_args(false);
+    add_registry_flags(cmd, flags, JobsFlag::no);
+}
+
+} // namespace
+
 ShellCommands::ShellCommands(CLI::App& app, std::string& cache_dir) {
     run_ = app.add_subcommand("run", "Run a command in an image (or a recipe's, built first); "
                                      "changes are discarded");
@@ -33,6 +47,7 @@ ShellCommands::ShellCommands(CLI::App& app, std::string& cache_dir) {
     run_->add_option("--stop-timeout", run_options_.stop_timeout,
                      "Seconds the command has after a SIGTERM before it is killed (default: 10)")
         ->check(CLI::NonNegativeNumber);
+    add_cache_from(*run_, run_options_.build.cache_from, run_registry_);
 
     shell_ = app.add_subcommand("shell", "An interactive shell (or a command) in a recipe's "
                                          "image or a store image, with the project mounted");
@@ -57,6 +72,7 @@ ShellCommands::ShellCommands(CLI::App& app, std::string& cache_dir) {
                        "first)");
     shell_->add_flag("--stop", stop_,
                      "End the running environment(s) of TARGET, with every shell in them");
+    add_cache_from(*shell_, shell_options_.build.cache_from, shell_registry_);
 
     ps_ = app.add_subcommand("ps", "List the running shell environments");
     ps_->add_option("--cache", cache_dir, "Store directory");
@@ -103,11 +119,15 @@ std::optional<int> ShellCommands::dispatch(const std::string& cache_dir) {
     if (run_->parsed()) {
         run_options_.store_root = cache::store_root(cache_dir);
         run_options_.build_args = parse_args(run_args_);
+        run_options_.build.registry.client =
+            registry_client_options(run_registry_, nullptr, "registry bases");
         return shell::run_image(run_options_);
     }
     if (shell_->parsed()) {
         shell_options_.store_root = cache::store_root(cache_dir);
         shell_options_.build_args = parse_args(shell_args_);
+        shell_options_.build.registry.client =
+            registry_client_options(shell_registry_, nullptr, "registry bases");
         if (stop_)
             return shell::stop_environments(shell_options_.store_root, shell_options_.target);
         return shell::run_shell(shell_options_);

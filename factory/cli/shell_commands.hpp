@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "factory/cli/registry_commands.hpp"
 #include "factory/shell/session.hpp"
 
 namespace CLI {
@@ -29,6 +30,7 @@ class ShellCommands {
     CLI::App* shell_ = nullptr;
     CLI::App* ps_ = nullptr;
     std::vector<std::string> run_args_, shell_args_; // --arg
+    RegistryFlags run_registry_, shell_registry_;    // for --cache-from and registry bases
     bool stop_ = false;
     bool ps_json_ = false;
     shell::RunOptions run_options_;

@@ -55,9 +55,11 @@ bool is_recipe(const std::string& target) {
     return target.ends_with(".toml");
 }
 
-// A recipe is built first (a cache hit is a no-op) with args and, for its RUN steps, runtime.
+// A recipe is built first (a cache hit is a no-op) with args, `build` (--cache-from, registry
+// options) and, for its RUN steps, runtime.
 Target resolve_target(const fs::path& store_root, const std::string& target,
-                      const std::map<std::string, std::string>& args, const std::string& runtime) {
+                      const std::map<std::string, std::string>& args,
+                      const builder::BuildOptions& build, const std::string& runtime) {
     Target t;
     if (is_recipe(target)) {
         // As given: errors name the recipe the way the user wrote it, as `build` and `why` do
@@ -67,7 +69,7 @@ Target resolve_target(const fs::path& store_root, const std::string& target,
         lo.source_date_epoch = builder::source_date_epoch_from_env();
         lo.args = args;
         t.recipe = recipe::load(file, lo); // a recipe error: Error(usage), passed through
-        builder::BuildOptions bo;
+        builder::BuildOptions bo = build;
         bo.store_root = store_root;
         bo.source_date_epoch = lo.source_date_epoch;
         bo.args = args;
@@ -84,6 +86,9 @@ Target resolve_target(const fs::path& store_root, const std::string& target,
                           ": only a recipe takes --arg, not the "
                           "image " +
                           target);
+    if (!build.cache_from.empty())
+        throw usage_error("--cache-from " + build.cache_from.front() +
+                          ": only a recipe is built, not the image " + target);
     t.display = target;
     t.digest = target; // a digest (prefix) is made whole by load_image
     bool digest = target.starts_with("sha256:") ||
@@ -790,7 +795,7 @@ int run_image(const RunOptions& o) {
             throw usage_error("--user " + o.user + ": expected UID[:GID] (numbers)");
     }
 
-    Target t = resolve_target(o.store_root, o.target, o.build_args, o.runtime);
+    Target t = resolve_target(o.store_root, o.target, o.build_args, o.build, o.runtime);
     std::optional<oci::Layout> store;
     Image image = load_image(o.store_root, t.digest, t.display, store);
     if (t.name.empty()) t.digest = image.digest; // a digest prefix names one environment
@@ -839,7 +844,7 @@ int run_shell(const ShellOptions& o) {
         project = fs::canonical(project, ec);
     }
     // Validate before building anything.
-    Target t = resolve_target(o.store_root, o.target, o.build_args, o.runtime);
+    Target t = resolve_target(o.store_root, o.target, o.build_args, o.build, o.runtime);
     recipe::ShellConfig shell_config;
     if (t.recipe) shell_config = t.recipe->shell;
     for (const auto& [name, path] : shell_config.volumes) {

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "factory/builder/builder.hpp"
 #include "factory/shell/environment.hpp"
 
 namespace factory::shell {
@@ -24,6 +25,9 @@ struct RunOptions {
     fs::path store_root;
     std::string target; // REF (NAME[:TAG], sha256:…) or a recipe path (*.toml)
     std::map<std::string, std::string> build_args; // --arg, for a recipe target
+    // How a recipe target is built first, as `factory build` would: --cache-from and the
+    // registry options (the store, args and runtime come from the fields here).
+    builder::BuildOptions build;
     std::string runtime; // --runtime crun|runc|PATH ("" = $FACTORY_RUNTIME, else the default)
     std::vector<std::string> mounts; // SRC:DST[:ro]
     std::vector<std::string> env;    // K=V
@@ -45,6 +49,9 @@ struct ShellOptions {
     fs::path store_root;
     std::string target;                            // a recipe path (*.toml) or a REF
     std::map<std::string, std::string> build_args; // --arg, for a recipe target
+    // How a recipe target is built first, as `factory build` would: --cache-from and the
+    // registry options (the store, args and runtime come from the fields here).
+    builder::BuildOptions build;
     std::string runtime; // --runtime for a new environment (a joined one keeps its own)
     std::string project; // "" = the recipe directory's git top (or its directory), or the cwd
     bool root = false;   // run as root instead of the caller

@@ -1,8 +1,9 @@
 # The registry build cache (docs/cache.md "Remote cache") between agents with their own store
 # and HOME, against a real docker-registry behind the tests' proxy: every step a hit on a fresh
 # agent, the same digest for a RUN step that writes random bytes, only the output image's layers
-# downloaded, cache mounts restored for a step that misses, two exports merged, and a registry
-# that is down, failing or hostile costing one warning and nothing else.
+# downloaded, `factory shell` and `run` building from the cache as well, cache mounts restored
+# for a step that misses, two exports merged, and a registry that is down, failing or hostile
+# costing one warning and nothing else.
 source "$(dirname "$0")/../lib.sh"
 source "$FACTORY_SOURCE_DIR/tests/registry_lib.sh"
 need jq python3 crun curl
@@ -92,6 +93,18 @@ assert_eq 3 "$(jq '.layers | length' "$(blob "$FACTORY_CACHE" "$B")")" "the outp
 expect_ok cache verify
 assert_contains "$OUT" "clean" "B's store verifies"
 assert_eq "$A" "$(build "${opts[@]}" ctx/a.toml)" "B rebuilds from its own store alone"
+
+step "a developer's empty store: factory shell and run build the recipe from the cache too"
+agent S
+expect_ok shell --tls-verify=false --cache-from "docker://$P/ci/cache:main" ctx/a.toml -- /bin/busybox cat /one
+assert_eq "one" "$OUT" "the shell is in the image's file system"
+random_a=$(tar_cat "$(blob "$TEST_DIR/A/store" "$(jq -r '.layers[1].digest' "$(blob "$TEST_DIR/A/store" "$A")")")" random | sha256sum | cut -d' ' -f1)
+expect_ok run --tls-verify=false --cache-from "docker://$P/ci/cache:main" ctx/a.toml -- /bin/busybox sha256sum /random
+assert_eq "$random_a  /random" "$OUT" "run sees the random bytes A's RUN step wrote"
+expect_ok cache stats --json
+assert_eq 0 "$(jq .misses <<<"$OUT")" "no step ran for the shell or the run"
+expect_exit 2 run --tls-verify=false --cache-from "docker://$P/ci/cache:main" rc:latest -- true
+assert_contains "$(error_line)" "--cache-from docker://$P/ci/cache:main: only a recipe is built, not the image rc:latest" "an image target takes no --cache-from"
 
 step "agent B2: a changed last step misses, and runs with A's cache mount restored"
 agent B2
