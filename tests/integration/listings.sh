@@ -27,6 +27,16 @@ copy = [{ src = "f.txt", dest = "/link/f.txt" }]
 EOF
 printf 'one\n' >ctx/f.txt
 store=$TEST_DIR/store
+# flip_middle_byte FILE: damages FILE in place, one bit of its middle byte.
+flip_middle_byte() {
+    python3 - "$1" <<'PY'
+import sys
+p = sys.argv[1]
+b = bytearray(open(p, "rb").read())
+b[len(b) // 2] ^= 1
+open(p, "wb").write(bytes(b))
+PY
+}
 
 step "the copy goes through the RUN layer's symlink; that layer's listing is kept"
 d1=$(build ctx/listed.toml)
@@ -48,13 +58,7 @@ assert_eq "$before" "$(stat -c %Y.%i "$listing")" "the listing was read, not wri
 assert_eq "$d2" "$(FACTORY_CACHE=$TEST_DIR/cold build ctx/listed.toml)" "a cold store's digest"
 
 step "a damaged listing: verify names it; the next build reads the layer and writes it anew"
-python3 - "$listing" <<'PY'
-import sys
-p = sys.argv[1]
-b = bytearray(open(p, "rb").read())
-b[len(b) // 2] ^= 1
-open(p, "wb").write(bytes(b))
-PY
+flip_middle_byte "$listing"
 expect_exit 1 cache verify
 assert_contains "$OUT" "problem: listing of blob sha256:$run_hex is unreadable" "verify names it"
 assert_contains "$OUT" "checksum mismatch" "and why"
@@ -114,13 +118,7 @@ assert_eq "$m2" "$(FACTORY_CACHE=$TEST_DIR/cold4 build ctx/multi.toml --arg WORD
 
 step "a damaged layer and no listing: the build calls the blob corrupt and keeps no listing"
 rm -f "$listing"
-python3 - "${layers[1]}" <<'PY'
-import sys
-p = sys.argv[1]
-b = bytearray(open(p, "rb").read())
-b[len(b) // 2] ^= 1
-open(p, "wb").write(bytes(b))
-PY
+flip_middle_byte "${layers[1]}"
 printf 'four\n' >ctx/f.txt
 expect_exit 1 build ctx/listed.toml
 assert_contains "$(error_line)" "blob sha256:$run_hex is corrupt: content hashes to sha256:" "what and why"
