@@ -111,8 +111,9 @@ std::string blob_bytes(registry::Client& client, const std::string& repository,
 
 std::optional<CacheIndex> read_cache(registry::Client& client, const CacheRef& ref) {
     const auto& repo = ref.ref.repository;
-    if (!registry::head_manifest(client, repo, ref.ref.tag)) return std::nullopt;
-    auto checked = registry::get_manifest(client, repo, ref.ref.tag, "");
+    auto found = registry::find_manifest(client, repo, ref.ref.tag, "");
+    if (!found) return std::nullopt;
+    auto& checked = *found;
     auto what = [&](const std::string& why) {
         return Error(ref.ref.str() + " is not a usable factory cache: " + why);
     };

@@ -107,16 +107,18 @@ std::string platforms_of(const oci::Index& index) {
     return out.empty() ? "none" : out;
 }
 
-} // namespace
-
-CheckedManifest get_manifest(Client& client, const std::string& repository,
-                             const std::string& reference, std::string_view expected_media_type) {
+// GET manifests/<reference>: nullopt on a 404 when `absent_ok`, else every failure throws.
+std::optional<CheckedManifest> get_manifest_or(Client& client, const std::string& repository,
+                                               const std::string& reference,
+                                               std::string_view expected_media_type,
+                                               bool absent_ok) {
     Operation op{repository, "GET manifest " + reference};
     HttpRequest req;
     req.url = repository + "/manifests/" + reference;
     req.headers.push_back(manifest_accept_header());
     req.max_body = max_manifest_size;
     auto resp = client.send(op, req, Access::pull);
+    if (absent_ok && resp.status == 404) return std::nullopt;
     if (resp.too_large) throw Error(client.error_message(op, "manifest is larger than 4 MiB"));
     if (!resp.ok()) client.fail(op, resp);
     bool by_digest = reference.starts_with("sha256:");
@@ -124,6 +126,19 @@ CheckedManifest get_manifest(Client& client, const std::string& repository,
                                   by_digest ? reference : "", expected_media_type);
     if (!checked) throw Error(client.error_message(op, checked.error()));
     return std::move(*checked);
+}
+
+} // namespace
+
+CheckedManifest get_manifest(Client& client, const std::string& repository,
+                             const std::string& reference, std::string_view expected_media_type) {
+    return *get_manifest_or(client, repository, reference, expected_media_type, false);
+}
+
+std::optional<CheckedManifest> find_manifest(Client& client, const std::string& repository,
+                                             const std::string& reference,
+                                             std::string_view expected_media_type) {
+    return get_manifest_or(client, repository, reference, expected_media_type, true);
 }
 
 std::optional<oci::Descriptor> head_manifest(Client& client, const std::string& repository,

@@ -38,6 +38,10 @@ struct PulledImage {
 // GET manifests/<reference>, checked (manifest_check.hpp). Throws Error.
 CheckedManifest get_manifest(Client& client, const std::string& repository,
                              const std::string& reference, std::string_view expected_media_type);
+// The same, nullopt when the registry answers 404 (one request where HEAD then GET is two).
+std::optional<CheckedManifest> find_manifest(Client& client, const std::string& repository,
+                                             const std::string& reference,
+                                             std::string_view expected_media_type);
 
 // HEAD manifests/<reference>: the registry's digest and media type, or nullopt on 404. Throws.
 std::optional<oci::Descriptor> head_manifest(Client& client, const std::string& repository,

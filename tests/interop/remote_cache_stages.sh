@@ -47,9 +47,11 @@ blobs_got() {
 }
 manifest() { curl -s -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://$REGISTRY/v2/ci/ms/manifests/$1"; }
 
-step "agent A builds and exports"
+step "agent A builds and exports, with the flags of every agent (the cache is empty yet)"
 agent A
-A=$(build "${opts[@]}" --cache-to "docker://$P/ci/ms:main" ctx/a.toml)
+built "${opts[@]}" --cache-from "docker://$P/ci/ms:main" --cache-to "docker://$P/ci/ms:main" ctx/a.toml
+A=$DIGEST
+assert_not_contains "$ERR" "warning: --cache-from" "an empty cache is no warning"
 builder_layers=$(for r in "$FACTORY_CACHE"/actions/*/*.json; do jq -r '.result.layer.digest // empty' "$r"; done | sort -u)
 final_layers=$(layer_digests "$FACTORY_CACHE" "$A" | sort)
 tool_a=$(tar_cat "$(blob "$FACTORY_CACHE" "$final_layers")" tool | sha256sum)
@@ -77,6 +79,8 @@ expect_ok cache stats --json
 assert_eq 0 "$(jq .misses <<<"$OUT")" "nothing ran on B"
 assert_eq "$(printf '%s\n' "$cfg_digest" $final_layers $listings | sort)" "$(blobs_got)" \
     "B fetched the config, the image's layer and the builder's listings: no builder layer"
+assert_eq "GET /v2/ci/ms/manifests/main" "$(grep " /v2/ci/ms/manifests/" "$TEST_DIR/proxy.requests" | cut -d' ' -f2,3)" \
+    "the cache's manifest cost one request"
 expect_ok cache verify
 assert_contains "$OUT" "clean" "B's store verifies"
 : >"$TEST_DIR/proxy.requests"
