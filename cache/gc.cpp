@@ -14,6 +14,7 @@
 #include <map>
 #include <set>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <unordered_map>
@@ -100,6 +101,16 @@ struct TempSweeper {
             why = "its writer (pid " + std::to_string(pid) + ") is gone";
         } else {
             return;
+        }
+        // A RUN step's root file system stays mounted when its factory was killed: unmount it
+        // first, and never remove through a mount that stays.
+        if (!options.dry_run && S_ISDIR(st.st_mode)) {
+            std::error_code ec;
+            auto real = fs::canonical(p, ec);
+            if (ec) return;
+            for (const auto& m : mounts_under(real))
+                ::umount2(m.c_str(), MNT_DETACH);
+            if (!mounts_under(real).empty()) return;
         }
         SweptTemp t{p, tree_bytes(p), why};
         if (!options.dry_run) {

@@ -2,6 +2,7 @@
 
 #include "cache/blob_store.hpp"
 #include "factory/util/error.hpp"
+#include "factory/util/interrupt.hpp"
 
 #include <cerrno>
 #include <fcntl.h>
@@ -57,20 +58,15 @@ std::optional<FileLock> FileLock::acquire_or_timeout(const fs::path& path, LockM
     Fd fd = open_lock_file(path);
     if (try_flock(fd.get(), mode, path)) return FileLock(std::move(fd), path);
     if (wait.on_wait) wait.on_wait();
-    if (!wait.timeout) {
-        // Blocking flock: the kernel wakes us when the holder releases or dies.
-        int op = mode == LockMode::shared ? LOCK_SH : LOCK_EX;
-        while (::flock(fd.get(), op) != 0)
-            if (errno != EINTR)
-                throw Error("cannot lock " + path.string() + ": " + errno_string(errno));
-        return FileLock(std::move(fd), path);
-    }
-    // With a deadline: poll with a growing interval (flock has no timed form; SIGALRM would not
-    // be thread-safe). Locks are held briefly or by whole builds, so 1 ms → 100 ms is plenty.
-    auto deadline = std::chrono::steady_clock::now() + *wait.timeout;
+    // Poll with a growing interval: flock has no timed form (SIGALRM would not be thread-safe),
+    // and a blocking one would not see an interrupted command (util/interrupt.hpp). Locks are
+    // held briefly or by whole builds, so 1 ms → 100 ms is plenty.
+    auto deadline = wait.timeout ? std::chrono::steady_clock::now() + *wait.timeout
+                                 : std::chrono::steady_clock::time_point::max();
     std::chrono::steady_clock::duration pause = 1ms;
     for (;;) {
         if (try_flock(fd.get(), mode, path)) return FileLock(std::move(fd), path);
+        throw_if_interrupted();
         auto now = std::chrono::steady_clock::now();
         if (now >= deadline) return std::nullopt;
         std::this_thread::sleep_for(std::min(pause, deadline - now));

@@ -11,6 +11,7 @@
 #include "factory/builder/remote_cache.hpp"
 #include "factory/oci/layout.hpp"
 #include "factory/recipe/parser.hpp"
+#include "factory/util/interrupt.hpp"
 
 namespace factory::builder {
 
@@ -127,6 +128,7 @@ std::vector<RecipeOutcome> build_recipes(const std::vector<fs::path>& recipe_pat
     std::vector<CacheRef> cache_from;
     for (const auto& text : options.cache_from)
         cache_from.push_back(parse_cache_ref(text, "--cache-from"));
+    InterruptGuard interrupts; // SIGINT, SIGTERM, SIGHUP: stop, clean up, publish nothing
     BuildSession session(options.jobs);
     std::optional<RemoteCache> remote;
     if (!cache_from.empty()) {
@@ -153,6 +155,7 @@ std::vector<RecipeOutcome> build_recipes(const std::vector<fs::path>& recipe_pat
         for (auto& t : threads)
             t.join();
     }
+    throw_if_interrupted(); // whatever each recipe's error says; nothing exported or pruned
     if (cache_to) export_build_cache(*cache_to, session, options, recipes, progress);
     auto_prune(options.store_root, options.max_size, progress);
     return outcomes;

@@ -24,6 +24,7 @@
 #include "factory/oci/media_types.hpp"
 #include "factory/util/fd.hpp"
 #include "factory/util/files.hpp"
+#include "factory/util/interrupt.hpp"
 
 namespace factory::builder {
 
@@ -478,6 +479,7 @@ Result<void> RecipeRun::check_layer(const std::string& digest,
 // The one way every step goes: key it; reuse the recorded result on a hit; on a miss say why
 // when asked (or, planning, stop there), else make it and record it; apply it to the stage.
 void RecipeRun::run_step(const StepRef& ref, PlannedStep& planned, StageState& state) {
+    throw_if_interrupted();
     const StepKind& kind = kind_of(ref);
     std::string id = progress_id(ref);
     progress_.step_start(id, planned.what);

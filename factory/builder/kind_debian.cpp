@@ -12,6 +12,7 @@
 #include "factory/sources/debian_release.hpp"
 #include "factory/sources/trust.hpp"
 #include "factory/util/files.hpp"
+#include "factory/util/interrupt.hpp"
 
 namespace factory::builder {
 
@@ -61,7 +62,11 @@ class DebianBaseKind final : public LayerKind {
         const auto* pin = locked_pin(env, s);
         auto date = release_date(s, env, spec, pin);
         TempDir work(env.store->dir() / "tmp", "debian-");
-        auto rootfs = sources::bootstrap_debian(spec, work.path(), env.recipe->epoch, env.output);
+        sources::BootstrapControl control;
+        control.cancel = &interrupted();
+        auto rootfs =
+            sources::bootstrap_debian(spec, work.path(), env.recipe->epoch, env.output, control);
+        throw_if_interrupted();
         if (!rootfs) throw Error(where.str() + ": debian base: " + rootfs.error());
         if (pin) check_packages(s, *pin, rootfs->dir);
         auto entries = sources::debian_entries(rootfs->dir, env.recipe->epoch);

@@ -14,6 +14,7 @@
 #include "factory/runtime/rootfs.hpp"
 #include "factory/runtime/snapshot_store.hpp"
 #include "factory/sources/trust.hpp"
+#include "factory/util/interrupt.hpp"
 #include "factory/util/sha256.hpp"
 #include "factory/util/strings.hpp"
 
@@ -273,8 +274,12 @@ RunOutcome execute_run(const RunContext& ctx, const recipe::RunStep& step, const
         tail.emplace_back(line);
         if (ctx.on_output) ctx.on_output(line);
     };
-    auto code = runtime::run_container(spec, *ctx.runtime, on_line);
+    // Interrupted: the container is killed and deleted, its root file system unmounted.
+    runtime::RunControl control;
+    control.cancel = &interrupted();
+    auto code = runtime::run_container(spec, *ctx.runtime, on_line, control);
     if (auto r = rootfs->unmount(); !r) throw Error(id + ": " + r.error());
+    throw_if_interrupted();
     if (!code) throw Error(id + ": " + code.error());
     if (*code != 0) {
         // The output's tail first, then the one-line error last (docs/cli.md "Errors").

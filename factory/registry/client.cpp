@@ -5,6 +5,8 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "factory/util/interrupt.hpp"
+
 namespace factory::registry {
 
 namespace {
@@ -369,7 +371,8 @@ bool Client::Retry::again(const HttpResponse& resp) {
                                                       "; attempt " + std::to_string(attempts_ + 1) +
                                                       "/" + std::to_string(policy.max_attempts) +
                                                       " in " + seconds_text(delay));
-    std::this_thread::sleep_for(delay);
+    if (!sleep_unless_interrupted(std::chrono::duration_cast<std::chrono::milliseconds>(delay)))
+        return false; // the caller reports this attempt's failure
     ++attempts_;
     return true;
 }

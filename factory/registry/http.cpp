@@ -9,6 +9,7 @@
 #include <signal.h>
 
 #include "factory/util/curl_loader.hpp"
+#include "factory/util/interrupt.hpp"
 
 namespace factory::registry {
 
@@ -132,6 +133,12 @@ std::size_t on_read(char* buffer, std::size_t size, std::size_t n, void* p) {
     return want;
 }
 
+// Called about once a second, and on every chunk: a transfer stops when the command is
+// interrupted (util/interrupt.hpp), even one that is waiting for the other end.
+int on_progress(void*, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+    return interrupted() ? 1 : 0;
+}
+
 // Rewinding a body for curl's own resend (after a 100-continue or a reused dead connection).
 int on_seek(void* p, curl_off_t offset, int origin) {
     auto* t = static_cast<Transfer*>(p);
@@ -222,6 +229,8 @@ HttpResponse Http::send(const HttpRequest& req) {
     curl_easy_setopt(c, CURLOPT_READDATA, &t);
     curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, &on_seek);
     curl_easy_setopt(c, CURLOPT_SEEKDATA, &t);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, &on_progress);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
                      static_cast<long>(connect_timeout_.count() * 1000));
     // A stall: under 1 byte/s for stall_timeout seconds.

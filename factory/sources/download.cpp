@@ -11,6 +11,7 @@
 #include "factory/sources/remote_url.hpp"
 #include "factory/util/curl_loader.hpp"
 #include "factory/util/files.hpp"
+#include "factory/util/interrupt.hpp"
 #include "factory/util/sha256.hpp"
 
 namespace factory::sources {
@@ -32,6 +33,11 @@ struct Sink {
     std::uint64_t bytes = 0, max_bytes = 0;
     std::string error;
 };
+
+// A transfer stops when the command is interrupted (util/interrupt.hpp).
+int on_progress(void*, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+    return interrupted() ? 1 : 0;
+}
 
 std::size_t on_data(char* data, std::size_t size, std::size_t n, void* user) {
     auto* s = static_cast<Sink*>(user);
@@ -80,6 +86,8 @@ Attempt get(const std::string& url, const DownloadOptions& o,
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, &on_progress);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
     if (!o.ca_bundle.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, o.ca_bundle.c_str());
     CURLcode rc = curl_easy_perform(c);
     long status = 0;
@@ -149,7 +157,7 @@ Result<fs::path> fetch_download(const fs::path& store_root, const std::string& u
         if (options.on_log)
             options.on_log("download " + shown + ": " + a.error + "; trying again in " +
                            std::to_string(delay.count()) + " ms");
-        std::this_thread::sleep_for(delay);
+        if (!sleep_unless_interrupted(delay)) return Unexpected(interrupted_error().what());
         delay *= 2;
     }
 }
@@ -174,7 +182,7 @@ Result<std::string> fetch_text(const std::string& url, const DownloadOptions& op
         if (options.on_log)
             options.on_log(shown + ": " + a.error + "; trying again in " +
                            std::to_string(delay.count()) + " ms");
-        std::this_thread::sleep_for(delay);
+        if (!sleep_unless_interrupted(delay)) return Unexpected(interrupted_error().what());
         delay *= 2;
     }
 }

@@ -14,6 +14,7 @@
 #include "factory/sources/command.hpp"
 #include "factory/sources/git_blob_stream.hpp"
 #include "factory/util/files.hpp"
+#include "factory/util/interrupt.hpp"
 #include "factory/util/sha256.hpp"
 
 namespace factory::sources {
@@ -239,7 +240,7 @@ Result<std::string> GitMirrors::git_network(const std::vector<std::string>& args
         if (r || attempt >= options_.attempts || (permanent && permanent(r.error()))) return r;
         log("git " + args.front() + " " + remote.url + ": " + r.error() + "; trying again in " +
             std::to_string(delay.count()) + " ms");
-        std::this_thread::sleep_for(delay);
+        if (!sleep_unless_interrupted(delay)) return Unexpected(interrupted_error().what());
         delay *= 2;
     }
 }

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <random>
@@ -120,6 +121,55 @@ TempDir::~TempDir() {
     if (keep_) return;
     std::error_code ec;
     fs::remove_all(path_, ec);
+}
+
+namespace {
+
+// mountinfo's fields are separated by spaces; a space, tab, newline or backslash in a path is
+// written as \ooo (octal).
+std::string unescape_mount_path(std::string_view s) {
+    std::string out;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        if (s[i] == '\\' && i + 3 < s.size() && s[i + 1] >= '0' && s[i + 1] <= '3' &&
+            s[i + 2] >= '0' && s[i + 2] <= '7' && s[i + 3] >= '0' && s[i + 3] <= '7') {
+            out +=
+                static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
+            i += 3;
+        } else {
+            out += s[i];
+        }
+    }
+    return out;
+}
+
+} // namespace
+
+std::vector<fs::path> mounts_under(const fs::path& dir) {
+    std::vector<fs::path> out;
+    auto text = read_file("/proc/self/mountinfo", 16u << 20);
+    if (!text) return out;
+    const std::string prefix = dir.lexically_normal().string();
+    std::string_view rest = *text;
+    while (!rest.empty()) {
+        auto nl = rest.find('\n');
+        std::string_view line = rest.substr(0, nl);
+        rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
+        // "ID PARENT MAJ:MIN ROOT MOUNTPOINT …": the fifth field.
+        std::size_t at = 0;
+        for (int field = 0; field < 4 && at != std::string_view::npos; ++field) {
+            at = line.find(' ', at);
+            if (at != std::string_view::npos) ++at;
+        }
+        if (at == std::string_view::npos) continue;
+        auto point = unescape_mount_path(line.substr(at, line.find(' ', at) - at));
+        if (point == prefix || (point.size() > prefix.size() && point.starts_with(prefix) &&
+                                point[prefix.size()] == '/'))
+            out.emplace_back(point);
+    }
+    std::sort(out.begin(), out.end(), [](const fs::path& a, const fs::path& b) {
+        return a.native().size() > b.native().size();
+    });
+    return out;
 }
 
 } // namespace factory

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "factory/util/error.hpp"
 #include "factory/util/fd.hpp"
@@ -49,6 +50,10 @@ Result<std::size_t> read_some(int fd, void* data, std::size_t size);
 void fsync_dir(const fs::path& dir);
 // A random-ish unique suffix for temp names (pid, thread, counter, time).
 std::string unique_suffix();
+
+// The mount points at `dir` or below it in this mount namespace (/proc/self/mountinfo), the
+// deepest first, as they must be unmounted. `dir` is taken as given (absolute, no symlinks).
+std::vector<fs::path> mounts_under(const fs::path& dir);
 
 // A temporary directory removed recursively on destruction (unless keep()).
 class TempDir {

@@ -1,0 +1,119 @@
+# A build stopped by SIGTERM (a cancelled CI job), SIGINT (Ctrl-C: the whole process group) or
+# SIGHUP kills its RUN step's container, unmounts the step's root file system, removes its
+# scratch directories, moves no ref, and exits 128 + N with `factory: error: interrupted by
+# SIGTERM` as its last line (docs/cli.md "Interrupting a build"); the next build gives the
+# digest of an uninterrupted one. A build killed with SIGKILL can't clean up: its mounted root
+# file system goes with `cache prune` once its scratch is stale, unmounted first.
+source "$(dirname "$0")/../lib.sh"
+need_root
+need crun jq python3 setsid
+bb=$(busybox_context)
+
+# sleeper SECONDS: a recipe whose RUN step sleeps, then writes a file.
+sleeper() {
+    write ctx/sleep.toml <<EOF
+[image]
+name = "sleeper"
+
+[contexts]
+busybox = "$bb"
+
+[base]
+image = "scratch"
+
+[[step]]
+copy = [{ context = "busybox", src = "busybox", dest = "/bin/busybox", mode = "0755" }]
+
+[[step]]
+run = ["/bin/busybox", "sh", "-c", "/bin/busybox sleep $1 && echo done >/done"]
+EOF
+}
+
+# leftovers: what a stopped build must not leave: a running sleep, a container of the runtime,
+# a mount under the store, a scratch directory.
+leftovers() {
+    local found=""
+    pgrep -f "busybox sleep 30" >/dev/null && found+=" a running 'sleep 30';"
+    [[ -n $(crun --root /run/factory/crun list -q 2>/dev/null) ]] && found+=" a crun container;"
+    grep -q " $TEST_DIR/store" /proc/mounts && found+=" a mount under the store;"
+    [[ -n $(ls -A "$TEST_DIR/store/tmp" 2>/dev/null) ]] &&
+        found+=" store/tmp holds: $(ls -A "$TEST_DIR/store/tmp" | tr '\n' ' ');"
+    echo "$found"
+}
+
+# wait_for_run: until the RUN step's sleep is running (at most 20 s).
+wait_for_run() {
+    for _ in $(seq 1 200); do
+        pgrep -f "busybox sleep 30" >/dev/null && return 0
+        sleep 0.1
+    done
+    fail "the RUN step did not start within 20 s"$'\n'"$(cat "$TEST_DIR/stop.stderr")"
+}
+
+step "reference: the recipe with a short sleep, built in a fresh store"
+sleeper 0
+want=$(build --cache "$TEST_DIR/reference" ctx/sleep.toml)
+rm -rf "$TEST_DIR/reference"
+
+sleeper 30
+for sig in TERM INT HUP; do
+    step "SIGNAL $sig during the RUN step"
+    if [[ $sig == INT ]]; then
+        # Ctrl-C: the terminal signals the whole foreground process group.
+        setsid "$FACTORY" build --progress plain ctx/sleep.toml >stop.stdout 2>stop.stderr &
+        pid=$!
+        wait_for_run
+        kill -INT -- "-$pid"
+    else
+        "$FACTORY" build --progress plain ctx/sleep.toml >stop.stdout 2>stop.stderr &
+        pid=$!
+        wait_for_run
+        kill "-$sig" "$pid"
+    fi
+    start=$SECONDS
+    rc=0
+    wait "$pid" || rc=$?
+    num=$(kill -l "$sig")
+    assert_eq $((128 + num)) "$rc" "exit code after SIG$sig"
+    assert_eq "factory: error: interrupted by SIG$sig" "$(tail -n 1 stop.stderr)" "last line"
+    (((SECONDS - start) <= 10)) || fail "the build took $((SECONDS - start)) s to stop"
+    assert_eq "" "$(leftovers)" "what the stopped build left"
+    assert_eq "" "$(cat stop.stdout)" "stdout of a stopped build"
+    assert_eq "" "$(jq -r '.manifests[].annotations["org.opencontainers.image.ref.name"] // empty' \
+        "$TEST_DIR/store/index.json" 2>/dev/null)" "refs after SIG$sig"
+done
+expect_ok cache verify
+
+step "a second signal ends the build at once, without cleaning up"
+"$FACTORY" build --progress plain ctx/sleep.toml >stop.stdout 2>stop.stderr &
+pid=$!
+wait_for_run
+kill -TERM "$pid"
+kill -INT "$pid" # another signal: two SIGTERMs can arrive as one
+rc=0
+wait "$pid" || rc=$?
+assert_eq 130 "$rc" "exit code after SIGTERM then SIGINT (the second one's)"
+
+step "SIGKILL: the next RUN deletes the container; prune unmounts and removes the stale scratch"
+# The leftovers of the second signal above, and of this one.
+"$FACTORY" build --progress plain ctx/sleep.toml >stop.stdout 2>stop.stderr &
+pid=$!
+wait_for_run
+kill -KILL "$pid"
+wait "$pid" || true
+grep -q " $TEST_DIR/store" /proc/mounts || fail "expected the killed build's root fs mounted"
+pkill -KILL -f "busybox sleep 30" || true
+# Scratch older than an hour is stale (docs/cache.md "Prune").
+find "$TEST_DIR/store/tmp" -mindepth 1 -maxdepth 1 -exec touch -h -d '2 hours ago' {} +
+expect_ok cache prune
+assert_match "removed temp +tmp/run-[^ ]+ .* older than" "$OUT$ERR" "prune reports the stale scratch"
+grep -q " $TEST_DIR/store" /proc/mounts && fail "prune left a mount under the store"
+assert_eq "" "$(ls -A "$TEST_DIR/store/tmp")" "store/tmp after prune"
+
+step "the next build gives the reference digest"
+sleeper 0
+got=$(build ctx/sleep.toml)
+assert_eq "$want" "$got" "digest after the interrupted builds"
+assert_eq "" "$(crun --root /run/factory/crun list -q 2>/dev/null)" "containers after the build"
+expect_ok cache verify
+echo "PASS: $TEST_NAME"
