@@ -538,6 +538,37 @@ void add_parents(Plan& plan, const CopyContext& ctx) {
     plan.merge(std::move(dirs));
 }
 
+// The root a host item copies from: the context or a named one, resolved.
+HostRoot host_root(const recipe::CopyItem& item, const CopyContext& ctx) {
+    HostRoot root;
+    if (item.context.empty()) {
+        root.real = ctx.context;
+        root.label = "the context";
+        root.ignore = ctx.ignore;
+    } else {
+        auto it = ctx.named ? ctx.named->find(item.context) : decltype(ctx.named->end()){};
+        if (!ctx.named || it == ctx.named->end())
+            fail(item, "no context named '" + item.context + "' in [contexts]");
+        root.real = it->second;
+        root.label = "context '" + item.context + "'";
+    }
+    char buf[PATH_MAX];
+    if (!::realpath(root.real.c_str(), buf))
+        fail(item,
+             "cannot open " + root.label + " " + root.real.string() + ": " + errno_string(errno));
+    root.real = buf;
+    return root;
+}
+
+// A host source resolved inside its root (resolve_inside); one the ignore file excludes is an
+// error too.
+std::string resolve_host_source(const HostRoot& root, const std::string& rel,
+                                const recipe::CopyItem& item) {
+    if (root.ignore && !rel.empty() && root.ignore->ignored(rel))
+        fail(item, "source '" + rel + "' is excluded by the ignore file");
+    return resolve_inside(root, rel, item);
+}
+
 void copy_item(const recipe::CopyItem& item, const CopyContext& ctx, Plan& out, InodeMap& inodes) {
     Collector collector(item, ctx);
     collector.set_output(&out);
@@ -564,24 +595,7 @@ void copy_item(const recipe::CopyItem& item, const CopyContext& ctx, Plan& out, 
         return;
     }
 
-    HostRoot root;
-    if (item.context.empty()) {
-        root.real = ctx.context;
-        root.label = "the context";
-        root.ignore = ctx.ignore;
-    } else {
-        auto it = ctx.named ? ctx.named->find(item.context) : decltype(ctx.named->end()){};
-        if (!ctx.named || it == ctx.named->end())
-            fail(item, "no context named '" + item.context + "' in [contexts]");
-        root.real = it->second;
-        root.label = "context '" + item.context + "'";
-    }
-    char buf[PATH_MAX];
-    if (!::realpath(root.real.c_str(), buf))
-        fail(item,
-             "cannot open " + root.label + " " + root.real.string() + ": " + errno_string(errno));
-    root.real = buf;
-
+    HostRoot root = host_root(item, ctx);
     HostWalker walker(root, collector, inodes, ctx.threads);
     auto all = expand_sources(item, collector, [&](const std::string& pattern) {
         return expand_host(root, pattern, item);
@@ -589,9 +603,7 @@ void copy_item(const recipe::CopyItem& item, const CopyContext& ctx, Plan& out, 
     for (std::size_t p = 0; p < item.src.size(); ++p) {
         const auto& pattern = item.src[p];
         for (const auto& rel : all[p]) {
-            if (root.ignore && !rel.empty() && root.ignore->ignored(rel))
-                fail(item, "source '" + rel + "' is excluded by the ignore file");
-            auto real = resolve_inside(root, rel, item);
+            auto real = resolve_host_source(root, rel, item);
             struct stat st {};
             ::stat((root.real / real).c_str(), &st);
             bool is_dir = S_ISDIR(st.st_mode);
@@ -637,6 +649,25 @@ void link_shared_inodes(Plan& out, const InodeMap& inodes) {
 unsigned normalized_mode(unsigned host_mode, bool is_dir) {
     if (is_dir) return 0755;
     return (host_mode & 0111) ? 0755 : 0644;
+}
+
+IgnoreRules recipe_ignore_rules(const recipe::Recipe& recipe) {
+    if (recipe.ignore_file.empty()) return {};
+    auto path = recipe.context / recipe.ignore_file;
+    auto text = read_file(path, 1 << 20);
+    if (!text) throw Error("cannot read ignore file: " + text.error(), ExitCode::usage);
+    return IgnoreRules::parse(*text, path.string());
+}
+
+void check_host_sources(const recipe::Step& step, const CopyContext& ctx) {
+    for (const auto& item : step.copy) {
+        if (!item.from_stage.empty()) continue;
+        auto root = host_root(item, ctx);
+        for (const auto& pattern : item.src) {
+            std::string clean = clean_relative(pattern);
+            if (!has_glob_chars(clean)) resolve_host_source(root, clean, item);
+        }
+    }
 }
 
 std::vector<layer::Entry> plan_copy(const recipe::Step& step, const CopyContext& ctx) {

@@ -42,6 +42,15 @@ struct CopyContext {
 // source, and Error (failure) for I/O errors.
 std::vector<layer::Entry> plan_copy(const recipe::Step& step, const CopyContext& ctx);
 
+// The rules of the recipe's ignore file (none when it has none). Throws Error (usage).
+IgnoreRules recipe_ignore_rules(const recipe::Recipe& recipe);
+
+// While planning, before anything runs: every literal source of the step's host items (the
+// context, a named context) is not ignored, exists and stays inside its root; else the error
+// plan_copy gives (ExitCode::usage, the item's location). A glob is left to plan_copy: it
+// needs a walk, and a few realpath() calls are all this costs.
+void check_host_sources(const recipe::Step& step, const CopyContext& ctx);
+
 // Normalized permission bits of a copied file when the recipe gives none: 0755 if any exec
 // bit is set, else 0644 (the checkout's umask must not reach the image).
 unsigned normalized_mode(unsigned host_mode, bool is_dir);

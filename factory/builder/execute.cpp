@@ -13,6 +13,7 @@
 #include "cache/lock.hpp"
 #include "cache/stat_cache.hpp"
 #include "cache/stats.hpp"
+#include "factory/builder/copy.hpp"
 #include "factory/builder/lock.hpp"
 #include "factory/builder/remote_cache.hpp"
 #include "factory/builder/step_cache.hpp"
@@ -215,11 +216,7 @@ class RecipeRun {
 };
 
 void RecipeRun::load_ignore_rules() {
-    if (recipe_.ignore_file.empty()) return;
-    auto path = recipe_.context / recipe_.ignore_file;
-    auto text = read_file(path, 1 << 20);
-    if (!text) throw Error("cannot read ignore file: " + text.error(), ExitCode::usage);
-    ignore_ = IgnoreRules::parse(*text, path.string());
+    ignore_ = recipe_ignore_rules(recipe_);
 }
 
 void RecipeRun::find_stage_sources() {

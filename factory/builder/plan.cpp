@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "factory/builder/copy.hpp"
 #include "factory/builder/execute.hpp"
 #include "factory/builder/step_kind.hpp"
 #include "factory/recipe/parser.hpp"
@@ -22,6 +23,19 @@ PlannedStep planned_step(const StepRef& ref, const recipe::Recipe& recipe,
     return p;
 }
 
+// A copy of a host file that is missing (or leads out of its root) is a recipe error like any
+// other: found here, it stops a command of several recipes before any of them is built.
+void check_copy_sources(const recipe::Recipe& recipe) {
+    IgnoreRules ignore = recipe_ignore_rules(recipe);
+    CopyContext ctx;
+    ctx.context = recipe.context;
+    ctx.ignore = ignore.empty() ? nullptr : &ignore;
+    ctx.named = &recipe.contexts;
+    for (const auto& stage : recipe.stages)
+        for (const auto& step : stage.steps)
+            if (step.kind == recipe::StepKind::copy) check_host_sources(step, ctx);
+}
+
 void add_need(std::vector<std::string>& needs, const std::string& stage) {
     for (const auto& n : needs)
         if (n == stage) return;
@@ -34,6 +48,7 @@ Plan plan_steps(const recipe::Recipe& recipe, const BuildOptions& options, Check
     Plan plan;
     plan.recipe = recipe.file;
     plan.image = recipe.name + ":" + recipe.tags.front();
+    if (checks == Checks::yes) check_copy_sources(recipe);
     for (const auto& stage : recipe.stages) { // the parser orders them by dependency
         PlannedStage ps;
         ps.name = stage.name;

@@ -75,7 +75,7 @@ int print_plans(const std::vector<std::string>& recipes, const builder::BuildOpt
 
 // stdout in the recipes' order, whichever finished first (docs/cli.md); then the errors.
 int print_outcomes(const std::vector<builder::RecipeOutcome>& outcomes,
-                   const std::vector<std::string>& recipes, const std::string& digest_file) {
+                   const std::vector<std::string>& recipes, AtomicFile* digest_file) {
     std::string digests;
     for (const auto& o : outcomes) {
         if (!o.result) continue;
@@ -100,9 +100,10 @@ int print_outcomes(const std::vector<builder::RecipeOutcome>& outcomes,
         }
     if (first && outcomes.size() == 1) std::rethrow_exception(first);
     if (first) return static_cast<int>(ExitCode::failure);
-    if (!digest_file.empty()) {
-        write_file_atomic(digest_file, digests);
-        value_or_throw(runtime::give_to_caller(digest_file));
+    if (digest_file) {
+        digest_file->write(digests);
+        digest_file->commit();
+        value_or_throw(runtime::give_to_caller(digest_file->target()));
     }
     return 0;
 }
@@ -148,6 +149,16 @@ int run_build(BuildArgs a, const std::string& cache_dir, const RegistryFlags& re
         return run_check(a.recipes, options, progress);
     }
     if (a.dry_run) return print_plans(a.recipes, options, a.json, progress);
+    // Its temp file first: a --digest-file that can't be written fails before anything is built
+    // or published.
+    std::optional<AtomicFile> digest_file;
+    if (!a.digest_file.empty()) {
+        try {
+            digest_file.emplace(a.digest_file);
+        } catch (const Error& e) {
+            throw Error("--digest-file " + a.digest_file + ": " + e.what());
+        }
+    }
     std::vector<std::filesystem::path> recipes(a.recipes.begin(), a.recipes.end());
     auto outcomes = builder::build_recipes(recipes, options, progress);
     if (!pushes.empty() && outcomes.size() == 1 && outcomes.front().result) {
@@ -160,7 +171,7 @@ int run_build(BuildArgs a, const std::string& cache_dir, const RegistryFlags& re
             push_outputs({p.destination}, p.destination.substr(9), options.store_root,
                          registry_flags, p.extra_tags);
         }
-    return print_outcomes(outcomes, a.recipes, a.digest_file);
+    return print_outcomes(outcomes, a.recipes, digest_file ? &*digest_file : nullptr);
 }
 
 // Rootless (docs/runtime.md "Rootless"): how much a non-root caller's command needs factory's

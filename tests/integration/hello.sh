@@ -181,6 +181,36 @@ expect_ok build --arg V=5 two/args.toml two/args2.toml
 assert_eq 2 "$(grep -cE "^[^ ]+:[^ ]+ $DIGEST_RE\$" "$TEST_DIR/last.stdout")" "--arg V=5 A B builds A and B"
 assert_match "^third:latest $DIGEST_RE\$" "$(last_line)" "the second recipe was built, not taken for an --arg"
 
+step "a recipe error in one of several recipes: nothing built, no ref moves (exit 2)"
+write two/nosrc.toml <<'EOF'
+[image]
+name = "nosrc"
+
+[[step]]
+copy = [{ src = "missing.txt", dest = "/x" }]
+EOF
+write two/fresh.toml <<'EOF'
+[image]
+name = "fresh"
+
+[[step]]
+copy = [{ src = "x", dest = "/fresh" }]
+EOF
+expect_exit 2 build two/fresh.toml two/nosrc.toml
+assert_eq "factory: error: two/nosrc.toml:5:9: copy: source 'missing.txt' does not exist in the context ($TEST_DIR/two)" \
+    "$(error_line)" "the missing source, found while planning"
+assert_eq "" "$(cat "$TEST_DIR/last.stdout")" "no result line"
+assert_eq "" "$(layout_digest "$FACTORY_CACHE" fresh:latest)" "the good recipe was not built"
+
+step "a --digest-file that can't be written: an error before the build, no ref moves"
+before=$(layout_digest "$FACTORY_CACHE" second:latest)
+echo 3 >two/x
+expect_exit 1 build --digest-file /proc/no-such-dir/digest two/two.toml
+assert_match "^factory: error: --digest-file /proc/no-such-dir/digest: cannot create " \
+    "$(error_line)" "the error names --digest-file"
+assert_eq "" "$(cat "$TEST_DIR/last.stdout")" "no result line"
+assert_eq "$before" "$(layout_digest "$FACTORY_CACHE" second:latest)" "second:latest did not move"
+
 step "--version"
 run_factory --version
 assert_eq 0 "$RC" "--version exits 0"
