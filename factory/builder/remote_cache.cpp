@@ -138,11 +138,15 @@ registry::Client& RemoteCache::client_for(const std::string& host) {
     return *clients_.back();
 }
 
-RemoteCache::Source RemoteCache::load_source(const CacheRef& ref) {
+RemoteCache::Source RemoteCache::load_source(const CacheRef& ref, bool required) {
     Source s;
     s.ref = ref;
     s.client = &client_for(ref.ref.api_host());
-    if (auto index = read_cache(*s.client, ref)) s.index = std::move(*index);
+    if (auto index = read_cache(*s.client, ref))
+        s.index = std::move(*index);
+    else if (required)
+        throw Error(ref.ref.str() + ": the registry has no cache there (no manifest for the tag " +
+                    ref.ref.tag + "); a `--cache-to` export writes one");
     for (std::size_t i = 0; i < s.index.entries.size(); ++i)
         s.by_key.emplace(s.index.entries[i].record.key, i);
     return s;
@@ -151,7 +155,7 @@ RemoteCache::Source RemoteCache::load_source(const CacheRef& ref) {
 void RemoteCache::load(const std::vector<CacheRef>& refs) {
     for (const auto& ref : refs) {
         try {
-            sources_.push_back(std::make_unique<Source>(load_source(ref)));
+            sources_.push_back(std::make_unique<Source>(load_source(ref, false)));
         } catch (const std::exception& e) {
             // One line per reference; the build goes on with what the store has.
             std::fprintf(stderr, "factory: warning: --cache-from %s: %s; building without it\n",
@@ -161,7 +165,7 @@ void RemoteCache::load(const std::vector<CacheRef>& refs) {
 }
 
 void RemoteCache::load_or_throw(const CacheRef& ref) {
-    sources_.push_back(std::make_unique<Source>(load_source(ref)));
+    sources_.push_back(std::make_unique<Source>(load_source(ref, true)));
 }
 
 std::optional<RemoteEntry> RemoteCache::find(const std::string& key) const {

@@ -54,7 +54,9 @@ class RemoteCache {
     // (registry down, an error status, not a factory cache, hostile content) is left out with
     // one warning line on stderr: this never throws for what a registry answers.
     void load(const std::vector<CacheRef>& refs);
-    // The same for one reference, throwing Error instead of warning (`factory cache import`).
+    // The same for one reference, throwing Error instead of warning (`factory cache import`),
+    // also for a tag the registry does not have: asking for it by name, a typo must not pass
+    // for an empty cache.
     void load_or_throw(const CacheRef& ref);
 
     // The first source's entry for key.
@@ -87,7 +89,8 @@ class RemoteCache {
 
   private:
     struct Source;
-    Source load_source(const CacheRef& ref);
+    // required: a tag the registry doesn't know is an error, not an empty cache.
+    Source load_source(const CacheRef& ref, bool required);
     registry::Client& client_for(const std::string& host);
 
     registry::ClientOptions options_;

@@ -226,6 +226,9 @@ assert_match "records and 1 cache mounts imported" "$OUT" "import report"
 assert_eq "$A" "$(build "${opts[@]}" ctx/a.toml)" "an imported store builds A's digest with no registry"
 expect_ok cache stats --json
 assert_eq 0 "$(jq .misses <<<"$OUT")" "every step was imported"
+expect_exit 1 cache import "${opts[@]}" "docker://$P/ci/nightly:no-such-tag"
+assert_eq "factory: error: $P/ci/nightly:no-such-tag: the registry has no cache there (no manifest for the tag no-such-tag); a \`--cache-to\` export writes one" \
+    "$(error_line)" "import of a tag that does not exist"
 
 step "bad --cache-to/--cache-from values are usage errors"
 expect_exit 2 build --cache-to "oci:x" ctx/a.toml
