@@ -330,7 +330,8 @@ int run(int argc, char** argv) {
     auto* why = app.add_subcommand("why", "Say which steps would rebuild, and why");
     why->add_option("--cache", cache_dir, "Store directory");
     why->add_option("recipe", why_args.recipe, "Recipe file")->required();
-    why->add_option("--step", why_args.step, "Only this step (1-based, in build order)");
+    why->add_option_function<int>(
+        "--step", [&](int n) { why_args.step = n; }, "Only this step (1-based, in build order)");
     why->add_option("--arg", why_args.args, "Set a recipe [args] value: NAME=VALUE (repeatable)")
         ->allow_extra_args(false);
 

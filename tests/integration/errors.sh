@@ -35,6 +35,22 @@ run_factory --help
 assert_eq 0 "$RC" "--help exits 0"
 assert_contains "$OUT" "build" "--help lists build"
 
+# expect_usage LINE ARGS...: exit 2, and stderr is LINE alone: the error is the last line
+# factory writes (docs/cli.md "Conventions").
+expect_usage() {
+    local line=$1
+    shift
+    expect_exit 2 "$@"
+    assert_eq "$line" "$ERR" "stderr of: factory $*"
+}
+
+hello=$FACTORY_SOURCE_DIR/recipes/hello.toml
+
+step "why --step counts steps from 1"
+expect_usage "factory: error: --step 0: steps count from 1" why --step 0 "$hello"
+expect_usage "factory: error: --step -1: steps count from 1" why --step -1 "$hello"
+expect_usage "factory: error: --step 9: the recipe has 2 steps" why --step 9 "$hello"
+
 step "malformed TOML: file:line:col"
 write bad-syntax.toml <<'EOF'
 [image]
