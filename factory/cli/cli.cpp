@@ -108,6 +108,8 @@ int print_outcomes(const std::vector<builder::RecipeOutcome>& outcomes,
 }
 
 int run_build(BuildArgs a, const std::string& cache_dir, const RegistryFlags& registry_flags) {
+    if (a.json && !a.dry_run)
+        throw usage_error("--json goes with --dry-run (the plan as JSON); a build prints no JSON");
     auto pushes = take_registry_outputs(a.outputs);
     auto mode = parse_progress_mode(a.progress);
     if (!mode)

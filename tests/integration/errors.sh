@@ -51,6 +51,10 @@ expect_usage "factory: error: --step 0: steps count from 1" why --step 0 "$hello
 expect_usage "factory: error: --step -1: steps count from 1" why --step -1 "$hello"
 expect_usage "factory: error: --step 9: the recipe has 2 steps" why --step 9 "$hello"
 
+step "--json goes with --dry-run"
+expect_usage "factory: error: --json goes with --dry-run (the plan as JSON); a build prints no JSON" \
+    build --json "$hello"
+
 step "malformed TOML: file:line:col"
 write bad-syntax.toml <<'EOF'
 [image]
