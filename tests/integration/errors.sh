@@ -55,6 +55,12 @@ step "--json goes with --dry-run"
 expect_usage "factory: error: --json goes with --dry-run (the plan as JSON); a build prints no JSON" \
     build --json "$hello"
 
+step "--jobs of the registry commands is at least 1"
+expect_usage "factory: error: --jobs 0: blobs transferred at once, at least 1" \
+    push --jobs 0 hello:latest 127.0.0.1:5999/x:y
+expect_usage "factory: error: --jobs -1: blobs transferred at once, at least 1" \
+    pull --jobs -1 127.0.0.1:5999/x:y
+
 step "malformed TOML: file:line:col"
 write bad-syntax.toml <<'EOF'
 [image]
