@@ -123,10 +123,11 @@ std::vector<RecipeOutcome> build_recipes(const std::vector<fs::path>& recipe_pat
         plans.push_back(plan_steps(recipes.back(), options));
     }
     std::optional<CacheRef> cache_to;
-    if (!options.cache_to.empty()) cache_to = parse_cache_ref(options.cache_to, "--cache-to");
+    if (!options.cache_to.empty())
+        cache_to = parse_cache_ref(options.cache_to, "--cache-to", CacheUse::write);
     std::vector<CacheRef> cache_from;
     for (const auto& text : options.cache_from)
-        cache_from.push_back(parse_cache_ref(text, "--cache-from"));
+        cache_from.push_back(parse_cache_ref(text, "--cache-from", CacheUse::read));
     BuildSession session(options.jobs);
     std::optional<RemoteCache> remote;
     if (!cache_from.empty()) {

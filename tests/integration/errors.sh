@@ -61,6 +61,14 @@ expect_usage "factory: error: --jobs 0: blobs transferred at once, at least 1" \
 expect_usage "factory: error: --jobs -1: blobs transferred at once, at least 1" \
     pull --jobs -1 127.0.0.1:5999/x:y
 
+step "reading a registry cache takes no mode= or keep="
+expect_usage "factory: error: --cache-from docker://127.0.0.1:5999/r:t,mode=max: 'mode=max' is an option for writing a cache (--cache-to, cache export); reading one takes none" \
+    build --cache-from docker://127.0.0.1:5999/r:t,mode=max "$hello"
+expect_usage "factory: error: cache import docker://127.0.0.1:5999/r:t,mode=min: 'mode=min' is an option for writing a cache (--cache-to, cache export); reading one takes none" \
+    cache import docker://127.0.0.1:5999/r:t,mode=min
+expect_usage "factory: error: --cache-from oci:dir: expected docker://HOST/REPO[:TAG]" \
+    build --cache-from oci:dir "$hello"
+
 step "malformed TOML: file:line:col"
 write bad-syntax.toml <<'EOF'
 [image]
