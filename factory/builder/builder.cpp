@@ -16,16 +16,10 @@ namespace factory::builder {
 
 namespace fs = std::filesystem;
 
-std::optional<std::int64_t> source_date_epoch_from_env() {
+std::optional<std::string> source_date_epoch_from_env() {
     const char* v = std::getenv("SOURCE_DATE_EPOCH");
     if (!v || !*v) return std::nullopt;
-    char* end = nullptr;
-    errno = 0;
-    long long n = std::strtoll(v, &end, 10);
-    if (errno != 0 || *end != '\0' || n < 0)
-        throw usage_error(std::string("SOURCE_DATE_EPOCH=") + v +
-                          ": expected a non-negative integer (seconds since 1970)");
-    return n;
+    return std::string(v);
 }
 
 std::vector<std::string> store_root_blobs(const fs::path& store_root) {

@@ -69,6 +69,14 @@ expect_usage "factory: error: cache import docker://127.0.0.1:5999/r:t,mode=min:
 expect_usage "factory: error: --cache-from oci:dir: expected docker://HOST/REPO[:TAG]" \
     build --cache-from oci:dir "$hello"
 
+step "a bad SOURCE_DATE_EPOCH: the recipe first, as for every recipe error"
+SOURCE_DATE_EPOCH=abc expect_usage \
+    "factory: error: $hello: SOURCE_DATE_EPOCH=abc: expected a non-negative integer (seconds since 1970)" \
+    build "$hello"
+SOURCE_DATE_EPOCH=-5 expect_usage \
+    "factory: error: $hello: SOURCE_DATE_EPOCH=-5: expected a non-negative integer (seconds since 1970)" \
+    why "$hello"
+
 step "malformed TOML: file:line:col"
 write bad-syntax.toml <<'EOF'
 [image]
