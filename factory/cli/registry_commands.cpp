@@ -323,7 +323,7 @@ void push_outputs(const std::vector<std::string>& destinations, const std::strin
     auto store = open_store_for_push(root);
     auto lock = cache::StoreLock::build(root);
     auto image = store.resolve(source);
-    if (!image) throw Error("no image '" + source + "' in the store " + root.string());
+    if (!image) throw usage_error("no image '" + source + "' in the store " + root.string());
     Progress progress(progress_mode(flags));
     for (const auto& text : destinations)
         push_image(store, *image, parse_ref_or_throw(text), flags, progress, extra_tags,

@@ -77,6 +77,31 @@ SOURCE_DATE_EPOCH=-5 expect_usage \
     "factory: error: $hello: SOURCE_DATE_EPOCH=-5: expected a non-negative integer (seconds since 1970)" \
     why "$hello"
 
+step "an image REF: every command reads it the same way; one not in the store is exit 2"
+store=$TEST_DIR/store
+old=$(SOURCE_DATE_EPOCH=1 build "$hello")
+new=$(build "$hello") # hello:latest moves on; the first build stays in the store, untagged
+assert_ne "$old" "$new" "another epoch, another image"
+any="(give NAME[:TAG], sha256:DIGEST, a recipe.toml, oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG] or docker://HOST/REPO[:TAG])"
+expect_usage "factory: error: no image 'nosuch' in the store $store" inspect nosuch
+expect_usage "factory: error: no image 'nosuch' in the store $store $any" inspect --files nosuch
+expect_usage "factory: error: no image 'nosuch' in the store $store $any" diff nosuch hello:latest
+expect_usage "factory: error: no image 'nosuch' in the store $store" export nosuch "oci:$TEST_DIR/x"
+expect_usage "factory: error: no image 'nope:latest' in the store $store" \
+    push nope:latest 127.0.0.1:5999/x:y
+for ref in "$old" "${old:0:19}" "${old:7:12}"; do
+    expect_ok inspect "$ref"
+    assert_contains "$OUT" "Digest:       $old" "inspect $ref: the untagged image"
+    expect_ok inspect --files "$ref"
+    assert_contains "$OUT" "/bin/hello" "inspect --files $ref"
+    expect_ok diff "$ref" hello:latest
+    assert_contains "$OUT" "A: $old" "diff $ref: the untagged image"
+    expect_ok export "$ref" "oci:$TEST_DIR/untagged"
+    assert_eq "oci:$TEST_DIR/untagged $old" "$OUT" "export $ref"
+done
+expect_ok diff "${new:7:12}" hello:latest
+assert_contains "$OUT" "A: $new" "a prefix of a tagged image"
+
 step "malformed TOML: file:line:col"
 write bad-syntax.toml <<'EOF'
 [image]
