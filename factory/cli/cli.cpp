@@ -24,6 +24,7 @@
 #include "factory/cli/registry_commands.hpp"
 #include "factory/cli/remote_cache_commands.hpp"
 #include "factory/cli/shell_commands.hpp"
+#include "factory/cli/usage_message.hpp"
 #include "factory/runtime/rootless.hpp"
 #include "factory/util/error.hpp"
 #include "factory/util/files.hpp"
@@ -408,7 +409,7 @@ int run(int argc, char** argv) {
         } catch (const CLI::CallForVersion& e) {
             return app.exit(e);
         } catch (const CLI::ParseError& e) {
-            std::fprintf(stderr, "factory: error: %s\nRun 'factory --help' for usage.\n", e.what());
+            std::fprintf(stderr, "factory: error: %s\n", usage_message(app, e).c_str());
             return static_cast<int>(ExitCode::usage);
         }
         auto need = images->parsed() || inspect->parsed()          ? Namespace::never

@@ -46,6 +46,28 @@ expect_usage() {
 
 hello=$FACTORY_SOURCE_DIR/recipes/hello.toml
 
+step "a command line factory can't read: which command, which argument, in one line"
+expect_usage "factory: error: build: missing RECIPE; see 'factory build --help'" build
+expect_usage "factory: error: inspect: missing REF; see 'factory inspect --help'" inspect
+expect_usage "factory: error: build: unknown option '--nope'; see 'factory build --help'" \
+    build --nope "$hello"
+expect_usage "factory: error: inspect: unexpected argument 'b'; see 'factory inspect --help'" \
+    inspect a b
+expect_usage "factory: error: why: --step needs a value; see 'factory why --help'" \
+    why "$hello" --step
+expect_usage "factory: error: push: --jobs many: expected an integer; see 'factory push --help'" \
+    push --jobs many a:b 127.0.0.1:5999/x:y
+expect_exit 2 frobnicate
+assert_match "^factory: error: unknown command 'frobnicate' \(build, plan, export, why, cache, .*\); see 'factory --help'\$" \
+    "$ERR" "an unknown command, and the commands"
+expect_exit 2
+assert_match "^factory: error: no command given \(build, .*\); see 'factory --help'\$" "$ERR" \
+    "no command"
+expect_usage "factory: error: cache: unknown command 'bogus' (stats, ls, prune, verify, export, import); see 'factory cache --help'" \
+    cache bogus
+expect_usage "factory: error: cache: no command given (stats, ls, prune, verify, export, import); see 'factory cache --help'" \
+    cache
+
 step "why --step counts steps from 1"
 expect_usage "factory: error: --step 0: steps count from 1" why --step 0 "$hello"
 expect_usage "factory: error: --step -1: steps count from 1" why --step -1 "$hello"
