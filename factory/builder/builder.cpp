@@ -17,16 +17,10 @@ namespace factory::builder {
 
 namespace fs = std::filesystem;
 
-std::optional<std::int64_t> source_date_epoch_from_env() {
+std::optional<std::string> source_date_epoch_from_env() {
     const char* v = std::getenv("SOURCE_DATE_EPOCH");
     if (!v || !*v) return std::nullopt;
-    char* end = nullptr;
-    errno = 0;
-    long long n = std::strtoll(v, &end, 10);
-    if (errno != 0 || *end != '\0' || n < 0)
-        throw usage_error(std::string("SOURCE_DATE_EPOCH=") + v +
-                          ": expected a non-negative integer (seconds since 1970)");
-    return n;
+    return std::string(v);
 }
 
 std::vector<std::string> store_root_blobs(const fs::path& store_root) {
@@ -124,10 +118,11 @@ std::vector<RecipeOutcome> build_recipes(const std::vector<fs::path>& recipe_pat
         plans.push_back(plan_steps(recipes.back(), options));
     }
     std::optional<CacheRef> cache_to;
-    if (!options.cache_to.empty()) cache_to = parse_cache_ref(options.cache_to, "--cache-to");
+    if (!options.cache_to.empty())
+        cache_to = parse_cache_ref(options.cache_to, "--cache-to", CacheUse::write);
     std::vector<CacheRef> cache_from;
     for (const auto& text : options.cache_from)
-        cache_from.push_back(parse_cache_ref(text, "--cache-from"));
+        cache_from.push_back(parse_cache_ref(text, "--cache-from", CacheUse::read));
     InterruptGuard interrupts; // SIGINT, SIGTERM, SIGHUP: stop, clean up, publish nothing
     BuildSession session(options.jobs);
     std::optional<RemoteCache> remote;

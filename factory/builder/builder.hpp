@@ -23,7 +23,9 @@ struct BuildOptions {
     std::vector<std::string>
         outputs; // "oci:DIR[:TAG]", "oci-archive:F[:TAG]", "docker-archive:F[:NAME:TAG]"
     std::map<std::string, std::string> args; // --arg
-    std::optional<std::int64_t> source_date_epoch;
+    // SOURCE_DATE_EPOCH as set (non-empty), checked by the recipe loader so that its error
+    // names the recipe (docs/recipe.md "General rules").
+    std::optional<std::string> source_date_epoch;
     unsigned threads = 0; // compression threads; 0 = one per core (never changes the bytes)
     bool explain = false; // say why each step that misses the cache misses (progress events)
     std::string runtime;  // "crun", "runc", a path, or "" (FACTORY_RUNTIME, else detect)
@@ -87,9 +89,9 @@ std::vector<StepReport> explain_recipe(const std::filesystem::path& recipe,
 // Error for a recipe that can't be loaded.
 bool runs_as_root(const std::filesystem::path& recipe, const BuildOptions& options);
 
-// SOURCE_DATE_EPOCH from the environment: nullopt when unset or empty; Error (usage) when it
-// is not a non-negative integer.
-std::optional<std::int64_t> source_date_epoch_from_env();
+// SOURCE_DATE_EPOCH from the environment: nullopt when unset or empty (reproducible-builds.org:
+// empty means unset), else its text, unchecked (recipe::load checks it).
+std::optional<std::string> source_date_epoch_from_env();
 
 // Every blob reachable from the store's refs: what GC must keep. Throws Error.
 std::vector<std::string> store_root_blobs(const std::filesystem::path& store_root);

@@ -49,18 +49,23 @@ std::vector<std::string> split_commas(const std::string& text) {
 
 } // namespace
 
-CacheRef parse_cache_ref(const std::string& text, const std::string& option) {
+CacheRef parse_cache_ref(const std::string& text, const std::string& option, CacheUse use) {
     auto parts = split_commas(text);
     CacheRef out;
     out.text = text;
     if (parts.empty() || !parts[0].starts_with("docker://"))
-        throw usage_error(option + " " + text +
-                          ": expected docker://HOST/REPO[:TAG][,mode=min|max][,keep=N]");
+        throw usage_error(option + " " + text + ": expected docker://HOST/REPO[:TAG]" +
+                          (use == CacheUse::write ? "[,mode=min|max][,keep=N]" : ""));
     auto ref = registry::parse_reference(parts[0]);
     if (!ref) throw usage_error(option + " " + text + ": " + ref.error());
     if (!ref->digest.empty())
         throw usage_error(option + " " + text + ": a cache is named by a tag, not a digest");
     out.ref = *ref;
+    // mode and keep say what an export writes; a reader takes whatever the cache holds.
+    if (use == CacheUse::read && parts.size() > 1)
+        throw usage_error(option + " " + text + ": '" + parts[1] +
+                          "' is an option for writing a cache (--cache-to, cache export); "
+                          "reading one takes none");
     for (std::size_t i = 1; i < parts.size(); ++i) {
         const auto& p = parts[i];
         if (p == "mode=min")

@@ -34,9 +34,13 @@ struct CacheRef {
     std::string text;                      // as given
 };
 
-// "docker://HOST/REPO[:TAG][,mode=min|max][,keep=N]". `option` names the flag in errors
-// ("--cache-to"). Throws Error (ExitCode::usage).
-CacheRef parse_cache_ref(const std::string& text, const std::string& option);
+// What a cache reference is given for: writing takes the options `mode=` and `keep=`, reading
+// (--cache-from, cache import) none.
+enum class CacheUse { read, write };
+
+// "docker://HOST/REPO[:TAG][,mode=min|max][,keep=N]" (for CacheUse::read without the options).
+// `option` names the flag in errors ("--cache-to"). Throws Error (ExitCode::usage).
+CacheRef parse_cache_ref(const std::string& text, const std::string& option, CacheUse use);
 
 // An entry found in a registry cache, with where it came from.
 struct RemoteEntry {

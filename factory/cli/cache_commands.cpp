@@ -249,6 +249,8 @@ int run_cache_verify(const fs::path& root, bool repair) {
 }
 
 int run_why(builder::BuildOptions options, const WhyArgs& args) {
+    if (args.step && *args.step < 1)
+        throw usage_error("--step " + std::to_string(*args.step) + ": steps count from 1");
     // No store yet: plan against an empty one in a temporary directory, removed afterwards, so
     // that nothing is written where the store would be (every step: never built before).
     std::optional<TempDir> empty;
@@ -262,7 +264,7 @@ int run_why(builder::BuildOptions options, const WhyArgs& args) {
     bool any = false;
     for (const auto& r : reports) {
         ++n;
-        if (args.step && n != args.step) continue;
+        if (args.step && n != *args.step) continue;
         any = true;
         if (r.cached) {
             std::printf("step %s (%s): cached\n", r.id.c_str(), r.what.c_str());
@@ -272,8 +274,9 @@ int run_why(builder::BuildOptions options, const WhyArgs& args) {
             std::printf("step %s (%s): %s\n", r.id.c_str(), r.what.c_str(), reason.c_str());
     }
     if (args.step && !any)
-        throw usage_error("--step " + std::to_string(args.step) + ": the recipe has " +
-                          std::to_string(reports.size()) + " steps");
+        throw usage_error("--step " + std::to_string(*args.step) + ": the recipe has " +
+                          std::to_string(reports.size()) +
+                          (reports.size() == 1 ? " step" : " steps"));
     return 0;
 }
 

@@ -2,6 +2,7 @@
 // `factory cache stats|ls|prune|verify` and `factory why`.
 
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,7 +24,7 @@ int run_cache_verify(const std::filesystem::path& root, bool repair);
 
 struct WhyArgs {
     std::string recipe;
-    int step = 0; // 1-based step of the output stage; 0 = all
+    std::optional<int> step; // --step: 1-based, in build order; nullopt = all
     std::vector<std::string> args;
 };
 int run_why(builder::BuildOptions options, const WhyArgs& args);

@@ -24,6 +24,7 @@
 #include "factory/cli/registry_commands.hpp"
 #include "factory/cli/remote_cache_commands.hpp"
 #include "factory/cli/shell_commands.hpp"
+#include "factory/cli/usage_message.hpp"
 #include "factory/runtime/rootless.hpp"
 #include "factory/util/error.hpp"
 #include "factory/util/files.hpp"
@@ -109,6 +110,8 @@ int print_outcomes(const std::vector<builder::RecipeOutcome>& outcomes,
 }
 
 int run_build(BuildArgs a, const std::string& cache_dir, const RegistryFlags& registry_flags) {
+    if (a.json && !a.dry_run)
+        throw usage_error("--json goes with --dry-run (the plan as JSON); a build prints no JSON");
     auto pushes = take_registry_outputs(a.outputs);
     auto mode = parse_progress_mode(a.progress);
     if (!mode)
@@ -341,7 +344,8 @@ int run(int argc, char** argv) {
     auto* why = app.add_subcommand("why", "Say which steps would rebuild, and why");
     why->add_option("--cache", cache_dir, "Store directory");
     why->add_option("recipe", why_args.recipe, "Recipe file")->required();
-    why->add_option("--step", why_args.step, "Only this step (1-based, in build order)");
+    why->add_option_function<int>(
+        "--step", [&](int n) { why_args.step = n; }, "Only this step (1-based, in build order)");
     why->add_option("--arg", why_args.args, "Set a recipe [args] value: NAME=VALUE (repeatable)")
         ->allow_extra_args(false);
 
@@ -416,7 +420,7 @@ int run(int argc, char** argv) {
         } catch (const CLI::CallForVersion& e) {
             return app.exit(e);
         } catch (const CLI::ParseError& e) {
-            std::fprintf(stderr, "factory: error: %s\nRun 'factory --help' for usage.\n", e.what());
+            std::fprintf(stderr, "factory: error: %s\n", usage_message(app, e).c_str());
             return static_cast<int>(ExitCode::usage);
         }
         auto need = images->parsed() || inspect->parsed()          ? Namespace::never

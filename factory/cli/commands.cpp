@@ -179,6 +179,7 @@ int run_inspect(const InspectArgs& args, const std::filesystem::path& store_root
 int run_export(ExportArgs args, const std::filesystem::path& store_root,
                const RegistryFlags& registry_flags) {
     auto pushes = take_registry_outputs(args.outputs);
+    if (!pushes.empty()) transfer_jobs(registry_flags); // checked before anything is written
     std::vector<exporter::Target> targets;
     auto disk = parse_disk_options(args.disk);
     for (const auto& spec : args.outputs) {

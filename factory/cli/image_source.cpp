@@ -2,7 +2,6 @@
 
 #include "cache/lock.hpp"
 #include "factory/oci/import.hpp"
-#include "factory/oci/json.hpp"
 #include "factory/oci/media_types.hpp"
 #include "factory/registry/base.hpp"
 #include "factory/util/error.hpp"
@@ -19,27 +18,6 @@ std::pair<std::string, std::string> path_and_tag(std::string_view rest) {
     auto colon = rest.find(':');
     if (colon == std::string_view::npos) return {std::string(rest), ""};
     return {std::string(rest.substr(0, colon)), std::string(rest.substr(colon + 1))};
-}
-
-// A manifest blob of the store that no ref names any more (an older build of a tag): by its
-// full digest. Its media type is the document's own (an image manifest without one is OCI's).
-std::optional<oci::Descriptor> unreferenced_manifest(const std::string& spec, oci::Layout& store) {
-    if (!spec.starts_with("sha256:") || spec.size() != 71) return std::nullopt;
-    auto hex = spec.substr(7);
-    if (hex.find_first_not_of("0123456789abcdef") != std::string::npos) return std::nullopt;
-    if (!store.blobs().has(hex)) return std::nullopt;
-    std::error_code ec;
-    auto size = fs::file_size(store.blobs().path(hex), ec);
-    if (ec || size > (4u << 20)) return std::nullopt;
-    oci::Descriptor d;
-    d.digest = spec;
-    d.size = static_cast<std::int64_t>(size);
-    auto bytes = store.read_blob(d);
-    if (!bytes) return std::nullopt;
-    auto json = oci::parse_strict_json(*bytes);
-    if (!json || !json->is_object()) return std::nullopt;
-    d.media_type = json->value("mediaType", std::string(oci::media_type::manifest));
-    return d;
 }
 
 bool is_recipe(const std::string& spec) {
@@ -87,12 +65,11 @@ ImageSource resolve_image_source(const std::string& spec, oci::Layout& store,
         out.manifest.size = static_cast<std::int64_t>(built.manifest_size);
         return out;
     }
-    auto desc = store.resolve(spec);
-    if (!desc) desc = unreferenced_manifest(spec, store);
+    auto desc = store.resolve(spec); // also a manifest no ref names any more
     if (!desc)
-        throw Error(
-            "no image '" + spec +
-            "' in the store (give NAME[:TAG], sha256:DIGEST, a recipe.toml, oci:DIR[:TAG], "
+        throw usage_error(
+            "no image '" + spec + "' in the store " + options.store_root.string() +
+            " (give NAME[:TAG], sha256:DIGEST, a recipe.toml, oci:DIR[:TAG], "
             "oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG] or docker://HOST/REPO[:TAG])");
     out.manifest = *desc;
     return out;

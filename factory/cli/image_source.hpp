@@ -17,7 +17,8 @@ struct ImageSource {
     std::string name; // what the user gave, for messages
 };
 
-// Throws Error: an unknown ref, a failing import, pull or build.
+// Throws Error: an image the store does not have (ExitCode::usage: "no image 'REF' in the
+// store ROOT …", as Layout::resolve reads REF), a failing import, pull or build.
 ImageSource resolve_image_source(const std::string& spec, oci::Layout& store,
                                  const builder::BuildOptions& options);
 

@@ -68,7 +68,8 @@ std::optional<int> LockCommand::dispatch(const std::string& cache_dir) {
             std::printf("%s\n", change.c_str());
         for (const auto& notice : outcome.notices)
             std::printf("%s\n", notice.c_str());
-        std::printf("%s: %zu pins%s\n", outcome.file.c_str(), outcome.pins,
+        std::printf("%s: %zu %s%s\n", outcome.file.c_str(), outcome.pins,
+                    outcome.pins == 1 ? "pin" : "pins",
                     outcome.changes.empty() ? ", unchanged" : "");
     }
     return 0;

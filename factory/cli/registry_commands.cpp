@@ -106,7 +106,7 @@ int run_pull(const std::string& text, const fs::path& root, const RegistryFlags&
     auto lock = cache::StoreLock::build(root);
     registry::PullOptions options;
     if (auto p = parse_platform(platform)) options.platform = *p;
-    options.jobs = flags.jobs;
+    options.jobs = transfer_jobs(flags);
     options.progress = &progress;
     auto pulled = registry::pull(client, ref, store, options);
     std::printf("%s %s\n", ref.str().c_str(), pulled.manifest_desc.digest.c_str());
@@ -196,6 +196,13 @@ void add_registry_flags(CLI::App& cmd, RegistryFlags& flags, JobsFlag jobs) {
                        "Push blobs larger than SIZE in resumable chunks of SIZE (default 128MiB)");
 }
 
+std::size_t transfer_jobs(const RegistryFlags& flags) {
+    if (flags.jobs < 1)
+        throw usage_error("--jobs " + std::to_string(flags.jobs) +
+                          ": blobs transferred at once, at least 1");
+    return static_cast<std::size_t>(flags.jobs);
+}
+
 std::uint64_t chunk_size(const RegistryFlags& flags) {
     if (flags.chunk_size.empty()) return registry::default_chunk_size;
     auto size = cache::parse_size(flags.chunk_size);
@@ -237,6 +244,8 @@ RegistryCommands::RegistryCommands(CLI::App& app, std::string& cache_dir) {
 }
 
 std::optional<int> RegistryCommands::dispatch(const std::string& cache_dir) {
+    if (pull_->parsed() || push_->parsed())
+        transfer_jobs(flags_); // a bad --jobs is a usage error before the store is read
     if (pull_->parsed())
         return run_pull(pull_ref_, cache::store_root(cache_dir), flags_, platform_);
     if (push_->parsed()) {
@@ -285,7 +294,7 @@ void push_image(const oci::Layout& store, const oci::Descriptor& image,
                 const std::vector<std::string>& extra_tags, const std::string& mount_from) {
     registry::Client client(dest.api_host(), registry_client_options(flags, &progress, dest.host));
     registry::PushOptions options;
-    options.jobs = flags.jobs;
+    options.jobs = transfer_jobs(flags);
     options.progress = &progress;
     options.extra_tags = extra_tags;
     options.mount_from = mount_from;
@@ -314,7 +323,7 @@ void push_outputs(const std::vector<std::string>& destinations, const std::strin
     auto store = open_store_for_push(root);
     auto lock = cache::StoreLock::build(root);
     auto image = store.resolve(source);
-    if (!image) throw Error("no image '" + source + "' in the store " + root.string());
+    if (!image) throw usage_error("no image '" + source + "' in the store " + root.string());
     Progress progress(progress_mode(flags));
     for (const auto& text : destinations)
         push_image(store, *image, parse_ref_or_throw(text), flags, progress, extra_tags,

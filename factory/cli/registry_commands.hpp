@@ -24,8 +24,8 @@ struct RegistryFlags {
     int retries = 4;         // retries after the first attempt
     double retry_time = 120; // seconds
     double timeout = 30;     // a stall longer than this fails the attempt
-    std::size_t jobs = 4;
-    std::string chunk_size; // push: --chunk-size SIZE (default registry::default_chunk_size)
+    int jobs = 4;            // --jobs: blobs at once; at least 1 (transfer_jobs checks it)
+    std::string chunk_size;  // push: --chunk-size SIZE (default registry::default_chunk_size)
     std::string progress = "auto";
     std::string pull = "missing"; // build: --pull never|missing|always
 };
@@ -36,6 +36,9 @@ struct RegistryFlags {
 // --jobs counts stages; its registry transfers take the default).
 enum class JobsFlag { yes, no };
 void add_registry_flags(CLI::App& cmd, RegistryFlags& flags, JobsFlag jobs = JobsFlag::yes);
+
+// --jobs, checked: a usage error below 1.
+std::size_t transfer_jobs(const RegistryFlags& flags);
 
 // --chunk-size in bytes (a usage error when malformed or below registry::min_chunk_size).
 std::uint64_t chunk_size(const RegistryFlags& flags);

@@ -62,7 +62,7 @@ ProgressMode mode_of(const RegistryFlags& f) {
 // Every record of the store, and every cache mount directory (named by its digest: the id is
 // not kept in the store).
 int run_export(const std::string& text, const fs::path& root, const RegistryFlags& flags) {
-    auto ref = builder::parse_cache_ref(text, "cache export");
+    auto ref = builder::parse_cache_ref(text, "cache export", builder::CacheUse::write);
     Progress progress(mode_of(flags));
     auto options = registry_client_options(flags, &progress, ref.ref.host);
     auto store = open_or_create(root);
@@ -85,7 +85,7 @@ int run_export(const std::string& text, const fs::path& root, const RegistryFlag
 // Everything: each record's blobs are downloaded and verified, then the record is published;
 // each mount fills its directory when the store's is empty.
 int run_import(const std::string& text, const fs::path& root, const RegistryFlags& flags) {
-    auto ref = builder::parse_cache_ref(text, "cache import");
+    auto ref = builder::parse_cache_ref(text, "cache import", builder::CacheUse::read);
     Progress progress(mode_of(flags));
     auto options = registry_client_options(flags, &progress, ref.ref.host);
     auto store = open_or_create(root);

@@ -9,6 +9,7 @@
 #include <set>
 
 #include "factory/oci/digest.hpp"
+#include "factory/oci/json.hpp"
 #include "factory/oci/json_fields.hpp"
 #include "factory/util/files.hpp"
 
@@ -20,6 +21,10 @@ constexpr const char* layout_file = "oci-layout";
 constexpr const char* index_file = "index.json";
 // index.json of a busy store lists every name:tag ever built; give it room.
 constexpr JsonLimits index_limits{64u << 20, 64};
+
+// Defined below, with the other rules of resolve.
+Result<Descriptor> descend(const Descriptor& d, const Platform& platform, const BlobReader& read);
+std::vector<Descriptor> stale_manifests(const Layout& layout, std::string_view ref);
 
 // An exclusive flock on the layout directory itself, held for the object's lifetime: no lock
 // file is left in a layout that others read (an `oci:DIR` output). flock locks belong to the
@@ -152,19 +157,33 @@ std::optional<Descriptor> Layout::resolve(std::string_view ref, const Platform& 
     auto r = resolve_ref(idx, ref, platform, read);
     if (!r) throw Error(dir_.string() + ": " + r.error());
     if (*r) return std::move(*r);
-    auto candidates = digest_prefix_matches(idx, ref);
-    if (candidates.empty()) return std::nullopt;
-    if (candidates.size() > 1) {
+    auto ambiguous = [&](const std::vector<std::string>& digests) {
         std::string list;
-        for (const auto& c : candidates)
+        for (const auto& c : digests)
             list += (list.empty() ? "" : ", ") + c;
-        throw Error("the digest prefix '" + std::string(ref) + "' is ambiguous in " +
-                        dir_.string() + ": it matches " + list + " (give more digits)",
-                    ExitCode::usage);
+        return Error("the digest prefix '" + std::string(ref) + "' is ambiguous in " +
+                         dir_.string() + ": it matches " + list + " (give more digits)",
+                     ExitCode::usage);
+    };
+    auto candidates = digest_prefix_matches(idx, ref);
+    if (candidates.size() > 1) throw ambiguous(candidates);
+    if (candidates.size() == 1) {
+        r = resolve_ref(idx, candidates.front(), platform, read);
+        if (!r) throw Error(dir_.string() + ": " + r.error());
+        return std::move(*r);
     }
-    r = resolve_ref(idx, candidates.front(), platform, read);
-    if (!r) throw Error(dir_.string() + ": " + r.error());
-    return std::move(*r);
+    auto stale = stale_manifests(*this, ref);
+    if (stale.size() > 1) {
+        std::vector<std::string> digests;
+        for (const auto& d : stale)
+            digests.push_back(d.digest);
+        throw ambiguous(digests);
+    }
+    if (stale.empty()) return std::nullopt;
+    if (!media_type::is_index(stale.front().media_type)) return stale.front();
+    auto chosen = descend(stale.front(), platform, read);
+    if (!chosen) throw Error(dir_.string() + ": " + chosen.error());
+    return std::move(*chosen);
 }
 
 Result<std::string> Layout::read_blob(const Descriptor& d, std::uint64_t max_size) const {
@@ -280,13 +299,61 @@ Result<Descriptor> descend(const Descriptor& d, const Platform& platform, const 
     return *chosen;
 }
 
-} // namespace
-
-std::vector<std::string> digest_prefix_matches(const Index& index, std::string_view ref) {
+// The hex digits of a digest or digest prefix: "sha256:" optional, at least min_digest_prefix
+// lower-case hex digits. Empty when ref is not one.
+std::string_view prefix_hex(std::string_view ref) {
     std::string_view hex = ref.starts_with("sha256:") ? ref.substr(7) : ref;
     if (hex.size() < min_digest_prefix || hex.size() > 64 ||
         hex.find_first_not_of("0123456789abcdef") != std::string_view::npos)
         return {};
+    return hex;
+}
+
+// The manifests and indexes among the layout's blobs whose digest starts with ref's hex (see
+// prefix_hex): what an older build of a tag left once the tag moved on, until GC removes it.
+// A prefix lists blobs/sha256 (only reached when no index entry matched); the other blobs
+// with the prefix (layers, configs) are not candidates. Unreadable blobs are skipped.
+std::vector<Descriptor> stale_manifests(const Layout& layout, std::string_view ref) {
+    auto hex = prefix_hex(ref);
+    if (hex.empty()) return {};
+    std::vector<std::string> names;
+    if (hex.size() == 64) {
+        if (layout.blobs().has(hex)) names.emplace_back(hex);
+    } else {
+        std::error_code ec;
+        for (fs::directory_iterator it(layout.blobs().dir(), ec), end; !ec && it != end;
+             it.increment(ec))
+            if (auto name = it->path().filename().string();
+                name.size() == 64 && name.starts_with(hex))
+                names.push_back(std::move(name));
+        std::sort(names.begin(), names.end());
+    }
+    std::vector<Descriptor> out;
+    for (const auto& name : names) {
+        std::error_code ec;
+        auto size = fs::file_size(layout.blobs().path(name), ec);
+        if (ec || size > max_json_blob) continue;
+        Descriptor d;
+        d.digest = "sha256:" + name;
+        d.size = static_cast<std::int64_t>(size);
+        auto bytes = layout.read_blob(d);
+        if (!bytes) continue;
+        auto json = parse_strict_json(*bytes);
+        if (!json || !json->is_object()) continue;
+        auto type = json->value("mediaType", std::string());
+        if (media_type::is_index(type) ? !parse_index(*bytes, type) : !parse_manifest(*bytes, type))
+            continue; // a config, or not a document of this layout's kinds
+        d.media_type = type.empty() ? std::string(media_type::manifest) : type;
+        out.push_back(std::move(d));
+    }
+    return out;
+}
+
+} // namespace
+
+std::vector<std::string> digest_prefix_matches(const Index& index, std::string_view ref) {
+    auto hex = prefix_hex(ref);
+    if (hex.empty()) return {};
     std::vector<std::string> out;
     for (const auto& d : index.manifests)
         if (d.digest.size() == 71 && d.digest.starts_with("sha256:") &&

@@ -65,7 +65,10 @@ class Layout {
     //     ref, then (ref without ':') whose ref.name is ref + ":latest";
     //   - otherwise, when ref is a digest prefix (digest_prefix_matches), the one manifest
     //     whose digest starts with it, as `docker inspect` takes a short id. Several: Error
-    //     (ExitCode::usage) listing them.
+    //     (ExitCode::usage) listing them;
+    //   - otherwise a manifest blob of the layout that no entry names any more (an older build
+    //     of a tag), by its digest or a unique prefix of it (the same rules; only when no entry
+    //     matched, so a prefix that names an entry never becomes ambiguous with a stale build).
     // An entry that is an index is descended one level, choosing `platform` (select_platform).
     // nullopt: no such ref. Throws Error when a nested index can't be read or has no manifest for
     // the platform.

@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <fcntl.h>
 #include <optional>
 #include <set>
@@ -186,12 +187,15 @@ std::int64_t read_epoch(Reader& r, const toml::node* node, const LoadOptions& op
             r.fail(*node, "[image] epoch: " + std::to_string(epoch) + " is out of range (0 to " +
                               std::to_string(max_epoch) + ")");
     }
-    if (options.source_date_epoch) {
-        epoch = *options.source_date_epoch;
-        if (epoch < 0 || epoch > max_epoch)
-            r.fail(file_location(r), "SOURCE_DATE_EPOCH " + std::to_string(epoch) +
-                                         " is out of range (0 to " + std::to_string(max_epoch) +
-                                         ")");
+    if (const auto& text = options.source_date_epoch) {
+        // Decimal digits only: no sign, space or "0x" (reproducible-builds.org's definition).
+        if (text->empty() || text->find_first_not_of("0123456789") != std::string::npos)
+            r.fail(file_location(r), "SOURCE_DATE_EPOCH=" + *text +
+                                         ": expected a non-negative integer (seconds since 1970)");
+        auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), epoch);
+        if (ec != std::errc() || epoch > max_epoch)
+            r.fail(file_location(r), "SOURCE_DATE_EPOCH " + *text + " is out of range (0 to " +
+                                         std::to_string(max_epoch) + ")");
     }
     return epoch;
 }

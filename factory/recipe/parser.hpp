@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
 
 namespace factory::recipe {
@@ -13,8 +14,9 @@ namespace factory::recipe {
 struct LoadOptions {
     std::map<std::string, std::string>
         args; // --arg NAME=VALUE; a name the recipe lacks is an error
-    std::optional<std::int64_t>
-        source_date_epoch;         // from SOURCE_DATE_EPOCH; overrides [image] epoch
+    // SOURCE_DATE_EPOCH's text; overrides [image] epoch. Not a non-negative integer (or out of
+    // range): an error starting with "file: ".
+    std::optional<std::string> source_date_epoch;
     std::string host_architecture; // GOARCH spelling; empty = detect
 };
 

@@ -108,6 +108,6 @@ with tarfile.open("evil.tar", "w") as t:
 PY
 expect_exit 1 diff docker-archive:evil.tar "$a"
 assert_contains "$(error_line)" 'entry "x/layer.tar": a symlink other than <id>/FILE -> ../FILE' "a link out of the archive"
-expect_exit 1 diff "$a" no-such:image
+expect_exit 2 diff "$a" no-such:image
 assert_contains "$(error_line)" "no image 'no-such:image'" "unknown ref"
 true

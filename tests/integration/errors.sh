@@ -35,6 +35,95 @@ run_factory --help
 assert_eq 0 "$RC" "--help exits 0"
 assert_contains "$OUT" "build" "--help lists build"
 
+# expect_usage LINE ARGS...: exit 2, and stderr is LINE alone: the error is the last line
+# factory writes (docs/cli.md "Conventions").
+expect_usage() {
+    local line=$1
+    shift
+    expect_exit 2 "$@"
+    assert_eq "$line" "$ERR" "stderr of: factory $*"
+}
+
+hello=$FACTORY_SOURCE_DIR/recipes/hello.toml
+
+step "a command line factory can't read: which command, which argument, in one line"
+expect_usage "factory: error: build: missing RECIPE; see 'factory build --help'" build
+expect_usage "factory: error: inspect: missing REF; see 'factory inspect --help'" inspect
+expect_usage "factory: error: build: unknown option '--nope'; see 'factory build --help'" \
+    build --nope "$hello"
+expect_usage "factory: error: inspect: unexpected argument 'b'; see 'factory inspect --help'" \
+    inspect a b
+expect_usage "factory: error: why: --step needs a value; see 'factory why --help'" \
+    why "$hello" --step
+expect_usage "factory: error: push: --jobs many: expected an integer; see 'factory push --help'" \
+    push --jobs many a:b 127.0.0.1:5999/x:y
+expect_exit 2 frobnicate
+assert_match "^factory: error: unknown command 'frobnicate' \(build, plan, export, why, cache, .*\); see 'factory --help'\$" \
+    "$ERR" "an unknown command, and the commands"
+expect_exit 2
+assert_match "^factory: error: no command given \(build, .*\); see 'factory --help'\$" "$ERR" \
+    "no command"
+expect_usage "factory: error: cache: unknown command 'bogus' (stats, ls, prune, verify, export, import); see 'factory cache --help'" \
+    cache bogus
+expect_usage "factory: error: cache: no command given (stats, ls, prune, verify, export, import); see 'factory cache --help'" \
+    cache
+
+step "why --step counts steps from 1"
+expect_usage "factory: error: --step 0: steps count from 1" why --step 0 "$hello"
+expect_usage "factory: error: --step -1: steps count from 1" why --step -1 "$hello"
+expect_usage "factory: error: --step 9: the recipe has 2 steps" why --step 9 "$hello"
+
+step "--json goes with --dry-run"
+expect_usage "factory: error: --json goes with --dry-run (the plan as JSON); a build prints no JSON" \
+    build --json "$hello"
+
+step "--jobs of the registry commands is at least 1"
+expect_usage "factory: error: --jobs 0: blobs transferred at once, at least 1" \
+    push --jobs 0 hello:latest 127.0.0.1:5999/x:y
+expect_usage "factory: error: --jobs -1: blobs transferred at once, at least 1" \
+    pull --jobs -1 127.0.0.1:5999/x:y
+
+step "reading a registry cache takes no mode= or keep="
+expect_usage "factory: error: --cache-from docker://127.0.0.1:5999/r:t,mode=max: 'mode=max' is an option for writing a cache (--cache-to, cache export); reading one takes none" \
+    build --cache-from docker://127.0.0.1:5999/r:t,mode=max "$hello"
+expect_usage "factory: error: cache import docker://127.0.0.1:5999/r:t,mode=min: 'mode=min' is an option for writing a cache (--cache-to, cache export); reading one takes none" \
+    cache import docker://127.0.0.1:5999/r:t,mode=min
+expect_usage "factory: error: --cache-from oci:dir: expected docker://HOST/REPO[:TAG]" \
+    build --cache-from oci:dir "$hello"
+
+step "a bad SOURCE_DATE_EPOCH: the recipe first, as for every recipe error"
+SOURCE_DATE_EPOCH=abc expect_usage \
+    "factory: error: $hello: SOURCE_DATE_EPOCH=abc: expected a non-negative integer (seconds since 1970)" \
+    build "$hello"
+SOURCE_DATE_EPOCH=-5 expect_usage \
+    "factory: error: $hello: SOURCE_DATE_EPOCH=-5: expected a non-negative integer (seconds since 1970)" \
+    why "$hello"
+
+step "an image REF: every command reads it the same way; one not in the store is exit 2"
+store=$TEST_DIR/store
+old=$(SOURCE_DATE_EPOCH=1 build "$hello")
+new=$(build "$hello") # hello:latest moves on; the first build stays in the store, untagged
+assert_ne "$old" "$new" "another epoch, another image"
+any="(give NAME[:TAG], sha256:DIGEST, a recipe.toml, oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG] or docker://HOST/REPO[:TAG])"
+expect_usage "factory: error: no image 'nosuch' in the store $store" inspect nosuch
+expect_usage "factory: error: no image 'nosuch' in the store $store $any" inspect --files nosuch
+expect_usage "factory: error: no image 'nosuch' in the store $store $any" diff nosuch hello:latest
+expect_usage "factory: error: no image 'nosuch' in the store $store" export nosuch "oci:$TEST_DIR/x"
+expect_usage "factory: error: no image 'nope:latest' in the store $store" \
+    push nope:latest 127.0.0.1:5999/x:y
+for ref in "$old" "${old:0:19}" "${old:7:12}"; do
+    expect_ok inspect "$ref"
+    assert_contains "$OUT" "Digest:       $old" "inspect $ref: the untagged image"
+    expect_ok inspect --files "$ref"
+    assert_contains "$OUT" "/bin/hello" "inspect --files $ref"
+    expect_ok diff "$ref" hello:latest
+    assert_contains "$OUT" "A: $old" "diff $ref: the untagged image"
+    expect_ok export "$ref" "oci:$TEST_DIR/untagged"
+    assert_eq "oci:$TEST_DIR/untagged $old" "$OUT" "export $ref"
+done
+expect_ok diff "${new:7:12}" hello:latest
+assert_contains "$OUT" "A: $new" "a prefix of a tagged image"
+
 step "malformed TOML: file:line:col"
 write bad-syntax.toml <<'EOF'
 [image]

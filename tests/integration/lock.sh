@@ -115,6 +115,17 @@ assert_eq "$r.lock: 4 pins, unchanged" "$OUT" "second lock's output"
 expect_ok lock "${opts[@]}" --update "$r"
 cmp "$TEST_DIR/lock.1" "$r.lock" || fail "lock --update with nothing moved changed the file"
 
+step "one pin is '1 pin'"
+write "$ctx/one.toml" <<TOML
+[image]
+name = "one"
+
+[[step]]
+download = { url = "$www/tool", sha256 = "$tool_sha", dest = "/tool" }
+TOML
+expect_ok lock "$ctx/one.toml"
+assert_eq "$ctx/one.toml.lock: 1 pin" "$(last_line)" "one pin, singular"
+
 step "--locked builds what the lock pins, the same as an unlocked build"
 locked1=$(build "${opts[@]}" --locked "$r")
 assert_eq "$locked1" "$(build "${opts[@]}" "$r")" "locked = unlocked while nothing moved"

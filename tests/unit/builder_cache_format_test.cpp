@@ -240,18 +240,47 @@ TEST(CacheFormat, MergeKeepsTheListingsOfKeptEntries) {
 }
 
 TEST(CacheRefs, Parse) {
-    auto r = parse_cache_ref("docker://127.0.0.1:5000/ci/cache:main,mode=min,keep=7", "--cache-to");
+    auto r = parse_cache_ref("docker://127.0.0.1:5000/ci/cache:main,mode=min,keep=7", "--cache-to",
+                             CacheUse::write);
     EXPECT_EQ("127.0.0.1:5000", r.ref.host);
     EXPECT_EQ("ci/cache", r.ref.repository);
     EXPECT_EQ("main", r.ref.tag);
     EXPECT_EQ(CacheMode::min, r.mode);
     EXPECT_EQ(7u, r.keep);
-    EXPECT_EQ(CacheMode::max, parse_cache_ref("docker://h.io/c", "x").mode);
-    EXPECT_THROW(parse_cache_ref("oci:dir", "--cache-to"), factory::Error);
-    EXPECT_THROW(parse_cache_ref("docker://h.io/c,keep=0", "--cache-to"), factory::Error);
-    EXPECT_THROW(parse_cache_ref("docker://h.io/c,mode=mid", "--cache-to"), factory::Error);
-    EXPECT_THROW(parse_cache_ref("docker://h.io/c@sha256:" + hex("d"), "--cache-to"),
+    EXPECT_EQ(CacheMode::max, parse_cache_ref("docker://h.io/c", "x", CacheUse::write).mode);
+    EXPECT_THROW(parse_cache_ref("oci:dir", "--cache-to", CacheUse::write), factory::Error);
+    EXPECT_THROW(parse_cache_ref("docker://h.io/c,keep=0", "--cache-to", CacheUse::write),
                  factory::Error);
+    EXPECT_THROW(parse_cache_ref("docker://h.io/c,mode=mid", "--cache-to", CacheUse::write),
+                 factory::Error);
+    EXPECT_THROW(
+        parse_cache_ref("docker://h.io/c@sha256:" + hex("d"), "--cache-to", CacheUse::write),
+        factory::Error);
+}
+
+// mode= and keep= say what an export writes: --cache-from and cache import reject them.
+TEST(CacheRefs, ReadingTakesNoOptions) {
+    auto r = parse_cache_ref("docker://h.io/c:t", "--cache-from", CacheUse::read);
+    EXPECT_EQ("c", r.ref.repository);
+    auto message = [](const std::string& text, CacheUse use) -> std::string {
+        try {
+            parse_cache_ref(text, "--cache-from", use);
+        } catch (const factory::Error& e) {
+            EXPECT_EQ(factory::ExitCode::usage, e.code());
+            return e.what();
+        }
+        return "no error";
+    };
+    EXPECT_EQ("--cache-from docker://h.io/c:t,mode=max: 'mode=max' is an option for writing a "
+              "cache (--cache-to, cache export); reading one takes none",
+              message("docker://h.io/c:t,mode=max", CacheUse::read));
+    EXPECT_EQ("--cache-from docker://h.io/c:t,keep=2: 'keep=2' is an option for writing a cache "
+              "(--cache-to, cache export); reading one takes none",
+              message("docker://h.io/c:t,keep=2", CacheUse::read));
+    EXPECT_EQ("--cache-from oci:dir: expected docker://HOST/REPO[:TAG]",
+              message("oci:dir", CacheUse::read));
+    EXPECT_EQ("--cache-from oci:dir: expected docker://HOST/REPO[:TAG][,mode=min|max][,keep=N]",
+              message("oci:dir", CacheUse::write));
 }
 
 } // namespace

@@ -148,7 +148,7 @@ TEST_F(PlanKeys, EpochAndCompressionReachEveryStep) {
     write(dir / "a.txt", "a");
     write(dir / "b.txt", "b");
     auto before = keys(copy_run_recipe);
-    options.source_date_epoch = 1700000000;
+    options.source_date_epoch = "1700000000";
     EXPECT_EQ(changed(before, keys(copy_run_recipe)), (Steps{0, 1, 2, 3})) << "the epoch";
     options.source_date_epoch.reset();
     auto zstd = replace(copy_run_recipe, R"(name = "p")", "name = \"p\"\ncompression = \"zstd\"");

@@ -147,6 +147,29 @@ TEST(Layout, ResolveTakesAUniqueDigestPrefix) {
     EXPECT_EQ(l.resolve(hex.substr(0, 14))->digest, one.digest);
 }
 
+// What an older build of a tag leaves once the tag moved on: its manifest resolves by digest and
+// by prefix; its config and layer, blobs with digests as well, are no image.
+TEST(Layout, ResolveFindsAManifestNoEntryNames) {
+    factory::testing::TestDir dir;
+    auto l = Layout::create(dir / "store");
+    auto old = put_image(l, "old");
+    auto now = put_image(l, "now");
+    l.set_ref("hello:latest", now);
+    ASSERT_TRUE(l.resolve(old.digest));
+    EXPECT_EQ(l.resolve(old.digest)->digest, old.digest);
+    EXPECT_EQ(l.resolve(old.digest)->size, old.size);
+    EXPECT_EQ(l.resolve(old.digest)->media_type, media_type::manifest);
+    EXPECT_EQ(l.resolve(old.digest.substr(0, 19))->digest, old.digest);
+    EXPECT_EQ(l.resolve(old.digest.substr(7, 12))->digest, old.digest);
+    EXPECT_EQ(l.resolve(now.digest.substr(7, 12))->digest, now.digest);
+    auto m = l.read_manifest(old);
+    ASSERT_TRUE(m);
+    EXPECT_FALSE(l.resolve(m->config.digest));
+    EXPECT_FALSE(l.resolve(m->config.digest.substr(0, 19)));
+    EXPECT_FALSE(l.resolve(m->layers.front().digest));
+    EXPECT_FALSE(l.resolve("sha256:" + std::string(64, '0')));
+}
+
 TEST(Layout, SetRefLeavesNoLockFileInTheLayout) {
     factory::testing::TestDir dir;
     auto l = Layout::create(dir / "out");

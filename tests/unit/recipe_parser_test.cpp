@@ -334,12 +334,22 @@ TEST_F(RecipeParser, BadEpoch) {
 }
 
 TEST_F(RecipeParser, SourceDateEpochOverridesEpoch) {
-    options.source_date_epoch = 1234;
+    options.source_date_epoch = "1234";
     EXPECT_EQ(load_text("base = \"scratch\"\n" + image + "epoch = 99\n").epoch, 1234);
     EXPECT_EQ(load_text("base = \"scratch\"\n" + image).epoch, 1234);
-    options.source_date_epoch = -5;
+    options.source_date_epoch = "253402300800";
     EXPECT_EQ(error("base = \"scratch\"\n" + image),
-              file() + ": SOURCE_DATE_EPOCH -5 is out of range (0 to 253402300799)");
+              file() + ": SOURCE_DATE_EPOCH 253402300800 is out of range (0 to 253402300799)");
+    options.source_date_epoch = "99999999999999999999"; // over int64
+    EXPECT_EQ(error("base = \"scratch\"\n" + image),
+              file() + ": SOURCE_DATE_EPOCH 99999999999999999999 is out of range (0 to "
+                       "253402300799)");
+    for (std::string bad : {"-5", "abc", "12 ", "+1", "0x10"}) {
+        options.source_date_epoch = bad;
+        EXPECT_EQ(error("base = \"scratch\"\n" + image),
+                  file() + ": SOURCE_DATE_EPOCH=" + bad +
+                      ": expected a non-negative integer (seconds since 1970)");
+    }
 }
 
 TEST_F(RecipeParser, BadCompressionAndPlatform) {
