@@ -213,8 +213,10 @@ SourceOutcome execute_download(const SourceContext& ctx, const recipe::DownloadS
     SourceOutcome out;
     if (step.extract) {
         out.scratch = std::make_unique<TempDir>(ctx.store_root / "tmp", "extract-");
+        // Named by its URL (without credentials), not by the store's file (its sha256).
         auto entries =
-            sources::archive_entries(*file, relative_dest(step.dest), out.scratch->path());
+            sources::archive_entries(*file, relative_dest(step.dest), out.scratch->path(),
+                                     sources::ArchiveLimits{}, sources::printable_url(step.url));
         if (!entries) throw Error(id + ": " + entries.error());
         out.entries = std::move(*entries);
         return out;
