@@ -1,8 +1,9 @@
 # download steps against a python3 HTTP server on 127.0.0.1 (tests/data/http-server.py): a
 # file verified by sha256 with its mode, an archive extracted, a wrong digest (exit 1, both
 # digests printed, nothing stored), an archive with "../" entries or an entry under its own
-# symlink refused with nothing written outside (errors name the URL), the URL's server gone:
-# cached by digest, --offline too.
+# symlink refused with nothing written outside (errors name the URL), a URL without the file
+# name a dest ending in '/' needs (a recipe error), the URL's server gone: cached by digest,
+# --offline too.
 source "$(dirname "$0")/../lib.sh"
 need python3 jq timeout tar cc
 
@@ -117,6 +118,16 @@ download = { url = "$base/tool", sha256 = "$(sha "$www/tool")", dest = "/opt/x",
 TOML
 expect_exit 1 build "$ctx/plain.toml"
 assert_match "^factory: error: main 1/1: $base/tool: .*Unrecognized archive format" "$(error_line)"
+
+step "a dest ending in / and a URL without a file name: a recipe error at the url, nothing fetched"
+write "$ctx/noname.toml" <<TOML
+[image]
+name = "noname"
+[[step]]
+download = { url = "$base/", sha256 = "$(sha "$www/tool")", dest = "/o/" }
+TOML
+expect_exit 2 build "$ctx/noname.toml"
+assert_eq "factory: error: $ctx/noname.toml:4:20: [[step]] download.url: the URL has no file name for dest \"/o/\" to take; end dest with the file's name" "$(error_line)"
 
 step "the server gone: a fresh build from the store's downloads, --offline too, same digest"
 kill "$HTTP_PID"
