@@ -281,12 +281,13 @@ std::vector<std::string> lock_mismatches(const recipe::Recipe& recipe,
 }
 
 recipe::Lockfile load_lock_for(const recipe::Recipe& recipe) {
-    auto file = recipe::lockfile_path(recipe.file);
+    // Named as the command line named the recipe, as in `factory lock`'s output.
+    auto file = recipe::lockfile_path(recipe.given_file);
     auto lock = recipe::read_lockfile(file);
     auto mismatches = lock_mismatches(recipe, lock);
     if (mismatches.empty()) return lock;
     std::string message = file.string() + " does not match the recipe (factory lock " +
-                          recipe.file.string() + " brings it up to date):";
+                          recipe.given_file.string() + " brings it up to date):";
     for (const auto& m : mismatches)
         message += "\n  " + m;
     throw Error(message);

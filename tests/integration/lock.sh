@@ -3,7 +3,8 @@
 # The lock file is exact and byte-identical when written twice; a new upstream commit rebuilds
 # the git step without --locked while --locked builds the old digest, and `factory lock` keeps
 # the pin but names it with the command that moves it; a lock that no longer
-# matches the recipe names each drifted item; `lock --update NAME` moves exactly that pin; with
+# matches the recipe names each drifted item, with the files named as the command line named
+# the recipe; `lock --update NAME` moves exactly that pin; with
 # every server stopped, `--offline --locked` rebuilds the same digest from the store, and a
 # store without the pins' content is an error naming what is missing.
 source "$(dirname "$0")/../lib.sh"
@@ -151,6 +152,20 @@ mv "$r.lock" "$TEST_DIR/lock.moved"
 expect_exit 2 build "${opts[@]}" --locked "$r"
 assert_eq "factory: error: $r.lock: no lock file (run factory lock $r)" "$(error_line)"
 mv "$TEST_DIR/lock.moved" "$r.lock"
+
+step "from the recipe's directory: every message names the files as the command line did"
+cd "$ctx"
+cp "$TEST_DIR/lock.1" app.toml.lock
+recipe v2
+expect_exit 1 build "${opts[@]}" --locked app.toml
+assert_contains "$ERR" "factory: error: app.toml.lock does not match the recipe (factory lock app.toml brings it up to date):
+  main.1: git $git_url/app.git main: ref main → v2" "the drift header, relative"
+recipe main
+cp app.toml nolock.toml
+expect_exit 2 build "${opts[@]}" --locked nolock.toml
+assert_eq "factory: error: nolock.toml.lock: no lock file (run factory lock nolock.toml)" "$(error_line)"
+rm nolock.toml
+cd - >/dev/null
 
 step "lock without --update keeps moved pins and names each with the command that moves it"
 expect_ok lock "${opts[@]}" "$r"
