@@ -4,7 +4,8 @@
 # the git step without --locked while --locked builds the old digest, and `factory lock` keeps
 # the pin but names it with the command that moves it; a lock that no longer
 # matches the recipe names each drifted item, with the files named as the command line named
-# the recipe; `lock --update NAME` moves exactly that pin; with
+# the recipe; a hand-edited pin that is not valid is located (exit 2); `lock --update NAME`
+# moves exactly that pin; with
 # every server stopped, `--offline --locked` rebuilds the same digest from the store, and a
 # store without the pins' content is an error naming what is missing.
 source "$(dirname "$0")/../lib.sh"
@@ -153,8 +154,15 @@ expect_exit 2 build "${opts[@]}" --locked "$r"
 assert_eq "factory: error: $r.lock: no lock file (run factory lock $r)" "$(error_line)"
 mv "$TEST_DIR/lock.moved" "$r.lock"
 
-step "from the recipe's directory: every message names the files as the command line did"
+step "from the recipe's directory: a hand-edited invalid pin is located (exit 2), files named as given"
 cd "$ctx"
+sed "s/^commit = \"$app1\"/commit = \"nothex\"/" "$TEST_DIR/lock.1" >app.toml.lock
+at=$(grep -n '^commit = "nothex"' app.toml.lock | cut -d: -f1)
+invalid="factory: error: app.toml.lock:$at:10: main.1.commit: 'nothex' is not a commit id (40 lower-case hex digits); correct it, or delete [main.1] and run factory lock to pin it again"
+expect_exit 2 lock "${opts[@]}" --offline app.toml
+assert_eq "$invalid" "$(error_line)" "lock refuses an invalid pin"
+expect_exit 2 build "${opts[@]}" --locked app.toml
+assert_eq "$invalid" "$(error_line)" "build --locked refuses it the same way"
 cp "$TEST_DIR/lock.1" app.toml.lock
 recipe v2
 expect_exit 1 build "${opts[@]}" --locked app.toml
