@@ -98,7 +98,8 @@ class DebianBaseKind final : public LayerKind {
             return "";
         }
         if (pinned)
-            if (auto drift = release_drift(*pin, spec.mirror, *date, env.recipe->file.string());
+            if (auto drift =
+                    release_drift(*pin, spec.mirror, *date, env.recipe->given_file.string());
                 !drift.empty())
                 throw Error(drift);
         return *date;

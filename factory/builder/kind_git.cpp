@@ -63,8 +63,13 @@ class GitKind final : public LayerKind {
         const auto& step = *s.step().git;
         auto ctx = source_context(env);
         std::string name = k.resolved.is_object() ? k.resolved.value("name", "") : "";
-        auto resolved =
-            fetch_git(ctx, step, field_value(k.fields.fields(), field::git_commit), name, s.id());
+        auto commit = field_value(k.fields.fields(), field::git_commit);
+        sources::ResolvedRef resolved;
+        try {
+            resolved = fetch_git(ctx, step, commit, name, s.id());
+        } catch (const Error& e) {
+            throw locked_fetch_error(s, env, commit, e);
+        }
         resolved.name = field_value(k.fields.fields(), field::git_ref);
         auto out = execute_git(ctx, step, resolved, s.id());
         return layer_made(env.write_layer_at(std::move(out.entries), out.epoch, out.content.get()));
@@ -91,6 +96,20 @@ class GitKind final : public LayerKind {
             throw Error(s.id() + ": the lock file's commit '" + resolved.commit +
                         "' is not a commit id (40 hex digits)");
         return resolved;
+    }
+
+    // A pinned commit the remote does not have is the lock file's doing (a hand edit, a
+    // force-push that dropped it): the error says so and how to pin what the ref names now.
+    static Error locked_fetch_error(const StepRef& s, const StepEnv& env, const std::string& commit,
+                                    const Error& e) {
+        const auto* pin = locked_pin(env, s);
+        if (!pin || !commit_not_found(e, commit)) return e;
+        auto recipe = env.recipe->given_file.string();
+        return Error(std::string(e.what()) + ": it is the pin " + pin->id() + " of " +
+                         recipe::lockfile_path(recipe).string() + " (factory lock --update " +
+                         pin->id() + " " + recipe + " pins what " + s.step().git->ref +
+                         " names now)",
+                     e.code());
     }
 
     std::string describe_fields(const cache::Fields& f) const override {

@@ -137,6 +137,11 @@ class Resolver {
             std::string now;
             if (kept.kind == "git") {
                 now = peek_git(git_context(ref), *ref.step().git, ref.id()).commit;
+                if (now != pinned && !has_commit(ref, kept))
+                    return head + "the pinned commit " + short_hex(pinned) +
+                           " is not in the repository (" + ref.step().git->ref + " is at " +
+                           short_hex(now) + "); factory lock --update " + kept.id() + " " +
+                           path_.string() + " pins that";
             } else {
                 auto reg = base_registry_options(options_, &progress_);
                 auto d = registry::peek_base(ref.stage->base.reference, recipe_platform(recipe_),
@@ -157,6 +162,20 @@ class Resolver {
     }
 
   private:
+    // Whether the remote has the kept pin's commit: the store's mirror asked first, the remote
+    // only when the mirror lacks it (a fetch of it by id, then of every ref, which leaves it in
+    // the mirror for an --offline build). Throws Error when the remote can't be asked.
+    bool has_commit(const StepRef& ref, const recipe::Pin& kept) {
+        const auto& commit = kept.field("commit");
+        try {
+            fetch_git(git_context(ref), *ref.step().git, commit, kept.field("name"), ref.id());
+            return true;
+        } catch (const Error& e) {
+            if (commit_not_found(e, commit)) return false;
+            throw;
+        }
+    }
+
     SourceContext git_context(const StepRef& ref) {
         return source_context(
             options_, [this, id = ref.id()](std::string_view line) { progress_.output(id, line); });
@@ -281,12 +300,13 @@ std::vector<std::string> lock_mismatches(const recipe::Recipe& recipe,
 }
 
 recipe::Lockfile load_lock_for(const recipe::Recipe& recipe) {
-    auto file = recipe::lockfile_path(recipe.file);
+    // Named as the command line named the recipe, as in `factory lock`'s output.
+    auto file = recipe::lockfile_path(recipe.given_file);
     auto lock = recipe::read_lockfile(file);
     auto mismatches = lock_mismatches(recipe, lock);
     if (mismatches.empty()) return lock;
     std::string message = file.string() + " does not match the recipe (factory lock " +
-                          recipe.file.string() + " brings it up to date):";
+                          recipe.given_file.string() + " brings it up to date):";
     for (const auto& m : mismatches)
         message += "\n  " + m;
     throw Error(message);

@@ -56,7 +56,9 @@ struct LockOutcome {
     std::vector<std::string> changes; // "main.2: git URL main: 1a2b3c4d5e6f → 4d5e6f…"
     // Kept pins whose branch or tag moved upstream since (not under --offline): "main.2: git
     // URL main: moved upstream 1a2b3c4d5e6f → 4d5e6f7a8b9c, kept (factory lock --update main.2
-    // RECIPE moves it)"; or "main.2: git URL main: cannot check upstream: WHY".
+    // RECIPE moves it)"; "main.2: git URL main: the pinned commit C is not in the repository
+    // (main is at D); factory lock --update main.2 RECIPE pins that"; or "main.2: git URL
+    // main: cannot check upstream: WHY".
     std::vector<std::string> notices;
     std::size_t pins = 0;
 };

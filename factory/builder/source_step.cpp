@@ -140,6 +140,13 @@ sources::ResolvedRef fetch_git(const SourceContext& ctx, const recipe::GitStep& 
     return *r;
 }
 
+bool commit_not_found(const Error& e, const std::string& commit) {
+    // GitMirrors::fetched's words ("the history of commit …" is a commit that is there).
+    std::string what = e.what();
+    auto at = what.find("commit " + commit + " not found in ");
+    return at != std::string::npos && !std::string_view(what).substr(0, at).ends_with("of ");
+}
+
 sources::ResolvedRef peek_git(const SourceContext& ctx, const recipe::GitStep& step,
                               const std::string& id) {
     auto r = mirrors(ctx).remote_ref(fetch_url(ctx, step), step.ref);
@@ -213,8 +220,10 @@ SourceOutcome execute_download(const SourceContext& ctx, const recipe::DownloadS
     SourceOutcome out;
     if (step.extract) {
         out.scratch = std::make_unique<TempDir>(ctx.store_root / "tmp", "extract-");
+        // Named by its URL (without credentials), not by the store's file (its sha256).
         auto entries =
-            sources::archive_entries(*file, relative_dest(step.dest), out.scratch->path());
+            sources::archive_entries(*file, relative_dest(step.dest), out.scratch->path(),
+                                     sources::ArchiveLimits{}, sources::printable_url(step.url));
         if (!entries) throw Error(id + ": " + entries.error());
         out.entries = std::move(*entries);
         return out;

@@ -18,6 +18,7 @@
 #include "factory/layer/entry.hpp"
 #include "factory/recipe/recipe.hpp"
 #include "factory/sources/git_mirror.hpp"
+#include "factory/util/error.hpp"
 #include "factory/util/files.hpp"
 
 namespace factory::builder {
@@ -57,6 +58,10 @@ sources::ResolvedRef resolve_git(const SourceContext& ctx, const recipe::GitStep
 sources::ResolvedRef fetch_git(const SourceContext& ctx, const recipe::GitStep& step,
                                const std::string& commit, const std::string& name,
                                const std::string& id);
+
+// Whether fetch_git's error `e` says the remote has no commit `commit` at all (its fetch went
+// fine but did not bring it), as opposed to a remote that could not be asked.
+bool commit_not_found(const Error& e, const std::string& commit);
 
 // What the step's ref names upstream now (one ls-remote; no fetch), for `factory lock` to
 // notice a pin the branch or tag moved away from. Throws Error naming the step.

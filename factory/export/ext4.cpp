@@ -147,7 +147,8 @@ std::uint32_t type_bits(FileType t) {
 class FixupScript {
   public:
     FixupScript(const fs::path& staging, const fs::path& work, std::int64_t epoch)
-        : staging_(staging), work_(work), epoch_("@" + std::to_string(epoch)) {}
+        : staging_(staging), work_(work), epoch_seconds_(epoch),
+          epoch_("@" + std::to_string(epoch)) {}
 
     void entry(const std::string& path, const FileInfo& info);
     // lost+found is mke2fs's own: only its times.
@@ -162,6 +163,7 @@ class FixupScript {
     void xattrs(const std::string& q, const fs::path& host, const FileInfo& info);
 
     fs::path staging_, work_;
+    std::int64_t epoch_seconds_;
     std::string epoch_;
     std::string text_;
     std::size_t values_ = 0;
@@ -218,7 +220,10 @@ void FixupScript::entry(const std::string& path, const FileInfo& info) {
     xattrs(q, present ? host : fs::path(), info);
     for (const char* f : {"atime", "ctime", "crtime"})
         line("sif " + q + " " + f + " " + epoch_);
-    line("sif " + q + " mtime @" + std::to_string(std::max<std::int64_t>(0, info.mtime)));
+    // A directory no layer lists (the root, a foreign layer's parent) has no mtime of its own:
+    // the writer made it, so it gets the epoch as lost+found does, not 1970.
+    auto mtime = info.implied ? epoch_seconds_ : std::max<std::int64_t>(0, info.mtime);
+    line("sif " + q + " mtime @" + std::to_string(mtime));
 }
 
 std::uint64_t content_blocks(const ImageFiles& files) {

@@ -74,6 +74,57 @@ void read_fields(detail::Reader& r, const toml::table& t, const std::string& lab
     }
 }
 
+bool is_hex(std::string_view s, std::size_t size) {
+    return s.size() == size && std::all_of(s.begin(), s.end(), [](char c) {
+               return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+           });
+}
+
+// "2024-11-09T10:12:04Z", as debian_release writes it.
+bool is_utc_time(std::string_view s) {
+    static constexpr std::string_view shape = "dddd-dd-ddTdd:dd:ddZ";
+    if (s.size() != shape.size()) return false;
+    for (std::size_t i = 0; i < s.size(); ++i)
+        if (shape[i] == 'd' ? (s[i] < '0' || s[i] > '9') : s[i] != shape[i]) return false;
+    return true;
+}
+
+// What a resolved field must look like, or "" when its value is one (a hand edit is caught
+// here, with its position, not by the build that would use it).
+std::string field_problem(const std::string& kind, const std::string& name,
+                          const std::string& value) {
+    if (kind == "git" && name == "commit" && !is_hex(value, 40))
+        return "is not a commit id (40 lower-case hex digits)";
+    if (kind == "git" && name == "name" && value != "HEAD" && !value.starts_with("refs/"))
+        return "is not a full ref name (refs/heads/BRANCH, refs/tags/TAG or HEAD)";
+    if (kind == "download" && name == "sha256" && !is_hex(value, 64))
+        return "is not a sha256 (64 lower-case hex digits)";
+    if (kind == "registry" && name == "digest" &&
+        !(value.starts_with("sha256:") && is_hex(std::string_view(value).substr(7), 64)))
+        return "is not a manifest digest (sha256: and 64 lower-case hex digits)";
+    if (kind == "debian" && name == "release-date" && !is_utc_time(value))
+        return "is not a UTC time (YYYY-MM-DDTHH:MM:SSZ)";
+    return "";
+}
+
+// The fields every pin of its kind has: what it was resolved to. (A recipe-side field that is
+// missing is drift, which --locked reports with the recipe's value.)
+void check_pin(detail::Reader& r, const toml::table& t, const toml::node& node,
+               const std::string& label, const Pin& pin) {
+    // factory lock reads the file before it resolves anything: a pin it can't read has to be
+    // mended by hand, or dropped so that it is resolved again as a new step's.
+    std::string mend =
+        "; correct it, or delete [" + label + "] and run factory lock to pin it again";
+    for (const auto& [name, value] : pin.fields) {
+        auto problem = field_problem(pin.kind, name, value);
+        if (!problem.empty())
+            r.fail(*t.get(name), label + "." + name + ": '" + value + "' " + problem + mend);
+    }
+    const char* required = pin.kind == "git" ? "commit" : pin.kind == "registry" ? "digest" : "";
+    if (*required && !pin.fields.contains(required))
+        r.fail(node, label + ": a " + pin.kind + " pin needs " + required + mend);
+}
+
 Pin read_pin(detail::Reader& r, const toml::key& stage, const toml::key& step,
              const toml::node& node) {
     std::string label = std::string(stage.str()) + "." + std::string(step.str());
@@ -94,6 +145,7 @@ Pin read_pin(detail::Reader& r, const toml::key& stage, const toml::key& step,
         r.fail(*kind,
                label + ".kind: unknown kind '" + pin.kind + "' (debian, download, git, registry)");
     read_fields(r, t, label, pin);
+    check_pin(r, t, node, label, pin);
     return pin;
 }
 

@@ -59,7 +59,9 @@ std::string lockfile_text(const Lockfile& lock, const std::string& recipe_name);
 
 // Parses a lock file's text; `file` names it in errors. Throws Error (ExitCode::usage)
 // "file:line:col: why" for invalid TOML, a table that is not STAGE.STEP, a field that is not a
-// string, a missing or unknown kind, a duplicate pin.
+// string, a missing or unknown kind, a duplicate pin, a resolved field that is malformed (a
+// git commit or name, a download's sha256, a registry digest, a Debian release-date) or
+// missing (a git pin's commit, a registry pin's digest).
 Lockfile parse_lockfile(std::string_view text, const std::string& file);
 
 // Reads and parses `file`. Throws Error (ExitCode::usage): missing or unreadable ("… (run

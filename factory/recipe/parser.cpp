@@ -359,6 +359,7 @@ Recipe parse(std::string_view text, const fs::path& file, const LoadOptions& opt
 
     Recipe recipe;
     recipe.file = absolute;
+    recipe.given_file = file;
     recipe.args = read_args(r, root, options);
     r.set_args(recipe.args);
     const auto* image_node = root.get("image");

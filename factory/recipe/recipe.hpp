@@ -223,6 +223,9 @@ struct Recipe {
     std::vector<Stage> stages;                             // in dependency order
     std::string output_stage;                              // [image] stage, default: the last
     ShellConfig shell;                                     // [shell]; defaults when absent
+    // The recipe's path as the command line gave it (relative stays relative): what messages
+    // name, as recipe errors do (RECIPE.lock's among them).
+    std::filesystem::path given_file;
 };
 
 } // namespace factory::recipe

@@ -39,6 +39,14 @@ std::string read_url(Reader& r, const toml::node& node, const std::string& label
     return url;
 }
 
+// Whether the URL's last path segment, which a dest ending in '/' takes as the file's name
+// (builder's url_basename), is one: "http://h/" and "http://h/a/.." have none.
+bool has_file_name(std::string_view url) {
+    url = url.substr(0, url.find_first_of("?#"));
+    auto name = url.substr(url.rfind('/') + 1);
+    return !name.empty() && name != "." && name != "..";
+}
+
 const toml::node& required(Reader& r, const toml::table& t, const char* key,
                            const std::string& label) {
     const auto* node = t.get(key);
@@ -121,6 +129,9 @@ DownloadStep read_download(Reader& r, const toml::node& node, const std::string&
     if (!d.extract && d.dest == "/")
         r.fail(dest_node,
                label + ".dest: a file can't be \"/\"; end it with the file's name or '/'");
+    if (!d.extract && d.dest.ends_with('/') && !has_file_name(d.url))
+        r.fail(*t.get("url"), label + ".url: the URL has no file name for dest " +
+                                  in_quotes(d.dest) + " to take; end dest with the file's name");
     return d;
 }
 

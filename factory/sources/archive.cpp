@@ -231,7 +231,15 @@ entries_of(Reader& reader, const std::string& dest, const fs::path& content_dir,
             out.push_back(std::move(e));
         }
     for (auto& [p, e] : by_path) {
-        // A path that became a parent of later entries must be a directory.
+        // A path that became a parent of later entries must be a directory. A symlink is not
+        // one: what is under it would land wherever it points (lnk -> /etc, then lnk/passwd).
+        if (dirs.contains(p) && e.type == layer::Entry::Type::symlink) {
+            // The first entry under it (dirs holds p for one).
+            const auto& child = by_path.lower_bound(p + "/")->first;
+            return Unexpected(where("entry " + quote(child) + " goes through the symlink " +
+                                    quote(p) + " (→ " + e.link +
+                                    "), and extracting follows no symlink"));
+        }
         if (dirs.contains(p) && e.type != layer::Entry::Type::dir)
             return Unexpected(where("entry " + quote(p) + " is both a file and a directory"));
         out.push_back(std::move(e));
@@ -243,11 +251,12 @@ entries_of(Reader& reader, const std::string& dest, const fs::path& content_dir,
 
 Result<std::vector<layer::Entry>> archive_entries(const fs::path& path, const std::string& dest_in,
                                                   const fs::path& content_dir,
-                                                  const ArchiveLimits& limits) {
+                                                  const ArchiveLimits& limits,
+                                                  const std::string& name_in) {
     std::string dest = normalize(dest_in);
     if (!dest.empty())
         if (auto r = layer::check_path(dest); !r) return Unexpected("dest: " + r.error());
-    std::string name = path.filename().string();
+    std::string name = name_in.empty() ? path.filename().string() : name_in;
     auto where = [&](const std::string& msg) { return name + ": " + msg; };
     if (is_zip(path)) {
         auto zip = ZipReader::open(path, name);

@@ -30,9 +30,12 @@ struct ArchiveLimits {
 // directories, owners 0:0, permission bits as the archive has them (setuid, setgid and sticky
 // dropped), symlinks and hardlinks kept (a hardlink's target must be an earlier file of the
 // archive). Later entries of the same path replace earlier ones, as tar does. Devices, FIFOs
-// and sockets are errors. Contents go to files in `content_dir` (an existing directory).
+// and sockets are errors, and so is an entry under a symlink of the archive (extracting never
+// follows one). Contents go to files in `content_dir` (an existing directory). Errors start
+// with `name` (a download's URL), the archive's file name when it is empty.
 Result<std::vector<layer::Entry>> archive_entries(const fs::path& archive, const std::string& dest,
                                                   const fs::path& content_dir,
-                                                  const ArchiveLimits& limits = {});
+                                                  const ArchiveLimits& limits = {},
+                                                  const std::string& name = "");
 
 } // namespace factory::sources

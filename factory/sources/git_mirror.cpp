@@ -271,6 +271,12 @@ bool shallow_unsupported(const std::string& error) {
     return error.find("does not support shallow") != std::string::npos;
 }
 
+// Nor a commit the server does not have, or won't hand out by id ("upload-pack: not our
+// ref"): the caller falls back to every ref, and a retry would only wait.
+bool fetch_permanent(const std::string& error) {
+    return shallow_unsupported(error) || error.find("not our ref") != std::string::npos;
+}
+
 } // namespace
 
 Result<void> GitMirrors::fetch(const RemoteUrl& remote, const fs::path& repo,
@@ -280,7 +286,7 @@ Result<void> GitMirrors::fetch(const RemoteUrl& remote, const fs::path& repo,
     if (depth == Depth::tip) args.push_back("--depth=1");
     if (depth == Depth::history && fs::exists(repo / "shallow")) args.push_back("--unshallow");
     args.insert(args.end(), {"origin", refspec});
-    auto r = git_network(args, repo, remote, shallow_unsupported);
+    auto r = git_network(args, repo, remote, fetch_permanent);
     if (!r && depth == Depth::tip && shallow_unsupported(r.error()))
         return fetch(remote, repo, refspec, Depth::history);
     if (!r) return Unexpected(r.error());

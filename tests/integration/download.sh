@@ -1,7 +1,9 @@
 # download steps against a python3 HTTP server on 127.0.0.1 (tests/data/http-server.py): a
 # file verified by sha256 with its mode, an archive extracted, a wrong digest (exit 1, both
-# digests printed, nothing stored), an archive with "../" entries refused with nothing written
-# outside, the URL's server gone: cached by digest, --offline too.
+# digests printed, nothing stored), an archive with "../" entries or an entry under its own
+# symlink refused with nothing written outside (errors name the URL), a URL without the file
+# name a dest ending in '/' needs (a recipe error), the URL's server gone: cached by digest,
+# --offline too.
 source "$(dirname "$0")/../lib.sh"
 need python3 jq timeout tar cc
 
@@ -19,6 +21,17 @@ for name, data in (("ok", b"ok"), ("../../escaped", b"evil")):
     i = tarfile.TarInfo(name)
     i.size = len(data)
     t.addfile(i, io.BytesIO(data))
+t.close()
+PY
+python3 - "$www/link.tar" <<'PY'
+import io, sys, tarfile
+t = tarfile.open(sys.argv[1], "w")
+i = tarfile.TarInfo("lnk")
+i.type, i.linkname = tarfile.SYMTYPE, "/etc"
+t.addfile(i)
+i = tarfile.TarInfo("lnk/passwd")
+i.size = 4
+t.addfile(i, io.BytesIO(b"evil"))
 t.close()
 PY
 sha() { sha256sum "$1" | cut -c1-64; }
@@ -82,10 +95,39 @@ name = "evil"
 download = { url = "$base/evil.tar", sha256 = "$(sha "$www/evil.tar")", dest = "/opt/evil", extract = true }
 TOML
 expect_exit 1 build "$ctx/evil.toml"
-assert_contains "$(error_line)" 'entry "../../escaped"'
+# Named by the URL the recipe gave, not by the store's file (its sha256).
+assert_eq "factory: error: main 1/1: $base/evil.tar: entry \"../../escaped\": invalid path \"opt/evil/../../escaped\": '.' or '..' component" "$(error_line)"
 assert_missing "$TEST_DIR/escaped"
 assert_missing "$FACTORY_CACHE/escaped"
 [[ -z $(find "$TEST_DIR" -name escaped) ]] || fail "an escaped file: $(find "$TEST_DIR" -name escaped)"
+
+step "an entry under a symlink of the archive, a file that is no archive: refused, named by URL"
+write "$ctx/link.toml" <<TOML
+[image]
+name = "link"
+[[step]]
+download = { url = "$base/link.tar", sha256 = "$(sha "$www/link.tar")", dest = "/opt/x", extract = true }
+TOML
+expect_exit 1 build "$ctx/link.toml"
+assert_eq "factory: error: main 1/1: $base/link.tar: entry \"opt/x/lnk/passwd\" goes through the symlink \"opt/x/lnk\" (→ /etc), and extracting follows no symlink" "$(error_line)"
+write "$ctx/plain.toml" <<TOML
+[image]
+name = "plain"
+[[step]]
+download = { url = "$base/tool", sha256 = "$(sha "$www/tool")", dest = "/opt/x", extract = true }
+TOML
+expect_exit 1 build "$ctx/plain.toml"
+assert_match "^factory: error: main 1/1: $base/tool: .*Unrecognized archive format" "$(error_line)"
+
+step "a dest ending in / and a URL without a file name: a recipe error at the url, nothing fetched"
+write "$ctx/noname.toml" <<TOML
+[image]
+name = "noname"
+[[step]]
+download = { url = "$base/", sha256 = "$(sha "$www/tool")", dest = "/o/" }
+TOML
+expect_exit 2 build "$ctx/noname.toml"
+assert_eq "factory: error: $ctx/noname.toml:4:20: [[step]] download.url: the URL has no file name for dest \"/o/\" to take; end dest with the file's name" "$(error_line)"
 
 step "the server gone: a fresh build from the store's downloads, --offline too, same digest"
 kill "$HTTP_PID"

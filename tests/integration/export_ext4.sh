@@ -82,6 +82,9 @@ assert_match 'Mode: +04755' "$su" "su-tool keeps its setuid bit"
 assert_match 'User: +0 +Group: +0' "$su" "su-tool owned by root"
 for field in ctime atime crtime mtime; do
     assert_match "$field: 0x6553f100" "$note" "note.txt $field is the epoch 1700000000"
+    # No layer records "/", and mke2fs makes lost+found: the writer's own, at the epoch too.
+    assert_match "$field: 0x6553f100" "$(stat_of /)" "/ $field is the epoch"
+    assert_match "$field: 0x6553f100" "$(stat_of /lost+found)" "lost+found $field is the epoch"
 done
 assert_match 'Links: 2' "$(stat_of /bin/ls)" "the hard link shares busybox's inode"
 assert_contains "$(debugfs -R 'ls -l /srv' "$TEST_DIR/one.ext4" 2>/dev/null)" 'odd "name".txt' "a name with a quote"
@@ -153,6 +156,11 @@ def blob(data):
     return "sha256:" + h
 buf = io.BytesIO()
 with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
+    # "/" with a time of its own (2020-09-13), and a file whose parents no entry lists.
+    i = tarfile.TarInfo("."); i.type = tarfile.DIRTYPE; i.mode = 0o755; i.mtime = 1600000000
+    t.addfile(i)
+    i = tarfile.TarInfo("opt/deep/f"); i.mtime = 1700000000
+    t.addfile(i, io.BytesIO(b""))
     for name, kind in (("dev/", tarfile.DIRTYPE), ("dev/null", tarfile.CHRTYPE),
                        ("dev/sda", tarfile.BLKTYPE), ("dev/pipe", tarfile.FIFOTYPE)):
         i = tarfile.TarInfo(name.rstrip("/")); i.type = kind; i.mtime = 1700000000
@@ -191,6 +199,9 @@ assert_match 'Device major/minor number: 01:03' "$dev" "its numbers"
 assert_match 'Type: block special' "$(stat_of_in "$TEST_DIR/dev.ext4" /dev/sda)" "a block device"
 assert_match 'Type: FIFO' "$(stat_of_in "$TEST_DIR/dev.ext4" /dev/pipe)" "a fifo"
 assert_contains "$(debugfs -R 'ea_list /cap-file' "$TEST_DIR/dev.ext4" 2>/dev/null)" 'user.note (5) = "hello"' "the xattr"
+assert_match 'mtime: 0x5f5e1000' "$(stat_of_in "$TEST_DIR/dev.ext4" /)" "/ has the mtime its layer gives it"
+assert_match 'ctime: 0x6553f100' "$(stat_of_in "$TEST_DIR/dev.ext4" /)" "/ has the epoch's ctime"
+assert_match 'mtime: 0x6553f100' "$(stat_of_in "$TEST_DIR/dev.ext4" /opt/deep)" "a parent no entry lists: the epoch"
 e2fsck -fn "$TEST_DIR/dev.ext4" >/dev/null 2>&1 || fail "e2fsck of the device image"
 if id nobody >/dev/null 2>&1; then
     rm -rf "$TEST_DIR/nobody/store" && cp -r "$TEST_DIR/store" "$TEST_DIR/nobody/store" &&

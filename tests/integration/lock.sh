@@ -3,7 +3,10 @@
 # The lock file is exact and byte-identical when written twice; a new upstream commit rebuilds
 # the git step without --locked while --locked builds the old digest, and `factory lock` keeps
 # the pin but names it with the command that moves it; a lock that no longer
-# matches the recipe names each drifted item; `lock --update NAME` moves exactly that pin; with
+# matches the recipe names each drifted item, with the files named as the command line named
+# the recipe; a hand-edited pin that is not valid is located (exit 2), one whose commit the
+# remote lacks is named as the lock file's by build and lock; `lock --update NAME` moves
+# exactly that pin; with
 # every server stopped, `--offline --locked` rebuilds the same digest from the store, and a
 # store without the pins' content is an error naming what is missing.
 source "$(dirname "$0")/../lib.sh"
@@ -162,6 +165,37 @@ mv "$r.lock" "$TEST_DIR/lock.moved"
 expect_exit 2 build "${opts[@]}" --locked "$r"
 assert_eq "factory: error: $r.lock: no lock file (run factory lock $r)" "$(error_line)"
 mv "$TEST_DIR/lock.moved" "$r.lock"
+
+step "a hand-edited pin: an invalid one is located (exit 2), a missing commit is named as the pin"
+# From the recipe's directory: every message names the files as the command line did.
+cd "$ctx"
+sed "s/^commit = \"$app1\"/commit = \"nothex\"/" "$TEST_DIR/lock.1" >app.toml.lock
+at=$(grep -n '^commit = "nothex"' app.toml.lock | cut -d: -f1)
+invalid="factory: error: app.toml.lock:$at:10: main.1.commit: 'nothex' is not a commit id (40 lower-case hex digits); correct it, or delete [main.1] and run factory lock to pin it again"
+expect_exit 2 lock "${opts[@]}" --offline app.toml
+assert_eq "$invalid" "$(error_line)" "lock refuses an invalid pin"
+expect_exit 2 build "${opts[@]}" --locked app.toml
+assert_eq "$invalid" "$(error_line)" "build --locked refuses it the same way"
+gone=$(printf 'f%.0s' {1..40})
+sed "s/^commit = \"$app1\"/commit = \"$gone\"/" "$TEST_DIR/lock.1" >app.toml.lock
+expect_exit 1 build "${opts[@]}" --locked app.toml
+assert_eq "factory: error: main 1/3: commit $gone not found in $git_url/app.git: it is the pin main.1 of app.toml.lock (factory lock --update main.1 app.toml pins what main names now)" "$(error_line)" "a pinned commit the remote lacks"
+assert_not_contains "$ERR" "trying again" "a commit the server lacks is not asked for again"
+expect_ok lock "${opts[@]}" app.toml
+assert_eq "main.1: git $git_url/app.git main: the pinned commit ${gone:0:12} is not in the repository (main is at ${app2:0:12}); factory lock --update main.1 app.toml pins that
+main.2: git $git_url/lib.git main: moved upstream ${lib1:0:12} → ${lib2:0:12}, kept (factory lock --update main.2 app.toml moves it)
+app.toml.lock: 4 pins, unchanged" "$OUT" "lock names the missing commit, not a move"
+cp "$TEST_DIR/lock.1" app.toml.lock
+recipe v2
+expect_exit 1 build "${opts[@]}" --locked app.toml
+assert_contains "$ERR" "factory: error: app.toml.lock does not match the recipe (factory lock app.toml brings it up to date):
+  main.1: git $git_url/app.git main: ref main → v2" "the drift header, relative"
+recipe main
+cp app.toml nolock.toml
+expect_exit 2 build "${opts[@]}" --locked nolock.toml
+assert_eq "factory: error: nolock.toml.lock: no lock file (run factory lock nolock.toml)" "$(error_line)"
+rm nolock.toml
+cd - >/dev/null
 
 step "lock without --update keeps moved pins and names each with the command that moves it"
 expect_ok lock "${opts[@]}" "$r"

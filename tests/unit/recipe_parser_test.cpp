@@ -693,6 +693,16 @@ TEST_F(RecipeParser, SourceStepErrors) {
         error(image +
               "[[step]]\ndownload = { url = \"https://x/a\", sha256 = \"ab\", dest = \"/a\" }\n"),
         file() + ":4:44: [[step]] download.sha256: expected 64 lower-case hex digits, got \"ab\"");
+    // A dest ending in '/' takes the URL's file name: one without is a recipe error, located.
+    std::string sha = std::string(64, 'a');
+    EXPECT_EQ(error(image + "[[step]]\ndownload = { url = \"http://127.0.0.1:8080/\", sha256 = \"" +
+                    sha + "\", dest = \"/o/\" }\n"),
+              file() + ":4:20: [[step]] download.url: the URL has no file name for dest \"/o/\" "
+                       "to take; end dest with the file's name");
+    EXPECT_EQ(error(image + "[[step]]\ndownload = { url = \"https://x/a/..?v=1\", sha256 = \"" +
+                    sha + "\", dest = \"/o/\" }\n"),
+              file() + ":4:20: [[step]] download.url: the URL has no file name for dest \"/o/\" "
+                       "to take; end dest with the file's name");
     EXPECT_EQ(error(image + "[[step]]\ndeps = { lockfile = \"x\" }\n"),
               file() + ":4:8: [[step]] deps: needs dest");
     EXPECT_EQ(error(image +

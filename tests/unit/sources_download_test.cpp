@@ -190,6 +190,29 @@ TEST(Archive, DotDotEntriesAreRefused) {
     EXPECT_FALSE(fs::exists(dir / "escaped"));
 }
 
+// An entry under a symlink of the archive would land where the link points: refused, and
+// said so (not "both a file and a directory"); errors name the archive as the caller asks.
+TEST(Archive, AnEntryThroughASymlinkIsRefused) {
+    factory::testing::TestDir dir;
+    ASSERT_EQ(
+        sh("cd " + dir.path().string() +
+           " && python3 -c 'import tarfile, io; t=tarfile.open(\"link.tar\",\"w\");"
+           " i=tarfile.TarInfo(\"lnk\"); i.type=tarfile.SYMTYPE; i.linkname=\"/etc\"; t.addfile(i);"
+           " i=tarfile.TarInfo(\"lnk/passwd\"); i.size=4; t.addfile(i, io.BytesIO(b\"evil\"));"
+           " t.close()'"),
+        0);
+    fs::create_directories(dir / "content");
+    auto r = archive_entries(dir / "link.tar", "opt/x", dir / "content", {},
+                             "https://example.com/link.tar");
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error(), "https://example.com/link.tar: entry \"opt/x/lnk/passwd\" goes through "
+                         "the symlink \"opt/x/lnk\" (→ /etc), and extracting follows no symlink");
+    write(dir / "plain", "not an archive\n");
+    auto p = archive_entries(dir / "plain", "opt", dir / "content", {}, "https://example.com/p");
+    ASSERT_FALSE(p);
+    EXPECT_TRUE(p.error().starts_with("https://example.com/p: ")) << p.error();
+}
+
 // A tar is read by the one layer reader: a bomb is refused with its words, and an entry whose
 // size the cap can't hold is refused before a byte of it is written.
 TEST(Archive, ABombIsRefusedByTheLayerReadersCaps) {
