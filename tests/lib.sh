@@ -217,13 +217,32 @@ write() {
     cat >"$1"
 }
 
-# A recipe that copies busybox (from the busybox-static package) into a scratch image, for tests
-# that need something runnable. Usage: busybox_recipe NAME > file.toml (then append steps).
+# The host directory holding busybox (from the busybox-static package), for a [contexts] entry.
 busybox_context() {
     local bb
     bb=$(readlink -f /bin/busybox 2>/dev/null || true)
     [[ -x $bb ]] || { [[ ${CI:-} == true ]] && fail "busybox-static missing"; skip "busybox-static missing"; }
     dirname "$bb"
+}
+
+# busybox_recipe NAME: a recipe whose first step copies busybox into a scratch image, for tests
+# that need something runnable. Usage: { busybox_recipe NAME; cat <<EOF …steps… EOF; } >f.toml
+busybox_recipe() {
+    local bb
+    bb=$(busybox_context)
+    cat <<EOF
+[image]
+name = "$1"
+
+[contexts]
+busybox = "$bb"
+
+[base]
+image = "scratch"
+
+[[step]]
+copy = [{ context = "busybox", src = "busybox", dest = "/bin/busybox", mode = "0755" }]
+EOF
 }
 
 # ---- OCI layouts (jq) -----------------------------------------------------------------------

@@ -7,26 +7,18 @@
 source "$(dirname "$0")/../lib.sh"
 need_root
 need crun jq python3 setsid
-bb=$(busybox_context)
 
 # sleeper SECONDS: a recipe whose RUN step sleeps, then writes a file.
 sleeper() {
-    write ctx/sleep.toml <<EOF
-[image]
-name = "sleeper"
-
-[contexts]
-busybox = "$bb"
-
-[base]
-image = "scratch"
-
-[[step]]
-copy = [{ context = "busybox", src = "busybox", dest = "/bin/busybox", mode = "0755" }]
+    mkdir -p ctx
+    {
+        busybox_recipe sleeper
+        cat <<EOF
 
 [[step]]
 run = ["/bin/busybox", "sh", "-c", "/bin/busybox sleep $1 && echo done >/done"]
 EOF
+    } >ctx/sleep.toml
 }
 
 # leftovers: what a stopped build must not leave: a running sleep, a container of the runtime,
