@@ -129,6 +129,10 @@ void Client::ping() {
                 base_ = url;
                 break;
             }
+            // A plain-HTTP server answers a TLS ClientHello at once (with an error); one that
+            // says nothing for --timeout is down or stuck, and plain HTTP would only wait as
+            // long again.
+            if (last.timed_out()) break;
         }
         if (last.status != 0) {
             if (last.status == 401) learn_challenge(last);
