@@ -133,7 +133,7 @@ each_line_json "pull --progress json"
 assert_eq "TLS verification is off for $R (--tls-verify=false; plain HTTP allowed); use it only for a registry you run yourself" \
     "$(warnings)" "pull: the TLS warning is an event"
 
-step "build --progress json: the TLS and --cache-from warnings are events"
+step "build --cache-to: the blobs it exports are mount sources for a later push"
 export FACTORY_CACHE=$TEST_DIR/cache-store
 dead=127.0.0.1:$(free_port)
 expect_ok build "${insecure[@]}" --progress json --cache-from "docker://$dead/ci/none:x" \
@@ -144,6 +144,10 @@ assert_eq "TLS verification is off for every registry of this command: bases, --
 assert_match "^--cache-from docker://$dead/ci/none:x: registry $dead: GET /v2/: .*; building without it$" \
     "$(warnings | sed -n 2p)" "build: the --cache-from warning is an event"
 assert_eq 2 "$(warnings | wc -l)" "two warnings"
+expect_ok push "${insecure[@]}" --progress plain hello:latest "$R/ci/app:latest"
+assert_match "push: $R/ci/app:latest: 1 uploaded \([0-9.]+ [kM]?B\), 2 mounted, 0 already there" "$ERR" \
+    "the layers the cache export uploaded are mounted from ci/cache; only the config is uploaded"
+assert_eq 2 "$(grep -c "mounted from ci/cache" "$TEST_DIR/last.stderr")" "both layers from the cache's repository"
 export FACTORY_CACHE=$TEST_DIR/store
 
 step "podman pulls and runs what factory pushed"
