@@ -92,8 +92,7 @@ void export_build_cache(const CacheRef& ref, BuildSession& session, const BuildO
         auto lock = cache::StoreLock::build(options.store_root);
         export_cache(ref, store, items, cache_client_options(options), &progress);
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "factory: warning: --cache-to %s: %s; the cache was not exported\n",
-                     ref.text.c_str(), e.what());
+        warn("--cache-to " + ref.text + ": " + e.what() + "; the cache was not exported");
     }
 }
 

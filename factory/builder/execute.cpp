@@ -73,8 +73,7 @@ void BuildSession::remote_failed(const std::string& why) {
     std::lock_guard lock(mutex_);
     if (remote_failed_) return;
     remote_failed_ = true;
-    std::fprintf(stderr, "factory: warning: --cache-from: %s; building the rest without it\n",
-                 why.c_str());
+    warn("--cache-from " + why + "; building the rest without it");
 }
 
 void BuildSession::resolved(const std::string& key, bool output_stage) {

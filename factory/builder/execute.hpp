@@ -41,7 +41,7 @@ class BuildSession {
     // first download failure they are given up for the rest of the command (one warning).
     RemoteCache* remote = nullptr;
     bool remote_usable();
-    void remote_failed(const std::string& why);
+    void remote_failed(const std::string& why); // why: "REF: WHAT FAILED"
     // Every key a build resolved (made, hit or imported), and whether its step is in the output
     // stage: what --cache-to exports.
     void resolved(const std::string& key, bool output_stage);

@@ -163,8 +163,7 @@ void RemoteCache::load(const std::vector<CacheRef>& refs) {
             sources_.push_back(std::make_unique<Source>(load_source(ref, false)));
         } catch (const std::exception& e) {
             // One line per reference; the build goes on with what the store has.
-            std::fprintf(stderr, "factory: warning: --cache-from %s: %s; building without it\n",
-                         ref.text.c_str(), e.what());
+            warn("--cache-from " + ref.text + ": " + e.what() + "; building without it");
         }
     }
 }
@@ -224,8 +223,12 @@ std::optional<std::string> RemoteCache::listing(const std::string& layer, cache:
             body = std::move(*kept);
             break;
         }
-        body = blob_bytes(*s->client, s->ref.ref.repository, d, max_cache_listing_size,
-                          "listing of " + layer);
+        try {
+            body = blob_bytes(*s->client, s->ref.ref.repository, d, max_cache_listing_size,
+                              "listing of " + layer);
+        } catch (const Error& e) {
+            throw Error(s->ref.text + ": " + e.what()); // the warning names the cache
+        }
         downloaded += body->size();
         try {
             store.put(*body);

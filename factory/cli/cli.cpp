@@ -116,6 +116,8 @@ int run_build(BuildArgs a, const std::string& cache_dir, const RegistryFlags& re
     auto mode = parse_progress_mode(a.progress);
     if (!mode)
         throw usage_error("--progress " + a.progress + ": expected auto, tty, plain or json");
+    // Before anything can warn: in json mode the warnings are events (progress.hpp warn()).
+    Progress progress(*mode);
     builder::BuildOptions options = base_options(cache_dir, a.args);
     apply_registry_flags(options, registry_flags);
     options.outputs = a.outputs;
@@ -145,7 +147,6 @@ int run_build(BuildArgs a, const std::string& cache_dir, const RegistryFlags& re
     if (a.push) check_recipe_push(a.recipes, options.args);
     options.cache_from = a.cache_from;
     options.cache_to = a.cache_to;
-    Progress progress(*mode);
     if (a.check) {
         if (a.dry_run || !a.outputs.empty() || !pushes.empty() || a.push || !a.digest_file.empty())
             throw usage_error("--check takes no --dry-run, -o, --push or --digest-file");
@@ -164,15 +165,17 @@ int run_build(BuildArgs a, const std::string& cache_dir, const RegistryFlags& re
     }
     std::vector<std::filesystem::path> recipes(a.recipes.begin(), a.recipes.end());
     auto outcomes = builder::build_recipes(recipes, options, progress);
+    auto push_flags = registry_flags; // the pushes' progress is the build's
+    push_flags.progress = a.progress;
     if (!pushes.empty() && outcomes.size() == 1 && outcomes.front().result) {
         const auto& r = *outcomes.front().result;
-        push_outputs(pushes, r.name + ":" + r.tags.front(), options.store_root, registry_flags);
+        push_outputs(pushes, r.name + ":" + r.tags.front(), options.store_root, push_flags);
     }
     for (const auto& o : outcomes) // --push: each recipe's image to its own name and tags
         if (a.push && o.result) {
             auto p = recipe_push(o.result->name, o.result->tags);
-            push_outputs({p.destination}, p.destination.substr(9), options.store_root,
-                         registry_flags, p.extra_tags);
+            push_outputs({p.destination}, p.destination.substr(9), options.store_root, push_flags,
+                         p.extra_tags);
         }
     return print_outcomes(outcomes, a.recipes, digest_file ? &*digest_file : nullptr);
 }

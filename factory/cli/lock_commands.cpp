@@ -60,8 +60,8 @@ std::optional<int> LockCommand::dispatch(const std::string& cache_dir) {
     options.offline = offline_;
     for (const auto& spec : secrets_)
         options.secrets.insert(parse_secret(spec));
+    Progress progress(*mode); // first: in json mode warnings are its events
     apply_registry_flags(options, registry_);
-    Progress progress(*mode);
     for (const auto& recipe : recipes_) {
         auto outcome = builder::lock_recipe(recipe, options, request, progress);
         for (const auto& change : outcome.changes)

@@ -39,6 +39,9 @@ registry::Reference parse_ref_or_throw(const std::string& text) {
 
 } // namespace
 
+const char* const every_registry =
+    "every registry of this command: bases, --cache-from and --cache-to caches, docker:// outputs";
+
 registry::ClientOptions registry_client_options(const RegistryFlags& f, Progress* progress,
                                                 const std::string& host) {
     registry::ClientOptions o;
@@ -69,7 +72,7 @@ void add_pull_flag(CLI::App& build, RegistryFlags& flags) {
 
 void apply_registry_flags(builder::BuildOptions& options, const RegistryFlags& flags) {
     options.registry.policy = registry::parse_pull_policy(flags.pull);
-    options.registry.client = registry_client_options(flags, nullptr, "registry bases");
+    options.registry.client = registry_client_options(flags, nullptr, every_registry);
 }
 
 namespace {

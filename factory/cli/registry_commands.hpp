@@ -43,10 +43,12 @@ std::size_t transfer_jobs(const RegistryFlags& flags);
 // --chunk-size in bytes (a usage error when malformed or below registry::min_chunk_size).
 std::uint64_t chunk_size(const RegistryFlags& flags);
 
-// The client options of the flags (TLS, retries, timeouts), validated (usage errors); warns on
-// stderr when TLS verification is off for `host`.
+// The client options of the flags (TLS, retries, timeouts), validated (usage errors); warns
+// when TLS verification is off for `host` (a host, or every_registry for a command whose
+// registries are its recipes' bases, caches and outputs).
 registry::ClientOptions registry_client_options(const RegistryFlags& flags, Progress* progress,
                                                 const std::string& host);
+extern const char* const every_registry;
 
 // `build`: --pull, and the flags' options for bases by registry reference.
 void add_pull_flag(CLI::App& build, RegistryFlags& flags);

@@ -120,14 +120,14 @@ std::optional<int> ShellCommands::dispatch(const std::string& cache_dir) {
         run_options_.store_root = cache::store_root(cache_dir);
         run_options_.build_args = parse_args(run_args_);
         run_options_.build.registry.client =
-            registry_client_options(run_registry_, nullptr, "registry bases");
+            registry_client_options(run_registry_, nullptr, every_registry);
         return shell::run_image(run_options_);
     }
     if (shell_->parsed()) {
         shell_options_.store_root = cache::store_root(cache_dir);
         shell_options_.build_args = parse_args(shell_args_);
         shell_options_.build.registry.client =
-            registry_client_options(shell_registry_, nullptr, "registry bases");
+            registry_client_options(shell_registry_, nullptr, every_registry);
         if (stop_)
             return shell::stop_environments(shell_options_.store_root, shell_options_.target);
         return shell::run_shell(shell_options_);

@@ -37,6 +37,11 @@ std::string host_without_port(const std::string& host) {
     return colon == std::string::npos ? host : host.substr(0, colon);
 }
 
+// The host that auth files and `factory login` name for a registry host.
+std::string auth_host(const std::string& host) {
+    return host == "registry-1.docker.io" ? "docker.io" : host;
+}
+
 std::string lower(std::string s) {
     for (auto& c : s)
         c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -101,8 +106,7 @@ std::optional<Credentials> Client::credentials(const std::string& repository) {
     std::lock_guard lock(mutex_);
     auto it = creds_.find(repository);
     if (it == creds_.end()) {
-        std::string auth_host = host_ == "registry-1.docker.io" ? "docker.io" : host_;
-        it = creds_.emplace(repository, find_credentials(auth_host, repository)).first;
+        it = creds_.emplace(repository, find_credentials(auth_host(host_), repository)).first;
     }
     return it->second;
 }
@@ -129,6 +133,10 @@ void Client::ping() {
                 base_ = url;
                 break;
             }
+            // A plain-HTTP server answers a TLS ClientHello at once (with an error); one that
+            // says nothing for --timeout is down or stuck, and plain HTTP would only wait as
+            // long again.
+            if (last.timed_out()) break;
         }
         if (last.status != 0) {
             if (last.status == 401) learn_challenge(last);
@@ -333,6 +341,28 @@ std::string Client::error_message(const Operation& op, const std::string& detail
     return msg + ": " + op.what + ": " + detail;
 }
 
+std::string Client::unauthorized_hint(const std::string& repository) const {
+    std::optional<Credentials> creds = options_.credentials;
+    if (!creds) {
+        std::unique_lock lock(mutex_);
+        auto it = creds_.find(repository);
+        if (it != creds_.end()) {
+            creds = it->second;
+        } else {
+            // No request of this repository looked them up (the registry sent no challenge).
+            lock.unlock();
+            try {
+                creds = find_credentials(auth_host(host_), repository);
+            } catch (const std::exception&) {
+                return {};
+            }
+        }
+    }
+    if (creds) return "; credentials from " + creds->source + " refused by the registry";
+    auto login = auth_host(host_);
+    return "; no credentials found for " + login + "; log in with `factory login " + login + "`";
+}
+
 void Client::fail(const Operation& op, const HttpResponse& resp, int attempts,
                   Seconds elapsed) const {
     std::string detail = resp.describe();
@@ -340,6 +370,7 @@ void Client::fail(const Operation& op, const HttpResponse& resp, int attempts,
         auto code = registry_error(resp.body);
         if (!code.empty()) detail += " (" + code + ")";
     }
+    if (resp.curl_code == 0 && resp.status == 401) detail += unauthorized_hint(op.repository);
     if (attempts > 1)
         detail +=
             "; gave up after " + std::to_string(attempts) + " attempts in " + seconds_text(elapsed);

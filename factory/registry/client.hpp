@@ -78,7 +78,9 @@ class Client {
                            const std::vector<std::string>& extra_scopes = {});
 
     // Throws the final error of op for a response: "registry H: repository R: WHAT: HTTP 404
-    // (MANIFEST_UNKNOWN: manifest unknown)". `attempts` > 1 adds " after N attempts in Ts".
+    // (MANIFEST_UNKNOWN: manifest unknown)". `attempts` > 1 adds " after N attempts in Ts". A
+    // 401 adds where the credentials came from ("; credentials from FILE refused by the
+    // registry"), or that none were found and how to log in.
     [[noreturn]] void fail(const Operation& op, const HttpResponse& resp, int attempts = 1,
                            Seconds elapsed = Seconds(0)) const;
     // The message part of fail() (no throw).
@@ -114,6 +116,8 @@ class Client {
     bool fetched_after(const std::vector<std::string>& scopes,
                        std::chrono::steady_clock::time_point when);
     std::string scope_for(const std::string& repository, Access access) const;
+    // fail()'s words for a 401 in repository (the credentials' source, never a secret).
+    std::string unauthorized_hint(const std::string& repository) const;
     void ping();
     std::optional<std::string> authorization(const std::string& repository,
                                              const std::vector<std::string>& scopes,
@@ -129,8 +133,8 @@ class Client {
     std::string host_;
     ClientOptions options_;
     Http http_;
-    std::mutex mutex_; // guards everything below
-    std::string base_; // api base, "" until pinged
+    mutable std::mutex mutex_; // guards everything below
+    std::string base_;         // api base, "" until pinged
     std::optional<Challenge> challenge_;
     std::map<std::string, Token> tokens_;                     // by the joined scopes
     std::map<std::string, std::optional<Credentials>> creds_; // by repository

@@ -9,6 +9,7 @@
 #include <toml++/toml.h>
 
 #include "factory/util/error.hpp"
+#include "factory/util/progress.hpp"
 
 namespace factory::registry {
 
@@ -146,11 +147,11 @@ void warn_insecure(const std::string& host, const std::string& why) {
     static std::mutex mutex;
     static std::set<std::string> warned;
     std::lock_guard lock(mutex);
-    if (!warned.insert(host).second) return;
-    std::fprintf(stderr,
-                 "factory: warning: TLS verification is off for %s (%s; plain HTTP allowed); use "
-                 "it only for a registry you run yourself\n",
-                 host.c_str(), why.c_str());
+    // --tls-verify=false is every host's: said once, for what the first warning names (a
+    // build's own clients come first, then its docker:// outputs').
+    if (!warned.insert(why == "--tls-verify=false" ? why : host).second) return;
+    warn("TLS verification is off for " + host + " (" + why +
+         "; plain HTTP allowed); use it only for a registry you run yourself");
 }
 
 } // namespace factory::registry

@@ -46,8 +46,9 @@ RegistriesConfig load_registries_config();
 // Parses text as the file `file` (for messages and relative ca paths). Throws like load.
 RegistriesConfig parse_registries_config(std::string_view text, const fs::path& file);
 
-// Prints, once per host in the process, "factory: warning: TLS verification is off for HOST …"
-// (why: "--tls-verify=false" or the config file that says so).
+// Warns (factory::warn), once per host in the process, "TLS verification is off for HOST …"
+// (why: "--tls-verify=false" or the config file that says so). --tls-verify=false, which covers
+// every host, is warned about once whatever the host.
 void warn_insecure(const std::string& host, const std::string& why);
 
 } // namespace factory::registry

@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <chrono>
+#include <cstdio>
 #include <signal.h>
 
 #include "factory/util/curl_loader.hpp"
@@ -40,12 +42,19 @@ void global_init() {
     }
 }
 
+using Clock = std::chrono::steady_clock;
+
 struct Transfer {
     const HttpRequest* req;
     HttpResponse* resp;
     CURL* easy;
+    Seconds stall_limit;
     std::uint64_t upload_offset = 0;
     bool status_seen = false;
+    // Stall detection (on_progress): the bytes moved so far and when the last one did.
+    curl_off_t moved = 0;
+    Clock::time_point last_move = Clock::now();
+    bool stalled = false;
 };
 
 std::string lower(std::string_view s) {
@@ -66,6 +75,7 @@ std::string_view trim(std::string_view s) {
 
 std::size_t on_header(char* data, std::size_t size, std::size_t n, void* p) {
     auto* t = static_cast<Transfer*>(p);
+    t->last_move = Clock::now(); // headers are progress too (on_progress counts body bytes)
     std::string_view line(data, size * n);
     if (line.starts_with("HTTP/")) {
         t->resp->headers.clear(); // a new response (after 100 Continue)
@@ -133,10 +143,24 @@ std::size_t on_read(char* buffer, std::size_t size, std::size_t n, void* p) {
     return want;
 }
 
-// Called about once a second, and on every chunk: a transfer stops when the command is
-// interrupted (util/interrupt.hpp), even one that is waiting for the other end.
-int on_progress(void*, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
-    return interrupted() ? 1 : 0;
+// Called about once a second, and on every chunk, in every phase (connect, TLS handshake,
+// waiting for the answer, body): a transfer stops when the command is interrupted
+// (util/interrupt.hpp), even one that is waiting for the other end, and when no byte has moved
+// for stall_limit. curl's own CURLOPT_LOW_SPEED_TIME is not enough for the second: it measures
+// the rate averaged over the last ~5 seconds, so a body that stops after a fast start is only
+// noticed 5-6 s late, and it does not cover the connect and TLS phases.
+int on_progress(void* p, curl_off_t, curl_off_t dlnow, curl_off_t, curl_off_t ulnow) {
+    if (interrupted()) return 1;
+    auto* t = static_cast<Transfer*>(p);
+    auto now = Clock::now();
+    if (dlnow + ulnow != t->moved) {
+        t->moved = dlnow + ulnow;
+        t->last_move = now;
+    } else if (now - t->last_move >= t->stall_limit) {
+        t->stalled = true;
+        return 1;
+    }
+    return 0;
 }
 
 // Rewinding a body for curl's own resend (after a 100-continue or a reused dead connection).
@@ -206,7 +230,7 @@ HttpResponse Http::send(const HttpRequest& req) {
         return resp;
     }
     CURL* c = easy.get();
-    Transfer t{&req, &resp, c};
+    Transfer t{&req, &resp, c, stall_timeout_};
     char errbuf[CURL_ERROR_SIZE] = {0};
     SlistPtr headers;
     for (const auto& h : req.headers)
@@ -230,13 +254,12 @@ HttpResponse Http::send(const HttpRequest& req) {
     curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, &on_seek);
     curl_easy_setopt(c, CURLOPT_SEEKDATA, &t);
     curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, &on_progress);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, &t);
     curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    // The connect phase includes the TLS handshake: a server that accepts the connection and
+    // never answers costs stall_timeout, not the longer connect_timeout.
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
-                     static_cast<long>(connect_timeout_.count() * 1000));
-    // A stall: under 1 byte/s for stall_timeout seconds.
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME,
-                     std::max(1L, static_cast<long>(stall_timeout_.count())));
+                     static_cast<long>(std::min(connect_timeout_, stall_timeout_).count() * 1000));
     curl_easy_setopt(c, CURLOPT_BUFFERSIZE, 256L << 10);
     curl_easy_setopt(c, CURLOPT_UPLOAD_BUFFERSIZE, 512L << 10);
     if (!tls_.verify) {
@@ -247,7 +270,13 @@ HttpResponse Http::send(const HttpRequest& req) {
     set_method(c, req);
     CURLcode rc = curl_easy_perform(c);
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp.status);
-    if (rc != CURLE_OK) {
+    if (rc != CURLE_OK && t.stalled) {
+        char msg[96];
+        std::snprintf(msg, sizeof msg, "stalled: no byte sent or received for %gs",
+                      stall_timeout_.count());
+        resp.curl_code = CURLE_OPERATION_TIMEDOUT;
+        resp.curl_error = msg;
+    } else if (rc != CURLE_OK) {
         resp.curl_code = rc;
         resp.curl_error = errbuf[0] ? errbuf : curl_easy_strerror(rc);
         while (!resp.curl_error.empty() && resp.curl_error.back() == '\n')
@@ -278,6 +307,10 @@ bool HttpResponse::retryable_transport() const {
     default:
         return false; // TLS verification, bad URL, protocol not allowed …
     }
+}
+
+bool HttpResponse::timed_out() const {
+    return curl_code == CURLE_OPERATION_TIMEDOUT;
 }
 
 std::string HttpResponse::describe() const {

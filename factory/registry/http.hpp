@@ -55,13 +55,17 @@ struct HttpResponse {
     bool ok() const { return curl_code == 0 && status >= 200 && status < 300; }
     // True for a transport failure worth retrying (refused, reset, timeout, stall, truncated).
     bool retryable_transport() const;
+    // True when the transfer timed out: no byte moved for the stall timeout in any phase.
+    bool timed_out() const;
     // "HTTP 503" or the curl error, for messages.
     std::string describe() const;
 };
 
 class Http {
   public:
-    // stall_timeout: a transfer moving no byte for this long fails (CURLE_OPERATION_TIMEDOUT).
+    // stall_timeout: a transfer moving no byte for this long, in any phase (connect, TLS
+    // handshake, waiting for the answer, body), fails (CURLE_OPERATION_TIMEDOUT, timed_out()).
+    // connect_timeout bounds the connect phase too (the smaller of the two applies).
     Http(TlsOptions tls, Seconds connect_timeout = Seconds(30),
          Seconds stall_timeout = Seconds(30));
     ~Http();

@@ -161,7 +161,11 @@ PushResult push(Client& client, const oci::Layout& store, const oci::Descriptor&
 bool push_store_blob(Client& client, const oci::Layout& store, const std::string& repository,
                      const oci::Descriptor& blob) {
     BlobProgress quiet(nullptr, "push", blob);
-    return push_blob(client, store, repository, blob, {}, quiet).outcome == BlobOutcome::uploaded;
+    auto outcome = push_blob(client, store, repository, blob, {}, quiet).outcome;
+    // As push() does: a later push of an image with this blob mounts it from here (a cache
+    // export's layers are the image's).
+    BlobSources(store).record(blob.digest, client.host(), repository);
+    return outcome == BlobOutcome::uploaded;
 }
 
 void put_manifest_bytes(Client& client, const std::string& repository, const std::string& reference,

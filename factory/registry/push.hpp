@@ -47,7 +47,7 @@ PushResult push(Client& client, const oci::Layout& store, const oci::Descriptor&
                 const Reference& dest, const PushOptions& options = {});
 
 // One blob of store into repository, unless a HEAD finds it there: true if it was uploaded.
-// Throws Error.
+// Either way the blob is recorded as available there (blob_sources.hpp). Throws Error.
 bool push_store_blob(Client& client, const oci::Layout& store, const std::string& repository,
                      const oci::Descriptor& blob);
 

@@ -11,6 +11,7 @@
 #include "cache/lock.hpp"
 #include "factory/runtime/rootless.hpp"
 #include "factory/util/files.hpp"
+#include "factory/util/progress.hpp"
 
 namespace factory::runtime {
 
@@ -138,7 +139,7 @@ Result<fs::path> SnapshotStore::unpack(const std::string& hex, const LayerBlob& 
         if (options_.on_warning)
             options_.on_warning(msg);
         else
-            std::fprintf(stderr, "factory: warning: %s\n", msg.c_str());
+            warn(msg);
     }
     last_stats_ = std::move(*stats);
     return dest;

@@ -7,6 +7,27 @@
 
 namespace factory {
 
+namespace {
+
+// The json Progress that warnings go through while it exists. A process-wide pointer, not a
+// parameter: warnings come from code far from any Progress (the registry client's TLS warning,
+// a --cache-from failure deep in a step), some before the command's Progress is made, and a
+// command has one progress stream. Guarded by warn_mutex.
+std::mutex warn_mutex;
+Progress* json_sink = nullptr;
+
+} // namespace
+
+void warn(const std::string& message) {
+    std::lock_guard lock(warn_mutex);
+    if (json_sink) {
+        json_sink->event("warning", message);
+        return;
+    }
+    std::fprintf(stderr, "factory: warning: %s\n", message.c_str());
+    std::fflush(stderr);
+}
+
 std::optional<ProgressMode> parse_progress_mode(std::string_view s) {
     if (s == "auto") return ProgressMode::automatic;
     if (s == "tty") return ProgressMode::tty;
@@ -76,9 +97,17 @@ Progress::Progress(ProgressMode mode, std::FILE* out) : mode_(mode), out_(out) {
     color_ = mode_ == ProgressMode::tty && !std::getenv("NO_COLOR");
     started_ = std::chrono::steady_clock::now();
     if (mode_ == ProgressMode::tty) ticker_ = std::thread([this] { tick_loop(); });
+    if (mode_ == ProgressMode::json) {
+        std::lock_guard lock(warn_mutex);
+        if (!json_sink) json_sink = this;
+    }
 }
 
 Progress::~Progress() {
+    {
+        std::lock_guard lock(warn_mutex);
+        if (json_sink == this) json_sink = nullptr;
+    }
     {
         std::lock_guard lock(mutex_);
         stop_ = true;

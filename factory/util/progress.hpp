@@ -3,7 +3,7 @@
 //   tty   — a live view: each running step has a line, redrawn with its elapsed time (steps of
 //           a parallel build run at the same time);
 //   plain — one line per event, for CI logs;
-//   json  — one JSON object per line, for machines.
+//   json  — one JSON object per line, for machines (warnings too: warn() below).
 // NO_COLOR (any value) turns colour off in the tty form. Thread-safe.
 
 #include <chrono>
@@ -70,6 +70,11 @@ class Progress {
     bool stop_ = false;
     std::thread ticker_;
 };
+
+// A warning: "factory: warning: MESSAGE" on stderr, or, while a Progress in json mode exists,
+// its event {"event":"warning","message":MESSAGE,…}, so that a json stream stays one JSON
+// object per line. Thread-safe.
+void warn(const std::string& message);
 
 // "12.3 MB" / "512 B" (decimal units, like docker).
 std::string human_size(std::uint64_t bytes);

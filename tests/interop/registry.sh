@@ -13,7 +13,8 @@ build_hello
 step "push: skopeo reads the same digest"
 expect_ok push "${insecure[@]}" hello:latest "$R/test/hello:v1"
 assert_eq "docker://$R/test/hello:v1 $HELLO" "$(last_line)" "push prints DEST DIGEST"
-assert_contains "$ERR" "TLS verification is off for $R" "the insecure warning"
+assert_eq "factory: warning: TLS verification is off for $R (--tls-verify=false; plain HTTP allowed); use it only for a registry you run yourself" \
+    "$(grep 'warning: TLS' "$TEST_DIR/last.stderr")" "the insecure warning"
 assert_contains "$ERR" "3 uploaded" "every blob uploaded"
 assert_eq "$HELLO" "$(skopeo inspect --tls-verify=false --format '{{.Digest}}' "docker://$R/test/hello:v1")" \
     "skopeo's digest of what factory pushed"
@@ -67,6 +68,8 @@ export FACTORY_CACHE=$TEST_DIR/store
 expect_ok build "${insecure[@]}" "$FACTORY_SOURCE_DIR/recipes/hello.toml" -o "docker://$R/built/hello:b1" \
     -o "oci:$TEST_DIR/also:x"
 assert_contains "$OUT" "docker://$R/built/hello:b1 $HELLO" "build pushes"
+assert_eq "factory: warning: TLS verification is off for every registry of this command: bases, --cache-from and --cache-to caches, docker:// outputs (--tls-verify=false; plain HTTP allowed); use it only for a registry you run yourself" \
+    "$(grep 'warning: TLS' "$TEST_DIR/last.stderr")" "a build warns once, for all it covers (its docker:// output too)"
 assert_eq "$HELLO" "$(layout_digest "$TEST_DIR/also" x)" "and writes the other outputs"
 expect_ok export "${insecure[@]}" hello:latest "docker://$R/exported/hello:e1"
 assert_eq "docker://$R/exported/hello:e1 $HELLO" "$(last_line)" "export pushes"
@@ -114,6 +117,38 @@ assert_contains "$(error_line)" "invalid repository component 'Bad'" "a bad refe
 expect_exit 1 pull "$R/test/hello:v1"
 assert_match "^factory: error: registry $R: GET /v2/: .*(SSL|TLS|ssl|tls)" "$(error_line)" \
     "TLS is required unless --tls-verify=false"
+
+step "--progress json: every line of stderr is a JSON object, warnings too"
+# each_line_json WHAT: every line of the last stderr parses as one JSON object.
+each_line_json() {
+    local line
+    [[ -s $TEST_DIR/last.stderr ]] || fail "$1: no stderr"
+    while IFS= read -r line; do
+        jq -e 'type == "object"' <<<"$line" >/dev/null 2>&1 || fail "$1: not a JSON object: $line"
+    done <"$TEST_DIR/last.stderr"
+}
+warnings() { jq -r 'select(.event == "warning") | .message' "$TEST_DIR/last.stderr"; }
+FACTORY_CACHE=$TEST_DIR/json-store expect_ok pull "${insecure[@]}" --progress json "$R/test/hello:v1"
+each_line_json "pull --progress json"
+assert_eq "TLS verification is off for $R (--tls-verify=false; plain HTTP allowed); use it only for a registry you run yourself" \
+    "$(warnings)" "pull: the TLS warning is an event"
+
+step "build --cache-to: the blobs it exports are mount sources for a later push"
+export FACTORY_CACHE=$TEST_DIR/cache-store
+dead=127.0.0.1:$(free_port)
+expect_ok build "${insecure[@]}" --progress json --cache-from "docker://$dead/ci/none:x" \
+    --cache-to "docker://$R/ci/cache:app" "$FACTORY_SOURCE_DIR/recipes/hello.toml"
+each_line_json "build --progress json"
+assert_eq "TLS verification is off for every registry of this command: bases, --cache-from and --cache-to caches, docker:// outputs (--tls-verify=false; plain HTTP allowed); use it only for a registry you run yourself" \
+    "$(warnings | sed -n 1p)" "build: the TLS warning is an event, naming what it covers"
+assert_match "^--cache-from docker://$dead/ci/none:x: registry $dead: GET /v2/: .*; building without it$" \
+    "$(warnings | sed -n 2p)" "build: the --cache-from warning is an event"
+assert_eq 2 "$(warnings | wc -l)" "two warnings"
+expect_ok push "${insecure[@]}" --progress plain hello:latest "$R/ci/app:latest"
+assert_match "push: $R/ci/app:latest: 1 uploaded \([0-9.]+ [kM]?B\), 2 mounted, 0 already there" "$ERR" \
+    "the layers the cache export uploaded are mounted from ci/cache; only the config is uploaded"
+assert_eq 2 "$(grep -c "mounted from ci/cache" "$TEST_DIR/last.stderr")" "both layers from the cache's repository"
+export FACTORY_CACHE=$TEST_DIR/store
 
 step "podman pulls and runs what factory pushed"
 if command -v podman >/dev/null && privileged; then

@@ -41,8 +41,8 @@ run_registry basic "auth:
     path: $TEST_DIR/htpasswd"
 B=$REGISTRY
 expect_exit 1 push --tls-verify=false hello:latest "$B/t/hello:v1"
-assert_contains "$(error_line)" "registry $B: repository t/hello: HEAD manifest v1: HTTP 401" "anonymous push names the request"
-assert_contains "$(error_line)" "HTTP 401" "and the status"
+assert_eq "factory: error: registry $B: repository t/hello: HEAD manifest v1: HTTP 401; no credentials found for $B; log in with \`factory login $B\`" \
+    "$(error_line)" "anonymous push names the request, and that there were no credentials"
 run_factory login --tls-verify=false -u alice --password-stdin "$B" <<<"wrong"
 assert_eq 1 "$RC" "a wrong password fails the login"
 assert_missing "$HOME/.config/factory/auth.json"
@@ -102,6 +102,8 @@ K=$REGISTRY
 expect_exit 1 push --tls-verify=false hello:latest "$K/t/hello:v1"
 assert_contains "$(error_line)" "registry $K: repository t/hello:" "anonymous token push fails"
 assert_contains "$(error_line)" "HTTP 401" "with the status"
+assert_contains "$(error_line)" "; no credentials found for $K; log in with \`factory login $K\`" \
+    "and that no credentials were found"
 expect_ok login --tls-verify=false -u alice --password-stdin "$K" <<<"$secret"
 expect_ok push --tls-verify=false hello:latest "$K/t/hello:v1"
 assert_eq "docker://$K/t/hello:v1 $HELLO" "$(last_line)" "push with tokens"
@@ -114,6 +116,22 @@ FACTORY_CACHE=$TEST_DIR/token-store expect_ok pull --tls-verify=false "$K/t/hell
 assert_eq "$K/t/hello:v1 $HELLO" "$(last_line)" "anonymous pull with a pull-only token"
 assert_eq "$HELLO" "$(skopeo inspect --tls-verify=false --creds "alice:$secret" --format '{{.Digest}}' "docker://$K/t/hello:v1")" \
     "skopeo reads it through the token server"
+
+step "a token the registry refuses: the error names where the credentials came from"
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=factory-other \
+    -keyout "$pki/other.key" -out "$pki/other.pem" 2>/dev/null
+run_registry token-untrusted "auth:
+  token:
+    realm: http://127.0.0.1:$T_PORT/token
+    service: factory-registry
+    issuer: factory-test
+    rootcertbundle: $pki/other.pem"
+U=$REGISTRY
+expect_ok login --tls-verify=false -u alice --password-stdin "$U" <<<"$secret"
+FACTORY_CACHE=$TEST_DIR/untrusted-store expect_exit 1 pull --tls-verify=false "$U/t/hello:v1"
+assert_match "^factory: error: registry $U: repository t/hello: GET manifest v1: HTTP 401 \(UNAUTHORIZED: [^)]*\); credentials from $HOME/.config/factory/auth.json refused by the registry$" \
+    "$(error_line)" "a registry-side 401 names the credentials' file"
+expect_ok logout "$U"
 
 step "a token realm on another host is refused before any credential is sent"
 : >"$TEST_DIR/token.requests"
