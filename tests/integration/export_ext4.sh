@@ -227,6 +227,9 @@ expect_exit 1 export --cache "$TEST_DIR/store" "$digest" "ext4:$TEST_DIR/no/such
 assert_contains "$(error_line)" "cannot export to ext4:$TEST_DIR/no/such/dir/x.ext4" "unwritable path"
 expect_exit 1 export --cache "$TEST_DIR/store" "$digest" "ext4:$TEST_DIR/small.ext4" --size 1M
 assert_contains "$(error_line)" "more than --size 1 MiB" "too small"
+expect_exit 1 export --cache "$TEST_DIR/store" "$digest" "ext4:$TEST_DIR/small.ext4" --size 1K
+assert_match "^factory: error: .*the image's files need at least [1-9][0-9]* MiB, more than --size 1 KiB$" "$(error_line)" \
+    "a --size below a MiB is shown in KiB, not as 0 MiB"
 assert_missing "$TEST_DIR/small.ext4"
 assert_missing "$TEST_DIR/small.ext4.json"
 # A disk output of build that fails moves no ref (docs/cli.md "Refs move last"): a fresh store
