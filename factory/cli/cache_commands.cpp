@@ -175,10 +175,17 @@ int run_cache_prune(const fs::path& root, const PruneArgs& args) {
     auto store = open_store(root);
     cache::PruneOptions o;
     o.dry_run = args.dry_run;
-    if (!args.max_size.empty())
-        o.max_size = value_or_throw(cache::parse_size(args.max_size), ExitCode::usage);
-    if (!args.older_than.empty())
-        o.older_than = value_or_throw(cache::parse_duration(args.older_than), ExitCode::usage);
+    // Named as build names them: "--max-size lots: invalid size …".
+    if (!args.max_size.empty()) {
+        auto size = cache::parse_size(args.max_size);
+        if (!size) throw usage_error("--max-size " + args.max_size + ": " + size.error());
+        o.max_size = *size;
+    }
+    if (!args.older_than.empty()) {
+        auto age = cache::parse_duration(args.older_than);
+        if (!age) throw usage_error("--older-than " + args.older_than + ": " + age.error());
+        o.older_than = *age;
+    }
     o.wait = waiting("cache prune");
     std::uint64_t sources_removed = 0;
     auto report = cache::prune(root, store.blobs(), o, roots_of(root));

@@ -239,6 +239,11 @@ kill "$holder"
 wait "$holder" 2>/dev/null || true
 expect_exit 2 build --cache "$constore" --lock-timeout soon "$big/recipe.toml"
 expect_exit 2 build --cache "$constore" --max-size lots "$big/recipe.toml"
+expect_exit 2 cache prune --cache "$constore" --older-than 7x
+assert_eq "factory: error: --older-than 7x: invalid duration \"7x\": unknown unit 'x' (like 7d, 12h, 30m, 1d12h; units s, m, h, d, w)" \
+    "$(error_line)" "prune names the option"
+expect_exit 2 cache prune --cache "$constore" --max-size lots
+assert_contains "$(error_line)" "factory: error: --max-size lots: invalid size \"lots\"" "prune names the option"
 # With --max-size far below the store's size, the step records (and the blobs only they
 # name) go once the build is done; the image stays.
 expect_ok build --cache "$constore" --progress plain --max-size 1K "$big/recipe.toml"
