@@ -1,10 +1,12 @@
 #include "factory/cli/cache_commands.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <ctime>
 #include <map>
 #include <optional>
 #include <unordered_set>
+#include <vector>
 
 #include "cache/action_store.hpp"
 #include "cache/gc.hpp"
@@ -156,7 +158,11 @@ int run_cache_ls(const fs::path& root) {
     auto records = actions.list();
     std::sort(records.begin(), records.end(),
               [](const auto& a, const auto& b) { return a.last_used > b.last_used; });
-    std::printf("%-14s %-6s %-10s %-10s %s\n", "KEY", "KIND", "SIZE", "USED", "WHAT");
+    struct Row {
+        std::string key, kind, size, used, what;
+    };
+    std::vector<Row> rows;
+    int kind_width = 4; // "KIND"; the kinds go up to "copy-layer"
     for (const auto& r : records) {
         auto rec = actions.read(r.key);
         std::string kind = "?", what;
@@ -165,9 +171,13 @@ int run_cache_ls(const fs::path& root) {
             what = builder::describe_record(rec->fields);
         }
         if (what.size() > 60) what = what.substr(0, 57) + "...";
-        std::printf("%-14s %-6s %-10s %-10s %s\n", r.key.substr(0, 12).c_str(), kind.c_str(),
-                    human_size(r.bytes).c_str(), ago(r.last_used).c_str(), what.c_str());
+        kind_width = std::max(kind_width, static_cast<int>(kind.size()));
+        rows.push_back({r.key.substr(0, 12), kind, human_size(r.bytes), ago(r.last_used), what});
     }
+    std::printf("%-14s %-*s %-10s %-10s %s\n", "KEY", kind_width, "KIND", "SIZE", "USED", "WHAT");
+    for (const auto& r : rows)
+        std::printf("%-14s %-*s %-10s %-10s %s\n", r.key.c_str(), kind_width, r.kind.c_str(),
+                    r.size.c_str(), r.used.c_str(), r.what.c_str());
     return 0;
 }
 

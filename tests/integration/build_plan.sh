@@ -118,4 +118,8 @@ assert_match '(^|'$'\n'')[0-9a-f]{12} +run +[^'$'\n'']* run /bin/busybox echo ma
     "a run record says its command"
 assert_match '(^|'$'\n'')[0-9a-f]{12} +copy +[^'$'\n'']* src=busybox;dest=/bin/busybox' "$OUT" \
     "a copy record says its items"
+assert_match '(^|'$'\n'')[0-9a-f]{12} +copy-layer +' "$OUT" "copy layers have their own records"
+# Every row's SIZE starts under the header's, copy-layer rows included.
+assert_eq "" "$(awk 'NR == 1 {p = index($0, "SIZE")} NR > 1 && (substr($0, p - 1, 1) != " " || substr($0, p, 1) == " ") {print}' <<<"$OUT")" \
+    "cache ls: the columns line up"
 echo "PASS: $TEST_NAME"
