@@ -43,12 +43,12 @@ class Verifier {
     Verifier(const fs::path& root, BlobStore& blobs, const VerifyOptions& options)
         : root_(root), blobs_(blobs), actions_(root, blobs), options_(options) {}
 
-    VerifyReport run(const RootBlobs& root_blobs) {
+    VerifyReport run(const ListRefBlobs& ref_blobs) {
         check_blobs();
         check_records();
         check_block_maps();
         check_listings();
-        check_roots(root_blobs);
+        check_roots(ref_blobs);
         check_temps();
         if (options_.repair) record_store_size(root_, store_usage(root_).prunable_bytes());
         return std::move(report_);
@@ -228,15 +228,18 @@ class Verifier {
         }
     }
 
-    void check_roots(const RootBlobs& root_blobs) {
-        if (!root_blobs) return;
-        std::vector<std::string> roots;
+    void check_roots(const ListRefBlobs& ref_blobs) {
+        if (!ref_blobs) return;
+        RefBlobs listed;
         try {
-            roots = root_blobs();
+            listed = ref_blobs();
         } catch (const std::exception& e) {
             problem(std::string("cannot list the blobs the refs need: ") + e.what());
             return;
         }
+        for (auto& p : listed.problems)
+            problem(std::move(p));
+        auto& roots = listed.blobs;
         std::sort(roots.begin(), roots.end());
         roots.erase(std::unique(roots.begin(), roots.end()), roots.end());
         for (const auto& hex : roots) {
@@ -258,6 +261,8 @@ class Verifier {
     void check_temps() {
         auto temps = sweep_temps(root_, {std::chrono::hours(1), !options_.repair});
         report_.stale_temps = temps.size();
+        for (const auto& t : temps)
+            report_.stale_temp_bytes += t.bytes;
         if (options_.repair)
             for (const auto& t : temps)
                 report_.repairs.push_back("removed stale temp " +
@@ -275,11 +280,11 @@ class Verifier {
 
 } // namespace
 
-VerifyReport verify(const fs::path& root, BlobStore& blobs, const RootBlobs& root_blobs,
+VerifyReport verify(const fs::path& root, BlobStore& blobs, const ListRefBlobs& ref_blobs,
                     const VerifyOptions& options) {
     auto lock = options.repair ? StoreLock::maintenance(root, options.wait)
                                : StoreLock::build(root, options.wait);
-    return Verifier(root, blobs, options).run(root_blobs);
+    return Verifier(root, blobs, options).run(ref_blobs);
 }
 
 } // namespace factory::cache

@@ -11,8 +11,8 @@
 //      with repair a bad map is removed (the next rebuild compresses those blocks again);
 //   2c. every listing (listings.hpp) is whole and of a blob that exists and is sound — with
 //      repair a bad one is removed (the next build reads that layer again);
-//   3. every blob the refs need (root_blobs) exists and is sound — reported only: the image must
-//      be rebuilt or pulled again;
+//   3. every blob the refs need (ref_blobs) exists and is sound — reported only: the image must
+//      be rebuilt or pulled again. A ref whose manifest is missing doesn't stop the others';
 //   4. stale temps (gc.hpp sweep_temps) are counted — with repair, removed. Temps are what any
 //      killed writer leaves: they do not make the store unclean.
 // A store left by a SIGKILL at any moment verifies clean (writes are temp + rename).
@@ -26,10 +26,22 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
 namespace factory::cache {
+
+// The blobs the refs need, as verify checks them. Unlike RootBlobs (all or nothing, for
+// prune), it walks on past what can't be read: `blobs` holds every blob reachable from every ref,
+// a missing or corrupt manifest or index included (verify reports it), and `problems` one line per
+// ref that can't be walked whole for any other reason (a manifest that is there but doesn't
+// parse).
+struct RefBlobs {
+    std::vector<std::string> blobs;
+    std::vector<std::string> problems;
+};
+using ListRefBlobs = std::function<RefBlobs()>;
 
 struct VerifyOptions {
     bool repair = false;
@@ -48,14 +60,21 @@ struct VerifyReport {
     std::vector<std::string> problems;           // one line per problem, for printing
     std::vector<std::string> repairs;            // one line per change made (repair only)
     std::uint64_t stale_temps = 0;               // found; removed when repairing
+    std::uint64_t stale_temp_bytes = 0;
 
     // Nothing wrong (stale temps aside).
     bool clean() const noexcept { return problems.empty(); }
+    // Some problem is one --repair fixes (a corrupt blob, a bad record, block map or listing);
+    // a missing blob a ref needs is not: that image must be rebuilt or pulled again.
+    bool repairable() const noexcept {
+        return !corrupt_blobs.empty() || !bad_records.empty() || !bad_block_maps.empty() ||
+               !bad_listings.empty();
+    }
 };
 
 // Throws Error only for a busy store past options.wait.timeout or an I/O error while repairing;
-// a root_blobs that throws becomes a problem in the report.
-VerifyReport verify(const fs::path& root, BlobStore& blobs, const RootBlobs& root_blobs,
+// a ref_blobs that throws becomes a problem in the report. An empty ref_blobs skips step 3.
+VerifyReport verify(const fs::path& root, BlobStore& blobs, const ListRefBlobs& ref_blobs,
                     const VerifyOptions& options = {});
 
 } // namespace factory::cache

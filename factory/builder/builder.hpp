@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "cache/verify.hpp"
 #include "factory/export/target.hpp"
 #include "factory/registry/base.hpp"
 #include "factory/util/progress.hpp"
@@ -95,5 +96,10 @@ std::optional<std::string> source_date_epoch_from_env();
 
 // Every blob reachable from the store's refs: what GC must keep. Throws Error.
 std::vector<std::string> store_root_blobs(const std::filesystem::path& store_root);
+
+// The same for `cache verify` (cache/verify.hpp RefBlobs): a missing or unreadable manifest or
+// index is listed and walked past, so one broken ref doesn't hide the others'. Throws Error only
+// when index.json can't be read.
+cache::RefBlobs store_ref_blobs(const std::filesystem::path& store_root);
 
 } // namespace factory::builder

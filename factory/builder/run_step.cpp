@@ -5,10 +5,10 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <deque>
 #include <optional>
 
 #include "cache/lock.hpp"
+#include "factory/builder/output_tail.hpp"
 #include "factory/runtime/changeset.hpp"
 #include "factory/runtime/in_root.hpp"
 #include "factory/runtime/rootfs.hpp"
@@ -24,7 +24,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr std::size_t tail_lines = 20;
 constexpr std::uint64_t max_account_file = 1 << 20;
 
 // Reads etc/NAME of the container's root without following a symlink out of it.
@@ -268,10 +267,9 @@ RunOutcome execute_run(const RunContext& ctx, const recipe::RunStep& step, const
     spec.gid = gid;
     make_workdir(spec.rootfs, spec.cwd, uid, gid, id);
 
-    std::deque<std::string> tail;
+    OutputTail tail;
     auto on_line = [&](std::string_view line) {
-        if (tail.size() == tail_lines) tail.pop_front();
-        tail.emplace_back(line);
+        tail.add(line);
         if (ctx.on_output) ctx.on_output(line);
     };
     // Interrupted: the container is killed and deleted, its root file system unmounted.
@@ -285,8 +283,9 @@ RunOutcome execute_run(const RunContext& ctx, const recipe::RunStep& step, const
         // The output's tail first, then the one-line error last (docs/cli.md "Errors").
         std::string context;
         if (!tail.empty()) {
-            context = id + ": last lines of its output:";
-            for (const auto& l : tail)
+            context = id + (tail.kept_errors() ? ": its first error lines and last lines:"
+                                               : ": last lines of its output:");
+            for (const auto& l : tail.lines())
                 context += "\n  " + l;
         }
         throw Error(id + ": the command exited with " + std::to_string(*code) + ": " +

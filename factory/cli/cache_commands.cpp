@@ -1,10 +1,12 @@
 #include "factory/cli/cache_commands.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <ctime>
 #include <map>
 #include <optional>
 #include <unordered_set>
+#include <vector>
 
 #include "cache/action_store.hpp"
 #include "cache/gc.hpp"
@@ -156,7 +158,11 @@ int run_cache_ls(const fs::path& root) {
     auto records = actions.list();
     std::sort(records.begin(), records.end(),
               [](const auto& a, const auto& b) { return a.last_used > b.last_used; });
-    std::printf("%-14s %-6s %-10s %-10s %s\n", "KEY", "KIND", "SIZE", "USED", "WHAT");
+    struct Row {
+        std::string key, kind, size, used, what;
+    };
+    std::vector<Row> rows;
+    int kind_width = 4; // "KIND"; the kinds go up to "copy-layer"
     for (const auto& r : records) {
         auto rec = actions.read(r.key);
         std::string kind = "?", what;
@@ -165,9 +171,13 @@ int run_cache_ls(const fs::path& root) {
             what = builder::describe_record(rec->fields);
         }
         if (what.size() > 60) what = what.substr(0, 57) + "...";
-        std::printf("%-14s %-6s %-10s %-10s %s\n", r.key.substr(0, 12).c_str(), kind.c_str(),
-                    human_size(r.bytes).c_str(), ago(r.last_used).c_str(), what.c_str());
+        kind_width = std::max(kind_width, static_cast<int>(kind.size()));
+        rows.push_back({r.key.substr(0, 12), kind, human_size(r.bytes), ago(r.last_used), what});
     }
+    std::printf("%-14s %-*s %-10s %-10s %s\n", "KEY", kind_width, "KIND", "SIZE", "USED", "WHAT");
+    for (const auto& r : rows)
+        std::printf("%-14s %-*s %-10s %-10s %s\n", r.key.c_str(), kind_width, r.kind.c_str(),
+                    r.size.c_str(), r.used.c_str(), r.what.c_str());
     return 0;
 }
 
@@ -175,10 +185,17 @@ int run_cache_prune(const fs::path& root, const PruneArgs& args) {
     auto store = open_store(root);
     cache::PruneOptions o;
     o.dry_run = args.dry_run;
-    if (!args.max_size.empty())
-        o.max_size = value_or_throw(cache::parse_size(args.max_size), ExitCode::usage);
-    if (!args.older_than.empty())
-        o.older_than = value_or_throw(cache::parse_duration(args.older_than), ExitCode::usage);
+    // Named as build names them: "--max-size lots: invalid size …".
+    if (!args.max_size.empty()) {
+        auto size = cache::parse_size(args.max_size);
+        if (!size) throw usage_error("--max-size " + args.max_size + ": " + size.error());
+        o.max_size = *size;
+    }
+    if (!args.older_than.empty()) {
+        auto age = cache::parse_duration(args.older_than);
+        if (!age) throw usage_error("--older-than " + args.older_than + ": " + age.error());
+        o.older_than = *age;
+    }
     o.wait = waiting("cache prune");
     std::uint64_t sources_removed = 0;
     auto report = cache::prune(root, store.blobs(), o, roots_of(root));
@@ -218,16 +235,30 @@ int run_cache_prune(const fs::path& root, const PruneArgs& args) {
     return 0;
 }
 
+// The verdict at the end of the summary line: --repair is advised only for what it can fix (a
+// missing blob a ref needs is not: its problem line says to rebuild or pull the image).
+std::string verify_verdict(const cache::VerifyReport& report, bool repair) {
+    if (report.clean()) return "clean";
+    if (repair) return report.repairable() ? "repaired" : "NOT clean";
+    return report.repairable() ? "NOT clean (run with --repair)" : "NOT clean";
+}
+
 int run_cache_verify(const fs::path& root, bool repair) {
     auto store = open_store(root);
     cache::VerifyOptions o;
     o.repair = repair;
     o.wait = waiting("cache verify");
-    auto report = cache::verify(root, store.blobs(), roots_of(root), o);
+    auto ref_blobs = [root] { return builder::store_ref_blobs(root); };
+    auto report = cache::verify(root, store.blobs(), ref_blobs, o);
     for (const auto& p : report.problems)
         std::printf("problem: %s\n", p.c_str());
     for (const auto& r : report.repairs)
         std::printf("repaired: %s\n", r.c_str());
+    // Stale temps don't make the store unclean (docs/cache.md "Verify and repair", step 5).
+    if (report.stale_temps > 0 && !repair)
+        std::printf("stale temps: %llu (%s), left by killed writers: --repair removes them\n",
+                    static_cast<unsigned long long>(report.stale_temps),
+                    human_size(report.stale_temp_bytes).c_str());
     std::printf("checked %llu blobs, %llu step records, %llu block maps, %llu listings, %llu refs' "
                 "blobs: %s\n",
                 static_cast<unsigned long long>(report.blobs_checked),
@@ -235,10 +266,10 @@ int run_cache_verify(const fs::path& root, bool repair) {
                 static_cast<unsigned long long>(report.block_maps_checked),
                 static_cast<unsigned long long>(report.listings_checked),
                 static_cast<unsigned long long>(report.roots_checked),
-                report.clean() ? "clean" : (repair ? "repaired" : "NOT clean (run with --repair)"));
+                verify_verdict(report, repair).c_str());
     if (report.clean()) return 0;
     if (repair) {
-        auto again = cache::verify(root, store.blobs(), roots_of(root), {});
+        auto again = cache::verify(root, store.blobs(), ref_blobs, {});
         if (again.clean()) return 0;
         report = std::move(again);
     }

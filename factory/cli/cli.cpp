@@ -61,8 +61,15 @@ builder::BuildOptions base_options(const std::string& cache_dir,
     return options;
 }
 
-int print_plans(const std::vector<std::string>& recipes, const builder::BuildOptions& options,
-                bool json, Progress& progress) {
+int print_plans(const std::vector<std::string>& recipes, builder::BuildOptions options, bool json,
+                Progress& progress) {
+    // No store yet: plan against an empty one in a temporary directory, removed afterwards, as
+    // `why` does, so that planning creates no store where there was none.
+    std::optional<TempDir> empty;
+    if (!std::filesystem::exists(options.store_root / "oci-layout")) {
+        empty.emplace(std::filesystem::temp_directory_path(), "factory-plan-");
+        options.store_root = empty->path() / "store";
+    }
     std::vector<builder::Plan> plans;
     for (const auto& r : recipes)
         plans.push_back(builder::plan_recipe(r, options, progress));

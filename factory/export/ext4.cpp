@@ -254,13 +254,23 @@ std::uint64_t content_bytes_of(const ImageFiles& files) {
     return bytes;
 }
 
-void check_fits(const ImageFiles& files, std::uint64_t size) {
+// --size in the largest power-of-1024 unit that shows it exactly: "1 MiB", "1 KiB", "1500 bytes"
+// (a --size 1K shown in MiB would read 0).
+std::string size_text(std::uint64_t bytes) {
+    if (bytes > 0 && bytes % (1 << 20) == 0) return std::to_string(bytes >> 20) + " MiB";
+    if (bytes > 0 && bytes % 1024 == 0) return std::to_string(bytes >> 10) + " KiB";
+    return std::to_string(bytes) + " bytes";
+}
+
+// `given` is --size as the user gave it (size is it rounded down to whole blocks).
+void check_fits(const ImageFiles& files, std::uint64_t size, std::uint64_t given) {
     // The least a file system of this content takes: its blocks and inode tables. Anything
     // smaller fails for sure; above it mke2fs has the last word.
     std::uint64_t least = content_blocks(files) * block + ext4_inode_count(files) * inode_size;
     if (size < least)
-        throw Error("the image's files need at least " + std::to_string(least >> 20) +
-                    " MiB, more than --size " + std::to_string(size >> 20) + " MiB");
+        throw Error("the image's files need at least " +
+                    std::to_string((least + (1 << 20) - 1) >> 20) + " MiB, more than --size " +
+                    size_text(given));
 }
 
 } // namespace
@@ -298,9 +308,9 @@ Ext4Image make_ext4(const oci::Layout& store, const oci::Descriptor& image, cons
     fs::create_directory(staging);
     ::chmod(staging.c_str(), 0755);
     auto files = flatten_image_files(store, image, staging);
-    std::uint64_t size = options.size ? options.size : default_ext4_size(files);
-    size &= ~(block - 1);
-    check_fits(files, size);
+    std::uint64_t given = options.size ? options.size : default_ext4_size(files);
+    std::uint64_t size = given & ~(block - 1);
+    check_fits(files, size, given);
     // Device nodes are always made by debugfs (step 3), never copied by mke2fs: whether the
     // applier could make them (root) or not (a user namespace) must not move an inode.
     for (const auto& [path, info] : files.files)
@@ -363,8 +373,8 @@ Ext4Image make_ext4(const oci::Layout& store, const oci::Descriptor& image, cons
         auto msg = first_lines(err);
         if (err.find("Could not allocate") != std::string::npos ||
             err.find("No space left") != std::string::npos)
-            throw Error("the image's files don't fit in " + std::to_string(size >> 20) +
-                        " MiB (give a larger --size): mke2fs: " + msg);
+            throw Error("the image's files don't fit in " + size_text(size) +
+                        " (give a larger --size): mke2fs: " + msg);
         throw Error("mke2fs failed (exit " + std::to_string(status) + "): " + msg);
     }
 

@@ -3,10 +3,12 @@
 namespace factory::exporter {
 
 namespace {
+// Every form `build -o` and `export` take: docker:// outputs are taken out for pushing before
+// the rest are parsed here, but a user who mistyped one needs to see it in the list.
 constexpr const char* forms =
     "expected oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME[:TAG]], "
-    "rootfs:DIR, rootfs-tar:FILE, ext4:FILE or raw:FILE";
-}
+    "rootfs:DIR, rootfs-tar:FILE, ext4:FILE, raw:FILE or docker://HOST/REPO[:TAG]";
+} // namespace
 
 Result<Target> parse_target(std::string_view spec) {
     auto colon = spec.find(':');

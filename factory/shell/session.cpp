@@ -798,7 +798,7 @@ int run_image(const RunOptions& o) {
     Target t = resolve_target(o.store_root, o.target, o.build_args, o.build, o.runtime);
     std::optional<oci::Layout> store;
     Image image = load_image(o.store_root, t.digest, t.display, store);
-    if (t.name.empty()) t.digest = image.digest; // a digest prefix names one environment
+    t.digest = image.digest; // what a name or a digest prefix resolved to
 
     spec.env = image.config.env();
     for (const auto& e : o.env)
@@ -854,7 +854,7 @@ int run_shell(const ShellOptions& o) {
     }
     std::optional<oci::Layout> store;
     Image image = load_image(o.store_root, t.digest, t.display, store);
-    if (t.name.empty()) t.digest = image.digest; // a digest prefix names one environment
+    t.digest = image.digest; // what a name or a digest prefix resolved to
 
     if (project.empty()) {
         if (t.recipe) {

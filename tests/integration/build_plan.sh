@@ -31,8 +31,9 @@ assert_match $'stage side\n  copy   side 1/1 +[0-9a-f]{12} build   copy b.txt ->
 assert_contains "$OUT" "stage main (after side)" "main needs side"
 assert_match '  copy   main 2/2 +[0-9a-f]{12} build   copy side:b.txt -> /b.txt' "$OUT" \
     "a copy from a stage of copies not built yet is keyed (its files are the context's)"
-assert_missing "$TEST_DIR/store/actions" # no record, no layer
-assert_eq "" "$(ls "$TEST_DIR/store/blobs/sha256" 2>/dev/null)" "no blob"
+assert_missing "$TEST_DIR/store" # no record, no layer: not even a store
+expect_ok plan ctx/two.toml
+assert_missing "$TEST_DIR/store" # as why and images: where there is none, plan makes none
 expect_ok build --dry-run --json ctx/two.toml
 assert_eq '["side"]' "$(jq -c '.[0].stages[1].needs' <<<"$OUT")" "needs in JSON"
 assert_eq 'copy' "$(jq -r '.[0].stages[1].steps[0].kind' <<<"$OUT")" "kind in JSON"
@@ -118,4 +119,8 @@ assert_match '(^|'$'\n'')[0-9a-f]{12} +run +[^'$'\n'']* run /bin/busybox echo ma
     "a run record says its command"
 assert_match '(^|'$'\n'')[0-9a-f]{12} +copy +[^'$'\n'']* src=busybox;dest=/bin/busybox' "$OUT" \
     "a copy record says its items"
+assert_match '(^|'$'\n'')[0-9a-f]{12} +copy-layer +' "$OUT" "copy layers have their own records"
+# Every row's SIZE starts under the header's, copy-layer rows included.
+assert_eq "" "$(awk 'NR == 1 {p = index($0, "SIZE")} NR > 1 && (substr($0, p - 1, 1) != " " || substr($0, p, 1) == " ") {print}' <<<"$OUT")" \
+    "cache ls: the columns line up"
 echo "PASS: $TEST_NAME"

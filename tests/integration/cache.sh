@@ -198,6 +198,34 @@ expect_ok build --cache "$constore" --progress plain "$big/recipe.toml"
 assert_eq "$want" "$(last_line)" "the rebuilt image has the same digest"
 expect_ok cache verify --cache "$constore"
 
+step "a ref whose manifest is missing: named, the other refs still checked, no --repair advice"
+refs=$TEST_DIR/refs-store
+for n in one two; do
+    mkdir -p "$TEST_DIR/refs-$n"
+    echo "$n" >"$TEST_DIR/refs-$n/f"
+    printf '[image]\nname = "refs-%s"\n[[step]]\ncopy = [{ src = "f", dest = "/f" }]\n' "$n" >"$TEST_DIR/refs-$n/recipe.toml"
+    expect_ok build --cache "$refs" "$TEST_DIR/refs-$n/recipe.toml"
+done
+gone=$(jq -r '.manifests[] | select(.annotations."org.opencontainers.image.ref.name" == "refs-one:latest") | .digest' "$refs/index.json")
+rm -f "$(blob "$refs" "$gone")"
+# A pull killed by SIGINT leaves a temp whose writer is gone.
+mkdir -p "$refs/tmp"
+head -c 2000 /dev/zero >"$refs/tmp/.tmp-blob-999999999-0-0badf00d"
+expect_exit 1 cache verify --cache "$refs"
+assert_eq "problem: blob $gone, needed by a ref, is missing: rebuild or pull that image again" \
+    "$(grep '^problem:' <<<"$OUT")" "the missing manifest, in the documented wording"
+assert_eq "stale temps: 1 (2.0 kB), left by killed writers: --repair removes them" \
+    "$(grep '^stale temps:' <<<"$OUT")" "stale temps are counted"
+# refs-one's manifest, refs-two's manifest, config and layer (one layer each).
+assert_match "^checked [0-9]+ blobs, [0-9]+ step records, [0-9]+ block maps, [0-9]+ listings, 4 refs' blobs: NOT clean$" \
+    "$(last_line)" "the other ref's blobs are checked; --repair is not advised"
+expect_exit 1 cache verify --cache "$refs" --repair
+assert_contains "$OUT" "repaired: removed stale temp tmp/.tmp-blob-999999999-0-0badf00d (its writer (pid 999999999) is gone)" "--repair removes the temp"
+assert_match "refs' blobs: NOT clean$" "$(last_line)" "repair can't fix a missing manifest"
+expect_ok build --cache "$refs" "$TEST_DIR/refs-one/recipe.toml"
+expect_ok cache verify --cache "$refs"
+assert_match "refs' blobs: clean$" "$(last_line)" "a rebuild fixes it"
+
 step "build --lock-timeout gives up on a store held by a prune; --max-size prunes after the build"
 need flock
 flock -x "$constore/locks/store.lock" sleep 20 &
@@ -211,6 +239,11 @@ kill "$holder"
 wait "$holder" 2>/dev/null || true
 expect_exit 2 build --cache "$constore" --lock-timeout soon "$big/recipe.toml"
 expect_exit 2 build --cache "$constore" --max-size lots "$big/recipe.toml"
+expect_exit 2 cache prune --cache "$constore" --older-than 7x
+assert_eq "factory: error: --older-than 7x: invalid duration \"7x\": unknown unit 'x' (like 7d, 12h, 30m, 1d12h; units s, m, h, d, w)" \
+    "$(error_line)" "prune names the option"
+expect_exit 2 cache prune --cache "$constore" --max-size lots
+assert_contains "$(error_line)" "factory: error: --max-size lots: invalid size \"lots\"" "prune names the option"
 # With --max-size far below the store's size, the step records (and the blobs only they
 # name) go once the build is done; the image stays.
 expect_ok build --cache "$constore" --progress plain --max-size 1K "$big/recipe.toml"

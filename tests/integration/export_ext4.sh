@@ -222,11 +222,14 @@ e2fsck -fn "$TEST_DIR/sized.ext4" >/dev/null 2>&1 || fail "e2fsck of the sized e
 step "bad input: clear errors, nothing left behind"
 expect_exit 2 export --cache "$TEST_DIR/store" "$digest" "ext5:$TEST_DIR/x.img"
 assert_contains "$(error_line)" 'unknown transport "ext5"' "unknown kind"
-assert_contains "$(error_line)" "ext4:FILE or raw:FILE" "the error lists the kinds"
+assert_contains "$(error_line)" "ext4:FILE, raw:FILE or docker://HOST/REPO[:TAG]" "the error lists the kinds"
 expect_exit 1 export --cache "$TEST_DIR/store" "$digest" "ext4:$TEST_DIR/no/such/dir/x.ext4"
 assert_contains "$(error_line)" "cannot export to ext4:$TEST_DIR/no/such/dir/x.ext4" "unwritable path"
 expect_exit 1 export --cache "$TEST_DIR/store" "$digest" "ext4:$TEST_DIR/small.ext4" --size 1M
 assert_contains "$(error_line)" "more than --size 1 MiB" "too small"
+expect_exit 1 export --cache "$TEST_DIR/store" "$digest" "ext4:$TEST_DIR/small.ext4" --size 1K
+assert_match "^factory: error: .*the image's files need at least [1-9][0-9]* MiB, more than --size 1 KiB$" "$(error_line)" \
+    "a --size below a MiB is shown in KiB, not as 0 MiB"
 assert_missing "$TEST_DIR/small.ext4"
 assert_missing "$TEST_DIR/small.ext4.json"
 # A disk output of build that fails moves no ref (docs/cli.md "Refs move last"): a fresh store

@@ -253,6 +253,23 @@ cd "$TEST_DIR"
 rm -f "$proj/src/ready"
 assert_clean "after environments"
 
+step "ps --json: digest is the manifest's whether a recipe or an image name was entered"
+want=$("$FACTORY" images --cache "$TEST_DIR/store" --json | jq -r 'select(.name == "example.com/team/devbox:latest") | .digest')
+assert_match '^sha256:[0-9a-f]{64}$' "$want" "the image's manifest digest"
+for target in example.com/team/devbox:latest "$recipe"; do
+    rm -f "$TEST_DIR/ready"
+    "$FACTORY" shell --project "$TEST_DIR" "$target" -- sh -c "echo > $TEST_DIR/ready; sleep 300" >/dev/null 2>&1 &
+    bg=$!
+    bg_pids+=("$bg")
+    for _ in $(seq 1 150); do [[ -e $TEST_DIR/ready ]] && break; sleep 0.1; done
+    expect_ok ps --json
+    assert_eq "$want" "$(jq -r .digest <<<"$OUT")" "ps --json digest ($target)"
+    assert_eq example.com/team/devbox:latest "$(jq -r .image <<<"$OUT")" "ps --json image ($target)"
+    expect_ok shell --stop "$(jq -r .name <<<"$OUT")"
+    wait "$bg" || true
+done
+assert_clean "after ps --json"
+
 step "stdin: a shell without a terminal reads ours; run reads it with -i"
 assert_eq "piped" "$(echo piped | "$FACTORY" shell --cache "$TEST_DIR/store" "$recipe" -- cat 2>/dev/null)" "shell: stdin"
 assert_eq "piped" "$(echo piped | "$FACTORY" run --cache "$TEST_DIR/store" -i "$recipe" -- cat)" "run -i: stdin"

@@ -14,6 +14,7 @@
 using factory::cache::ActionRecord;
 using factory::cache::ActionStore;
 using factory::cache::BlobStore;
+using factory::cache::RefBlobs;
 using factory::cache::verify;
 using factory::cache::VerifyOptions;
 using factory::cache::VerifyReport;
@@ -26,6 +27,7 @@ struct Store {
     BlobStore blobs{make()};
     ActionStore actions{dir.path(), blobs};
     std::vector<std::string> roots;
+    std::vector<std::string> ref_problems;
 
     BlobStore make() {
         fs::create_directories(dir / "blobs/sha256");
@@ -37,7 +39,11 @@ struct Store {
         o.repair = repair;
         o.threads = 2;
         return verify(
-            dir.path(), blobs, [this] { return roots; }, o);
+            dir.path(), blobs,
+            [this] {
+                return RefBlobs{roots, ref_problems};
+            },
+            o);
     }
     void record(const std::string& key, std::vector<std::string> hexes) {
         ActionRecord r;
@@ -137,15 +143,44 @@ TEST(CacheVerify, ReportsMissingRootBlobsAndRecordsNamingMissingBlobs) {
               std::string::npos)
         << joined(r.problems);
     EXPECT_FALSE(fs::exists(s.actions.record_path(key('a'))));
-    // Refs can't be repaired here: still reported.
-    EXPECT_FALSE(s.check().clean());
+    // Refs can't be repaired here: still reported, and --repair is no help.
+    auto again = s.check();
+    EXPECT_FALSE(again.clean());
+    EXPECT_FALSE(again.repairable());
+}
+
+// One ref's missing manifest is one problem line; the blobs listed for the other refs are
+// checked all the same, and the lister's own problems are reported as they are.
+TEST(CacheVerify, AMissingManifestDoesNotHideTheOtherRefsBlobs) {
+    Store s;
+    auto present = s.blobs.put("config of the other ref");
+    s.roots = {key('d'), present, key('e')};
+    s.ref_problems = {"ref x:latest: manifest sha256:" + key('9') + ": not JSON"};
+    auto r = s.check();
+    EXPECT_EQ(r.roots_checked, 3u);
+    EXPECT_EQ(r.problems,
+              (std::vector<std::string>{
+                  "ref x:latest: manifest sha256:" + key('9') + ": not JSON",
+                  "blob sha256:" + key('d') +
+                      ", needed by a ref, is missing: rebuild or pull that image again",
+                  "blob sha256:" + key('e') +
+                      ", needed by a ref, is missing: rebuild or pull that image again"}));
+    EXPECT_FALSE(r.repairable());
+}
+
+TEST(CacheVerify, ACorruptBlobIsRepairable) {
+    Store s;
+    auto a = s.blobs.put("a");
+    flip_byte(s.blobs.path(a), 0);
+    auto r = s.check();
+    EXPECT_FALSE(r.clean());
+    EXPECT_TRUE(r.repairable());
 }
 
 TEST(CacheVerify, RootsThatCannotBeListedAreAProblemNotACrash) {
     Store s;
-    auto r = verify(s.dir.path(), s.blobs, []() -> std::vector<std::string> {
-        throw factory::Error("index.json is not JSON");
-    });
+    auto r = verify(s.dir.path(), s.blobs,
+                    []() -> RefBlobs { throw factory::Error("index.json is not JSON"); });
     ASSERT_EQ(r.problems.size(), 1u);
     EXPECT_EQ(r.problems[0], "cannot list the blobs the refs need: index.json is not JSON");
 }
@@ -186,6 +221,7 @@ TEST(CacheVerify, LeftoversOfAKilledWriterAreNotProblems) {
     auto r = s.check();
     EXPECT_TRUE(r.clean()) << joined(r.problems);
     EXPECT_EQ(r.stale_temps, 1u); // the one whose pid can't exist
+    EXPECT_EQ(r.stale_temp_bytes, 7u);
     auto fixed = s.check(true);
     EXPECT_TRUE(fixed.clean());
     EXPECT_FALSE(fs::exists(s.dir / "tmp/.tmp-blob-999999999-1-0badf00d"));

@@ -326,11 +326,11 @@ TEST(ExportTarget, ParsesSkopeoStyleNames) {
         parse_target("tarball:x").error(),
         "invalid output \"tarball:x\": unknown transport \"tarball\"; expected oci:DIR[:TAG], "
         "oci-archive:FILE[:TAG], docker-archive:FILE[:NAME[:TAG]], rootfs:DIR, "
-        "rootfs-tar:FILE, ext4:FILE or raw:FILE");
+        "rootfs-tar:FILE, ext4:FILE, raw:FILE or docker://HOST/REPO[:TAG]");
     EXPECT_EQ(parse_target("oci:").error(),
               "invalid output \"oci:\": no path; expected oci:DIR[:TAG], oci-archive:FILE[:TAG], "
-              "docker-archive:FILE[:NAME[:TAG]], rootfs:DIR, rootfs-tar:FILE, ext4:FILE or "
-              "raw:FILE");
+              "docker-archive:FILE[:NAME[:TAG]], rootfs:DIR, rootfs-tar:FILE, ext4:FILE, "
+              "raw:FILE or docker://HOST/REPO[:TAG]");
     t = parse_target("rootfs:/srv/ami/root:with:colons");
     ASSERT_TRUE(t);
     EXPECT_EQ(t->format, Format::rootfs_dir);
