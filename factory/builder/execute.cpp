@@ -833,6 +833,7 @@ BuildResult RecipeRun::publish_output() {
     auto manifest_bytes = oci::serialize(out.manifest);
     auto manifest = store_.put_blob(std::string(oci::media_type::manifest), manifest_bytes);
     write_outputs(manifest);
+    throw_if_interrupted(); // during an output: no ref moves
     for (const auto& tag : recipe_.tags) {
         auto ref = recipe_.name + ":" + tag;
         auto current = store_.resolve(ref);

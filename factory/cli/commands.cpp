@@ -13,6 +13,7 @@
 #include "factory/oci/manifest.hpp"
 #include "factory/util/error.hpp"
 #include "factory/util/files.hpp"
+#include "factory/util/interrupt.hpp"
 #include "factory/util/progress.hpp"
 
 namespace factory::cli {
@@ -196,11 +197,21 @@ int run_export(ExportArgs args, const std::filesystem::path& store_root,
         name = "image:latest"; // a digest, or a prefix of one
     else if (name.find(':') == std::string::npos)
         name += ":latest";
-    for (const auto& t : targets) {
-        exporter::export_image(*store, desc, t, name);
-        std::printf("%s %s\n", exporter::to_string(t).c_str(), desc.digest.c_str());
+    // SIGINT, SIGTERM, SIGHUP: the output being written is not renamed into place, its temp
+    // file is removed, the rest are not started (docs/cli.md "Interrupting a build").
+    InterruptGuard interrupts;
+    try {
+        for (const auto& t : targets) {
+            exporter::export_image(*store, desc, t, name);
+            throw_if_interrupted();
+            std::printf("%s %s\n", exporter::to_string(t).c_str(), desc.digest.c_str());
+        }
+        push_outputs(pushes, desc.digest, store_root, registry_flags);
+    } catch (const Error&) {
+        throw_if_interrupted(); // whatever the output's own error says
+        throw;
     }
-    push_outputs(pushes, desc.digest, store_root, registry_flags);
+    throw_if_interrupted();
     return 0;
 }
 

@@ -7,6 +7,7 @@
 #include "factory/oci/json.hpp"
 #include "factory/oci/reference.hpp"
 #include "factory/util/files.hpp"
+#include "factory/util/interrupt.hpp"
 
 namespace factory::exporter {
 
@@ -79,6 +80,7 @@ void export_docker_archive(const oci::Layout& store, const oci::Descriptor& imag
         tar.add_file("oci-layout", R"({"imageLayoutVersion": "1.0.0"})");
         tar.add_file("repositories", repositories_json(*manifest, *ref));
         tar.finish();
+        throw_if_interrupted(); // a build stopped by a signal writes no output
         out.commit();
     } catch (const Error& e) {
         throw Error("cannot export to docker-archive:" + file.string() + ": " + e.what());

@@ -12,6 +12,7 @@
 #include "factory/export/rootfs.hpp"
 #include "factory/runtime/process.hpp"
 #include "factory/util/files.hpp"
+#include "factory/util/interrupt.hpp"
 
 namespace factory::exporter {
 
@@ -402,6 +403,7 @@ Ext4Image make_ext4(const oci::Layout& store, const oci::Descriptor& image, cons
 }
 
 void publish(const fs::path& temp_out, const fs::path& temp_json, const fs::path& file) {
+    throw_if_interrupted(); // a build stopped by a signal writes no output
     auto json = fs::path(file.string() + ".json");
     if (::rename(temp_out.c_str(), file.c_str()) != 0)
         throw Error("failed to rename " + temp_out.string() + " to " + file.string() + ": " +

@@ -6,6 +6,7 @@
 
 #include "factory/export/tar_writer.hpp"
 #include "factory/util/files.hpp"
+#include "factory/util/interrupt.hpp"
 
 namespace factory::exporter {
 
@@ -55,6 +56,7 @@ void export_oci_dir(const oci::Layout& store, const oci::Descriptor& image, cons
                                           static_cast<std::uint64_t>(d.size));
             if (!r) throw Error(r.error());
         }
+        throw_if_interrupted(); // a build stopped by a signal writes no output
         out.set_ref(tag, output_descriptor(image));
     } catch (const Error& e) {
         throw Error("cannot export to oci:" + dir.string() + ": " + e.what());
@@ -97,6 +99,7 @@ void export_oci_archive(const oci::Layout& store, const oci::Descriptor& image,
         tar.add_file("index.json", serialize(index));
         tar.add_file("oci-layout", R"({"imageLayoutVersion":"1.0.0"})");
         tar.finish();
+        throw_if_interrupted(); // a build stopped by a signal writes no output
         out.commit();
     } catch (const Error& e) {
         throw Error("cannot export to oci-archive:" + file.string() + ": " + e.what());

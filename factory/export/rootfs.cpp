@@ -10,6 +10,7 @@
 #include "factory/runtime/applier.hpp"
 #include "factory/runtime/changeset.hpp"
 #include "factory/util/files.hpp"
+#include "factory/util/interrupt.hpp"
 
 namespace factory::exporter {
 
@@ -50,7 +51,8 @@ void export_rootfs_dir(const oci::Layout& store, const oci::Descriptor& image,
     } catch (const Error& e) {
         throw Error("cannot export to rootfs:" + dir.string() + ": " + e.what());
     }
-    fs::remove(dir, ec); // an empty directory may stand there
+    throw_if_interrupted(); // a build stopped by a signal writes no output
+    fs::remove(dir, ec);    // an empty directory may stand there
     if (::rename(temp.path().c_str(), dir.c_str()) != 0)
         throw Error("failed to rename " + temp.path().string() + " to " + dir.string() + ": " +
                     errno_string(errno));
@@ -72,6 +74,7 @@ void export_rootfs_tar(const oci::Layout& store, const oci::Descriptor& image,
             return write_all(fd, bytes.data(), bytes.size());
         };
         value_or_throw(layer::write_tar(std::move(entries), created_epoch(config), sink));
+        throw_if_interrupted(); // a build stopped by a signal writes no output
         out.commit();
     } catch (const Error& e) {
         throw Error("cannot export to rootfs-tar:" + file.string() + ": " + e.what());

@@ -8,6 +8,9 @@ source "$(dirname "$0")/../lib.sh"
 need_root
 need crun jq python3 setsid
 
+# The RUN step's shell carries this name ($0), so that other tests' containers don't count.
+marker="factory-signals-test-$$"
+
 # sleeper SECONDS: a recipe whose RUN step sleeps, then writes a file.
 sleeper() {
     mkdir -p ctx
@@ -16,17 +19,20 @@ sleeper() {
         cat <<EOF
 
 [[step]]
-run = ["/bin/busybox", "sh", "-c", "/bin/busybox sleep $1 && echo done >/done"]
+run = ["/bin/busybox", "sh", "-c", "/bin/busybox sleep $1 && echo done >/done", "$marker"]
 EOF
     } >ctx/sleep.toml
 }
 
-# leftovers: what a stopped build must not leave: a running sleep, a container of the runtime,
+# containers PID: the runtime's containers of the factory process PID (factory-PID-…).
+containers() { crun --root /run/factory/crun list -q 2>/dev/null | grep "^factory-$1-" || true; }
+
+# leftovers PID: what the stopped build PID must not leave: its RUN step running, a container,
 # a mount under the store, a scratch directory.
 leftovers() {
     local found=""
-    pgrep -f "busybox sleep 30" >/dev/null && found+=" a running 'sleep 30';"
-    [[ -n $(crun --root /run/factory/crun list -q 2>/dev/null) ]] && found+=" a crun container;"
+    pgrep -f "$marker" >/dev/null && found+=" the RUN step still running;"
+    [[ -n $(containers "$1") ]] && found+=" a crun container;"
     grep -q " $TEST_DIR/store" /proc/mounts && found+=" a mount under the store;"
     [[ -n $(ls -A "$TEST_DIR/store/tmp" 2>/dev/null) ]] &&
         found+=" store/tmp holds: $(ls -A "$TEST_DIR/store/tmp" | tr '\n' ' ');"
@@ -36,7 +42,7 @@ leftovers() {
 # wait_for_run: until the RUN step's sleep is running (at most 20 s).
 wait_for_run() {
     for _ in $(seq 1 200); do
-        pgrep -f "busybox sleep 30" >/dev/null && return 0
+        pgrep -f "$marker" >/dev/null && return 0
         sleep 0.1
     done
     fail "the RUN step did not start within 20 s"$'\n'"$(cat "$TEST_DIR/stop.stderr")"
@@ -69,7 +75,7 @@ for sig in TERM INT HUP; do
     assert_eq $((128 + num)) "$rc" "exit code after SIG$sig"
     assert_eq "factory: error: interrupted by SIG$sig" "$(tail -n 1 stop.stderr)" "last line"
     (((SECONDS - start) <= 10)) || fail "the build took $((SECONDS - start)) s to stop"
-    assert_eq "" "$(leftovers)" "what the stopped build left"
+    assert_eq "" "$(leftovers "$pid")" "what the stopped build left"
     assert_eq "" "$(cat stop.stdout)" "stdout of a stopped build"
     assert_eq "" "$(jq -r '.manifests[].annotations["org.opencontainers.image.ref.name"] // empty' \
         "$TEST_DIR/store/index.json" 2>/dev/null)" "refs after SIG$sig"
@@ -85,6 +91,9 @@ kill -INT "$pid" # another signal: two SIGTERMs can arrive as one
 rc=0
 wait "$pid" || rc=$?
 assert_eq 130 "$rc" "exit code after SIGTERM then SIGINT (the second one's)"
+killed=("$pid")
+pkill -KILL -f "$marker" || true # its RUN step, left running
+while pgrep -f "$marker" >/dev/null; do sleep 0.1; done
 
 step "SIGKILL: the next RUN deletes the container; prune unmounts and removes the stale scratch"
 # The leftovers of the second signal above, and of this one.
@@ -93,8 +102,9 @@ pid=$!
 wait_for_run
 kill -KILL "$pid"
 wait "$pid" || true
+killed+=("$pid")
 grep -q " $TEST_DIR/store" /proc/mounts || fail "expected the killed build's root fs mounted"
-pkill -KILL -f "busybox sleep 30" || true
+pkill -KILL -f "$marker" || true
 # Scratch older than an hour is stale (docs/cache.md "Prune").
 find "$TEST_DIR/store/tmp" -mindepth 1 -maxdepth 1 -exec touch -h -d '2 hours ago' {} +
 expect_ok cache prune
@@ -102,10 +112,38 @@ assert_match "removed temp +tmp/run-[^ ]+ .* older than" "$OUT$ERR" "prune repor
 grep -q " $TEST_DIR/store" /proc/mounts && fail "prune left a mount under the store"
 assert_eq "" "$(ls -A "$TEST_DIR/store/tmp")" "store/tmp after prune"
 
+step "SIGTERM while factory export writes a disk: no output, no temp file beside it"
+mkdir -p big out
+head -c $((200 * 1024 * 1024)) /dev/urandom >big/big.bin
+write big/big.toml <<'EOF'
+[image]
+name = "big"
+
+[[step]]
+copy = [{ src = "big.bin", dest = "/big.bin" }]
+EOF
+build big/big.toml >/dev/null
+"$FACTORY" export big:latest ext4:out/disk.img >stop.stdout 2>stop.stderr &
+pid=$!
+for _ in $(seq 1 200); do # until its temp file is beside the destination
+    [[ -n $(ls -A out) ]] && break
+    sleep 0.05
+done
+[[ -n $(ls -A out) ]] || fail "the export wrote no temp file within 10 s"
+kill -TERM "$pid"
+rc=0
+wait "$pid" || rc=$?
+assert_eq 143 "$rc" "exit code of the stopped export"
+assert_eq "factory: error: interrupted by SIGTERM" "$(tail -n 1 stop.stderr)" "its last line"
+assert_eq "" "$(ls -A out)" "what the stopped export left beside its destination"
+rm -rf big
+
 step "the next build gives the reference digest"
 sleeper 0
 got=$(build ctx/sleep.toml)
 assert_eq "$want" "$got" "digest after the interrupted builds"
-assert_eq "" "$(crun --root /run/factory/crun list -q 2>/dev/null)" "containers after the build"
+for pid in "${killed[@]}"; do
+    assert_eq "" "$(containers "$pid")" "the containers of the killed build $pid, after a RUN step"
+done
 expect_ok cache verify
 echo "PASS: $TEST_NAME"
