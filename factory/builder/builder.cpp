@@ -139,6 +139,7 @@ void export_build_cache(const CacheRef& ref, BuildSession& session, const BuildO
         auto lock = cache::StoreLock::build(options.store_root);
         export_cache(ref, store, items, cache_client_options(options), &progress);
     } catch (const std::exception& e) {
+        throw_if_interrupted();
         warn("--cache-to " + ref.text + ": " + e.what() + "; the cache was not exported");
     }
 }
@@ -198,6 +199,7 @@ std::vector<RecipeOutcome> build_recipes(const std::vector<fs::path>& recipe_pat
     }
     throw_if_interrupted(); // whatever each recipe's error says; nothing exported or pruned
     if (cache_to) export_build_cache(*cache_to, session, options, recipes, progress);
+    throw_if_interrupted();
     auto_prune(options.store_root, options.max_size, progress);
     return outcomes;
 }

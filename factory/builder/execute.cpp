@@ -70,6 +70,7 @@ bool BuildSession::remote_usable() {
 }
 
 void BuildSession::remote_failed(const std::string& why) {
+    throw_if_interrupted(); // a transfer stopped by a signal is no registry failure to build past
     std::lock_guard lock(mutex_);
     if (remote_failed_) return;
     remote_failed_ = true;

@@ -217,10 +217,13 @@ int run_cache_prune(const fs::path& root, const PruneArgs& args) {
             report.items.push_back(std::move(item));
         }
     }
-    for (const auto& item : report.items)
+    for (const auto& item : report.items) {
+        // A key or digest is shortened, as everywhere; a path (a temp, a mirror) stays whole.
+        bool hex = item.name.find_first_not_of("0123456789abcdef") == std::string::npos;
         std::printf("%s %-10s %-14s %10s  %s\n", args.dry_run ? "would remove" : "removed",
-                    item.kind.c_str(), item.name.substr(0, 14).c_str(),
+                    item.kind.c_str(), (hex ? item.name.substr(0, 14) : item.name).c_str(),
                     human_size(item.bytes).c_str(), item.reason.c_str());
+    }
     std::printf("%s %s: %llu step records, %llu blobs, %llu block maps, %llu listings, %llu "
                 "snapshots, %llu temp files, %llu mirrors and downloads; %s kept\n",
                 args.dry_run ? "would free" : "freed", human_size(report.bytes_freed).c_str(),

@@ -28,6 +28,7 @@
 #include "factory/runtime/rootless.hpp"
 #include "factory/util/error.hpp"
 #include "factory/util/files.hpp"
+#include "factory/util/interrupt.hpp"
 
 namespace factory::cli {
 
@@ -116,6 +117,13 @@ int print_outcomes(const std::vector<builder::RecipeOutcome>& outcomes,
     return 0;
 }
 
+// A command a signal stopped (util/interrupt.hpp): its one error line and 128 + N.
+int report_interrupted() {
+    auto e = interrupted_error();
+    std::fprintf(stderr, "factory: error: %s\n", e.what());
+    return static_cast<int>(e.code());
+}
+
 int run_build(BuildArgs a, const std::string& cache_dir, const RegistryFlags& registry_flags) {
     if (a.json && !a.dry_run)
         throw usage_error("--json goes with --dry-run (the plan as JSON); a build prints no JSON");
@@ -164,12 +172,17 @@ int run_build(BuildArgs a, const std::string& cache_dir, const RegistryFlags& re
     // or published.
     std::optional<AtomicFile> digest_file;
     if (!a.digest_file.empty()) {
+        std::error_code ec;
+        if (std::filesystem::is_directory(a.digest_file, ec))
+            throw Error("--digest-file " + a.digest_file + ": is a directory; give a file's path");
         try {
             digest_file.emplace(a.digest_file);
         } catch (const Error& e) {
             throw Error("--digest-file " + a.digest_file + ": " + e.what());
         }
     }
+    // Through the pushes and the --digest-file too (the build has its own guard inside).
+    InterruptGuard interrupts;
     std::vector<std::filesystem::path> recipes(a.recipes.begin(), a.recipes.end());
     auto outcomes = builder::build_recipes(recipes, options, progress);
     auto push_flags = registry_flags; // the pushes' progress is the build's
@@ -184,6 +197,7 @@ int run_build(BuildArgs a, const std::string& cache_dir, const RegistryFlags& re
             push_outputs({p.destination}, p.destination.substr(9), options.store_root, push_flags,
                          p.extra_tags);
         }
+    throw_if_interrupted();
     return print_outcomes(outcomes, a.recipes, digest_file ? &*digest_file : nullptr);
 }
 
@@ -472,11 +486,13 @@ int run(int argc, char** argv) {
         if (auto code = lock_command.dispatch(cache_dir)) return *code;
     } catch (const Error& e) {
         std::fflush(stdout);
+        if (interrupted()) return report_interrupted(); // whatever the stopped work says
         if (!e.context().empty()) std::fprintf(stderr, "%s\n", e.context().c_str());
         std::fprintf(stderr, "factory: error: %s\n", e.what());
         return static_cast<int>(e.code());
     } catch (const std::exception& e) {
         std::fflush(stdout);
+        if (interrupted()) return report_interrupted();
         std::fprintf(stderr, "factory: error: %s\n", e.what());
         return static_cast<int>(ExitCode::failure);
     }

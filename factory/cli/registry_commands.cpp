@@ -17,6 +17,7 @@
 #include "factory/registry/pull.hpp"
 #include "factory/registry/push.hpp"
 #include "factory/registry/reference.hpp"
+#include "factory/util/interrupt.hpp"
 
 namespace factory::cli {
 
@@ -249,6 +250,9 @@ RegistryCommands::RegistryCommands(CLI::App& app, std::string& cache_dir) {
 std::optional<int> RegistryCommands::dispatch(const std::string& cache_dir) {
     if (pull_->parsed() || push_->parsed())
         transfer_jobs(flags_); // a bad --jobs is a usage error before the store is read
+    // A signal stops the transfers, and the temp files of blobs on their way in are removed.
+    std::optional<InterruptGuard> interrupts;
+    if (pull_->parsed() || push_->parsed()) interrupts.emplace();
     if (pull_->parsed())
         return run_pull(pull_ref_, cache::store_root(cache_dir), flags_, platform_);
     if (push_->parsed()) {

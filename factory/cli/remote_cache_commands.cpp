@@ -10,6 +10,7 @@
 #include "cache/stats.hpp"
 #include "factory/builder/remote_cache.hpp"
 #include "factory/oci/layout.hpp"
+#include "factory/util/interrupt.hpp"
 
 namespace factory::cli {
 
@@ -117,6 +118,8 @@ int run_import(const std::string& text, const fs::path& root, const RegistryFlag
 } // namespace
 
 std::optional<int> RemoteCacheCommands::dispatch(const std::string& cache_dir) {
+    std::optional<InterruptGuard> interrupts; // a signal stops the transfers (cli.cpp reports it)
+    if (export_->parsed() || import_->parsed()) interrupts.emplace();
     if (export_->parsed()) return run_export(ref_, cache::store_root(cache_dir), flags_);
     if (import_->parsed()) return run_import(ref_, cache::store_root(cache_dir), flags_);
     return std::nullopt;
