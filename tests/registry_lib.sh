@@ -48,6 +48,16 @@ run_python_server() {
     fail "$name did not start"
 }
 
+# run_fault_proxy: tests/data/registry_fault_proxy.py in front of $REGISTRY, with no rule yet;
+# sets P (its host:port) and RULES (the rules file: write JSON there). Each request it sees is
+# logged to $TEST_DIR/proxy.requests.
+run_fault_proxy() {
+    RULES=$TEST_DIR/rules.json
+    echo '[]' >"$RULES"
+    run_python_server proxy registry_fault_proxy.py "$REGISTRY" "$RULES" "$TEST_DIR/proxy.requests"
+    P=127.0.0.1:$SERVER_PORT
+}
+
 # The hello image in the store; sets HELLO (its manifest digest).
 build_hello() {
     HELLO=$(build "$FACTORY_SOURCE_DIR/recipes/hello.toml")

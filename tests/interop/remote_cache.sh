@@ -10,10 +10,8 @@ need jq python3 crun curl
 need_root
 
 run_registry plain
-rules=$TEST_DIR/rules.json
-echo '[]' >"$rules"
-run_python_server proxy registry_fault_proxy.py "$REGISTRY" "$rules" "$TEST_DIR/proxy.requests"
-P=127.0.0.1:$SERVER_PORT
+run_fault_proxy
+rules=$RULES
 opts=(--tls-verify=false --progress plain)
 set_rules() {
     printf '%s' "$1" >"$rules.tmp"
