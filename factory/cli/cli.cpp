@@ -444,7 +444,8 @@ int run(int argc, char** argv) {
         } catch (const CLI::CallForVersion& e) {
             return app.exit(e);
         } catch (const CLI::ParseError& e) {
-            std::fprintf(stderr, "factory: error: %s\n", usage_message(app, e).c_str());
+            std::vector<std::string> args(argv + 1, argv + argc);
+            std::fprintf(stderr, "factory: error: %s\n", usage_message(app, e, args).c_str());
             return static_cast<int>(ExitCode::usage);
         }
         auto need = images->parsed() || inspect->parsed()          ? Namespace::never

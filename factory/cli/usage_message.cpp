@@ -100,10 +100,25 @@ std::string what(const CLI::App& cmd, const CLI::ParseError& error) {
     return message;
 }
 
+// True when the unknown option `arg` comes before the first subcommand in args: CLI11 hands
+// it on to the subcommand, but it was given to factory.
+bool before_the_command(const CLI::App& app, const CLI::ParseError& error,
+                        const std::vector<std::string>& args) {
+    if (!is<CLI::ExtrasError>(error) || app.get_subcommands().empty()) return false;
+    auto arg = first_extra(error.what());
+    const std::string& command = app.get_subcommands().front()->get_name();
+    for (const auto& a : args) {
+        if (a == arg) return true;
+        if (a == command) return false;
+    }
+    return false;
+}
+
 } // namespace
 
-std::string usage_message(const CLI::App& app, const CLI::ParseError& error) {
-    const CLI::App& cmd = failing_command(app);
+std::string usage_message(const CLI::App& app, const CLI::ParseError& error,
+                          const std::vector<std::string>& args) {
+    const CLI::App& cmd = before_the_command(app, error, args) ? app : failing_command(app);
     std::string path = command_path(cmd);
     std::string help = "factory " + (path.empty() ? "" : path + " ") + "--help";
     return (path.empty() ? "" : path + ": ") + what(cmd, error) + "; see '" + help + "'";

@@ -51,6 +51,7 @@ expect_usage "factory: error: build: missing RECIPE; see 'factory build --help'"
 expect_usage "factory: error: inspect: missing REF; see 'factory inspect --help'" inspect
 expect_usage "factory: error: build: unknown option '--nope'; see 'factory build --help'" \
     build --nope "$hello"
+expect_usage "factory: error: unknown option '--nope'; see 'factory --help'" --nope build "$hello"
 expect_usage "factory: error: inspect: unexpected argument 'b'; see 'factory inspect --help'" \
     inspect a b
 expect_usage "factory: error: why: --step needs a value; see 'factory why --help'" \
