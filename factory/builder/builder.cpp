@@ -1,6 +1,5 @@
 #include "factory/builder/builder.hpp"
 
-#include <functional>
 #include <set>
 #include <thread>
 
@@ -12,7 +11,6 @@
 #include "factory/builder/plan.hpp"
 #include "factory/builder/remote_cache.hpp"
 #include "factory/oci/layout.hpp"
-#include "factory/oci/media_types.hpp"
 #include "factory/recipe/parser.hpp"
 #include "factory/util/interrupt.hpp"
 
@@ -42,43 +40,14 @@ cache::RefBlobs store_ref_blobs(const fs::path& store_root) {
     auto store = oci::Layout::open(store_root);
     cache::RefBlobs out;
     std::set<std::string> seen;
-    // Layout::closure's walk, except that a manifest or index that can't be read ends only its
-    // own branch: a missing or corrupt one is listed (verify finds it gone or bad and says so), one
-    // that is there and sound but doesn't parse is a problem of its ref.
-    std::function<void(const std::string&, const oci::Descriptor&, int)> walk =
-        [&](const std::string& ref, const oci::Descriptor& d, int depth) {
-            if (depth > 4) {
-                out.problems.push_back("ref " + ref + ": indexes nested deeper than 4 levels at " +
-                                       d.digest);
-                return;
-            }
-            auto hex = d.sha256_hex();
-            if (!hex || !seen.insert(d.digest).second) return;
-            out.blobs.push_back(*hex);
-            bool index = oci::media_type::is_index(d.media_type);
-            if (!index && !oci::media_type::is_manifest(d.media_type)) return;
-            if (!store.blobs().has(*hex)) return; // listed: verify reports it missing
-            std::vector<oci::Descriptor> children;
-            if (index) {
-                auto idx = store.read_index(d);
-                if (idx)
-                    children = idx->manifests;
-                else if (store.blobs().verify(*hex))
-                    out.problems.push_back("ref " + ref + ": " + idx.error());
-            } else {
-                auto m = store.read_manifest(d);
-                if (m) {
-                    children = m->layers;
-                    children.push_back(m->config);
-                } else if (store.blobs().verify(*hex)) {
-                    out.problems.push_back("ref " + ref + ": " + m.error());
-                }
-            }
-            for (const auto& c : children)
-                walk(ref, c, depth + 1);
-        };
-    for (const auto& [name, desc] : store.refs())
-        walk(name, desc, 0);
+    for (const auto& [name, desc] : store.refs()) {
+        std::vector<std::string> problems;
+        for (const auto& d : store.closure_tolerant(desc, problems))
+            if (auto hex = d.sha256_hex(); hex && seen.insert(*hex).second)
+                out.blobs.push_back(*hex);
+        for (auto& p : problems)
+            out.problems.push_back("ref " + name + ": " + p);
+    }
     return out;
 }
 

@@ -227,30 +227,65 @@ Descriptor Layout::put_blob(std::string media_type, std::string_view bytes) {
     return describe(std::move(media_type), bytes);
 }
 
-Result<std::vector<Descriptor>> Layout::closure(const Descriptor& root) const {
+namespace {
+
+// The walk of closure() and closure_tolerant(): with `problems` null, the first manifest or
+// index that can't be read is the error; else it ends its branch (see the header).
+Result<std::vector<Descriptor>> closure_walk(const Layout& layout, const Descriptor& root,
+                                             std::vector<std::string>* problems) {
     std::vector<Descriptor> out;
     std::set<std::string> seen;
+    // Unreadable: an error, or (tolerant) a problem only when the blob is there and sound.
+    auto unreadable = [&](const Descriptor& d, const std::string& why) -> Result<void> {
+        if (!problems) return Unexpected(why);
+        auto hex = d.sha256_hex();
+        if (hex && layout.blobs().has(*hex) && layout.blobs().verify(*hex))
+            problems->push_back(why);
+        return {};
+    };
     std::function<Result<void>(const Descriptor&, int)> walk = [&](const Descriptor& d,
                                                                    int depth) -> Result<void> {
-        if (depth > 4) return Unexpected("indexes nested deeper than 4 levels at " + d.digest);
-        if (seen.count(d.digest)) return {};
-        if (media_type::is_index(d.media_type)) {
-            auto idx = read_index(d);
-            if (!idx) return Unexpected(idx.error());
-            for (const auto& m : idx->manifests)
-                if (auto r = walk(m, depth + 1); !r) return r;
-        } else if (media_type::is_manifest(d.media_type)) {
-            auto m = read_manifest(d);
-            if (!m) return Unexpected(m.error());
-            for (const auto& l : m->layers)
-                if (auto r = walk(l, depth + 1); !r) return r;
-            if (auto r = walk(m->config, depth + 1); !r) return r;
+        if (depth > 4) {
+            std::string why = "indexes nested deeper than 4 levels at " + d.digest;
+            if (!problems) return Unexpected(why);
+            problems->push_back(why);
+            return {};
         }
+        if (seen.count(d.digest)) return {};
+        std::vector<Descriptor> children;
+        if (media_type::is_index(d.media_type)) {
+            auto idx = layout.read_index(d);
+            if (idx)
+                children = idx->manifests;
+            else if (auto r = unreadable(d, idx.error()); !r)
+                return r;
+        } else if (media_type::is_manifest(d.media_type)) {
+            auto m = layout.read_manifest(d);
+            if (m) {
+                children = m->layers;
+                children.push_back(m->config);
+            } else if (auto r = unreadable(d, m.error()); !r) {
+                return r;
+            }
+        }
+        for (const auto& c : children)
+            if (auto r = walk(c, depth + 1); !r) return r;
         if (seen.insert(d.digest).second) out.push_back(d);
         return {};
     };
     if (auto r = walk(root, 0); !r) return Unexpected(r.error());
     return out;
+}
+
+} // namespace
+
+Result<std::vector<Descriptor>> Layout::closure(const Descriptor& root) const {
+    return closure_walk(*this, root, nullptr);
+}
+
+std::vector<Descriptor> Layout::closure_tolerant(const Descriptor& root,
+                                                 std::vector<std::string>& problems) const {
+    return *closure_walk(*this, root, &problems);
 }
 
 namespace {

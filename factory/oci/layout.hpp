@@ -93,6 +93,11 @@ class Layout {
     // blobs before their referrers (layers, config, manifest, …, d last). Manifests and indexes
     // are read and verified on the way; layers are not read. Nesting is capped at 4 levels.
     Result<std::vector<Descriptor>> closure(const Descriptor& d) const;
+    // The same walk for a verifier: a manifest or index that can't be read ends only its own
+    // branch. One missing or damaged is still listed (the verifier finds it gone or bad); one
+    // that is there and sound but doesn't parse, and nesting past 4 levels, go to `problems`.
+    std::vector<Descriptor> closure_tolerant(const Descriptor& d,
+                                             std::vector<std::string>& problems) const;
 
   private:
     Layout(fs::path dir, fs::path tmp);
