@@ -118,18 +118,10 @@ if ! privileged || ! command -v runc >/dev/null 2>&1; then
 fi
 bb=$(busybox_context)
 step "a busybox base image in an OCI layout: a file, a directory, a file to delete"
-write ctx/bbbase.toml <<EOF
-[image]
-name = "bbbase"
-
-[contexts]
-busybox = "$bb"
-
-[base]
-image = "scratch"
-
-[[step]]
-copy = [{ context = "busybox", src = "busybox", dest = "/bin/busybox", mode = "0755" }]
+mkdir -p ctx
+{
+    busybox_recipe bbbase
+    cat <<EOF
 
 [[step]]
 run = ["/bin/busybox", "sh", "-c", "/bin/busybox --install -s /bin && mkdir -p /etc/conf.d && echo from-base >/etc/base.txt && echo in-dir >/etc/conf.d/a.conf && echo doomed >/etc/doomed.txt"]
@@ -137,6 +129,7 @@ run = ["/bin/busybox", "sh", "-c", "/bin/busybox --install -s /bin && mkdir -p /
 [config]
 env = { PATH = "/bin" }
 EOF
+} >ctx/bbbase.toml
 build -o "oci:$TEST_DIR/bblayout" ctx/bbbase.toml >/dev/null
 
 write ctx/team.toml <<EOF

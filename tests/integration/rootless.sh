@@ -230,19 +230,7 @@ assert_eq "$nosub_error" "$ERR" "the error names the user, the file and the fix"
 as "$nosub" "$TEST_DIR/n-home" build "$proj/bb.toml"
 assert_eq 1 "$RC" "exit code of a build with a RUN step without subordinate ids"
 assert_eq "$nosub_error" "$ERR" "the same error for a build that needs root"
-write "$TEST_DIR/copy-only.toml" <<TOML
-[image]
-name = "copy-only"
-
-[contexts]
-busybox = "$bb"
-
-[base]
-image = "scratch"
-
-[[step]]
-copy = [{ context = "busybox", src = "busybox", dest = "/bin/busybox", mode = "0755" }]
-TOML
+busybox_recipe copy-only >"$TEST_DIR/copy-only.toml"
 as "$nosub" "$TEST_DIR/n-home" build "$TEST_DIR/copy-only.toml"
 assert_eq 0 "$RC" "a copy-only build needs no namespace: $ERR"
 assert_not_contains "$ERR" "rootless: " "no namespace for a copy-only build"
